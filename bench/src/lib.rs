@@ -1,0 +1,1 @@
+//! Benchmark and load-generation support for floodgate.

@@ -1,0 +1,12 @@
+//! floodgate: a kernel-bypass TCP server engine over AF_XDP.
+//!
+//! Layers, bottom up: `wire` (zero-copy packet views), `tcp` (the sans-IO
+//! connection state machine, RFC 9293), `table` and `timer` (the shard-local
+//! connection table, TIME-WAIT table and timing wheel), `link` (frame I/O),
+//! `shard` (the per-core run loop) and `app` (applications on top).
+
+pub mod flow;
+pub mod time;
+pub mod wire;
+pub mod table;
+pub mod timer;

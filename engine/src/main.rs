@@ -1,0 +1,3 @@
+fn main() {
+    eprintln!("floodgate: the serve command arrives with the data path");
+}

@@ -1,0 +1,1 @@
+//! Connection table and TIME-WAIT table.
