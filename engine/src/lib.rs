@@ -10,3 +10,4 @@ pub mod time;
 pub mod wire;
 pub mod table;
 pub mod timer;
+pub mod link;
