@@ -3,7 +3,14 @@
 # skips apt entirely when everything is already present.
 set -euo pipefail
 
-PKGS=(build-essential pkg-config)
+# build-essential, pkg-config: the C side of the build (make, cc, UAPI headers).
+# clang, llvm: the XDP program (clang -target bpf) and bindgen's libclang.
+# libelf-dev, zlib1g-dev, m4: libbpf and libxdp, built from source by the
+#   libbpf-sys / libxdp-sys crates under xsk-rs and libbpf-rs.
+# iproute2, ethtool: deploy/testbed.sh (netns, veth, offloads).
+# nftables: loss injection on the testbed. python3: the testbed's clients.
+PKGS=(build-essential pkg-config clang llvm libelf-dev zlib1g-dev m4
+      iproute2 ethtool nftables python3)
 
 missing=()
 for p in "${PKGS[@]}"; do

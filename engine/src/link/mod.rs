@@ -7,6 +7,8 @@
 //! link; `Memory` (in-process frame pipes with a fault injector) serves tests
 //! and benchmarks.
 
+pub mod xdp;
+
 /// What to do with a received frame once its handler returns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RxAction {

@@ -1,0 +1,178 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+/*
+ * floodgate.bpf.c: the XDP program in front of floodgate's AF_XDP sockets.
+ *
+ * IPv4/IPv6 TCP frames (behind at most two 802.1Q/802.1ad tags) whose
+ * (destination address, destination port) is in `vips` go to the AF_XDP socket
+ * of their RX queue:
+ *
+ *     bpf_redirect_map(&xsks_map, ctx->rx_queue_index, XDP_PASS)
+ *
+ * so with no socket bound on that queue the kernel still gets the frame.
+ * Everything else (ARP, ICMP, other ports, IPv4 fragments, IPv6 with extension
+ * headers, anything truncated or malformed) passes to the kernel. Every verdict
+ * is counted in the per-CPU `stats` map (struct fg_stats, floodgate.h).
+ *
+ * Follows the layout of xdp-tools' xsk_def_xdp_prog.c and Katran's balancer:
+ * one entry point, maps declared as BTF structs, and a bounds check before
+ * every header read. Lengths are compared as scalars (offset + size <= frame
+ * length) so the verifier never sees unbounded packet-pointer arithmetic.
+ *
+ * Built by engine/build.rs: clang -target bpf -O2 -g.
+ */
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <linux/tcp.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+
+#include "floodgate.h"
+
+struct {
+	__uint(type, BPF_MAP_TYPE_XSKMAP);
+	__uint(max_entries, FG_MAX_QUEUES);
+	__type(key, __u32);
+	__type(value, __u32);
+} xsks_map SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, FG_MAX_VIPS);
+	__type(key, struct fg_vip_key);
+	__type(value, __u8);
+} vips SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct fg_stats);
+} stats SEC(".maps");
+
+/* 802.1Q / 802.1ad tag, after the MAC addresses (linux/if_vlan.h is not UAPI). */
+struct vlan_hdr {
+	__be16 tci;
+	__be16 encap_proto;
+};
+
+#define MAX_VLAN_TAGS 2
+#define IP_MF 0x2000
+#define IP_OFFSET 0x1fff
+
+#define COUNT(field)                                          \
+	do {                                                  \
+		__u32 zero = 0;                               \
+		struct fg_stats *s;                           \
+		s = bpf_map_lookup_elem(&stats, &zero);       \
+		if (s)                                        \
+			s->field++;                           \
+	} while (0)
+
+#define PASS(field)          \
+	do {                 \
+		COUNT(field); \
+		return XDP_PASS;  \
+	} while (0)
+
+SEC("xdp")
+int floodgate_xdp(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	__u32 frame_len = (__u32)(data_end - data);
+	struct fg_vip_key key = {};
+	struct ethhdr *eth = data;
+	struct tcphdr *tcp;
+	__u32 off, end, doff;
+	__be16 proto;
+	int ret;
+
+	if ((void *)(eth + 1) > data_end)
+		PASS(pass_truncated);
+	proto = eth->h_proto;
+	off = sizeof(*eth);
+
+#pragma unroll
+	for (int i = 0; i < MAX_VLAN_TAGS; i++) {
+		struct vlan_hdr *vlan = data + off;
+
+		if (proto != bpf_htons(ETH_P_8021Q) && proto != bpf_htons(ETH_P_8021AD))
+			break;
+		if ((void *)(vlan + 1) > data_end)
+			PASS(pass_truncated);
+		proto = vlan->encap_proto;
+		off += sizeof(*vlan);
+	}
+
+	if (proto == bpf_htons(ETH_P_IP)) {
+		struct iphdr *ip = data + off;
+		__u32 ihl;
+
+		if ((void *)(ip + 1) > data_end)
+			PASS(pass_truncated);
+		if (ip->version != 4 || ip->ihl < 5)
+			PASS(pass_malformed);
+		/* The frame may carry Ethernet padding past the IP packet, never less. */
+		end = off + bpf_ntohs(ip->tot_len);
+		if (end > frame_len)
+			PASS(pass_truncated);
+		if (ip->protocol != IPPROTO_TCP)
+			PASS(pass_not_tcp);
+		if (ip->frag_off & bpf_htons(IP_MF | IP_OFFSET))
+			PASS(pass_fragment);
+		ihl = (__u32)ip->ihl * 4;
+		if (off + ihl > end)
+			PASS(pass_malformed);
+		key.addr[10] = 0xff;
+		key.addr[11] = 0xff;
+		__builtin_memcpy(&key.addr[12], &ip->daddr, 4);
+		off += ihl;
+	} else if (proto == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr *ip6 = data + off;
+
+		if ((void *)(ip6 + 1) > data_end)
+			PASS(pass_truncated);
+		if (ip6->version != 6)
+			PASS(pass_malformed);
+		end = off + sizeof(*ip6) + bpf_ntohs(ip6->payload_len);
+		if (end > frame_len)
+			PASS(pass_truncated);
+		/* Extension headers are left to the kernel: the engine never sends them. */
+		if (ip6->nexthdr != IPPROTO_TCP)
+			PASS(pass_not_tcp);
+		/* v4-mapped keys are IPv4 VIPs; on the wire such a destination is bogus. */
+		if (ip6->daddr.s6_addr32[0] == 0 && ip6->daddr.s6_addr32[1] == 0 &&
+		    ip6->daddr.s6_addr32[2] == bpf_htonl(0xffff))
+			PASS(pass_not_vip);
+		__builtin_memcpy(key.addr, &ip6->daddr, 16);
+		off += sizeof(*ip6);
+	} else {
+		PASS(pass_not_ip);
+	}
+
+	tcp = data + off;
+	if ((void *)(tcp + 1) > data_end)
+		PASS(pass_truncated);
+	doff = (__u32)tcp->doff * 4;
+	if (doff < sizeof(*tcp))
+		PASS(pass_malformed);
+	/* Options included: the engine parses them next, from this frame alone. */
+	if (off + doff > end)
+		PASS(pass_truncated);
+	key.port = tcp->dest;
+
+	if (!bpf_map_lookup_elem(&vips, &key))
+		PASS(pass_not_vip);
+
+	ret = bpf_redirect_map(&xsks_map, ctx->rx_queue_index, XDP_PASS);
+	if (ret == XDP_REDIRECT)
+		COUNT(redirect);
+	else
+		COUNT(redirect_no_xsk);
+	return ret;
+}
+
+char _license[] SEC("license") = "Dual MIT/GPL";

@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# The two-namespace testbed: floodgate in `fg-srv`, Linux clients in `fg-cli`.
+#
+#   fg-srv: fg-s0 198.18.0.1/24 ──── veth ──── fg-c0 198.18.0.2/24, .10-.73  :fg-cli
+#
+# Both ends have 2 RX and 2 TX queues, so a 2-queue engine has a socket per
+# queue (which queue a frame lands on follows the sending core's TX queue).
+# Addresses are in the benchmark range 198.18.0.0/15 (RFC 2544) and exist
+# only inside the namespaces.
+#
+# What XDP on veth needs, measured on Linux 6.x:
+#  - Native XDP works on fg-s0 with nothing on the peer: attaching a program
+#    turns on NAPI on fg-s0 and makes the kernel clear TSO/GSO on fg-c0, so
+#    frames from fg-c0 take the NAPI path where native XDP runs. A program (or
+#    GRO) on fg-c0 is needed only for XDP_TX/XDP_REDIRECT *into* fg-c0, which
+#    floodgate does not do: its AF_XDP TX on veth is copy mode (veth has no
+#    zero-copy), i.e. an skb through veth_xmit.
+#  - In generic mode (--xdp-mode generic) veth delivers every frame on RX
+#    queue 0; in native mode frames land on the queue matching the client's
+#    TX queue (its sending core), so both queues see traffic.
+#  - Checksum offload is turned off on fg-c0 (tx and rx): with tx on, the
+#    client kernel's frames carry partial (pseudo-header only) TCP checksums
+#    into AF_XDP; with rx on, veth marks frames CHECKSUM_UNNECESSARY and a
+#    wrong checksum from the engine would go unnoticed.
+#
+# Usage: testbed.sh up|down|status      (root; idempotent; `down` removes all,
+# ending any process still running inside the two namespaces)
+set -euo pipefail
+
+SRV=fg-srv
+CLI=fg-cli
+SRV_IF=fg-s0
+CLI_IF=fg-c0
+SRV_ADDR=198.18.0.1/24
+CLI_ADDR=198.18.0.2/24
+CLI_EXTRA_FIRST=10
+CLI_EXTRA_LAST=73
+QUEUES=2
+
+die() { echo "testbed: $*" >&2; exit 1; }
+have_ns() { ip netns list | awk '{print $1}' | grep -qx "$1"; }
+have_link() { ip -n "$1" link show dev "$2" >/dev/null 2>&1; }
+
+need_root() {
+    [ "$(id -u)" = 0 ] || die "needs root (network namespaces, veth, bpffs)"
+    for t in ip ethtool; do
+        command -v "$t" >/dev/null || die "missing $t: run deploy/install-deps.sh"
+    done
+}
+
+up() {
+    need_root
+    # bpffs, for pinning maps/links and for libxdp.
+    if ! mountpoint -q /sys/fs/bpf; then
+        mount -t bpf bpf /sys/fs/bpf || die "cannot mount bpffs on /sys/fs/bpf"
+    fi
+    for ns in "$SRV" "$CLI"; do
+        have_ns "$ns" || ip netns add "$ns"
+    done
+
+    # The veth pair; recreated if only half of it is where it belongs.
+    if ! have_link "$SRV" "$SRV_IF" || ! have_link "$CLI" "$CLI_IF"; then
+        ip -n "$SRV" link del "$SRV_IF" 2>/dev/null || true
+        ip -n "$CLI" link del "$CLI_IF" 2>/dev/null || true
+        ip -n "$SRV" link add "$SRV_IF" numtxqueues "$QUEUES" numrxqueues "$QUEUES" type veth \
+            peer name "$CLI_IF" netns "$CLI" numtxqueues "$QUEUES" numrxqueues "$QUEUES"
+    fi
+
+    ip -n "$SRV" link set lo up
+    ip -n "$CLI" link set lo up
+    ip -n "$SRV" addr replace "$SRV_ADDR" dev "$SRV_IF"
+    {
+        echo "addr replace $CLI_ADDR dev $CLI_IF"
+        for i in $(seq "$CLI_EXTRA_FIRST" "$CLI_EXTRA_LAST"); do
+            echo "addr replace 198.18.0.$i/24 dev $CLI_IF"
+        done
+    } | ip -n "$CLI" -batch -
+
+    ip netns exec "$CLI" ethtool -K "$CLI_IF" rx off tx off >/dev/null 2>&1 ||
+        die "cannot turn checksum offload off on $CLI_IF"
+
+    ip -n "$SRV" link set "$SRV_IF" up
+    ip -n "$CLI" link set "$CLI_IF" up
+    echo "testbed: up ($SRV/$SRV_IF ${SRV_ADDR%/*} <-> $CLI/$CLI_IF ${CLI_ADDR%/*}, .$CLI_EXTRA_FIRST-.$CLI_EXTRA_LAST, $QUEUES queues)"
+}
+
+down() {
+    need_root
+    for ns in "$SRV" "$CLI"; do
+        have_ns "$ns" || continue
+        # A process left inside keeps the namespace (and the veth) alive.
+        pids=$(ip netns pids "$ns" 2>/dev/null || true)
+        if [ -n "$pids" ]; then
+            echo "testbed: ending processes left in $ns: $pids" >&2
+            # shellcheck disable=SC2086
+            kill $pids 2>/dev/null || true
+            for _ in 1 2 3 4 5 6 7 8 9 10; do
+                [ -z "$(ip netns pids "$ns" 2>/dev/null)" ] && break
+                sleep 0.2
+            done
+            pids=$(ip netns pids "$ns" 2>/dev/null || true)
+            # shellcheck disable=SC2086
+            [ -z "$pids" ] || kill -9 $pids 2>/dev/null || true
+        fi
+        ip netns del "$ns"
+    done
+    # A veth whose namespace went away while a process held it ends up nowhere
+    # we can see; one left in the root namespace (old runs) is removed here.
+    ip link del "$SRV_IF" 2>/dev/null || true
+    ip link del "$CLI_IF" 2>/dev/null || true
+    echo "testbed: down"
+}
+
+status() {
+    local ok=0
+    for ns in "$SRV" "$CLI"; do
+        if have_ns "$ns"; then echo "netns $ns: present"; else echo "netns $ns: absent"; ok=1; fi
+    done
+    if have_ns "$SRV" && have_link "$SRV" "$SRV_IF"; then
+        ip -n "$SRV" -br addr show dev "$SRV_IF"
+        local xdp
+        xdp=$(ip -n "$SRV" -d link show dev "$SRV_IF" | grep -oE 'prog/xdp[a-z]* id [0-9]+|xdp(generic|drv|offload)?( |/)' | head -1 || true)
+        echo "  rx queues: $(ip netns exec "$SRV" sh -c "ls -d /sys/class/net/$SRV_IF/queues/rx-*" 2>/dev/null | wc -l)  xdp: ${xdp:-none}"
+    else
+        echo "$SRV_IF: absent"; ok=1
+    fi
+    if have_ns "$CLI" && have_link "$CLI" "$CLI_IF"; then
+        echo "$CLI_IF: $(ip -n "$CLI" -br link show dev "$CLI_IF" | awk '{print $2}')," \
+            "$(ip -n "$CLI" -4 addr show dev "$CLI_IF" | grep -c 'inet ') IPv4 addresses"
+        ip netns exec "$CLI" ethtool -k "$CLI_IF" 2>/dev/null |
+            grep -E '^(rx-checksumming|tx-checksumming|tcp-segmentation-offload):' | sed 's/^/  /'
+    else
+        echo "$CLI_IF: absent"; ok=1
+    fi
+    if mountpoint -q /sys/fs/bpf; then echo "bpffs: mounted"; else echo "bpffs: not mounted"; ok=1; fi
+    return $ok
+}
+
+case "${1:-}" in
+    up) up ;;
+    down) down ;;
+    status) status ;;
+    *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
+esac

@@ -1,0 +1,709 @@
+//! `Xdp`: the [`Link`] over one NIC queue's AF_XDP socket (xsk-rs / libxdp).
+//!
+//! Follows the kernel's AF_XDP documentation (Documentation/networking/af_xdp.rst):
+//! one UMEM of fixed-size frames per socket and its four rings. Frames move
+//! between user space and the kernel only through the rings:
+//!
+//! ```text
+//!   free stack ──► fill ring ──► (kernel RX) ──► RX ring ──► handler ─┬─ Release ──► free stack
+//!       ▲                                                            └─ Transmit ─┐
+//!       └── completion ring ◄── (kernel TX) ◄── TX ring ◄── pending ◄── send() ◄──┘
+//! ```
+//!
+//! * The free-frame stack, the RX batch, the pending-TX list and the completion
+//!   batch are allocated once in [`Xdp::bind`]; the per-packet path allocates
+//!   nothing and takes no lock (xsk-rs's rings are plain producer/consumer
+//!   indexes; its UMEM mutex is only taken on socket creation and drop).
+//! * The handler of `poll_rx` sees exactly the received bytes; a reply built
+//!   in place (`RxAction::Transmit(len)`) may be at most that long. Frames
+//!   from `TxSink::send` offer the whole frame (frame size less 256 bytes of
+//!   kernel headroom).
+//! * [`RxAction::Transmit`] sends the received frame itself (the zero-copy
+//!   reply of the SYN fast path): its descriptor goes to the TX ring unchanged
+//!   but for its length.
+//! * `XDP_USE_NEED_WAKEUP` is set by default: `flush` kicks the kernel
+//!   (`sendto`) only while the TX ring asks for it and frames are in flight, and
+//!   wakes the fill side (`recvfrom`) only when the fill ring asks for it.
+//! * `ZeroCopy::{Require, Auto, Off}` binds with `XDP_ZEROCOPY`, tries it then
+//!   falls back to `XDP_COPY`, or forces copy; [`Xdp::bind_mode`] reports what
+//!   the kernel actually gave (`XDP_OPTIONS`).
+//! * Every frame the link drops is counted by reason in [`XdpLinkStats`],
+//!   together with the kernel's own per-socket drop counters (`XDP_STATISTICS`).
+//!
+//! The XDP program that steers frames to the socket is [`program::XdpProgram`];
+//! [`Xdp::bind`] registers the socket in its XSKMAP.
+
+pub mod abi;
+pub mod program;
+
+use std::ffi::CString;
+use std::fmt;
+use std::os::fd::{AsRawFd, RawFd};
+use std::str::FromStr;
+
+use xsk_rs::config::{
+    BindFlags, FrameSize, Interface, LibxdpFlags, QueueSize, SocketConfig, UmemConfig,
+};
+use xsk_rs::{CompQueue, FillQueue, FrameDesc, RxQueue, Socket, TxQueue, Umem};
+
+pub use abi::{BpfStats, VipKey};
+pub use program::{AttachedMode, XdpError, XdpMode, XdpProgram};
+
+use super::{Link, RxAction, TxSink};
+
+/// Zero-copy policy for the AF_XDP bind (`--zero-copy require|auto|off`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ZeroCopy {
+    /// Bind with `XDP_ZEROCOPY`; fail if the driver cannot.
+    Require,
+    /// Try zero-copy, fall back to copy mode.
+    #[default]
+    Auto,
+    /// Bind with `XDP_COPY`.
+    Off,
+}
+
+impl FromStr for ZeroCopy {
+    type Err = XdpError;
+    fn from_str(s: &str) -> Result<Self, XdpError> {
+        match s {
+            "require" => Ok(ZeroCopy::Require),
+            "auto" => Ok(ZeroCopy::Auto),
+            "off" => Ok(ZeroCopy::Off),
+            _ => Err(XdpError::new(format!(
+                "unknown zero-copy policy {s:?}: expected require, auto or off"
+            ))),
+        }
+    }
+}
+
+/// The bind mode the kernel gave the socket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BindMode {
+    ZeroCopy,
+    Copy,
+}
+
+impl fmt::Display for BindMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            BindMode::ZeroCopy => "zero-copy",
+            BindMode::Copy => "copy",
+        })
+    }
+}
+
+/// Sizes and policies of one queue's socket. Ring sizes are powers of two.
+#[derive(Clone, Debug)]
+pub struct XdpConfig {
+    /// UMEM frame size: 2048 or 4096 bytes (the kernel keeps 256 of headroom).
+    pub frame_size: u32,
+    /// Frames in the fill ring (and the RX ring).
+    pub rx_ring: u32,
+    /// Frames in the TX ring (and the completion ring).
+    pub tx_ring: u32,
+    /// Most frames handled per `poll_rx` call, and per completion reap.
+    pub batch: usize,
+    pub zero_copy: ZeroCopy,
+    /// Bind with `XDP_USE_NEED_WAKEUP` (recommended: no syscalls while the
+    /// kernel is busy anyway).
+    pub need_wakeup: bool,
+}
+
+impl Default for XdpConfig {
+    fn default() -> Self {
+        XdpConfig {
+            frame_size: 4096,
+            rx_ring: 2048,
+            tx_ring: 2048,
+            batch: 64,
+            zero_copy: ZeroCopy::Auto,
+            need_wakeup: true,
+        }
+    }
+}
+
+impl XdpConfig {
+    /// Total UMEM frames: enough to keep the fill ring full and the TX ring
+    /// full at the same time.
+    pub fn frame_count(&self) -> u32 {
+        self.rx_ring + self.tx_ring
+    }
+
+    fn validate(&self) -> Result<(), XdpError> {
+        if self.frame_size != 2048 && self.frame_size != 4096 {
+            return Err(XdpError::new(format!(
+                "frame size {} is not supported: use 2048 or 4096",
+                self.frame_size
+            )));
+        }
+        for (name, v) in [("RX ring", self.rx_ring), ("TX ring", self.tx_ring)] {
+            if !v.is_power_of_two() || !(64..=65536).contains(&v) {
+                return Err(XdpError::new(format!(
+                    "{name} size {v} must be a power of two between 64 and 65536"
+                )));
+            }
+        }
+        if self.batch == 0
+            || self.batch > self.tx_ring as usize
+            || self.batch > self.rx_ring as usize
+        {
+            return Err(XdpError::new(format!(
+                "batch {} must be between 1 and the ring sizes",
+                self.batch
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Counters of one queue's link. Monotonic; `kernel_*` come from the
+/// socket's `XDP_STATISTICS` at the time of [`Xdp::stats`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct XdpLinkStats {
+    /// Frames taken from the RX ring.
+    pub rx_frames: u64,
+    /// Frames put on the TX ring.
+    pub tx_frames: u64,
+    /// TX frames the kernel reported done (completion ring).
+    pub tx_completed: u64,
+    /// Drop: a frame to send found the pending-TX list (TX ring) full.
+    pub tx_ring_full: u64,
+    /// Drop: `send` found no free UMEM frame.
+    pub no_free_frame: u64,
+    /// Drop: a handler asked to send 0 bytes via `Transmit`, or more than a frame holds.
+    pub tx_bad_len: u64,
+    /// Drop: a multi-buffer (`XDP_PKT_CONTD`) frame, which this link does not bind for.
+    pub rx_multi_buffer: u64,
+    /// The fill ring had room but no free frame was left to give it.
+    pub rx_fill_short: u64,
+    /// `send` calls whose writer returned 0 (cancelled; not a drop).
+    pub tx_cancelled: u64,
+    /// `sendto` kicks for the TX ring.
+    pub tx_wakeups: u64,
+    /// `recvfrom` kicks for the fill ring.
+    pub fill_wakeups: u64,
+    /// Kicks that failed with an unexpected error.
+    pub wakeup_errors: u64,
+    /// Kernel: frames dropped for lack of a fill-ring frame.
+    pub kernel_rx_fill_empty: u64,
+    /// Kernel: frames dropped because the RX ring was full.
+    pub kernel_rx_ring_full: u64,
+    /// Kernel: frames dropped for other reasons (e.g. too large for a frame).
+    pub kernel_rx_dropped: u64,
+    /// Kernel: invalid RX / TX descriptors (a bug in this link if non-zero).
+    pub kernel_rx_invalid_descs: u64,
+    pub kernel_tx_invalid_descs: u64,
+    /// Kernel: times the TX ring was found empty when woken. In copy mode
+    /// every poll() of the socket drives TX, so idle polls count here too.
+    pub kernel_tx_ring_empty: u64,
+}
+
+impl XdpLinkStats {
+    /// `(metric name, value)` for every counter.
+    pub fn fields(&self) -> [(&'static str, u64); 18] {
+        [
+            ("rx_frames", self.rx_frames),
+            ("tx_frames", self.tx_frames),
+            ("tx_completed", self.tx_completed),
+            ("tx_ring_full", self.tx_ring_full),
+            ("no_free_frame", self.no_free_frame),
+            ("tx_bad_len", self.tx_bad_len),
+            ("rx_multi_buffer", self.rx_multi_buffer),
+            ("rx_fill_short", self.rx_fill_short),
+            ("tx_cancelled", self.tx_cancelled),
+            ("tx_wakeups", self.tx_wakeups),
+            ("fill_wakeups", self.fill_wakeups),
+            ("wakeup_errors", self.wakeup_errors),
+            ("kernel_rx_fill_empty", self.kernel_rx_fill_empty),
+            ("kernel_rx_ring_full", self.kernel_rx_ring_full),
+            ("kernel_rx_dropped", self.kernel_rx_dropped),
+            ("kernel_rx_invalid_descs", self.kernel_rx_invalid_descs),
+            ("kernel_tx_invalid_descs", self.kernel_tx_invalid_descs),
+            ("kernel_tx_ring_empty", self.kernel_tx_ring_empty),
+        ]
+    }
+}
+
+/// Frames owned by user space and the counters, split from the rings so a
+/// TX sink can borrow them while a received frame is borrowed from the UMEM.
+struct Pool {
+    /// Free frames (LIFO: the most recently used frame is the warmest).
+    free: Vec<FrameDesc>,
+    /// Frames to put on the TX ring at the next `flush`.
+    pending: Vec<FrameDesc>,
+    pending_cap: usize,
+    stats: XdpLinkStats,
+}
+
+/// One NIC queue's AF_XDP socket. Not `Sync`; owned by one shard thread.
+pub struct Xdp {
+    // Field order is drop order: rings (which hold the socket) before the UMEM.
+    rx_q: RxQueue,
+    tx_q: TxQueue,
+    fill_q: FillQueue,
+    comp_q: CompQueue,
+    umem: Umem,
+    rx_batch: Vec<FrameDesc>,
+    comp_batch: Vec<FrameDesc>,
+    pool: Pool,
+    /// Frames kept off the fill ring so `send` always has some.
+    tx_reserve: usize,
+    tx_in_flight: u64,
+    need_wakeup: bool,
+    fd: RawFd,
+    ifname: String,
+    queue: u32,
+    bind_mode: BindMode,
+}
+
+impl fmt::Debug for Xdp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Xdp")
+            .field("ifname", &self.ifname)
+            .field("queue", &self.queue)
+            .field("bind_mode", &self.bind_mode)
+            .field("fd", &self.fd)
+            .finish()
+    }
+}
+
+impl Xdp {
+    /// Creates the UMEM and the AF_XDP socket on `ifname` RX queue `queue`,
+    /// fills the fill ring, and registers the socket in `program`'s XSKMAP so
+    /// the program starts redirecting owned frames of that queue to it.
+    pub fn bind(
+        program: &XdpProgram,
+        ifname: &str,
+        queue: u32,
+        cfg: &XdpConfig,
+    ) -> Result<Xdp, XdpError> {
+        cfg.validate()?;
+        let ifindex = program::ifindex(ifname)?;
+        if let Some(prog_if) = program.ifindex() {
+            if prog_if != ifindex {
+                return Err(XdpError::new(format!(
+                    "the XDP program is attached to {}, not {ifname}",
+                    program.ifname().unwrap_or("?")
+                )));
+            }
+        }
+        if let Some(n) = program::rx_queue_count(ifname) {
+            if queue >= n {
+                return Err(XdpError::new(format!(
+                    "interface {ifname} has {n} RX queue{}; queue {queue} needs {}",
+                    if n == 1 { "" } else { "s" },
+                    queue + 1
+                )));
+            }
+        }
+        let generic = program.attached_mode() == Some(AttachedMode::Generic);
+        if cfg.zero_copy == ZeroCopy::Require && generic {
+            return Err(XdpError::new(format!(
+                "zero-copy was required but the XDP program on {ifname} runs in generic mode; \
+                 zero-copy needs native XDP (--xdp-mode native)"
+            )));
+        }
+        let attempts: &[BindMode] = match cfg.zero_copy {
+            ZeroCopy::Require => &[BindMode::ZeroCopy],
+            ZeroCopy::Auto if !generic => &[BindMode::ZeroCopy, BindMode::Copy],
+            ZeroCopy::Auto | ZeroCopy::Off => &[BindMode::Copy],
+        };
+        let mut last_err = None;
+        for &mode in attempts {
+            match Self::try_bind(ifname, queue, cfg, mode) {
+                Ok(x) => {
+                    program.register_xsk(queue, x.fd)?;
+                    return Ok(x);
+                }
+                Err(e) => last_err = Some(e),
+            }
+        }
+        let e = last_err.expect("at least one bind attempt");
+        Err(match cfg.zero_copy {
+            ZeroCopy::Require => XdpError::new(format!(
+                "{e} (zero-copy was required: the driver of {ifname} cannot do it; \
+                 use --zero-copy auto or off)"
+            )),
+            _ => e,
+        })
+    }
+
+    fn try_bind(
+        ifname: &str,
+        queue: u32,
+        cfg: &XdpConfig,
+        mode: BindMode,
+    ) -> Result<Xdp, XdpError> {
+        let q =
+            |n: u32| QueueSize::new(n).map_err(|e| XdpError::new(format!("ring size {n}: {e}")));
+        let umem_cfg = UmemConfig::builder()
+            .frame_size(
+                FrameSize::new(cfg.frame_size)
+                    .map_err(|e| XdpError::new(format!("frame size {}: {e}", cfg.frame_size)))?,
+            )
+            .fill_queue_size(q(cfg.rx_ring)?)
+            .comp_queue_size(q(cfg.tx_ring)?)
+            .frame_headroom(0)
+            .build()
+            .map_err(|e| XdpError::new(format!("UMEM config: {e}")))?;
+        let frame_count = std::num::NonZeroU32::new(cfg.frame_count())
+            .expect("validated ring sizes are non-zero");
+        let (umem, descs) = Umem::new(umem_cfg, frame_count, false).map_err(|e| {
+            XdpError::new(format!(
+                "cannot create a {} MiB UMEM: {}{}",
+                (cfg.frame_count() as u64 * cfg.frame_size as u64) >> 20,
+                e,
+                source_suffix(&e)
+            ))
+        })?;
+
+        let mut bind = match mode {
+            BindMode::ZeroCopy => BindFlags::XDP_ZEROCOPY,
+            BindMode::Copy => BindFlags::XDP_COPY,
+        };
+        if cfg.need_wakeup {
+            bind |= BindFlags::XDP_USE_NEED_WAKEUP;
+        }
+        let sock_cfg = SocketConfig::builder()
+            .rx_queue_size(q(cfg.rx_ring)?)
+            .tx_queue_size(q(cfg.tx_ring)?)
+            // The program is ours (XdpProgram); libxdp must not load its own.
+            .libxdp_flags(LibxdpFlags::XSK_LIBXDP_FLAGS_INHIBIT_PROG_LOAD)
+            .bind_flags(bind)
+            .build();
+        let iface = Interface::new(
+            CString::new(ifname)
+                .map_err(|_| XdpError::new(format!("bad interface name {ifname:?}")))?,
+        );
+        // SAFETY: the UMEM is not shared with any other socket.
+        let (tx_q, rx_q, fq_cq) =
+            unsafe { Socket::new(sock_cfg, &umem, &iface, queue) }.map_err(|e| {
+                XdpError::new(format!(
+                    "cannot bind an AF_XDP socket ({mode}) to {ifname} queue {queue}: {e}{}",
+                    source_suffix(&e)
+                ))
+            })?;
+        let (mut fill_q, comp_q) = fq_cq.ok_or_else(|| {
+            XdpError::new("libxdp returned no fill/completion ring for a fresh UMEM")
+        })?;
+        let fd = rx_q.fd().as_raw_fd();
+        let bind_mode = query_bind_mode(fd).unwrap_or(mode);
+        if mode == BindMode::ZeroCopy && bind_mode != BindMode::ZeroCopy {
+            return Err(XdpError::new(format!(
+                "{ifname} queue {queue}: asked for zero-copy, the kernel bound in copy mode"
+            )));
+        }
+
+        let frame_count = descs.len();
+        let mut free = Vec::with_capacity(frame_count);
+        free.extend_from_slice(&descs);
+        drop(descs);
+        // Give the fill ring all but the TX side's share.
+        let initial_fill = (cfg.rx_ring as usize).min(frame_count);
+        let start = free.len() - initial_fill;
+        // SAFETY: these frames belong to `umem` and are owned by nobody else.
+        let filled = unsafe { fill_q.produce(&free[start..]) };
+        if filled != initial_fill {
+            return Err(XdpError::new(format!(
+                "{ifname} queue {queue}: the fill ring took {filled} of {initial_fill} frames"
+            )));
+        }
+        free.truncate(start);
+
+        let pending_cap = cfg.tx_ring as usize;
+        Ok(Xdp {
+            rx_q,
+            tx_q,
+            fill_q,
+            comp_q,
+            umem,
+            rx_batch: vec![FrameDesc::default(); cfg.batch],
+            comp_batch: vec![FrameDesc::default(); cfg.tx_ring as usize],
+            pool: Pool {
+                free,
+                pending: Vec::with_capacity(pending_cap),
+                pending_cap,
+                stats: XdpLinkStats::default(),
+            },
+            tx_reserve: cfg.batch,
+            tx_in_flight: 0,
+            need_wakeup: cfg.need_wakeup,
+            fd,
+            ifname: ifname.to_string(),
+            queue,
+            bind_mode,
+        })
+    }
+
+    /// Zero-copy or copy, as the kernel reports it.
+    pub fn bind_mode(&self) -> BindMode {
+        self.bind_mode
+    }
+
+    pub fn ifname(&self) -> &str {
+        &self.ifname
+    }
+
+    pub fn queue(&self) -> u32 {
+        self.queue
+    }
+
+    /// The socket's fd, to poll for readability (e.g. `mio::unix::SourceFd`).
+    pub fn raw_fd(&self) -> RawFd {
+        self.fd
+    }
+
+    /// Frames on the free stack right now.
+    pub fn free_frames(&self) -> usize {
+        self.pool.free.len()
+    }
+
+    /// Frames on the TX ring not yet completed, plus those pending.
+    pub fn tx_outstanding(&self) -> u64 {
+        self.tx_in_flight + self.pool.pending.len() as u64
+    }
+
+    /// The link's counters plus the kernel's (one `getsockopt`; not for the
+    /// per-packet path).
+    pub fn stats(&self) -> XdpLinkStats {
+        let mut s = self.pool.stats;
+        if let Ok(k) = self.rx_q.fd().xdp_statistics() {
+            s.kernel_rx_fill_empty = k.rx_fill_ring_empty_descs();
+            s.kernel_rx_ring_full = k.rx_ring_full();
+            s.kernel_rx_dropped = k.rx_dropped();
+            s.kernel_rx_invalid_descs = k.rx_invalid_descs();
+            s.kernel_tx_invalid_descs = k.tx_invalid_descs();
+            s.kernel_tx_ring_empty = k.tx_ring_empty_descs();
+        }
+        s
+    }
+
+    fn kick_tx(&mut self) {
+        self.pool.stats.tx_wakeups += 1;
+        if self.tx_q.wakeup().is_err() {
+            self.pool.stats.wakeup_errors += 1;
+        }
+    }
+
+    fn kick_fill(&mut self) {
+        self.pool.stats.fill_wakeups += 1;
+        // SAFETY: a zero-length recvfrom with no buffers is the documented
+        // fill-ring wake-up; it touches no memory.
+        let rc = unsafe {
+            libc::recvfrom(
+                self.fd,
+                std::ptr::null_mut(),
+                0,
+                libc::MSG_DONTWAIT,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+            )
+        };
+        if rc < 0 {
+            let errno = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
+            if !matches!(
+                errno,
+                libc::EAGAIN | libc::EBUSY | libc::ENOBUFS | libc::ENETDOWN
+            ) {
+                self.pool.stats.wakeup_errors += 1;
+            }
+        }
+    }
+}
+
+impl AsRawFd for Xdp {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd
+    }
+}
+
+/// TX sink of an [`Xdp`] link: takes a free frame, lets the writer fill it,
+/// queues it for the TX ring (pushed at the next `flush`).
+pub struct XdpTx<'a> {
+    umem: &'a Umem,
+    pool: &'a mut Pool,
+}
+
+impl TxSink for XdpTx<'_> {
+    fn send<F: FnOnce(&mut [u8]) -> usize>(&mut self, write: F) -> bool {
+        if self.pool.pending.len() >= self.pool.pending_cap {
+            self.pool.stats.tx_ring_full += 1;
+            return false;
+        }
+        let Some(mut desc) = self.pool.free.pop() else {
+            self.pool.stats.no_free_frame += 1;
+            return false;
+        };
+        // SAFETY: `desc` came off the free stack, so neither the kernel nor
+        // any other borrow is using its frame.
+        let mut data = unsafe { self.umem.data_mut(&mut desc) };
+        let cap = {
+            let mut c = data.cursor();
+            let cap = c.buf_len();
+            c.set_pos(cap);
+            cap
+        };
+        let n = write(data.contents_mut());
+        if n == 0 {
+            self.pool.stats.tx_cancelled += 1;
+            self.pool.free.push(desc);
+            return true;
+        }
+        if n > cap {
+            self.pool.stats.tx_bad_len += 1;
+            self.pool.free.push(desc);
+            return false;
+        }
+        data.cursor().set_pos(n);
+        self.pool.pending.push(desc);
+        true
+    }
+}
+
+impl Link for Xdp {
+    type Tx<'a> = XdpTx<'a>;
+
+    fn poll_rx<H>(&mut self, budget: usize, mut handler: H) -> usize
+    where
+        H: FnMut(&mut [u8], &mut Self::Tx<'_>) -> RxAction,
+    {
+        let n = budget.min(self.rx_batch.len());
+        // SAFETY: the descriptors are filled in from this UMEM's RX ring.
+        let got = unsafe { self.rx_q.consume(&mut self.rx_batch[..n]) };
+        self.pool.stats.rx_frames += got as u64;
+        for i in 0..got {
+            let mut desc = self.rx_batch[i];
+            if desc.has_more_frames() {
+                self.pool.stats.rx_multi_buffer += 1;
+                self.pool.free.push(desc);
+                continue;
+            }
+            let action = {
+                // SAFETY: the kernel handed this frame to us on the RX ring;
+                // until it goes back on a ring, only this borrow uses it.
+                let mut data = unsafe { self.umem.data_mut(&mut desc) };
+                let mut tx = XdpTx {
+                    umem: &self.umem,
+                    pool: &mut self.pool,
+                };
+                handler(data.contents_mut(), &mut tx)
+            };
+            match action {
+                RxAction::Release => self.pool.free.push(desc),
+                RxAction::Transmit(len) => {
+                    // SAFETY: as above; the frame is still ours.
+                    let mut data = unsafe { self.umem.data_mut(&mut desc) };
+                    let mut c = data.cursor();
+                    if len == 0 || len > c.buf_len() {
+                        self.pool.stats.tx_bad_len += 1;
+                        self.pool.free.push(desc);
+                    } else if self.pool.pending.len() >= self.pool.pending_cap {
+                        self.pool.stats.tx_ring_full += 1;
+                        self.pool.free.push(desc);
+                    } else {
+                        c.set_pos(len);
+                        self.pool.pending.push(desc);
+                    }
+                }
+            }
+        }
+        got
+    }
+
+    fn tx(&mut self) -> Self::Tx<'_> {
+        XdpTx {
+            umem: &self.umem,
+            pool: &mut self.pool,
+        }
+    }
+
+    fn flush(&mut self) {
+        // 1. Pending frames onto the TX ring, as many as it has room for.
+        let pending = self.pool.pending.len();
+        if pending > 0 {
+            let room = self.tx_q.nb_free(pending as u32) as usize;
+            let k = room.min(pending);
+            // SAFETY: pending frames are ours and belong to this UMEM.
+            let sent = if k > 0 {
+                unsafe { self.tx_q.produce(&self.pool.pending[..k]) }
+            } else {
+                0
+            };
+            self.pool.pending.copy_within(sent.., 0);
+            self.pool.pending.truncate(pending - sent);
+            self.pool.stats.tx_frames += sent as u64;
+            self.tx_in_flight += sent as u64;
+        }
+        // 2. Kick the kernel while it has TX work and asks to be kicked
+        //    (copy mode always asks: its TX runs inside sendto).
+        if self.tx_in_flight > 0 && (!self.need_wakeup || self.tx_q.needs_wakeup()) {
+            self.kick_tx();
+        }
+        // 3. Reap completions onto the free stack.
+        // SAFETY: the completion ring returns frames of this UMEM.
+        let done = unsafe { self.comp_q.consume(&mut self.comp_batch) };
+        for d in &self.comp_batch[..done] {
+            self.pool.free.push(*d);
+        }
+        self.pool.stats.tx_completed += done as u64;
+        self.tx_in_flight = self.tx_in_flight.saturating_sub(done as u64);
+        // 4. Refill the fill ring, keeping `tx_reserve` frames for sends.
+        let spare = self.pool.free.len().saturating_sub(self.tx_reserve);
+        let want = spare.max(1);
+        let room = self.fill_q.nb_free(want as u32) as usize;
+        if room > 0 {
+            let k = room.min(spare);
+            if k == 0 {
+                self.pool.stats.rx_fill_short += 1;
+            } else {
+                let start = self.pool.free.len() - k;
+                // SAFETY: free frames are ours and belong to this UMEM.
+                let filled = unsafe { self.fill_q.produce(&self.pool.free[start..]) };
+                self.pool.free.truncate(self.pool.free.len() - filled);
+            }
+        }
+        // 5. Wake the RX side if the driver went to sleep on an empty fill ring.
+        if self.need_wakeup && self.fill_q.needs_wakeup() {
+            self.kick_fill();
+        }
+    }
+}
+
+/// What the kernel bound: `getsockopt(SOL_XDP, XDP_OPTIONS)`.
+fn query_bind_mode(fd: RawFd) -> Option<BindMode> {
+    let mut opts = libc::xdp_options { flags: 0 };
+    let mut len = std::mem::size_of::<libc::xdp_options>() as libc::socklen_t;
+    // SAFETY: `opts` and `len` are valid for the kernel to write.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_XDP,
+            libc::XDP_OPTIONS,
+            (&mut opts as *mut libc::xdp_options).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return None;
+    }
+    Some(if opts.flags & libc::XDP_OPTIONS_ZEROCOPY != 0 {
+        BindMode::ZeroCopy
+    } else {
+        BindMode::Copy
+    })
+}
+
+fn source_suffix(e: &dyn std::error::Error) -> String {
+    match e.source() {
+        Some(s) => format!(" ({s})"),
+        None => String::new(),
+    }
+}
+
+// A shard moves its link into its thread.
+const _: () = {
+    const fn assert_send<T: Send>() {}
+    assert_send::<Xdp>();
+    assert_send::<XdpProgram>();
+};

@@ -1,0 +1,143 @@
+//! Shared by the root tests of the XDP program and the AF_XDP link: the
+//! root gate and hand-built frames.
+#![allow(dead_code)]
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+/// True when the test may run. Not root: prints a loud SKIPPED line and
+/// returns false, except under CI=true, where skipping is a failure.
+pub fn require_root(test: &str) -> bool {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("{test}: needs root, and CI=true forbids skipping root tests");
+    }
+    // Straight to fd 2: libtest captures eprintln! of passing tests.
+    let msg = format!(
+        "\n*** SKIPPED: {test} needs root (XDP / AF_XDP / netns); run the tests as root ***\n"
+    );
+    let _ = std::io::Write::write_all(&mut std::io::stderr(), msg.as_bytes());
+    false
+}
+
+pub const CLIENT_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x02];
+pub const SERVER_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
+pub const ETH_P_IP: u16 = 0x0800;
+pub const ETH_P_IPV6: u16 = 0x86dd;
+pub const ETH_P_ARP: u16 = 0x0806;
+pub const ETH_P_8021Q: u16 = 0x8100;
+pub const ETH_P_8021AD: u16 = 0x88a8;
+
+pub const TCP_FIN: u8 = 0x01;
+pub const TCP_SYN: u8 = 0x02;
+pub const TCP_ACK: u8 = 0x10;
+
+/// Ethernet header with `vlans` tags (outer first) before `ethertype`.
+pub fn eth(ethertype: u16, vlans: &[(u16, u16)]) -> Vec<u8> {
+    let mut f = Vec::new();
+    f.extend_from_slice(&SERVER_MAC);
+    f.extend_from_slice(&CLIENT_MAC);
+    for &(tpid, vid) in vlans {
+        f.extend_from_slice(&tpid.to_be_bytes());
+        f.extend_from_slice(&vid.to_be_bytes());
+    }
+    f.extend_from_slice(&ethertype.to_be_bytes());
+    f
+}
+
+/// Internet checksum (RFC 1071) of `data` starting from `sum`.
+pub fn csum_add(mut sum: u32, data: &[u8]) -> u32 {
+    let mut chunks = data.chunks_exact(2);
+    for c in &mut chunks {
+        sum += u16::from_be_bytes([c[0], c[1]]) as u32;
+    }
+    if let [b] = chunks.remainder() {
+        sum += (*b as u32) << 8;
+    }
+    sum
+}
+
+pub fn csum_fold(mut sum: u32) -> u16 {
+    while sum >> 16 != 0 {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// A TCP header (with the usual SYN options when `flags` has SYN: MSS, SACK
+/// permitted, timestamps, window scale: 40 bytes) and `payload`.
+pub fn tcp(sport: u16, dport: u16, seq: u32, ack: u32, flags: u8, payload: &[u8]) -> Vec<u8> {
+    let opts: &[u8] = if flags & TCP_SYN != 0 {
+        &[
+            2, 4, 0x05, 0xb4, // MSS 1460
+            4, 2, // SACK permitted
+            8, 10, 0, 0, 0, 1, 0, 0, 0, 0, // timestamps
+            1, // NOP
+            3, 3, 7, // window scale 7
+        ]
+    } else {
+        &[]
+    };
+    let doff = (20 + opts.len()) / 4;
+    let mut t = Vec::new();
+    t.extend_from_slice(&sport.to_be_bytes());
+    t.extend_from_slice(&dport.to_be_bytes());
+    t.extend_from_slice(&seq.to_be_bytes());
+    t.extend_from_slice(&ack.to_be_bytes());
+    t.push((doff as u8) << 4);
+    t.push(flags);
+    t.extend_from_slice(&64240u16.to_be_bytes());
+    t.extend_from_slice(&[0, 0, 0, 0]); // checksum, urgent
+    t.extend_from_slice(opts);
+    t.extend_from_slice(payload);
+    t
+}
+
+/// IPv4 header (no options) + `l4`, checksums filled in for TCP.
+pub fn ipv4(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, l4: &[u8]) -> Vec<u8> {
+    let mut ip = vec![0x45, 0];
+    ip.extend_from_slice(&((20 + l4.len()) as u16).to_be_bytes());
+    ip.extend_from_slice(&[0, 1, 0x40, 0, 64, proto, 0, 0]);
+    ip.extend_from_slice(&src.octets());
+    ip.extend_from_slice(&dst.octets());
+    let c = csum_fold(csum_add(0, &ip));
+    ip[10..12].copy_from_slice(&c.to_be_bytes());
+    let mut l4 = l4.to_vec();
+    if proto == 6 {
+        let mut s = csum_add(0, &src.octets());
+        s = csum_add(s, &dst.octets());
+        s += 6 + l4.len() as u32;
+        let c = csum_fold(csum_add(s, &l4));
+        l4[16..18].copy_from_slice(&c.to_be_bytes());
+    }
+    ip.extend_from_slice(&l4);
+    ip
+}
+
+/// IPv6 header + `l4` (next header `next`), TCP checksum filled in.
+pub fn ipv6(src: Ipv6Addr, dst: Ipv6Addr, next: u8, l4: &[u8]) -> Vec<u8> {
+    let mut ip = vec![0x60, 0, 0, 0];
+    ip.extend_from_slice(&(l4.len() as u16).to_be_bytes());
+    ip.push(next);
+    ip.push(64);
+    ip.extend_from_slice(&src.octets());
+    ip.extend_from_slice(&dst.octets());
+    let mut l4 = l4.to_vec();
+    if next == 6 {
+        let mut s = csum_add(0, &src.octets());
+        s = csum_add(s, &dst.octets());
+        s += 6 + l4.len() as u32;
+        let c = csum_fold(csum_add(s, &l4));
+        l4[16..18].copy_from_slice(&c.to_be_bytes());
+    }
+    ip.extend_from_slice(&l4);
+    ip
+}
+
+pub fn concat(a: Vec<u8>, b: Vec<u8>) -> Vec<u8> {
+    let mut a = a;
+    a.extend_from_slice(&b);
+    a
+}
