@@ -12,8 +12,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 fn main() {
-    let manifest =
-        PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let manifest = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let bpf_dir = manifest.join("../bpf");
     let src = bpf_dir.join("floodgate.bpf.c");
     let header = bpf_dir.join("floodgate.h");
@@ -21,17 +20,14 @@ fn main() {
     println!("cargo:rerun-if-changed={}", header.display());
     println!("cargo:rerun-if-env-changed=CLANG");
 
-    let out =
-        PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR")).join("floodgate.bpf.o");
+    let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR")).join("floodgate.bpf.o");
     let clang = env::var("CLANG").unwrap_or_else(|_| "clang".to_string());
 
     match Command::new(&clang).arg("--version").output() {
         Ok(o) if o.status.success() => {}
-        Ok(o) => fail(&format!(
-            "`{clang} --version` failed ({}): {}",
-            o.status,
-            String::from_utf8_lossy(&o.stderr).trim()
-        )),
+        Ok(o) => {
+            fail(&format!("`{clang} --version` failed ({}): {}", o.status, String::from_utf8_lossy(&o.stderr).trim()))
+        }
         Err(e) => fail(&format!(
             "cannot run `{clang}` ({e}). floodgate compiles its XDP program \
              (bpf/floodgate.bpf.c) with clang -target bpf: install clang \
@@ -41,9 +37,7 @@ fn main() {
     }
 
     let mut cmd = Command::new(&clang);
-    cmd.args(["-target", "bpf", "-O2", "-g", "-Wall", "-Werror"])
-        .arg("-I")
-        .arg(&bpf_dir);
+    cmd.args(["-target", "bpf", "-O2", "-g", "-Wall", "-Werror"]).arg("-I").arg(&bpf_dir);
     if let Some(inc) = env::var_os("DEP_BPF_INCLUDE") {
         cmd.arg("-I").arg(inc);
     }

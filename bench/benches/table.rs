@@ -29,10 +29,7 @@ impl Cb {
 }
 
 fn config() -> Criterion {
-    Criterion::default()
-        .measurement_time(Duration::from_secs(3))
-        .warm_up_time(Duration::from_secs(1))
-        .sample_size(10)
+    Criterion::default().measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1)).sample_size(10)
 }
 
 fn hash(c: &mut Criterion) {
@@ -44,18 +41,10 @@ fn hash(c: &mut Criterion) {
     g.bench_function("fourtuple/keyed_fold_mul", |b| {
         b.iter(|| black_box(client_tuple(rng.next_u64()).keyed_hash(&key)))
     });
-    g.bench_function("fourtuple/foldhash", |b| {
-        b.iter(|| black_box(fold.hash_one(client_tuple(rng.next_u64()))))
-    });
-    g.bench_function("v4tuple/keyed_fold_mul", |b| {
-        b.iter(|| black_box(client_v4(rng.next_u64()).keyed_hash(&key)))
-    });
-    g.bench_function("v4tuple/foldhash", |b| {
-        b.iter(|| black_box(fold.hash_one(client_v4(rng.next_u64()))))
-    });
-    g.bench_function("keygen_only", |b| {
-        b.iter(|| black_box(client_tuple(rng.next_u64())))
-    });
+    g.bench_function("fourtuple/foldhash", |b| b.iter(|| black_box(fold.hash_one(client_tuple(rng.next_u64())))));
+    g.bench_function("v4tuple/keyed_fold_mul", |b| b.iter(|| black_box(client_v4(rng.next_u64()).keyed_hash(&key))));
+    g.bench_function("v4tuple/foldhash", |b| b.iter(|| black_box(fold.hash_one(client_v4(rng.next_u64())))));
+    g.bench_function("keygen_only", |b| b.iter(|| black_box(client_tuple(rng.next_u64()))));
     g.finish();
 }
 
@@ -64,9 +53,7 @@ fn conn(c: &mut Criterion) {
         let label = format!("{}M", n / 1_000_000);
         let mut t: ConnTable<Cb> = ConnTable::with_capacity_and_seed(n as u32, 11);
         let start = Instant::now();
-        let handles: Vec<_> = (0..n)
-            .map(|i| t.insert(client_tuple(i), Cb::new(i)).unwrap())
-            .collect();
+        let handles: Vec<_> = (0..n).map(|i| t.insert(client_tuple(i), Cb::new(i)).unwrap()).collect();
         let fill = start.elapsed();
         eprintln!(
             "conn/{label}: fill {:.1} ns/insert from empty to full; {} index buckets; max probe {}",
@@ -76,12 +63,8 @@ fn conn(c: &mut Criterion) {
         );
         let mut g = c.benchmark_group(format!("conn/{label}"));
         let mut rng = Rng(0x5eed ^ n);
-        g.bench_function("keygen", |b| {
-            b.iter(|| black_box(client_tuple(rng.below(n))))
-        });
-        g.bench_function("lookup_hit", |b| {
-            b.iter(|| black_box(t.lookup(&client_tuple(rng.below(n)))))
-        });
+        g.bench_function("keygen", |b| b.iter(|| black_box(client_tuple(rng.below(n)))));
+        g.bench_function("lookup_hit", |b| b.iter(|| black_box(t.lookup(&client_tuple(rng.below(n))))));
         g.bench_function("lookup_hit_get", |b| {
             b.iter(|| {
                 let h = t.lookup(&client_tuple(rng.below(n))).unwrap();
@@ -103,9 +86,7 @@ fn conn(c: &mut Criterion) {
         });
         g.throughput(criterion::Throughput::Elements(1));
         // Keys from 4n upward were never inserted.
-        g.bench_function("lookup_miss", |b| {
-            b.iter(|| black_box(t.lookup(&client_tuple(4 * n + rng.below(n)))))
-        });
+        g.bench_function("lookup_miss", |b| b.iter(|| black_box(t.lookup(&client_tuple(4 * n + rng.below(n))))));
         // Steady churn at full size: close a random connection, open a new one.
         let mut handles = handles;
         let mut next = 2 * n;
@@ -118,11 +99,7 @@ fn conn(c: &mut Criterion) {
             })
         });
         g.finish();
-        eprintln!(
-            "conn/{label}: after churn max probe {}, {:?}",
-            t.max_displacement(),
-            t.stats()
-        );
+        eprintln!("conn/{label}: after churn max probe {}, {:?}", t.max_displacement(), t.stats());
     }
 }
 
@@ -130,13 +107,7 @@ fn timewait(c: &mut Criterion) {
     const TWO_MSL: u64 = 60_000;
     let n = 1_000_000u64;
     let mut t = TimeWaitTable::with_seed(n as u32, TWO_MSL as u32, TwFullPolicy::EvictOldest, 3);
-    let st = TwState {
-        snd_nxt: SeqNumber(1),
-        rcv_nxt: SeqNumber(2),
-        ts_recent: 3,
-        rcv_wnd: 65535,
-        flags: 1,
-    };
+    let st = TwState { snd_nxt: SeqNumber(1), rcv_nxt: SeqNumber(2), ts_recent: 3, rcv_wnd: 65535, flags: 1 };
     // One 2MSL's worth of closes, spread evenly over it.
     for i in 0..n {
         t.insert(client_v4(i), st, i * TWO_MSL / n).unwrap();
@@ -162,9 +133,7 @@ fn timewait(c: &mut Criterion) {
             black_box(t.lookup(&client_v4(live)))
         })
     });
-    g.bench_function("lookup_miss", |b| {
-        b.iter(|| black_box(t.lookup(&client_v4((1 << 32) + rng.below(n)))))
-    });
+    g.bench_function("lookup_miss", |b| b.iter(|| black_box(t.lookup(&client_v4((1 << 32) + rng.below(n))))));
     g.finish();
     eprintln!("timewait/1M: {:?}", t.stats());
 }

@@ -14,9 +14,7 @@
 //!   due in one tick are scattered over the node array, and the cost is the
 //!   memory latency of visiting them (once when cascaded, once when fired).
 
-use criterion::{
-    black_box, criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput,
-};
+use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput};
 use floodgate::timer::Wheel;
 use std::time::{Duration, Instant};
 
@@ -44,10 +42,7 @@ fn label(n: u32) -> String {
 
 fn arm_cancel(c: &mut Criterion) {
     let mut group = c.benchmark_group("wheel/arm_cancel");
-    group
-        .sample_size(20)
-        .measurement_time(Duration::from_secs(3))
-        .warm_up_time(Duration::from_secs(1));
+    group.sample_size(20).measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
     group.throughput(Throughput::Elements(1));
     for n in SIZES {
         let now = 1_000_000;
@@ -57,9 +52,7 @@ fn arm_cancel(c: &mut Criterion) {
             wheel.arm(id, now + 1 + rng.below(4 * HOUR_MS));
         }
         let extra = n;
-        let deadlines: Vec<u64> = (0..4096)
-            .map(|_| now + 1 + rng.below(4 * HOUR_MS))
-            .collect();
+        let deadlines: Vec<u64> = (0..4096).map(|_| now + 1 + rng.below(4 * HOUR_MS)).collect();
         group.bench_function(BenchmarkId::new("random_4h", label(n)), |b| {
             let mut i = 0;
             b.iter(|| {

@@ -23,23 +23,13 @@ pub fn client(i: u64) -> ([u8; 4], u16) {
 /// The `i`-th client's connection as the connection table keys it.
 pub fn client_tuple(i: u64) -> FourTuple {
     let (ip, port) = client(i);
-    FourTuple {
-        local_addr: Addr::v4(SERVER.0),
-        remote_addr: Addr::v4(ip),
-        local_port: SERVER.1,
-        remote_port: port,
-    }
+    FourTuple { local_addr: Addr::v4(SERVER.0), remote_addr: Addr::v4(ip), local_port: SERVER.1, remote_port: port }
 }
 
 /// The `i`-th client's connection in the compact IPv4 form.
 pub fn client_v4(i: u64) -> V4Tuple {
     let (ip, port) = client(i);
-    V4Tuple {
-        local_addr: SERVER.0,
-        remote_addr: ip,
-        local_port: SERVER.1,
-        remote_port: port,
-    }
+    V4Tuple { local_addr: SERVER.0, remote_addr: ip, local_port: SERVER.1, remote_port: port }
 }
 
 /// A fast random index source for benchmarks (xorshift64*).

@@ -150,19 +150,11 @@ macro_rules! out_nonl {
 fn run(args: &Args) -> Result<(), String> {
     // SAFETY: the handler only stores to an atomic.
     unsafe {
-        libc::signal(
-            libc::SIGINT,
-            on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t,
-        );
-        libc::signal(
-            libc::SIGTERM,
-            on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t,
-        );
+        libc::signal(libc::SIGINT, on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t);
     }
     let mut prog = XdpProgram::load().map_err(|e| e.to_string())?;
-    let mode = prog
-        .attach(&args.iface, args.xdp_mode)
-        .map_err(|e| e.to_string())?;
+    let mode = prog.attach(&args.iface, args.xdp_mode).map_err(|e| e.to_string())?;
     let vips: Vec<(IpAddr, u16)> = args.ports.iter().map(|&p| (args.vip, p)).collect();
     prog.set_vips(&vips).map_err(|e| e.to_string())?;
     out_nonl!("reflector: {} XDP {mode}", args.iface);
@@ -172,34 +164,20 @@ fn run(args: &Args) -> Result<(), String> {
     out!();
     let prog = Arc::new(prog);
 
-    let cfg = XdpConfig {
-        frame_size: args.frame_size,
-        zero_copy: args.zero_copy,
-        ..XdpConfig::default()
-    };
+    let cfg = XdpConfig { frame_size: args.frame_size, zero_copy: args.zero_copy, ..XdpConfig::default() };
     let mut links = Vec::new();
     for &q in &args.queues {
         let x = Xdp::bind(&prog, &args.iface, q, &cfg).map_err(|e| e.to_string())?;
         out!("reflector: queue {q} bound, {}", x.bind_mode());
         links.push(x);
     }
-    out!(
-        "reflector: ready, answering SYNs to {} port(s) {:?} for {} s",
-        args.vip,
-        args.ports,
-        args.seconds
-    );
+    out!("reflector: ready, answering SYNs to {} port(s) {:?} for {} s", args.vip, args.ports, args.seconds);
 
     let deadline = Instant::now() + Duration::from_secs(args.seconds);
-    let workers: Vec<_> = links
-        .into_iter()
-        .map(|x| std::thread::spawn(move || serve(x, deadline)))
-        .collect();
+    let workers: Vec<_> = links.into_iter().map(|x| std::thread::spawn(move || serve(x, deadline))).collect();
     let mut total = Counters::default();
     for w in workers {
-        let (q, c, s) = w
-            .join()
-            .map_err(|_| "a queue thread panicked".to_string())?;
+        let (q, c, s) = w.join().map_err(|_| "a queue thread panicked".to_string())?;
         out!(
             "reflector: queue {q}: syn={} synack_sent={} not_syn={} malformed={}",
             c.syn,
@@ -252,11 +230,7 @@ fn serve(mut x: Xdp, deadline: Instant) -> (u32, Counters, floodgate::link::xdp:
         });
         x.flush();
         if n == 0 && x.tx_outstanding() == 0 {
-            let mut pfd = libc::pollfd {
-                fd: x.raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            };
+            let mut pfd = libc::pollfd { fd: x.raw_fd(), events: libc::POLLIN, revents: 0 };
             // SAFETY: one valid pollfd.
             unsafe { libc::poll(&mut pfd, 1, 10) };
         }
@@ -400,11 +374,7 @@ fn syn_to_synack(f: &mut [u8], isn_key: u64) -> Result<usize, Skip> {
         f.swap(i, 6 + i);
     }
     // IP: swap addresses, fix lengths.
-    let (addr_off, addr_len) = if ip_hlen == 20 {
-        (l3 + 12, 4)
-    } else {
-        (l3 + 8, 16)
-    };
+    let (addr_off, addr_len) = if ip_hlen == 20 { (l3 + 12, 4) } else { (l3 + 8, 16) };
     for i in 0..addr_len {
         f.swap(addr_off + i, addr_off + addr_len + i);
     }
@@ -459,20 +429,7 @@ mod tests {
         f.extend_from_slice(&ip);
         f.extend_from_slice(&[0x9c, 0x40, 0, 7]); // 40000 -> 7
         f.extend_from_slice(&1000u32.to_be_bytes());
-        f.extend_from_slice(&[
-            0,
-            0,
-            0,
-            0,
-            ((tcp_len / 4) as u8) << 4,
-            TCP_SYN,
-            0xfa,
-            0xf0,
-            0,
-            0,
-            0,
-            0,
-        ]);
+        f.extend_from_slice(&[0, 0, 0, 0, ((tcp_len / 4) as u8) << 4, TCP_SYN, 0xfa, 0xf0, 0, 0, 0, 0]);
         f.extend_from_slice(opts);
         f
     }
@@ -484,24 +441,7 @@ mod tests {
         f.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
         f.extend_from_slice(&[0x9c, 0x40, 0, 7]);
         f.extend_from_slice(&77u32.to_be_bytes());
-        f.extend_from_slice(&[
-            0,
-            0,
-            0,
-            0,
-            6 << 4,
-            TCP_SYN,
-            0xfa,
-            0xf0,
-            0,
-            0,
-            0,
-            0,
-            2,
-            4,
-            5,
-            0xb4,
-        ]);
+        f.extend_from_slice(&[0, 0, 0, 0, 6 << 4, TCP_SYN, 0xfa, 0xf0, 0, 0, 0, 0, 2, 4, 5, 0xb4]);
         f
     }
 
@@ -513,9 +453,7 @@ mod tests {
 
     #[test]
     fn v4_syn_becomes_synack() {
-        let opts = [
-            2, 4, 5, 0xb4, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0, 1, 3, 3, 7,
-        ];
+        let opts = [2, 4, 5, 0xb4, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0, 1, 3, 3, 7];
         let mut f = syn_v4(false, &opts);
         let len = syn_to_synack(&mut f, 42).unwrap();
         assert_eq!(len, 14 + 20 + 24);
@@ -561,19 +499,13 @@ mod tests {
         let full = syn_v4(true, &[2, 4, 5, 0xb4]);
         for len in 0..full.len() {
             let mut cut = full[..len].to_vec();
-            assert_eq!(
-                syn_to_synack(&mut cut, 1),
-                Err(Skip::Malformed),
-                "cut at {len}"
-            );
+            assert_eq!(syn_to_synack(&mut cut, 1), Err(Skip::Malformed), "cut at {len}");
         }
         let mut x: u64 = 1;
         for _ in 0..10_000 {
             let mut buf: Vec<u8> = (0..(x % 100) as usize)
                 .map(|_| {
-                    x = x
-                        .wrapping_mul(6364136223846793005)
-                        .wrapping_add(1442695040888963407);
+                    x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
                     (x >> 33) as u8
                 })
                 .collect();

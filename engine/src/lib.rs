@@ -6,8 +6,9 @@
 //! `shard` (the per-core run loop) and `app` (applications on top).
 
 pub mod flow;
-pub mod time;
-pub mod wire;
-pub mod table;
-pub mod timer;
 pub mod link;
+pub mod table;
+pub mod tcp;
+pub mod time;
+pub mod timer;
+pub mod wire;

@@ -27,8 +27,7 @@ const PORT: u16 = 80;
 
 fn program() -> XdpProgram {
     let p = XdpProgram::load().expect("load the XDP program");
-    p.set_vips(&[(IpAddr::V4(VIP4), PORT), (IpAddr::V6(VIP6), PORT)])
-        .expect("set VIPs");
+    p.set_vips(&[(IpAddr::V4(VIP4), PORT), (IpAddr::V6(VIP6), PORT)]).expect("set VIPs");
     p
 }
 
@@ -60,39 +59,24 @@ fn get(s: &BpfStats, c: Counter) -> u64 {
 #[track_caller]
 fn expect(p: &XdpProgram, name: &str, frame: &[u8], verdict: u32, counter: Counter) {
     let before = p.stats().expect("stats");
-    let got = p
-        .test_run(frame)
-        .unwrap_or_else(|e| panic!("{name}: test_run: {e}"));
+    let got = p.test_run(frame).unwrap_or_else(|e| panic!("{name}: test_run: {e}"));
     let after = p.stats().expect("stats");
     assert_eq!(got, verdict, "{name}: verdict");
-    assert_eq!(
-        after.total(),
-        before.total() + 1,
-        "{name}: exactly one counter moves"
-    );
+    assert_eq!(after.total(), before.total() + 1, "{name}: exactly one counter moves");
     assert_eq!(
         get(&after, counter),
         get(&before, counter) + 1,
         "{name}: expected {counter:?} (before {before:?}, after {after:?})"
     );
-    assert_eq!(
-        after.redirect, 0,
-        "{name}: nothing can be redirected with no socket bound"
-    );
+    assert_eq!(after.redirect, 0, "{name}: nothing can be redirected with no socket bound");
 }
 
 fn syn4(dst: Ipv4Addr, dport: u16, vlans: &[(u16, u16)]) -> Vec<u8> {
-    concat(
-        eth(ETH_P_IP, vlans),
-        ipv4(CLI4, dst, 6, &tcp(40000, dport, 1000, 0, TCP_SYN, &[])),
-    )
+    concat(eth(ETH_P_IP, vlans), ipv4(CLI4, dst, 6, &tcp(40000, dport, 1000, 0, TCP_SYN, &[])))
 }
 
 fn syn6(dst: Ipv6Addr, dport: u16, vlans: &[(u16, u16)]) -> Vec<u8> {
-    concat(
-        eth(ETH_P_IPV6, vlans),
-        ipv6(CLI6, dst, 6, &tcp(40000, dport, 1000, 0, TCP_SYN, &[])),
-    )
+    concat(eth(ETH_P_IPV6, vlans), ipv6(CLI6, dst, 6, &tcp(40000, dport, 1000, 0, TCP_SYN, &[])))
 }
 
 fn arp() -> Vec<u8> {
@@ -116,10 +100,7 @@ fn verdict_fixtures() {
     let icmp_echo = [8u8, 0, 0xf7, 0xff, 0, 0, 0, 0];
     let udp = [0x9c, 0x40, 0, 80, 0, 8, 0, 0];
 
-    let mut padded = concat(
-        eth(ETH_P_IP, &[]),
-        ipv4(CLI4, VIP4, 6, &tcp(40000, PORT, 1, 0, TCP_ACK, &[])),
-    );
+    let mut padded = concat(eth(ETH_P_IP, &[]), ipv4(CLI4, VIP4, 6, &tcp(40000, PORT, 1, 0, TCP_ACK, &[])));
     padded.resize(60, 0); // Ethernet minimum: padding after the IP packet
 
     let mut frag = syn4(VIP4, PORT, &[]);
@@ -159,72 +140,28 @@ fn verdict_fixtures() {
             "owned data segment v4",
             concat(
                 eth(ETH_P_IP, &[]),
-                ipv4(
-                    CLI4,
-                    VIP4,
-                    6,
-                    &tcp(40000, PORT, 1, 1, TCP_ACK, b"GET / HTTP/1.1\r\n\r\n"),
-                ),
+                ipv4(CLI4, VIP4, 6, &tcp(40000, PORT, 1, 1, TCP_ACK, b"GET / HTTP/1.1\r\n\r\n")),
             ),
             RedirectNoXsk,
         ),
         ("owned ACK padded to 60 bytes", padded, RedirectNoXsk),
         ("owned SYN v4 with IP options", with_opts, RedirectNoXsk),
-        (
-            "owned SYN v4, 802.1Q",
-            syn4(VIP4, PORT, &[q]),
-            RedirectNoXsk,
-        ),
-        (
-            "owned SYN v6, 802.1Q",
-            syn6(VIP6, PORT, &[q]),
-            RedirectNoXsk,
-        ),
-        (
-            "owned SYN v4, QinQ",
-            syn4(VIP4, PORT, &[ad, q]),
-            RedirectNoXsk,
-        ),
+        ("owned SYN v4, 802.1Q", syn4(VIP4, PORT, &[q]), RedirectNoXsk),
+        ("owned SYN v6, 802.1Q", syn6(VIP6, PORT, &[q]), RedirectNoXsk),
+        ("owned SYN v4, QinQ", syn4(VIP4, PORT, &[ad, q]), RedirectNoXsk),
         ("other port v4", syn4(VIP4, 22, &[]), NotVip),
         ("other port v6", syn6(VIP6, 443, &[]), NotVip),
-        (
-            "other address v4",
-            syn4(Ipv4Addr::new(198, 18, 0, 9), PORT, &[]),
-            NotVip,
-        ),
+        ("other address v4", syn4(Ipv4Addr::new(198, 18, 0, 9), PORT, &[]), NotVip),
         ("other address v6", syn6(CLI6, PORT, &[]), NotVip),
-        (
-            "v4 VIP as v6 ::ffff:",
-            syn6(VIP4.to_ipv6_mapped(), PORT, &[]),
-            NotVip,
-        ),
+        ("v4 VIP as v6 ::ffff:", syn6(VIP4.to_ipv6_mapped(), PORT, &[]), NotVip),
         ("other port, 802.1Q", syn4(VIP4, 22, &[q]), NotVip),
         ("ARP", arp(), NotIp),
-        (
-            "ARP, 802.1Q",
-            concat(eth(ETH_P_ARP, &[q]), arp()[14..].to_vec()),
-            NotIp,
-        ),
+        ("ARP, 802.1Q", concat(eth(ETH_P_ARP, &[q]), arp()[14..].to_vec()), NotIp),
         ("three VLAN tags", syn4(VIP4, PORT, &[ad, q, q]), NotIp),
         ("LLDP", concat(eth(0x88cc, &[]), vec![0; 46]), NotIp),
-        (
-            "ICMP echo v4",
-            concat(eth(ETH_P_IP, &[]), ipv4(CLI4, VIP4, 1, &icmp_echo)),
-            NotTcp,
-        ),
-        (
-            "ICMPv6 echo",
-            concat(
-                eth(ETH_P_IPV6, &[]),
-                ipv6(CLI6, VIP6, 58, &[128, 0, 0, 0, 0, 0, 0, 0]),
-            ),
-            NotTcp,
-        ),
-        (
-            "UDP to the VIP port",
-            concat(eth(ETH_P_IP, &[]), ipv4(CLI4, VIP4, 17, &udp)),
-            NotTcp,
-        ),
+        ("ICMP echo v4", concat(eth(ETH_P_IP, &[]), ipv4(CLI4, VIP4, 1, &icmp_echo)), NotTcp),
+        ("ICMPv6 echo", concat(eth(ETH_P_IPV6, &[]), ipv6(CLI6, VIP6, 58, &[128, 0, 0, 0, 0, 0, 0, 0])), NotTcp),
+        ("UDP to the VIP port", concat(eth(ETH_P_IP, &[]), ipv4(CLI4, VIP4, 17, &udp)), NotTcp),
         ("IPv6 hop-by-hop then TCP", v6_ext, NotTcp),
         ("IPv4 first fragment", frag, Fragment),
         ("IPv4 later fragment", frag_tail, Fragment),
@@ -251,19 +188,10 @@ fn every_truncation_passes() {
         ("SYN v4", syn4(VIP4, PORT, &[])),
         ("SYN v6", syn6(VIP6, PORT, &[])),
         ("SYN v4 802.1Q", syn4(VIP4, PORT, &[(ETH_P_8021Q, 7)])),
-        (
-            "SYN v6 QinQ",
-            syn6(VIP6, PORT, &[(ETH_P_8021AD, 1), (ETH_P_8021Q, 7)]),
-        ),
+        ("SYN v6 QinQ", syn6(VIP6, PORT, &[(ETH_P_8021AD, 1), (ETH_P_8021Q, 7)])),
     ];
     for (name, full) in &frames {
-        expect(
-            &p,
-            &format!("{name} whole"),
-            full,
-            XDP_PASS,
-            Counter::RedirectNoXsk,
-        );
+        expect(&p, &format!("{name} whole"), full, XDP_PASS, Counter::RedirectNoXsk);
         for len in 0..full.len() {
             let cut = &full[..len];
             if len < 14 {
@@ -271,13 +199,7 @@ fn every_truncation_passes() {
                 assert_eq!(e.errno(), Some(libc::EINVAL), "{name} cut at {len}: {e}");
                 continue;
             }
-            expect(
-                &p,
-                &format!("{name} cut at {len}"),
-                cut,
-                XDP_PASS,
-                Counter::Truncated,
-            );
+            expect(&p, &format!("{name} cut at {len}"), cut, XDP_PASS, Counter::Truncated);
         }
     }
 }
@@ -293,24 +215,9 @@ fn vip_map_round_trip() {
     let v = p.vips();
     assert_eq!(v.len(), 1);
     assert_eq!(u16::from_be(v[0].port_be), 8080);
-    assert_eq!(
-        &v[0].addr[..12],
-        &[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff]
-    );
-    expect(
-        &p,
-        "old port now not owned",
-        &syn4(VIP4, PORT, &[]),
-        XDP_PASS,
-        Counter::NotVip,
-    );
-    expect(
-        &p,
-        "new port owned",
-        &syn4(VIP4, 8080, &[]),
-        XDP_PASS,
-        Counter::RedirectNoXsk,
-    );
+    assert_eq!(&v[0].addr[..12], &[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff]);
+    expect(&p, "old port now not owned", &syn4(VIP4, PORT, &[]), XDP_PASS, Counter::NotVip);
+    expect(&p, "new port owned", &syn4(VIP4, 8080, &[]), XDP_PASS, Counter::RedirectNoXsk);
     p.remove_vip(IpAddr::V4(VIP4), 8080).unwrap();
     p.remove_vip(IpAddr::V4(VIP4), 8080).unwrap(); // absent is fine
     assert!(p.vips().is_empty());

@@ -36,11 +36,7 @@ fn sh(cmd: &mut Command) -> (bool, String) {
     match cmd.output() {
         Ok(o) => (
             o.status.success(),
-            format!(
-                "{}{}",
-                String::from_utf8_lossy(&o.stdout),
-                String::from_utf8_lossy(&o.stderr)
-            ),
+            format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)),
         ),
         Err(e) => (false, format!("cannot run {cmd:?}: {e}")),
     }
@@ -94,33 +90,20 @@ impl Drop for Testbed {
 /// examples); built on demand when only this test target was built.
 fn reflector_bin() -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>/deps/..");
+    let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps/..");
     let bin = profile_dir.join("examples/reflector");
     if !bin.exists() {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let target_dir = profile_dir.parent().expect("target dir");
         let mut cmd = Command::new(cargo);
-        cmd.args([
-            "build",
-            "-p",
-            "floodgate",
-            "--example",
-            "reflector",
-            "--target-dir",
-        ])
-        .arg(target_dir)
-        .current_dir(repo());
+        cmd.args(["build", "-p", "floodgate", "--example", "reflector", "--target-dir"])
+            .arg(target_dir)
+            .current_dir(repo());
         if profile_dir.ends_with("release") {
             cmd.arg("--release");
         }
         let (ok, out) = sh(&mut cmd);
-        assert!(
-            ok && bin.exists(),
-            "cannot build the reflector example:\n{out}"
-        );
+        assert!(ok && bin.exists(), "cannot build the reflector example:\n{out}");
     }
     bin
 }
@@ -137,14 +120,7 @@ impl Reflector {
         let mut child = Command::new("ip")
             .args(["netns", "exec", "fg-srv"])
             .arg(reflector_bin())
-            .args([
-                "--iface",
-                "fg-s0",
-                "--vip",
-                "198.18.0.1",
-                "--port",
-                &PORT.to_string(),
-            ])
+            .args(["--iface", "fg-s0", "--vip", "198.18.0.1", "--port", &PORT.to_string()])
             .args(["--queues", "0,1", "--seconds", "60", "--xdp-mode", mode])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -164,11 +140,7 @@ impl Reflector {
                 let _ = tx2.send(format!("stderr: {l}"));
             }
         });
-        Reflector {
-            child,
-            lines: rx,
-            seen: Vec::new(),
-        }
+        Reflector { child, lines: rx, seen: Vec::new() }
     }
 
     /// Waits (bounded) for a line containing `what`.
@@ -185,10 +157,7 @@ impl Reflector {
                 Err(_) => break,
             }
         }
-        panic!(
-            "reflector never printed {what:?}; output so far:\n{}",
-            self.seen.join("\n")
-        );
+        panic!("reflector never printed {what:?}; output so far:\n{}", self.seen.join("\n"));
     }
 
     /// SIGINT, then waits (bounded) for it to print its totals and exit 0.
@@ -200,11 +169,7 @@ impl Reflector {
         loop {
             match self.child.try_wait().expect("try_wait") {
                 Some(st) => {
-                    assert!(
-                        st.success(),
-                        "reflector exited with {st}:\n{}",
-                        self.seen.join("\n")
-                    );
+                    assert!(st.success(), "reflector exited with {st}:\n{}", self.seen.join("\n"));
                     break;
                 }
                 None if Instant::now() < end => std::thread::sleep(Duration::from_millis(50)),
@@ -262,8 +227,7 @@ fn field(line: &str, name: &str) -> u64 {
 }
 
 fn xdp_attached_in_fg_srv() -> bool {
-    let (ok, out) =
-        sh(Command::new("ip").args(["-n", "fg-srv", "-d", "link", "show", "dev", "fg-s0"]));
+    let (ok, out) = sh(Command::new("ip").args(["-n", "fg-srv", "-d", "link", "show", "dev", "fg-s0"]));
     assert!(ok, "{out}");
     out.contains("prog/xdp")
 }
@@ -280,61 +244,31 @@ fn reflector_on_testbed() {
         let attach = r.wait_for("XDP", Duration::from_secs(20));
         assert!(attach.contains(expect), "mode {mode}: {attach}");
         r.wait_for("ready", Duration::from_secs(20));
-        assert!(
-            xdp_attached_in_fg_srv(),
-            "the program is attached while the reflector runs"
-        );
+        assert!(xdp_attached_in_fg_srv(), "the program is attached while the reflector runs");
 
-        let (ok, out) = sh(Command::new("ip")
-            .args(["netns", "exec", "fg-cli", "python3", "-c", CLIENT])
-            .arg(PORT.to_string()));
+        let (ok, out) =
+            sh(Command::new("ip").args(["netns", "exec", "fg-cli", "python3", "-c", CLIENT]).arg(PORT.to_string()));
         let total = r.stop();
-        let report = format!(
-            "mode {mode}\nclient: {out}\nreflector:\n{}",
-            r.seen.join("\n")
-        );
+        let report = format!("mode {mode}\nclient: {out}\nreflector:\n{}", r.seen.join("\n"));
         eprintln!("{report}");
         assert!(ok, "client failed: {report}");
         assert!(out.contains("connected 64 refused 1 failed 0"), "{report}");
         assert!(field(&total, "synack_sent") >= 64, "{report}");
         assert_eq!(field(&total, "malformed"), 0, "{report}");
-        let xdp = r
-            .seen
-            .iter()
-            .find(|l| l.starts_with("reflector: xdp:"))
-            .expect("xdp stats line");
+        let xdp = r.seen.iter().find(|l| l.starts_with("reflector: xdp:")).expect("xdp stats line");
         assert!(field(xdp, "redirect") >= 64, "{report}");
-        assert_eq!(
-            field(xdp, "redirect_no_xsk"),
-            0,
-            "both queues had a socket: {report}"
-        );
-        assert!(
-            field(xdp, "pass_not_vip") >= 1,
-            "the unowned port went to the kernel: {report}"
-        );
+        assert_eq!(field(xdp, "redirect_no_xsk"), 0, "both queues had a socket: {report}");
+        assert!(field(xdp, "pass_not_vip") >= 1, "the unowned port went to the kernel: {report}");
         for q in r.seen.iter().filter(|l| l.contains(" link: ")) {
-            for drop in [
-                "tx_ring_full",
-                "no_free_frame",
-                "tx_bad_len",
-                "kernel_rx_dropped",
-                "kernel_rx_ring_full",
-            ] {
+            for drop in ["tx_ring_full", "no_free_frame", "tx_bad_len", "kernel_rx_dropped", "kernel_rx_ring_full"] {
                 assert_eq!(field(q, drop), 0, "{drop}: {report}");
             }
         }
-        assert!(
-            !xdp_attached_in_fg_srv(),
-            "the program is detached when the reflector exits"
-        );
+        assert!(!xdp_attached_in_fg_srv(), "the program is detached when the reflector exits");
     }
     drop(tb);
     let (_, ns) = sh(Command::new("ip").args(["netns", "list"]));
-    assert!(
-        !ns.contains("fg-srv") && !ns.contains("fg-cli"),
-        "testbed down leaves nothing: {ns}"
-    );
+    assert!(!ns.contains("fg-srv") && !ns.contains("fg-cli"), "testbed down leaves nothing: {ns}");
 }
 
 /// Runs `f` on a thread with a network namespace of its own (gone with the
@@ -343,12 +277,7 @@ fn in_private_netns<F: FnOnce() + Send + 'static>(f: F) {
     std::thread::spawn(move || {
         // SAFETY: unshare affects only this thread.
         let rc = unsafe { libc::unshare(libc::CLONE_NEWNET) };
-        assert_eq!(
-            rc,
-            0,
-            "unshare(CLONE_NEWNET): {}",
-            std::io::Error::last_os_error()
-        );
+        assert_eq!(rc, 0, "unshare(CLONE_NEWNET): {}", std::io::Error::last_os_error());
         f();
     })
     .join()
@@ -402,49 +331,27 @@ fn attach_and_bind_errors() {
             "no interface named nope0 in this network namespace (see `ip link`)"
         );
 
-        let mode = p
-            .attach("fgt-a", XdpMode::Auto)
-            .expect("auto falls back to generic");
+        let mode = p.attach("fgt-a", XdpMode::Auto).expect("auto falls back to generic");
         assert_eq!(mode, AttachedMode::Generic);
         assert!(p.native_fallback_reason().is_some());
-        assert!(
-            xdp_on("fgt-a").contains("xdpgeneric"),
-            "{}",
-            xdp_on("fgt-a")
-        );
+        assert!(xdp_on("fgt-a").contains("xdpgeneric"), "{}", xdp_on("fgt-a"));
 
         // A second program on the same interface: busy, with the way out.
         let mut p2 = XdpProgram::load().expect("load");
         let e = p2.attach("fgt-a", XdpMode::Generic).unwrap_err();
         assert!(e.to_string().contains("already has an XDP program"), "{e}");
 
-        p.add_vip(IpAddr::V4(Ipv4Addr::new(198, 18, 1, 1)), 80)
-            .unwrap();
+        p.add_vip(IpAddr::V4(Ipv4Addr::new(198, 18, 1, 1)), 80).unwrap();
         let cfg = XdpConfig::default();
         let e = Xdp::bind(&p, "fgt-a", 1, &cfg).unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "interface fgt-a has 1 RX queue; queue 1 needs 2"
-        );
+        assert_eq!(e.to_string(), "interface fgt-a has 1 RX queue; queue 1 needs 2");
         let e = Xdp::bind(&p, "fgt-b", 0, &cfg).unwrap_err();
-        assert!(
-            e.to_string().contains("attached to fgt-a, not fgt-b"),
-            "{e}"
-        );
-        let req = XdpConfig {
-            zero_copy: ZeroCopy::Require,
-            ..XdpConfig::default()
-        };
+        assert!(e.to_string().contains("attached to fgt-a, not fgt-b"), "{e}");
+        let req = XdpConfig { zero_copy: ZeroCopy::Require, ..XdpConfig::default() };
         let e = Xdp::bind(&p, "fgt-a", 0, &req).unwrap_err();
         assert!(e.to_string().contains("zero-copy"), "{e}");
-        let bad = XdpConfig {
-            frame_size: 1000,
-            ..XdpConfig::default()
-        };
-        assert!(Xdp::bind(&p, "fgt-a", 0, &bad)
-            .unwrap_err()
-            .to_string()
-            .contains("2048 or 4096"));
+        let bad = XdpConfig { frame_size: 1000, ..XdpConfig::default() };
+        assert!(Xdp::bind(&p, "fgt-a", 0, &bad).unwrap_err().to_string().contains("2048 or 4096"));
 
         let x = Xdp::bind(&p, "fgt-a", 0, &cfg).expect("copy-mode bind");
         assert_eq!(x.bind_mode(), floodgate::link::xdp::BindMode::Copy);
@@ -452,10 +359,7 @@ fn attach_and_bind_errors() {
         drop(x);
 
         drop(p);
-        assert!(
-            !xdp_on("fgt-a").contains("prog/xdp"),
-            "dropping the program detaches it"
-        );
+        assert!(!xdp_on("fgt-a").contains("prog/xdp"), "dropping the program detaches it");
         // Native on fgt-b (2 RX queues, peer 1 TX queue) is accepted.
         let mode = p2.attach("fgt-b", XdpMode::Auto).expect("native on fgt-b");
         assert_eq!(mode, AttachedMode::Native);

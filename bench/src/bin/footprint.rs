@@ -25,23 +25,13 @@ fn resident_bytes() -> u64 {
     if let Ok(s) = std::fs::read_to_string("/proc/self/smaps_rollup") {
         for line in s.lines() {
             if let Some(rest) = line.strip_prefix("Rss:") {
-                let kb: u64 = rest
-                    .trim()
-                    .trim_end_matches("kB")
-                    .trim()
-                    .parse()
-                    .expect("Rss in kB");
+                let kb: u64 = rest.trim().trim_end_matches("kB").trim().parse().expect("Rss in kB");
                 return kb * 1024;
             }
         }
     }
     let statm = std::fs::read_to_string("/proc/self/statm").expect("/proc/self/statm");
-    let pages: u64 = statm
-        .split_whitespace()
-        .nth(1)
-        .expect("resident field")
-        .parse()
-        .expect("pages");
+    let pages: u64 = statm.split_whitespace().nth(1).expect("resident field").parse().expect("pages");
     pages * 4096
 }
 
@@ -57,21 +47,12 @@ struct Args {
 }
 
 fn parse_args() -> Args {
-    let mut a = Args {
-        conns: 10_000_000,
-        timewait: 60_000_000,
-        cb_bytes: 160,
-        two_msl_ms: 60_000,
-    };
+    let mut a = Args { conns: 10_000_000, timewait: 60_000_000, cb_bytes: 160, two_msl_ms: 60_000 };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = || -> u64 {
-            let v = it
-                .next()
-                .unwrap_or_else(|| usage(&format!("{flag} needs a value")));
-            v.replace('_', "")
-                .parse()
-                .unwrap_or_else(|_| usage(&format!("bad number for {flag}: {v}")))
+            let v = it.next().unwrap_or_else(|| usage(&format!("{flag} needs a value")));
+            v.replace('_', "").parse().unwrap_or_else(|_| usage(&format!("bad number for {flag}: {v}")))
         };
         match flag.as_str() {
             "--conns" => a.conns = value(),
@@ -109,21 +90,12 @@ fn conn_table<const N: usize>(n: u64) -> (Measured, Box<dyn std::any::Any>) {
     for i in 0..n {
         let mut cb = Cb([0u8; N]);
         cb.0[0] = i as u8;
-        t.insert(client_tuple(i), cb)
-            .expect("room for every connection");
+        t.insert(client_tuple(i), cb).expect("room for every connection");
     }
     let after = resident_bytes();
-    eprintln!(
-        "  conn table: {n} inserts in {:.1} s, {:?}",
-        start.elapsed().as_secs_f64(),
-        t.stats()
-    );
+    eprintln!("  conn table: {n} inserts in {:.1} s, {:?}", start.elapsed().as_secs_f64(), t.stats());
     black_box(&t);
-    let m = Measured {
-        entries: n,
-        bytes: after.saturating_sub(before),
-        reserved: t.memory_bytes(),
-    };
+    let m = Measured { entries: n, bytes: after.saturating_sub(before), reserved: t.memory_bytes() };
     (m, Box::new(t))
 }
 
@@ -142,30 +114,15 @@ fn timewait_table(m: u64, two_msl_ms: u32) -> (Measured, Box<dyn std::any::Any>)
     let before = resident_bytes();
     let start = Instant::now();
     let mut t = TimeWaitTable::new(m as u32, two_msl_ms, TwFullPolicy::RefuseNew);
-    let st = TwState {
-        snd_nxt: SeqNumber(1),
-        rcv_nxt: SeqNumber(2),
-        ts_recent: 3,
-        rcv_wnd: 65535,
-        flags: 1,
-    };
+    let st = TwState { snd_nxt: SeqNumber(1), rcv_nxt: SeqNumber(2), ts_recent: 3, rcv_wnd: 65535, flags: 1 };
     // One 2MSL's worth of closes, spread over it, as in steady state.
     for i in 0..m {
-        t.insert(client_v4(i), st, i * two_msl_ms as u64 / m)
-            .expect("room for every entry");
+        t.insert(client_v4(i), st, i * two_msl_ms as u64 / m).expect("room for every entry");
     }
     let after = resident_bytes();
-    eprintln!(
-        "  time-wait table: {m} inserts in {:.1} s, {:?}",
-        start.elapsed().as_secs_f64(),
-        t.stats()
-    );
+    eprintln!("  time-wait table: {m} inserts in {:.1} s, {:?}", start.elapsed().as_secs_f64(), t.stats());
     black_box(&t);
-    let r = Measured {
-        entries: m,
-        bytes: after.saturating_sub(before),
-        reserved: t.memory_bytes(),
-    };
+    let r = Measured { entries: m, bytes: after.saturating_sub(before), reserved: t.memory_bytes() };
     (r, Box::new(t))
 }
 
@@ -176,10 +133,7 @@ fn main() {
         "footprint: {} connections (control block {} B), {} TIME-WAIT entries (IPv4)",
         a.conns, a.cb_bytes, a.timewait
     );
-    println!(
-        "process resident before: {:.1} MiB",
-        base as f64 / (1 << 20) as f64
-    );
+    println!("process resident before: {:.1} MiB", base as f64 / (1 << 20) as f64);
 
     let (cb, conn, _conn_table) = conn_table_dyn(a.conns, a.cb_bytes);
     if cb != a.cb_bytes {
@@ -213,10 +167,6 @@ fn main() {
         "total tables: {:.2} GiB; process resident {:.2} GiB; {} the 24 GiB budget",
         total as f64 / GIB,
         process as f64 / GIB,
-        if process <= BUDGET_BYTES {
-            "fits in"
-        } else {
-            "DOES NOT fit in"
-        }
+        if process <= BUDGET_BYTES { "fits in" } else { "DOES NOT fit in" }
     );
 }

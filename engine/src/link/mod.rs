@@ -26,6 +26,10 @@ pub trait TxSink {
     fn send<F: FnOnce(&mut [u8]) -> usize>(&mut self, write: F) -> bool;
 }
 
+pub mod memory;
+
+pub use memory::Memory;
+
 /// One queue's frame I/O.
 pub trait Link {
     type Tx<'a>: TxSink

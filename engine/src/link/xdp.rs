@@ -41,9 +41,7 @@ use std::fmt;
 use std::os::fd::{AsRawFd, RawFd};
 use std::str::FromStr;
 
-use xsk_rs::config::{
-    BindFlags, FrameSize, Interface, LibxdpFlags, QueueSize, SocketConfig, UmemConfig,
-};
+use xsk_rs::config::{BindFlags, FrameSize, Interface, LibxdpFlags, QueueSize, SocketConfig, UmemConfig};
 use xsk_rs::{CompQueue, FillQueue, FrameDesc, RxQueue, Socket, TxQueue, Umem};
 
 pub use abi::{BpfStats, VipKey};
@@ -70,9 +68,7 @@ impl FromStr for ZeroCopy {
             "require" => Ok(ZeroCopy::Require),
             "auto" => Ok(ZeroCopy::Auto),
             "off" => Ok(ZeroCopy::Off),
-            _ => Err(XdpError::new(format!(
-                "unknown zero-copy policy {s:?}: expected require, auto or off"
-            ))),
+            _ => Err(XdpError::new(format!("unknown zero-copy policy {s:?}: expected require, auto or off"))),
         }
     }
 }
@@ -132,26 +128,15 @@ impl XdpConfig {
 
     fn validate(&self) -> Result<(), XdpError> {
         if self.frame_size != 2048 && self.frame_size != 4096 {
-            return Err(XdpError::new(format!(
-                "frame size {} is not supported: use 2048 or 4096",
-                self.frame_size
-            )));
+            return Err(XdpError::new(format!("frame size {} is not supported: use 2048 or 4096", self.frame_size)));
         }
         for (name, v) in [("RX ring", self.rx_ring), ("TX ring", self.tx_ring)] {
             if !v.is_power_of_two() || !(64..=65536).contains(&v) {
-                return Err(XdpError::new(format!(
-                    "{name} size {v} must be a power of two between 64 and 65536"
-                )));
+                return Err(XdpError::new(format!("{name} size {v} must be a power of two between 64 and 65536")));
             }
         }
-        if self.batch == 0
-            || self.batch > self.tx_ring as usize
-            || self.batch > self.rx_ring as usize
-        {
-            return Err(XdpError::new(format!(
-                "batch {} must be between 1 and the ring sizes",
-                self.batch
-            )));
+        if self.batch == 0 || self.batch > self.tx_ring as usize || self.batch > self.rx_ring as usize {
+            return Err(XdpError::new(format!("batch {} must be between 1 and the ring sizes", self.batch)));
         }
         Ok(())
     }
@@ -272,12 +257,7 @@ impl Xdp {
     /// Creates the UMEM and the AF_XDP socket on `ifname` RX queue `queue`,
     /// fills the fill ring, and registers the socket in `program`'s XSKMAP so
     /// the program starts redirecting owned frames of that queue to it.
-    pub fn bind(
-        program: &XdpProgram,
-        ifname: &str,
-        queue: u32,
-        cfg: &XdpConfig,
-    ) -> Result<Xdp, XdpError> {
+    pub fn bind(program: &XdpProgram, ifname: &str, queue: u32, cfg: &XdpConfig) -> Result<Xdp, XdpError> {
         cfg.validate()?;
         let ifindex = program::ifindex(ifname)?;
         if let Some(prog_if) = program.ifindex() {
@@ -329,14 +309,8 @@ impl Xdp {
         })
     }
 
-    fn try_bind(
-        ifname: &str,
-        queue: u32,
-        cfg: &XdpConfig,
-        mode: BindMode,
-    ) -> Result<Xdp, XdpError> {
-        let q =
-            |n: u32| QueueSize::new(n).map_err(|e| XdpError::new(format!("ring size {n}: {e}")));
+    fn try_bind(ifname: &str, queue: u32, cfg: &XdpConfig, mode: BindMode) -> Result<Xdp, XdpError> {
+        let q = |n: u32| QueueSize::new(n).map_err(|e| XdpError::new(format!("ring size {n}: {e}")));
         let umem_cfg = UmemConfig::builder()
             .frame_size(
                 FrameSize::new(cfg.frame_size)
@@ -347,8 +321,7 @@ impl Xdp {
             .frame_headroom(0)
             .build()
             .map_err(|e| XdpError::new(format!("UMEM config: {e}")))?;
-        let frame_count = std::num::NonZeroU32::new(cfg.frame_count())
-            .expect("validated ring sizes are non-zero");
+        let frame_count = std::num::NonZeroU32::new(cfg.frame_count()).expect("validated ring sizes are non-zero");
         let (umem, descs) = Umem::new(umem_cfg, frame_count, false).map_err(|e| {
             XdpError::new(format!(
                 "cannot create a {} MiB UMEM: {}{}",
@@ -372,21 +345,17 @@ impl Xdp {
             .libxdp_flags(LibxdpFlags::XSK_LIBXDP_FLAGS_INHIBIT_PROG_LOAD)
             .bind_flags(bind)
             .build();
-        let iface = Interface::new(
-            CString::new(ifname)
-                .map_err(|_| XdpError::new(format!("bad interface name {ifname:?}")))?,
-        );
+        let iface =
+            Interface::new(CString::new(ifname).map_err(|_| XdpError::new(format!("bad interface name {ifname:?}")))?);
         // SAFETY: the UMEM is not shared with any other socket.
-        let (tx_q, rx_q, fq_cq) =
-            unsafe { Socket::new(sock_cfg, &umem, &iface, queue) }.map_err(|e| {
-                XdpError::new(format!(
-                    "cannot bind an AF_XDP socket ({mode}) to {ifname} queue {queue}: {e}{}",
-                    source_suffix(&e)
-                ))
-            })?;
-        let (mut fill_q, comp_q) = fq_cq.ok_or_else(|| {
-            XdpError::new("libxdp returned no fill/completion ring for a fresh UMEM")
+        let (tx_q, rx_q, fq_cq) = unsafe { Socket::new(sock_cfg, &umem, &iface, queue) }.map_err(|e| {
+            XdpError::new(format!(
+                "cannot bind an AF_XDP socket ({mode}) to {ifname} queue {queue}: {e}{}",
+                source_suffix(&e)
+            ))
         })?;
+        let (mut fill_q, comp_q) =
+            fq_cq.ok_or_else(|| XdpError::new("libxdp returned no fill/completion ring for a fresh UMEM"))?;
         let fd = rx_q.fd().as_raw_fd();
         let bind_mode = query_bind_mode(fd).unwrap_or(mode);
         if mode == BindMode::ZeroCopy && bind_mode != BindMode::ZeroCopy {
@@ -420,12 +389,7 @@ impl Xdp {
             umem,
             rx_batch: vec![FrameDesc::default(); cfg.batch],
             comp_batch: vec![FrameDesc::default(); cfg.tx_ring as usize],
-            pool: Pool {
-                free,
-                pending: Vec::with_capacity(pending_cap),
-                pending_cap,
-                stats: XdpLinkStats::default(),
-            },
+            pool: Pool { free, pending: Vec::with_capacity(pending_cap), pending_cap, stats: XdpLinkStats::default() },
             tx_reserve: cfg.batch,
             tx_in_flight: 0,
             need_wakeup: cfg.need_wakeup,
@@ -502,10 +466,7 @@ impl Xdp {
         };
         if rc < 0 {
             let errno = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
-            if !matches!(
-                errno,
-                libc::EAGAIN | libc::EBUSY | libc::ENOBUFS | libc::ENETDOWN
-            ) {
+            if !matches!(errno, libc::EAGAIN | libc::EBUSY | libc::ENOBUFS | libc::ENETDOWN) {
                 self.pool.stats.wakeup_errors += 1;
             }
         }
@@ -583,10 +544,7 @@ impl Link for Xdp {
                 // SAFETY: the kernel handed this frame to us on the RX ring;
                 // until it goes back on a ring, only this borrow uses it.
                 let mut data = unsafe { self.umem.data_mut(&mut desc) };
-                let mut tx = XdpTx {
-                    umem: &self.umem,
-                    pool: &mut self.pool,
-                };
+                let mut tx = XdpTx { umem: &self.umem, pool: &mut self.pool };
                 handler(data.contents_mut(), &mut tx)
             };
             match action {
@@ -612,10 +570,7 @@ impl Link for Xdp {
     }
 
     fn tx(&mut self) -> Self::Tx<'_> {
-        XdpTx {
-            umem: &self.umem,
-            pool: &mut self.pool,
-        }
+        XdpTx { umem: &self.umem, pool: &mut self.pool }
     }
 
     fn flush(&mut self) {
@@ -625,11 +580,7 @@ impl Link for Xdp {
             let room = self.tx_q.nb_free(pending as u32) as usize;
             let k = room.min(pending);
             // SAFETY: pending frames are ours and belong to this UMEM.
-            let sent = if k > 0 {
-                unsafe { self.tx_q.produce(&self.pool.pending[..k]) }
-            } else {
-                0
-            };
+            let sent = if k > 0 { unsafe { self.tx_q.produce(&self.pool.pending[..k]) } } else { 0 };
             self.pool.pending.copy_within(sent.., 0);
             self.pool.pending.truncate(pending - sent);
             self.pool.stats.tx_frames += sent as u64;
@@ -676,22 +627,12 @@ fn query_bind_mode(fd: RawFd) -> Option<BindMode> {
     let mut len = std::mem::size_of::<libc::xdp_options>() as libc::socklen_t;
     // SAFETY: `opts` and `len` are valid for the kernel to write.
     let rc = unsafe {
-        libc::getsockopt(
-            fd,
-            libc::SOL_XDP,
-            libc::XDP_OPTIONS,
-            (&mut opts as *mut libc::xdp_options).cast(),
-            &mut len,
-        )
+        libc::getsockopt(fd, libc::SOL_XDP, libc::XDP_OPTIONS, (&mut opts as *mut libc::xdp_options).cast(), &mut len)
     };
     if rc != 0 {
         return None;
     }
-    Some(if opts.flags & libc::XDP_OPTIONS_ZEROCOPY != 0 {
-        BindMode::ZeroCopy
-    } else {
-        BindMode::Copy
-    })
+    Some(if opts.flags & libc::XDP_OPTIONS_ZEROCOPY != 0 { BindMode::ZeroCopy } else { BindMode::Copy })
 }
 
 fn source_suffix(e: &dyn std::error::Error) -> String {

@@ -116,10 +116,7 @@ impl<V> ConnTable<V> {
     fn with_hash_key(capacity: u32, hash: HashKey) -> Self {
         assert!(capacity < NO_SLOT, "capacity must be below 2^32 - 1");
         let slots: Vec<Slot<V>> = Vec::with_capacity(capacity as usize);
-        super::advise_huge_pages(
-            slots.as_ptr() as *const u8,
-            slots.capacity() * core::mem::size_of::<Slot<V>>(),
-        );
+        super::advise_huge_pages(slots.as_ptr() as *const u8, slots.capacity() * core::mem::size_of::<Slot<V>>());
         ConnTable {
             index: Index::new(capacity, LOAD),
             slots,
@@ -155,10 +152,7 @@ impl<V> ConnTable<V> {
     /// The handle for a 4-tuple, if it is in the table.
     #[inline]
     pub fn lookup(&self, key: &FourTuple) -> Option<Handle> {
-        self.find(key).map(|(_, slot)| Handle {
-            index: slot,
-            generation: self.slots[slot as usize].generation,
-        })
+        self.find(key).map(|(_, slot)| Handle { index: slot, generation: self.slots[slot as usize].generation })
     }
 
     /// Looks up a batch of tuples (an RX burst) at once: `out[i]` is
@@ -169,10 +163,7 @@ impl<V> ConnTable<V> {
     /// Panics if `out` is shorter than `keys`.
     pub fn lookup_batch(&self, keys: &[FourTuple], out: &mut [Option<Handle>]) {
         const CHUNK: usize = 16;
-        assert!(
-            out.len() >= keys.len(),
-            "lookup_batch: out shorter than keys"
-        );
+        assert!(out.len() >= keys.len(), "lookup_batch: out shorter than keys");
         let mut tags = [0u32; CHUNK];
         for (keys, out) in keys.chunks(CHUNK).zip(out.chunks_mut(CHUNK)) {
             for (tag, key) in tags.iter_mut().zip(keys) {
@@ -192,10 +183,7 @@ impl<V> ConnTable<V> {
                 *o = self
                     .index
                     .find(tag, |s| slots[s as usize].key == *key)
-                    .map(|(_, slot)| Handle {
-                        index: slot,
-                        generation: slots[slot as usize].generation,
-                    });
+                    .map(|(_, slot)| Handle { index: slot, generation: slots[slot as usize].generation });
             }
         }
     }
@@ -206,10 +194,7 @@ impl<V> ConnTable<V> {
         let slots = &self.slots;
         if let Some((_, slot)) = self.index.find(tag, |s| slots[s as usize].key == key) {
             self.stats.insert_exists += 1;
-            return Err(InsertError::Exists(Handle {
-                index: slot,
-                generation: self.slots[slot as usize].generation,
-            }));
+            return Err(InsertError::Exists(Handle { index: slot, generation: self.slots[slot as usize].generation }));
         }
         if self.len == self.capacity {
             self.stats.insert_full += 1;
@@ -226,21 +211,14 @@ impl<V> ConnTable<V> {
         } else {
             let index = self.slots.len() as u32;
             debug_assert!(self.slots.len() < self.slots.capacity());
-            self.slots.push(Slot {
-                key,
-                generation: 1,
-                value: MaybeUninit::new(value),
-            });
+            self.slots.push(Slot { key, generation: 1, value: MaybeUninit::new(value) });
             index
         };
         let probe = self.index.insert(tag, index);
         self.stats.max_probe = self.stats.max_probe.max(probe);
         self.stats.inserts += 1;
         self.len += 1;
-        Ok(Handle {
-            index,
-            generation: self.slots[index as usize].generation,
-        })
+        Ok(Handle { index, generation: self.slots[index as usize].generation })
     }
 
     #[inline(always)]
@@ -260,8 +238,7 @@ impl<V> ConnTable<V> {
     pub fn get(&self, h: Handle) -> Option<&V> {
         // SAFETY: live_slot only returns slots with an odd generation, whose
         // value is initialised.
-        self.live_slot(h)
-            .map(|s| unsafe { s.value.assume_init_ref() })
+        self.live_slot(h).map(|s| unsafe { s.value.assume_init_ref() })
     }
 
     #[inline]
@@ -283,10 +260,7 @@ impl<V> ConnTable<V> {
     /// The live handle in slot `index`: timers fire with an index only.
     pub fn handle_at(&self, index: u32) -> Option<Handle> {
         match self.slots.get(index as usize) {
-            Some(s) if is_live(s.generation) => Some(Handle {
-                index,
-                generation: s.generation,
-            }),
+            Some(s) if is_live(s.generation) => Some(Handle { index, generation: s.generation }),
             _ => None,
         }
     }
@@ -297,11 +271,7 @@ impl<V> ConnTable<V> {
         let key = self.slots[h.index as usize].key;
         let tag = tag_of(key.keyed_hash(&self.hash));
         let pos = self.index.position_of(tag, h.index);
-        debug_assert!(
-            pos.is_some(),
-            "live slot {} missing from the index",
-            h.index
-        );
+        debug_assert!(pos.is_some(), "live slot {} missing from the index", h.index);
         if let Some(pos) = pos {
             self.index.remove_at(pos);
         }
@@ -352,21 +322,10 @@ impl<V> ConnTable<V> {
 
     /// Every live connection, in slot order. For tests and draining.
     pub fn iter(&self) -> impl Iterator<Item = (Handle, &FourTuple, &V)> {
-        self.slots
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| is_live(s.generation))
-            .map(|(i, s)| {
-                // SAFETY: odd generation, value initialised.
-                (
-                    Handle {
-                        index: i as u32,
-                        generation: s.generation,
-                    },
-                    &s.key,
-                    unsafe { s.value.assume_init_ref() },
-                )
-            })
+        self.slots.iter().enumerate().filter(|(_, s)| is_live(s.generation)).map(|(i, s)| {
+            // SAFETY: odd generation, value initialised.
+            (Handle { index: i as u32, generation: s.generation }, &s.key, unsafe { s.value.assume_init_ref() })
+        })
     }
 }
 
@@ -384,11 +343,7 @@ impl<V> Drop for ConnTable<V> {
 }
 
 fn set_next_free(key: &mut FourTuple, next: u32) {
-    *key = FourTuple {
-        local_port: (next >> 16) as u16,
-        remote_port: next as u16,
-        ..FourTuple::default()
-    };
+    *key = FourTuple { local_port: (next >> 16) as u16, remote_port: next as u16, ..FourTuple::default() };
 }
 
 fn next_free(key: &FourTuple) -> u32 {
@@ -404,21 +359,12 @@ mod tests {
 
     fn v4(i: u32) -> FourTuple {
         let ip = 0xc612_0000u32 + (i >> 16); // 198.18.0.0/15
-        FourTuple::new(
-            "198.18.0.1:80".parse().unwrap(),
-            SocketAddr::from((ip.to_be_bytes(), i as u16)),
-        )
+        FourTuple::new("198.18.0.1:80".parse().unwrap(), SocketAddr::from((ip.to_be_bytes(), i as u16)))
     }
 
     fn v6(i: u32) -> FourTuple {
-        let remote: SocketAddr = format!(
-            "[2001:db8::{:x}:{:x}]:{}",
-            i >> 16,
-            i & 0xffff,
-            1024 + i % 60000
-        )
-        .parse()
-        .unwrap();
+        let remote: SocketAddr =
+            format!("[2001:db8::{:x}:{:x}]:{}", i >> 16, i & 0xffff, 1024 + i % 60000).parse().unwrap();
         FourTuple::new("[2001:db8::1]:443".parse().unwrap(), remote)
     }
 
@@ -541,9 +487,7 @@ mod tests {
         const CAP: u32 = 1 << 16;
         let live = CAP * 3 / 4;
         let mut t = ConnTable::with_capacity_and_seed(CAP, 8);
-        let mut handles: Vec<(Handle, u32)> = (0..live)
-            .map(|i| (t.insert(v4(i), i).unwrap(), i))
-            .collect();
+        let mut handles: Vec<(Handle, u32)> = (0..live).map(|i| (t.insert(v4(i), i).unwrap(), i)).collect();
         let mut rng = 0x1234_5678_9abc_def0u64;
         for next_key in (live..).take(1_000_000) {
             rng ^= rng << 13;
@@ -565,10 +509,7 @@ mod tests {
         }
         let fresh = rebuilt.max_displacement();
         let after = t.max_displacement();
-        assert!(
-            after <= 24 && after <= fresh + 2,
-            "max displacement {fresh} fresh, {after} after churn"
-        );
+        assert!(after <= 24 && after <= fresh + 2, "max displacement {fresh} fresh, {after} after churn");
         assert!(t.stats().max_probe <= 32);
         for &(h, k) in &handles {
             assert_eq!(t.lookup(&v4(k)), Some(h));

@@ -28,8 +28,7 @@ impl HashKey {
     /// at all; this runs once at table construction, before any traffic.
     pub fn random() -> HashKey {
         let mut seed = [0u8; 8];
-        getrandom::getrandom(&mut seed)
-            .expect("floodgate: getrandom failed, no key for the flow hash");
+        getrandom::getrandom(&mut seed).expect("floodgate: getrandom failed, no key for the flow hash");
         HashKey::from_seed(u64::from_le_bytes(seed))
     }
 
@@ -46,9 +45,7 @@ impl HashKey {
             // product; force the low bit on.
             (z ^ (z >> 31)) | 1
         };
-        HashKey {
-            k: [next(), next(), next(), next(), next(), next()],
-        }
+        HashKey { k: [next(), next(), next(), next(), next(), next()] }
     }
 }
 
@@ -77,14 +74,8 @@ impl TableKey for FourTuple {
     fn keyed_hash(&self, key: &HashKey) -> u64 {
         let k = &key.k;
         let ports = ((self.local_port as u64) << 16) | self.remote_port as u64;
-        let a = fold_mul(
-            word(&self.local_addr.0, 0) ^ k[0],
-            word(&self.local_addr.0, 1) ^ k[1],
-        );
-        let b = fold_mul(
-            word(&self.remote_addr.0, 0) ^ k[2],
-            word(&self.remote_addr.0, 1) ^ k[3],
-        );
+        let a = fold_mul(word(&self.local_addr.0, 0) ^ k[0], word(&self.local_addr.0, 1) ^ k[1]);
+        let b = fold_mul(word(&self.remote_addr.0, 0) ^ k[2], word(&self.remote_addr.0, 1) ^ k[3]);
         fold_mul(a ^ ports ^ k[4], b ^ k[5])
     }
 }
@@ -93,8 +84,7 @@ impl TableKey for V4Tuple {
     #[inline(always)]
     fn keyed_hash(&self, key: &HashKey) -> u64 {
         let k = &key.k;
-        let addrs = ((u32::from_le_bytes(self.local_addr) as u64) << 32)
-            | u32::from_le_bytes(self.remote_addr) as u64;
+        let addrs = ((u32::from_le_bytes(self.local_addr) as u64) << 32) | u32::from_le_bytes(self.remote_addr) as u64;
         let ports = ((self.local_port as u64) << 16) | self.remote_port as u64;
         let a = fold_mul(addrs ^ k[0], ports ^ k[1]);
         fold_mul(a ^ k[2], k[3])
@@ -106,10 +96,7 @@ mod tests {
     use super::*;
 
     fn v4(remote: [u8; 4], port: u16) -> FourTuple {
-        FourTuple::new(
-            "198.18.0.1:80".parse().unwrap(),
-            std::net::SocketAddr::from((remote, port)),
-        )
+        FourTuple::new("198.18.0.1:80".parse().unwrap(), std::net::SocketAddr::from((remote, port)))
     }
 
     #[test]
@@ -156,10 +143,7 @@ mod tests {
         }
         let expect = 65536 / 64;
         for (i, &c) in hist.iter().enumerate() {
-            assert!(
-                c > expect * 3 / 4 && c < expect * 5 / 4,
-                "bucket {i}: {c} (expected ~{expect})"
-            );
+            assert!(c > expect * 3 / 4 && c < expect * 5 / 4, "bucket {i}: {c} (expected ~{expect})");
         }
     }
 }

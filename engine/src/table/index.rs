@@ -37,10 +37,7 @@ impl Index {
     /// least one bucket more than `capacity`, so every probe ends.
     pub(crate) fn new(capacity: u32, load: f64) -> Index {
         let n = ((capacity as f64 / load).ceil() as u64).max(capacity as u64 + 1);
-        assert!(
-            n <= u32::MAX as u64,
-            "index of {n} buckets is over the 2^32 limit"
-        );
+        assert!(n <= u32::MAX as u64, "index of {n} buckets is over the 2^32 limit");
         // vec![0; n] is calloc: the kernel hands zero pages in as they are touched.
         let buckets = vec![EMPTY; n as usize].into_boxed_slice();
         super::advise_huge_pages(buckets.as_ptr() as *const u8, buckets.len() * 8);
@@ -61,9 +58,7 @@ impl Index {
             // SAFETY: chunk[0] is a valid, aligned u64 we own; a volatile
             // store of the value it already holds keeps the write from being
             // optimised away.
-            unsafe {
-                core::ptr::write_volatile(&mut chunk[0], core::ptr::read_volatile(&chunk[0]))
-            };
+            unsafe { core::ptr::write_volatile(&mut chunk[0], core::ptr::read_volatile(&chunk[0])) };
         }
     }
 
@@ -224,11 +219,7 @@ impl Index {
             count += 1;
             let d = self.displacement((b >> 32) as u32, pos);
             if d > 0 {
-                let prev = if pos == 0 {
-                    self.buckets.len() - 1
-                } else {
-                    pos - 1
-                };
+                let prev = if pos == 0 { self.buckets.len() - 1 } else { pos - 1 };
                 let pb = self.buckets[prev];
                 assert_ne!(pb, EMPTY, "bucket {pos} displaced {d} after a hole");
                 let pd = self.displacement((pb >> 32) as u32, prev);

@@ -26,9 +26,7 @@ fn prefetch<T>(r: &T) {
     // SSE is part of the x86_64 baseline.
     #[allow(unused_unsafe)]
     unsafe {
-        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(
-            r as *const T as *const i8,
-        )
+        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(r as *const T as *const i8)
     };
     #[cfg(not(target_arch = "x86_64"))]
     let _ = r;

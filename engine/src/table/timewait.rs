@@ -176,10 +176,7 @@ impl<K: TwKey> TimeWaitTable<K> {
     fn with_hash_key(capacity: u32, two_msl_ms: u32, policy: TwFullPolicy, hash: HashKey) -> Self {
         assert!(capacity >= 1, "a TIME-WAIT table needs at least one slot");
         let ring: Vec<Entry<K>> = Vec::with_capacity(capacity as usize);
-        super::advise_huge_pages(
-            ring.as_ptr() as *const u8,
-            ring.capacity() * core::mem::size_of::<Entry<K>>(),
-        );
+        super::advise_huge_pages(ring.as_ptr() as *const u8, ring.capacity() * core::mem::size_of::<Entry<K>>());
         // Each run covers at least one ring position, and live deadlines
         // take at most 2MSL distinct values past `now`; see the module doc.
         let runs_cap = (two_msl_ms as usize + 2).min(capacity as usize + 1).max(2);
@@ -271,9 +268,7 @@ impl<K: TwKey> TimeWaitTable<K> {
         let ring = &self.ring;
         self.index
             .find(self.tag(key), |s| ring[s as usize].key == *key)
-            .map(|(_, slot)| TwHandle {
-                pos: self.pos_of_slot(slot),
-            })
+            .map(|(_, slot)| TwHandle { pos: self.pos_of_slot(slot) })
     }
 
     pub fn get(&self, h: TwHandle) -> Option<&TwState> {
@@ -425,12 +420,10 @@ impl<K: TwKey> TimeWaitTable<K> {
 
     /// Live entries in expiry order. For tests and draining.
     pub fn iter(&self) -> impl Iterator<Item = (TwHandle, &K, &TwState)> {
-        (self.head..self.tail)
-            .filter(|&p| !self.is_dead(self.slot(p)))
-            .map(|p| {
-                let e = &self.ring[self.slot(p)];
-                (TwHandle { pos: p }, &e.key, &e.st)
-            })
+        (self.head..self.tail).filter(|&p| !self.is_dead(self.slot(p))).map(|p| {
+            let e = &self.ring[self.slot(p)];
+            (TwHandle { pos: p }, &e.key, &e.st)
+        })
     }
 
     /// Removes `slot` (holding a key with `tag`) from the index.
@@ -518,10 +511,7 @@ impl<K: TwKey> TimeWaitTable<K> {
                         return (pos, slot);
                     }
                 }
-                self.runs.push_back(Run {
-                    end: tail,
-                    deadline_ms,
-                });
+                self.runs.push_back(Run { end: tail, deadline_ms });
             }
         }
         (pos, slot)
@@ -587,12 +577,8 @@ mod tests {
 
     #[test]
     fn ipv6_table() {
-        let mut t: TimeWaitTable<FourTuple> =
-            TimeWaitTable::with_seed(4, TWO_MSL, TwFullPolicy::RefuseNew, 1);
-        let key = FourTuple::new(
-            "[2001:db8::1]:443".parse().unwrap(),
-            "[2001:db8::2]:5555".parse().unwrap(),
-        );
+        let mut t: TimeWaitTable<FourTuple> = TimeWaitTable::with_seed(4, TWO_MSL, TwFullPolicy::RefuseNew, 1);
+        let key = FourTuple::new("[2001:db8::1]:443".parse().unwrap(), "[2001:db8::2]:5555".parse().unwrap());
         let h = t.insert(key, st(9), 5).unwrap();
         assert_eq!(t.lookup(&key), Some(h));
         assert_eq!(t.deadline_ms(h), Some(5 + TWO_MSL as u64));
@@ -710,9 +696,7 @@ mod tests {
     #[test]
     fn restart_in_a_full_ring_evicts_the_oldest() {
         let mut t = table(3, TwFullPolicy::RefuseNew);
-        let hs: Vec<_> = (0..3)
-            .map(|i| t.insert(k(i), st(i), i as u64).unwrap())
-            .collect();
+        let hs: Vec<_> = (0..3).map(|i| t.insert(k(i), st(i), i as u64).unwrap()).collect();
         let h = t.restart(hs[1], 10);
         assert_eq!(t.lookup(&k(0)), None);
         assert_eq!(t.lookup(&k(1)), Some(h));
@@ -758,8 +742,7 @@ mod tests {
     /// runs: every answer must stay exact.
     #[test]
     fn lagging_expiry_merges_runs_exactly() {
-        let mut t: TimeWaitTable<V4Tuple> =
-            TimeWaitTable::with_seed(1000, 3, TwFullPolicy::RefuseNew, 3);
+        let mut t: TimeWaitTable<V4Tuple> = TimeWaitTable::with_seed(1000, 3, TwFullPolicy::RefuseNew, 3);
         for i in 0..=20u32 {
             t.insert(k(i), st(i), i as u64).unwrap();
         }
@@ -774,8 +757,7 @@ mod tests {
     #[test]
     fn wraps_the_ring_many_times() {
         // 2MSL of 300 ms at one insert per 7 ms: about 43 live of 64 slots.
-        let mut t: TimeWaitTable<V4Tuple> =
-            TimeWaitTable::with_seed(64, 300, TwFullPolicy::RefuseNew, 5);
+        let mut t: TimeWaitTable<V4Tuple> = TimeWaitTable::with_seed(64, 300, TwFullPolicy::RefuseNew, 5);
         let mut now = 0u64;
         for i in 0..10_000u32 {
             now += 7;

@@ -15,10 +15,7 @@ const HOUR: u64 = 60 * MIN;
 fn drain(wheel: &mut Wheel, now: u64) -> Vec<TimerId> {
     let mut fired = Vec::new();
     while let Some(id) = wheel.poll(now) {
-        assert!(
-            fired.len() <= wheel.capacity() as usize,
-            "poll never returns None"
-        );
+        assert!(fired.len() <= wheel.capacity() as usize, "poll never returns None");
         fired.push(id);
     }
     wheel.check_invariants();
@@ -69,11 +66,7 @@ fn level_for_is_the_highest_differing_six_bit_group() {
         (2 * HOUR, 2 * HOUR + 75 * SEC, 2),
     ];
     for &(elapsed, when, level) in table {
-        assert_eq!(
-            level_for(elapsed, when),
-            level,
-            "level_for({elapsed}, {when})"
-        );
+        assert_eq!(level_for(elapsed, when), level, "level_for({elapsed}, {when})");
     }
 }
 
@@ -110,15 +103,7 @@ fn node_is_twenty_bytes() {
 
 #[test]
 fn fires_exactly_at_the_deadline_at_every_level() {
-    let starts = [
-        0,
-        1,
-        63,
-        64 * 64 - 1,
-        123_456_789,
-        HORIZON_MS - 1,
-        (5 << 36) + 777,
-    ];
+    let starts = [0, 1, 63, 64 * 64 - 1, 123_456_789, HORIZON_MS - 1, (5 << 36) + 777];
     let deltas = [
         1,
         2,
@@ -147,11 +132,7 @@ fn fires_exactly_at_the_deadline_at_every_level() {
             let mut wheel = Wheel::new(4, start);
             wheel.arm(2, deadline);
             assert!(wheel.next_expiry().unwrap() <= deadline);
-            assert_eq!(
-                drain(&mut wheel, deadline - 1),
-                [],
-                "early: {start} + {delta}"
-            );
+            assert_eq!(drain(&mut wheel, deadline - 1), [], "early: {start} + {delta}");
             assert!(wheel.next_expiry().unwrap() <= deadline);
             assert_eq!(drain(&mut wheel, deadline), [2], "late: {start} + {delta}");
             assert!(wheel.is_empty());
@@ -162,11 +143,7 @@ fn fires_exactly_at_the_deadline_at_every_level() {
             let mut gap = delta;
             while gap > 0 {
                 gap /= 2;
-                assert_eq!(
-                    drain(&mut wheel, deadline - gap.max(1)),
-                    [],
-                    "early: {start} + {delta}"
-                );
+                assert_eq!(drain(&mut wheel, deadline - gap.max(1)), [], "early: {start} + {delta}");
                 if gap <= 1 {
                     break;
                 }
@@ -223,11 +200,7 @@ fn rearming_later_is_lazy_and_fires_at_the_new_deadline() {
     wheel.arm(0, 100); // level 1
     let list = wheel.list_of(0);
     wheel.arm(0, 5_000); // level 2 if filed afresh
-    assert_eq!(
-        wheel.list_of(0),
-        list,
-        "re-arming later must not move the node"
-    );
+    assert_eq!(wheel.list_of(0), list, "re-arming later must not move the node");
     assert_eq!(wheel.deadline(0), Some(5_000));
     assert_eq!(wheel.len(), 1);
     // The old slot comes due at 64: the node is re-filed, not fired.
@@ -273,9 +246,7 @@ fn expiry_is_in_deadline_order() {
     let deadlines: Vec<u64> = (0..5_000).map(|id| wheel.deadline(id).unwrap()).collect();
     let fired = drain(&mut wheel, 3 * HOUR);
     assert_eq!(fired.len(), 5_000);
-    assert!(fired
-        .windows(2)
-        .all(|w| deadlines[w[0] as usize] <= deadlines[w[1] as usize]));
+    assert!(fired.windows(2).all(|w| deadlines[w[0] as usize] <= deadlines[w[1] as usize]));
 }
 
 #[test]
@@ -358,11 +329,7 @@ fn keepalive_two_hours_then_ten_probes_of_75_seconds() {
     while let Some(at) = wheel.next_expiry() {
         for id in drain(&mut wheel, at) {
             let i = id as usize;
-            assert_eq!(
-                at,
-                last_activity[i] + IDLE + probes[i] as u64 * PROBE,
-                "conn {id}"
-            );
+            assert_eq!(at, last_activity[i] + IDLE + probes[i] as u64 * PROBE, "conn {id}");
             if probes[i] < 10 {
                 probes[i] += 1;
                 wheel.arm(id, at + PROBE);
@@ -383,15 +350,11 @@ fn a_two_hour_jump_with_many_timers_fires_exactly_the_due_ones_in_order() {
     for id in 0..n {
         wheel.arm(id, start + 1 + rng.below(4 * HOUR));
     }
-    let due = (0..n)
-        .filter(|&id| wheel.deadline(id).unwrap() <= start + 2 * HOUR)
-        .count();
+    let due = (0..n).filter(|&id| wheel.deadline(id).unwrap() <= start + 2 * HOUR).count();
     let deadlines: Vec<u64> = (0..n).map(|id| wheel.deadline(id).unwrap()).collect();
     let fired = drain(&mut wheel, start + 2 * HOUR);
     assert_eq!(fired.len(), due);
-    assert!(fired
-        .windows(2)
-        .all(|w| deadlines[w[0] as usize] <= deadlines[w[1] as usize]));
+    assert!(fired.windows(2).all(|w| deadlines[w[0] as usize] <= deadlines[w[1] as usize]));
     assert_eq!(wheel.len(), n as usize - due);
     assert!(wheel.next_expiry().unwrap() > start + 2 * HOUR);
 }
@@ -483,11 +446,7 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 fn start() -> impl Strategy<Value = u64> {
-    prop_oneof![
-        Just(0u64),
-        (HORIZON_MS - 5_000)..HORIZON_MS,
-        0u64..(1 << 42)
-    ]
+    prop_oneof![Just(0u64), (HORIZON_MS - 5_000)..HORIZON_MS, 0u64..(1 << 42)]
 }
 
 /// What the wheel must do: every armed timer with its deadline, and whether
@@ -500,23 +459,14 @@ struct Model {
 impl Model {
     /// The earliest deadline among timers that were not overdue when armed.
     fn min_on_time(&self, except: u32) -> u64 {
-        let on_time = self
-            .armed
-            .iter()
-            .filter(|(&id, &(_, overdue))| id != except && !overdue);
-        on_time
-            .map(|(_, &(deadline, _))| deadline)
-            .min()
-            .unwrap_or(u64::MAX)
+        let on_time = self.armed.iter().filter(|(&id, &(_, overdue))| id != except && !overdue);
+        on_time.map(|(_, &(deadline, _))| deadline).min().unwrap_or(u64::MAX)
     }
 }
 
 fn check_against_model(start: u64, ops: &[Op]) -> Result<(), TestCaseError> {
     let mut wheel = Wheel::new(IDS, start);
-    let mut model = Model {
-        now: start,
-        armed: BTreeMap::new(),
-    };
+    let mut model = Model { now: start, armed: BTreeMap::new() };
     for op in ops {
         match *op {
             Op::Arm { id, delta } => {
@@ -537,18 +487,12 @@ fn check_against_model(start: u64, ops: &[Op]) -> Result<(), TestCaseError> {
                     let (deadline, overdue) = model.armed[&id];
                     prop_assert!(deadline <= now, "{id} fired early: {deadline} > {now}");
                     // Nothing that was on time when armed may be overtaken.
-                    prop_assert!(
-                        overdue || deadline <= model.min_on_time(id),
-                        "{id} out of order"
-                    );
+                    prop_assert!(overdue || deadline <= model.min_on_time(id), "{id} out of order");
                     model.armed.remove(&id);
                     fired.push(id);
                 }
                 let late: Vec<_> = model.armed.iter().filter(|(_, &(d, _))| d <= now).collect();
-                prop_assert!(
-                    late.is_empty(),
-                    "not fired at {now}: {late:?} (fired {fired:?})"
-                );
+                prop_assert!(late.is_empty(), "not fired at {now}: {late:?} (fired {fired:?})");
             }
             Op::PollOne { by } => {
                 let now = model.now + by;
@@ -558,19 +502,12 @@ fn check_against_model(start: u64, ops: &[Op]) -> Result<(), TestCaseError> {
                         prop_assert!(model.armed.contains_key(&id), "{id} fired but not armed");
                         let (deadline, overdue) = model.armed[&id];
                         prop_assert!(deadline <= now, "{id} fired early: {deadline} > {now}");
-                        prop_assert!(
-                            overdue || deadline <= model.min_on_time(id),
-                            "{id} out of order"
-                        );
+                        prop_assert!(overdue || deadline <= model.min_on_time(id), "{id} out of order");
                         model.armed.remove(&id);
                     }
                     None => {
-                        let late: Vec<_> =
-                            model.armed.iter().filter(|(_, &(d, _))| d <= now).collect();
-                        prop_assert!(
-                            late.is_empty(),
-                            "poll({now}) gave None but {late:?} are due"
-                        );
+                        let late: Vec<_> = model.armed.iter().filter(|(_, &(d, _))| d <= now).collect();
+                        prop_assert!(late.is_empty(), "poll({now}) gave None but {late:?} are due");
                     }
                 }
             }

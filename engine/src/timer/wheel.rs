@@ -109,12 +109,7 @@ impl Wheel {
     pub fn new(capacity: u32, now: u64) -> Wheel {
         debug_assert!(capacity < NIL, "capacity must leave room for NIL");
         let capacity = capacity.min(NIL - 1);
-        let node = Node {
-            deadline: 0,
-            prev: NIL,
-            next: NIL,
-            list: UNFILED,
-        };
+        let node = Node { deadline: 0, prev: NIL, next: NIL, list: UNFILED };
         Wheel {
             nodes: vec![node; capacity as usize].into_boxed_slice(),
             heads: [NIL; LISTS],
@@ -182,9 +177,7 @@ impl Wheel {
     }
 
     pub fn is_armed(&self, id: TimerId) -> bool {
-        self.nodes
-            .get(id as usize)
-            .is_some_and(|n| n.list != UNFILED)
+        self.nodes.get(id as usize).is_some_and(|n| n.list != UNFILED)
     }
 
     /// The deadline timer `id` is armed for.
@@ -295,8 +288,7 @@ impl Wheel {
             // current slot (or wrap further), so it is clamped into the last
             // slot of the rotation and re-filed when that comes due.
             let top = LEVELS - 1;
-            let horizon_end =
-                (self.elapsed & !(slot_range(top) - 1)).saturating_add(level_range(top));
+            let horizon_end = (self.elapsed & !(slot_range(top) - 1)).saturating_add(level_range(top));
             if when >= horizon_end {
                 (slot_for(self.elapsed, top) + SLOTS - 1) % SLOTS
             } else {
@@ -335,11 +327,7 @@ impl Wheel {
     fn link(&mut self, id: TimerId, list: u32, when: u64) {
         let head = self.heads[list as usize];
         if list == PENDING {
-            self.pending_min = if head == NIL {
-                when
-            } else {
-                self.pending_min.min(when)
-            };
+            self.pending_min = if head == NIL { when } else { self.pending_min.min(when) };
         }
         let node = &mut self.nodes[id as usize];
         node.prev = NIL;
@@ -355,9 +343,7 @@ impl Wheel {
     /// Removes `id` from the list it is in (leaving `Node::list` stale).
     #[inline]
     fn unlink(&mut self, id: TimerId) {
-        let Node {
-            prev, next, list, ..
-        } = self.nodes[id as usize];
+        let Node { prev, next, list, .. } = self.nodes[id as usize];
         if prev != NIL {
             self.nodes[prev as usize].next = next;
         } else {
@@ -412,10 +398,7 @@ impl Wheel {
                     let level = list / SLOTS;
                     let start = self.slot_start(list as u32);
                     assert!(start > self.elapsed, "slot {list} not in the future");
-                    assert!(
-                        start <= deadline,
-                        "node {id} at level {level} would be late"
-                    );
+                    assert!(start <= deadline, "node {id} at level {level} would be late");
                 }
                 seen += 1;
                 prev = id;

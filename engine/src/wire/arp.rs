@@ -225,18 +225,12 @@ mod tests {
         assert_eq!(&buf[6..8], &[0, 2]);
         assert_eq!(&buf[8..14], &ours.0);
         assert_eq!(&buf[24..28], &[198, 18, 0, 2]);
-        assert_eq!(
-            ArpRepr::parse(&ArpPacket::new_checked(&buf[..]).unwrap()).unwrap(),
-            reply
-        );
+        assert_eq!(ArpRepr::parse(&ArpPacket::new_checked(&buf[..]).unwrap()).unwrap(), reply);
     }
 
     #[test]
     fn malformed() {
-        assert_eq!(
-            ArpPacket::new_checked(&REQUEST[..27]).unwrap_err(),
-            Error::Truncated
-        );
+        assert_eq!(ArpPacket::new_checked(&REQUEST[..27]).unwrap_err(), Error::Truncated);
         for (at, v) in [(1, 6u8), (2, 0x86), (4, 8), (5, 16), (7, 3)] {
             let mut b = REQUEST;
             b[at] = v;

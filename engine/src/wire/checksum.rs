@@ -147,18 +147,15 @@ mod tests {
     #[test]
     fn rfc1071_example() {
         // RFC 1071 §3: 00 01 f2 03 f4 f5 f6 f7 sums to ddf2.
-        assert_eq!(
-            data(&[0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7]),
-            0xddf2
-        );
+        assert_eq!(data(&[0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7]), 0xddf2);
     }
 
     #[test]
     fn known_ipv4_header() {
         // A classic example header whose checksum is b861.
         let mut h = [
-            0x45, 0x00, 0x00, 0x73, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11, 0x00, 0x00, 0xc0, 0xa8,
-            0x00, 0x01, 0xc0, 0xa8, 0x00, 0xc7,
+            0x45, 0x00, 0x00, 0x73, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11, 0x00, 0x00, 0xc0, 0xa8, 0x00, 0x01, 0xc0, 0xa8,
+            0x00, 0xc7,
         ];
         assert_eq!(finish(data(&h)), 0xb861);
         h[10..12].copy_from_slice(&0xb861u16.to_be_bytes());
@@ -181,10 +178,7 @@ mod tests {
         bytes[9] = 6;
         bytes[10..12].copy_from_slice(&40u16.to_be_bytes());
         assert_eq!(pseudo_header_v4(&s, &d, 6, 40), reference(&bytes));
-        assert_eq!(
-            pseudo_header(&Addr::v4(s), &Addr::v4(d), 6, 40),
-            reference(&bytes)
-        );
+        assert_eq!(pseudo_header(&Addr::v4(s), &Addr::v4(d), 6, 40), reference(&bytes));
     }
 
     #[test]
@@ -197,10 +191,7 @@ mod tests {
         bytes[32..36].copy_from_slice(&70000u32.to_be_bytes());
         bytes[39] = 6;
         assert_eq!(pseudo_header_v6(&s, &d, 6, 70000), reference(&bytes));
-        assert_eq!(
-            pseudo_header(&Addr(s), &Addr(d), 6, 70000),
-            reference(&bytes)
-        );
+        assert_eq!(pseudo_header(&Addr(s), &Addr(d), 6, 70000), reference(&bytes));
     }
 
     #[test]

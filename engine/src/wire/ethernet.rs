@@ -32,11 +32,7 @@ impl MacAddr {
 impl fmt::Display for MacAddr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let b = &self.0;
-        write!(
-            f,
-            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-            b[0], b[1], b[2], b[3], b[4], b[5]
-        )
+        write!(f, "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", b[0], b[1], b[2], b[3], b[4], b[5])
     }
 }
 
@@ -281,10 +277,7 @@ mod tests {
 
     #[test]
     fn mac_display() {
-        assert_eq!(
-            MacAddr([0xaa, 0xbb, 0xcc, 0x0d, 0x0e, 0xff]).to_string(),
-            "aa:bb:cc:0d:0e:ff"
-        );
+        assert_eq!(MacAddr([0xaa, 0xbb, 0xcc, 0x0d, 0x0e, 0xff]).to_string(), "aa:bb:cc:0d:0e:ff");
         assert!(MacAddr::BROADCAST.is_broadcast());
         assert!(MacAddr::BROADCAST.is_multicast());
         assert!(SRC.is_unicast());
@@ -292,18 +285,10 @@ mod tests {
 
     #[test]
     fn untagged_round_trip() {
-        let repr = EthernetRepr {
-            src_addr: SRC,
-            dst_addr: DST,
-            ethertype: EtherType::Ipv4,
-            vlan: None,
-        };
+        let repr = EthernetRepr { src_addr: SRC, dst_addr: DST, ethertype: EtherType::Ipv4, vlan: None };
         let mut buf = [0xa5u8; 20];
         repr.emit(&mut EthernetFrame::new_unchecked(&mut buf[..]));
-        assert_eq!(
-            &buf[..14],
-            &[2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00]
-        );
+        assert_eq!(&buf[..14], &[2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00]);
         let f = EthernetFrame::new_checked(&buf[..]).unwrap();
         assert_eq!(f.header_len(), 14);
         assert_eq!(f.payload(), &[0xa5; 6]);
@@ -312,12 +297,7 @@ mod tests {
 
     #[test]
     fn vlan_tagged_round_trip() {
-        let repr = EthernetRepr {
-            src_addr: SRC,
-            dst_addr: DST,
-            ethertype: EtherType::Ipv6,
-            vlan: Some(42),
-        };
+        let repr = EthernetRepr { src_addr: SRC, dst_addr: DST, ethertype: EtherType::Ipv6, vlan: Some(42) };
         assert_eq!(repr.header_len(), 18);
         let mut buf = [0xa5u8; 18];
         repr.emit(&mut EthernetFrame::new_unchecked(&mut buf[..]));
@@ -340,15 +320,9 @@ mod tests {
 
     #[test]
     fn truncated() {
-        assert_eq!(
-            EthernetFrame::new_checked(&[0u8; 13][..]).unwrap_err(),
-            Error::Truncated
-        );
+        assert_eq!(EthernetFrame::new_checked(&[0u8; 13][..]).unwrap_err(), Error::Truncated);
         let mut tagged = [0u8; 17];
         tagged[12..14].copy_from_slice(&[0x81, 0x00]);
-        assert_eq!(
-            EthernetFrame::new_checked(&tagged[..]).unwrap_err(),
-            Error::Truncated
-        );
+        assert_eq!(EthernetFrame::new_checked(&tagged[..]).unwrap_err(), Error::Truncated);
     }
 }

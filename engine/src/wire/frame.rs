@@ -7,8 +7,8 @@
 
 use super::ethernet::{self, EthernetFrame};
 use super::{
-    ipv4, ipv6, ArpPacket, ArpRepr, Error, EtherType, EthernetRepr, IpProtocol, Ipv4Packet,
-    Ipv4Repr, Ipv6Packet, Ipv6Repr, MacAddr, Result, TcpPacket, TcpRepr,
+    ipv4, ipv6, ArpPacket, ArpRepr, Error, EtherType, EthernetRepr, IpProtocol, Ipv4Packet, Ipv4Repr, Ipv6Packet,
+    Ipv6Repr, MacAddr, Result, TcpPacket, TcpRepr,
 };
 use crate::flow::{Addr, FourTuple};
 
@@ -102,14 +102,7 @@ pub fn parse_tcp_frame(frame: &[u8], verify_checksums: bool) -> Result<Frame<'_>
             let dst = Addr::v4(ip_repr.dst_addr);
             let tcp = TcpPacket::new_checked(ip.payload())?;
             let tcp = TcpRepr::parse(&tcp, &src, &dst, verify_checksums)?;
-            Ok(Frame::Tcp(ParsedFrame {
-                eth: eth_repr,
-                src,
-                dst,
-                ttl_or_hop: ip_repr.ttl,
-                tcp,
-                l3: L3::V4,
-            }))
+            Ok(Frame::Tcp(ParsedFrame { eth: eth_repr, src, dst, ttl_or_hop: ip_repr.ttl, tcp, l3: L3::V4 }))
         }
         EtherType::Ipv6 => {
             let ip = Ipv6Packet::new_checked(payload)?;
@@ -121,14 +114,7 @@ pub fn parse_tcp_frame(frame: &[u8], verify_checksums: bool) -> Result<Frame<'_>
             let dst = Addr(ip_repr.dst_addr);
             let tcp = TcpPacket::new_checked(upper)?;
             let tcp = TcpRepr::parse(&tcp, &src, &dst, verify_checksums)?;
-            Ok(Frame::Tcp(ParsedFrame {
-                eth: eth_repr,
-                src,
-                dst,
-                ttl_or_hop: ip_repr.hop_limit,
-                tcp,
-                l3: L3::V6,
-            }))
+            Ok(Frame::Tcp(ParsedFrame { eth: eth_repr, src, dst, ttl_or_hop: ip_repr.hop_limit, tcp, l3: L3::V6 }))
         }
         EtherType::Arp => {
             let arp = ArpPacket::new_checked(payload)?;
@@ -146,11 +132,7 @@ pub fn tcp_frame_len(vlan: Option<u16>, l3: L3, tcp: &TcpRepr) -> usize {
 
 #[inline(always)]
 fn frame_len(vlan: Option<u16>, l3: L3, tcp_len: usize) -> usize {
-    let eth = if vlan.is_some() {
-        ethernet::VLAN_HEADER_LEN
-    } else {
-        ethernet::HEADER_LEN
-    };
+    let eth = if vlan.is_some() { ethernet::VLAN_HEADER_LEN } else { ethernet::HEADER_LEN };
     eth + l3.header_len() + tcp_len
 }
 
@@ -302,10 +284,7 @@ mod tests {
         assert_eq!(p.eth.src_addr, CLIENT_MAC);
         assert_eq!(p.eth.dst_addr, SERVER_MAC);
         assert_eq!(p.eth.vlan, None);
-        assert_eq!(
-            (p.src, p.dst, p.l3, p.ttl_or_hop),
-            (CLIENT, SERVER, L3::V4, 64)
-        );
+        assert_eq!((p.src, p.dst, p.l3, p.ttl_or_hop), (CLIENT, SERVER, L3::V4, 64));
         assert_eq!(p.tcp.control, Control::SYN);
         assert_eq!(p.tcp.options.mss, Some(1460));
         assert_eq!(p.tcp.options.window_scale, Some(7));
@@ -317,28 +296,15 @@ mod tests {
         let reply = syn_ack_repr();
         assert_eq!(tcp_frame_len(None, L3::V4, &reply), 74);
         let mut buf = [0xa5u8; 128];
-        let n = emit_tcp_frame(
-            &mut buf, SERVER_MAC, CLIENT_MAC, None, SERVER, CLIENT, &reply,
-        )
-        .unwrap();
+        let n = emit_tcp_frame(&mut buf, SERVER_MAC, CLIENT_MAC, None, SERVER, CLIENT, &reply).unwrap();
         assert_eq!(&buf[..n], &SYN_ACK_FRAME[..]);
         assert_eq!(buf[n], 0xa5);
     }
 
     #[test]
     fn round_trip_v4_v6_vlan_with_payload() {
-        let v6_client = Addr(
-            "2001:db8::2"
-                .parse::<std::net::Ipv6Addr>()
-                .unwrap()
-                .octets(),
-        );
-        let v6_server = Addr(
-            "2001:db8::1"
-                .parse::<std::net::Ipv6Addr>()
-                .unwrap()
-                .octets(),
-        );
+        let v6_client = Addr("2001:db8::2".parse::<std::net::Ipv6Addr>().unwrap().octets());
+        let v6_server = Addr("2001:db8::1".parse::<std::net::Ipv6Addr>().unwrap().octets());
         let data = TcpRepr {
             control: Control::ACK | Control::PSH,
             options: TcpOptions {
@@ -353,8 +319,7 @@ mod tests {
             for vlan in [None, Some(100)] {
                 for tcp in [syn_ack_repr(), data] {
                     let mut buf = [0xa5u8; 256];
-                    let n = emit_tcp_frame(&mut buf, SERVER_MAC, CLIENT_MAC, vlan, src, dst, &tcp)
-                        .unwrap();
+                    let n = emit_tcp_frame(&mut buf, SERVER_MAC, CLIENT_MAC, vlan, src, dst, &tcp).unwrap();
                     assert_eq!(n, tcp_frame_len(vlan, l3, &tcp));
                     assert_eq!(buf[n], 0xa5);
                     let p = tcp_of(parse_tcp_frame(&buf[..n], true).unwrap());
@@ -368,15 +333,9 @@ mod tests {
 
     #[test]
     fn short_frames_are_padded_and_padding_ignored() {
-        let rst = TcpRepr {
-            control: Control::RST,
-            ack_number: None,
-            options: TcpOptions::NONE,
-            ..syn_ack_repr()
-        };
+        let rst = TcpRepr { control: Control::RST, ack_number: None, options: TcpOptions::NONE, ..syn_ack_repr() };
         let mut buf = [0xa5u8; 64];
-        let n =
-            emit_tcp_frame(&mut buf, SERVER_MAC, CLIENT_MAC, None, SERVER, CLIENT, &rst).unwrap();
+        let n = emit_tcp_frame(&mut buf, SERVER_MAC, CLIENT_MAC, None, SERVER, CLIENT, &rst).unwrap();
         assert_eq!(n, 60);
         assert_eq!(&buf[54..60], &[0; 6]);
         assert_eq!(tcp_of(parse_tcp_frame(&buf[..n], true).unwrap()).tcp, rst);
@@ -386,16 +345,10 @@ mod tests {
     fn emit_errors() {
         let r = syn_ack_repr();
         let mut small = [0u8; 73];
-        assert_eq!(
-            emit_tcp_frame(&mut small, SERVER_MAC, CLIENT_MAC, None, SERVER, CLIENT, &r),
-            Err(Error::Truncated)
-        );
+        assert_eq!(emit_tcp_frame(&mut small, SERVER_MAC, CLIENT_MAC, None, SERVER, CLIENT, &r), Err(Error::Truncated));
         let v6 = Addr([0x20, 1, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
         let mut buf = [0u8; 128];
-        assert_eq!(
-            emit_tcp_frame(&mut buf, SERVER_MAC, CLIENT_MAC, None, SERVER, v6, &r),
-            Err(Error::MixedFamily)
-        );
+        assert_eq!(emit_tcp_frame(&mut buf, SERVER_MAC, CLIENT_MAC, None, SERVER, v6, &r), Err(Error::MixedFamily));
     }
 
     #[test]
@@ -414,10 +367,7 @@ mod tests {
     fn ipv6_with_hop_by_hop_parses_and_fragment_is_dropped() {
         let s = Addr([0x20, 1, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
         let d = Addr([0x20, 1, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
-        let tcp = TcpRepr {
-            payload: b"x",
-            ..syn_ack_repr()
-        };
+        let tcp = TcpRepr { payload: b"x", ..syn_ack_repr() };
         let mut plain = [0u8; 128];
         let n = emit_tcp_frame(&mut plain, CLIENT_MAC, SERVER_MAC, None, s, d, &tcp).unwrap();
 

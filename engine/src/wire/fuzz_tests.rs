@@ -90,90 +90,34 @@ fn exercise_all(b: &[u8]) {
         let _ = parse_tcp_frame(b, verify);
     }
     if let Ok(f) = EthernetFrame::new_checked(b) {
-        let _ = (
-            f.dst_addr(),
-            f.src_addr(),
-            f.outer_ethertype(),
-            f.vlan_id(),
-            f.ethertype(),
-        );
+        let _ = (f.dst_addr(), f.src_addr(), f.outer_ethertype(), f.vlan_id(), f.ethertype());
         let _ = (f.header_len(), f.payload());
         let _ = EthernetRepr::parse(&f);
     }
     if let Ok(p) = ArpPacket::new_checked(b) {
-        let _ = (
-            p.hardware_type(),
-            p.protocol_type(),
-            p.hardware_len(),
-            p.protocol_len(),
-        );
-        let _ = (
-            p.operation(),
-            p.source_hardware_addr(),
-            p.source_protocol_addr(),
-        );
+        let _ = (p.hardware_type(), p.protocol_type(), p.hardware_len(), p.protocol_len());
+        let _ = (p.operation(), p.source_hardware_addr(), p.source_protocol_addr());
         let _ = (p.target_hardware_addr(), p.target_protocol_addr());
         let _ = ArpRepr::parse(&p);
     }
     if let Ok(p) = Ipv4Packet::new_checked(b) {
-        let _ = (
-            p.version(),
-            p.header_len(),
-            p.dscp_ecn(),
-            p.total_len(),
-            p.ident(),
-        );
-        let _ = (
-            p.dont_frag(),
-            p.more_frags(),
-            p.frag_offset(),
-            p.is_fragment(),
-            p.ttl(),
-        );
-        let _ = (
-            p.protocol(),
-            p.checksum(),
-            p.src_addr(),
-            p.dst_addr(),
-            p.verify_checksum(),
-        );
+        let _ = (p.version(), p.header_len(), p.dscp_ecn(), p.total_len(), p.ident());
+        let _ = (p.dont_frag(), p.more_frags(), p.frag_offset(), p.is_fragment(), p.ttl());
+        let _ = (p.protocol(), p.checksum(), p.src_addr(), p.dst_addr(), p.verify_checksum());
         let _ = p.payload();
         let _ = Ipv4Repr::parse(&p, true);
         let _ = Ipv4Repr::parse(&p, false);
     }
     if let Ok(p) = Ipv6Packet::new_checked(b) {
-        let _ = (
-            p.version(),
-            p.traffic_class(),
-            p.flow_label(),
-            p.payload_len(),
-        );
-        let _ = (
-            p.next_header(),
-            p.hop_limit(),
-            p.src_addr(),
-            p.dst_addr(),
-            p.payload(),
-        );
+        let _ = (p.version(), p.traffic_class(), p.flow_label(), p.payload_len());
+        let _ = (p.next_header(), p.hop_limit(), p.src_addr(), p.dst_addr(), p.payload());
         let _ = p.upper_layer();
         let _ = Ipv6Repr::parse_with_payload(&p);
     }
     if let Ok(p) = TcpPacket::new_checked(b) {
         let a = Addr::v4([1, 2, 3, 4]);
-        let _ = (
-            p.src_port(),
-            p.dst_port(),
-            p.seq_number(),
-            p.ack_number(),
-            p.header_len(),
-        );
-        let _ = (
-            p.control(),
-            p.window_len(),
-            p.checksum(),
-            p.urgent_at(),
-            p.options(),
-        );
+        let _ = (p.src_port(), p.dst_port(), p.seq_number(), p.ack_number(), p.header_len());
+        let _ = (p.control(), p.window_len(), p.checksum(), p.urgent_at(), p.options());
         let _ = (p.payload(), p.verify_checksum(&a, &a));
         for verify in [true, false] {
             if let Ok(r) = TcpRepr::parse(&p, &a, &a, verify) {

@@ -198,10 +198,7 @@ pub struct Ipv4Repr {
 impl Ipv4Repr {
     /// Validates version, lengths and (if asked) the header checksum, and
     /// refuses fragments.
-    pub fn parse<T: AsRef<[u8]> + ?Sized>(
-        packet: &Ipv4Packet<&T>,
-        verify_checksum: bool,
-    ) -> Result<Ipv4Repr> {
+    pub fn parse<T: AsRef<[u8]> + ?Sized>(packet: &Ipv4Packet<&T>, verify_checksum: bool) -> Result<Ipv4Repr> {
         packet.check_len()?;
         if packet.version() != 4 {
             return Err(Error::BadVersion);
@@ -311,36 +308,21 @@ mod tests {
     #[test]
     fn malformed() {
         let good = emitted();
-        assert_eq!(
-            Ipv4Packet::new_checked(&good[..19]).unwrap_err(),
-            Error::Truncated
-        );
+        assert_eq!(Ipv4Packet::new_checked(&good[..19]).unwrap_err(), Error::Truncated);
 
         let mut b = good;
         b[0] = 0x44;
-        assert_eq!(
-            Ipv4Packet::new_checked(&b[..]).unwrap_err(),
-            Error::BadHeaderLen
-        );
+        assert_eq!(Ipv4Packet::new_checked(&b[..]).unwrap_err(), Error::BadHeaderLen);
 
         let mut b = good;
         b[0] = 0x4f; // 60-byte header in a 28-byte buffer
-        assert_eq!(
-            Ipv4Packet::new_checked(&b[..]).unwrap_err(),
-            Error::Truncated
-        );
+        assert_eq!(Ipv4Packet::new_checked(&b[..]).unwrap_err(), Error::Truncated);
 
         let mut b = good;
         b[2..4].copy_from_slice(&29u16.to_be_bytes());
-        assert_eq!(
-            Ipv4Packet::new_checked(&b[..]).unwrap_err(),
-            Error::BadTotalLen
-        );
+        assert_eq!(Ipv4Packet::new_checked(&b[..]).unwrap_err(), Error::BadTotalLen);
         b[2..4].copy_from_slice(&19u16.to_be_bytes());
-        assert_eq!(
-            Ipv4Packet::new_checked(&b[..]).unwrap_err(),
-            Error::BadTotalLen
-        );
+        assert_eq!(Ipv4Packet::new_checked(&b[..]).unwrap_err(), Error::BadTotalLen);
 
         let mut b = good;
         b[0] = 0x65;

@@ -187,9 +187,7 @@ impl Ipv6Repr {
 
     /// Like [`Ipv6Repr::parse`], also returning the upper-layer bytes (from
     /// the start of, e.g., the TCP header to the end of Payload Length).
-    pub fn parse_with_payload<'a, T: AsRef<[u8]> + ?Sized>(
-        packet: &Ipv6Packet<&'a T>,
-    ) -> Result<(Ipv6Repr, &'a [u8])> {
+    pub fn parse_with_payload<'a, T: AsRef<[u8]> + ?Sized>(packet: &Ipv6Packet<&'a T>) -> Result<(Ipv6Repr, &'a [u8])> {
         packet.check_len()?;
         if packet.version() != 6 {
             return Err(Error::BadVersion);
@@ -327,14 +325,8 @@ mod tests {
     #[test]
     fn malformed() {
         let good = with_exts(&[(0, 1)]);
-        assert_eq!(
-            Ipv6Packet::new_checked(&good[..39]).unwrap_err(),
-            Error::Truncated
-        );
-        assert_eq!(
-            Ipv6Packet::new_checked(&good[..good.len() - 1]).unwrap_err(),
-            Error::BadTotalLen
-        );
+        assert_eq!(Ipv6Packet::new_checked(&good[..39]).unwrap_err(), Error::Truncated);
+        assert_eq!(Ipv6Packet::new_checked(&good[..good.len() - 1]).unwrap_err(), Error::BadTotalLen);
 
         let mut b = good.clone();
         b[0] = 0x40;

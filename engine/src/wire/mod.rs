@@ -26,8 +26,7 @@ mod fuzz_tests;
 pub use arp::{ArpOperation, ArpPacket, ArpRepr};
 pub use ethernet::{EtherType, EthernetFrame, EthernetRepr, MacAddr};
 pub use frame::{
-    emit_tcp_frame, parse_tcp_frame, tcp_frame_len, Frame, ParsedFrame, DEFAULT_HOP_LIMIT, L3,
-    MIN_FRAME_LEN,
+    emit_tcp_frame, parse_tcp_frame, tcp_frame_len, Frame, ParsedFrame, DEFAULT_HOP_LIMIT, L3, MIN_FRAME_LEN,
 };
 pub use ipv4::{Ipv4Packet, Ipv4Repr};
 pub use ipv6::{Ipv6Packet, Ipv6Repr};
@@ -212,10 +211,7 @@ mod tests {
     fn error_names_are_unique_and_all_is_in_index_order() {
         for (i, e) in Error::ALL.iter().enumerate() {
             assert_eq!(e.index(), i);
-            assert!(e
-                .name()
-                .bytes()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_'));
+            assert!(e.name().bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_'));
             for other in &Error::ALL[i + 1..] {
                 assert_ne!(e.name(), other.name());
             }

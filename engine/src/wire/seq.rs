@@ -17,11 +17,19 @@ impl SeqNumber {
     }
     /// The larger of the two in modular order.
     pub fn max(self, other: SeqNumber) -> SeqNumber {
-        if self >= other { self } else { other }
+        if self >= other {
+            self
+        } else {
+            other
+        }
     }
     /// The smaller of the two in modular order.
     pub fn min(self, other: SeqNumber) -> SeqNumber {
-        if self <= other { self } else { other }
+        if self <= other {
+            self
+        } else {
+            other
+        }
     }
     /// `lo <= self < lo + len` (RFC 9293 §3.10.7.4 window tests).
     pub fn in_window(self, lo: SeqNumber, len: u32) -> bool {

@@ -348,10 +348,7 @@ impl TcpOptions {
                     }
                     for block in data.chunks_exact(8) {
                         if sacks < MAX_SACK_BLOCKS {
-                            o.sack_blocks[sacks] = Some((
-                                SeqNumber(read_u32(block, 0)),
-                                SeqNumber(read_u32(block, 4)),
-                            ));
+                            o.sack_blocks[sacks] = Some((SeqNumber(read_u32(block, 0)), SeqNumber(read_u32(block, 4))));
                             sacks += 1;
                         }
                     }
@@ -486,11 +483,7 @@ impl<'a> TcpRepr<'a> {
             dst_port: packet.dst_port(),
             control,
             seq_number: packet.seq_number(),
-            ack_number: if control.ack() {
-                Some(packet.ack_number())
-            } else {
-                None
-            },
+            ack_number: if control.ack() { Some(packet.ack_number()) } else { None },
             window_len: packet.window_len(),
             urgent: packet.urgent_at(),
             options: TcpOptions::parse(packet.options())?,
@@ -534,21 +527,13 @@ impl<'a> TcpRepr<'a> {
     /// IP source `src` and destination `dst`. The packet's buffer must hold
     /// at least [`TcpRepr::buffer_len`] bytes; only that many are written
     /// and covered by the checksum.
-    pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(
-        &self,
-        packet: &mut TcpPacket<T>,
-        src: &Addr,
-        dst: &Addr,
-    ) {
+    pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, packet: &mut TcpPacket<T>, src: &Addr, dst: &Addr) {
         let hl = self.header_len();
         let len = hl + self.payload.len();
         let b = &mut packet.buffer.as_mut()[..len];
         let ack = self.ack_number.unwrap_or(SeqNumber(0));
-        let control = if self.ack_number.is_some() {
-            self.control | Control::ACK
-        } else {
-            self.control.without(Control::ACK)
-        };
+        let control =
+            if self.ack_number.is_some() { self.control | Control::ACK } else { self.control.without(Control::ACK) };
         write_u16(b, field::SRC_PORT, self.src_port);
         write_u16(b, field::DST_PORT, self.dst_port);
         write_u32(b, field::SEQ_NUM, self.seq_number.0);
@@ -637,28 +622,12 @@ mod tests {
     fn round_trips() {
         let syn = linux_syn_repr();
         round_trip(&syn);
-        let syn_ack = TcpRepr {
-            control: Control::SYN | Control::ACK,
-            ack_number: Some(SeqNumber(7)),
-            ..syn
-        };
+        let syn_ack = TcpRepr { control: Control::SYN | Control::ACK, ack_number: Some(SeqNumber(7)), ..syn };
         round_trip(&syn_ack);
-        let no_ts = TcpRepr {
-            options: TcpOptions {
-                timestamp: None,
-                ..syn.options
-            },
-            ..syn
-        };
+        let no_ts = TcpRepr { options: TcpOptions { timestamp: None, ..syn.options }, ..syn };
         assert_eq!(no_ts.header_len(), 32); // MSS, NOP NOP SACK-Perm, NOP WS
         round_trip(&no_ts);
-        let only_ts = TcpRepr {
-            options: TcpOptions {
-                timestamp: Some((1, 2)),
-                ..TcpOptions::NONE
-            },
-            ..syn
-        };
+        let only_ts = TcpRepr { options: TcpOptions { timestamp: Some((1, 2)), ..TcpOptions::NONE }, ..syn };
         assert_eq!(only_ts.header_len(), 32); // NOP NOP TS
         round_trip(&only_ts);
         let data = TcpRepr {
@@ -671,10 +640,7 @@ mod tests {
         };
         assert_eq!(data.segment_len(), 13);
         round_trip(&data);
-        let odd_payload = TcpRepr {
-            payload: b"odd",
-            ..data
-        };
+        let odd_payload = TcpRepr { payload: b"odd", ..data };
         round_trip(&odd_payload);
     }
 
@@ -689,23 +655,14 @@ mod tests {
         let ack = TcpRepr {
             control: Control::ACK,
             ack_number: Some(SeqNumber(50)),
-            options: TcpOptions {
-                sack_blocks: blocks,
-                ..TcpOptions::NONE
-            },
+            options: TcpOptions { sack_blocks: blocks, ..TcpOptions::NONE },
             ..linux_syn_repr()
         };
         assert_eq!(ack.header_len(), 20 + 4 + 32);
         round_trip(&ack);
 
         // With timestamps only three fit; the fourth is dropped, as Linux does.
-        let with_ts = TcpRepr {
-            options: TcpOptions {
-                timestamp: Some((9, 8)),
-                ..ack.options
-            },
-            ..ack
-        };
+        let with_ts = TcpRepr { options: TcpOptions { timestamp: Some((9, 8)), ..ack.options }, ..ack };
         assert_eq!(with_ts.header_len(), 20 + 12 + 4 + 24);
         let mut buf = [0xa5u8; 60];
         with_ts.emit(&mut TcpPacket::new_unchecked(&mut buf[..]), &SRC, &DST);
@@ -718,16 +675,10 @@ mod tests {
 
     #[test]
     fn ack_bit_follows_ack_number_on_emit() {
-        let r = TcpRepr {
-            control: Control::SYN | Control::ACK,
-            ..linux_syn_repr()
-        };
+        let r = TcpRepr { control: Control::SYN | Control::ACK, ..linux_syn_repr() };
         let mut buf = [0xa5u8; 40];
         r.emit(&mut TcpPacket::new_unchecked(&mut buf[..]), &SRC, &DST);
-        assert_eq!(
-            TcpPacket::new_checked(&buf[..]).unwrap().control(),
-            Control::SYN
-        );
+        assert_eq!(TcpPacket::new_checked(&buf[..]).unwrap().control(), Control::SYN);
     }
 
     #[test]
@@ -743,13 +694,7 @@ mod tests {
     fn options_parse_edge_cases() {
         // Unknown option (kind 30, len 4) skipped; EOL ends the list.
         let o = TcpOptions::parse(&[30, 4, 0, 0, 2, 4, 0x05, 0xb4, 0, 3, 0]).unwrap();
-        assert_eq!(
-            o,
-            TcpOptions {
-                mss: Some(1460),
-                ..TcpOptions::NONE
-            }
-        );
+        assert_eq!(o, TcpOptions { mss: Some(1460), ..TcpOptions::NONE });
         assert_eq!(TcpOptions::parse(&[1, 1, 1, 1]).unwrap(), TcpOptions::NONE);
         for bad in [
             &[2, 0, 0, 0][..],                      // length 0
@@ -764,31 +709,18 @@ mod tests {
             &[5, 6, 0, 0, 0, 0, 1, 1],              // SACK with half a block
             &[5, 11, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1], // SACK 8n+1
         ] {
-            assert_eq!(
-                TcpOptions::parse(bad).unwrap_err(),
-                Error::BadOption,
-                "{bad:?}"
-            );
+            assert_eq!(TcpOptions::parse(bad).unwrap_err(), Error::BadOption, "{bad:?}");
         }
     }
 
     #[test]
     fn malformed_segments() {
-        assert_eq!(
-            TcpPacket::new_checked(&LINUX_SYN[..19]).unwrap_err(),
-            Error::Truncated
-        );
+        assert_eq!(TcpPacket::new_checked(&LINUX_SYN[..19]).unwrap_err(), Error::Truncated);
         let mut b = LINUX_SYN;
         b[12] = 0x40; // data offset 4
-        assert_eq!(
-            TcpPacket::new_checked(&b[..]).unwrap_err(),
-            Error::BadDataOffset
-        );
+        assert_eq!(TcpPacket::new_checked(&b[..]).unwrap_err(), Error::BadDataOffset);
         b[12] = 0xb0; // data offset 11: 44 bytes in a 40-byte segment
-        assert_eq!(
-            TcpPacket::new_checked(&b[..]).unwrap_err(),
-            Error::BadDataOffset
-        );
+        assert_eq!(TcpPacket::new_checked(&b[..]).unwrap_err(), Error::BadDataOffset);
 
         let mut b = LINUX_SYN;
         b[4] ^= 1;
@@ -797,10 +729,7 @@ mod tests {
         assert!(TcpRepr::parse(&p, &SRC, &DST, false).is_ok());
         // The pseudo-header is covered too.
         let p = TcpPacket::new_checked(&LINUX_SYN[..]).unwrap();
-        assert_eq!(
-            TcpRepr::parse(&p, &SRC, &Addr::v4([198, 18, 0, 3]), true).unwrap_err(),
-            Error::BadTcpChecksum
-        );
+        assert_eq!(TcpRepr::parse(&p, &SRC, &Addr::v4([198, 18, 0, 3]), true).unwrap_err(), Error::BadTcpChecksum);
 
         let mut b = LINUX_SYN;
         b[21] = 0; // MSS option length 0
@@ -814,22 +743,9 @@ mod tests {
 
     #[test]
     fn ipv6_checksum_round_trip() {
-        let s = Addr(
-            "2001:db8::2"
-                .parse::<std::net::Ipv6Addr>()
-                .unwrap()
-                .octets(),
-        );
-        let d = Addr(
-            "2001:db8::1"
-                .parse::<std::net::Ipv6Addr>()
-                .unwrap()
-                .octets(),
-        );
-        let r = TcpRepr {
-            payload: b"v6",
-            ..linux_syn_repr()
-        };
+        let s = Addr("2001:db8::2".parse::<std::net::Ipv6Addr>().unwrap().octets());
+        let d = Addr("2001:db8::1".parse::<std::net::Ipv6Addr>().unwrap().octets());
+        let r = TcpRepr { payload: b"v6", ..linux_syn_repr() };
         let mut buf = [0xa5u8; 42];
         r.emit(&mut TcpPacket::new_unchecked(&mut buf[..]), &s, &d);
         let p = TcpPacket::new_checked(&buf[..]).unwrap();

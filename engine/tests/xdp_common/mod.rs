@@ -15,9 +15,7 @@ pub fn require_root(test: &str) -> bool {
         panic!("{test}: needs root, and CI=true forbids skipping root tests");
     }
     // Straight to fd 2: libtest captures eprintln! of passing tests.
-    let msg = format!(
-        "\n*** SKIPPED: {test} needs root (XDP / AF_XDP / netns); run the tests as root ***\n"
-    );
+    let msg = format!("\n*** SKIPPED: {test} needs root (XDP / AF_XDP / netns); run the tests as root ***\n");
     let _ = std::io::Write::write_all(&mut std::io::stderr(), msg.as_bytes());
     false
 }

@@ -29,11 +29,7 @@ impl VipKey {
             IpAddr::V4(a) => a.to_ipv6_mapped().octets(),
             IpAddr::V6(a) => a.octets(),
         };
-        VipKey {
-            addr,
-            port_be: port.to_be(),
-            pad: 0,
-        }
+        VipKey { addr, port_be: port.to_be(), pad: 0 }
     }
 
     pub fn as_bytes(&self) -> [u8; 20] {

@@ -35,10 +35,7 @@ pub const PROGRAM_NAME: &str = "floodgate_xdp";
 struct Aligned<T: ?Sized>(T);
 
 /// The compiled object, 8-byte aligned for libelf.
-static OBJECT: &Aligned<[u8]> = &Aligned(*include_bytes!(concat!(
-    env!("OUT_DIR"),
-    "/floodgate.bpf.o"
-)));
+static OBJECT: &Aligned<[u8]> = &Aligned(*include_bytes!(concat!(env!("OUT_DIR"), "/floodgate.bpf.o")));
 
 /// The raw bytes of the embedded BPF object (for tools and tests).
 pub fn object_bytes() -> &'static [u8] {
@@ -55,25 +52,16 @@ pub struct XdpError {
 
 impl XdpError {
     pub(crate) fn new(msg: impl Into<String>) -> Self {
-        XdpError {
-            msg: msg.into(),
-            errno: None,
-        }
+        XdpError { msg: msg.into(), errno: None }
     }
 
     pub(crate) fn os(msg: impl Into<String>, errno: i32) -> Self {
         let errno = errno.abs();
-        XdpError {
-            msg: format!("{}: {}", msg.into(), io::Error::from_raw_os_error(errno)),
-            errno: Some(errno),
-        }
+        XdpError { msg: format!("{}: {}", msg.into(), io::Error::from_raw_os_error(errno)), errno: Some(errno) }
     }
 
     pub(crate) fn bpf(msg: impl Into<String>, e: libbpf_rs::Error) -> Self {
-        XdpError {
-            msg: format!("{}: {e}", msg.into()),
-            errno: None,
-        }
+        XdpError { msg: format!("{}: {e}", msg.into()), errno: None }
     }
 
     /// The OS error number behind this error, if there is one.
@@ -109,9 +97,7 @@ impl FromStr for XdpMode {
             "native" => Ok(XdpMode::Native),
             "generic" => Ok(XdpMode::Generic),
             "auto" => Ok(XdpMode::Auto),
-            _ => Err(XdpError::new(format!(
-                "unknown XDP mode {s:?}: expected native, generic or auto"
-            ))),
+            _ => Err(XdpError::new(format!("unknown XDP mode {s:?}: expected native, generic or auto"))),
         }
     }
 }
@@ -187,13 +173,9 @@ impl XdpProgram {
         let prog = obj
             .progs()
             .find(|p| p.name() == PROGRAM_NAME)
-            .ok_or_else(|| {
-                XdpError::new(format!("the XDP object has no program {PROGRAM_NAME}"))
-            })?;
-        let prog = prog
-            .as_fd()
-            .try_clone_to_owned()
-            .map_err(|e| XdpError::new(format!("cannot dup the program fd: {e}")))?;
+            .ok_or_else(|| XdpError::new(format!("the XDP object has no program {PROGRAM_NAME}")))?;
+        let prog =
+            prog.as_fd().try_clone_to_owned().map_err(|e| XdpError::new(format!("cannot dup the program fd: {e}")))?;
         let map = |name: &str| -> Result<MapHandle, XdpError> {
             let m = obj
                 .maps()
@@ -201,13 +183,7 @@ impl XdpProgram {
                 .ok_or_else(|| XdpError::new(format!("the XDP object has no map {name}")))?;
             MapHandle::try_from(&m).map_err(|e| XdpError::bpf(format!("map {name}"), e))
         };
-        let p = XdpProgram {
-            prog,
-            xsks: map("xsks_map")?,
-            vips: map("vips")?,
-            stats: map("stats")?,
-            attachment: None,
-        };
+        let p = XdpProgram { prog, xsks: map("xsks_map")?, vips: map("vips")?, stats: map("stats")?, attachment: None };
         // floodgate.h and abi.rs must agree; the BTF says what C compiled.
         let check = |what: &str, got: u32, want: usize| {
             if got as usize != want {
@@ -229,53 +205,29 @@ impl XdpProgram {
     /// already has an XDP program, or (mode `Native`) its driver has no XDP.
     pub fn attach(&mut self, ifname: &str, mode: XdpMode) -> Result<AttachedMode, XdpError> {
         if let Some(a) = &self.attachment {
-            return Err(XdpError::new(format!(
-                "the XDP program is already attached to {}",
-                a.ifname
-            )));
+            return Err(XdpError::new(format!("the XDP program is already attached to {}", a.ifname)));
         }
         let ifindex = ifindex(ifname)?;
         let (link, native_error) = match mode {
-            XdpMode::Native => (
-                self.link_create(ifname, ifindex, AttachedMode::Native)?,
-                None,
-            ),
-            XdpMode::Generic => (
-                self.link_create(ifname, ifindex, AttachedMode::Generic)?,
-                None,
-            ),
+            XdpMode::Native => (self.link_create(ifname, ifindex, AttachedMode::Native)?, None),
+            XdpMode::Generic => (self.link_create(ifname, ifindex, AttachedMode::Generic)?, None),
             XdpMode::Auto => match self.link_create(ifname, ifindex, AttachedMode::Native) {
                 Ok(l) => (l, None),
                 // Busy is busy in every mode: do not hide it behind a fallback.
                 Err(e) if e.errno() == Some(libc::EBUSY) => return Err(e),
-                Err(e) => (
-                    self.link_create(ifname, ifindex, AttachedMode::Generic)?,
-                    Some(e.to_string()),
-                ),
+                Err(e) => (self.link_create(ifname, ifindex, AttachedMode::Generic)?, Some(e.to_string())),
             },
         };
-        let mode =
-            query_mode(ifindex).unwrap_or(if native_error.is_some() || mode == XdpMode::Generic {
-                AttachedMode::Generic
-            } else {
-                AttachedMode::Native
-            });
-        self.attachment = Some(Attachment {
-            link,
-            ifname: ifname.to_string(),
-            ifindex,
-            mode,
-            native_error,
+        let mode = query_mode(ifindex).unwrap_or(if native_error.is_some() || mode == XdpMode::Generic {
+            AttachedMode::Generic
+        } else {
+            AttachedMode::Native
         });
+        self.attachment = Some(Attachment { link, ifname: ifname.to_string(), ifindex, mode, native_error });
         Ok(mode)
     }
 
-    fn link_create(
-        &self,
-        ifname: &str,
-        ifindex: u32,
-        mode: AttachedMode,
-    ) -> Result<OwnedFd, XdpError> {
+    fn link_create(&self, ifname: &str, ifindex: u32, mode: AttachedMode) -> Result<OwnedFd, XdpError> {
         let flags = match mode {
             AttachedMode::Native => libbpf_sys::XDP_FLAGS_DRV_MODE,
             AttachedMode::Generic => libbpf_sys::XDP_FLAGS_SKB_MODE,
@@ -286,14 +238,8 @@ impl XdpProgram {
             ..Default::default()
         };
         // SAFETY: plain syscall wrapper; `opts` outlives the call.
-        let fd = unsafe {
-            libbpf_sys::bpf_link_create(
-                self.prog.as_raw_fd(),
-                ifindex as i32,
-                libbpf_sys::BPF_XDP,
-                &opts,
-            )
-        };
+        let fd =
+            unsafe { libbpf_sys::bpf_link_create(self.prog.as_raw_fd(), ifindex as i32, libbpf_sys::BPF_XDP, &opts) };
         if fd < 0 {
             let errno = -fd;
             let what = match errno {
@@ -302,9 +248,9 @@ impl XdpProgram {
                      leftover: see `ip link show dev {ifname}`, remove with \
                      `ip link set dev {ifname} xdp off`)"
                 ),
-                libc::EOPNOTSUPP => format!(
-                    "the driver of {ifname} does not support {mode} XDP (use --xdp-mode generic or auto)"
-                ),
+                libc::EOPNOTSUPP => {
+                    format!("the driver of {ifname} does not support {mode} XDP (use --xdp-mode generic or auto)")
+                }
                 libc::EPERM => "attaching XDP needs root (CAP_NET_ADMIN and CAP_BPF)".to_string(),
                 _ => format!("cannot attach the XDP program to {ifname} in {mode} mode"),
             };
@@ -326,9 +272,7 @@ impl XdpProgram {
 
     /// Why native mode was refused when `Auto` fell back to generic.
     pub fn native_fallback_reason(&self) -> Option<&str> {
-        self.attachment
-            .as_ref()
-            .and_then(|a| a.native_error.as_deref())
+        self.attachment.as_ref().and_then(|a| a.native_error.as_deref())
     }
 
     pub fn ifname(&self) -> Option<&str> {
@@ -348,13 +292,7 @@ impl XdpProgram {
     pub fn add_vip(&self, addr: IpAddr, port: u16) -> Result<(), XdpError> {
         let key = VipKey::new(addr, port).as_bytes();
         self.vips.update(&key, &[1], MapFlags::ANY).map_err(|e| {
-            XdpError::bpf(
-                format!(
-                    "cannot add VIP {addr} port {port} (at most {} pairs)",
-                    self.vips.max_entries()
-                ),
-                e,
-            )
+            XdpError::bpf(format!("cannot add VIP {addr} port {port} (at most {} pairs)", self.vips.max_entries()), e)
         })
     }
 
@@ -364,24 +302,14 @@ impl XdpProgram {
         match self.vips.delete(&key) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == libbpf_rs::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(XdpError::bpf(
-                format!("cannot remove VIP {addr} port {port}"),
-                e,
-            )),
+            Err(e) => Err(XdpError::bpf(format!("cannot remove VIP {addr} port {port}"), e)),
         }
     }
 
     /// Makes the owned set exactly every `(address, port)` in `vips`.
     pub fn set_vips(&self, vips: &[(IpAddr, u16)]) -> Result<(), XdpError> {
-        let want: Vec<[u8; 20]> = vips
-            .iter()
-            .map(|&(a, p)| VipKey::new(a, p).as_bytes())
-            .collect();
-        let stale: Vec<Vec<u8>> = self
-            .vips
-            .keys()
-            .filter(|k| !want.iter().any(|w| w[..] == k[..]))
-            .collect();
+        let want: Vec<[u8; 20]> = vips.iter().map(|&(a, p)| VipKey::new(a, p).as_bytes()).collect();
+        let stale: Vec<Vec<u8>> = self.vips.keys().filter(|k| !want.iter().any(|w| w[..] == k[..])).collect();
         for k in stale {
             let _ = self.vips.delete(&k);
         }
@@ -399,11 +327,7 @@ impl XdpProgram {
             .map(|k| {
                 let mut addr = [0u8; 16];
                 addr.copy_from_slice(&k[..16]);
-                VipKey {
-                    addr,
-                    port_be: u16::from_ne_bytes([k[16], k[17]]),
-                    pad: 0,
-                }
+                VipKey { addr, port_be: u16::from_ne_bytes([k[16], k[17]]), pad: 0 }
             })
             .collect()
     }
@@ -418,17 +342,8 @@ impl XdpProgram {
             )));
         }
         self.xsks
-            .update(
-                &queue.to_ne_bytes(),
-                &(fd as u32).to_ne_bytes(),
-                MapFlags::ANY,
-            )
-            .map_err(|e| {
-                XdpError::bpf(
-                    format!("cannot register the AF_XDP socket of queue {queue}"),
-                    e,
-                )
-            })
+            .update(&queue.to_ne_bytes(), &(fd as u32).to_ne_bytes(), MapFlags::ANY)
+            .map_err(|e| XdpError::bpf(format!("cannot register the AF_XDP socket of queue {queue}"), e))
     }
 
     /// Removes RX queue `queue`'s socket: its frames go to the kernel again.
@@ -471,10 +386,7 @@ impl XdpProgram {
         // output buffers are given.
         let rc = unsafe { libbpf_sys::bpf_prog_test_run_opts(self.prog.as_raw_fd(), &mut opts) };
         if rc < 0 {
-            return Err(XdpError::os(
-                format!("BPF_PROG_TEST_RUN on a {}-byte frame failed", frame.len()),
-                -rc,
-            ));
+            return Err(XdpError::os(format!("BPF_PROG_TEST_RUN on a {}-byte frame failed", frame.len()), -rc));
         }
         Ok(opts.retval)
     }
@@ -482,14 +394,11 @@ impl XdpProgram {
 
 /// The index of interface `ifname` in this network namespace.
 pub fn ifindex(ifname: &str) -> Result<u32, XdpError> {
-    let c = CString::new(ifname)
-        .map_err(|_| XdpError::new(format!("bad interface name {ifname:?}")))?;
+    let c = CString::new(ifname).map_err(|_| XdpError::new(format!("bad interface name {ifname:?}")))?;
     // SAFETY: `c` is a valid NUL-terminated string.
     let idx = unsafe { libc::if_nametoindex(c.as_ptr()) };
     if idx == 0 {
-        return Err(XdpError::new(format!(
-            "no interface named {ifname} in this network namespace (see `ip link`)"
-        )));
+        return Err(XdpError::new(format!("no interface named {ifname} in this network namespace (see `ip link`)")));
     }
     Ok(idx)
 }
@@ -506,10 +415,7 @@ pub fn rx_queue_count(ifname: &str) -> Option<u32> {
         .and_then(|s| s.trim().parse::<u32>().ok());
     if sys_idx == Some(idx) {
         if let Ok(dir) = std::fs::read_dir(format!("/sys/class/net/{ifname}/queues")) {
-            let n = dir
-                .filter_map(|e| e.ok())
-                .filter(|e| e.file_name().to_string_lossy().starts_with("rx-"))
-                .count();
+            let n = dir.filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().starts_with("rx-")).count();
             return Some(n as u32);
         }
     }
@@ -543,15 +449,8 @@ fn ethtool_rx_channels(ifname: &str) -> Option<u32> {
     if bytes.len() >= libc::IFNAMSIZ {
         return None;
     }
-    let mut ch = EthtoolChannels {
-        cmd: ETHTOOL_GCHANNELS,
-        ..Default::default()
-    };
-    let mut req = IfReq {
-        name: [0; libc::IFNAMSIZ],
-        data: (&mut ch as *mut EthtoolChannels).cast(),
-        _pad: [0; 16],
-    };
+    let mut ch = EthtoolChannels { cmd: ETHTOOL_GCHANNELS, ..Default::default() };
+    let mut req = IfReq { name: [0; libc::IFNAMSIZ], data: (&mut ch as *mut EthtoolChannels).cast(), _pad: [0; 16] };
     for (d, &b) in req.name.iter_mut().zip(bytes) {
         *d = b as libc::c_char;
     }
@@ -573,10 +472,8 @@ fn ethtool_rx_channels(ifname: &str) -> Option<u32> {
 
 /// The XDP mode the kernel reports for `ifindex`.
 fn query_mode(ifindex: u32) -> Option<AttachedMode> {
-    let mut opts = libbpf_sys::bpf_xdp_query_opts {
-        sz: size_of::<libbpf_sys::bpf_xdp_query_opts>() as _,
-        ..Default::default()
-    };
+    let mut opts =
+        libbpf_sys::bpf_xdp_query_opts { sz: size_of::<libbpf_sys::bpf_xdp_query_opts>() as _, ..Default::default() };
     // SAFETY: plain netlink query into `opts`.
     let rc = unsafe { libbpf_sys::bpf_xdp_query(ifindex as i32, 0, &mut opts) };
     if rc < 0 {

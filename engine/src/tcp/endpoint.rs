@@ -1,0 +1,963 @@
+//! One shard's TCP endpoint: demultiplexes received segments to listeners
+//! (RFC 9293 §3.10.7.2), connections (§3.10.7.3-4), the TIME-WAIT table
+//! (§3.10.7.4 TIME-WAIT, RFC 6191, RFC 1337) and the CLOSED rules
+//! (§3.10.7.1); answers SYNs statefully or with cookies (RFC 4987); runs the
+//! timing wheel; and offers the application interface (accept, read, write,
+//! close) through a bounded event queue.
+//!
+//! Sans-IO: every entry point takes `now` and a [`TxSink`]. After a batch of
+//! frames the caller drains events into the application, then calls
+//! [`Endpoint::flush`], so a response the application writes leaves in the
+//! same segment as the ACK of the request.
+
+use super::buffer::BufferPool;
+use super::config::{Capacity, CookieMode, TcpConfig, TimeWaitRst};
+use super::emit::{self, L2};
+use super::events::{CloseReason, Event, EventQueue};
+use super::input::{ev, Drop};
+use super::ratelimit::RateLimit;
+use super::secret::{CookieOptions, Secrets};
+use super::seg::Seg;
+use super::state::State;
+use super::stats::Stats;
+use super::tcb::{ctl, flag, Outgoing, SynOptions, Tcb, NEVER};
+use super::timers::Expiry;
+use crate::flow::{Addr, FourTuple, V4Tuple};
+use crate::link::{RxAction, TxSink};
+use crate::table::{ConnTable, Handle, InsertError, TimeWaitTable, TwFullPolicy, TwState};
+use crate::time::Instant;
+use crate::timer::Wheel;
+use crate::wire::{self, SeqNumber};
+use std::net::SocketAddr;
+
+/// Index of the configuration used by active opens.
+const ACTIVE_CFG: u16 = 0;
+/// TIME-WAIT entries used timestamps.
+const TW_TS: u8 = 1;
+/// Timers and TIME-WAIT expiries handled per `on_timers` call, so a burst
+/// of expiries cannot stall the receive path.
+const TIMER_BUDGET: usize = 4096;
+
+/// A passive-open endpoint: a local address (or any) and port.
+#[derive(Clone, Debug)]
+pub struct Listener {
+    pub addr: Option<Addr>,
+    pub port: u16,
+    /// SYN-RECEIVED entries held now.
+    pub half_open: u32,
+}
+
+/// Errors of the application interface.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Error {
+    /// The handle names no live connection.
+    InvalidHandle,
+    /// The connection's state does not allow the operation.
+    InvalidState(State),
+    /// Connection table full.
+    TableFull,
+    /// A connection with that 4-tuple exists.
+    InUse,
+    TooManyListeners,
+}
+
+impl core::fmt::Display for Error {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Error::InvalidHandle => f.write_str("no such connection"),
+            Error::InvalidState(s) => write!(f, "not allowed in state {s}"),
+            Error::TableFull => f.write_str("connection table full"),
+            Error::InUse => f.write_str("4-tuple in use"),
+            Error::TooManyListeners => f.write_str("too many listeners"),
+        }
+    }
+}
+impl std::error::Error for Error {}
+
+pub struct Endpoint {
+    cfgs: Vec<TcpConfig>,
+    listeners: Vec<Listener>,
+    conns: ConnTable<Tcb>,
+    tw4: TimeWaitTable<V4Tuple>,
+    tw6: TimeWaitTable<FourTuple>,
+    wheel: Wheel,
+    pool: BufferPool,
+    events: EventQueue,
+    /// Connections with output or a state change to act on, each once (`flag::DIRTY`).
+    dirty: Vec<Handle>,
+    secrets: Secrets,
+    mac: [u8; 6],
+    challenge: RateLimit,
+    rst: RateLimit,
+    half_open: u32,
+    tw_policy: TwFullPolicy,
+    pub stats: Stats,
+    /// Frames dropped by the wire parser, by reason (`wire::Error::ALL` order).
+    pub wire_errors: [u64; wire::Error::ALL.len()],
+    /// Frames that were not TCP (ARP, other protocols): passed over.
+    pub not_tcp: u64,
+}
+
+impl Endpoint {
+    pub fn new(cfg: TcpConfig, cap: Capacity, mac: [u8; 6], secrets: Secrets, now: Instant) -> Endpoint {
+        let tw_ms = cfg.time_wait().as_millis() as u32;
+        Endpoint {
+            cfgs: vec![cfg],
+            listeners: Vec::new(),
+            conns: ConnTable::with_capacity(cap.connections),
+            tw4: TimeWaitTable::new(cap.time_wait, tw_ms, cap.time_wait_policy),
+            tw6: TimeWaitTable::new(cap.time_wait / 8 + 1, tw_ms, cap.time_wait_policy),
+            wheel: Wheel::new(cap.connections, now.total_millis()),
+            pool: BufferPool::new(cap.buffers, cap.buffer_size),
+            events: EventQueue::new(cap.events as usize),
+            dirty: Vec::with_capacity(cap.connections as usize),
+            secrets,
+            mac,
+            challenge: RateLimit::new(cfg.challenge_ack_limit),
+            rst: RateLimit::new(cfg.rst_limit),
+            half_open: 0,
+            tw_policy: cap.time_wait_policy,
+            stats: Stats::default(),
+            wire_errors: [0; wire::Error::ALL.len()],
+            not_tcp: 0,
+        }
+    }
+
+    /// Starts listening on `port` at `addr` (any local address when `None`),
+    /// with its own protocol settings.
+    pub fn listen(&mut self, addr: Option<std::net::IpAddr>, port: u16, cfg: TcpConfig) -> Result<u16, Error> {
+        if self.listeners.len() >= u16::MAX as usize - 1 {
+            return Err(Error::TooManyListeners);
+        }
+        self.cfgs.push(cfg);
+        self.listeners.push(Listener { addr: addr.map(Addr::from), port, half_open: 0 });
+        Ok(self.listeners.len() as u16)
+    }
+
+    pub fn listeners(&self) -> &[Listener] {
+        &self.listeners
+    }
+    pub fn config(&self) -> &TcpConfig {
+        &self.cfgs[0]
+    }
+
+    // ---- gauges -------------------------------------------------------
+
+    /// Connections in the table (every state but TIME-WAIT).
+    pub fn connections(&self) -> usize {
+        self.conns.len()
+    }
+    pub fn half_open(&self) -> u32 {
+        self.half_open
+    }
+    pub fn time_wait(&self) -> usize {
+        self.tw4.len() + self.tw6.len()
+    }
+    pub fn connection_capacity(&self) -> usize {
+        self.conns.capacity()
+    }
+    pub fn time_wait_capacity(&self) -> usize {
+        self.tw4.capacity() + self.tw6.capacity()
+    }
+    pub fn buffers_free(&self) -> usize {
+        self.pool.available()
+    }
+    pub fn armed_timers(&self) -> usize {
+        self.wheel.len()
+    }
+    pub fn timer_armed(&self, h: Handle) -> bool {
+        self.wheel.is_armed(h.index())
+    }
+    /// Visits every connection in the table (diagnostics and tests; not the data path).
+    pub fn for_each_connection(&self, mut f: impl FnMut(Handle, &FourTuple, &Tcb)) {
+        for (h, t, tcb) in self.conns.iter() {
+            f(h, t, tcb);
+        }
+    }
+
+    // ---- receive path -------------------------------------------------
+
+    /// Handles one received frame. Replies go into `tx`; connection output
+    /// waits for [`flush`](Self::flush).
+    pub fn on_frame<T: TxSink>(&mut self, now: Instant, frame: &mut [u8], tx: &mut T) -> RxAction {
+        let parsed = match wire::parse_tcp_frame(frame, true) {
+            Ok(wire::Frame::Tcp(p)) => p,
+            Ok(_) => {
+                self.not_tcp += 1;
+                return RxAction::Release;
+            }
+            Err(e) => {
+                self.wire_errors[e as usize] += 1;
+                return RxAction::Release;
+            }
+        };
+        self.stats.segments_in += 1;
+        let l2 = L2 { src: self.mac, dst: parsed.eth.src_addr.0, vlan: parsed.eth.vlan };
+        let tuple = FourTuple {
+            local_addr: parsed.dst,
+            remote_addr: parsed.src,
+            local_port: parsed.tcp.dst_port,
+            remote_port: parsed.tcp.src_port,
+        };
+        let seg = emit::seg_from_repr(&parsed.tcp);
+        self.on_segment(now, &l2, &tuple, &seg, tx);
+        RxAction::Release
+    }
+
+    /// Handles one segment (the frame already parsed).
+    pub fn on_segment<T: TxSink>(&mut self, now: Instant, l2: &L2, tuple: &FourTuple, seg: &Seg, tx: &mut T) {
+        if seg.syn() && (seg.fin() || seg.rst()) {
+            self.stats.drop_bad_flags += 1;
+            return;
+        }
+        if let Some(h) = self.conns.lookup(tuple) {
+            return self.connection_segment(now, h, seg);
+        }
+        if self.time_wait_segment(now, l2, tuple, seg, tx) {
+            return;
+        }
+        match self.find_listener(tuple) {
+            Some(li) => self.listener_segment(now, li, l2, tuple, seg, tx),
+            None => {
+                self.stats.drop_no_listener += 1;
+                self.closed_segment(now, l2, tuple, seg, tx);
+            }
+        }
+    }
+
+    fn find_listener(&self, t: &FourTuple) -> Option<u16> {
+        self.listeners
+            .iter()
+            .position(|l| l.port == t.local_port && l.addr.map_or(true, |a| a == t.local_addr))
+            .map(|i| i as u16 + 1)
+    }
+
+    /// RFC 9293 §3.10.7.1: no connection. Never answer an RST.
+    fn closed_segment<T: TxSink>(&mut self, now: Instant, l2: &L2, t: &FourTuple, seg: &Seg, tx: &mut T) {
+        if seg.rst() {
+            return;
+        }
+        if seg.has_ack() {
+            self.send_rst(now, l2, t, seg.ack, None, tx);
+        } else {
+            self.send_rst(now, l2, t, SeqNumber(0), Some(seg.seq + seg.len()), tx);
+        }
+    }
+
+    fn send_rst<T: TxSink>(
+        &mut self,
+        now: Instant,
+        l2: &L2,
+        t: &FourTuple,
+        seq: SeqNumber,
+        ack: Option<SeqNumber>,
+        tx: &mut T,
+    ) {
+        if !self.rst.allow(now) {
+            self.stats.rsts_suppressed += 1;
+            return;
+        }
+        let out = Outgoing {
+            control: ctl::RST | if ack.is_some() { ctl::ACK } else { 0 },
+            seq,
+            ack: ack.unwrap_or(SeqNumber(0)),
+            window: 0,
+            timestamp: None,
+            syn_options: None,
+            payload_offset: 0,
+            payload_len: 0,
+        };
+        if self.transmit(l2, t, &out, &[], tx) {
+            self.stats.rsts_sent += 1;
+        }
+    }
+
+    fn transmit<T: TxSink>(&mut self, l2: &L2, t: &FourTuple, out: &Outgoing, payload: &[u8], tx: &mut T) -> bool {
+        let sent = tx.send(|buf| emit::segment_frame(buf, l2, t, out, payload));
+        if sent {
+            self.stats.segments_out += 1;
+        } else {
+            self.stats.drop_tx_full += 1;
+        }
+        sent
+    }
+
+    /// RFC 9293 §3.10.7.2: LISTEN.
+    fn listener_segment<T: TxSink>(&mut self, now: Instant, li: u16, l2: &L2, t: &FourTuple, seg: &Seg, tx: &mut T) {
+        if seg.rst() {
+            return;
+        }
+        if seg.has_ack() {
+            if !seg.syn() && self.cookie_ack(now, li, l2, t, seg) {
+                return;
+            }
+            // A bare ACK (or SYN|ACK) to a listener: RST with seq = SEG.ACK.
+            if !seg.syn() {
+                self.stats.cookies_rejected += 1;
+            }
+            return self.send_rst(now, l2, t, seg.ack, None, tx);
+        }
+        if !seg.syn() {
+            return;
+        }
+        self.stats.syns_received += 1;
+        let cfg = self.cfgs[li as usize];
+        let is_v6 = !t.local_addr.is_v4();
+        if self.tw_refusing(t) {
+            self.stats.syns_dropped_time_wait_full += 1;
+            return;
+        }
+        let budget_spent = self.listeners[li as usize - 1].half_open >= cfg.half_open_budget;
+        let table_full = self.conns.len() >= self.conns.capacity();
+        let use_cookie = match cfg.syn_cookies {
+            CookieMode::Always => true,
+            CookieMode::Auto => budget_spent || table_full,
+            CookieMode::Never => {
+                if budget_spent || table_full {
+                    if table_full {
+                        self.stats.syns_dropped_table_full += 1;
+                    } else {
+                        self.stats.syns_dropped_half_open_budget += 1;
+                    }
+                    return;
+                }
+                false
+            }
+        };
+        if use_cookie {
+            return self.send_cookie(now, &cfg, l2, t, seg, is_v6, tx);
+        }
+        let (iss, ts_offset) = self.secrets.isn(t, now);
+        let mut tcb = Tcb::new(&cfg, iss, ts_offset, l2.dst);
+        tcb.negotiate(&cfg, seg, is_v6);
+        tcb.state = State::SynReceived;
+        tcb.listener = li;
+        tcb.set(flag::PASSIVE | flag::HALF_OPEN);
+        match self.conns.insert(*t, tcb) {
+            Ok(h) => {
+                self.listeners[li as usize - 1].half_open += 1;
+                self.half_open += 1;
+                self.stats.synacks_sent += 1;
+                self.mark_dirty(h);
+            }
+            Err(InsertError::Full) => {
+                self.stats.syns_dropped_table_full += 1;
+                if cfg.syn_cookies != CookieMode::Never {
+                    self.send_cookie(now, &cfg, l2, t, seg, is_v6, tx);
+                }
+            }
+            Err(InsertError::Exists(_)) => {}
+        }
+    }
+
+    /// A stateless SYN-ACK whose ISN is a cookie (RFC 4987 §3.6).
+    #[allow(clippy::too_many_arguments)]
+    fn send_cookie<T: TxSink>(
+        &mut self,
+        now: Instant,
+        cfg: &TcpConfig,
+        l2: &L2,
+        t: &FourTuple,
+        seg: &Seg,
+        is_v6: bool,
+        tx: &mut T,
+    ) {
+        let peer_ws = seg.window_scale.filter(|_| cfg.window_scale > 0);
+        let opts = CookieOptions {
+            mss: seg.mss.unwrap_or(536).min(cfg.advertised_mss(is_v6)),
+            window_scale: peer_ws,
+            sack_permitted: cfg.sack && seg.sack_permitted,
+        };
+        let cookie = self.secrets.make_cookie(t, seg.seq, &opts, now);
+        let timestamp = match (cfg.timestamps, seg.timestamp) {
+            (true, Some((tsval, _))) => {
+                let off = self.secrets.ts_offset(t);
+                Some(((now.total_millis() as u32).wrapping_add(off), tsval))
+            }
+            _ => None,
+        };
+        let out = Outgoing {
+            control: ctl::SYN | ctl::ACK,
+            seq: cookie,
+            ack: seg.seq + 1,
+            window: (self.pool.chunk_size()).min(65535) as u16,
+            timestamp,
+            syn_options: Some(SynOptions {
+                mss: cfg.advertised_mss(is_v6),
+                window_scale: peer_ws.map(|_| cfg.window_scale),
+                sack_permitted: opts.sack_permitted,
+            }),
+            payload_offset: 0,
+            payload_len: 0,
+        };
+        if self.transmit(l2, t, &out, &[], tx) {
+            self.stats.cookies_sent += 1;
+            self.stats.synacks_sent += 1;
+        }
+    }
+
+    /// The third segment of a cookie handshake: rebuild the connection from
+    /// the cookie and let the segment's data and FIN through.
+    fn cookie_ack(&mut self, now: Instant, li: u16, l2: &L2, t: &FourTuple, seg: &Seg) -> bool {
+        let iss = seg.ack - 1;
+        let irs = seg.seq - 1;
+        let Some(opts) = self.secrets.check_cookie(t, irs, iss, now) else { return false };
+        let cfg = self.cfgs[li as usize];
+        let is_v6 = !t.local_addr.is_v4();
+        let mut tcb = Tcb::new(&cfg, iss, self.secrets.ts_offset(t), l2.dst);
+        let syn = Seg {
+            control: ctl::SYN,
+            seq: irs,
+            window: seg.window,
+            mss: Some(opts.mss),
+            window_scale: opts.window_scale,
+            sack_permitted: opts.sack_permitted,
+            timestamp: seg.timestamp.filter(|_| cfg.timestamps),
+            ..Seg::default()
+        };
+        tcb.negotiate(&cfg, &syn, is_v6);
+        tcb.state = State::SynReceived;
+        tcb.snd_nxt = iss + 1;
+        tcb.snd_max = iss + 1;
+        tcb.rcv_adv = tcb.rcv_nxt + (self.pool.chunk_size().min(65535) as usize);
+        tcb.listener = li;
+        tcb.set(flag::PASSIVE);
+        match self.conns.insert(*t, tcb) {
+            Ok(h) => {
+                self.stats.cookies_accepted += 1;
+                self.connection_segment(now, h, seg);
+                true
+            }
+            Err(_) => {
+                self.stats.syns_dropped_table_full += 1;
+                true
+            }
+        }
+    }
+
+    fn tw_refusing(&self, t: &FourTuple) -> bool {
+        self.tw_policy == TwFullPolicy::RefuseNew
+            && if t.local_addr.is_v4() { self.tw4.is_full() } else { self.tw6.is_full() }
+    }
+
+    /// TIME-WAIT (RFC 9293 §3.10.7.4, RFC 6191, RFC 1337). Returns false when
+    /// the tuple has no TIME-WAIT entry, or when a new SYN reopened it.
+    fn time_wait_segment<T: TxSink>(&mut self, now: Instant, l2: &L2, t: &FourTuple, seg: &Seg, tx: &mut T) -> bool {
+        let now_ms = now.total_millis();
+        let v4 = t.as_v4();
+        let found = match v4 {
+            Some(k) => self.tw4.lookup(&k).map(|h| (h, *self.tw4.get(h).unwrap())),
+            None => self.tw6.lookup(t).map(|h| (h, *self.tw6.get(h).unwrap())),
+        };
+        let Some((h, st)) = found else { return false };
+        let remove = |ep: &mut Endpoint| match v4 {
+            Some(_) => ep.tw4.remove(h),
+            None => ep.tw6.remove(h),
+        };
+        if seg.rst() {
+            match self.cfgs[0].time_wait_rst {
+                TimeWaitRst::Ignore => self.stats.rsts_ignored += 1,
+                TimeWaitRst::Close => {
+                    remove(self);
+                    self.stats.time_wait_reset += 1;
+                }
+            }
+            return true;
+        }
+        let ts_used = st.flags & TW_TS != 0;
+        if seg.syn() && !seg.has_ack() {
+            let newer = match (ts_used, seg.timestamp) {
+                (true, Some((tsval, _))) => (tsval.wrapping_sub(st.ts_recent) as i32) > 0,
+                _ => seg.seq > st.rcv_nxt,
+            };
+            if newer {
+                remove(self);
+                self.stats.time_wait_reopened += 1;
+                return false;
+            }
+        } else if seg.fin() && seg.seq + seg.len() == st.rcv_nxt {
+            match v4 {
+                Some(_) => {
+                    self.tw4.restart(h, now_ms);
+                }
+                None => {
+                    self.tw6.restart(h, now_ms);
+                }
+            }
+            self.stats.time_wait_fin_reacked += 1;
+        } else if seg.has_ack() && seg.seq == st.rcv_nxt && seg.payload.is_empty() && !seg.syn() {
+            // An in-window duplicate ACK: nothing to say.
+            return true;
+        }
+        let timestamp = ts_used.then(|| ((now_ms as u32).wrapping_add(self.secrets.ts_offset(t)), st.ts_recent));
+        let out = Outgoing {
+            control: ctl::ACK,
+            seq: st.snd_nxt,
+            ack: st.rcv_nxt,
+            window: st.rcv_wnd,
+            timestamp,
+            syn_options: None,
+            payload_offset: 0,
+            payload_len: 0,
+        };
+        self.transmit(l2, t, &out, &[], tx);
+        true
+    }
+
+    fn connection_segment(&mut self, now: Instant, h: Handle, seg: &Seg) {
+        let Some(tcb) = self.conns.get_mut(h) else { return };
+        let cfg = &self.cfgs[tcb.listener as usize];
+        let before = tcb.state;
+        let res = tcb.input(now, cfg, &mut self.pool, seg);
+        if let Some(d) = res.drop {
+            let s = &mut self.stats;
+            match d {
+                Drop::OutOfWindow => s.drop_out_of_window += 1,
+                Drop::Paws => s.drop_paws += 1,
+                Drop::AckUnsent => s.drop_ack_unsent += 1,
+                Drop::NoAck => s.drop_no_ack += 1,
+                Drop::OutOfOrder => s.drop_out_of_order += 1,
+                Drop::NoBuffer => s.drop_no_buffer += 1,
+                Drop::RstIgnored => s.rsts_ignored += 1,
+                Drop::HalfOpenReset => s.rsts_received += 1,
+            }
+        }
+        if res.challenge {
+            if self.challenge.allow(now) {
+                tcb.set(flag::ACK_NOW);
+                self.stats.challenge_acks_sent += 1;
+            } else {
+                self.stats.challenge_acks_suppressed += 1;
+            }
+        }
+        if let Some((seq, ack)) = res.rst {
+            // Not in the connection's sequence space: sent at flush time
+            // through the connection so the L2 addresses are at hand.
+            tcb.pending_rst = Some((seq, ack));
+        }
+        self.after_input(h, before, res.events);
+    }
+
+    /// Books a connection's state change: half-open accounting, events,
+    /// and queueing it for output (and reaping, once it is CLOSED or in
+    /// TIME-WAIT).
+    fn after_input(&mut self, h: Handle, before: State, events: u8) {
+        let Some(tcb) = self.conns.get_mut(h) else { return };
+        if events & ev::RESET != 0 {
+            self.stats.rsts_received += 1;
+            tcb.close_reason = if tcb.state == State::Closed && before == State::SynSent {
+                CloseReason::Refused
+            } else {
+                CloseReason::Reset
+            };
+        }
+        if events & ev::ABORTED != 0 {
+            tcb.close_reason = CloseReason::Aborted;
+        }
+        if events & ev::ESTABLISHED != 0 {
+            if tcb.has(flag::PASSIVE) {
+                self.stats.connections_accepted += 1;
+                self.push_event(Event::Accepted(h));
+            } else {
+                self.stats.connections_connected += 1;
+                self.push_event(Event::Connected(h));
+            }
+            if let Some(t) = self.conns.get_mut(h) {
+                t.set(flag::ANNOUNCED);
+            }
+        }
+        if events & ev::READABLE != 0 {
+            self.push_event(Event::Readable(h));
+        }
+        if events & ev::PEER_FIN != 0 {
+            self.push_event(Event::PeerClosed(h));
+        }
+        if events & ev::WRITABLE != 0 {
+            self.push_event(Event::Writable(h));
+        }
+        if events & ev::ABORTED != 0 {
+            self.stats.connections_aborted += 1;
+            if let Some(t) = self.conns.get_mut(h) {
+                t.pending_rst = Some((t.snd_nxt, Some(t.rcv_nxt)));
+            }
+        }
+        self.mark_dirty(h);
+    }
+
+    /// The connection left SYN-RECEIVED: give back its half-open budget.
+    fn release_half_open(&mut self, li: u16, h: Handle) {
+        if let Some(t) = self.conns.get_mut(h) {
+            t.clear(flag::HALF_OPEN);
+            self.listeners[li as usize - 1].half_open -= 1;
+            self.half_open -= 1;
+        }
+    }
+
+    fn push_event(&mut self, e: Event) {
+        if !self.events.push(e) {
+            self.stats.events_overflow += 1;
+        }
+    }
+
+    fn mark_dirty(&mut self, h: Handle) {
+        if let Some(t) = self.conns.get_mut(h) {
+            if !t.has(flag::DIRTY) {
+                t.set(flag::DIRTY);
+                self.dirty.push(h);
+            }
+        }
+    }
+
+    /// The next application event.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop()
+    }
+
+    // ---- output and reaping ------------------------------------------
+
+    /// Sends what every dirty connection has to send, files its timers, and
+    /// reaps the ones that are CLOSED or in TIME-WAIT.
+    pub fn flush<T: TxSink>(&mut self, now: Instant, tx: &mut T) {
+        let mut i = 0;
+        while i < self.dirty.len() {
+            let h = self.dirty[i];
+            i += 1;
+            self.output(now, h, tx);
+        }
+        self.dirty.clear();
+    }
+
+    fn output<T: TxSink>(&mut self, now: Instant, h: Handle, tx: &mut T) {
+        let Some(&tuple) = self.conns.key(h) else { return };
+        let Some(tcb) = self.conns.get_mut(h) else { return };
+        tcb.clear(flag::DIRTY);
+        if tcb.state != State::SynReceived && tcb.has(flag::HALF_OPEN) {
+            let li = tcb.listener;
+            self.release_half_open(li, h);
+        }
+        let Some(tcb) = self.conns.get_mut(h) else { return };
+        let l2 = L2 { src: self.mac, dst: tcb.peer_mac, vlan: None };
+        if let Some((seq, ack)) = tcb.pending_rst.take() {
+            self.send_rst(now, &l2, &tuple, seq, ack, tx);
+        }
+        let Some(tcb) = self.conns.get_mut(h) else { return };
+        let cfg = self.cfgs[tcb.listener as usize];
+        let mut scratch = [0u8; emit::MAX_PAYLOAD];
+        while let Some(out) = tcb.poll_output(now, &cfg, &self.pool) {
+            let len = out.payload_len as usize;
+            let payload = &mut scratch[..len.min(emit::MAX_PAYLOAD)];
+            tcb.tx.peek(&self.pool, out.payload_offset as usize, payload);
+            if out.seq < tcb.snd_max && len > 0 && out.seq + len <= tcb.snd_max && tcb.snd_max != tcb.snd_nxt {
+                self.stats.retransmits += 1;
+            }
+            let sent = tx.send(|buf| emit::segment_frame(buf, &l2, &tuple, &out, payload));
+            if sent {
+                self.stats.segments_out += 1;
+            } else {
+                // No TX frame: rewind so the retransmission machinery resends.
+                self.stats.drop_tx_full += 1;
+                break;
+            }
+            if out.control & ctl::SYN != 0 && out.control & ctl::ACK != 0 && tcb.retries > 0 {
+                self.stats.synacks_retransmitted += 1;
+            }
+        }
+        match tcb.state {
+            State::Closed | State::TimeWait => self.reap(now, h),
+            _ => self.schedule(h),
+        }
+    }
+
+    /// Files the connection's earliest deadline in the wheel.
+    fn schedule(&mut self, h: Handle) {
+        let Some(tcb) = self.conns.get(h) else { return };
+        match tcb.next_deadline() {
+            NEVER => self.wheel.cancel(h.index()),
+            d => self.wheel.arm(h.index(), d),
+        }
+    }
+
+    /// Removes a connection that reached CLOSED or TIME-WAIT, moving the
+    /// latter into the TIME-WAIT table.
+    fn reap(&mut self, now: Instant, h: Handle) {
+        let Some(&tuple) = self.conns.key(h) else { return };
+        let Some(mut tcb) = self.conns.remove(h) else { return };
+        self.wheel.cancel(h.index());
+        if tcb.has(flag::HALF_OPEN) {
+            self.listeners[tcb.listener as usize - 1].half_open -= 1;
+            self.half_open -= 1;
+        }
+        tcb.tx.clear(&mut self.pool);
+        tcb.rx.clear(&mut self.pool);
+        if tcb.state == State::TimeWait {
+            let st = TwState {
+                snd_nxt: tcb.snd_nxt,
+                rcv_nxt: tcb.rcv_nxt,
+                ts_recent: tcb.ts_recent,
+                rcv_wnd: (tcb.rcv_wnd() >> tcb.rcv_wscale).min(65535) as u16,
+                flags: if tcb.has(flag::TS) { TW_TS } else { 0 },
+            };
+            let now_ms = now.total_millis();
+            let (ins, evicted_before, evicted_after) = match tuple.as_v4() {
+                Some(k) => {
+                    let e = self.tw4.stats().evicted;
+                    let r = self.tw4.insert(k, st, now_ms).is_ok();
+                    (r, e, self.tw4.stats().evicted)
+                }
+                None => {
+                    let e = self.tw6.stats().evicted;
+                    let r = self.tw6.insert(tuple, st, now_ms).is_ok();
+                    (r, e, self.tw6.stats().evicted)
+                }
+            };
+            self.stats.time_wait_evicted += evicted_after - evicted_before;
+            if ins {
+                self.stats.time_wait_entered += 1;
+            }
+        }
+        if tcb.has(flag::ANNOUNCED) {
+            let reason = tcb.close_reason;
+            if reason == CloseReason::Normal {
+                self.stats.connections_closed += 1;
+            }
+            self.push_event(Event::Closed(h, reason));
+        } else if !tcb.has(flag::PASSIVE) && !tcb.has(flag::SILENT) {
+            // An active open that never completed.
+            self.push_event(Event::Closed(h, CloseReason::Refused));
+        }
+    }
+
+    // ---- timers -------------------------------------------------------
+
+    /// Runs due connection timers and TIME-WAIT expiries (each up to a budget).
+    pub fn on_timers<T: TxSink>(&mut self, now: Instant, tx: &mut T) {
+        let now_ms = now.total_millis();
+        let mut budget = TIMER_BUDGET;
+        while budget > 0 {
+            let Some(idx) = self.wheel.poll(now_ms) else { break };
+            budget -= 1;
+            let Some(h) = self.conns.handle_at(idx) else { continue };
+            self.connection_timer(now, h, tx);
+        }
+        let expired =
+            self.tw4.expire(now_ms, TIMER_BUDGET, |_, _| {}) + self.tw6.expire(now_ms, TIMER_BUDGET, |_, _| {});
+        self.stats.time_wait_expired += expired as u64;
+    }
+
+    fn connection_timer<T: TxSink>(&mut self, now: Instant, h: Handle, tx: &mut T) {
+        let Some(tcb) = self.conns.get_mut(h) else { return };
+        if tcb.next_deadline() > now.total_millis() {
+            // Pushed later since it was filed (lazy re-arm): file it again.
+            return self.schedule(h);
+        }
+        let cfg = self.cfgs[tcb.listener as usize];
+        let probes_before = tcb.probes;
+        let rto_due = tcb.rto_at <= now.total_millis();
+        let before = tcb.state;
+        let expiry = tcb.on_timer(now, &cfg);
+        if rto_due && expiry == Expiry::Continue && tcb.rto_at != NEVER {
+            self.stats.rto_expiries += 1;
+        }
+        if tcb.probes > probes_before {
+            self.stats.keepalive_probes_sent += 1;
+        }
+        match expiry {
+            Expiry::Continue => {
+                self.mark_dirty(h);
+                return self.output(now, h, tx);
+            }
+            // A half-open entry leaves quietly; `reap` books the budget.
+            Expiry::HalfOpenTimeout => {
+                self.stats.half_open_timeouts += 1;
+                return self.reap(now, h);
+            }
+            Expiry::TimedOut => {
+                self.stats.connections_timed_out += 1;
+                tcb.close_reason = if before == State::SynSent { CloseReason::Refused } else { CloseReason::TimedOut };
+                tcb.pending_rst = Some((tcb.snd_nxt, Some(tcb.rcv_nxt)));
+            }
+            Expiry::KeepaliveTimeout => {
+                self.stats.keepalive_timeouts += 1;
+                tcb.close_reason = CloseReason::KeepaliveTimeout;
+                tcb.pending_rst = Some((tcb.snd_nxt, Some(tcb.rcv_nxt)));
+            }
+            Expiry::FinWait2Timeout => {
+                self.stats.fin_wait2_timeouts += 1;
+                tcb.close_reason = CloseReason::FinWait2Timeout;
+            }
+        }
+        tcb.state = State::Closed;
+        self.output(now, h, tx);
+    }
+
+    /// When the caller should next run [`on_timers`](Self::on_timers).
+    pub fn next_deadline(&self) -> Option<Instant> {
+        let w = self.wheel.next_expiry();
+        let t = [self.tw4.next_expiry_ms(), self.tw6.next_expiry_ms()].into_iter().flatten().min();
+        [w, t].into_iter().flatten().min().map(Instant::from_millis)
+    }
+}
+
+/// The application interface.
+impl Endpoint {
+    fn live(&mut self, h: Handle) -> Result<&mut Tcb, Error> {
+        self.conns.get_mut(h).ok_or(Error::InvalidHandle)
+    }
+
+    pub fn state(&self, h: Handle) -> Option<State> {
+        self.conns.get(h).map(|t| t.state)
+    }
+    pub fn tuple(&self, h: Handle) -> Option<FourTuple> {
+        self.conns.key(h).copied()
+    }
+    /// The control block, for inspection and tests.
+    pub fn tcb(&self, h: Handle) -> Option<&Tcb> {
+        self.conns.get(h)
+    }
+
+    /// Bytes waiting to be read.
+    pub fn readable(&self, h: Handle) -> usize {
+        self.conns.get(h).map_or(0, |t| t.rx.len())
+    }
+
+    /// Room to write now.
+    pub fn writable(&self, h: Handle) -> usize {
+        self.conns
+            .get(h)
+            .filter(|t| t.state.can_send() && !t.has(flag::FIN_QUEUED))
+            .map_or(0, |t| t.tx.free(&self.pool))
+    }
+
+    /// Reads up to `buf.len()` bytes.
+    pub fn read(&mut self, h: Handle, buf: &mut [u8]) -> Result<usize, Error> {
+        self.recv(h, |data| {
+            let n = data.len().min(buf.len());
+            buf[..n].copy_from_slice(&data[..n]);
+            n
+        })
+    }
+
+    /// Hands the front of the receive buffer to `f` without copying; `f`
+    /// returns how many bytes it consumed. Opens the window when reading
+    /// frees enough of it (RFC 9293 §3.8.6.2.2 receiver SWS avoidance).
+    pub fn recv(&mut self, h: Handle, f: impl FnOnce(&[u8]) -> usize) -> Result<usize, Error> {
+        let pool = &mut self.pool;
+        let tcb = self.conns.get_mut(h).ok_or(Error::InvalidHandle)?;
+        let n = f(tcb.rx.front(pool)).min(tcb.rx.len());
+        if n == 0 {
+            return Ok(0);
+        }
+        let wnd_before = tcb.rcv_wnd();
+        tcb.rx.consume(pool, n);
+        let space = tcb.rcv_space(pool);
+        let threshold = (pool.chunk_size() / 2).min(2 * tcb.mss as u32);
+        if space.saturating_sub(wnd_before) >= threshold && tcb.state.can_receive() {
+            tcb.set(flag::ACK_NOW);
+            self.mark_dirty(h);
+        }
+        Ok(n)
+    }
+
+    /// Queues bytes to send; returns how many fit.
+    pub fn write(&mut self, h: Handle, data: &[u8]) -> Result<usize, Error> {
+        let pool = &mut self.pool;
+        let tcb = self.conns.get_mut(h).ok_or(Error::InvalidHandle)?;
+        if !tcb.state.can_send() || tcb.has(flag::FIN_QUEUED) {
+            return Err(Error::InvalidState(tcb.state));
+        }
+        let n = tcb.tx.push(pool, data);
+        if n > 0 {
+            self.mark_dirty(h);
+        }
+        Ok(n)
+    }
+
+    /// Closes our sending side: a FIN follows the queued data; reading goes on.
+    pub fn shutdown(&mut self, h: Handle) -> Result<(), Error> {
+        let tcb = self.live(h)?;
+        match tcb.state {
+            State::Established | State::SynReceived => tcb.state = State::FinWait1,
+            State::CloseWait => tcb.state = State::LastAck,
+            State::FinWait1 | State::FinWait2 | State::Closing | State::LastAck => return Ok(()),
+            s => return Err(Error::InvalidState(s)),
+        }
+        tcb.set(flag::FIN_QUEUED);
+        tcb.idle_at = NEVER;
+        self.mark_dirty(h);
+        Ok(())
+    }
+
+    /// Closes the connection: FIN after the queued data, and nothing more
+    /// will be read. With unread data it is reset instead (RFC 9293
+    /// §3.10.4, RFC 2525 §2.17). The handle stays valid until `Closed`.
+    pub fn close(&mut self, h: Handle) -> Result<(), Error> {
+        let tcb = self.live(h)?;
+        if !tcb.rx.is_empty() {
+            return self.abort(h);
+        }
+        tcb.set(flag::APP_CLOSED);
+        match tcb.state {
+            State::SynSent => {
+                tcb.state = State::Closed;
+                tcb.set(flag::SILENT);
+                self.mark_dirty(h);
+                Ok(())
+            }
+            State::FinWait2 => Ok(()),
+            _ => self.shutdown(h),
+        }
+    }
+
+    /// Resets the connection now (RFC 9293 §3.10.5). No `Closed` event follows.
+    pub fn abort(&mut self, h: Handle) -> Result<(), Error> {
+        let tcb = self.live(h)?;
+        if tcb.state.is_synchronized() || tcb.state == State::SynReceived {
+            tcb.pending_rst = Some((tcb.snd_nxt, Some(tcb.rcv_nxt)));
+        }
+        tcb.state = State::Closed;
+        tcb.clear(flag::ANNOUNCED);
+        tcb.set(flag::SILENT);
+        self.stats.connections_aborted += 1;
+        self.mark_dirty(h);
+        Ok(())
+    }
+
+    /// Active open (RFC 9293 §3.10.1): a SYN goes out at the next flush.
+    pub fn connect(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        peer_mac: [u8; 6],
+    ) -> Result<Handle, Error> {
+        let tuple = FourTuple::new(local, remote);
+        let cfg = self.cfgs[ACTIVE_CFG as usize];
+        let (iss, ts_offset) = self.secrets.isn(&tuple, now);
+        let mut tcb = Tcb::new(&cfg, iss, ts_offset, peer_mac);
+        tcb.state = State::SynSent;
+        tcb.listener = ACTIVE_CFG;
+        tcb.rcv_wscale = cfg.window_scale;
+        tcb.mss = cfg.advertised_mss(!tuple.local_addr.is_v4());
+        if cfg.window_scale > 0 {
+            tcb.set(flag::WSCALE);
+        }
+        if cfg.sack {
+            tcb.set(flag::SACK);
+        }
+        if cfg.timestamps {
+            tcb.set(flag::TS);
+        }
+        let h = match self.conns.insert(tuple, tcb) {
+            Ok(h) => h,
+            Err(e) => {
+                self.stats.connect_failed += 1;
+                return Err(match e {
+                    InsertError::Full => Error::TableFull,
+                    InsertError::Exists(_) => Error::InUse,
+                });
+            }
+        };
+        self.mark_dirty(h);
+        Ok(h)
+    }
+}

@@ -1,0 +1,422 @@
+//! Segment arrival for a connection with a control block: SYN-SENT
+//! (RFC 9293 §3.10.7.3) and SYN-RECEIVED onwards (§3.10.7.4), with the
+//! RFC 5961 defences (§3 RST, §4 SYN, §5 ACK) and RFC 7323 PAWS (§5.3).
+//! LISTEN, TIME-WAIT and CLOSED are handled by the endpoint.
+
+use super::buffer::BufferPool;
+use super::config::TcpConfig;
+use super::seg::Seg;
+use super::state::State;
+use super::tcb::{flag, Tcb, NEVER};
+use crate::time::Instant;
+use crate::wire::SeqNumber;
+
+/// What a segment did, for the endpoint to act on.
+pub mod ev {
+    /// The connection reached ESTABLISHED.
+    pub const ESTABLISHED: u8 = 1 << 0;
+    /// New bytes to read.
+    pub const READABLE: u8 = 1 << 1;
+    /// The peer sent its FIN: no more bytes will come.
+    pub const PEER_FIN: u8 = 1 << 2;
+    /// Send space was freed.
+    pub const WRITABLE: u8 = 1 << 3;
+    /// The peer reset the connection; it is CLOSED.
+    pub const RESET: u8 = 1 << 4;
+    /// The connection reached CLOSED normally (LAST-ACK acknowledged).
+    pub const CLOSED: u8 = 1 << 5;
+    /// The connection entered TIME-WAIT and leaves the table.
+    pub const TIME_WAIT: u8 = 1 << 6;
+    /// We aborted the connection (data after close): an RST goes out, it is CLOSED.
+    pub const ABORTED: u8 = 1 << 7;
+}
+
+/// Why a segment was dropped, for the counters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Drop {
+    OutOfWindow,
+    Paws,
+    AckUnsent,
+    NoAck,
+    OutOfOrder,
+    NoBuffer,
+    RstIgnored,
+    /// A half-open entry reset by the peer: it goes away with no event.
+    HalfOpenReset,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Input {
+    pub events: u8,
+    /// An RST to send that is not part of the connection's own sequence
+    /// space: `(seq, ack)` as RFC 9293 §3.10.7 prescribes.
+    pub rst: Option<(SeqNumber, Option<SeqNumber>)>,
+    /// An RFC 5961 challenge ACK is due (subject to the endpoint's rate limit).
+    pub challenge: bool,
+    pub drop: Option<Drop>,
+}
+
+impl Input {
+    fn dropped(d: Drop) -> Input {
+        Input { drop: Some(d), ..Input::default() }
+    }
+}
+
+/// RFC 6928 initial window.
+fn initial_cwnd(mss: u32) -> u32 {
+    (10 * mss).min((2 * mss).max(14600))
+}
+
+impl Tcb {
+    /// Takes the options of the peer's SYN (RFC 9293 §3.7.1, RFC 7323 §2.2 and
+    /// §3.2, RFC 2018 §2). `offered` says what our side offers or offered.
+    pub fn negotiate(&mut self, cfg: &TcpConfig, seg: &Seg, ipv6: bool) {
+        let ours = cfg.advertised_mss(ipv6);
+        let peer = seg.mss.unwrap_or(if ipv6 { 1220 } else { 536 });
+        let mut mss = ours.min(peer).max(64);
+        self.clear(flag::TS | flag::SACK | flag::WSCALE);
+        if let (Some(ws), true) = (seg.window_scale, cfg.window_scale > 0) {
+            self.set(flag::WSCALE);
+            self.snd_wscale = ws.min(14);
+            self.rcv_wscale = cfg.window_scale.min(14);
+        } else {
+            self.snd_wscale = 0;
+            self.rcv_wscale = 0;
+        }
+        if cfg.sack && seg.sack_permitted {
+            self.set(flag::SACK);
+        }
+        if let (Some((tsval, _)), true) = (seg.timestamp, cfg.timestamps) {
+            self.set(flag::TS);
+            self.ts_recent = tsval;
+            mss -= 12;
+        }
+        self.mss = mss;
+        self.cwnd = initial_cwnd(mss as u32);
+        self.irs = seg.seq;
+        self.rcv_nxt = seg.seq + 1;
+        self.rcv_adv = self.rcv_nxt;
+        self.snd_wnd = seg.window as u32;
+        self.snd_wl1 = seg.seq;
+    }
+
+    /// RFC 9293 §3.10.7.4 first check: is the segment in the window?
+    fn acceptable(&self, seg: &Seg) -> bool {
+        let wnd = self.rcv_wnd();
+        let len = seg.len() as u32;
+        match (len, wnd) {
+            (0, 0) => seg.seq == self.rcv_nxt,
+            (0, _) => seg.seq.in_window(self.rcv_nxt, wnd),
+            (_, 0) => false,
+            _ => seg.seq.in_window(self.rcv_nxt, wnd) || (seg.seq + (len as usize - 1)).in_window(self.rcv_nxt, wnd),
+        }
+    }
+
+    /// A segment for this connection arrived.
+    pub fn input(&mut self, now: Instant, cfg: &TcpConfig, pool: &mut BufferPool, seg: &Seg) -> Input {
+        if self.state == State::SynSent {
+            return self.input_syn_sent(now, cfg, seg);
+        }
+        // A retransmission of the SYN we answered gets the same SYN-ACK again.
+        if self.state == State::SynReceived && seg.syn() && !seg.has_ack() && !seg.rst() && seg.seq == self.irs {
+            self.snd_nxt = self.iss;
+            return Input::default();
+        }
+        // RFC 7323 §5.3 PAWS: an old timestamp marks an old duplicate.
+        if let (true, Some((tsval, _)), false) = (self.has(flag::TS), seg.timestamp, seg.rst()) {
+            if (tsval.wrapping_sub(self.ts_recent) as i32) < 0 {
+                self.set(flag::ACK_NOW);
+                return Input::dropped(Drop::Paws);
+            }
+        }
+        if !self.acceptable(seg) {
+            if !seg.rst() {
+                // RFC 9293: an unacceptable segment is answered by an ACK.
+                self.set(flag::ACK_NOW);
+            }
+            return Input::dropped(if seg.rst() { Drop::RstIgnored } else { Drop::OutOfWindow });
+        }
+        self.reset_idle(now, cfg);
+
+        // Second: RST (RFC 5961 §3.2).
+        if seg.rst() {
+            if seg.seq != self.rcv_nxt {
+                return Input { challenge: true, drop: Some(Drop::RstIgnored), ..Input::default() };
+            }
+            if self.state == State::SynReceived && self.has(flag::PASSIVE) {
+                self.state = State::Closed;
+                return Input::dropped(Drop::HalfOpenReset);
+            }
+            self.state = State::Closed;
+            return Input { events: ev::RESET, ..Input::default() };
+        }
+
+        // Fourth: SYN (RFC 5961 §4).
+        if seg.syn() {
+            return Input { challenge: true, ..Input::default() };
+        }
+
+        // Fifth: ACK.
+        if !seg.has_ack() {
+            return Input::dropped(Drop::NoAck);
+        }
+        let mut out = Input::default();
+        if self.state == State::SynReceived {
+            if !(seg.ack > self.snd_una && seg.ack <= self.snd_max) {
+                return Input { rst: Some((seg.ack, None)), ..Input::default() };
+            }
+            self.state = State::Established;
+            self.snd_una = self.iss + 1;
+            self.snd_wl1 = seg.seq;
+            self.snd_wl2 = seg.ack;
+            self.snd_wnd = (seg.window as u32) << self.snd_wscale;
+            self.rto_at = NEVER;
+            self.retries = 0;
+            self.rto_ms = cfg.rto_initial.as_millis() as u32;
+            self.reset_idle(now, cfg);
+            out.events |= ev::ESTABLISHED;
+        }
+        if seg.ack > self.snd_max {
+            self.set(flag::ACK_NOW);
+            return Input::dropped(Drop::AckUnsent);
+        }
+        let max_wnd = 65535usize << self.snd_wscale;
+        if seg.ack < self.snd_una - max_wnd {
+            // RFC 5961 §5.2: far too old to be real.
+            self.set(flag::ACK_NOW);
+            return Input::dropped(Drop::AckUnsent);
+        }
+        self.process_ack(now, cfg, pool, seg, &mut out);
+        match self.state {
+            State::FinWait1 if self.has(flag::FIN_ACKED) => {
+                self.state = State::FinWait2;
+                if self.has(flag::APP_CLOSED) {
+                    self.idle_at = (now + cfg.fin_wait2_timeout).total_millis();
+                }
+            }
+            State::Closing if self.has(flag::FIN_ACKED) => {
+                self.state = State::TimeWait;
+                out.events |= ev::TIME_WAIT;
+                return out;
+            }
+            State::LastAck if self.has(flag::FIN_ACKED) => {
+                self.state = State::Closed;
+                out.events |= ev::CLOSED;
+                return out;
+            }
+            _ => {}
+        }
+
+        // Seventh: segment text.
+        let mut fin_in_order = seg.fin();
+        if !seg.payload.is_empty() && self.state.can_receive() {
+            if self.has(flag::APP_CLOSED) {
+                // Nobody will read it: abort, as Linux does after close().
+                self.state = State::Closed;
+                out.events |= ev::ABORTED;
+                return out;
+            }
+            let skip = (self.rcv_nxt - seg.seq).min(seg.payload.len());
+            let skip = if seg.seq < self.rcv_nxt { skip } else { 0 };
+            if seg.seq > self.rcv_nxt {
+                self.set(flag::ACK_NOW | flag::HOLE);
+                out.drop = Some(Drop::OutOfOrder);
+                return out;
+            }
+            let data = &seg.payload[skip..];
+            let room = (self.rcv_wnd() as usize).min(data.len());
+            let taken = self.rx.push(pool, &data[..room]);
+            self.rcv_nxt += taken;
+            if taken > 0 {
+                out.events |= ev::READABLE;
+            }
+            if taken < data.len() {
+                fin_in_order = false;
+                self.set(flag::ACK_NOW);
+                if taken < room {
+                    out.drop = Some(Drop::NoBuffer);
+                }
+            }
+            self.unacked_segs = self.unacked_segs.saturating_add(1);
+            if self.unacked_segs >= 2 || fin_in_order || self.has(flag::HOLE) {
+                self.clear(flag::HOLE);
+                self.set(flag::ACK_NOW);
+            } else if self.ack_at == NEVER {
+                self.ack_at = (now + cfg.delayed_ack).total_millis();
+            }
+        }
+
+        // Eighth: FIN. One beyond a hole waits for the hole (dup ACK now).
+        if seg.fin() && seg.seq > self.rcv_nxt && seg.payload.is_empty() && self.state.can_receive() {
+            self.set(flag::ACK_NOW | flag::HOLE);
+            out.drop = Some(Drop::OutOfOrder);
+            return out;
+        }
+        if fin_in_order && seg.seq + seg.payload.len() == self.rcv_nxt && !self.has(flag::FIN_RECEIVED) {
+            self.rcv_nxt += 1;
+            self.set(flag::FIN_RECEIVED | flag::ACK_NOW);
+            out.events |= ev::PEER_FIN;
+            match self.state {
+                State::SynReceived | State::Established => {
+                    self.state = State::CloseWait;
+                    self.reset_idle(now, cfg);
+                }
+                State::FinWait1 => self.state = State::Closing,
+                State::FinWait2 => {
+                    self.state = State::TimeWait;
+                    out.events |= ev::TIME_WAIT;
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+
+    /// RFC 9293 §3.10.7.4 fifth check for the synchronized states, RFC 6298
+    /// timer rules and RFC 5681 window growth.
+    fn process_ack(&mut self, now: Instant, cfg: &TcpConfig, pool: &mut BufferPool, seg: &Seg, out: &mut Input) {
+        if seg.ack > self.snd_una {
+            let acked = seg.ack - self.snd_una;
+            let data = acked.min(self.tx.len());
+            self.tx.consume(pool, data);
+            if acked > data && self.has(flag::FIN_QUEUED) && self.snd_max > self.snd_una + data {
+                self.set(flag::FIN_ACKED);
+            }
+            self.snd_una = seg.ack;
+            if self.snd_nxt < self.snd_una {
+                self.snd_nxt = self.snd_una;
+            }
+            // RTT: timestamps when in use (RFC 7323 §4.1), else Karn's timed segment.
+            match seg.timestamp {
+                Some((_, tsecr)) if self.has(flag::TS) && tsecr != 0 => {
+                    let r = self.ts_val(now).wrapping_sub(tsecr);
+                    if r < 60_000 {
+                        self.rtt_sample(cfg, r * 1000);
+                    }
+                }
+                _ if !self.has(flag::TS) && self.rtt_seq > self.snd_una - acked && seg.ack >= self.rtt_seq => {
+                    let r = (now.total_millis() as u32).wrapping_sub(self.rtt_start_ms);
+                    self.rtt_sample(cfg, r.saturating_mul(1000));
+                    self.rtt_seq = self.snd_una;
+                }
+                _ => {}
+            }
+            let mss = self.mss as u32;
+            if self.has(flag::RECOVERY) {
+                if seg.ack >= self.recover {
+                    self.clear(flag::RECOVERY);
+                    self.cwnd = self.ssthresh;
+                } else {
+                    // Partial ACK: resend the next hole (RFC 6582 §3.2 step 3).
+                    self.set(flag::RETX_HEAD);
+                }
+            } else if self.cwnd < self.ssthresh {
+                self.cwnd = self.cwnd.saturating_add((acked as u32).min(mss));
+            } else {
+                self.cwnd = self.cwnd.saturating_add((mss * mss / self.cwnd.max(1)).max(1));
+            }
+            self.dupacks = 0;
+            self.retries = 0;
+            self.rto_at = if self.flight() == 0 { NEVER } else { (now + ms(self.rto_ms)).total_millis() };
+            if data > 0 {
+                out.events |= ev::WRITABLE;
+            }
+        } else if seg.ack == self.snd_una
+            && seg.payload.is_empty()
+            && !seg.fin()
+            && self.flight() > 0
+            && (seg.window as u32) << self.snd_wscale == self.snd_wnd
+        {
+            // RFC 5681 §3.2 duplicate ACK.
+            self.dupacks = self.dupacks.saturating_add(1);
+            let mss = self.mss as u32;
+            if self.dupacks == 3 && !self.has(flag::RECOVERY) {
+                self.ssthresh = (self.flight() / 2).max(2 * mss);
+                self.cwnd = self.ssthresh + 3 * mss;
+                self.recover = self.snd_max;
+                self.set(flag::RECOVERY | flag::RETX_HEAD);
+            } else if self.has(flag::RECOVERY) {
+                self.cwnd = self.cwnd.saturating_add(mss);
+            }
+        }
+        if seg.ack == self.snd_una && self.snd_wnd == 0 && seg.window == 0 {
+            // The peer answers our zero-window probes: it is alive.
+            self.retries = 0;
+        }
+        // Window update (RFC 9293 §3.10.7.4, SND.WL1/SND.WL2).
+        if self.snd_wl1 < seg.seq || (self.snd_wl1 == seg.seq && self.snd_wl2 <= seg.ack) {
+            self.snd_wnd = (seg.window as u32) << self.snd_wscale;
+            self.snd_wl1 = seg.seq;
+            self.snd_wl2 = seg.ack;
+            if self.snd_wnd > 0 && self.tx.len() > 0 && self.flight() == 0 {
+                // The window reopened: the persist timer is no longer needed.
+                self.rto_at = NEVER;
+            }
+        }
+        if self.snd_wnd == 0 && self.tx.len() > 0 && self.rto_at == NEVER {
+            self.rto_at = (now + ms(self.rto_ms)).total_millis();
+        }
+        // The ACK carrying our SYN-ACK's echo also times the handshake.
+        if self.has(flag::TS) {
+            if let Some((tsval, _)) = seg.timestamp {
+                if seg.seq <= self.rcv_nxt && (tsval.wrapping_sub(self.ts_recent) as i32) >= 0 {
+                    self.ts_recent = tsval;
+                }
+            }
+        }
+    }
+
+    /// RFC 9293 §3.10.7.3: the answer to our SYN.
+    fn input_syn_sent(&mut self, now: Instant, cfg: &TcpConfig, seg: &Seg) -> Input {
+        if seg.has_ack() && (seg.ack <= self.iss || seg.ack > self.snd_max) {
+            if seg.rst() {
+                return Input::dropped(Drop::RstIgnored);
+            }
+            return Input { rst: Some((seg.ack, None)), ..Input::default() };
+        }
+        if seg.rst() {
+            if seg.has_ack() {
+                self.state = State::Closed;
+                return Input { events: ev::RESET, ..Input::default() };
+            }
+            return Input::dropped(Drop::RstIgnored);
+        }
+        if !seg.syn() {
+            return Input::dropped(Drop::NoAck);
+        }
+        let offered_ts = self.has(flag::TS);
+        let offered_sack = self.has(flag::SACK);
+        let offered_ws = self.has(flag::WSCALE);
+        let mut c = *cfg;
+        c.timestamps &= offered_ts;
+        c.sack &= offered_sack;
+        if !offered_ws {
+            c.window_scale = 0;
+        }
+        self.negotiate(&c, seg, false);
+        self.set(flag::ACK_NOW);
+        self.rto_at = NEVER;
+        self.retries = 0;
+        if seg.has_ack() {
+            self.snd_una = seg.ack;
+            self.snd_wl2 = seg.ack;
+            self.state = State::Established;
+            self.reset_idle(now, cfg);
+            if let (true, Some((_, tsecr))) = (self.has(flag::TS), seg.timestamp) {
+                let r = self.ts_val(now).wrapping_sub(tsecr);
+                if r < 60_000 {
+                    self.rtt_sample(cfg, r * 1000);
+                }
+            }
+            return Input { events: ev::ESTABLISHED, ..Input::default() };
+        }
+        // Simultaneous open (RFC 9293 §3.5 figure 8): SYN-RECEIVED, send SYN-ACK.
+        self.state = State::SynReceived;
+        self.snd_nxt = self.iss;
+        Input::default()
+    }
+}
+
+fn ms(v: u32) -> crate::time::Duration {
+    crate::time::Duration::from_millis(v as u64)
+}

@@ -1,0 +1,142 @@
+//! Per-shard counters: every limit and every drop has one, named so an
+//! operator can read it in the metrics.
+
+macro_rules! counters {
+    ($(#[$m:meta])* pub struct $name:ident { $($(#[doc = $doc:literal])* $field:ident,)* }) => {
+        $(#[$m])*
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+        pub struct $name { $($(#[doc = $doc])* pub $field: u64,)* }
+
+        impl $name {
+            /// Every counter with its metric name and help text, in declaration order.
+            pub fn for_each(&self, mut f: impl FnMut(&'static str, &'static str, u64)) {
+                $(f(stringify!($field), concat!($($doc),*).trim(), self.$field);)*
+            }
+            /// Adds another shard's counters into these.
+            pub fn merge(&mut self, other: &$name) {
+                $(self.$field += other.$field;)*
+            }
+        }
+    };
+}
+
+counters! {
+    /// What the TCP engine of one shard has seen and done.
+    pub struct Stats {
+        /// Segments received and parsed.
+        segments_in,
+        /// Segments sent.
+        segments_out,
+        /// SYNs received by listeners.
+        syns_received,
+        /// SYN-ACKs sent (first transmissions, stateful and cookie).
+        synacks_sent,
+        /// SYN-ACKs retransmitted from SYN-RECEIVED.
+        synacks_retransmitted,
+        /// SYN-ACKs sent carrying a SYN cookie.
+        cookies_sent,
+        /// Final ACKs that carried a valid cookie and opened a connection.
+        cookies_accepted,
+        /// ACKs to a listener whose cookie failed validation.
+        cookies_rejected,
+        /// SYNs dropped: half-open budget spent and cookies off.
+        syns_dropped_half_open_budget,
+        /// SYNs dropped: connection table full.
+        syns_dropped_table_full,
+        /// SYNs dropped: TIME-WAIT table full under the refuse-new policy.
+        syns_dropped_time_wait_full,
+        /// Half-open entries given up after the SYN-ACK retries.
+        half_open_timeouts,
+        /// Connections that reached ESTABLISHED (passive).
+        connections_accepted,
+        /// Connections that reached ESTABLISHED (active).
+        connections_connected,
+        /// Connections that ended normally (FIN both ways).
+        connections_closed,
+        /// Connections ended by an RST from the peer.
+        connections_reset_by_peer,
+        /// Connections we aborted with an RST (app abort, close with unread data).
+        connections_aborted,
+        /// Connections reset after the retransmission limit.
+        connections_timed_out,
+        /// Connections reset after unanswered keepalive probes.
+        keepalive_timeouts,
+        /// Keepalive probes sent.
+        keepalive_probes_sent,
+        /// FIN-WAIT-2 connections reclaimed after the timeout.
+        fin_wait2_timeouts,
+        /// Segments retransmitted after an RTO.
+        retransmits,
+        /// RTO expiries.
+        rto_expiries,
+        /// Challenge ACKs sent (RFC 5961).
+        challenge_acks_sent,
+        /// Challenge ACKs suppressed by the rate limit.
+        challenge_acks_suppressed,
+        /// RSTs sent.
+        rsts_sent,
+        /// RSTs not sent because of the rate limit.
+        rsts_suppressed,
+        /// RSTs received and acted on.
+        rsts_received,
+        /// RSTs received and ignored (outside the window, or in TIME-WAIT under RFC 1337).
+        rsts_ignored,
+        /// Segments dropped as unacceptable (outside the receive window), answered by an ACK.
+        drop_out_of_window,
+        /// Segments dropped by the RFC 7323 PAWS test.
+        drop_paws,
+        /// Segments that acknowledged data never sent.
+        drop_ack_unsent,
+        /// Segments without ACK in a synchronized state.
+        drop_no_ack,
+        /// In-window segments beyond rcv_nxt, dropped (no reassembly).
+        drop_out_of_order,
+        /// Data dropped for lack of a receive buffer chunk.
+        drop_no_buffer,
+        /// Segments to a port nobody listens on.
+        drop_no_listener,
+        /// Segments with both SYN and FIN, or SYN with RST.
+        drop_bad_flags,
+        /// Frames that could not be sent: no free TX frame.
+        drop_tx_full,
+        /// Connections inserted into TIME-WAIT.
+        time_wait_entered,
+        /// TIME-WAIT entries that ended after 2MSL.
+        time_wait_expired,
+        /// TIME-WAIT entries cut short because the table was full.
+        time_wait_evicted,
+        /// TIME-WAIT entries closed by an RST (policy `close`).
+        time_wait_reset,
+        /// TIME-WAIT entries reopened by a new SYN (RFC 6191).
+        time_wait_reopened,
+        /// Retransmitted FINs answered in TIME-WAIT (2MSL restarted).
+        time_wait_fin_reacked,
+        /// Application events lost because the event queue was full.
+        events_overflow,
+        /// Active opens refused: table full or tuple in use.
+        connect_failed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_counter_has_a_name_and_help() {
+        let s = Stats { rsts_sent: 3, ..Stats::default() };
+        let mut seen = 0;
+        s.for_each(|name, help, v| {
+            assert!(!help.is_empty(), "{name}");
+            if name == "rsts_sent" {
+                assert_eq!(v, 3);
+            }
+            seen += 1;
+        });
+        assert!(seen > 40);
+        let mut t = Stats::default();
+        t.merge(&s);
+        t.merge(&s);
+        assert_eq!(t.rsts_sent, 6);
+    }
+}

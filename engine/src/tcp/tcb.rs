@@ -1,0 +1,469 @@
+//! The transmission control block (RFC 9293 §3.3.1) and what it sends.
+//!
+//! A `Tcb` is the per-connection state, kept compact: sequence variables,
+//! negotiated options, RTT estimator (RFC 6298), congestion window (RFC 5681),
+//! three deadlines and two buffer rings that hold pool chunks only while they
+//! hold bytes. It never reads a clock: `now` is passed in. Segment arrival is
+//! in `input.rs`; this file holds the output side and the timers.
+//!
+//! Timers (each a deadline in ms since the shard's epoch, `NEVER` when off):
+//! - `rto_at`: SYN / SYN-ACK / data / FIN retransmission (RFC 6298 §5) and the
+//!   zero-window probe (RFC 9293 §3.8.6.1);
+//! - `ack_at`: the delayed ACK (RFC 9293 §3.8.6.3, at most 40 ms);
+//! - `idle_at`: keepalive (RFC 9293 §3.8.4) or the FIN-WAIT-2 timeout.
+//! The endpoint files the earliest of them in the timing wheel.
+
+use super::buffer::{BufferPool, Ring};
+use super::config::TcpConfig;
+use super::events::CloseReason;
+use super::state::State;
+use crate::time::Instant;
+use crate::wire::SeqNumber;
+
+pub const NEVER: u64 = u64::MAX;
+
+/// Flag bits of a `Tcb`.
+pub mod flag {
+    /// RFC 7323 timestamps in use.
+    pub const TS: u32 = 1 << 0;
+    /// SACK-permitted negotiated.
+    pub const SACK: u32 = 1 << 1;
+    /// The application closed its sending side: a FIN follows the data.
+    pub const FIN_QUEUED: u32 = 1 << 2;
+    /// Our FIN has been acknowledged.
+    pub const FIN_ACKED: u32 = 1 << 3;
+    /// The peer's FIN has been received.
+    pub const FIN_RECEIVED: u32 = 1 << 4;
+    /// The application closed fully: data arriving now gets an RST (RFC 9293 §3.10.7.4, Linux).
+    pub const APP_CLOSED: u32 = 1 << 5;
+    /// An ACK must go out at the next output.
+    pub const ACK_NOW: u32 = 1 << 6;
+    /// Opened from a listener (passive), as opposed to `connect`.
+    pub const PASSIVE: u32 = 1 << 7;
+    /// Retransmit the segment at snd_una once (fast retransmit, RFC 5681 §3.2).
+    pub const RETX_HEAD: u32 = 1 << 8;
+    /// A keepalive probe (seq = SND.NXT - 1) must go out.
+    pub const PROBE: u32 = 1 << 9;
+    /// The connection is queued for output in the endpoint.
+    pub const DIRTY: u32 = 1 << 10;
+    /// The peer offered window scaling (and we answered it).
+    pub const WSCALE: u32 = 1 << 11;
+    /// In fast recovery until snd_una passes `recover`.
+    pub const RECOVERY: u32 = 1 << 12;
+    /// The connection was announced to the application.
+    pub const ANNOUNCED: u32 = 1 << 13;
+    /// The application let go of the handle (abort, or close before
+    /// connecting): no `Closed` event.
+    pub const SILENT: u32 = 1 << 14;
+    /// Counted in its listener's half-open budget.
+    pub const HALF_OPEN: u32 = 1 << 15;
+    /// A segment beyond RCV.NXT was dropped: the one that fills the hole is
+    /// ACKed at once (RFC 5681 §4.2).
+    pub const HOLE: u32 = 1 << 16;
+}
+
+/// Control bits of a segment to send.
+pub mod ctl {
+    pub const FIN: u8 = 0x01;
+    pub const SYN: u8 = 0x02;
+    pub const RST: u8 = 0x04;
+    pub const PSH: u8 = 0x08;
+    pub const ACK: u8 = 0x10;
+}
+
+/// One segment the endpoint should write: headers, plus `payload_len` bytes
+/// from the send ring starting `payload_offset` bytes after SND.UNA.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Outgoing {
+    pub control: u8,
+    pub seq: SeqNumber,
+    pub ack: SeqNumber,
+    pub window: u16,
+    /// Our TSval and TSecr, when timestamps are in use.
+    pub timestamp: Option<(u32, u32)>,
+    /// Options for a SYN or SYN-ACK: MSS, window scale, SACK-permitted.
+    pub syn_options: Option<SynOptions>,
+    pub payload_offset: u32,
+    pub payload_len: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SynOptions {
+    pub mss: u16,
+    pub window_scale: Option<u8>,
+    pub sack_permitted: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct Tcb {
+    pub state: State,
+    pub flags: u32,
+    pub snd_wscale: u8,
+    pub rcv_wscale: u8,
+    pub retries: u8,
+    pub probes: u8,
+    /// Full-sized segments received since the last ACK we sent.
+    pub unacked_segs: u8,
+    pub dupacks: u8,
+    /// Effective send MSS: payload bytes per segment, options excluded.
+    pub mss: u16,
+    pub listener: u16,
+    pub peer_mac: [u8; 6],
+    pub iss: SeqNumber,
+    pub irs: SeqNumber,
+    pub snd_una: SeqNumber,
+    pub snd_nxt: SeqNumber,
+    /// Highest sequence number sent, plus one (go-back-N rewinds snd_nxt only).
+    pub snd_max: SeqNumber,
+    pub snd_wl1: SeqNumber,
+    pub snd_wl2: SeqNumber,
+    pub snd_wnd: u32,
+    pub rcv_nxt: SeqNumber,
+    /// Right edge of the window we last advertised (never moves left).
+    pub rcv_adv: SeqNumber,
+    pub cwnd: u32,
+    pub ssthresh: u32,
+    pub recover: SeqNumber,
+    pub ts_recent: u32,
+    pub ts_offset: u32,
+    pub srtt_us: u32,
+    pub rttvar_us: u32,
+    pub rto_ms: u32,
+    /// Karn's algorithm: the segment being timed and when it left.
+    pub rtt_seq: SeqNumber,
+    pub rtt_start_ms: u32,
+    pub rto_at: u64,
+    pub ack_at: u64,
+    pub idle_at: u64,
+    pub tx: Ring,
+    pub rx: Ring,
+    /// An RST to send at the next output: `(seq, ack)`.
+    pub pending_rst: Option<(SeqNumber, Option<SeqNumber>)>,
+    pub close_reason: CloseReason,
+}
+
+impl Tcb {
+    /// A control block for a new connection; the caller fills in the state.
+    pub fn new(cfg: &TcpConfig, iss: SeqNumber, ts_offset: u32, peer_mac: [u8; 6]) -> Tcb {
+        Tcb {
+            state: State::Closed,
+            flags: 0,
+            snd_wscale: 0,
+            rcv_wscale: 0,
+            retries: 0,
+            probes: 0,
+            unacked_segs: 0,
+            dupacks: 0,
+            mss: 536,
+            listener: 0,
+            peer_mac,
+            iss,
+            irs: SeqNumber(0),
+            snd_una: iss,
+            snd_nxt: iss,
+            snd_max: iss,
+            snd_wl1: SeqNumber(0),
+            snd_wl2: iss,
+            snd_wnd: 0,
+            rcv_nxt: SeqNumber(0),
+            rcv_adv: SeqNumber(0),
+            cwnd: 0,
+            ssthresh: u32::MAX,
+            recover: iss,
+            ts_recent: 0,
+            ts_offset,
+            srtt_us: 0,
+            rttvar_us: 0,
+            rto_ms: cfg.rto_initial.as_millis() as u32,
+            rtt_seq: iss,
+            rtt_start_ms: 0,
+            rto_at: NEVER,
+            ack_at: NEVER,
+            idle_at: NEVER,
+            tx: Ring::default(),
+            rx: Ring::default(),
+            pending_rst: None,
+            close_reason: CloseReason::Normal,
+        }
+    }
+
+    pub fn has(&self, f: u32) -> bool {
+        self.flags & f != 0
+    }
+    pub fn set(&mut self, f: u32) {
+        self.flags |= f;
+    }
+    pub fn clear(&mut self, f: u32) {
+        self.flags &= !f;
+    }
+
+    /// The earliest deadline of this connection, for the timing wheel.
+    pub fn next_deadline(&self) -> u64 {
+        self.rto_at.min(self.ack_at).min(self.idle_at)
+    }
+
+    /// Our timestamp clock (RFC 7323 §5.4): milliseconds plus the connection's offset.
+    pub fn ts_val(&self, now: Instant) -> u32 {
+        (now.total_millis() as u32).wrapping_add(self.ts_offset)
+    }
+
+    /// Sequence number our FIN occupies, when one is queued.
+    pub fn fin_seq(&self) -> SeqNumber {
+        self.snd_una + self.tx.len()
+    }
+
+    /// Bytes sent and not yet acknowledged (SYN and FIN count one each).
+    pub fn flight(&self) -> u32 {
+        (self.snd_max - self.snd_una) as u32
+    }
+
+    /// The receive window we can offer now, in bytes.
+    pub fn rcv_space(&self, pool: &BufferPool) -> u32 {
+        if self.rx.has_chunk() || pool.available() > 0 {
+            self.rx.free(pool) as u32
+        } else {
+            0
+        }
+    }
+
+    /// RCV.WND as the peer sees it: up to the edge we advertised.
+    pub fn rcv_wnd(&self) -> u32 {
+        self.rcv_adv.diff(self.rcv_nxt).max(0) as u32
+    }
+
+    /// Computes the window field for an outgoing segment and moves the
+    /// advertised edge, never to the left (RFC 9293 §3.8.6.2.2).
+    fn advertise(&mut self, pool: &BufferPool, syn: bool) -> u16 {
+        let space = self.rcv_space(pool);
+        let shift = if syn { 0 } else { self.rcv_wscale };
+        let field = (space >> shift).min(65535);
+        let offered = field << shift;
+        let edge = self.rcv_nxt + offered as usize;
+        if edge > self.rcv_adv {
+            self.rcv_adv = edge;
+        }
+        (self.rcv_wnd() >> shift).min(65535) as u16
+    }
+
+    fn arm_rto(&mut self, now: Instant) {
+        if self.rto_at == NEVER {
+            self.rto_at = now.total_millis() + self.rto_ms as u64;
+        }
+    }
+
+    fn ack_sent(&mut self) {
+        self.clear(flag::ACK_NOW);
+        self.ack_at = NEVER;
+        self.unacked_segs = 0;
+    }
+
+    /// The next segment this connection wants to send, if any. Advances
+    /// SND.NXT past what it returns; call until `None`.
+    pub fn poll_output(&mut self, now: Instant, cfg: &TcpConfig, pool: &BufferPool) -> Option<Outgoing> {
+        let ts = self.has(flag::TS).then(|| (self.ts_val(now), self.ts_recent));
+        let mut out = Outgoing {
+            control: ctl::ACK,
+            seq: self.snd_nxt,
+            ack: self.rcv_nxt,
+            window: 0,
+            timestamp: ts,
+            syn_options: None,
+            payload_offset: 0,
+            payload_len: 0,
+        };
+        match self.state {
+            State::Closed | State::Listen => return None,
+            // The ACK of the peer's FIN, on the way into TIME-WAIT.
+            State::TimeWait if self.has(flag::ACK_NOW) => {
+                out.window = self.advertise(pool, false);
+                self.ack_sent();
+                return Some(out);
+            }
+            State::TimeWait => return None,
+            State::SynSent | State::SynReceived if self.snd_nxt == self.iss => {
+                out.control = if self.state == State::SynSent { ctl::SYN } else { ctl::SYN | ctl::ACK };
+                if self.state == State::SynSent {
+                    out.ack = SeqNumber(0);
+                }
+                out.syn_options = Some(self.syn_options(cfg));
+                out.window = self.advertise(pool, true);
+                self.snd_nxt = self.iss + 1;
+                self.snd_max = self.snd_max.max(self.snd_nxt);
+                self.arm_rto(now);
+                self.ack_sent();
+                return Some(out);
+            }
+            State::SynSent | State::SynReceived => {
+                // The SYN is out; answer the peer only if it asked.
+                if !self.has(flag::ACK_NOW) || self.state == State::SynSent {
+                    return None;
+                }
+            }
+            _ => {}
+        }
+
+        if self.zero_window_stall() && self.flight() == 0 {
+            // RFC 9293 §3.8.6.1: the persist timer probes a closed window.
+            self.arm_rto(now);
+        }
+        let data_end = self.snd_una + self.tx.len();
+        let fin_wanted = self.has(flag::FIN_QUEUED) && !self.has(flag::FIN_ACKED);
+
+        // Fast retransmit of the first unacknowledged segment.
+        if self.has(flag::RETX_HEAD) {
+            self.clear(flag::RETX_HEAD);
+            let len = (self.tx.len() as u32).min(self.mss as u32);
+            out.seq = self.snd_una;
+            out.payload_len = len;
+            if fin_wanted && len as usize == self.tx.len() && self.snd_max > data_end {
+                out.control |= ctl::FIN;
+            }
+            if len > 0 || out.control & ctl::FIN != 0 {
+                out.control |= ctl::PSH * (len > 0) as u8;
+                out.window = self.advertise(pool, false);
+                self.ack_sent();
+                return Some(out);
+            }
+        }
+
+        // New data (or data to resend after an RTO), within the peer's
+        // window and the congestion window.
+        let unsent = data_end.diff(self.snd_nxt).max(0) as u32;
+        if unsent > 0 {
+            let in_flight = self.snd_nxt - self.snd_una;
+            let wnd = self.snd_wnd.min(self.cwnd) as usize;
+            let room = wnd.saturating_sub(in_flight) as u32;
+            let len = unsent.min(room).min(self.mss as u32);
+            if len > 0 {
+                out.payload_offset = in_flight as u32;
+                out.payload_len = len;
+                out.control |= ctl::PSH;
+                if fin_wanted && len == unsent {
+                    out.control |= ctl::FIN;
+                }
+                self.send_advance(now, len as usize + (out.control & ctl::FIN != 0) as usize);
+                out.window = self.advertise(pool, false);
+                self.ack_sent();
+                return Some(out);
+            }
+        }
+
+        // A bare FIN once the data is all out.
+        if fin_wanted && self.snd_nxt == data_end {
+            out.control |= ctl::FIN;
+            self.send_advance(now, 1);
+            out.window = self.advertise(pool, false);
+            self.ack_sent();
+            return Some(out);
+        }
+
+        if self.has(flag::PROBE) {
+            // RFC 9293 §3.8.4: a probe the peer must answer, with SEG.SEQ = SND.NXT - 1.
+            self.clear(flag::PROBE);
+            out.seq = self.snd_nxt - 1;
+            out.window = self.advertise(pool, false);
+            self.ack_sent();
+            return Some(out);
+        }
+
+        if self.has(flag::ACK_NOW) || self.ack_at <= now.total_millis() {
+            out.window = self.advertise(pool, false);
+            self.ack_sent();
+            return Some(out);
+        }
+        None
+    }
+
+    fn send_advance(&mut self, now: Instant, len: usize) {
+        if self.snd_nxt == self.snd_max && !self.has(flag::TS) && self.rtt_seq <= self.snd_una {
+            // Karn: time a segment only when it is new.
+            self.rtt_seq = self.snd_nxt + len;
+            self.rtt_start_ms = now.total_millis() as u32;
+        }
+        self.snd_nxt += len;
+        self.snd_max = self.snd_max.max(self.snd_nxt);
+        self.arm_rto(now);
+    }
+
+    fn syn_options(&self, cfg: &TcpConfig) -> SynOptions {
+        SynOptions {
+            mss: self.mss_to_advertise(cfg),
+            window_scale: self.has(flag::WSCALE).then_some(self.rcv_wscale),
+            sack_permitted: self.has(flag::SACK),
+        }
+    }
+
+    fn mss_to_advertise(&self, cfg: &TcpConfig) -> u16 {
+        cfg.advertised_mss(false)
+    }
+
+    /// RFC 6298 §2 with one sample `r`.
+    pub fn rtt_sample(&mut self, cfg: &TcpConfig, r_us: u32) {
+        let r = r_us.max(1);
+        if self.srtt_us == 0 {
+            self.srtt_us = r;
+            self.rttvar_us = r / 2;
+        } else {
+            let delta = self.srtt_us.abs_diff(r);
+            self.rttvar_us = self.rttvar_us - self.rttvar_us / 4 + delta / 4;
+            self.srtt_us = self.srtt_us - self.srtt_us / 8 + r / 8;
+        }
+        let rto_us = self.srtt_us as u64 + (4 * self.rttvar_us as u64).max(1000);
+        let min = cfg.rto_min.as_millis() as u64;
+        let max = cfg.rto_max.as_millis() as u64;
+        self.rto_ms = (rto_us / 1000).clamp(min, max) as u32;
+    }
+
+    /// The RTO fired. Returns false when the connection has used up its
+    /// retries and must be reset or reclaimed.
+    pub fn on_rto(&mut self, now: Instant, cfg: &TcpConfig) -> bool {
+        self.rto_at = NEVER;
+        if self.flight() == 0 && !self.zero_window_stall() {
+            return true;
+        }
+        self.retries = self.retries.saturating_add(1);
+        let limit = match self.state {
+            State::SynSent | State::SynReceived => cfg.synack_retries,
+            State::FinWait1 | State::Closing | State::LastAck => cfg.fin_retries,
+            _ => cfg.max_retries,
+        };
+        if self.retries > limit {
+            return false;
+        }
+        // RFC 6298 §5.5-5.6: back off, then go back to SND.UNA.
+        self.rto_ms = (self.rto_ms.saturating_mul(2)).min(cfg.rto_max.as_millis() as u32);
+        let flight = self.flight();
+        self.ssthresh = (flight / 2).max(2 * self.mss as u32);
+        self.cwnd = self.mss as u32;
+        self.clear(flag::RECOVERY);
+        self.dupacks = 0;
+        self.rtt_seq = self.snd_una;
+        if self.zero_window_stall() && flight == 0 {
+            // Zero-window probe: one byte past the closed window.
+            self.snd_wnd = 1;
+        }
+        self.snd_nxt = self.snd_una;
+        if matches!(self.state, State::SynSent | State::SynReceived) {
+            self.snd_nxt = self.iss;
+        }
+        self.arm_rto(now);
+        true
+    }
+
+    /// Data waits and the peer's window is closed: the persist case.
+    pub fn zero_window_stall(&self) -> bool {
+        self.snd_wnd == 0 && self.tx.len() > 0
+    }
+
+    /// Starts keepalive from now (RFC 9293 §3.8.4), if configured and the state uses it.
+    pub fn reset_idle(&mut self, now: Instant, cfg: &TcpConfig) {
+        self.probes = 0;
+        self.idle_at = match (self.state, cfg.keepalive) {
+            (State::Established | State::CloseWait, Some(ka)) => (now + ka.idle).total_millis(),
+            (State::FinWait2, _) if self.has(flag::APP_CLOSED) => self.idle_at,
+            _ => NEVER,
+        };
+    }
+}
+
+const _: () = assert!(core::mem::size_of::<Tcb>() <= 192);

@@ -1,0 +1,196 @@
+//! Connection release (RFC 9293 §3.6): both orders, half-close,
+//! simultaneous close, FIN retransmission, FIN-WAIT-2 timeout, abort.
+
+use super::*;
+
+/// An established connection with no options; returns (handle, our next seq).
+fn established(cfg: TcpConfig) -> (Harness, Handle, SeqNumber) {
+    let mut h = Harness::new(cfg);
+    let (c, iss) = h.establish();
+    h.take_events();
+    (h, c, iss + 1)
+}
+
+const C1: SeqNumber = SeqNumber(CLIENT_ISN.0 + 1);
+
+#[test]
+fn passive_close_through_close_wait_and_last_ack() {
+    // CONFORMANCE 14, first half.
+    let (mut h, c, s1) = established(TcpConfig::default());
+    let a = h.send1(seg(FIN | ACK, C1, s1));
+    assert_eq!((a.control, a.seq, a.ack), (ACK, s1, C1 + 1), "FIN consumes one sequence number");
+    assert_eq!(h.ep.state(c), Some(State::CloseWait));
+    assert_eq!(h.take_events(), vec![Event::PeerClosed(c)]);
+    // Half-closed: we may still send.
+    assert_eq!(h.ep.write(c, b"late data").unwrap(), 9);
+    let d = h.flush();
+    assert_eq!(d.len(), 1);
+    assert_eq!((d[0].control, d[0].seq, d[0].payload.as_slice()), (ACK | PSH, s1, &b"late data"[..]));
+    h.send0(seg(ACK, C1 + 1, s1 + 9));
+    h.ep.close(c).unwrap();
+    let f = h.flush();
+    assert_eq!(f.len(), 1);
+    assert_eq!((f[0].control, f[0].seq, f[0].ack), (FIN | ACK, s1 + 9, C1 + 1));
+    assert_eq!(h.ep.state(c), Some(State::LastAck));
+    h.send0(seg(ACK, C1 + 1, s1 + 10));
+    assert_eq!(h.ep.state(c), None, "CLOSED and reclaimed");
+    assert_eq!(h.take_events(), vec![Event::Writable(c), Event::Closed(c, CloseReason::Normal)]);
+    assert_eq!(h.ep.time_wait(), 0, "the passive closer holds no TIME-WAIT");
+    assert_eq!(h.ep.armed_timers(), 0);
+}
+
+#[test]
+fn last_ack_retransmits_fin_when_final_ack_is_lost_then_gives_up() {
+    // The seeds' lost final ACK, from the passive closer's side.
+    let cfg = TcpConfig::default();
+    let (mut h, c, s1) = established(cfg);
+    h.send1(seg(FIN | ACK, C1, s1));
+    h.ep.close(c).unwrap();
+    let f = h.flush();
+    assert_eq!(f[0].control, FIN | ACK);
+    let mut gaps = Vec::new();
+    for _ in 0..cfg.fin_retries {
+        let (took, out) = h.advance_until_output(Duration::from_secs(300));
+        assert_eq!(out.len(), 1);
+        assert_eq!((out[0].control, out[0].seq, out[0].ack), (FIN | ACK, s1, C1 + 1));
+        gaps.push(took.as_millis());
+    }
+    assert_eq!(gaps[0], 1000, "initial RTO");
+    assert!(gaps.windows(2).all(|w| w[1] == (w[0] * 2).min(120_000)), "backoff: {gaps:?}");
+    let (_, out) = h.advance_until_output(Duration::from_secs(300));
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].control, RST | ACK, "gives up with an RST");
+    assert_eq!(h.ep.state(c), None);
+    assert_eq!(h.ep.stats.connections_timed_out, 1);
+    // A later segment gets RST by the CLOSED rules (CONFORMANCE 14).
+    let r = h.send1(seg(ACK, C1 + 1, s1 + 1));
+    assert_eq!((r.control, r.seq), (RST, s1 + 1));
+}
+
+#[test]
+fn active_close_into_time_wait() {
+    // CONFORMANCE 15.
+    let (mut h, c, s1) = established(TcpConfig::default());
+    h.ep.close(c).unwrap();
+    let f = h.flush();
+    assert_eq!((f[0].control, f[0].seq), (FIN | ACK, s1));
+    assert_eq!(h.ep.state(c), Some(State::FinWait1));
+    h.send0(seg(ACK, C1, s1 + 1));
+    assert_eq!(h.ep.state(c), Some(State::FinWait2));
+    let a = h.send1(seg(FIN | ACK, C1, s1 + 1));
+    assert_eq!((a.control, a.seq, a.ack), (ACK, s1 + 1, C1 + 1));
+    assert_eq!(h.ep.state(c), None, "left the connection table");
+    assert_eq!(h.ep.time_wait(), 1);
+    assert_eq!(h.take_events(), vec![Event::PeerClosed(c), Event::Closed(c, CloseReason::Normal)]);
+}
+
+#[test]
+fn fin_before_missing_data_is_not_processed_until_the_data_arrives() {
+    // CONFORMANCE 15 (reordered FIN in FIN-WAIT): out-of-order FIN is ACKed
+    // with the old rcv_nxt, the connection waits for the hole.
+    let (mut h, c, s1) = established(TcpConfig::default());
+    h.ep.shutdown(c).unwrap();
+    h.flush();
+    h.send0(seg(ACK, C1, s1 + 1));
+    let a = h.send1(seg(FIN | ACK, C1 + 4, s1 + 1));
+    assert_eq!((a.control, a.ack), (ACK, C1), "duplicate ACK for the hole");
+    assert_eq!(h.ep.state(c), Some(State::FinWait2));
+    let a = h.send1(S { payload: b"abcd".to_vec(), ..seg(ACK, C1, s1 + 1) });
+    assert_eq!(a.ack, C1 + 4);
+    let a = h.send1(seg(FIN | ACK, C1 + 4, s1 + 1));
+    assert_eq!(a.ack, C1 + 5);
+    assert_eq!(h.ep.time_wait(), 1);
+}
+
+#[test]
+fn simultaneous_close_goes_through_closing() {
+    let (mut h, c, s1) = established(TcpConfig::default());
+    h.ep.close(c).unwrap();
+    h.flush();
+    // The peer's FIN crosses ours: it does not ack our FIN.
+    let a = h.send1(seg(FIN | ACK, C1, s1));
+    assert_eq!((a.control, a.seq, a.ack), (ACK, s1 + 1, C1 + 1));
+    assert_eq!(h.ep.state(c), Some(State::Closing));
+    h.send0(seg(ACK, C1 + 1, s1 + 1));
+    assert_eq!(h.ep.state(c), None);
+    assert_eq!(h.ep.time_wait(), 1);
+}
+
+#[test]
+fn fin_retransmitted_in_fin_wait_1_and_closing() {
+    // CONFORMANCE 16.
+    let (mut h, c, s1) = established(TcpConfig::default());
+    h.ep.close(c).unwrap();
+    h.flush();
+    let (took, out) = h.advance_until_output(Duration::from_secs(5));
+    assert_eq!(took, Duration::from_secs(1));
+    assert_eq!((out[0].control, out[0].seq), (FIN | ACK, s1));
+    h.send1(seg(FIN | ACK, C1, s1));
+    assert_eq!(h.ep.state(c), Some(State::Closing));
+    let (took, out) = h.advance_until_output(Duration::from_secs(5));
+    assert_eq!(took, Duration::from_secs(2), "backoff continues");
+    assert_eq!((out[0].control, out[0].seq, out[0].ack), (FIN | ACK, s1, C1 + 1));
+}
+
+#[test]
+fn fin_wait_2_times_out_when_peer_never_sends_fin() {
+    // CONFORMANCE 20.
+    let cfg = TcpConfig { fin_wait2_timeout: Duration::from_secs(60), ..TcpConfig::default() };
+    let (mut h, c, s1) = established(cfg);
+    h.ep.close(c).unwrap();
+    h.flush();
+    h.send0(seg(ACK, C1, s1 + 1));
+    assert_eq!(h.ep.state(c), Some(State::FinWait2));
+    assert!(h.advance(Duration::from_millis(59_999)).is_empty());
+    assert_eq!(h.ep.state(c), Some(State::FinWait2));
+    assert!(h.advance(Duration::from_millis(1)).is_empty(), "reclaimed silently");
+    assert_eq!(h.ep.state(c), None);
+    assert_eq!(h.ep.stats.fin_wait2_timeouts, 1);
+    let r = h.send1(seg(FIN | ACK, C1, s1 + 1));
+    assert_eq!(r.control, RST);
+}
+
+#[test]
+fn close_with_unread_data_sends_rst_fully_read_sends_fin() {
+    // CONFORMANCE 21.
+    let (mut h, c, s1) = established(TcpConfig::default());
+    h.send(S { payload: b"unread".to_vec(), ..seg(ACK | PSH, C1, s1) });
+    h.ep.close(c).unwrap();
+    let r = h.flush();
+    assert_eq!(r.len(), 1);
+    assert_eq!((r[0].control, r[0].seq, r[0].ack), (RST | ACK, s1, C1 + 6));
+    assert_eq!(h.ep.state(c), None);
+
+    let (mut h, c, s1) = established(TcpConfig::default());
+    h.send(S { payload: b"read".to_vec(), ..seg(ACK | PSH, C1, s1) });
+    let mut b = [0u8; 4];
+    h.ep.read(c, &mut b).unwrap();
+    h.ep.close(c).unwrap();
+    let f = h.flush();
+    assert_eq!(f.last().unwrap().control, FIN | ACK);
+}
+
+#[test]
+fn data_after_close_resets() {
+    let (mut h, c, s1) = established(TcpConfig::default());
+    h.ep.close(c).unwrap();
+    h.flush();
+    h.send0(seg(ACK, C1, s1 + 1));
+    let r = h.send1(S { payload: b"more".to_vec(), ..seg(ACK, C1, s1 + 1) });
+    assert_eq!(r.control, RST | ACK);
+    assert_eq!(h.ep.state(c), None);
+    assert_eq!(h.ep.stats.connections_aborted, 1);
+}
+
+#[test]
+fn abort_sends_rst_and_frees_everything() {
+    let (mut h, c, s1) = established(TcpConfig::default());
+    h.ep.write(c, b"pending").unwrap();
+    h.ep.abort(c).unwrap();
+    let r = h.flush();
+    assert_eq!(r.len(), 1);
+    assert_eq!((r[0].control, r[0].seq), (RST | ACK, s1));
+    assert_eq!(h.ep.connections(), 0);
+    assert_eq!(h.ep.buffers_free(), 64);
+    assert!(h.take_events().is_empty(), "the application let go: no event");
+}

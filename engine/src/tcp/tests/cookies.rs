@@ -1,0 +1,99 @@
+//! SYN cookies (RFC 4987 §3.6; CONFORMANCE 7).
+
+use super::*;
+
+fn always() -> TcpConfig {
+    TcpConfig { syn_cookies: CookieMode::Always, ..TcpConfig::default() }
+}
+
+#[test]
+fn cookie_syn_ack_keeps_no_state_and_is_not_retransmitted() {
+    let mut h = Harness::new(always());
+    let sa = h.send1(S { ws: Some(9), sack_perm: true, ..syn(CLIENT_ISN) });
+    assert_eq!((sa.control, sa.ack), (SYN | ACK, CLIENT_ISN + 1));
+    assert_eq!((sa.ws, sa.sack_perm, sa.mss), (Some(7), true, Some(1460)));
+    assert_eq!(h.ep.connections(), 0);
+    assert_eq!(h.ep.half_open(), 0);
+    assert_eq!(h.ep.armed_timers(), 0);
+    assert!(h.advance(Duration::from_secs(10)).is_empty(), "no SYN-ACK retransmission");
+    assert_eq!(h.ep.stats.cookies_sent, 1);
+}
+
+#[test]
+fn cookie_ack_opens_connection_with_options_from_the_cookie() {
+    let mut h = Harness::new(always());
+    let sa = h.send1(S { ws: Some(9), sack_perm: true, mss: Some(1400), ..syn(CLIENT_ISN) });
+    h.send0(seg(ACK, CLIENT_ISN + 1, sa.seq + 1));
+    let c = h.accepted();
+    let tcb = h.ep.tcb(c).unwrap();
+    assert_eq!(tcb.state, State::Established);
+    assert_eq!((tcb.snd_wscale, tcb.rcv_wscale), (9, 7));
+    assert_eq!(tcb.mss, 1300, "MSS rounded down to the cookie table");
+    assert!(tcb.has(super::super::tcb::flag::SACK));
+    assert_eq!(h.ep.stats.cookies_accepted, 1);
+    assert_eq!(h.ep.half_open(), 0);
+}
+
+#[test]
+fn cookie_ack_with_data_and_with_fin_are_accepted() {
+    let mut h = Harness::new(always());
+    let sa = h.send1(syn(CLIENT_ISN));
+    h.send(S { payload: b"hello".to_vec(), ..seg(ACK | PSH, CLIENT_ISN + 1, sa.seq + 1) });
+    let c = h.accepted();
+    assert_eq!(h.ep.readable(c), 5);
+
+    let mut h = Harness::new(always());
+    let sa = h.send1(syn(CLIENT_ISN));
+    let a = h.send1(seg(ACK | FIN, CLIENT_ISN + 1, sa.seq + 1));
+    assert_eq!((a.control, a.ack), (ACK, CLIENT_ISN + 2));
+    assert_eq!(h.ep.state(h.accepted()), Some(State::CloseWait));
+}
+
+#[test]
+fn bad_cookies_and_wrong_flags_are_rejected() {
+    let mut h = Harness::new(always());
+    let sa = h.send1(syn(CLIENT_ISN));
+    // Wrong cookie, wrong peer sequence number.
+    let r = h.send1(seg(ACK, CLIENT_ISN + 1, sa.seq + 2));
+    assert_eq!((r.control, r.seq), (RST, sa.seq + 2));
+    let r = h.send1(seg(ACK, CLIENT_ISN + 7, sa.seq + 1));
+    assert_eq!(r.control, RST);
+    // SYN|ACK, RST|ACK and RST carrying the cookie open nothing.
+    let r = h.send1(seg(SYN | ACK, CLIENT_ISN, sa.seq + 1));
+    assert_eq!(r.control, RST);
+    h.send0(seg(RST | ACK, CLIENT_ISN + 1, sa.seq + 1));
+    h.send0(seg(RST, CLIENT_ISN + 1, sa.seq + 1));
+    assert_eq!(h.ep.connections(), 0);
+    assert_eq!(h.ep.stats.cookies_rejected, 2);
+    // A cookie from long ago is stale.
+    h.now += Duration::from_secs(200);
+    h.send1(seg(ACK, CLIENT_ISN + 1, sa.seq + 1));
+    assert_eq!(h.ep.connections(), 0);
+}
+
+#[test]
+fn auto_mode_switches_to_cookies_when_the_budget_is_spent() {
+    let mut h = Harness::new(TcpConfig { half_open_budget: 1, ..TcpConfig::default() });
+    h.client_port = 1;
+    h.send1(syn(CLIENT_ISN));
+    assert_eq!(h.ep.half_open(), 1);
+    h.client_port = 2;
+    let sa = h.send1(syn(CLIENT_ISN));
+    assert_eq!(h.ep.stats.cookies_sent, 1);
+    assert_eq!(h.ep.half_open(), 1);
+    h.send0(seg(ACK, CLIENT_ISN + 1, sa.seq + 1));
+    assert_eq!(h.ep.connections(), 2);
+    assert_eq!(h.ep.half_open(), 1);
+}
+
+#[test]
+fn cookie_with_timestamps_negotiates_them() {
+    let mut h = Harness::new(always());
+    let sa = h.send1(S { ts: Some((777, 0)), ..syn(CLIENT_ISN) });
+    let (tsval, ecr) = sa.ts.unwrap();
+    assert_eq!(ecr, 777);
+    h.send0(S { ts: Some((778, tsval)), ..seg(ACK, CLIENT_ISN + 1, sa.seq + 1) });
+    let tcb = h.ep.tcb(h.accepted()).unwrap();
+    assert!(tcb.has(super::super::tcb::flag::TS));
+    assert_eq!(tcb.ts_recent, 778);
+}

@@ -1,0 +1,201 @@
+//! Data transfer: cumulative ACK, delayed ACK, windows, retransmission
+//! (RFC 9293 §3.8, RFC 6298, RFC 5681).
+
+use super::*;
+
+const C1: SeqNumber = SeqNumber(CLIENT_ISN.0 + 1);
+
+fn established() -> (Harness, Handle, SeqNumber) {
+    let mut h = Harness::new(TcpConfig::default());
+    let (c, iss) = h.establish();
+    h.take_events();
+    (h, c, iss + 1)
+}
+
+#[test]
+fn one_segment_gets_a_delayed_ack_after_40ms() {
+    let (mut h, c, s1) = established();
+    h.send0(S { payload: vec![1; 100], ..seg(ACK | PSH, C1, s1) });
+    assert_eq!(h.take_events(), vec![Event::Readable(c)]);
+    let (took, out) = h.advance_until_output(Duration::from_secs(1));
+    assert_eq!(took, Duration::from_millis(40));
+    assert_eq!((out[0].control, out[0].ack), (ACK, C1 + 100));
+}
+
+#[test]
+fn every_second_segment_is_acked_at_once() {
+    let (mut h, _, s1) = established();
+    h.send0(S { payload: vec![1; 1000], ..seg(ACK, C1, s1) });
+    let a = h.send1(S { payload: vec![2; 1000], ..seg(ACK, C1 + 1000, s1) });
+    assert_eq!(a.ack, C1 + 2000);
+}
+
+#[test]
+fn response_rides_on_the_ack_of_the_request() {
+    let (mut h, c, s1) = established();
+    let out = h.send(S { payload: b"GET / HTTP/1.1\r\n\r\n".to_vec(), ..seg(ACK | PSH, C1, s1) });
+    assert!(out.is_empty());
+    h.ep.write(c, b"HTTP/1.1 200 OK\r\n\r\n").unwrap();
+    let out = h.flush();
+    assert_eq!(out.len(), 1);
+    assert_eq!((out[0].control, out[0].seq, out[0].ack), (ACK | PSH, s1, C1 + 18));
+    assert!(h.advance(Duration::from_millis(100)).is_empty(), "the delayed ACK went with the data");
+}
+
+#[test]
+fn sending_respects_mss_and_peer_window() {
+    let (mut h, c, s1) = established();
+    // The peer shrinks its window to 3000 bytes.
+    h.send0(S { window: 3000, ..seg(ACK, C1, s1) });
+    h.ep.write(c, &[7u8; 5000]).unwrap();
+    let out = h.flush();
+    let lens: Vec<usize> = out.iter().map(|s| s.payload.len()).collect();
+    assert_eq!(lens, vec![1460, 1460, 80], "limited by the 3000-byte window");
+    assert_eq!(out[1].seq, s1 + 1460);
+    // The ACK opens the window: the rest goes out.
+    let out = h.send(S { window: 65535, ..seg(ACK, C1, s1 + 3000) });
+    let rest: Vec<(SeqNumber, usize)> = out.iter().map(|s| (s.seq, s.payload.len())).collect();
+    assert_eq!(rest, vec![(s1 + 3000, 1460), (s1 + 4460, 540)]);
+}
+
+#[test]
+fn window_update_when_the_application_reads() {
+    let cap =
+        Capacity { connections: 4, time_wait: 4, buffers: 4, buffer_size: 4096, events: 64, ..Capacity::default() };
+    let mut h = Harness::with_capacity(TcpConfig::default(), cap);
+    let (c, iss) = h.establish();
+    let s1 = iss + 1;
+    h.send0(S { payload: vec![0; 1024], ..seg(ACK, C1, s1) });
+    h.send1(S { payload: vec![0; 1024], ..seg(ACK, C1 + 1024, s1) });
+    h.send0(S { payload: vec![0; 1024], ..seg(ACK, C1 + 2048, s1) });
+    let a = h.send1(S { payload: vec![0; 1024], ..seg(ACK, C1 + 3072, s1) });
+    assert_eq!((a.ack, a.window), (C1 + 4096, 0), "buffer full: zero window");
+    let mut buf = [0u8; 4096];
+    assert_eq!(h.ep.read(c, &mut buf).unwrap(), 4096);
+    let u = h.flush();
+    assert_eq!(u.len(), 1, "window update");
+    assert_eq!(u[0].window, 4096);
+}
+
+#[test]
+fn lost_data_is_retransmitted_on_rto_with_backoff_then_reset() {
+    let cfg = TcpConfig::default();
+    let (mut h, c, s1) = established();
+    h.ep.write(c, b"hello").unwrap();
+    assert_eq!(h.flush().len(), 1);
+    let mut gaps = Vec::new();
+    for _ in 0..cfg.max_retries {
+        let (took, out) = h.advance_until_output(Duration::from_secs(300));
+        assert_eq!((out[0].seq, out[0].payload.as_slice()), (s1, &b"hello"[..]));
+        gaps.push(took.as_millis() as u64);
+    }
+    assert_eq!(gaps[0], 1000);
+    assert_eq!(gaps[1], 2000);
+    assert_eq!(*gaps.last().unwrap(), 120_000, "capped at rto_max");
+    let (_, out) = h.advance_until_output(Duration::from_secs(300));
+    assert_eq!(out[0].control, RST | ACK);
+    assert_eq!(h.take_events(), vec![Event::Closed(c, CloseReason::TimedOut)]);
+    assert_eq!(h.ep.stats.connections_timed_out, 1);
+}
+
+#[test]
+fn rtt_sample_sets_rto_with_200ms_floor() {
+    let (mut h, c, s1) = established();
+    h.ep.write(c, b"x").unwrap();
+    h.flush();
+    h.now += Duration::from_millis(10);
+    h.send0(seg(ACK, C1, s1 + 1));
+    let tcb = h.ep.tcb(c).unwrap();
+    assert_eq!(tcb.srtt_us, 10_000);
+    assert_eq!(tcb.rto_ms, 200, "srtt + 4 rttvar = 30 ms, floored at 200");
+}
+
+#[test]
+fn three_duplicate_acks_trigger_fast_retransmit() {
+    let (mut h, c, s1) = established();
+    h.ep.write(c, &[9u8; 1460 * 4]).unwrap();
+    assert_eq!(h.flush().len(), 4);
+    h.send0(seg(ACK, C1, s1 + 1460));
+    h.send0(seg(ACK, C1, s1 + 1460));
+    h.send0(seg(ACK, C1, s1 + 1460));
+    let out = h.send(seg(ACK, C1, s1 + 1460));
+    assert_eq!(out.len(), 1);
+    assert_eq!((out[0].seq, out[0].payload.len()), (s1 + 1460, 1460));
+}
+
+#[test]
+fn zero_window_is_probed() {
+    let (mut h, c, s1) = established();
+    h.send0(S { window: 0, ..seg(ACK, C1, s1) });
+    h.ep.write(c, b"blocked").unwrap();
+    assert!(h.flush().is_empty(), "window closed");
+    let (_, out) = h.advance_until_output(Duration::from_secs(5));
+    assert_eq!((out[0].seq, out[0].payload.len()), (s1, 1), "one-byte probe");
+    // The window opens and acknowledges the probe byte: the rest follows.
+    let out = h.send(S { window: 1000, ..seg(ACK, C1, s1 + 1) });
+    assert_eq!((out[0].seq, out[0].payload.as_slice()), (s1 + 1, &b"locked"[..]));
+}
+
+#[test]
+fn active_open_handshake() {
+    let mut h = Harness::new(TcpConfig::default());
+    let c = h.ep.connect(h.now, h.tuple().local(), h.tuple().remote(), CLIENT_MAC).unwrap();
+    let out = h.flush();
+    assert_eq!(out.len(), 1);
+    let s = &out[0];
+    assert_eq!(s.control, SYN);
+    assert_eq!((s.mss, s.ws, s.sack_perm), (Some(1460), Some(7), true));
+    assert!(s.ts.is_some());
+    assert_eq!(h.ep.state(c), Some(State::SynSent));
+    let iss = s.seq;
+    let a = h.send1(S { mss: Some(1400), ..seg(SYN | ACK, CLIENT_ISN, iss + 1) });
+    assert_eq!((a.control, a.seq, a.ack), (ACK, iss + 1, CLIENT_ISN + 1));
+    assert_eq!(a.ts, None, "the peer did not answer timestamps");
+    assert_eq!(h.take_events(), vec![Event::Connected(c)]);
+    let tcb = h.ep.tcb(c).unwrap();
+    assert_eq!((tcb.state, tcb.mss, tcb.snd_wscale, tcb.rcv_wscale), (State::Established, 1400, 0, 0));
+}
+
+#[test]
+fn active_open_refused_by_rst() {
+    let mut h = Harness::new(TcpConfig::default());
+    let c = h.ep.connect(h.now, h.tuple().local(), h.tuple().remote(), CLIENT_MAC).unwrap();
+    let iss = h.flush()[0].seq;
+    // An ACK for something else: RST with its ack, connection stays.
+    let r = h.send1(seg(SYN | ACK, CLIENT_ISN, iss + 5));
+    assert_eq!((r.control, r.seq), (RST, iss + 5));
+    // An RST without ACK is ignored; with the right ACK it refuses.
+    h.send0(seg(RST, CLIENT_ISN, SeqNumber(0)));
+    assert_eq!(h.ep.state(c), Some(State::SynSent));
+    h.send0(seg(RST | ACK, SeqNumber(0), iss + 1));
+    assert_eq!(h.ep.state(c), None);
+    assert_eq!(h.take_events(), vec![Event::Closed(c, CloseReason::Refused)]);
+}
+
+#[test]
+fn simultaneous_open() {
+    let mut h = Harness::new(TcpConfig::default());
+    let c = h.ep.connect(h.now, h.tuple().local(), h.tuple().remote(), CLIENT_MAC).unwrap();
+    let iss = h.flush()[0].seq;
+    let sa = h.send1(syn(CLIENT_ISN));
+    assert_eq!((sa.control, sa.seq, sa.ack), (SYN | ACK, iss, CLIENT_ISN + 1));
+    assert_eq!(h.ep.state(c), Some(State::SynReceived));
+    h.send0(seg(ACK, CLIENT_ISN + 1, iss + 1));
+    assert_eq!(h.ep.state(c), Some(State::Established));
+    assert_eq!(h.take_events(), vec![Event::Connected(c)]);
+}
+
+#[test]
+fn syn_is_retransmitted_then_the_open_fails() {
+    let cfg = TcpConfig::default();
+    let mut h = Harness::new(cfg);
+    let c = h.ep.connect(h.now, h.tuple().local(), h.tuple().remote(), CLIENT_MAC).unwrap();
+    let iss = h.flush()[0].seq;
+    for _ in 0..cfg.synack_retries {
+        let (_, out) = h.advance_until_output(Duration::from_secs(100));
+        assert_eq!((out[0].control, out[0].seq), (SYN, iss));
+    }
+    h.advance_until_output(Duration::from_secs(100));
+    assert_eq!(h.ep.state(c), None);
+    assert_eq!(h.take_events(), vec![Event::Closed(c, CloseReason::Refused)]);
+}

@@ -1,0 +1,204 @@
+//! Three-way handshake, passive and active (RFC 9293 §3.5, §3.10.7.2-4).
+
+use super::*;
+
+fn cfg() -> TcpConfig {
+    TcpConfig::default()
+}
+
+#[test]
+fn passive_open_answers_syn_with_syn_ack() {
+    // CONFORMANCE 1: SYN-ACK acks ISS+1, carries MSS; options only when offered.
+    let mut h = Harness::new(cfg());
+    let sa = h.send1(syn(CLIENT_ISN));
+    assert_eq!(sa.control, SYN | ACK);
+    assert_eq!(sa.ack, CLIENT_ISN + 1);
+    assert_eq!(sa.mss, Some(1460));
+    assert_eq!((sa.ws, sa.sack_perm, sa.ts), (None, false, None), "nothing offered, nothing answered");
+    assert!(sa.payload.is_empty());
+    assert_eq!(h.ep.half_open(), 1);
+    assert_eq!(h.ep.stats.synacks_sent, 1);
+    assert!(h.take_events().is_empty(), "no connection before the handshake completes");
+}
+
+#[test]
+fn syn_ack_answers_offered_options() {
+    let mut h = Harness::new(cfg());
+    let s = S { ws: Some(8), sack_perm: true, ts: Some((5000, 0)), mss: Some(1400), ..syn(CLIENT_ISN) };
+    let sa = h.send1(s);
+    assert_eq!(sa.mss, Some(1460), "we advertise ours; the smaller one is used for sending");
+    assert_eq!(sa.ws, Some(7));
+    assert!(sa.sack_perm);
+    let (_, ecr) = sa.ts.expect("timestamps answered");
+    assert_eq!(ecr, 5000);
+    h.send0(S { ts: Some((5001, sa.ts.unwrap().0)), ..seg(ACK, CLIENT_ISN + 1, sa.seq + 1) });
+    let c = h.accepted();
+    let tcb = h.ep.tcb(c).unwrap();
+    assert_eq!(tcb.mss, 1400 - 12, "peer MSS less the timestamp option");
+    assert_eq!((tcb.snd_wscale, tcb.rcv_wscale), (8, 7));
+    assert_eq!(tcb.snd_wnd, 65535 << 8);
+}
+
+#[test]
+fn final_ack_establishes_and_announces() {
+    let mut h = Harness::new(cfg());
+    let (c, _) = h.establish();
+    assert_eq!(h.ep.state(c), Some(State::Established));
+    assert_eq!(h.ep.half_open(), 0);
+    assert_eq!(h.ep.stats.connections_accepted, 1);
+}
+
+#[test]
+fn final_ack_not_iss_plus_one_gets_rst() {
+    // CONFORMANCE 2: RST with seq = SEG.ACK, and the half-open entry stays.
+    for delta in [0usize, 2, 1000] {
+        let mut h = Harness::new(cfg());
+        let sa = h.send1(syn(CLIENT_ISN));
+        let rst = h.send1(seg(ACK, CLIENT_ISN + 1, sa.seq + delta));
+        assert_eq!(rst.control, RST);
+        assert_eq!(rst.seq, sa.seq + delta);
+        assert_eq!(h.ep.half_open(), 1);
+        h.send0(seg(ACK, CLIENT_ISN + 1, sa.seq + 1));
+        assert_eq!(h.ep.connections(), 1);
+        assert_eq!(h.ep.half_open(), 0);
+    }
+}
+
+#[test]
+fn listener_answers_bare_ack_and_syn_ack_with_rst_and_ignores_rst() {
+    // CONFORMANCE 3.
+    let mut h = Harness::new(cfg());
+    let r = h.send1(seg(ACK, SeqNumber(5), SeqNumber(777)));
+    assert_eq!((r.control, r.seq), (RST, SeqNumber(777)));
+    let r = h.send1(seg(SYN | ACK, SeqNumber(5), SeqNumber(888)));
+    assert_eq!((r.control, r.seq), (RST, SeqNumber(888)));
+    h.send0(seg(RST, SeqNumber(5), SeqNumber(0)));
+    h.send0(seg(RST | ACK, SeqNumber(5), SeqNumber(9)));
+    assert_eq!(h.ep.connections(), 0);
+}
+
+#[test]
+fn data_segment_completes_handshake_when_final_ack_is_lost() {
+    // CONFORMANCE 4.
+    let mut h = Harness::new(cfg());
+    let sa = h.send1(syn(CLIENT_ISN));
+    h.send(S { payload: b"GET /".to_vec(), ..seg(ACK | PSH, CLIENT_ISN + 1, sa.seq + 1) });
+    let c = h.accepted();
+    assert_eq!(h.ep.readable(c), 5);
+    let mut buf = [0u8; 8];
+    assert_eq!(h.ep.read(c, &mut buf).unwrap(), 5);
+    assert_eq!(&buf[..5], b"GET /");
+}
+
+#[test]
+fn syn_ack_retransmitted_with_backoff_then_given_up() {
+    // The seeds' lost final ACK; CONFORMANCE 5 (same ISS).
+    let c = cfg();
+    let mut h = Harness::new(c);
+    let sa = h.send1(syn(CLIENT_ISN));
+    let mut expected = Duration::from_secs(1);
+    for _ in 0..c.synack_retries {
+        let (took, out) = h.advance_until_output(Duration::from_secs(200));
+        assert_eq!(took, expected, "exponential backoff");
+        assert_eq!(out.len(), 1);
+        assert_eq!((out[0].control, out[0].seq, out[0].ack), (SYN | ACK, sa.seq, CLIENT_ISN + 1));
+        expected *= 2;
+    }
+    let (_, out) = h.advance_until_output(Duration::from_secs(200));
+    assert!(out.is_empty(), "no more retransmissions: {out:?}");
+    assert_eq!(h.ep.connections(), 0, "half-open entry reclaimed");
+    assert_eq!(h.ep.half_open(), 0);
+    assert_eq!(h.ep.stats.half_open_timeouts, 1);
+    assert_eq!(h.ep.stats.synacks_retransmitted, c.synack_retries as u64);
+    assert_eq!(h.ep.armed_timers(), 0);
+    assert!(h.take_events().is_empty());
+}
+
+#[test]
+fn retransmitted_syn_gets_the_same_syn_ack() {
+    let mut h = Harness::new(cfg());
+    let a = h.send1(syn(CLIENT_ISN));
+    h.now += Duration::from_millis(300);
+    let b = h.send1(syn(CLIENT_ISN));
+    assert_eq!((b.control, b.seq, b.ack), (SYN | ACK, a.seq, a.ack));
+    assert_eq!(h.ep.connections(), 1);
+}
+
+#[test]
+fn stale_syn_answered_by_rst_leaves_nothing_behind() {
+    // The seeds' old duplicate SYN: the client answers our SYN-ACK with an
+    // RST (seq = its ISN + 1 as the SYN-ACK acked), and no connection stays.
+    let mut h = Harness::new(cfg());
+    let sa = h.send1(syn(CLIENT_ISN));
+    h.send0(seg(RST, sa.ack, SeqNumber(0)));
+    assert_eq!(h.ep.connections(), 0);
+    assert_eq!(h.ep.half_open(), 0);
+    assert_eq!(h.ep.armed_timers(), 0);
+    assert!(h.take_events().is_empty(), "no ESTABLISHED connection ever existed");
+    // And the client's stray ACK later is refused.
+    let r = h.send1(seg(ACK, CLIENT_ISN + 1, sa.seq + 1));
+    assert_eq!(r.control, RST);
+}
+
+#[test]
+fn rst_in_syn_received_exact_in_window_outside() {
+    // CONFORMANCE 6.
+    let mut h = Harness::new(cfg());
+    let sa = h.send1(syn(CLIENT_ISN));
+    let ch = h.send1(seg(RST, CLIENT_ISN + 10, SeqNumber(0)));
+    assert_eq!((ch.control, ch.seq, ch.ack), (ACK, sa.seq + 1, CLIENT_ISN + 1), "challenge ACK");
+    h.send0(seg(RST, CLIENT_ISN + 1_000_000, SeqNumber(0)));
+    assert_eq!(h.ep.half_open(), 1);
+    h.send0(seg(RST, CLIENT_ISN + 1, SeqNumber(0)));
+    assert_eq!(h.ep.half_open(), 0);
+    assert_eq!(h.ep.connections(), 0);
+}
+
+#[test]
+fn syn_with_fin_or_rst_is_dropped() {
+    let mut h = Harness::new(cfg());
+    h.send0(S { control: SYN | FIN, ..syn(CLIENT_ISN) });
+    h.send0(S { control: SYN | RST, ..syn(CLIENT_ISN) });
+    assert_eq!(h.ep.stats.drop_bad_flags, 2);
+    assert_eq!(h.ep.connections(), 0);
+}
+
+#[test]
+fn port_without_listener_gets_rst() {
+    // RFC 9293 §3.10.7.1: SYN to a closed port gets RST|ACK acking it.
+    let mut h = Harness::new(cfg());
+    h.ep = Endpoint::new(cfg(), Capacity::default(), SERVER_MAC, Secrets::from_bytes([1; 32]), h.now);
+    let r = h.send1(syn(CLIENT_ISN));
+    assert_eq!((r.control, r.seq, r.ack), (RST | ACK, SeqNumber(0), CLIENT_ISN + 1));
+    h.send0(seg(RST, CLIENT_ISN, SeqNumber(0)));
+}
+
+#[test]
+fn half_open_budget_with_cookies_off_drops_and_counts() {
+    // CONFORMANCE 8 (Never mode): past the budget SYNs are dropped, counted.
+    let c = TcpConfig { half_open_budget: 2, syn_cookies: CookieMode::Never, ..cfg() };
+    let mut h = Harness::new(c);
+    for port in 0..2 {
+        h.client_port = 1000 + port;
+        h.send1(syn(CLIENT_ISN));
+    }
+    h.client_port = 2000;
+    h.send0(syn(CLIENT_ISN));
+    assert_eq!(h.ep.stats.syns_dropped_half_open_budget, 1);
+    assert_eq!(h.ep.half_open(), 2);
+}
+
+#[test]
+fn full_table_answers_with_cookie_and_drops_its_ack_counted() {
+    // CONFORMANCE 8: table full; the completing ACK cannot be admitted.
+    let cap =
+        Capacity { connections: 1, time_wait: 4, buffers: 4, buffer_size: 4096, events: 16, ..Capacity::default() };
+    let mut h = Harness::with_capacity(cfg(), cap);
+    h.establish();
+    h.client_port = 40001;
+    let sa = h.send1(syn(CLIENT_ISN));
+    assert_eq!(h.ep.stats.cookies_sent, 1, "table full: cookie");
+    h.send0(seg(ACK, CLIENT_ISN + 1, sa.seq + 1));
+    assert_eq!(h.ep.stats.syns_dropped_table_full, 1);
+    assert_eq!(h.ep.connections(), 1);
+}

@@ -1,0 +1,115 @@
+//! Keepalive (RFC 9293 §3.8.4; the seeds' 2 h / 75 s / 10 probes;
+//! CONFORMANCE 22).
+
+use super::*;
+
+const C1: SeqNumber = SeqNumber(CLIENT_ISN.0 + 1);
+const HOUR: Duration = Duration::from_secs(3600);
+
+fn established(cfg: TcpConfig) -> (Harness, Handle, SeqNumber) {
+    let mut h = Harness::new(cfg);
+    let (c, iss) = h.establish();
+    h.take_events();
+    (h, c, iss + 1)
+}
+
+#[test]
+fn keepalive_probes_after_2h_every_75s_then_resets_after_10() {
+    let (mut h, c, s1) = established(TcpConfig::default());
+    let (took, out) = h.advance_until_output(3 * HOUR);
+    assert_eq!(took, 2 * HOUR);
+    assert_eq!(out.len(), 1);
+    assert_eq!((out[0].control, out[0].seq, out[0].ack), (ACK, s1 - 1, C1), "probe: SEG.SEQ = SND.NXT - 1");
+    assert!(out[0].payload.is_empty());
+    for n in 2..=10 {
+        let (took, out) = h.advance_until_output(HOUR);
+        assert_eq!(took, Duration::from_secs(75), "probe {n}");
+        assert_eq!(out[0].seq, s1 - 1);
+    }
+    let (took, out) = h.advance_until_output(HOUR);
+    assert_eq!(took, Duration::from_secs(75));
+    assert_eq!((out[0].control, out[0].seq, out[0].ack), (RST | ACK, s1, C1));
+    assert_eq!(h.ep.state(c), None, "reclaimed");
+    assert_eq!(h.take_events(), vec![Event::Closed(c, CloseReason::KeepaliveTimeout)]);
+    assert_eq!(h.ep.stats.keepalive_probes_sent, 10);
+    assert_eq!(h.ep.stats.keepalive_timeouts, 1);
+    assert_eq!(h.ep.armed_timers(), 0);
+}
+
+#[test]
+fn an_answered_probe_restarts_the_idle_period() {
+    let (mut h, c, s1) = established(TcpConfig::default());
+    h.advance_until_output(3 * HOUR);
+    h.advance_until_output(HOUR);
+    h.send0(seg(ACK, C1, s1));
+    assert_eq!(h.ep.tcb(c).unwrap().probes, 0);
+    let (took, _) = h.advance_until_output(3 * HOUR);
+    assert_eq!(took, 2 * HOUR);
+}
+
+#[test]
+fn every_segment_from_the_peer_resets_the_idle_timer() {
+    let (mut h, c, s1) = established(TcpConfig::default());
+    assert!(h.advance(HOUR).is_empty());
+    h.send(S { payload: b"ping".to_vec(), ..seg(ACK, C1, s1) });
+    let mut b = [0u8; 4];
+    h.ep.read(c, &mut b).unwrap();
+    h.advance(Duration::from_millis(100));
+    let (took, out) = h.advance_until_output(3 * HOUR);
+    assert_eq!(took + Duration::from_millis(100), 2 * HOUR);
+    assert_eq!(out[0].seq, s1 - 1);
+}
+
+#[test]
+fn keepalive_can_be_off() {
+    let (mut h, c, _) = established(TcpConfig { keepalive: None, ..TcpConfig::default() });
+    let (_, out) = h.advance_until_output(10 * HOUR);
+    assert!(out.is_empty());
+    assert_eq!(h.ep.state(c), Some(State::Established));
+    assert_eq!(h.ep.armed_timers(), 0);
+}
+
+#[test]
+fn keepalive_numbers_are_configurable() {
+    let ka = Keepalive { idle: Duration::from_secs(2), interval: Duration::from_secs(1), probes: 3 };
+    let (mut h, c, _) = established(TcpConfig { keepalive: Some(ka), ..TcpConfig::default() });
+    let mut times = Vec::new();
+    let start = h.now;
+    loop {
+        let (_, out) = h.advance_until_output(Duration::from_secs(10));
+        if out.is_empty() {
+            break;
+        }
+        times.push(((h.now - start).as_millis(), out[0].control));
+        if out[0].control & RST != 0 {
+            break;
+        }
+    }
+    assert_eq!(times, vec![(2000, ACK), (3000, ACK), (4000, ACK), (5000, RST | ACK)]);
+    assert_eq!(h.ep.state(c), None);
+}
+
+#[test]
+fn the_peers_keepalive_probe_is_answered() {
+    let (mut h, c, s1) = established(TcpConfig::default());
+    let a = h.send1(seg(ACK, C1 - 1, s1));
+    assert_eq!((a.control, a.seq, a.ack), (ACK, s1, C1));
+    let a = h.send1(S { payload: vec![0], ..seg(ACK, C1 - 1, s1) });
+    assert_eq!(a.ack, C1);
+    assert_eq!(h.ep.readable(c), 0);
+}
+
+#[test]
+fn no_probe_while_data_is_in_flight() {
+    let ka = Keepalive { idle: Duration::from_secs(2), interval: Duration::from_secs(1), probes: 3 };
+    let cfg = TcpConfig { keepalive: Some(ka), max_retries: 2, ..TcpConfig::default() };
+    let (mut h, c, s1) = established(cfg);
+    h.ep.write(c, b"data").unwrap();
+    h.flush();
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let (_, out) = h.advance_until_output(Duration::from_secs(10));
+        seen.extend(out.iter().filter(|s| s.control & RST == 0).map(|s| (s.seq, s.payload.len())));
+    }
+    assert!(seen.iter().all(|&(seq, len)| (seq, len) == (s1, 4)), "only retransmissions, no probes: {seen:?}");
+}

@@ -1,0 +1,127 @@
+//! TIME-WAIT (RFC 9293 §3.6 and §3.10.7.4, RFC 6191, RFC 1337;
+//! CONFORMANCE 17-19).
+
+use super::*;
+
+const C1: SeqNumber = SeqNumber(CLIENT_ISN.0 + 1);
+
+/// A connection we closed first, now in TIME-WAIT; returns our SND.NXT.
+fn time_wait(cfg: TcpConfig, ts: bool) -> (Harness, SeqNumber) {
+    let mut h = Harness::new(cfg);
+    let sa = h.send1(S { ts: ts.then_some((100, 0)), ..syn(CLIENT_ISN) });
+    let ecr = sa.ts.map(|t| t.0).unwrap_or(0);
+    let tsopt = |v| ts.then_some((v, ecr));
+    h.send0(S { ts: tsopt(101), ..seg(ACK, C1, sa.seq + 1) });
+    let c = h.accepted();
+    h.ep.close(c).unwrap();
+    h.flush();
+    h.send0(S { ts: tsopt(102), ..seg(ACK, C1, sa.seq + 2) });
+    let a = h.send1(S { ts: tsopt(103), ..seg(FIN | ACK, C1, sa.seq + 2) });
+    assert_eq!(a.ack, C1 + 1);
+    assert_eq!(h.ep.time_wait(), 1);
+    h.take_events();
+    (h, sa.seq + 2)
+}
+
+fn msl(secs: u64) -> TcpConfig {
+    TcpConfig { msl: Duration::from_secs(secs), ..TcpConfig::default() }
+}
+
+#[test]
+fn time_wait_ends_exactly_2msl_after_the_last_fin() {
+    let (mut h, _) = time_wait(TcpConfig::default(), false);
+    assert!(h.advance(Duration::from_millis(59_999)).is_empty());
+    assert_eq!(h.ep.time_wait(), 1, "default MSL 30 s: 2MSL = 60 s");
+    h.advance(Duration::from_millis(1));
+    assert_eq!(h.ep.time_wait(), 0);
+    assert_eq!(h.ep.stats.time_wait_expired, 1);
+}
+
+#[test]
+fn retransmitted_fin_is_reacked_and_restarts_2msl() {
+    // The seeds' lost final ACK, from the active closer's side; CONFORMANCE 17.
+    let (mut h, snd) = time_wait(msl(10), false);
+    h.advance(Duration::from_secs(15));
+    let a = h.send1(seg(FIN | ACK, C1, snd));
+    assert_eq!((a.control, a.seq, a.ack), (ACK, snd, C1 + 1));
+    assert_eq!(h.ep.stats.time_wait_fin_reacked, 1);
+    h.advance(Duration::from_millis(19_999));
+    assert_eq!(h.ep.time_wait(), 1, "2MSL counts again from the retransmitted FIN");
+    h.advance(Duration::from_millis(1));
+    assert_eq!(h.ep.time_wait(), 0);
+    // After 2MSL a segment gets RST by the CLOSED rules.
+    let r = h.send1(seg(FIN | ACK, C1, snd));
+    assert_eq!((r.control, r.seq), (RST, snd));
+}
+
+#[test]
+fn rst_in_time_wait_is_ignored_by_default() {
+    // CONFORMANCE 18, RFC 1337.
+    let (mut h, _) = time_wait(TcpConfig::default(), false);
+    h.send0(seg(RST, C1 + 1, SeqNumber(0)));
+    assert_eq!(h.ep.time_wait(), 1);
+    assert_eq!(h.ep.stats.rsts_ignored, 1);
+}
+
+#[test]
+fn rst_in_time_wait_closes_under_the_close_policy() {
+    let (mut h, _) = time_wait(TcpConfig { time_wait_rst: TimeWaitRst::Close, ..TcpConfig::default() }, false);
+    h.send0(seg(RST, C1 + 1, SeqNumber(0)));
+    assert_eq!(h.ep.time_wait(), 0);
+    assert_eq!(h.ep.stats.time_wait_reset, 1);
+}
+
+#[test]
+fn new_syn_with_higher_sequence_reopens() {
+    // CONFORMANCE 19, RFC 6191 without timestamps.
+    let (mut h, _) = time_wait(TcpConfig::default(), false);
+    let sa = h.send1(syn(C1 + 100_000));
+    assert_eq!((sa.control, sa.ack), (SYN | ACK, C1 + 100_001));
+    assert_eq!(h.ep.time_wait(), 0);
+    assert_eq!(h.ep.stats.time_wait_reopened, 1);
+}
+
+#[test]
+fn new_syn_with_lower_sequence_gets_an_ack() {
+    let (mut h, snd) = time_wait(TcpConfig::default(), false);
+    let a = h.send1(syn(CLIENT_ISN - 5));
+    assert_eq!((a.control, a.seq, a.ack), (ACK, snd, C1 + 1));
+    assert_eq!(h.ep.time_wait(), 1);
+}
+
+#[test]
+fn new_syn_with_higher_timestamp_reopens_even_with_lower_sequence() {
+    // RFC 6191 §2: with timestamps, the timestamp decides.
+    let (mut h, snd) = time_wait(TcpConfig::default(), true);
+    let a = h.send1(S { ts: Some((50, 0)), ..syn(CLIENT_ISN - 5) });
+    assert_eq!((a.control, a.seq), (ACK, snd), "older timestamp: ACK");
+    let sa = h.send1(S { ts: Some((5000, 0)), ..syn(CLIENT_ISN - 5) });
+    assert_eq!(sa.control, SYN | ACK);
+}
+
+#[test]
+fn in_window_duplicate_ack_gets_nothing_and_old_data_gets_an_ack() {
+    let (mut h, snd) = time_wait(TcpConfig::default(), false);
+    h.send0(seg(ACK, C1 + 1, snd));
+    let a = h.send1(S { payload: b"old".to_vec(), ..seg(ACK, CLIENT_ISN - 10, snd) });
+    assert_eq!((a.control, a.ack), (ACK, C1 + 1));
+}
+
+#[test]
+fn full_time_wait_table_evicts_the_oldest_and_counts() {
+    let cap =
+        Capacity { connections: 8, time_wait: 1, buffers: 8, buffer_size: 4096, events: 64, ..Capacity::default() };
+    let mut h = Harness::with_capacity(TcpConfig::default(), cap);
+    for port in [1000u16, 1001] {
+        h.client_port = port;
+        h.take_events();
+        let (c, iss) = h.establish();
+        h.ep.close(c).unwrap();
+        h.flush();
+        h.send0(seg(ACK, C1, iss + 2));
+        h.send1(seg(FIN | ACK, C1, iss + 2));
+    }
+    assert_eq!(h.ep.time_wait(), 1);
+    assert_eq!(h.ep.stats.time_wait_evicted, 1);
+    assert_eq!(h.ep.stats.time_wait_entered, 2);
+}

@@ -1,0 +1,58 @@
+//! What a connection does when one of its deadlines comes: retransmission
+//! (RFC 6298 §5), delayed ACK (RFC 9293 §3.8.6.3), keepalive (RFC 9293
+//! §3.8.4) and the FIN-WAIT-2 timeout.
+
+use super::config::TcpConfig;
+use super::state::State;
+use super::tcb::{flag, Tcb, NEVER};
+use crate::time::Instant;
+
+/// The outcome of a timer for the endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expiry {
+    /// Nothing ends; output may be due.
+    Continue,
+    /// A half-open entry ran out of SYN-ACK retries: reclaim it silently.
+    HalfOpenTimeout,
+    /// Retransmissions exhausted: reset and reclaim.
+    TimedOut,
+    /// Keepalive probes unanswered: reset and reclaim.
+    KeepaliveTimeout,
+    /// FIN-WAIT-2 waited long enough for the peer's FIN: reclaim.
+    FinWait2Timeout,
+}
+
+impl Tcb {
+    /// Runs every deadline that is due at `now`.
+    pub fn on_timer(&mut self, now: Instant, cfg: &TcpConfig) -> Expiry {
+        let now_ms = now.total_millis();
+        if self.rto_at <= now_ms && !self.on_rto(now, cfg) {
+            return if self.state == State::SynReceived { Expiry::HalfOpenTimeout } else { Expiry::TimedOut };
+        }
+        if self.ack_at <= now_ms {
+            self.ack_at = NEVER;
+            self.set(flag::ACK_NOW);
+        }
+        if self.idle_at <= now_ms {
+            self.idle_at = NEVER;
+            match self.state {
+                State::FinWait2 => return Expiry::FinWait2Timeout,
+                State::Established | State::CloseWait => {
+                    let Some(ka) = cfg.keepalive else { return Expiry::Continue };
+                    if self.flight() > 0 || !self.tx.is_empty() {
+                        // Data in flight: the RTO watches the peer, not keepalive.
+                        self.idle_at = (now + ka.idle).total_millis();
+                    } else if self.probes >= ka.probes {
+                        return Expiry::KeepaliveTimeout;
+                    } else {
+                        self.probes += 1;
+                        self.set(flag::PROBE);
+                        self.idle_at = (now + ka.interval).total_millis();
+                    }
+                }
+                _ => {}
+            }
+        }
+        Expiry::Continue
+    }
+}
