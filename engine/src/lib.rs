@@ -9,6 +9,7 @@ pub mod flow;
 pub mod link;
 pub mod table;
 pub mod tcp;
+pub mod app;
 pub mod time;
 pub mod timer;
 pub mod wire;
