@@ -1,0 +1,21 @@
+//! The interface applications see, and the built-in applications.
+//!
+//! An application reacts to [`Event`]s from the endpoint: a connection was
+//! accepted or connected, bytes are readable, send space was freed, the peer
+//! closed, the connection is gone. In its callback it calls the endpoint's
+//! `read`/`recv`, `write`, `shutdown`, `close` and `abort`. The shard calls
+//! the application after each received batch and after the timers, and
+//! flushes afterwards, so what the application writes leaves with the ACK.
+//!
+//! Applications keep their per-connection state in arrays sized to the
+//! connection table at start-up and indexed by `Handle::index()`, so no
+//! event allocates.
+
+use crate::tcp::{Endpoint, Event};
+use crate::time::Instant;
+
+/// An application on top of one shard's endpoint.
+pub trait App {
+    /// One event; the application may act on the connection at once.
+    fn on_event(&mut self, ep: &mut Endpoint, now: Instant, ev: Event);
+}
