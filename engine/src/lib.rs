@@ -10,6 +10,8 @@ pub mod link;
 pub mod table;
 pub mod tcp;
 pub mod app;
+pub mod shard;
+pub mod sim;
 pub mod time;
 pub mod timer;
 pub mod wire;

@@ -1,0 +1,40 @@
+//! The per-core shard: one thread owning one link (one NIC queue), its TCP
+//! endpoint and its application. [`step`] is one turn of the run loop and is
+//! shared by the real shard and by the in-memory simulator, so tests and
+//! benchmarks run the very code production runs.
+
+use crate::app::App;
+use crate::link::Link;
+use crate::tcp::Endpoint;
+use crate::time::Instant;
+
+/// Frames taken from the link per turn.
+pub const RX_BATCH: usize = 64;
+
+/// Runs one turn at `now`: a batch of received frames through the endpoint,
+/// the application on the events they raised, the timers (and the
+/// application again), then the flush of everything queued. Returns the
+/// number of frames received (0 means the link was idle).
+pub fn step<L: Link, A: App>(ep: &mut Endpoint, link: &mut L, app: &mut A, now: Instant, budget: usize) -> usize {
+    let received = link.poll_rx(budget, |frame, tx| ep.on_frame(now, frame, tx));
+    drain_events(ep, app, now);
+    {
+        let mut tx = link.tx();
+        ep.on_timers(now, &mut tx);
+        drain_events(ep, app, now);
+        ep.flush(now, &mut tx);
+        // Closing connections raise their last events at flush time; what
+        // the application does about them goes out in this turn too.
+        drain_events(ep, app, now);
+        ep.flush(now, &mut tx);
+    }
+    link.flush();
+    received
+}
+
+/// Hands every pending event to the application.
+pub fn drain_events<A: App>(ep: &mut Endpoint, app: &mut A, now: Instant) {
+    while let Some(ev) = ep.poll_event() {
+        app.on_event(ep, now, ev);
+    }
+}
