@@ -5,13 +5,13 @@
 //! connection table, TIME-WAIT table and timing wheel), `link` (frame I/O),
 //! `shard` (the per-core run loop) and `app` (applications on top).
 
+pub mod app;
 pub mod flow;
 pub mod link;
-pub mod table;
-pub mod tcp;
-pub mod app;
 pub mod shard;
 pub mod sim;
+pub mod table;
+pub mod tcp;
 pub mod time;
 pub mod timer;
 pub mod wire;

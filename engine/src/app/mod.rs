@@ -9,7 +9,10 @@
 //!
 //! Applications keep their per-connection state in arrays sized to the
 //! connection table at start-up and indexed by `Handle::index()`, so no
-//! event allocates.
+//! event allocates. Slots are reused as soon as a connection is gone, and
+//! an application that opens connections while handling events may see a
+//! new connection take a slot before the old one's `Closed` arrives: keep
+//! the `Handle` with the state and check it (the generation tells them apart).
 
 use crate::tcp::{Endpoint, Event};
 use crate::time::Instant;

@@ -211,7 +211,9 @@ impl Endpoint {
             return;
         }
         if let Some(h) = self.conns.lookup(tuple) {
-            return self.connection_segment(now, h, seg);
+            if !self.conns.get(h).is_some_and(|t| t.has(flag::ZOMBIE)) {
+                return self.connection_segment(now, h, seg);
+            }
         }
         if self.time_wait_segment(now, l2, tuple, seg, tx) {
             return;
@@ -610,7 +612,14 @@ impl Endpoint {
 
     /// The next application event.
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop()
+        let e = self.events.pop()?;
+        if let Event::Closed(h, _) = e {
+            // The application hears of it now: the slot may be reused.
+            if self.conns.get(h).is_some_and(|t| t.has(flag::ZOMBIE)) {
+                self.conns.remove(h);
+            }
+        }
+        Some(e)
     }
 
     // ---- output and reaping ------------------------------------------
@@ -681,49 +690,76 @@ impl Endpoint {
     /// latter into the TIME-WAIT table.
     fn reap(&mut self, now: Instant, h: Handle) {
         let Some(&tuple) = self.conns.key(h) else { return };
-        let Some(mut tcb) = self.conns.remove(h) else { return };
-        self.wheel.cancel(h.index());
-        if tcb.has(flag::HALF_OPEN) {
-            self.listeners[tcb.listener as usize - 1].half_open -= 1;
-            self.half_open -= 1;
+        let Some(tcb) = self.conns.get_mut(h) else { return };
+        if tcb.has(flag::ZOMBIE) {
+            return;
         }
+        let half_open = tcb.has(flag::HALF_OPEN).then_some(tcb.listener);
+        tcb.clear(flag::HALF_OPEN);
         tcb.tx.clear(&mut self.pool);
         tcb.rx.clear(&mut self.pool);
-        if tcb.state == State::TimeWait {
-            let st = TwState {
-                snd_nxt: tcb.snd_nxt,
-                rcv_nxt: tcb.rcv_nxt,
-                ts_recent: tcb.ts_recent,
-                rcv_wnd: (tcb.rcv_wnd() >> tcb.rcv_wscale).min(65535) as u16,
-                flags: if tcb.has(flag::TS) { TW_TS } else { 0 },
-            };
-            let now_ms = now.total_millis();
-            let (ins, evicted_before, evicted_after) = match tuple.as_v4() {
-                Some(k) => {
-                    let e = self.tw4.stats().evicted;
-                    let r = self.tw4.insert(k, st, now_ms).is_ok();
-                    (r, e, self.tw4.stats().evicted)
-                }
-                None => {
-                    let e = self.tw6.stats().evicted;
-                    let r = self.tw6.insert(tuple, st, now_ms).is_ok();
-                    (r, e, self.tw6.stats().evicted)
-                }
-            };
-            self.stats.time_wait_evicted += evicted_after - evicted_before;
-            if ins {
-                self.stats.time_wait_entered += 1;
-            }
-        }
-        if tcb.has(flag::ANNOUNCED) {
-            let reason = tcb.close_reason;
-            if reason == CloseReason::Normal {
-                self.stats.connections_closed += 1;
-            }
-            self.push_event(Event::Closed(h, reason));
+        let time_wait = (tcb.state == State::TimeWait).then(|| TwState {
+            snd_nxt: tcb.snd_nxt,
+            rcv_nxt: tcb.rcv_nxt,
+            ts_recent: tcb.ts_recent,
+            rcv_wnd: (tcb.rcv_wnd() >> tcb.rcv_wscale).min(65535) as u16,
+            flags: if tcb.has(flag::TS) { TW_TS } else { 0 },
+        });
+        let event = if tcb.has(flag::ANNOUNCED) {
+            Some(Event::Closed(h, tcb.close_reason))
         } else if !tcb.has(flag::PASSIVE) && !tcb.has(flag::SILENT) {
             // An active open that never completed.
-            self.push_event(Event::Closed(h, CloseReason::Refused));
+            Some(Event::Closed(h, CloseReason::Refused))
+        } else {
+            None
+        };
+        self.wheel.cancel(h.index());
+        if let Some(li) = half_open {
+            self.listeners[li as usize - 1].half_open -= 1;
+            self.half_open -= 1;
+        }
+        if let Some(st) = time_wait {
+            self.enter_time_wait(now, &tuple, st);
+        }
+        if event == Some(Event::Closed(h, CloseReason::Normal)) {
+            self.stats.connections_closed += 1;
+        }
+        // The slot stays taken, as a zombie, until the application has
+        // received `Closed`: otherwise a connection it opens while handling
+        // events could take the slot before the old one's `Closed` reaches it.
+        match event {
+            Some(e) if self.events.push(e) => {
+                let tcb = self.conns.get_mut(h).expect("live above");
+                tcb.state = State::Closed;
+                tcb.set(flag::ZOMBIE);
+            }
+            Some(_) => {
+                self.stats.events_overflow += 1;
+                self.conns.remove(h);
+            }
+            None => {
+                self.conns.remove(h);
+            }
+        }
+    }
+
+    fn enter_time_wait(&mut self, now: Instant, tuple: &FourTuple, st: TwState) {
+        let now_ms = now.total_millis();
+        let (inserted, evicted_before, evicted_after) = match tuple.as_v4() {
+            Some(k) => {
+                let e = self.tw4.stats().evicted;
+                let r = self.tw4.insert(k, st, now_ms).is_ok();
+                (r, e, self.tw4.stats().evicted)
+            }
+            None => {
+                let e = self.tw6.stats().evicted;
+                let r = self.tw6.insert(*tuple, st, now_ms).is_ok();
+                (r, e, self.tw6.stats().evicted)
+            }
+        };
+        self.stats.time_wait_evicted += evicted_after - evicted_before;
+        if inserted {
+            self.stats.time_wait_entered += 1;
         }
     }
 
@@ -801,18 +837,18 @@ impl Endpoint {
 /// The application interface.
 impl Endpoint {
     fn live(&mut self, h: Handle) -> Result<&mut Tcb, Error> {
-        self.conns.get_mut(h).ok_or(Error::InvalidHandle)
+        self.conns.get_mut(h).filter(|t| !t.has(flag::ZOMBIE)).ok_or(Error::InvalidHandle)
     }
 
     pub fn state(&self, h: Handle) -> Option<State> {
-        self.conns.get(h).map(|t| t.state)
+        self.tcb(h).map(|t| t.state)
     }
     pub fn tuple(&self, h: Handle) -> Option<FourTuple> {
         self.conns.key(h).copied()
     }
     /// The control block, for inspection and tests.
     pub fn tcb(&self, h: Handle) -> Option<&Tcb> {
-        self.conns.get(h)
+        self.conns.get(h).filter(|t| !t.has(flag::ZOMBIE))
     }
 
     /// Bytes waiting to be read.
@@ -842,7 +878,7 @@ impl Endpoint {
     /// frees enough of it (RFC 9293 §3.8.6.2.2 receiver SWS avoidance).
     pub fn recv(&mut self, h: Handle, f: impl FnOnce(&[u8]) -> usize) -> Result<usize, Error> {
         let pool = &mut self.pool;
-        let tcb = self.conns.get_mut(h).ok_or(Error::InvalidHandle)?;
+        let tcb = self.conns.get_mut(h).filter(|t| !t.has(flag::ZOMBIE)).ok_or(Error::InvalidHandle)?;
         let n = f(tcb.rx.front(pool)).min(tcb.rx.len());
         if n == 0 {
             return Ok(0);
@@ -861,7 +897,7 @@ impl Endpoint {
     /// Queues bytes to send; returns how many fit.
     pub fn write(&mut self, h: Handle, data: &[u8]) -> Result<usize, Error> {
         let pool = &mut self.pool;
-        let tcb = self.conns.get_mut(h).ok_or(Error::InvalidHandle)?;
+        let tcb = self.conns.get_mut(h).filter(|t| !t.has(flag::ZOMBIE)).ok_or(Error::InvalidHandle)?;
         if !tcb.state.can_send() || tcb.has(flag::FIN_QUEUED) {
             return Err(Error::InvalidState(tcb.state));
         }

@@ -60,6 +60,8 @@ pub mod flag {
     /// A segment beyond RCV.NXT was dropped: the one that fills the hole is
     /// ACKed at once (RFC 5681 §4.2).
     pub const HOLE: u32 = 1 << 16;
+    /// Reaped; the slot waits for the application to receive `Closed`.
+    pub const ZOMBIE: u32 = 1 << 17;
 }
 
 /// Control bits of a segment to send.
