@@ -8,6 +8,7 @@
 //! rounding, huge pages and allocator overhead included, not `size_of`.
 //!
 //! usage: footprint [--conns N] [--timewait M] [--cb-bytes B] [--two-msl-ms T]
+//! (without --cb-bytes the table holds the engine's real control block)
 //! defaults: 10 000 000 connections, 60 000 000 TIME-WAIT, B = 160, T = 60 000.
 
 use std::hint::black_box;
@@ -47,7 +48,7 @@ struct Args {
 }
 
 fn parse_args() -> Args {
-    let mut a = Args { conns: 10_000_000, timewait: 60_000_000, cb_bytes: 160, two_msl_ms: 60_000 };
+    let mut a = Args { conns: 10_000_000, timewait: 60_000_000, cb_bytes: 0, two_msl_ms: 60_000 };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = || -> u64 {
@@ -84,13 +85,29 @@ struct Measured {
 }
 
 fn conn_table<const N: usize>(n: u64) -> (Measured, Box<dyn std::any::Any>) {
-    let before = resident_bytes();
-    let start = Instant::now();
-    let mut t: ConnTable<Cb<N>> = ConnTable::with_capacity(n as u32);
-    for i in 0..n {
+    fill(n, |i| {
         let mut cb = Cb([0u8; N]);
         cb.0[0] = i as u8;
-        t.insert(client_tuple(i), cb).expect("room for every connection");
+        cb
+    })
+}
+
+/// The engine's own control block, as an established connection holds it.
+fn conn_table_tcb(n: u64) -> (Measured, Box<dyn std::any::Any>) {
+    let cfg = floodgate::tcp::TcpConfig::default();
+    fill(n, |i| {
+        let mut tcb = floodgate::tcp::tcb::Tcb::new(&cfg, SeqNumber(i as u32), 0, [2, 0, 0, 0, 0, 2]);
+        tcb.state = floodgate::tcp::State::Established;
+        tcb
+    })
+}
+
+fn fill<V: 'static>(n: u64, make: impl Fn(u64) -> V) -> (Measured, Box<dyn std::any::Any>) {
+    let before = resident_bytes();
+    let start = Instant::now();
+    let mut t: ConnTable<V> = ConnTable::with_capacity(n as u32);
+    for i in 0..n {
+        t.insert(client_tuple(i), make(i)).expect("room for every connection");
     }
     let after = resident_bytes();
     eprintln!("  conn table: {n} inserts in {:.1} s, {:?}", start.elapsed().as_secs_f64(), t.stats());
@@ -101,6 +118,10 @@ fn conn_table<const N: usize>(n: u64) -> (Measured, Box<dyn std::any::Any>) {
 
 /// Monomorphises the control-block size: B rounded up to a size we compiled.
 fn conn_table_dyn(n: u64, cb_bytes: usize) -> (usize, Measured, Box<dyn std::any::Any>) {
+    if cb_bytes == 0 {
+        let (m, t) = conn_table_tcb(n);
+        return (std::mem::size_of::<floodgate::tcp::tcb::Tcb>(), m, t);
+    }
     macro_rules! sizes {
         ($($s:literal)*) => {
             $( if cb_bytes <= $s { let (m, t) = conn_table::<$s>(n); return ($s, m, t); } )*
@@ -129,14 +150,14 @@ fn timewait_table(m: u64, two_msl_ms: u32) -> (Measured, Box<dyn std::any::Any>)
 fn main() {
     let a = parse_args();
     let base = resident_bytes();
-    println!(
-        "footprint: {} connections (control block {} B), {} TIME-WAIT entries (IPv4)",
-        a.conns, a.cb_bytes, a.timewait
-    );
+    let cb_desc = if a.cb_bytes == 0 { "the engine's Tcb".to_string() } else { format!("{} B", a.cb_bytes) };
+    println!("footprint: {} connections (control block: {cb_desc}), {} TIME-WAIT entries (IPv4)", a.conns, a.timewait);
     println!("process resident before: {:.1} MiB", base as f64 / (1 << 20) as f64);
 
     let (cb, conn, _conn_table) = conn_table_dyn(a.conns, a.cb_bytes);
-    if cb != a.cb_bytes {
+    if a.cb_bytes == 0 {
+        println!("(the engine's Tcb is {cb} B)");
+    } else if cb != a.cb_bytes {
         println!("(control block rounded up to {cb} B)");
     }
     let (tw, _tw_table) = timewait_table(a.timewait, a.two_msl_ms);

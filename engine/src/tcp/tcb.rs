@@ -469,3 +469,14 @@ impl Tcb {
 }
 
 const _: () = assert!(core::mem::size_of::<Tcb>() <= 192);
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn control_block_is_compact() {
+        let tcb = core::mem::size_of::<super::Tcb>();
+        let slot = tcb + core::mem::size_of::<crate::flow::FourTuple>() + 4;
+        eprintln!("Tcb: {tcb} bytes; with its 4-tuple and generation: {slot} bytes");
+        assert!(tcb <= 192);
+    }
+}

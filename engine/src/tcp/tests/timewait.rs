@@ -2,6 +2,7 @@
 //! CONFORMANCE 17-19).
 
 use super::*;
+use crate::tcp::config::TwFullPolicy;
 
 const C1: SeqNumber = SeqNumber(CLIENT_ISN.0 + 1);
 
@@ -124,4 +125,32 @@ fn full_time_wait_table_evicts_the_oldest_and_counts() {
     assert_eq!(h.ep.time_wait(), 1);
     assert_eq!(h.ep.stats.time_wait_evicted, 1);
     assert_eq!(h.ep.stats.time_wait_entered, 2);
+}
+
+#[test]
+fn full_time_wait_table_under_refuse_new_drops_new_syns_and_counts() {
+    let cap = Capacity {
+        connections: 8,
+        time_wait: 1,
+        buffers: 8,
+        buffer_size: 4096,
+        events: 64,
+        time_wait_policy: TwFullPolicy::RefuseNew,
+    };
+    let mut h = Harness::with_capacity(TcpConfig::default(), cap);
+    h.client_port = 1000;
+    let (c, iss) = h.establish();
+    h.ep.close(c).unwrap();
+    h.flush();
+    h.send0(seg(ACK, C1, iss + 2));
+    h.send1(seg(FIN | ACK, C1, iss + 2));
+    assert_eq!(h.ep.time_wait(), 1);
+    // Full: a new connection is refused rather than a TIME-WAIT cut short.
+    h.client_port = 1001;
+    h.send0(syn(CLIENT_ISN));
+    assert_eq!(h.ep.stats.syns_dropped_time_wait_full, 1);
+    assert_eq!(h.ep.stats.time_wait_evicted, 0);
+    // After 2MSL there is room again.
+    h.advance(Duration::from_secs(60));
+    assert_eq!(h.send1(syn(CLIENT_ISN)).control, SYN | ACK);
 }
