@@ -912,7 +912,9 @@ impl Endpoint {
     pub fn shutdown(&mut self, h: Handle) -> Result<(), Error> {
         let tcb = self.live(h)?;
         match tcb.state {
-            State::Established | State::SynReceived => tcb.state = State::FinWait1,
+            State::Established => tcb.state = State::FinWait1,
+            // RFC 9293 §3.10.4: the FIN waits for ESTABLISHED.
+            State::SynReceived => {}
             State::CloseWait => tcb.state = State::LastAck,
             State::FinWait1 | State::FinWait2 | State::Closing | State::LastAck => return Ok(()),
             s => return Err(Error::InvalidState(s)),

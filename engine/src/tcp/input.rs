@@ -175,6 +175,11 @@ impl Tcb {
             self.rto_ms = cfg.rto_initial.as_millis() as u32;
             self.reset_idle(now, cfg);
             out.events |= ev::ESTABLISHED;
+            if self.has(flag::FIN_QUEUED) {
+                // Closed while the handshake was under way.
+                self.state = State::FinWait1;
+                self.idle_at = NEVER;
+            }
         }
         if seg.ack > self.snd_max {
             self.set(flag::ACK_NOW);

@@ -295,11 +295,16 @@ impl Tcb {
                 self.ack_sent();
                 return Some(out);
             }
-            State::SynSent | State::SynReceived => {
-                // The SYN is out; answer the peer only if it asked.
-                if !self.has(flag::ACK_NOW) || self.state == State::SynSent {
+            State::SynSent => return None,
+            State::SynReceived => {
+                // The SYN is out: no data or FIN before ESTABLISHED, only an
+                // ACK when one is due (a challenge ACK).
+                if !self.has(flag::ACK_NOW) {
                     return None;
                 }
+                out.window = self.advertise(pool, false);
+                self.ack_sent();
+                return Some(out);
             }
             _ => {}
         }

@@ -194,3 +194,49 @@ fn abort_sends_rst_and_frees_everything() {
     assert_eq!(h.ep.buffers_free(), 64);
     assert!(h.take_events().is_empty(), "the application let go: no event");
 }
+
+#[test]
+fn fin_that_also_acks_our_fin_goes_straight_to_time_wait() {
+    // FIN-WAIT-1 -> TIME-WAIT on FIN,ACK-of-our-FIN (RFC 9293 §3.10.7.4, eighth step).
+    let (mut h, c, s1) = established(TcpConfig::default());
+    h.ep.close(c).unwrap();
+    h.flush();
+    let a = h.send1(seg(FIN | ACK, C1, s1 + 1));
+    assert_eq!((a.control, a.seq, a.ack), (ACK, s1 + 1, C1 + 1));
+    assert_eq!(h.ep.state(c), None);
+    assert_eq!(h.ep.time_wait(), 1);
+}
+
+#[test]
+fn close_in_syn_sent_goes_to_closed_silently() {
+    // SYN-SENT -> CLOSED on CLOSE (RFC 9293 §3.10.4).
+    let mut h = Harness::new(TcpConfig::default());
+    let c = h.ep.connect(h.now, h.tuple().local(), h.tuple().remote(), CLIENT_MAC).unwrap();
+    let syn = h.flush();
+    assert_eq!(syn[0].control, SYN);
+    h.ep.close(c).unwrap();
+    assert!(h.flush().is_empty(), "nothing to tell a peer that never answered");
+    assert_eq!(h.ep.state(c), None);
+    assert!(h.take_events().is_empty());
+    assert_eq!(h.ep.armed_timers(), 0);
+    // A late SYN-ACK now meets the CLOSED rules.
+    let r = h.send1(seg(SYN | ACK, CLIENT_ISN, syn[0].seq + 1));
+    assert_eq!((r.control, r.seq), (RST, syn[0].seq + 1));
+}
+
+#[test]
+fn close_in_syn_received_sends_fin_after_the_handshake() {
+    // SYN-RECEIVED -> FIN-WAIT-1 on CLOSE (simultaneous open, then close).
+    let mut h = Harness::new(TcpConfig::default());
+    let c = h.ep.connect(h.now, h.tuple().local(), h.tuple().remote(), CLIENT_MAC).unwrap();
+    let iss = h.flush()[0].seq;
+    h.send1(syn(CLIENT_ISN));
+    assert_eq!(h.ep.state(c), Some(State::SynReceived));
+    h.ep.close(c).unwrap();
+    assert!(h.flush().is_empty(), "the FIN waits for the handshake");
+    assert_eq!(h.ep.state(c), Some(State::SynReceived));
+    let out = h.send(seg(ACK, CLIENT_ISN + 1, iss + 1));
+    assert_eq!(h.ep.state(c), Some(State::FinWait1));
+    assert_eq!(out.len(), 1);
+    assert_eq!((out[0].control, out[0].seq), (FIN | ACK, iss + 1));
+}
