@@ -73,7 +73,7 @@ fn check_invariants(h: &Harness) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 1024, ..ProptestConfig::default() })]
 
     #[test]
     fn random_segments_never_break_the_endpoint(steps in proptest::collection::vec(step(), 1..80), cookies in any::<bool>()) {
