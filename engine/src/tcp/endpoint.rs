@@ -91,6 +91,9 @@ pub struct Endpoint {
     rst: RateLimit,
     half_open: u32,
     tw_policy: TwFullPolicy,
+    /// A received frame is being handled: stateless replies go into it.
+    handling_frame: bool,
+    in_place: Option<(L2, FourTuple, Outgoing)>,
     pub stats: Stats,
     /// Frames dropped by the wire parser, by reason (`wire::Error::ALL` order).
     pub wire_errors: [u64; wire::Error::ALL.len()],
@@ -117,6 +120,8 @@ impl Endpoint {
             rst: RateLimit::new(cfg.rst_limit),
             half_open: 0,
             tw_policy: cap.time_wait_policy,
+            handling_frame: false,
+            in_place: None,
             stats: Stats::default(),
             wire_errors: [0; wire::Error::ALL.len()],
             not_tcp: 0,
@@ -200,8 +205,21 @@ impl Endpoint {
             remote_port: parsed.tcp.src_port,
         };
         let seg = emit::seg_from_repr(&parsed.tcp);
+        self.handling_frame = true;
         self.on_segment(now, &l2, &tuple, &seg, tx);
-        RxAction::Release
+        self.handling_frame = false;
+        match self.in_place.take() {
+            None => RxAction::Release,
+            Some((l2, t, out)) => match emit::segment_frame(frame, &l2, &t, &out, &[]) {
+                0 => {
+                    // Too short to hold the reply (an unpadded frame): a TX frame then.
+                    self.stats.segments_out -= 1;
+                    self.transmit(&l2, &t, &out, &[], tx);
+                    RxAction::Release
+                }
+                len => RxAction::Transmit(len),
+            },
+        }
     }
 
     /// Handles one segment (the frame already parsed).
@@ -274,7 +292,15 @@ impl Endpoint {
         }
     }
 
+    /// Sends a stateless reply (RST, cookie SYN-ACK, TIME-WAIT ACK). While a
+    /// received frame is being handled the reply is kept to be written back
+    /// into that frame, the SYN fast path: no TX frame taken, no copy.
     fn transmit<T: TxSink>(&mut self, l2: &L2, t: &FourTuple, out: &Outgoing, payload: &[u8], tx: &mut T) -> bool {
+        if self.in_place.is_none() && self.handling_frame && payload.is_empty() {
+            self.in_place = Some((*l2, *t, *out));
+            self.stats.segments_out += 1;
+            return true;
+        }
         let sent = tx.send(|buf| emit::segment_frame(buf, l2, t, out, payload));
         if sent {
             self.stats.segments_out += 1;

@@ -97,3 +97,23 @@ fn cookie_with_timestamps_negotiates_them() {
     assert!(tcb.has(super::super::tcb::flag::TS));
     assert_eq!(tcb.ts_recent, 778);
 }
+
+#[test]
+fn cookie_syn_ack_is_written_into_the_received_frame() {
+    // The SYN fast path: no TX frame, the SYN's own buffer carries the answer.
+    let mut h = Harness::new(always());
+    let s = S { ws: Some(7), sack_perm: true, ts: Some((1, 0)), ..syn(CLIENT_ISN) };
+    let mut frame = super::frame_of(
+        &s,
+        (CLIENT_MAC, Addr::v4(CLIENT_IP), CLIENT_PORT),
+        (SERVER_MAC, Addr::v4(SERVER_IP), SERVER_PORT),
+    );
+    let mut tx = Capture::default();
+    let action = h.ep.on_frame(h.now, &mut frame, &mut tx);
+    assert!(tx.frames.is_empty(), "no TX frame taken");
+    let RxAction::Transmit(n) = action else { panic!("expected an in-place reply, got {action:?}") };
+    let (t, sa) = parse(&frame[..n]);
+    assert_eq!(t, h.tuple());
+    assert_eq!((sa.control, sa.ack), (SYN | ACK, CLIENT_ISN + 1));
+    assert_eq!((sa.ws, sa.sack_perm, sa.ts.map(|t| t.1)), (Some(7), true, Some(1)));
+}

@@ -13,7 +13,7 @@ mod timewait;
 use super::tcb::ctl;
 use super::*;
 use crate::flow::{Addr, FourTuple};
-use crate::link::TxSink;
+use crate::link::{RxAction, TxSink};
 use crate::table::Handle;
 use crate::time::{Duration, Instant};
 use crate::wire::{self, Control, MacAddr, SeqNumber, TcpOptions, TcpRepr};
@@ -73,7 +73,7 @@ pub fn syn(isn: SeqNumber) -> S {
     S { mss: Some(1460), ..seg(SYN, isn, SeqNumber(0)) }
 }
 
-fn frame_of(s: &S, from: ([u8; 6], Addr, u16), to: ([u8; 6], Addr, u16)) -> Vec<u8> {
+pub fn frame_of(s: &S, from: ([u8; 6], Addr, u16), to: ([u8; 6], Addr, u16)) -> Vec<u8> {
     let repr = TcpRepr {
         src_port: from.2,
         dst_port: to.2,
@@ -184,7 +184,10 @@ impl Harness {
             (SERVER_MAC, Addr::v4(SERVER_IP), SERVER_PORT),
         );
         let mut tx = Capture::default();
-        self.ep.on_frame(self.now, &mut frame, &mut tx);
+        if let RxAction::Transmit(n) = self.ep.on_frame(self.now, &mut frame, &mut tx) {
+            // A reply written into the received frame.
+            tx.frames.insert(0, frame[..n].to_vec());
+        }
         let mut out = self.collect(tx);
         out.extend(self.flush());
         out
