@@ -1,5 +1,7 @@
 //! Benchmark and load-generation support for floodgate.
 
+pub mod load;
+
 use floodgate::flow::{Addr, FourTuple, V4Tuple};
 
 /// The benchmark server: 198.18.0.1:80 (RFC 2544 benchmarking range).
