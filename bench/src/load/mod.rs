@@ -11,8 +11,8 @@
 //! Connect time (SYN sent to ESTABLISHED) and request latency (request
 //! written to response complete) go into hdrhistograms, in microseconds.
 
-mod response;
 pub mod report;
+mod response;
 
 use floodgate::app::App;
 use floodgate::table::Handle;
@@ -156,7 +156,8 @@ impl LoadApp {
             return;
         }
         let allowed_by_rate = match self.cfg.rate {
-            Some(r) => ((now - start).as_micros() as u64 * r as u64 / 1_000_000 + 1).saturating_sub(self.totals.connects_started),
+            Some(r) => ((now - start).as_micros() as u64 * r as u64 / 1_000_000 + 1)
+                .saturating_sub(self.totals.connects_started),
             None => u64::MAX,
         };
         let allowed_by_count = self.cfg.count.map_or(u64::MAX, |c| c.saturating_sub(self.totals.connects_started));

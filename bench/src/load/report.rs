@@ -27,7 +27,18 @@ pub fn progress_line(elapsed_s: f64, now: &Totals, before: &Totals, dt_s: f64) -
 fn percentiles(h: &Histogram<u64>) -> Vec<(&'static str, u64)> {
     PERCENTILES
         .iter()
-        .map(|&(l, q)| (l, if h.is_empty() { 0 } else if q >= 1.0 { h.max() } else { h.value_at_quantile(q) }))
+        .map(|&(l, q)| {
+            (
+                l,
+                if h.is_empty() {
+                    0
+                } else if q >= 1.0 {
+                    h.max()
+                } else {
+                    h.value_at_quantile(q)
+                },
+            )
+        })
         .collect()
 }
 

@@ -9,13 +9,23 @@
 //!
 //! Applications keep their per-connection state in arrays sized to the
 //! connection table at start-up and indexed by `Handle::index()`, so no
-//! event allocates. Slots are reused as soon as a connection is gone, and
-//! an application that opens connections while handling events may see a
-//! new connection take a slot before the old one's `Closed` arrives: keep
-//! the `Handle` with the state and check it (the generation tells them apart).
+//! event allocates. A slot is not reused before the application has
+//! received its connection's `Closed`, so state indexed by slot is never
+//! overwritten early; the handle's generation still tells a stale handle
+//! apart from the slot's next connection.
+//!
+//! Built in: [`http::Http`] (an HTTP/1.1 responder for wrk), [`echo::Echo`]
+//! and [`sink::Sink`] (echo and discard for tcpkali).
 
 use crate::tcp::{Endpoint, Event};
 use crate::time::Instant;
+
+mod counters;
+pub mod echo;
+pub mod http;
+pub mod sink;
+#[cfg(test)]
+mod testutil;
 
 /// An application on top of one shard's endpoint.
 pub trait App {
