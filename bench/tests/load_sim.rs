@@ -81,7 +81,10 @@ fn run(mode: Mode, count: u64, loss: f64) -> LoadApp {
         let now = pair.now;
         pair.client.app.tick(&mut pair.client.ep, now);
         pair.step();
-        if mode == Mode::Rps && pair.client.app.totals.responses >= count * 20 {
+        if mode == Mode::Rps
+            && pair.client.app.totals.responses >= count * 20
+            && pair.client.app.totals.connects_ok == count
+        {
             pair.client.app.stop();
         }
         let next = pair.next_event().unwrap_or(now + Duration::from_millis(1));

@@ -1115,7 +1115,6 @@ mod tests {
     }
 
     #[test]
-    #[ignore = "TCP-core bug: close() in FIN-WAIT-2 after shutdown() arms no FIN-WAIT-2 timeout (see app report)"]
     fn core_bug_close_after_shutdown_never_times_out_in_fin_wait_2() {
         // The lingering close of RFC 9112 §9.6 is `shutdown`, read until the
         // peer's FIN, then `close`. If the peer never sends its FIN, the

@@ -94,6 +94,11 @@ pub struct Endpoint {
     /// A received frame is being handled: stateless replies go into it.
     handling_frame: bool,
     in_place: Option<(L2, FourTuple, Outgoing)>,
+    /// The latest `now` an entry point was given, for application calls.
+    now: Instant,
+    /// Connections refused send space because the pool was empty; each
+    /// gets `Writable` when chunks come back (`flag::WANTS_BUFFER`).
+    buffer_waiters: Vec<Handle>,
     pub stats: Stats,
     /// Frames dropped by the wire parser, by reason (`wire::Error::ALL` order).
     pub wire_errors: [u64; wire::Error::ALL.len()],
@@ -122,6 +127,8 @@ impl Endpoint {
             tw_policy: cap.time_wait_policy,
             handling_frame: false,
             in_place: None,
+            now,
+            buffer_waiters: Vec::with_capacity(cap.connections as usize),
             stats: Stats::default(),
             wire_errors: [0; wire::Error::ALL.len()],
             not_tcp: 0,
@@ -185,6 +192,7 @@ impl Endpoint {
     /// Handles one received frame. Replies go into `tx`; connection output
     /// waits for [`flush`](Self::flush).
     pub fn on_frame<T: TxSink>(&mut self, now: Instant, frame: &mut [u8], tx: &mut T) -> RxAction {
+        self.now = now;
         let parsed = match wire::parse_tcp_frame(frame, true) {
             Ok(wire::Frame::Tcp(p)) => p,
             Ok(_) => {
@@ -653,6 +661,7 @@ impl Endpoint {
     /// Sends what every dirty connection has to send, files its timers, and
     /// reaps the ones that are CLOSED or in TIME-WAIT.
     pub fn flush<T: TxSink>(&mut self, now: Instant, tx: &mut T) {
+        self.now = now;
         let mut i = 0;
         while i < self.dirty.len() {
             let h = self.dirty[i];
@@ -660,6 +669,20 @@ impl Endpoint {
             self.output(now, h, tx);
         }
         self.dirty.clear();
+        self.wake_buffer_waiters();
+    }
+
+    /// Chunks came back to the pool: tell the connections that were refused.
+    fn wake_buffer_waiters(&mut self) {
+        while self.pool.available() > 0 {
+            let Some(h) = self.buffer_waiters.pop() else { break };
+            if let Some(t) = self.conns.get_mut(h) {
+                t.clear(flag::WANTS_BUFFER);
+                if !t.has(flag::ZOMBIE) {
+                    self.push_event(Event::Writable(h));
+                }
+            }
+        }
     }
 
     fn output<T: TxSink>(&mut self, now: Instant, h: Handle, tx: &mut T) {
@@ -793,6 +816,7 @@ impl Endpoint {
 
     /// Runs due connection timers and TIME-WAIT expiries (each up to a budget).
     pub fn on_timers<T: TxSink>(&mut self, now: Instant, tx: &mut T) {
+        self.now = now;
         let now_ms = now.total_millis();
         let mut budget = TIMER_BUDGET;
         while budget > 0 {
@@ -930,6 +954,10 @@ impl Endpoint {
         let n = tcb.tx.push(pool, data);
         if n > 0 {
             self.mark_dirty(h);
+        } else if !data.is_empty() && !tcb.tx.has_chunk() && !tcb.has(flag::WANTS_BUFFER) {
+            // The pool is empty: a `Writable` follows when a chunk frees up.
+            tcb.set(flag::WANTS_BUFFER);
+            self.buffer_waiters.push(h);
         }
         Ok(n)
     }
@@ -955,7 +983,9 @@ impl Endpoint {
     /// will be read. With unread data it is reset instead (RFC 9293
     /// §3.10.4, RFC 2525 §2.17). The handle stays valid until `Closed`.
     pub fn close(&mut self, h: Handle) -> Result<(), Error> {
-        let tcb = self.live(h)?;
+        let now = self.now;
+        let cfgs = &self.cfgs;
+        let tcb = self.conns.get_mut(h).filter(|t| !t.has(flag::ZOMBIE)).ok_or(Error::InvalidHandle)?;
         if !tcb.rx.is_empty() {
             return self.abort(h);
         }
@@ -967,7 +997,13 @@ impl Endpoint {
                 self.mark_dirty(h);
                 Ok(())
             }
-            State::FinWait2 => Ok(()),
+            State::FinWait2 => {
+                // Closed after a shutdown: now the peer's FIN is waited for
+                // only so long.
+                tcb.idle_at = (now + cfgs[tcb.listener as usize].fin_wait2_timeout).total_millis();
+                self.mark_dirty(h);
+                Ok(())
+            }
             _ => self.shutdown(h),
         }
     }

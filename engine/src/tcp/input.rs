@@ -130,11 +130,25 @@ impl Tcb {
             }
         }
         if !self.acceptable(seg) {
-            if !seg.rst() {
-                // RFC 9293: an unacceptable segment is answered by an ACK.
-                self.set(flag::ACK_NOW);
+            if seg.rst() {
+                return Input::dropped(Drop::RstIgnored);
             }
-            return Input::dropped(if seg.rst() { Drop::RstIgnored } else { Drop::OutOfWindow });
+            // RFC 9293: an unacceptable segment is answered by an ACK.
+            self.set(flag::ACK_NOW);
+            let mut out = Input::dropped(Drop::OutOfWindow);
+            // "If the RCV.WND is zero, no segments will be acceptable, but
+            // special allowance should be made to accept valid ACKs": with
+            // our window shut, the peer's ACKs are what frees it again.
+            if self.rcv_wnd() == 0
+                && self.state.is_synchronized()
+                && seg.has_ack()
+                && !seg.syn()
+                && seg.ack <= self.snd_max
+                && seg.ack >= self.snd_una
+            {
+                self.process_ack(now, cfg, pool, seg, &mut out);
+            }
+            return out;
         }
         self.reset_idle(now, cfg);
 
@@ -280,6 +294,7 @@ impl Tcb {
     /// RFC 9293 §3.10.7.4 fifth check for the synchronized states, RFC 6298
     /// timer rules and RFC 5681 window growth.
     fn process_ack(&mut self, now: Instant, cfg: &TcpConfig, pool: &mut BufferPool, seg: &Seg, out: &mut Input) {
+        let snd_una_before = self.snd_una;
         if seg.ack > self.snd_una {
             let acked = seg.ack - self.snd_una;
             let data = acked.min(self.tx.len());
@@ -349,7 +364,9 @@ impl Tcb {
             self.retries = 0;
         }
         // Window update (RFC 9293 §3.10.7.4, SND.WL1/SND.WL2).
-        if self.snd_wl1 < seg.seq || (self.snd_wl1 == seg.seq && self.snd_wl2 <= seg.ack) {
+        // As Linux (tcp_may_update_window), an ACK that moves SND.UNA also
+        // carries the current window, even on an older sequence number.
+        if seg.ack > snd_una_before || self.snd_wl1 < seg.seq || (self.snd_wl1 == seg.seq && self.snd_wl2 <= seg.ack) {
             self.snd_wnd = (seg.window as u32) << self.snd_wscale;
             self.snd_wl1 = seg.seq;
             self.snd_wl2 = seg.ack;

@@ -62,6 +62,8 @@ pub mod flag {
     pub const HOLE: u32 = 1 << 16;
     /// Reaped; the slot waits for the application to receive `Closed`.
     pub const ZOMBIE: u32 = 1 << 17;
+    /// Waiting in the endpoint's list for a buffer chunk to write into.
+    pub const WANTS_BUFFER: u32 = 1 << 18;
 }
 
 /// Control bits of a segment to send.

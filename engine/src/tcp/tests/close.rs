@@ -240,3 +240,19 @@ fn close_in_syn_received_sends_fin_after_the_handshake() {
     assert_eq!(out.len(), 1);
     assert_eq!((out[0].control, out[0].seq), (FIN | ACK, iss + 1));
 }
+
+#[test]
+fn close_after_shutdown_arms_the_fin_wait_2_timeout() {
+    let (mut h, c, s1) = established(TcpConfig::default());
+    h.ep.shutdown(c).unwrap();
+    h.flush();
+    h.send0(seg(ACK, C1, s1 + 1));
+    assert_eq!(h.ep.state(c), Some(State::FinWait2));
+    h.advance(Duration::from_secs(3600));
+    assert_eq!(h.ep.state(c), Some(State::FinWait2), "half-closed and still owned: no timeout");
+    h.ep.close(c).unwrap();
+    h.flush();
+    h.advance(Duration::from_secs(60));
+    assert_eq!(h.ep.state(c), None, "closed: FIN-WAIT-2 gives up after its timeout");
+    assert_eq!(h.ep.stats.fin_wait2_timeouts, 1);
+}

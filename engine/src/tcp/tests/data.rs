@@ -199,3 +199,45 @@ fn syn_is_retransmitted_then_the_open_fails() {
     assert_eq!(h.ep.state(c), None);
     assert_eq!(h.take_events(), vec![Event::Closed(c, CloseReason::Refused)]);
 }
+
+#[test]
+fn acks_are_taken_even_when_our_window_is_shut() {
+    // RFC 9293 §3.10.7.4: with RCV.WND = 0 no segment is acceptable, "but
+    // special allowance should be made to accept valid ACKs".
+    let cap =
+        Capacity { connections: 4, time_wait: 4, buffers: 4, buffer_size: 4096, events: 64, ..Capacity::default() };
+    let mut h = Harness::with_capacity(TcpConfig::default(), cap);
+    let (c, iss) = h.establish();
+    let s1 = iss + 1;
+    for i in 0..4 {
+        h.send(S { payload: vec![0; 1024], ..seg(ACK, C1 + i * 1024, s1) });
+    }
+    assert_eq!(h.ep.tcb(c).unwrap().rcv_wnd(), 0);
+    h.ep.write(c, b"reply").unwrap();
+    h.flush();
+    // The peer's next data cannot be taken, but its ACK of our reply can.
+    let a = h.send1(S { payload: b"more".to_vec(), ..seg(ACK, C1 + 4096, s1 + 5) });
+    assert_eq!((a.control, a.ack, a.window), (ACK, C1 + 4096, 0));
+    assert_eq!(h.ep.tcb(c).unwrap().snd_una, s1 + 5, "ACK processed");
+    assert!(h.ep.tcb(c).unwrap().tx.is_empty());
+}
+
+#[test]
+fn writable_follows_when_the_buffer_pool_refills() {
+    let cap =
+        Capacity { connections: 4, time_wait: 4, buffers: 1, buffer_size: 4096, events: 64, ..Capacity::default() };
+    let mut h = Harness::with_capacity(TcpConfig::default(), cap);
+    h.client_port = 1;
+    let (a, iss_a) = h.establish();
+    h.client_port = 2;
+    h.take_events();
+    let (b, _) = h.establish();
+    h.take_events();
+    assert_eq!(h.ep.write(a, b"takes the only chunk").unwrap(), 20);
+    assert_eq!(h.ep.write(b, b"none left").unwrap(), 0);
+    h.flush();
+    h.client_port = 1;
+    h.send0(seg(ACK, C1, iss_a + 21));
+    assert!(h.take_events().contains(&Event::Writable(b)), "b hears the pool has room again");
+    assert_eq!(h.ep.write(b, b"now it fits").unwrap(), 11);
+}
