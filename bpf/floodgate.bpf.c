@@ -3,8 +3,8 @@
  * floodgate.bpf.c: the XDP program in front of floodgate's AF_XDP sockets.
  *
  * IPv4/IPv6 TCP frames (behind at most two 802.1Q/802.1ad tags) whose
- * (destination address, destination port) is in `vips` go to the AF_XDP socket
- * of their RX queue:
+ * (destination address, destination port) is in `vips` (port 0: every port of
+ * the address) go to the AF_XDP socket of their RX queue:
  *
  *     bpf_redirect_map(&xsks_map, ctx->rx_queue_index, XDP_PASS)
  *
@@ -164,8 +164,13 @@ int floodgate_xdp(struct xdp_md *ctx)
 		PASS(pass_truncated);
 	key.port = tcp->dest;
 
-	if (!bpf_map_lookup_elem(&vips, &key))
-		PASS(pass_not_vip);
+	if (!bpf_map_lookup_elem(&vips, &key)) {
+		/* Port 0 owns every port of its address: the load generator's
+		 * source addresses, whose replies come to ephemeral ports. */
+		key.port = 0;
+		if (!bpf_map_lookup_elem(&vips, &key))
+			PASS(pass_not_vip);
+	}
 
 	ret = bpf_redirect_map(&xsks_map, ctx->rx_queue_index, XDP_PASS);
 	if (ret == XDP_REDIRECT)

@@ -224,3 +224,16 @@ fn vip_map_round_trip() {
     let e = p.register_xsk(100_000, 0).unwrap_err();
     assert!(e.to_string().contains("FG_MAX_QUEUES"), "{e}");
 }
+
+#[test]
+fn port_zero_owns_every_port_of_its_address() {
+    if !require_root("bpf_prog::port_zero_owns_every_port_of_its_address") {
+        return;
+    }
+    let p = program();
+    p.set_vips(&[(IpAddr::V4(VIP4), 0)]).unwrap();
+    for port in [1u16, 80, 40000, 65535] {
+        expect(&p, &format!("port {port} under a wildcard"), &syn4(VIP4, port, &[]), XDP_PASS, Counter::RedirectNoXsk);
+    }
+    expect(&p, "other address", &syn4(Ipv4Addr::new(198, 18, 0, 99), 80, &[]), XDP_PASS, Counter::NotVip);
+}
