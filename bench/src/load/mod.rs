@@ -13,6 +13,7 @@
 
 pub mod report;
 mod response;
+pub mod synflood;
 
 use floodgate::app::App;
 use floodgate::table::Handle;
@@ -69,6 +70,23 @@ pub struct Totals {
     pub in_flight: u64,
 }
 
+impl Totals {
+    pub fn merge(&mut self, o: &Totals) {
+        self.connects_started += o.connects_started;
+        self.connects_ok += o.connects_ok;
+        self.connect_errors += o.connect_errors;
+        self.requests += o.requests;
+        self.responses += o.responses;
+        self.bad_responses += o.bad_responses;
+        self.resets += o.resets;
+        self.timeouts += o.timeouts;
+        self.closed_ok += o.closed_ok;
+        self.echo_bytes += o.echo_bytes;
+        self.echo_mismatches += o.echo_mismatches;
+        self.in_flight += o.in_flight;
+    }
+}
+
 #[derive(Clone, Copy, Default)]
 struct Conn {
     handle: Option<Handle>,
@@ -117,6 +135,13 @@ impl LoadApp {
             connect_us: Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds"),
             latency_us: Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds"),
         }
+    }
+
+    /// Adds another thread's counts and histograms into this one.
+    pub fn merge(&mut self, o: &LoadApp) {
+        self.totals.merge(&o.totals);
+        let _ = self.connect_us.add(&o.connect_us);
+        let _ = self.latency_us.add(&o.latency_us);
     }
 
     pub fn config(&self) -> &LoadConfig {
