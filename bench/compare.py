@@ -1,0 +1,287 @@
+#!/usr/bin/env python3
+"""floodgate against the Linux kernel stack, side by side on the testbed.
+
+Runs the same loads, alternating A/B for several rounds, against floodgate
+(HTTP on 198.18.0.1:80, one shard pinned to one core) and against nginx from
+Debian (one worker pinned to the same core, same response body, port 8080 of
+the same address, which the XDP program passes to the kernel), with the same
+clients in the fg-cli namespace:
+
+  - CPS: wrk with `Connection: close`, and floodgate-load cps
+  - keep-alive RPS: wrk, and floodgate-load rps
+  - SYN-ACKs per second under floodgate-load synflood: floodgate, the kernel
+    (SYN cookies always on), and the XDP_TX-like reflector as the ceiling
+  - server CPU time per connection, from /proc/PID/stat
+
+Prints a table of medians and ratios and writes it as Markdown, plus a PNG
+plot (gnuplot), into the results folder. Every load is bounded in time.
+Needs root; run deploy/testbed.sh up first (the script does it if needed).
+"""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SRV, CLI = "fg-srv", "fg-cli"
+VIP = "198.18.0.1"
+BODY = "Hello, World!"
+SERVER_CPU = 0
+CLIENT_CPU = 1
+
+
+def sh(cmd, check=True, capture=True, timeout=None):
+    r = subprocess.run(cmd, shell=True, text=True, capture_output=capture, timeout=timeout)
+    if check and r.returncode != 0:
+        raise RuntimeError(f"command failed ({r.returncode}): {cmd}\n{r.stdout}\n{r.stderr}")
+    return r.stdout if capture else ""
+
+
+def ns(name, cmd):
+    return f"ip netns exec {name} {cmd}"
+
+
+def cpu_ticks(pid):
+    """utime + stime of a process and its threads, in clock ticks."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def ticks_per_sec():
+    return os.sysconf(os.sysconf_names["SC_CLK_TCK"])
+
+
+class Server:
+    """A server process in fg-srv whose CPU time we can read."""
+
+    def __init__(self, name, cmd, port, pid_of=None):
+        self.name, self.cmd, self.port, self.pid_of = name, cmd, port, pid_of
+        self.proc = None
+
+    def start(self):
+        self.proc = subprocess.Popen(ns(SRV, self.cmd), shell=True, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE, text=True, preexec_fn=os.setsid)
+        deadline = time.time() + 15
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited: {self.proc.stderr.read()}")
+            r = subprocess.run(ns(CLI, f"curl -s -m 1 http://{VIP}:{self.port}/"), shell=True,
+                               capture_output=True, text=True)
+            if r.stdout == BODY:
+                return
+            time.sleep(0.2)
+        raise RuntimeError(f"{self.name} did not answer on port {self.port}")
+
+    def pid(self):
+        return self.pid_of() if self.pid_of else self.proc.pid
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+
+def nginx_conf(tmp):
+    conf = tmp / "nginx.conf"
+    (tmp / "body").write_text(BODY)
+    conf.write_text(f"""
+worker_processes 1;
+worker_cpu_affinity {1 << SERVER_CPU:b};
+daemon off;
+pid {tmp}/nginx.pid;
+error_log {tmp}/error.log warn;
+events {{ worker_connections 65536; multi_accept on; }}
+http {{
+    access_log off;
+    keepalive_requests 1000000;
+    server {{
+        listen {VIP}:8080 reuseport backlog=65535;
+        location / {{ default_type text/plain; return 200 "{BODY}"; }}
+    }}
+}}
+""")
+    return conf
+
+
+def nginx_worker_pid(tmp):
+    master = int((tmp / "nginx.pid").read_text().strip())
+    kids = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    return int(kids[0])
+
+
+def run_wrk(port, seconds, conns, close):
+    header = "-H 'Connection: close'" if close else ""
+    out = sh(ns(CLI, f"taskset -c {CLIENT_CPU} wrk -t1 -c{conns} -d{seconds}s {header} http://{VIP}:{port}/"),
+             timeout=seconds + 30)
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errs = sum(int(x) for x in errors.groups()) if errors else 0
+    return {"rate": rps, "errors": errs + (int(non2xx.group(1)) if non2xx else 0)}
+
+
+def run_load(mode, port, seconds, extra=""):
+    with tempfile.NamedTemporaryFile(suffix=".json") as f:
+        sh(ns(CLI, f"{ROOT}/target/release/floodgate-load {mode} --iface fg-c0 --target {VIP}:{port} "
+                   f"--cpus {CLIENT_CPU} --duration {seconds} --json {f.name} {extra}"), timeout=seconds + 60)
+        j = json.loads(Path(f.name).read_text())
+    if mode == "synflood":
+        return {"rate": j["synacks_per_sec"], "errors": 0}
+    rate = j["connects_per_sec"] if mode == "cps" else j["responses_per_sec"]
+    return {"rate": rate, "errors": j["connect_errors"] + j["resets"] + j["timeouts"] + j["bad_responses"],
+            "p99_us": j["latency_us"]["p99"]}
+
+
+def measure(server, fn):
+    """Runs a load and the server's CPU seconds it cost."""
+    pid = server.pid()
+    t0 = cpu_ticks(pid)
+    r = fn()
+    r["cpu_s"] = (cpu_ticks(pid) - t0) / ticks_per_sec()
+    return r
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--results", default=str(ROOT / "results"))
+    ap.add_argument("--skip-build", action="store_true")
+    a = ap.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("compare: needs root (network namespaces, XDP)")
+    sh(f"{ROOT}/deploy/install-deps.sh", capture=False)
+    for tool in ["nginx", "wrk", "gnuplot"]:
+        if not shutil.which(tool) and not Path(f"/usr/sbin/{tool}").exists():
+            sh(f"DEBIAN_FRONTEND=noninteractive apt-get install -y -q {'gnuplot-nox' if tool == 'gnuplot' else tool}",
+               capture=False)
+    if not a.skip_build:
+        sh(f"cd {ROOT} && cargo build --release -p floodgate -p floodgate-bench --bins --examples", capture=False)
+    sh(f"{ROOT}/deploy/testbed.sh up", capture=False)
+    # All client traffic on queue 0, so one server shard sees all of it (XPS).
+    sh(ns(CLI, "sh -c 'echo 3 > /sys/class/net/fg-c0/queues/tx-0/xps_cpus; "
+               "echo 0 > /sys/class/net/fg-c0/queues/tx-1/xps_cpus'"), check=False)
+    sh(ns(SRV, "sysctl -q -w net.ipv4.tcp_syncookies=2 net.core.somaxconn=65535 "
+               "net.ipv4.tcp_max_syn_backlog=65535"), check=False)
+
+    tmp = Path(tempfile.mkdtemp(prefix="fg-compare-"))
+    fg = Server("floodgate", f"taskset -c {SERVER_CPU} {ROOT}/target/release/floodgate serve --iface fg-s0 "
+                             f"--vip {VIP} --port 80 --app http --queues 1 --http-body '{BODY}' "
+                             f"--connections 1048576 --time-wait-capacity 4194304", 80)
+    ngx = Server("nginx", f"nginx -c {nginx_conf(tmp)}", 8080, pid_of=lambda: nginx_worker_pid(tmp))
+
+    loads = [
+        ("CPS, wrk Connection: close", lambda s: run_wrk(s.port, a.seconds, 64, True), True),
+        ("CPS, floodgate-load cps", lambda s: run_load("cps", s.port, a.seconds, "--concurrency 256"), True),
+        ("keep-alive RPS, wrk", lambda s: run_wrk(s.port, a.seconds, 64, False), False),
+        ("keep-alive RPS, floodgate-load rps", lambda s: run_load("rps", s.port, a.seconds, "--concurrency 64"), False),
+        ("SYN-ACK/s, floodgate-load synflood", lambda s: run_load("synflood", s.port, a.seconds), True),
+    ]
+    results = {name: {"floodgate": [], "nginx": []} for name, _, _ in loads}
+    try:
+        for rnd in range(a.rounds):
+            for server in ([fg, ngx] if rnd % 2 == 0 else [ngx, fg]):
+                server.start()
+                try:
+                    for name, fn, per_conn in loads:
+                        r = measure(server, lambda: fn(server))
+                        r["per_conn"] = per_conn
+                        results[name][server.name].append(r)
+                        print(f"round {rnd + 1} {server.name:9} {name:38} {r['rate']:>12.0f}/s  "
+                              f"cpu {r['cpu_s']:.2f}s  errors {r['errors']}", flush=True)
+                finally:
+                    server.stop()
+        # The ceiling: a stateless in-place SYN-ACK reflector on the same veth.
+        ceiling = []
+        for rnd in range(a.rounds):
+            refl = subprocess.Popen(ns(SRV, f"taskset -c {SERVER_CPU} {ROOT}/target/release/examples/reflector "
+                                            f"--iface fg-s0 --vip {VIP} --port 80 --seconds {a.seconds + 15}"),
+                                    shell=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                    preexec_fn=os.setsid)
+            time.sleep(2)
+            try:
+                ceiling.append(run_load("synflood", 80, a.seconds)["rate"])
+            finally:
+                os.killpg(refl.pid, signal.SIGTERM)
+                refl.wait()
+            print(f"round {rnd + 1} reflector SYN-ACK/s {ceiling[-1]:.0f}", flush=True)
+    finally:
+        fg.stop()
+        ngx.stop()
+
+    write_report(a, results, ceiling)
+
+
+def med(xs):
+    return statistics.median(xs) if xs else float("nan")
+
+
+def write_report(a, results, ceiling):
+    out = Path(a.results)
+    out.mkdir(parents=True, exist_ok=True)
+    cpu = sh("grep -m1 'model name' /proc/cpuinfo || true").split(":")[-1].strip() or "unknown CPU"
+    lines = [
+        f"# floodgate vs the Linux kernel (nginx), {time.strftime('%Y-%m-%d %H:%M')}",
+        "",
+        f"Machine: {os.cpu_count()} cores ({cpu}), kernel {os.uname().release}; testbed veth pair; "
+        f"server on CPU {SERVER_CPU}, clients on CPU {CLIENT_CPU}; {a.rounds} rounds of {a.seconds} s, "
+        "A/B alternating; medians.",
+        "",
+        "| load | floodgate | nginx (kernel) | ratio | floodgate CPU µs/conn | nginx CPU µs/conn | errors fg/nginx |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    rows = []
+    for name, r in results.items():
+        f, n = r["floodgate"], r["nginx"]
+        fr, nr = med([x["rate"] for x in f]), med([x["rate"] for x in n])
+
+        def per_conn(xs):
+            v = [x["cpu_s"] / max(x["rate"] * a.seconds, 1) * 1e6 for x in xs]
+            return med(v)
+
+        ratio = fr / nr if nr else float("inf")
+        rows.append((name, fr, nr))
+        lines.append(f"| {name} | {fr:,.0f}/s | {nr:,.0f}/s | {ratio:.2f}x | {per_conn(f):.2f} | {per_conn(n):.2f} | "
+                     f"{sum(x['errors'] for x in f)}/{sum(x['errors'] for x in n)} |")
+    syn = med([x["rate"] for x in results["SYN-ACK/s, floodgate-load synflood"]["floodgate"]])
+    cm = med(ceiling)
+    lines += ["", f"XDP_TX-like reflector (ceiling): {cm:,.0f} SYN-ACK/s; floodgate reaches "
+                  f"{100 * syn / cm if cm else 0:.0f}% of it.", ""]
+    md = "\n".join(lines)
+    (out / "compare.md").write_text(md + "\n")
+    (out / "compare.json").write_text(json.dumps({"results": results, "reflector": ceiling}, indent=1))
+    print(md)
+    dat = out / "compare.dat"
+    dat.write_text("".join(f"\"{n}\" {f:.0f} {k:.0f}\n" for n, f, k in rows))
+    if shutil.which("gnuplot"):
+        script = f"""
+set terminal pngcairo size 1100,600 noenhanced
+set output '{out / "compare.png"}'
+set title 'floodgate vs nginx on the Linux kernel (medians)'
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.8 border -1
+set logscale y
+set ylabel 'per second (log)'
+set xtics rotate by -20 scale 0
+set key top right
+plot '{dat}' using 2:xtic(1) title 'floodgate', '' using 3 title 'nginx (kernel)'
+"""
+        subprocess.run(["gnuplot"], input=script, text=True, check=False)
+
+
+if __name__ == "__main__":
+    main()
