@@ -6,6 +6,7 @@
 //! `shard` (the per-core run loop) and `app` (applications on top).
 
 pub mod app;
+mod counters;
 pub mod flow;
 pub mod link;
 pub mod shard;

@@ -9,8 +9,8 @@
 //! byte has been echoed, the server closes too (RFC 9293 §3.6 CLOSE-WAIT →
 //! LAST-ACK).
 
-use super::counters::counters;
 use super::App;
+use crate::counters::counters;
 use crate::table::Handle;
 use crate::tcp::{CloseReason, Endpoint, Event};
 use crate::time::Instant;

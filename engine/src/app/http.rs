@@ -47,8 +47,8 @@
 //! request is read, so the receive window closes on a client that pipelines
 //! faster than it reads. A response is never dropped or truncated.
 
-use super::counters::counters;
 use super::App;
+use crate::counters::counters;
 use crate::table::Handle;
 use crate::tcp::{CloseReason, Endpoint, Event};
 use crate::time::Instant;

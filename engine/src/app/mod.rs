@@ -20,7 +20,6 @@
 use crate::tcp::{Endpoint, Event};
 use crate::time::Instant;
 
-mod counters;
 pub mod echo;
 pub mod http;
 pub mod sink;

@@ -4,8 +4,8 @@
 //! only by the network. When the peer closes (FIN), the server closes too
 //! (RFC 9293 §3.6 CLOSE-WAIT → LAST-ACK). Nothing is kept per connection.
 
-use super::counters::counters;
 use super::App;
+use crate::counters::counters;
 use crate::table::Handle;
 use crate::tcp::{CloseReason, Endpoint, Event};
 use crate::time::Instant;

@@ -1,24 +1,7 @@
 //! Per-shard counters: every limit and every drop has one, named so an
 //! operator can read it in the metrics.
 
-macro_rules! counters {
-    ($(#[$m:meta])* pub struct $name:ident { $($(#[doc = $doc:literal])* $field:ident,)* }) => {
-        $(#[$m])*
-        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-        pub struct $name { $($(#[doc = $doc])* pub $field: u64,)* }
-
-        impl $name {
-            /// Every counter with its metric name and help text, in declaration order.
-            pub fn for_each(&self, mut f: impl FnMut(&'static str, &'static str, u64)) {
-                $(f(stringify!($field), concat!($($doc),*).trim(), self.$field);)*
-            }
-            /// Adds another shard's counters into these.
-            pub fn merge(&mut self, other: &$name) {
-                $(self.$field += other.$field;)*
-            }
-        }
-    };
-}
+use crate::counters::counters;
 
 counters! {
     /// What the TCP engine of one shard has seen and done.

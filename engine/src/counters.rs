@@ -1,6 +1,7 @@
-//! The counter structs of the applications, shaped like `tcp::Stats`: every
-//! counter is a named `u64` with its help text, visited by `for_each` so the
-//! metrics exporter prints them, and summed across shards by `merge`.
+//! Counter structs: every counter is a named `u64` with its help text (the
+//! field's doc comment), visited by `for_each` so the metrics exporter prints
+//! them, and summed across shards by `merge`. The TCP engine's `Stats` and
+//! every application's counters are declared with this one macro.
 
 macro_rules! counters {
     ($(#[$m:meta])* pub struct $name:ident { $($(#[doc = $doc:literal])* $field:ident,)* }) => {
