@@ -34,7 +34,42 @@ pub fn seg_from_repr<'a>(r: &TcpRepr<'a>) -> Seg<'a> {
 
 /// Writes `out` (from `t.local` to `t.remote`) into `buf`; returns the frame
 /// length, 0 if it does not fit.
+#[inline]
 pub fn segment_frame(buf: &mut [u8], l2: &L2, t: &FourTuple, out: &Outgoing, payload: &[u8]) -> usize {
+    let repr = header_repr(t, out, payload);
+    wire::emit_tcp_frame(buf, MacAddr(l2.src), MacAddr(l2.dst), l2.vlan, t.local_addr, t.remote_addr, &repr)
+        .unwrap_or(0)
+}
+
+/// [`segment_frame`] with the `out.payload_len` payload bytes written
+/// straight into the frame by `fill` (say, `Ring::peek` from the send
+/// ring), so no staging buffer is zeroed or copied through.
+#[inline]
+pub fn segment_frame_with(
+    buf: &mut [u8],
+    l2: &L2,
+    t: &FourTuple,
+    out: &Outgoing,
+    fill: impl FnOnce(&mut [u8]),
+) -> usize {
+    let repr = header_repr(t, out, &[]);
+    let len = out.payload_len as usize;
+    wire::emit_tcp_frame_with(
+        buf,
+        MacAddr(l2.src),
+        MacAddr(l2.dst),
+        l2.vlan,
+        t.local_addr,
+        t.remote_addr,
+        &repr,
+        len,
+        fill,
+    )
+    .unwrap_or(0)
+}
+
+#[inline(always)]
+fn header_repr<'a>(t: &FourTuple, out: &Outgoing, payload: &'a [u8]) -> TcpRepr<'a> {
     let control = Control(out.control);
     let mut options = TcpOptions { timestamp: out.timestamp, ..TcpOptions::default() };
     if let Some(o) = out.syn_options {
@@ -42,7 +77,7 @@ pub fn segment_frame(buf: &mut [u8], l2: &L2, t: &FourTuple, out: &Outgoing, pay
         options.window_scale = o.window_scale;
         options.sack_permitted = o.sack_permitted;
     }
-    let repr = TcpRepr {
+    TcpRepr {
         src_port: t.local_port,
         dst_port: t.remote_port,
         control,
@@ -52,7 +87,44 @@ pub fn segment_frame(buf: &mut [u8], l2: &L2, t: &FourTuple, out: &Outgoing, pay
         urgent: 0,
         options,
         payload,
-    };
-    wire::emit_tcp_frame(buf, MacAddr(l2.src), MacAddr(l2.dst), l2.vlan, t.local_addr, t.remote_addr, &repr)
-        .unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tcp::tcb::{ctl, SynOptions};
+    use crate::wire::SeqNumber;
+
+    #[test]
+    fn filled_payload_frames_equal_copied_ones() {
+        let data: Vec<u8> = (0..1400u32).map(|i| (i * 7) as u8).collect();
+        let v4 = FourTuple::new("198.18.0.1:80".parse().unwrap(), "198.18.0.2:40000".parse().unwrap());
+        let v6 = FourTuple::new("[2001:db8::1]:80".parse().unwrap(), "[2001:db8::2]:40000".parse().unwrap());
+        for (t, vlan) in [(v4, None), (v4, Some(7)), (v6, None)] {
+            let l2 = L2 { src: [2, 0, 0, 0, 0, 1], dst: [2, 0, 0, 0, 0, 2], vlan };
+            for len in [0usize, 1, 71, 1400] {
+                let out = Outgoing {
+                    control: ctl::ACK | ctl::PSH | ctl::FIN,
+                    seq: SeqNumber(5),
+                    ack: SeqNumber(9),
+                    window: 512,
+                    timestamp: Some((1, 2)),
+                    syn_options: (len == 0).then_some(SynOptions {
+                        mss: 1460,
+                        window_scale: Some(7),
+                        sack_permitted: true,
+                    }),
+                    payload_offset: 0,
+                    payload_len: len as u32,
+                };
+                let (mut a, mut b) = ([0xa5u8; 1600], [0xa5u8; 1600]);
+                let na = segment_frame(&mut a, &l2, &t, &out, &data[..len]);
+                let nb = segment_frame_with(&mut b, &l2, &t, &out, |p| p.copy_from_slice(&data[..len]));
+                assert!(na > 0);
+                assert_eq!(na, nb, "{t:?} {vlan:?} {len}");
+                assert_eq!(a[..], b[..], "{t:?} {vlan:?} {len}");
+            }
+        }
+    }
 }

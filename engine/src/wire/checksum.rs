@@ -20,6 +20,11 @@ fn ne32(b: &[u8]) -> u64 {
 
 /// Ones-complement sum of `bytes` as big-endian 16-bit words (an odd last
 /// byte is padded with zero), folded, not complemented.
+///
+/// Whole 32-byte blocks go through the carry-free loop (vectorised); the
+/// last 0-31 bytes, which is all of a header, are added as 64-bit words
+/// with end-around carry (`add` + `adc`), then a 32-bit word and 0-3 bytes,
+/// with no variable-length copy.
 #[inline]
 pub fn data(bytes: &[u8]) -> u16 {
     let mut acc: u64 = 0;
@@ -34,16 +39,29 @@ pub fn data(bytes: &[u8]) -> u16 {
             + ne32(&b[24..28])
             + ne32(&b[28..32]);
     }
-    let mut words = blocks.remainder().chunks_exact(4);
+    let mut words = blocks.remainder().chunks_exact(8);
     for w in &mut words {
-        acc += ne32(w);
+        acc = add_carry(acc, u64::from_ne_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]));
     }
     let rest = words.remainder();
-    let mut tail = [0u8; 4];
-    tail[..rest.len()].copy_from_slice(rest);
-    acc += ne32(&tail);
+    let (word, rest) = if rest.len() >= 4 { (ne32(rest), &rest[4..]) } else { (0, rest) };
+    // The last 0-3 bytes, zero-padded (at an even offset, so the lanes line up).
+    let tail = match *rest {
+        [] => 0,
+        [a] => ne32(&[a, 0, 0, 0]),
+        [a, b] => ne32(&[a, b, 0, 0]),
+        [a, b, c, ..] => ne32(&[a, b, c, 0]),
+    };
+    acc = add_carry(acc, word + tail);
     // The fold of a native-order sum is the byte-swapped network-order sum.
     u16::from_be(fold(acc))
+}
+
+/// 64-bit ones-complement addition (end-around carry): 2^64 = 1 mod 0xffff.
+#[inline(always)]
+fn add_carry(a: u64, b: u64) -> u64 {
+    let (s, carry) = a.overflowing_add(b);
+    s + carry as u64
 }
 
 /// Folds a wide ones-complement accumulator to 16 bits (end-around carry).

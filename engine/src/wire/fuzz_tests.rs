@@ -282,3 +282,151 @@ proptest! {
         }
     }
 }
+
+/// Frames of the shapes the fast paths take (untagged IPv4): a Linux SYN,
+/// a data segment with NOP NOP TS, an MSS-only SYN, a bare ACK, an ACK
+/// with SACK blocks.
+fn fast_path_seeds() -> Vec<Vec<u8>> {
+    let (a, b) = (Addr::v4([198, 18, 0, 2]), Addr::v4([198, 18, 0, 1]));
+    let base = TcpRepr {
+        src_port: 40000,
+        dst_port: 80,
+        control: Control::SYN,
+        seq_number: SeqNumber(0x1234_5678),
+        ack_number: None,
+        window_len: 64240,
+        urgent: 0,
+        options: TcpOptions {
+            mss: Some(1460),
+            window_scale: Some(7),
+            sack_permitted: true,
+            timestamp: Some((1_000_000, 0)),
+            ..TcpOptions::NONE
+        },
+        payload: &[],
+    };
+    let data = TcpRepr {
+        control: Control::PSH,
+        ack_number: Some(SeqNumber(99)),
+        options: TcpOptions { timestamp: Some((5, 6)), ..TcpOptions::NONE },
+        payload: b"GET / HTTP/1.1\r\n\r\n",
+        ..base
+    };
+    let mss_only = TcpRepr { options: TcpOptions { mss: Some(1400), ..TcpOptions::NONE }, ..base };
+    let bare = TcpRepr { control: Control::FIN, options: TcpOptions::NONE, ..data };
+    let sack = TcpRepr {
+        options: TcpOptions {
+            sack_blocks: [Some((SeqNumber(1), SeqNumber(2))), Some((SeqNumber(3), SeqNumber(4))), None, None],
+            ..data.options
+        },
+        ..bare
+    };
+    [base, data, mss_only, bare, sack]
+        .iter()
+        .map(|r| {
+            let mut buf = vec![0u8; 256];
+            let n = emit_tcp_frame(&mut buf, MAC_A, MAC_B, None, a, b, r).unwrap();
+            buf.truncate(n);
+            buf
+        })
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 4096, ..ProptestConfig::default() })]
+
+    /// The IPv4 fast path of `parse_tcp_frame` answers exactly as the
+    /// general layer-by-layer parse, on valid and mutated frames.
+    #[test]
+    fn fast_parse_agrees_with_general_parse(
+        which in 0usize..5,
+        muts in proptest::collection::vec(mutation(), 0..4),
+        verify in any::<bool>(),
+    ) {
+        let mut f = fast_path_seeds()[which].clone();
+        for m in &muts {
+            apply(&mut f, m);
+        }
+        prop_assert_eq!(parse_tcp_frame(&f, verify), frame::parse_any(&f, verify));
+    }
+
+    /// The option layouts recognised whole parse as the general walk does.
+    #[test]
+    fn option_fast_paths_agree_with_the_walk(
+        which in 0usize..4,
+        muts in proptest::collection::vec(mutation(), 0..3),
+    ) {
+        let templates: [&[u8]; 4] = [
+            &[2, 4, 5, 0xb4, 4, 2, 8, 10, 0, 1, 2, 3, 0, 0, 0, 0, 1, 3, 3, 15],
+            &[1, 1, 8, 10, 1, 2, 3, 4, 5, 6, 7, 8],
+            &[2, 4, 5, 0xb4],
+            &[],
+        ];
+        let mut o = templates[which].to_vec();
+        for m in &muts {
+            apply(&mut o, m);
+        }
+        prop_assert_eq!(TcpOptions::parse(&o), TcpOptions::parse_any(&o));
+    }
+
+    /// The untagged-IPv4 fast path of `emit_tcp_frame` writes the same bytes
+    /// (padding included, nothing past the frame) as the general composer.
+    #[test]
+    fn fast_emit_is_byte_identical(
+        seq in any::<u32>(),
+        ack in proptest::option::of(any::<u32>()),
+        flags in any::<u8>(),
+        mss in proptest::option::of(any::<u16>()),
+        ws in proptest::option::of(0u8..=14),
+        sack_permitted in any::<bool>(),
+        ts in proptest::option::of(any::<(u32, u32)>()),
+        nsack in 0usize..=4,
+        payload in proptest::collection::vec(any::<u8>(), 0..80),
+        buf_len in 0usize..200,
+    ) {
+        let blocks = core::array::from_fn(|i| (i < nsack).then_some((SeqNumber(i as u32), SeqNumber(seq))));
+        let tcp = TcpRepr {
+            src_port: 80,
+            dst_port: 40000,
+            control: Control(flags),
+            seq_number: SeqNumber(seq),
+            ack_number: ack.map(SeqNumber),
+            window_len: 1234,
+            urgent: 0,
+            options: TcpOptions { mss, window_scale: ws, sack_permitted, sack_blocks: blocks, timestamp: ts },
+            payload: &payload,
+        };
+        let (src, dst) = (Addr::v4([10, 0, 0, 1]), Addr::v4([10, 0, 0, 2]));
+        let mut fast = vec![0xa5u8; buf_len];
+        let mut general = vec![0xa5u8; buf_len];
+        let a = emit_tcp_frame(&mut fast, MAC_A, MAC_B, None, src, dst, &tcp);
+        let b = frame::emit_any(&mut general, MAC_A, MAC_B, None, src, dst, &tcp);
+        prop_assert_eq!(a, b);
+        prop_assert_eq!(fast, general);
+    }
+}
+
+proptest! {
+    /// The option layouts `TcpOptions::emit` writes whole are the bytes the
+    /// general writer produces.
+    #[test]
+    fn option_emit_fast_paths_are_byte_identical(
+        mss in proptest::option::of(any::<u16>()),
+        ws in proptest::option::of(0u8..=14),
+        sack_permitted in any::<bool>(),
+        ts in proptest::option::of(any::<(u32, u32)>()),
+        sack_at in proptest::option::of(0usize..4),
+        buf_len in 0usize..=40,
+    ) {
+        let mut o = TcpOptions { mss, window_scale: ws, sack_permitted, timestamp: ts, ..TcpOptions::NONE };
+        if let Some(i) = sack_at {
+            o.sack_blocks[i] = Some((SeqNumber(7), SeqNumber(9)));
+        }
+        let len = o.buffer_len();
+        prop_assume!(buf_len >= len);
+        let mut fast = vec![0xa5u8; buf_len];
+        let mut general = vec![0xa5u8; buf_len];
+        prop_assert_eq!(o.emit(&mut fast), o.emit_any(&mut general));
+        prop_assert_eq!(fast, general);
+    }
+}

@@ -308,7 +308,32 @@ impl TcpOptions {
     };
 
     /// Parses the option bytes of a header.
-    pub fn parse(mut opts: &[u8]) -> Result<TcpOptions> {
+    ///
+    /// The layouts nearly every segment carries are recognised whole first
+    /// (none; NOP NOP TS; a Linux SYN's MSS, SACK-Permitted, TS, NOP WS; MSS
+    /// alone), with the same result the general walk gives them.
+    #[inline]
+    pub fn parse(opts: &[u8]) -> Result<TcpOptions> {
+        use kind::*;
+        match *opts {
+            [] => Ok(TcpOptions::NONE),
+            [NOP, NOP, TS, 10, ..] if opts.len() == 12 => {
+                Ok(TcpOptions { timestamp: Some((read_u32(opts, 4), read_u32(opts, 8))), ..TcpOptions::NONE })
+            }
+            [MSS, 4, m0, m1, SACK_PERM, 2, TS, 10, _, _, _, _, _, _, _, _, NOP, WS, 3, shift] => Ok(TcpOptions {
+                mss: Some(u16::from_be_bytes([m0, m1])),
+                window_scale: Some(shift.min(MAX_WINDOW_SHIFT)),
+                sack_permitted: true,
+                timestamp: Some((read_u32(opts, 8), read_u32(opts, 12))),
+                ..TcpOptions::NONE
+            }),
+            [MSS, 4, m0, m1] => Ok(TcpOptions { mss: Some(u16::from_be_bytes([m0, m1])), ..TcpOptions::NONE }),
+            _ => Self::parse_any(opts),
+        }
+    }
+
+    /// The general option walk (RFC 9293 §3.1).
+    pub(crate) fn parse_any(mut opts: &[u8]) -> Result<TcpOptions> {
         let mut o = TcpOptions::NONE;
         let mut sacks = 0;
         // Each iteration consumes at least one byte of at most 40.
@@ -406,6 +431,34 @@ impl TcpOptions {
     /// Writes the options into `buf` (at least [`TcpOptions::buffer_len`]
     /// bytes) and returns how many bytes were written.
     pub fn emit(&self, buf: &mut [u8]) -> usize {
+        use kind::*;
+        // The layouts the engine sends all the time, written whole: a
+        // SYN-ACK answering a Linux SYN, and TS alone (every segment of a
+        // timestamped connection).
+        let no_sack = self.sack_blocks.iter().all(Option::is_none);
+        match (self.mss, self.sack_permitted, self.timestamp, self.window_scale) {
+            (Some(mss), true, Some((val, ecr)), Some(ws)) if no_sack && buf.len() >= 20 => {
+                let m = mss.to_be_bytes();
+                let (v, e) = (val.to_be_bytes(), ecr.to_be_bytes());
+                buf[..20].copy_from_slice(&[
+                    MSS, 4, m[0], m[1], SACK_PERM, 2, TS, 10, v[0], v[1], v[2], v[3], e[0], e[1], e[2], e[3], NOP, WS,
+                    3, ws,
+                ]);
+                return 20;
+            }
+            (None, false, Some((val, ecr)), None) if no_sack && buf.len() >= 12 => {
+                let (v, e) = (val.to_be_bytes(), ecr.to_be_bytes());
+                buf[..12].copy_from_slice(&[NOP, NOP, TS, 10, v[0], v[1], v[2], v[3], e[0], e[1], e[2], e[3]]);
+                return 12;
+            }
+            (None, false, None, None) if no_sack => return 0,
+            _ => {}
+        }
+        self.emit_any(buf)
+    }
+
+    /// The general writer behind [`TcpOptions::emit`].
+    pub(crate) fn emit_any(&self, buf: &mut [u8]) -> usize {
         let mut at = 0;
         let mut put = |bytes: &[u8]| {
             buf[at..at + bytes.len()].copy_from_slice(bytes);
@@ -531,6 +584,17 @@ impl<'a> TcpRepr<'a> {
         let hl = self.header_len();
         let len = hl + self.payload.len();
         let b = &mut packet.buffer.as_mut()[..len];
+        self.emit_unchecksummed(b, hl);
+        let ph = checksum::pseudo_header(src, dst, PROTOCOL, len as u32);
+        let c = checksum::finish(checksum::combine(&[ph, checksum::data(b)]));
+        write_u16(b, field::CHECKSUM, c);
+    }
+
+    /// Writes header, options and payload into `b` (exactly
+    /// [`TcpRepr::buffer_len`] bytes; `hl` is [`TcpRepr::header_len`]) with
+    /// the checksum field zero, for a caller that sums the checksum itself.
+    #[inline]
+    pub fn emit_unchecksummed(&self, b: &mut [u8], hl: usize) {
         let ack = self.ack_number.unwrap_or(SeqNumber(0));
         let control =
             if self.ack_number.is_some() { self.control | Control::ACK } else { self.control.without(Control::ACK) };
@@ -544,10 +608,9 @@ impl<'a> TcpRepr<'a> {
         write_u16(b, field::CHECKSUM, 0);
         write_u16(b, field::URGENT, self.urgent);
         self.options.emit(&mut b[HEADER_LEN..hl]);
-        b[hl..].copy_from_slice(self.payload);
-        let ph = checksum::pseudo_header(src, dst, PROTOCOL, len as u32);
-        let c = checksum::finish(checksum::combine(&[ph, checksum::data(b)]));
-        write_u16(b, field::CHECKSUM, c);
+        if !self.payload.is_empty() {
+            b[hl..].copy_from_slice(self.payload);
+        }
     }
 }
 
