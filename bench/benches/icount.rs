@@ -84,8 +84,10 @@ fn main() {
             start.elapsed()
         }
         other => {
-            eprintln!("unknown scenario {other}");
-            std::process::exit(2);
+            // Not an error: `cargo bench -p floodgate-bench -- FILTER` hands
+            // criterion filters to every bench target, this one included.
+            eprintln!("icount: no scenario {other:?}, nothing run");
+            return;
         }
     };
     let _ = TcpOptions::NONE;

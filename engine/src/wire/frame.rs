@@ -287,8 +287,7 @@ fn emit_v4(
     t: &TcpRepr,
 ) -> Result<usize> {
     let payload = t.payload;
-    let header = TcpRepr { payload: &[], ..*t };
-    emit_v4_with(buf, eth_src, eth_dst, src, dst, &header, payload.len(), |p| p.copy_from_slice(payload))
+    emit_v4_with(buf, eth_src, eth_dst, src, dst, t, payload.len(), |p| p.copy_from_slice(payload))
 }
 
 #[inline(always)]
@@ -339,7 +338,8 @@ fn emit_v4_with(
         + words(src)
         + words(dst);
     write_u16(ip, 10, checksum::finish(checksum::fold(sum)));
-    t.emit_unchecksummed(&mut buf[TCP..TCP + hl], hl);
+    // Header and options only: the payload (if any) comes from `fill`.
+    t.emit_header(&mut buf[TCP..TCP + hl]);
     if payload_len > 0 {
         fill(&mut buf[TCP + hl..len]);
     }

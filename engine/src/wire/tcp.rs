@@ -423,9 +423,15 @@ impl TcpOptions {
     }
 
     /// Bytes the options take in the header (a multiple of 4, at most 40).
+    #[inline]
     pub fn buffer_len(&self) -> usize {
+        let fixed = self.fixed_len();
+        if self.sack_blocks[0].is_none() && self.sack_count() == 0 {
+            // No SACK blocks (every segment but those after a loss).
+            return fixed;
+        }
         let n = self.emitted_sack_blocks();
-        self.fixed_len() + if n > 0 { 4 + 8 * n } else { 0 }
+        fixed + if n > 0 { 4 + 8 * n } else { 0 }
     }
 
     /// Writes the options into `buf` (at least [`TcpOptions::buffer_len`]
@@ -595,22 +601,47 @@ impl<'a> TcpRepr<'a> {
     /// the checksum field zero, for a caller that sums the checksum itself.
     #[inline]
     pub fn emit_unchecksummed(&self, b: &mut [u8], hl: usize) {
-        let ack = self.ack_number.unwrap_or(SeqNumber(0));
-        let control =
-            if self.ack_number.is_some() { self.control | Control::ACK } else { self.control.without(Control::ACK) };
-        write_u16(b, field::SRC_PORT, self.src_port);
-        write_u16(b, field::DST_PORT, self.dst_port);
-        write_u32(b, field::SEQ_NUM, self.seq_number.0);
-        write_u32(b, field::ACK_NUM, ack.0);
-        b[field::DATA_OFF] = ((hl / 4) as u8) << 4;
-        b[field::FLAGS] = control.0;
-        write_u16(b, field::WIN_SIZE, self.window_len);
-        write_u16(b, field::CHECKSUM, 0);
-        write_u16(b, field::URGENT, self.urgent);
-        self.options.emit(&mut b[HEADER_LEN..hl]);
+        self.emit_header(&mut b[..hl]);
         if !self.payload.is_empty() {
             b[hl..].copy_from_slice(self.payload);
         }
+    }
+
+    /// Writes the header and options only, into `b` of exactly
+    /// [`TcpRepr::header_len`] bytes, checksum field zero.
+    #[inline]
+    pub fn emit_header(&self, b: &mut [u8]) {
+        let hl = b.len();
+        let ack = self.ack_number.unwrap_or(SeqNumber(0));
+        let control =
+            if self.ack_number.is_some() { self.control | Control::ACK } else { self.control.without(Control::ACK) };
+        // The fixed header as one array: no bounds check per field.
+        let (p, s, a) = (self.src_port.to_be_bytes(), self.dst_port.to_be_bytes(), self.seq_number.0.to_be_bytes());
+        let (k, w, u) = (ack.0.to_be_bytes(), self.window_len.to_be_bytes(), self.urgent.to_be_bytes());
+        let header: [u8; HEADER_LEN] = [
+            p[0],
+            p[1],
+            s[0],
+            s[1],
+            a[0],
+            a[1],
+            a[2],
+            a[3],
+            k[0],
+            k[1],
+            k[2],
+            k[3],
+            ((hl / 4) as u8) << 4,
+            control.0,
+            w[0],
+            w[1],
+            0,
+            0,
+            u[0],
+            u[1],
+        ];
+        b[..HEADER_LEN].copy_from_slice(&header);
+        self.options.emit(&mut b[HEADER_LEN..hl]);
     }
 }
 
