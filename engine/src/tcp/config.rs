@@ -110,6 +110,7 @@ impl TcpConfig {
         self.msl * 2
     }
     /// The MSS we advertise for an address family (RFC 9293 §3.7.1, RFC 879).
+    #[inline]
     pub fn advertised_mss(&self, ipv6: bool) -> u16 {
         let headers = if ipv6 { 60 } else { 40 };
         self.mtu.saturating_sub(headers).max(536)

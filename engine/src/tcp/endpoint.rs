@@ -337,7 +337,7 @@ impl Endpoint {
             return;
         }
         self.stats.syns_received += 1;
-        let cfg = self.cfgs[li as usize];
+        let cfg = &self.cfgs[li as usize];
         let is_v6 = !t.local_addr.is_v4();
         if self.tw_refusing(t) {
             self.stats.syns_dropped_time_wait_full += 1;
@@ -361,7 +361,7 @@ impl Endpoint {
             }
         };
         if use_cookie {
-            return self.send_cookie(now, &cfg, l2, t, seg, is_v6, tx);
+            return self.send_cookie(now, li, l2, t, seg, is_v6, tx);
         }
         let (iss, ts_offset) = self.secrets.isn(t, now);
         let mut tcb = Tcb::new(&cfg, iss, ts_offset, l2.dst);
@@ -379,7 +379,7 @@ impl Endpoint {
             Err(InsertError::Full) => {
                 self.stats.syns_dropped_table_full += 1;
                 if cfg.syn_cookies != CookieMode::Never {
-                    self.send_cookie(now, &cfg, l2, t, seg, is_v6, tx);
+                    self.send_cookie(now, li, l2, t, seg, is_v6, tx);
                 }
             }
             Err(InsertError::Exists(_)) => {}
@@ -391,13 +391,14 @@ impl Endpoint {
     fn send_cookie<T: TxSink>(
         &mut self,
         now: Instant,
-        cfg: &TcpConfig,
+        li: u16,
         l2: &L2,
         t: &FourTuple,
         seg: &Seg,
         is_v6: bool,
         tx: &mut T,
     ) {
+        let cfg = &self.cfgs[li as usize];
         let peer_ws = seg.window_scale.filter(|_| cfg.window_scale > 0);
         let opts = CookieOptions {
             mss: seg.mss.unwrap_or(536).min(cfg.advertised_mss(is_v6)),
@@ -699,16 +700,15 @@ impl Endpoint {
             self.send_rst(now, &l2, &tuple, seq, ack, tx);
         }
         let Some(tcb) = self.conns.get_mut(h) else { return };
-        let cfg = self.cfgs[tcb.listener as usize];
-        let mut scratch = [0u8; emit::MAX_PAYLOAD];
-        while let Some(out) = tcb.poll_output(now, &cfg, &self.pool) {
+        let cfg = &self.cfgs[tcb.listener as usize];
+        while let Some(out) = tcb.poll_output(now, cfg, &self.pool) {
             let len = out.payload_len as usize;
-            let payload = &mut scratch[..len.min(emit::MAX_PAYLOAD)];
-            tcb.tx.peek(&self.pool, out.payload_offset as usize, payload);
             if out.seq < tcb.snd_max && len > 0 && out.seq + len <= tcb.snd_max && tcb.snd_max != tcb.snd_nxt {
                 self.stats.retransmits += 1;
             }
-            let sent = tx.send(|buf| emit::segment_frame(buf, &l2, &tuple, &out, payload));
+            // The payload goes from the send ring straight into the TX frame.
+            let (ring, pool, off) = (&tcb.tx, &self.pool, out.payload_offset as usize);
+            let sent = tx.send(|buf| emit::segment_frame_with(buf, &l2, &tuple, &out, |p| ring.peek(pool, off, p)));
             if sent {
                 self.stats.segments_out += 1;
             } else {
