@@ -7,9 +7,12 @@
 
 pub mod flow;
 pub mod link;
+pub mod neigh;
 pub mod table;
 pub mod tcp;
 pub mod app;
+
+pub mod metrics;
 pub mod shard;
 pub mod sim;
 pub mod time;

@@ -202,3 +202,27 @@ fn full_table_answers_with_cookie_and_drops_its_ack_counted() {
     assert_eq!(h.ep.stats.syns_dropped_table_full, 1);
     assert_eq!(h.ep.connections(), 1);
 }
+
+#[test]
+fn stop_listening_refuses_new_handshakes_and_keeps_connections() {
+    // The drain at shutdown: established connections carry on, new SYNs get
+    // RST (seq 0, ack = SYN + 1) as on a closed port, and nothing is kept.
+    let mut h = Harness::new(cfg());
+    let (c, iss) = h.establish();
+    assert!(h.ep.is_listening());
+    h.ep.stop_listening();
+    assert!(!h.ep.is_listening());
+
+    h.client_port = CLIENT_PORT + 1;
+    let rst = h.send1(syn(CLIENT_ISN));
+    assert_eq!(rst.control, RST | ACK);
+    assert_eq!(rst.ack, CLIENT_ISN + 1);
+    assert_eq!(h.ep.half_open(), 0);
+    assert_eq!(h.ep.connections(), 1);
+    assert_eq!(h.ep.stats.drop_no_listener, 1);
+
+    // The established connection still moves data and closes normally.
+    h.client_port = CLIENT_PORT;
+    h.send0(S { payload: b"ping".to_vec(), ..seg(ACK | PSH, CLIENT_ISN + 1, iss + 1) });
+    assert_eq!(h.ep.readable(c), 4, "data after stop_listening is delivered (ACK delayed)");
+}
