@@ -10,9 +10,19 @@
 //! Applications keep their per-connection state in arrays sized to the
 //! connection table at start-up and indexed by `Handle::index()`, so no
 //! event allocates.
+//!
+//! Built in: [`http::Http`] (an HTTP/1.1 responder for wrk), [`echo::Echo`]
+//! and [`sink::Sink`] (echo and discard for tcpkali).
 
 use crate::tcp::{Endpoint, Event};
 use crate::time::Instant;
+
+mod counters;
+pub mod echo;
+pub mod http;
+pub mod sink;
+#[cfg(test)]
+mod testutil;
 
 /// An application on top of one shard's endpoint.
 pub trait App {

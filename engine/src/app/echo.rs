@@ -1,0 +1,256 @@
+//! `echo`: the Echo Protocol of RFC 862 over TCP (§ "TCP Based Echo
+//! Service"): every byte received is sent back, until the client closes.
+//!
+//! Backpressure both ways: a byte is taken from the receive buffer only once
+//! it has been queued for sending, at most `min(readable, writable)` at a
+//! time through a stack buffer, so a client that sends faster than it reads
+//! fills our send buffer, then our receive buffer, and its window closes.
+//! Echoing resumes on `Writable`. When the peer has closed (FIN) and every
+//! byte has been echoed, the server closes too (RFC 9293 §3.6 CLOSE-WAIT →
+//! LAST-ACK).
+
+use super::counters::counters;
+use super::App;
+use crate::table::Handle;
+use crate::tcp::{CloseReason, Endpoint, Event};
+use crate::time::Instant;
+
+/// Bytes moved per copy; a stack buffer, reused for every chunk.
+const CHUNK: usize = 16 * 1024;
+
+counters! {
+    /// What the echo service of one shard has seen and done.
+    pub struct EchoStats {
+        /// Connections accepted.
+        connections_accepted,
+        /// Connections that ended with FIN both ways.
+        connections_closed,
+        /// Connections that ended otherwise (reset, timed out).
+        connections_aborted,
+        /// Bytes echoed.
+        bytes_echoed,
+        /// Times echoing stopped with bytes to echo and no send space (backpressure).
+        send_blocked,
+        /// Writes that took fewer bytes than the send space promised (buffer pool exhausted).
+        write_short,
+        /// Writes refused by the endpoint (connection no longer sending).
+        write_errors,
+        /// Events for a connection the service does not know (stale or out of range).
+        stale_events,
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Conn {
+    handle: Option<Handle>,
+    peer_closed: bool,
+    /// `close` was called.
+    shut: bool,
+}
+
+/// The echo service of one shard.
+pub struct Echo {
+    conns: Vec<Conn>,
+    pub stats: EchoStats,
+}
+
+impl Echo {
+    /// A service for up to `connections` connections (the endpoint's capacity).
+    pub fn new(connections: usize) -> Echo {
+        Echo { conns: vec![Conn::default(); connections], stats: EchoStats::default() }
+    }
+
+    fn known(&mut self, h: Handle) -> Option<&mut Conn> {
+        match self.conns.get_mut(h.index() as usize) {
+            Some(c) if c.handle == Some(h) => Some(c),
+            _ => {
+                self.stats.stale_events += 1;
+                None
+            }
+        }
+    }
+
+    /// Moves what can be moved from the receive to the send buffer.
+    fn pump(&mut self, ep: &mut Endpoint, h: Handle) {
+        let Echo { conns, stats } = self;
+        let Some(c) = conns.get_mut(h.index() as usize) else { return };
+        if c.shut {
+            return;
+        }
+        let mut buf = [0u8; CHUNK];
+        loop {
+            let want = ep.readable(h).min(ep.writable(h)).min(CHUNK);
+            if want == 0 {
+                if ep.readable(h) > 0 {
+                    stats.send_blocked += 1;
+                }
+                break;
+            }
+            // Copy without consuming; consume only what the write took.
+            let mut got = 0;
+            let _ = ep.recv(h, |d| {
+                got = d.len().min(want);
+                buf[..got].copy_from_slice(&d[..got]);
+                0
+            });
+            let written = match ep.write(h, &buf[..got]) {
+                Ok(n) => n,
+                Err(_) => {
+                    stats.write_errors += 1;
+                    c.shut = true;
+                    return;
+                }
+            };
+            let _ = ep.recv(h, |_| written);
+            stats.bytes_echoed += written as u64;
+            if written < got {
+                stats.write_short += 1;
+                break;
+            }
+        }
+        if c.peer_closed && ep.readable(h) == 0 {
+            let _ = ep.close(h);
+            c.shut = true;
+        }
+    }
+}
+
+impl App for Echo {
+    fn on_event(&mut self, ep: &mut Endpoint, _now: Instant, ev: Event) {
+        match ev {
+            Event::Accepted(h) => {
+                let Some(c) = self.conns.get_mut(h.index() as usize) else {
+                    self.stats.stale_events += 1;
+                    let _ = ep.abort(h);
+                    return;
+                };
+                *c = Conn { handle: Some(h), ..Conn::default() };
+                self.stats.connections_accepted += 1;
+                self.pump(ep, h);
+            }
+            Event::Readable(h) | Event::Writable(h) => {
+                if self.known(h).is_some() {
+                    self.pump(ep, h);
+                }
+            }
+            Event::PeerClosed(h) => {
+                if let Some(c) = self.known(h) {
+                    c.peer_closed = true;
+                    self.pump(ep, h);
+                }
+            }
+            Event::Closed(h, reason) => {
+                if let Some(c) = self.known(h) {
+                    *c = Conn::default();
+                    if reason == CloseReason::Normal {
+                        self.stats.connections_closed += 1;
+                    } else {
+                        self.stats.connections_aborted += 1;
+                    }
+                }
+            }
+            Event::Connected(_) => self.stats.stale_events += 1,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::testutil::*;
+    use crate::link::memory::Faults;
+    use crate::time::Duration;
+
+    fn payload(seed: u64, len: usize) -> Vec<u8> {
+        let mut x = seed | 1;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    }
+
+    /// `n` connections each sending a random payload of up to `max` bytes
+    /// in one go, then a FIN; every byte must come back, then the server's FIN.
+    fn echo_random(faults: Faults, seed: u64, n: u16, max: usize) -> TestPair<Echo> {
+        let mut p = pair(Echo::new(CONNECTIONS), faults, seed);
+        let mut sent = Vec::new();
+        for i in 0..n {
+            let len =
+                (payload(seed * 1000 + i as u64, 4).iter().fold(0usize, |a, &b| a * 256 + b as usize)) % (max + 1);
+            let data = payload(seed + i as u64, len);
+            let h = connect(&mut p, 30000 + i, ClientConn { shutdown_when_sent: true, ..ClientConn::sending(&data) });
+            sent.push((h, data));
+        }
+        run_all(&mut p, Duration::from_secs(3600));
+        let mut total = 0;
+        for (h, data) in &sent {
+            let c = conn(&p, *h);
+            assert!(c.received == *data, "{} of {} bytes echoed, {:?}", c.received.len(), data.len(), c.closed);
+            assert!(c.peer_closed);
+            total += data.len() as u64;
+        }
+        assert!(p.drive(Duration::from_secs(3600), |p| p.server.ep.connections() == 0));
+        let s = p.server.app.stats;
+        assert_eq!(s.bytes_echoed, total);
+        assert_eq!((s.connections_accepted, s.connections_closed), (n as u64, n as u64));
+        assert_eq!(s.write_errors + s.write_short + s.stale_events, 0);
+        p
+    }
+
+    #[test]
+    fn random_payloads_up_to_200_kb_come_back_exactly() {
+        let p = echo_random(Faults::default(), 1, 20, 200_000);
+        // The client closed first.
+        assert_eq!(p.server.ep.time_wait(), 0);
+    }
+
+    #[test]
+    #[ignore = "TCP-core bug: a zero receive window drops the ACKs the sender needs (see app report)"]
+    fn with_5_percent_loss_every_byte_still_comes_back() {
+        // Fails today: under loss the server's receive buffer fills while
+        // its send buffer waits for ACKs; those ACKs ride on the client's
+        // data segments (or on pure ACKs whose SEG.SEQ is past RCV.NXT),
+        // which `Tcb::acceptable` rejects whole at RCV.WND = 0 instead of
+        // processing their ACK field (RFC 9293 §3.10.7.4). Both sides then
+        // retransmit until they time out. Passes once ACKs are taken there.
+        let faults = Faults { loss: 0.05, delay: Duration::from_micros(100), ..Faults::default() };
+        let p = echo_random(faults, 2, 20, 200_000);
+        assert!(p.client.link.stats().lost > 0 && p.server.link.stats().lost > 0);
+    }
+
+    #[test]
+    fn with_5_percent_loss_payloads_within_the_buffers_come_back() {
+        let faults = Faults { loss: 0.05, delay: Duration::from_micros(100), ..Faults::default() };
+        let p = echo_random(faults, 3, 50, 12_000);
+        assert!(p.client.link.stats().lost > 0 && p.server.link.stats().lost > 0);
+    }
+
+    #[test]
+    fn bytes_are_consumed_only_as_fast_as_they_can_be_sent() {
+        // A client that writes but does not read: the server echoes until
+        // its send buffer and the client's receive buffer are full, then
+        // stops reading; its receive buffer fills, its window closes, and
+        // the client's writes stall. Nothing is lost: once the client reads
+        // again everything comes back.
+        let mut p = pair(Echo::new(CONNECTIONS), Faults::default(), 3);
+        let data = payload(9, 200_000);
+        let h =
+            connect(&mut p, 30000, ClientConn { paused: true, shutdown_when_sent: true, ..ClientConn::sending(&data) });
+        let start = p.now;
+        p.drive(Duration::from_secs(30), |p| p.now > start + Duration::from_secs(20));
+        let c = conn(&p, h);
+        assert!(c.out_off < 70_000, "the windows closed after {} bytes", c.out_off);
+        assert!(p.server.app.stats.send_blocked > 0);
+        let echoed = p.server.app.stats.bytes_echoed;
+        assert!(echoed > 0 && echoed < 40_000, "{echoed}");
+
+        p.client.app.conns.get_mut(&h).unwrap().paused = false;
+        p.client.app.pump(&mut p.client.ep, h);
+        run_all(&mut p, Duration::from_secs(600));
+        assert!(conn(&p, h).received == data);
+    }
+}
