@@ -5,16 +5,16 @@
 //! connection table, TIME-WAIT table and timing wheel), `link` (frame I/O),
 //! `shard` (the per-core run loop) and `app` (applications on top).
 
+pub mod app;
+pub mod cli;
 pub mod flow;
 pub mod link;
-pub mod neigh;
-pub mod table;
-pub mod tcp;
-pub mod app;
-
 pub mod metrics;
+pub mod neigh;
 pub mod shard;
 pub mod sim;
+pub mod table;
+pub mod tcp;
 pub mod time;
 pub mod timer;
 pub mod wire;

@@ -108,8 +108,7 @@ impl Family<'_> {
 pub fn render(view: &View<'_>) -> String {
     let mut out = String::with_capacity(64 * 1024);
     let mut f = Family { out: &mut out };
-    let shards: Vec<(String, &Snapshot)> =
-        view.shards.iter().flatten().map(|s| (s.shard.to_string(), s)).collect();
+    let shards: Vec<(String, &Snapshot)> = view.shards.iter().flatten().map(|s| (s.shard.to_string(), s)).collect();
 
     f.head("floodgate_up", "gauge", "1 while the engine runs.");
     f.sample("floodgate_up", &[], 1);
@@ -155,9 +154,11 @@ pub fn render(view: &View<'_>) -> String {
             s.half_open as u64
         }),
         ("floodgate_connections_time_wait", "Entries in the TIME-WAIT table.", |s| s.time_wait as u64),
-        ("floodgate_connection_table_used", "Entries in use in the connection table (all states but TIME-WAIT).", |s| {
-            s.connections as u64
-        }),
+        (
+            "floodgate_connection_table_used",
+            "Entries in use in the connection table (all states but TIME-WAIT).",
+            |s| s.connections as u64,
+        ),
         ("floodgate_connection_table_capacity", "Size of the preallocated connection table.", |s| {
             s.connection_capacity as u64
         }),

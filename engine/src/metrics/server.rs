@@ -258,9 +258,7 @@ mod tests {
         let big = vec![b'a'; MAX_REQUEST + 100];
         assert!(get(&big).starts_with("HTTP/1.1 431"));
         // Many scrapers at once.
-        let hs: Vec<_> = (0..20)
-            .map(|_| std::thread::spawn(move || get(b"GET /metrics HTTP/1.0\r\n\r\n")))
-            .collect();
+        let hs: Vec<_> = (0..20).map(|_| std::thread::spawn(move || get(b"GET /metrics HTTP/1.0\r\n\r\n"))).collect();
         for h in hs {
             assert!(h.join().unwrap().contains("floodgate_up 1"));
         }

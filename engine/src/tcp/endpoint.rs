@@ -182,10 +182,7 @@ impl Endpoint {
     /// Bytes reserved at start-up for the connection table, the TIME-WAIT
     /// tables and the buffer pool (the bulk of a shard's footprint).
     pub fn memory_bytes(&self) -> usize {
-        self.conns.memory_bytes()
-            + self.tw4.memory_bytes()
-            + self.tw6.memory_bytes()
-            + self.pool.memory_bytes()
+        self.conns.memory_bytes() + self.tw4.memory_bytes() + self.tw6.memory_bytes() + self.pool.memory_bytes()
     }
     pub fn armed_timers(&self) -> usize {
         self.wheel.len()
