@@ -18,6 +18,11 @@
 #  - In generic mode (--xdp-mode generic) veth delivers every frame on RX
 #    queue 0; in native mode frames land on the queue matching the client's
 #    TX queue (its sending core), so both queues see traffic.
+#  - A connection must stay on one queue (one shard owns it). The client
+#    kernel picks the TX queue, hence our RX queue, from the flow's hash, and
+#    by default re-rolls that hash after an RTO (net.core.txrehash, per
+#    namespace): under loss a flow would jump to the other shard. fg-cli
+#    sets net.core.txrehash=0. (A NIC's RSS hashes the 4-tuple: no issue.)
 #  - Checksum offload is turned off on fg-c0 (tx and rx): with tx on, the
 #    client kernel's frames carry partial (pseudo-header only) TCP checksums
 #    into AF_XDP; with rx on, veth marks frames CHECKSUM_UNNECESSARY and a
@@ -76,6 +81,8 @@ up() {
         done
     } | ip -n "$CLI" -batch -
 
+    ip netns exec "$CLI" sysctl -q -w net.core.txrehash=0 ||
+        die "cannot set net.core.txrehash=0 in $CLI"
     ip netns exec "$CLI" ethtool -K "$CLI_IF" rx off tx off >/dev/null 2>&1 ||
         die "cannot turn checksum offload off on $CLI_IF"
 

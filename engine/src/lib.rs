@@ -6,9 +6,12 @@
 //! `shard` (the per-core run loop) and `app` (applications on top).
 
 pub mod app;
+pub mod cli;
 mod counters;
 pub mod flow;
 pub mod link;
+pub mod metrics;
+pub mod neigh;
 pub mod shard;
 pub mod sim;
 pub mod table;

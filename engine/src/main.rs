@@ -1,3 +1,5 @@
-fn main() {
-    eprintln!("floodgate: the serve command arrives with the data path");
+//! The `floodgate` binary: see `floodgate serve --help`.
+
+fn main() -> std::process::ExitCode {
+    floodgate::cli::main()
 }

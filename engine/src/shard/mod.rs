@@ -3,6 +3,10 @@
 //! shared by the real shard and by the in-memory simulator, so tests and
 //! benchmarks run the very code production runs.
 
+pub mod runner;
+
+pub use runner::{AppStats, Command, Report, ShardHandle, ShardSpec, Snapshot};
+
 use crate::app::App;
 use crate::link::Link;
 use crate::tcp::Endpoint;

@@ -28,6 +28,10 @@ impl BufferPool {
     pub fn available(&self) -> usize {
         self.free.len()
     }
+    /// Bytes of chunk memory reserved.
+    pub fn memory_bytes(&self) -> usize {
+        self.mem.len()
+    }
     fn alloc(&mut self) -> Option<u32> {
         let c = self.free.pop();
         if c.is_none() {

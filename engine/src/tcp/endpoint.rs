@@ -99,6 +99,8 @@ pub struct Endpoint {
     /// Connections refused send space because the pool was empty; each
     /// gets `Writable` when chunks come back (`flag::WANTS_BUFFER`).
     buffer_waiters: Vec<Handle>,
+    /// False once [`Endpoint::stop_listening`] ran (drain): listeners are closed.
+    listening: bool,
     pub stats: Stats,
     /// Frames dropped by the wire parser, by reason (`wire::Error::ALL` order).
     pub wire_errors: [u64; wire::Error::ALL.len()],
@@ -129,6 +131,7 @@ impl Endpoint {
             in_place: None,
             now,
             buffer_waiters: Vec::with_capacity(cap.connections as usize),
+            listening: true,
             stats: Stats::default(),
             wire_errors: [0; wire::Error::ALL.len()],
             not_tcp: 0,
@@ -144,6 +147,20 @@ impl Endpoint {
         self.cfgs.push(cfg);
         self.listeners.push(Listener { addr: addr.map(Addr::from), port, half_open: 0 });
         Ok(self.listeners.len() as u16)
+    }
+
+    /// Closes every listener (the drain at shutdown): from now on a SYN, or
+    /// the cookie ACK of a handshake the listener never recorded, is
+    /// answered as on a closed port (RST, counted in `drop_no_listener`),
+    /// so clients fail fast instead of retrying. Connections already in the
+    /// table, half-open ones included, go on to their normal end.
+    pub fn stop_listening(&mut self) {
+        self.listening = false;
+    }
+
+    /// False after [`stop_listening`](Self::stop_listening).
+    pub fn is_listening(&self) -> bool {
+        self.listening
     }
 
     pub fn listeners(&self) -> &[Listener] {
@@ -173,6 +190,11 @@ impl Endpoint {
     }
     pub fn buffers_free(&self) -> usize {
         self.pool.available()
+    }
+    /// Bytes reserved at start-up for the connection table, the TIME-WAIT
+    /// tables and the buffer pool (the bulk of a shard's footprint).
+    pub fn memory_bytes(&self) -> usize {
+        self.conns.memory_bytes() + self.tw4.memory_bytes() + self.tw6.memory_bytes() + self.pool.memory_bytes()
     }
     pub fn armed_timers(&self) -> usize {
         self.wheel.len()
@@ -254,6 +276,9 @@ impl Endpoint {
     }
 
     fn find_listener(&self, t: &FourTuple) -> Option<u16> {
+        if !self.listening {
+            return None;
+        }
         self.listeners
             .iter()
             .position(|l| l.port == t.local_port && l.addr.map_or(true, |a| a == t.local_addr))

@@ -181,6 +181,11 @@ impl Tcb {
             }
             self.state = State::Established;
             self.snd_una = self.iss + 1;
+            // A duplicate SYN earlier in this batch rewound SND.NXT to
+            // resend the SYN-ACK; the peer has it: never send below SND.UNA.
+            if self.snd_nxt == self.iss {
+                self.snd_nxt = self.iss + 1;
+            }
             self.snd_wl1 = seg.seq;
             self.snd_wl2 = seg.ack;
             self.snd_wnd = (seg.window as u32) << self.snd_wscale;

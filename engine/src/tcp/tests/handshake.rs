@@ -202,3 +202,52 @@ fn full_table_answers_with_cookie_and_drops_its_ack_counted() {
     assert_eq!(h.ep.stats.syns_dropped_table_full, 1);
     assert_eq!(h.ep.connections(), 1);
 }
+
+#[test]
+fn stop_listening_refuses_new_handshakes_and_keeps_connections() {
+    // The drain at shutdown: established connections carry on, new SYNs get
+    // RST (seq 0, ack = SYN + 1) as on a closed port, and nothing is kept.
+    let mut h = Harness::new(cfg());
+    let (c, iss) = h.establish();
+    assert!(h.ep.is_listening());
+    h.ep.stop_listening();
+    assert!(!h.ep.is_listening());
+
+    h.client_port = CLIENT_PORT + 1;
+    let rst = h.send1(syn(CLIENT_ISN));
+    assert_eq!(rst.control, RST | ACK);
+    assert_eq!(rst.ack, CLIENT_ISN + 1);
+    assert_eq!(h.ep.half_open(), 0);
+    assert_eq!(h.ep.connections(), 1);
+    assert_eq!(h.ep.stats.drop_no_listener, 1);
+
+    // The established connection still moves data and closes normally.
+    h.client_port = CLIENT_PORT;
+    h.send0(S { payload: b"ping".to_vec(), ..seg(ACK | PSH, CLIENT_ISN + 1, iss + 1) });
+    assert_eq!(h.ep.readable(c), 4, "data after stop_listening is delivered (ACK delayed)");
+}
+
+#[test]
+fn duplicate_syn_and_final_ack_in_one_batch() {
+    // Seen on the testbed under loss: the client's SYN retransmission and its
+    // ACK of our (timer-)retransmitted SYN-ACK arrive in the same RX batch.
+    // The duplicate SYN rewinds SND.NXT to ISS to resend the SYN-ACK; the ACK
+    // then establishes before any flush. What follows must start at ISS + 1.
+    let mut h = Harness::new(cfg());
+    let sa = h.send1(syn(CLIENT_ISN));
+    let from = (CLIENT_MAC, Addr::v4(CLIENT_IP), h.client_port);
+    let to = (SERVER_MAC, Addr::v4(SERVER_IP), SERVER_PORT);
+    let mut tx = Capture::default();
+    for s in [syn(CLIENT_ISN), seg(ACK, CLIENT_ISN + 1, sa.seq + 1)] {
+        let mut f = frame_of(&s, from, to);
+        h.ep.on_frame(h.now, &mut f, &mut tx);
+    }
+    let mut out = h.collect(tx);
+    out.extend(h.flush());
+    assert!(out.iter().all(|s| s.seq == sa.seq + 1 || s.control & SYN != 0), "{out:#?}");
+    let c = h.accepted();
+    assert_eq!(h.ep.write(c, b"hi"), Ok(2));
+    let out = h.flush();
+    let data = out.iter().find(|s| !s.payload.is_empty()).expect("the data goes out");
+    assert_eq!(data.seq, sa.seq + 1, "data starts at ISS + 1, not at the rewound ISS");
+}

@@ -1,0 +1,521 @@
+//! The settings of `floodgate serve`: one struct read both from the command
+//! line (clap) and from a TOML file (serde), with the same key names
+//! (`--time-wait-capacity` on the command line is `time-wait-capacity` in
+//! the file). The command line overrides the file; then [`Settings::resolve`]
+//! checks everything and builds the engine's configuration types.
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use serde::Deserialize;
+
+use crate::link::xdp::{XdpConfig, XdpMode, ZeroCopy};
+use crate::table::TwFullPolicy;
+use crate::tcp::{Capacity, CookieMode, Keepalive, TcpConfig};
+
+/// Which application the shards run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AppKind {
+    /// HTTP/1.1 responder: every GET gets 200 and the configured body.
+    Http,
+    /// Echo: every byte received is sent back.
+    Echo,
+    /// Sink: every byte received is discarded.
+    Sink,
+}
+
+impl AppKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AppKind::Http => "http",
+            AppKind::Echo => "echo",
+            AppKind::Sink => "sink",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum XdpModeArg {
+    /// Driver mode; fail if the driver has no XDP.
+    Native,
+    /// SKB mode: any interface, slower.
+    Generic,
+    /// Native, falling back to generic.
+    Auto,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ZeroCopyArg {
+    /// Bind zero-copy or fail.
+    Require,
+    /// Zero-copy if the driver can, else copy.
+    Auto,
+    /// Copy mode.
+    Off,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CookieArg {
+    /// Half-open state until the listener's budget is spent, then cookies.
+    Auto,
+    /// Always answer SYNs with cookies (no half-open state).
+    Always,
+    /// Never: SYNs past the budget are dropped (counted).
+    Never,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TwPolicyArg {
+    /// A full TIME-WAIT table evicts its oldest entry (counted).
+    EvictOldest,
+    /// A full TIME-WAIT table makes new SYNs be dropped (counted).
+    RefuseNew,
+}
+
+/// A duration on the command line or in the file: `30` or `30s`, `500ms`,
+/// `2m`, `1h`; in the file also a bare number (seconds).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Secs(pub Duration);
+
+impl FromStr for Secs {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        let (num, unit) = match s.find(|c: char| c.is_ascii_alphabetic()) {
+            Some(i) => (&s[..i], &s[i..]),
+            None => (s, "s"),
+        };
+        let v: f64 = num.trim().parse().map_err(|_| format!("bad duration {s:?} (examples: 30, 30s, 500ms, 2m)"))?;
+        let mult = match unit {
+            "ms" => 0.001,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return Err(format!("bad duration unit in {s:?}: use ms, s, m or h")),
+        };
+        let secs = v * mult;
+        if !(0.0..=1e9).contains(&secs) {
+            return Err(format!("duration {s:?} out of range"));
+        }
+        Ok(Secs(Duration::from_secs_f64(secs)))
+    }
+}
+
+impl fmt::Display for Secs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Secs {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Int(u64),
+            Float(f64),
+            Str(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Int(n) => Ok(Secs(Duration::from_secs(n))),
+            Raw::Float(f) if (0.0..=1e9).contains(&f) => Ok(Secs(Duration::from_secs_f64(f))),
+            Raw::Float(f) => Err(serde::de::Error::custom(format!("duration {f} out of range"))),
+            Raw::Str(s) => s.parse().map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// Every setting of `floodgate serve`. All optional here: the file and the
+/// command line are merged first, then defaults apply and the result is checked.
+#[derive(Args, Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Settings {
+    /// TOML file with any of these settings (same names, without the dashes
+    /// in front); the command line overrides it.
+    #[arg(long, value_name = "FILE", help_heading = "Where")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+
+    /// Interface to serve on; one AF_XDP socket and one shard per RX queue.
+    #[arg(long, value_name = "IF", help_heading = "Where")]
+    pub iface: Option<String>,
+    /// Addresses served (VIPs), comma-separated. They need not be configured
+    /// on the interface, but something must bring their traffic here (ARP
+    /// by the kernel if it has the address, or a route on the next hop).
+    #[arg(long, value_name = "ADDR[,ADDR...]", value_delimiter = ',', help_heading = "Where")]
+    pub vip: Option<Vec<IpAddr>>,
+    /// TCP ports served on every VIP, comma-separated.
+    #[arg(long, value_name = "N[,N...]", value_delimiter = ',', help_heading = "Where")]
+    pub port: Option<Vec<u16>>,
+    /// The application the shards run.
+    #[arg(long, value_enum, help_heading = "Where")]
+    pub app: Option<AppKind>,
+    /// Shards (RX queues 0..N-1, one thread each) [default: every RX queue of the interface].
+    #[arg(long, value_name = "N", help_heading = "Where")]
+    pub queues: Option<u32>,
+    /// CPUs to pin the shards to, in shard order [default: the CPUs this process may use, round robin].
+    #[arg(long, value_name = "CPU[,CPU...]", value_delimiter = ',', help_heading = "Where")]
+    pub cpus: Option<Vec<usize>>,
+    /// Serve Prometheus metrics at http://ADDR:PORT/metrics (kernel socket).
+    #[arg(long, value_name = "ADDR:PORT", help_heading = "Where")]
+    pub metrics: Option<SocketAddr>,
+
+    /// XDP attach mode [default: auto].
+    #[arg(long, value_enum, value_name = "MODE", help_heading = "XDP")]
+    pub xdp_mode: Option<XdpModeArg>,
+    /// AF_XDP zero-copy policy [default: auto].
+    #[arg(long, value_enum, value_name = "POLICY", help_heading = "XDP")]
+    pub zero_copy: Option<ZeroCopyArg>,
+    /// UMEM frame size in bytes, 2048 or 4096 [default: 4096].
+    #[arg(long, value_name = "BYTES", help_heading = "XDP")]
+    pub frame_size: Option<u32>,
+    /// Fill/RX ring size per queue, a power of two [default: 2048].
+    #[arg(long, value_name = "N", help_heading = "XDP")]
+    pub rx_ring: Option<u32>,
+    /// TX/completion ring size per queue, a power of two [default: 2048].
+    #[arg(long, value_name = "N", help_heading = "XDP")]
+    pub tx_ring: Option<u32>,
+
+    /// Connections (established and half-open) per shard, preallocated [default: 65536].
+    #[arg(long, value_name = "N", help_heading = "Limits (per shard)")]
+    pub connections: Option<u32>,
+    /// TIME-WAIT entries per shard, preallocated [default: 65536].
+    #[arg(long, value_name = "N", help_heading = "Limits (per shard)")]
+    pub time_wait_capacity: Option<u32>,
+    /// What a full TIME-WAIT table does [default: evict-oldest].
+    #[arg(long, value_enum, value_name = "POLICY", help_heading = "Limits (per shard)")]
+    pub time_wait_policy: Option<TwPolicyArg>,
+    /// Buffer chunks per shard (a connection holds one per direction while it has bytes) [default: 8192].
+    #[arg(long, value_name = "N", help_heading = "Limits (per shard)")]
+    pub buffers: Option<u32>,
+    /// Bytes per buffer chunk: the most a connection buffers per direction [default: 16384].
+    #[arg(long, value_name = "BYTES", help_heading = "Limits (per shard)")]
+    pub buffer_size: Option<u32>,
+    /// Application events queued between two drains [default: 8192].
+    #[arg(long, value_name = "N", help_heading = "Limits (per shard)")]
+    pub events: Option<u32>,
+    /// Half-open (SYN-RECEIVED) entries per listener before SYN cookies [default: 65536].
+    #[arg(long, value_name = "N", help_heading = "Limits (per shard)")]
+    pub half_open_budget: Option<u32>,
+
+    /// Maximum segment lifetime; TIME-WAIT lasts 2 x MSL [default: 30s].
+    #[arg(long, value_name = "DURATION", help_heading = "TCP")]
+    pub msl: Option<Secs>,
+    /// How long FIN-WAIT-2 waits for the peer's FIN [default: 60s].
+    #[arg(long, value_name = "DURATION", help_heading = "TCP")]
+    pub fin_wait2_timeout: Option<Secs>,
+    /// Keepalive: idle time before the first probe [default: 2h].
+    #[arg(long, value_name = "DURATION", help_heading = "TCP")]
+    pub keepalive_idle: Option<Secs>,
+    /// Keepalive: time between probes [default: 75s].
+    #[arg(long, value_name = "DURATION", help_heading = "TCP")]
+    pub keepalive_interval: Option<Secs>,
+    /// Keepalive: unanswered probes before the connection is reset [default: 10].
+    #[arg(long, value_name = "N", help_heading = "TCP")]
+    pub keepalive_probes: Option<u8>,
+    /// Turn keepalive off.
+    #[arg(long, help_heading = "TCP")]
+    #[serde(default)]
+    pub no_keepalive: bool,
+    /// When SYNs are answered with SYN cookies [default: auto].
+    #[arg(long, value_enum, value_name = "MODE", help_heading = "TCP")]
+    pub syn_cookies: Option<CookieArg>,
+    /// Link MTU; the MSS advertised is this less the headers [default: 1500].
+    #[arg(long, value_name = "BYTES", help_heading = "TCP")]
+    pub mtu: Option<u16>,
+
+    /// HTTP app: the body of every 200 response [default: "Hello, World!", 13 bytes].
+    #[arg(long, value_name = "TEXT", help_heading = "Applications")]
+    pub http_body: Option<String>,
+    /// HTTP app: the largest request head accepted; larger gets 400 [default: 8192].
+    #[arg(long, value_name = "BYTES", help_heading = "Applications")]
+    pub http_max_header_bytes: Option<usize>,
+
+    /// On SIGINT/SIGTERM, how long established connections may take to
+    /// finish before the rest are reset [default: 5s].
+    #[arg(long, value_name = "DURATION", help_heading = "Operating")]
+    pub drain: Option<Secs>,
+}
+
+macro_rules! merge_fields {
+    ($cli:ident, $file:ident; $($f:ident),*) => {
+        Settings { config: $cli.config.clone(), no_keepalive: $cli.no_keepalive || $file.no_keepalive, $($f: $cli.$f.or($file.$f),)* }
+    };
+}
+
+impl Settings {
+    /// Reads a TOML settings file.
+    pub fn from_file(path: &std::path::Path) -> Result<Settings, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        Self::from_toml(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    pub fn from_toml(text: &str) -> Result<Settings, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    /// `self` (the command line) over `file`.
+    pub fn over(self, file: Settings) -> Settings {
+        let cli = self;
+        merge_fields!(cli, file; iface, vip, port, app, queues, cpus, metrics, xdp_mode, zero_copy,
+            frame_size, rx_ring, tx_ring, connections, time_wait_capacity, time_wait_policy, buffers,
+            buffer_size, events, half_open_budget, msl, fin_wait2_timeout, keepalive_idle,
+            keepalive_interval, keepalive_probes, syn_cookies, mtu, http_body, http_max_header_bytes, drain)
+    }
+
+    /// Checks the merged settings and builds the engine's configuration.
+    /// `rx_queues` is the interface's RX queue count, if known.
+    pub fn resolve(&self, rx_queues: impl FnOnce(&str) -> Option<u32>) -> Result<Resolved, String> {
+        let iface = self.iface.clone().ok_or("--iface is required (the interface to serve on)")?;
+        let vips = self.vip.clone().unwrap_or_default();
+        if vips.is_empty() {
+            return Err("--vip is required (the address or addresses to serve)".into());
+        }
+        for v in &vips {
+            if v.is_unspecified() || v.is_multicast() {
+                return Err(format!("--vip {v}: not a unicast address"));
+            }
+        }
+        let ports = self.port.clone().unwrap_or_default();
+        if ports.is_empty() {
+            return Err("--port is required (the TCP port or ports to serve)".into());
+        }
+        if ports.contains(&0) {
+            return Err("--port 0 is not a port".into());
+        }
+        let app = self.app.ok_or("--app is required: http, echo or sink")?;
+
+        let have = rx_queues(&iface);
+        let queues = match (self.queues, have) {
+            (Some(0), _) => return Err("--queues must be at least 1".into()),
+            (Some(q), Some(n)) if q > n => {
+                return Err(format!("--queues {q} but {iface} has {n} RX queue{}", if n == 1 { "" } else { "s" }))
+            }
+            (Some(q), _) => q,
+            (None, Some(n)) => n.max(1),
+            (None, None) => 1,
+        };
+        if let Some(c) = &self.cpus {
+            if c.len() < queues as usize {
+                return Err(format!("--cpus lists {} CPU(s) for {queues} shards", c.len()));
+            }
+        }
+
+        let def = TcpConfig::default();
+        let ka_default = Keepalive::default();
+        let keepalive = if self.no_keepalive {
+            None
+        } else {
+            let k = Keepalive {
+                idle: self.keepalive_idle.map_or(ka_default.idle, |s| s.0),
+                interval: self.keepalive_interval.map_or(ka_default.interval, |s| s.0),
+                probes: self.keepalive_probes.unwrap_or(ka_default.probes),
+            };
+            if k.idle.is_zero() || k.interval.is_zero() {
+                return Err("--keepalive-idle and --keepalive-interval must be more than 0 (or --no-keepalive)".into());
+            }
+            if k.probes == 0 {
+                return Err("--keepalive-probes must be at least 1 (or --no-keepalive)".into());
+            }
+            Some(k)
+        };
+        let tcp = TcpConfig {
+            mtu: self.mtu.unwrap_or(def.mtu),
+            msl: self.msl.map_or(def.msl, |s| s.0),
+            fin_wait2_timeout: self.fin_wait2_timeout.map_or(def.fin_wait2_timeout, |s| s.0),
+            keepalive,
+            syn_cookies: match self.syn_cookies {
+                None => def.syn_cookies,
+                Some(CookieArg::Auto) => CookieMode::Auto,
+                Some(CookieArg::Always) => CookieMode::Always,
+                Some(CookieArg::Never) => CookieMode::Never,
+            },
+            half_open_budget: self.half_open_budget.unwrap_or(def.half_open_budget),
+            ..def
+        };
+        if tcp.msl.is_zero() || tcp.msl > Duration::from_secs(3600) {
+            return Err("--msl must be more than 0 and at most 1h".into());
+        }
+        if !(576..=9216).contains(&tcp.mtu) {
+            return Err(format!("--mtu {} must be between 576 and 9216", tcp.mtu));
+        }
+        let cdef = Capacity::default();
+        let cap = Capacity {
+            connections: self.connections.unwrap_or(cdef.connections),
+            time_wait: self.time_wait_capacity.unwrap_or(cdef.time_wait),
+            buffers: self.buffers.unwrap_or(cdef.buffers),
+            buffer_size: self.buffer_size.unwrap_or(cdef.buffer_size),
+            events: self.events.unwrap_or(cdef.events),
+            time_wait_policy: match self.time_wait_policy {
+                None => cdef.time_wait_policy,
+                Some(TwPolicyArg::EvictOldest) => TwFullPolicy::EvictOldest,
+                Some(TwPolicyArg::RefuseNew) => TwFullPolicy::RefuseNew,
+            },
+        };
+        for (name, v, max) in [
+            ("--connections", cap.connections, 1 << 26),
+            ("--time-wait-capacity", cap.time_wait, 1 << 28),
+            ("--buffers", cap.buffers, 1 << 24),
+            ("--events", cap.events, 1 << 24),
+        ] {
+            if v == 0 || v > max {
+                return Err(format!("{name} {v} must be between 1 and {max}"));
+            }
+        }
+        if !(512..=1 << 24).contains(&cap.buffer_size) {
+            return Err(format!("--buffer-size {} must be between 512 and 16777216", cap.buffer_size));
+        }
+        let xdp_def = XdpConfig::default();
+        let xdp = XdpConfig {
+            frame_size: self.frame_size.unwrap_or(xdp_def.frame_size),
+            rx_ring: self.rx_ring.unwrap_or(xdp_def.rx_ring),
+            tx_ring: self.tx_ring.unwrap_or(xdp_def.tx_ring),
+            zero_copy: match self.zero_copy {
+                None => xdp_def.zero_copy,
+                Some(ZeroCopyArg::Require) => ZeroCopy::Require,
+                Some(ZeroCopyArg::Auto) => ZeroCopy::Auto,
+                Some(ZeroCopyArg::Off) => ZeroCopy::Off,
+            },
+            ..xdp_def
+        };
+        if xdp.frame_size != 2048 && xdp.frame_size != 4096 {
+            return Err(format!("--frame-size {} must be 2048 or 4096", xdp.frame_size));
+        }
+        for (name, v) in [("--rx-ring", xdp.rx_ring), ("--tx-ring", xdp.tx_ring)] {
+            if !v.is_power_of_two() || !(64..=65536).contains(&v) {
+                return Err(format!("{name} {v} must be a power of two between 64 and 65536"));
+            }
+        }
+        let xdp_mode = match self.xdp_mode {
+            None | Some(XdpModeArg::Auto) => XdpMode::Auto,
+            Some(XdpModeArg::Native) => XdpMode::Native,
+            Some(XdpModeArg::Generic) => XdpMode::Generic,
+        };
+        let http_max_header_bytes = self.http_max_header_bytes.unwrap_or(8192);
+        if http_max_header_bytes < 64 {
+            return Err("--http-max-header-bytes must be at least 64".into());
+        }
+        Ok(Resolved {
+            iface,
+            vips,
+            ports,
+            app,
+            queues,
+            cpus: self.cpus.clone(),
+            metrics: self.metrics,
+            xdp_mode,
+            xdp,
+            tcp,
+            cap,
+            http_body: self.http_body.clone().unwrap_or_else(|| "Hello, World!".into()),
+            http_max_header_bytes,
+            drain: self.drain.map_or(Duration::from_secs(5), |s| s.0),
+        })
+    }
+}
+
+/// Settings checked and turned into the engine's types.
+#[derive(Clone, Debug)]
+pub struct Resolved {
+    pub iface: String,
+    pub vips: Vec<IpAddr>,
+    pub ports: Vec<u16>,
+    pub app: AppKind,
+    pub queues: u32,
+    pub cpus: Option<Vec<usize>>,
+    pub metrics: Option<SocketAddr>,
+    pub xdp_mode: XdpMode,
+    pub xdp: XdpConfig,
+    pub tcp: TcpConfig,
+    pub cap: Capacity,
+    pub http_body: String,
+    pub http_max_header_bytes: usize,
+    pub drain: Duration,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        s: Settings,
+    }
+
+    fn cli(args: &[&str]) -> Settings {
+        let mut v = vec!["floodgate"];
+        v.extend_from_slice(args);
+        Cli::try_parse_from(v).unwrap().s
+    }
+
+    const BASE: &[&str] = &["--iface", "fg-s0", "--vip", "198.18.0.1", "--port", "80,8080", "--app", "http"];
+
+    #[test]
+    fn command_line_over_file_over_defaults() {
+        let file = Settings::from_toml(
+            r#"
+            iface = "eth9"
+            msl = "2s"
+            connections = 1000
+            keepalive-idle = 2
+            keepalive-interval = 1.5
+            syn-cookies = "always"
+            time-wait-policy = "refuse-new"
+            "#,
+        )
+        .unwrap();
+        let mut args = BASE.to_vec();
+        args.extend_from_slice(&["--connections", "2000", "--drain", "500ms"]);
+        let r = cli(&args).over(file).resolve(|_| Some(2)).unwrap();
+        assert_eq!(r.iface, "fg-s0", "the command line wins");
+        assert_eq!(r.ports, vec![80, 8080]);
+        assert_eq!(r.cap.connections, 2000);
+        assert_eq!(r.tcp.msl, Duration::from_secs(2), "the file fills what the command line left");
+        assert_eq!(r.tcp.keepalive.unwrap().interval, Duration::from_millis(1500));
+        assert_eq!(r.tcp.keepalive.unwrap().probes, 10, "defaults fill the rest");
+        assert_eq!(r.tcp.syn_cookies, CookieMode::Always);
+        assert_eq!(r.cap.time_wait_policy, TwFullPolicy::RefuseNew);
+        assert_eq!(r.drain, Duration::from_millis(500));
+        assert_eq!(r.queues, 2, "every RX queue by default");
+        assert_eq!(r.http_body.len(), 13);
+    }
+
+    #[test]
+    fn clear_errors() {
+        let err = |args: &[&str], queues: Option<u32>| cli(args).resolve(|_| queues).unwrap_err();
+        let mut a = BASE.to_vec();
+        a.extend_from_slice(&["--queues", "2"]);
+        assert_eq!(err(&a, Some(1)), "--queues 2 but fg-s0 has 1 RX queue");
+        assert!(err(&["--vip", "198.18.0.1"], None).contains("--iface is required"));
+        assert!(err(&["--iface", "x", "--port", "1"], None).contains("--vip is required"));
+        let mut a = BASE.to_vec();
+        a.extend_from_slice(&["--keepalive-probes", "0"]);
+        assert!(err(&a, None).contains("--keepalive-probes"));
+        let mut a = BASE.to_vec();
+        a.extend_from_slice(&["--rx-ring", "1000"]);
+        assert!(err(&a, None).contains("power of two"));
+        assert!(Settings::from_toml("no-such-key = 1").unwrap_err().contains("unknown field"));
+        assert!("5 parsecs".parse::<Secs>().is_err());
+        let mut a = BASE.to_vec();
+        a.push("--no-keepalive");
+        assert_eq!(cli(&a).resolve(|_| None).unwrap().tcp.keepalive, None);
+    }
+
+    #[test]
+    fn example_config_parses() {
+        let text = include_str!("../../../deploy/floodgate.toml");
+        let s = Settings::from_toml(text).expect("deploy/floodgate.toml parses");
+        s.resolve(|_| Some(1)).expect("and resolves");
+    }
+}

@@ -1,0 +1,365 @@
+//! `floodgate serve`: attach the XDP program, bind one AF_XDP socket per
+//! queue, start one shard per queue, then run the control thread: signals,
+//! metrics scrapes, the shards' snapshots, drain and stop.
+//!
+//! Exit paths, all of which detach the XDP program (dropping the
+//! `XdpProgram` closes its bpf_link; even a SIGKILL does, with the process):
+//! * SIGINT/SIGTERM: the shards stop accepting (new SYNs get RST), the
+//!   connections in the table get `--drain` to finish, then the rest are
+//!   reset and the shards end. A second signal skips what is left of the drain.
+//! * A shard panics: it is caught in the shard, reported, and the others are
+//!   stopped at once; the process exits with status 1.
+//! * Start-up fails: a clear message and status 1 (the program, if already
+//!   attached, is dropped on the way out).
+
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Receiver;
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token};
+
+use super::config::{AppKind, Resolved, Settings};
+use super::signals::{self, Signals};
+use crate::app::echo::Echo;
+use crate::app::http::Http;
+use crate::app::sink::Sink;
+use crate::app::App;
+use crate::link::xdp::{self, Xdp, XdpProgram};
+use crate::metrics::{self, Info, MetricsServer, View};
+use crate::shard::runner::{self, allowed_cpus, Report, ShardSpec};
+use crate::shard::{AppStats, Command, ShardHandle, Snapshot};
+use crate::tcp::{Endpoint, Secrets, Stats};
+
+const SIGNAL: Token = Token(0);
+const METRICS: Token = Token(1);
+/// How often the control thread looks at its channels when nothing happens.
+const CONTROL_TICK: Duration = Duration::from_millis(100);
+
+/// Runs the serve command; `Err` is a message for the operator.
+pub fn serve(cli: Settings) -> Result<(), String> {
+    let settings = match &cli.config {
+        Some(path) => {
+            let file = Settings::from_file(path)?;
+            cli.over(file)
+        }
+        None => cli,
+    };
+    let cfg = settings.resolve(xdp::program::rx_queue_count)?;
+    let signals = Signals::install(&[libc::SIGINT, libc::SIGTERM])
+        .map_err(|e| format!("cannot install the signal handlers: {e}"))?;
+
+    let mut program = XdpProgram::load().map_err(|e| e.to_string())?;
+    let mode = program.attach(&cfg.iface, cfg.xdp_mode).map_err(|e| e.to_string())?;
+    match program.native_fallback_reason() {
+        Some(why) => tracing::warn!(iface = %cfg.iface, "XDP attached in {mode} mode (native refused: {why})"),
+        None => tracing::info!(iface = %cfg.iface, "XDP attached in {mode} mode"),
+    }
+    let owned: Vec<(IpAddr, u16)> = cfg.vips.iter().flat_map(|&v| cfg.ports.iter().map(move |&p| (v, p))).collect();
+    program.set_vips(&owned).map_err(|e| e.to_string())?;
+    warn_unreachable_vips(&cfg);
+    let mac = crate::neigh::interface_mac(&cfg.iface)
+        .ok_or_else(|| format!("cannot read the MAC address of {}", cfg.iface))?;
+
+    let mut links = Vec::with_capacity(cfg.queues as usize);
+    for q in 0..cfg.queues {
+        let link = Xdp::bind(&program, &cfg.iface, q, &cfg.xdp).map_err(|e| e.to_string())?;
+        tracing::info!(
+            queue = q,
+            "AF_XDP socket bound in {} mode (UMEM {} frames x {} B = {} MiB)",
+            link.bind_mode(),
+            cfg.xdp.frame_count(),
+            cfg.xdp.frame_size,
+            (cfg.xdp.frame_count() as u64 * cfg.xdp.frame_size as u64) >> 20
+        );
+        links.push(link);
+    }
+
+    let poll = Poll::new().map_err(|e| format!("poll: {e}"))?;
+    poll.registry()
+        .register(&mut SourceFd(&signals.fd()), SIGNAL, Interest::READABLE)
+        .map_err(|e| format!("poll: {e}"))?;
+    let metrics = match cfg.metrics {
+        Some(addr) => {
+            let m = MetricsServer::bind(addr, poll.registry(), METRICS)
+                .map_err(|e| format!("cannot serve metrics on {addr}: {e}"))?;
+            tracing::info!("metrics at http://{addr}/metrics");
+            Some(m)
+        }
+        None => None,
+    };
+
+    let cpus = cfg.cpus.clone().unwrap_or_else(allowed_cpus);
+    let (report_tx, report_rx) = crossbeam_channel::bounded(4096);
+    let epoch = std::time::Instant::now();
+    let secrets = Secrets::random();
+    let mut shards = Vec::with_capacity(links.len());
+    for (i, link) in links.into_iter().enumerate() {
+        let spec = ShardSpec { index: i, cpu: cpus.get(i % cpus.len().max(1)).copied(), epoch };
+        let r = match cfg.app {
+            AppKind::Http => {
+                let http = super::apps::http_config(&cfg.http_body, cfg.http_max_header_bytes);
+                let n = cfg.cap.connections as usize;
+                start(spec, link, &cfg, mac, &secrets, report_tx.clone(), move || Http::new(n, http))
+            }
+            AppKind::Echo => {
+                let n = cfg.cap.connections as usize;
+                start(spec, link, &cfg, mac, &secrets, report_tx.clone(), move || Echo::new(n))
+            }
+            AppKind::Sink => start(spec, link, &cfg, mac, &secrets, report_tx.clone(), Sink::new),
+        };
+        shards.push(r.map_err(|e| format!("cannot start shard {i}: {e}"))?);
+    }
+    drop(report_tx);
+    let keepalive = match cfg.tcp.keepalive {
+        Some(k) => format!("{:?}/{:?}/{}", k.idle, k.interval, k.probes),
+        None => "off".into(),
+    };
+    tracing::info!(
+        app = cfg.app.as_str(),
+        shards = shards.len(),
+        connections = cfg.cap.connections,
+        time_wait = cfg.cap.time_wait,
+        buffers = format!("{} x {} B", cfg.cap.buffers, cfg.cap.buffer_size),
+        msl = ?cfg.tcp.msl,
+        keepalive = %keepalive,
+        syn_cookies = ?cfg.tcp.syn_cookies,
+        "serving {} on {} port{} {} (per-shard limits)",
+        cfg.vips.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(","),
+        cfg.iface,
+        if cfg.ports.len() == 1 { "" } else { "s" },
+        cfg.ports.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(","),
+    );
+
+    let info = Info { iface: cfg.iface.clone(), app: cfg.app.as_str(), attach_mode: mode.as_str() };
+    let outcome =
+        Control { poll, signals, metrics, shards, reports: report_rx, info, program: &program, epoch }.run(cfg.drain);
+    program.detach();
+    tracing::info!(iface = %cfg.iface, "XDP program detached");
+    outcome
+}
+
+/// Starts one shard with its endpoint listening on every (VIP, port).
+fn start<A, M>(
+    spec: ShardSpec,
+    link: Xdp,
+    cfg: &Resolved,
+    mac: [u8; 6],
+    secrets: &Secrets,
+    reports: crossbeam_channel::Sender<Report>,
+    make_app: M,
+) -> std::io::Result<ShardHandle>
+where
+    A: App + AppStats + 'static,
+    M: FnOnce() -> A + Send + 'static,
+{
+    let (tcp, cap, secrets) = (cfg.tcp, cfg.cap, secrets.clone());
+    let listen: Vec<(IpAddr, u16)> = cfg.vips.iter().flat_map(|&v| cfg.ports.iter().map(move |&p| (v, p))).collect();
+    let (index, queue, cpu) = (spec.index, link.queue(), spec.cpu);
+    runner::spawn(
+        spec,
+        link,
+        move |now| {
+            let mut ep = Endpoint::new(tcp, cap, mac, secrets, now);
+            for &(addr, port) in &listen {
+                ep.listen(Some(addr), port, tcp).expect("a handful of listeners");
+            }
+            let app = make_app();
+            tracing::info!(
+                shard = index,
+                queue,
+                cpu = ?cpu,
+                "shard ready: {} MiB of tables and buffers reserved",
+                ep.memory_bytes() >> 20
+            );
+            (ep, app)
+        },
+        reports,
+    )
+}
+
+/// Warns when no interface here has a VIP: then the kernel will not answer
+/// ARP/NDP for it, and clients on the link cannot reach it unless a router
+/// (or a static neighbour entry) sends its traffic to this MAC.
+fn warn_unreachable_vips(cfg: &Resolved) {
+    let local = local_addresses();
+    for v in &cfg.vips {
+        if !local.contains(v) {
+            tracing::warn!(
+                "VIP {v} is not an address of any interface in this namespace: the kernel will not answer \
+                 ARP/NDP for it; add it (ip addr add {v}/32 dev {}) or route it to this host",
+                cfg.iface
+            );
+        }
+    }
+}
+
+fn local_addresses() -> Vec<IpAddr> {
+    let mut out = Vec::new();
+    // SAFETY: getifaddrs allocates a list we walk read-only and free once.
+    unsafe {
+        let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
+        if libc::getifaddrs(&mut head) != 0 {
+            return out;
+        }
+        let mut p = head;
+        while !p.is_null() {
+            let a = (*p).ifa_addr;
+            if !a.is_null() {
+                match (*a).sa_family as i32 {
+                    libc::AF_INET => {
+                        let sin = &*(a as *const libc::sockaddr_in);
+                        out.push(IpAddr::from(u32::from_be(sin.sin_addr.s_addr).to_be_bytes()));
+                    }
+                    libc::AF_INET6 => {
+                        let sin6 = &*(a as *const libc::sockaddr_in6);
+                        out.push(IpAddr::from(sin6.sin6_addr.s6_addr));
+                    }
+                    _ => {}
+                }
+            }
+            p = (*p).ifa_next;
+        }
+        libc::freeifaddrs(head);
+    }
+    out
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Running,
+    Draining { until: Instant },
+    Stopping,
+}
+
+struct Control<'a> {
+    poll: Poll,
+    signals: Signals,
+    metrics: Option<MetricsServer>,
+    shards: Vec<ShardHandle>,
+    reports: Receiver<Report>,
+    info: Info,
+    program: &'a XdpProgram,
+    epoch: std::time::Instant,
+}
+
+impl Control<'_> {
+    fn run(mut self, drain: Duration) -> Result<(), String> {
+        let n = self.shards.len();
+        let mut latest: Vec<Option<Snapshot>> = vec![None; n];
+        let mut drained = vec![false; n];
+        let mut exited = vec![false; n];
+        let mut failure: Option<String> = None;
+        let mut phase = Phase::Running;
+        let mut events = Events::with_capacity(128);
+        tracing::info!("ready");
+        while exited.iter().any(|e| !e) {
+            if let Err(e) = self.poll.poll(&mut events, Some(CONTROL_TICK)) {
+                if e.kind() != std::io::ErrorKind::Interrupted {
+                    return Err(format!("poll: {e}"));
+                }
+            }
+            // Reports first, so a scrape in this round sees the newest.
+            for r in self.reports.try_iter() {
+                match r {
+                    Report::Snapshot(s) => {
+                        let i = s.shard;
+                        latest[i] = Some(*s);
+                    }
+                    Report::Drained(i) => drained[i] = true,
+                    Report::Exited(i, panic) => {
+                        exited[i] = true;
+                        if let Some(msg) = panic {
+                            tracing::error!(shard = i, "shard panicked: {msg}; stopping");
+                            failure.get_or_insert(format!("shard {i} panicked: {msg}"));
+                        } else if phase != Phase::Stopping {
+                            failure.get_or_insert(format!("shard {i} ended unexpectedly"));
+                        }
+                        if phase != Phase::Stopping {
+                            phase = Phase::Stopping;
+                            self.broadcast(Command::Stop);
+                        }
+                    }
+                }
+            }
+            for e in events.iter() {
+                if e.token() == SIGNAL {
+                    for sig in self.signals.take() {
+                        phase = match phase {
+                            Phase::Running => {
+                                tracing::info!(
+                                    "{}: not accepting; draining for up to {drain:?} (again to stop now)",
+                                    signals::name(sig)
+                                );
+                                self.broadcast(Command::Drain);
+                                Phase::Draining { until: Instant::now() + drain }
+                            }
+                            Phase::Draining { .. } => {
+                                tracing::info!("{}: stopping now", signals::name(sig));
+                                self.broadcast(Command::Stop);
+                                Phase::Stopping
+                            }
+                            Phase::Stopping => Phase::Stopping,
+                        };
+                    }
+                } else if let Some(m) = self.metrics.as_mut() {
+                    if m.owns(e.token()) {
+                        let program = self.program;
+                        let (info, epoch) = (&self.info, self.epoch);
+                        let draining = phase != Phase::Running;
+                        m.ready(self.poll.registry(), e.token(), &mut || {
+                            metrics::render(&View {
+                                info,
+                                shards: &latest,
+                                xdp: program.stats().ok(),
+                                draining,
+                                uptime_secs: epoch.elapsed().as_secs_f64(),
+                            })
+                        });
+                    }
+                }
+            }
+            if let Phase::Draining { until } = phase {
+                let all = drained.iter().zip(&exited).all(|(d, x)| *d || *x);
+                if all || Instant::now() >= until {
+                    if all {
+                        tracing::info!("drained: no connection left");
+                    } else {
+                        tracing::info!("drain time over: resetting the connections left");
+                    }
+                    self.broadcast(Command::Stop);
+                    phase = Phase::Stopping;
+                }
+            }
+            if let Some(m) = self.metrics.as_mut() {
+                m.expire(self.poll.registry());
+            }
+        }
+        for s in &mut self.shards {
+            s.join();
+        }
+        let mut total = Stats::default();
+        for s in latest.iter().flatten() {
+            total.merge(&s.stats);
+        }
+        tracing::info!(
+            segments_in = total.segments_in,
+            segments_out = total.segments_out,
+            accepted = total.connections_accepted,
+            closed = total.connections_closed,
+            reset_by_peer = total.connections_reset_by_peer,
+            aborted = total.connections_aborted,
+            "stopped"
+        );
+        match failure {
+            Some(f) => Err(f),
+            None => Ok(()),
+        }
+    }
+
+    fn broadcast(&self, c: Command) {
+        for s in &self.shards {
+            s.send(c);
+        }
+    }
+}

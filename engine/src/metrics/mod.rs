@@ -1,0 +1,331 @@
+//! Prometheus metrics: the text exposition format (version 0.0.4) rendered
+//! from the shards' latest snapshots, and a small HTTP server for it on a
+//! kernel TCP socket, driven by mio in the control thread, so scrapes never
+//! touch the data path.
+//!
+//! Every counter of `tcp::Stats`, every wire drop reason, the application's
+//! counters, the AF_XDP link's counters and the XDP program's verdicts are
+//! exported, per shard (label `shard`) where they are per shard; the HELP
+//! line is the counter's doc comment.
+
+mod server;
+
+pub use server::MetricsServer;
+
+use std::fmt::Write;
+
+use crate::link::xdp::BpfStats;
+use crate::shard::Snapshot;
+use crate::wire;
+
+/// What does not change while the engine runs.
+#[derive(Clone, Debug)]
+pub struct Info {
+    pub iface: String,
+    pub app: &'static str,
+    /// The XDP attach mode obtained (`native` or `generic`).
+    pub attach_mode: &'static str,
+}
+
+/// The engine's state as one scrape sees it.
+pub struct View<'a> {
+    pub info: &'a Info,
+    pub shards: &'a [Option<Snapshot>],
+    pub xdp: Option<BpfStats>,
+    pub draining: bool,
+    pub uptime_secs: f64,
+}
+
+/// Help texts of the link counters (`XdpLinkStats::fields` order of names).
+fn link_help(name: &str) -> &'static str {
+    match name {
+        "rx_frames" => "Frames taken from the AF_XDP RX ring.",
+        "tx_frames" => "Frames put on the AF_XDP TX ring.",
+        "tx_completed" => "TX frames the kernel reported sent (completion ring).",
+        "tx_ring_full" => "Drop: a frame to send found the TX ring full.",
+        "no_free_frame" => "Drop: no free UMEM frame to send from.",
+        "tx_bad_len" => "Drop: a reply of length 0 or longer than a frame.",
+        "rx_multi_buffer" => "Drop: a multi-buffer frame (jumbo), which the link does not take.",
+        "rx_fill_short" => "The fill ring had room but no free frame was left for it.",
+        "tx_cancelled" => "Sends cancelled by their writer (not a drop).",
+        "tx_wakeups" => "sendto() kicks of the TX ring.",
+        "fill_wakeups" => "recvfrom() kicks of the fill ring.",
+        "wakeup_errors" => "Kicks that failed with an unexpected error.",
+        "kernel_rx_fill_empty" => "Kernel: frames dropped because the fill ring was empty.",
+        "kernel_rx_ring_full" => "Kernel: frames dropped because the RX ring was full.",
+        "kernel_rx_dropped" => "Kernel: frames dropped for other reasons (e.g. too large for a frame).",
+        "kernel_rx_invalid_descs" => "Kernel: invalid RX descriptors (a bug if not 0).",
+        "kernel_tx_invalid_descs" => "Kernel: invalid TX descriptors (a bug if not 0).",
+        "kernel_tx_ring_empty" => "Kernel: times the TX ring was empty when woken.",
+        _ => "AF_XDP link counter.",
+    }
+}
+
+fn verdict_help(name: &str) -> &'static str {
+    match name {
+        "redirect" => "owned (VIP, port), redirected to the queue's AF_XDP socket",
+        "redirect_no_xsk" => "owned, but no socket on that RX queue: passed to the kernel",
+        "pass_not_ip" => "not IPv4/IPv6 (ARP, ...): passed",
+        "pass_not_tcp" => "IP but not TCP: passed",
+        "pass_not_vip" => "TCP to an address/port not served: passed",
+        "pass_truncated" => "frame shorter than its headers: passed",
+        "pass_fragment" => "IPv4 fragment: passed",
+        "pass_malformed" => "bad IP version or header length: passed",
+        _ => "",
+    }
+}
+
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+struct Family<'a> {
+    out: &'a mut String,
+}
+
+impl Family<'_> {
+    fn head(&mut self, name: &str, kind: &str, help: &str) {
+        let _ = writeln!(self.out, "# HELP {name} {}", help.replace('\\', "\\\\").replace('\n', " "));
+        let _ = writeln!(self.out, "# TYPE {name} {kind}");
+    }
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], v: impl std::fmt::Display) {
+        self.out.push_str(name);
+        if !labels.is_empty() {
+            self.out.push('{');
+            for (i, (k, val)) in labels.iter().enumerate() {
+                if i > 0 {
+                    self.out.push(',');
+                }
+                let _ = write!(self.out, "{k}=\"{}\"", escape(val));
+            }
+            self.out.push('}');
+        }
+        let _ = writeln!(self.out, " {v}");
+    }
+}
+
+/// Renders every metric.
+pub fn render(view: &View<'_>) -> String {
+    let mut out = String::with_capacity(64 * 1024);
+    let mut f = Family { out: &mut out };
+    let shards: Vec<(String, &Snapshot)> = view.shards.iter().flatten().map(|s| (s.shard.to_string(), s)).collect();
+
+    f.head("floodgate_up", "gauge", "1 while the engine runs.");
+    f.sample("floodgate_up", &[], 1);
+    f.head(
+        "floodgate_info",
+        "gauge",
+        "The interface, the application and the XDP attach mode obtained (native or generic); always 1.",
+    );
+    f.sample(
+        "floodgate_info",
+        &[
+            ("version", env!("CARGO_PKG_VERSION")),
+            ("iface", &view.info.iface),
+            ("app", view.info.app),
+            ("xdp_mode", view.info.attach_mode),
+        ],
+        1,
+    );
+    f.head("floodgate_draining", "gauge", "1 after SIGINT/SIGTERM: not accepting, waiting for connections to finish.");
+    f.sample("floodgate_draining", &[], view.draining as u8);
+    f.head("floodgate_uptime_seconds", "gauge", "Seconds since the engine started.");
+    f.sample("floodgate_uptime_seconds", &[], format!("{:.3}", view.uptime_secs));
+    f.head(
+        "floodgate_shard_info",
+        "gauge",
+        "Per shard: its RX queue, its CPU and the AF_XDP bind mode obtained (zero-copy or copy); always 1.",
+    );
+    for (id, s) in &shards {
+        let q = s.queue.to_string();
+        let cpu = s.cpu.map_or_else(|| "any".to_string(), |c| c.to_string());
+        let bind = s.bind_mode.to_string();
+        f.sample("floodgate_shard_info", &[("shard", id), ("queue", &q), ("cpu", &cpu), ("bind_mode", &bind)], 1);
+    }
+
+    // Gauges of the connection state.
+    let gauges: [(&str, &str, fn(&Snapshot) -> u64); 8] = [
+        (
+            "floodgate_connections_established",
+            "Connections past the handshake (every state but SYN-RECEIVED and TIME-WAIT).",
+            |s| (s.connections as u64).saturating_sub(s.half_open as u64),
+        ),
+        ("floodgate_connections_half_open", "Half-open connections (SYN-RECEIVED) held in the table.", |s| {
+            s.half_open as u64
+        }),
+        ("floodgate_connections_time_wait", "Entries in the TIME-WAIT table.", |s| s.time_wait as u64),
+        (
+            "floodgate_connection_table_used",
+            "Entries in use in the connection table (all states but TIME-WAIT).",
+            |s| s.connections as u64,
+        ),
+        ("floodgate_connection_table_capacity", "Size of the preallocated connection table.", |s| {
+            s.connection_capacity as u64
+        }),
+        ("floodgate_time_wait_table_capacity", "Size of the preallocated TIME-WAIT tables (IPv4 + IPv6).", |s| {
+            s.time_wait_capacity as u64
+        }),
+        ("floodgate_buffers_free", "Free buffer chunks in the shard's pool.", |s| s.buffers_free as u64),
+        ("floodgate_listening", "1 while the shard accepts new connections (0 while draining).", |s| {
+            s.listening as u64
+        }),
+    ];
+    for (name, help, get) in gauges {
+        f.head(name, "gauge", help);
+        for (id, s) in &shards {
+            f.sample(name, &[("shard", id)], get(s));
+        }
+    }
+
+    // tcp::Stats, one family per counter.
+    if let Some((_, first)) = shards.first() {
+        let mut names = Vec::new();
+        first.stats.for_each(|n, h, _| names.push((n, h)));
+        let per_shard: Vec<Vec<u64>> = shards
+            .iter()
+            .map(|(_, s)| {
+                let mut v = Vec::with_capacity(names.len());
+                s.stats.for_each(|_, _, x| v.push(x));
+                v
+            })
+            .collect();
+        for (i, (n, h)) in names.iter().enumerate() {
+            let name = format!("floodgate_tcp_{n}_total");
+            f.head(&name, "counter", h);
+            for ((id, _), vals) in shards.iter().zip(&per_shard) {
+                f.sample(&name, &[("shard", id)], vals[i]);
+            }
+        }
+
+        let name = "floodgate_wire_drops_total";
+        f.head(name, "counter", "Frames dropped by the parser, by reason (malformed or unsupported input).");
+        for (id, s) in &shards {
+            for e in wire::Error::ALL {
+                f.sample(name, &[("shard", id), ("reason", e.name())], s.wire_errors[e.index()]);
+            }
+        }
+        let name = "floodgate_not_tcp_frames_total";
+        f.head(name, "counter", "Frames the shard received that were not TCP (released unanswered).");
+        for (id, s) in &shards {
+            f.sample(name, &[("shard", id)], s.not_tcp);
+        }
+
+        // The application's counters.
+        for (i, c) in first.app_counters().iter().enumerate() {
+            let name = format!("floodgate_{}_{}_total", first.app_name, c.name);
+            f.head(&name, "counter", c.help);
+            for (id, s) in &shards {
+                if let Some(x) = s.app_counters().get(i) {
+                    f.sample(&name, &[("shard", id)], x.value);
+                }
+            }
+        }
+
+        // The AF_XDP link.
+        for (i, (n, _)) in first.link.fields().iter().enumerate() {
+            let name = format!("floodgate_link_{n}_total");
+            f.head(&name, "counter", link_help(n));
+            for (id, s) in &shards {
+                f.sample(&name, &[("shard", id)], s.link.fields()[i].1);
+            }
+        }
+
+        for (name, help, get) in [
+            ("floodgate_shard_turns_total", "Turns of the shard's run loop.", (|s| s.turns) as fn(&Snapshot) -> u64),
+            ("floodgate_shard_sleeps_total", "Times the shard slept on its socket, idle.", |s| s.sleeps),
+        ] {
+            f.head(name, "counter", help);
+            for (id, s) in &shards {
+                f.sample(name, &[("shard", id)], get(s));
+            }
+        }
+    }
+
+    if let Some(x) = &view.xdp {
+        let name = "floodgate_xdp_program_frames_total";
+        let mut help = String::from("Frames seen by the XDP program, by verdict:");
+        for (n, _) in x.fields() {
+            let _ = write!(help, " {n} = {};", verdict_help(n));
+        }
+        f.head(name, "counter", help.trim_end_matches(';'));
+        for (n, v) in x.fields() {
+            f.sample(name, &[("verdict", n)], v);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::link::xdp::{BindMode, XdpLinkStats};
+    use crate::shard::runner::{AppCounter, MAX_APP_COUNTERS};
+    use crate::tcp::Stats;
+
+    fn snap(shard: usize) -> Snapshot {
+        let mut app = [AppCounter::default(); MAX_APP_COUNTERS];
+        app[0] = AppCounter { name: "requests", help: "Requests answered.", value: 7 };
+        Snapshot {
+            shard,
+            queue: shard as u32,
+            cpu: Some(shard),
+            bind_mode: BindMode::Copy,
+            stats: Stats { syns_received: 10 + shard as u64, ..Stats::default() },
+            wire_errors: [0; wire::Error::ALL.len()],
+            not_tcp: 3,
+            link: XdpLinkStats { rx_frames: 99, ..XdpLinkStats::default() },
+            connections: 5,
+            half_open: 2,
+            time_wait: 4,
+            connection_capacity: 64,
+            time_wait_capacity: 72,
+            buffers_free: 60,
+            listening: true,
+            app_name: "http",
+            app,
+            app_len: 1,
+            turns: 1,
+            sleeps: 1,
+        }
+    }
+
+    #[test]
+    fn renders_every_family_with_help_and_type() {
+        let info = Info { iface: "fg-s0".into(), app: "http", attach_mode: "native" };
+        let shards = [Some(snap(0)), None, Some(snap(2))];
+        let text = render(&View {
+            info: &info,
+            shards: &shards,
+            xdp: Some(BpfStats { redirect: 5, ..BpfStats::default() }),
+            draining: false,
+            uptime_secs: 1.5,
+        });
+        for line in [
+            "floodgate_up 1",
+            "floodgate_tcp_syns_received_total{shard=\"0\"} 10",
+            "floodgate_tcp_syns_received_total{shard=\"2\"} 12",
+            "# HELP floodgate_tcp_syns_received_total SYNs received by listeners.",
+            "# TYPE floodgate_tcp_syns_received_total counter",
+            "floodgate_connections_established{shard=\"0\"} 3",
+            "floodgate_connections_time_wait{shard=\"2\"} 4",
+            "floodgate_wire_drops_total{shard=\"0\",reason=\"bad_tcp_checksum\"} 0",
+            "floodgate_http_requests_total{shard=\"2\"} 7",
+            "floodgate_link_rx_frames_total{shard=\"0\"} 99",
+            "floodgate_xdp_program_frames_total{verdict=\"redirect\"} 5",
+            "floodgate_info{version=\"0.1.0\",iface=\"fg-s0\",app=\"http\",xdp_mode=\"native\"} 1",
+            "floodgate_shard_info{shard=\"2\",queue=\"2\",cpu=\"2\",bind_mode=\"copy\"} 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+        }
+        // Every sample belongs to a family declared just before with HELP and TYPE.
+        let mut declared = std::collections::HashSet::new();
+        for l in text.lines() {
+            if let Some(r) = l.strip_prefix("# TYPE ") {
+                assert!(declared.insert(r.split(' ').next().unwrap().to_string()), "family twice: {l}");
+            } else if !l.starts_with('#') {
+                let name = l.split(['{', ' ']).next().unwrap();
+                assert!(declared.contains(name), "sample before its TYPE: {l}");
+            }
+        }
+    }
+}

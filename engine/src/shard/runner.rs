@@ -1,0 +1,353 @@
+//! The shard thread: one core, one AF_XDP socket (one NIC queue), one
+//! endpoint, one application, and the run loop around [`super::step`].
+//!
+//! ```text
+//!   loop {
+//!       now = clock                        (once per turn)
+//!       step(endpoint, link, app, now)     (RX batch, app, timers, flush TX, refill)
+//!       control commands (try_recv)        Drain | Stop
+//!       every 250 ms: a Snapshot to the control thread (try_send: never blocks)
+//!       idle for BUSY_POLL?  sleep on mio: the XSK fd (RX ring non-empty) or the
+//!                            waker (a command), until the endpoint's next deadline
+//!   }
+//! ```
+//!
+//! The control thread talks to a shard only through crossbeam channels (and
+//! wakes it with a `mio::Waker`); nothing on the data path takes a lock.
+//! A panic inside the shard is caught and reported, so the control thread
+//! can stop the others and exit in order (detaching the XDP program).
+
+use std::io;
+use std::os::fd::RawFd;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, Sender, TryRecvError};
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token, Waker};
+
+use crate::app::App;
+use crate::link::xdp::{BindMode, Xdp, XdpLinkStats};
+use crate::link::Link;
+use crate::tcp::{Endpoint, Stats};
+use crate::time::Instant;
+use crate::wire;
+
+use super::{step, RX_BATCH};
+
+const XSK: Token = Token(0);
+const WAKE: Token = Token(1);
+
+/// How long a shard keeps busy-polling after its last received frame
+/// before it sleeps on the socket.
+pub const BUSY_POLL: Duration = Duration::from_micros(200);
+/// Longest sleep (also the snapshot period).
+pub const SNAPSHOT_EVERY: Duration = Duration::from_millis(250);
+/// Most application counters a snapshot carries.
+pub const MAX_APP_COUNTERS: usize = 32;
+
+/// Orders from the control thread.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// Stop accepting; let the connections in the table finish.
+    Drain,
+    /// Abort every remaining connection (RST) and end the thread.
+    Stop,
+}
+
+/// What a shard tells the control thread.
+#[derive(Debug)]
+pub enum Report {
+    Snapshot(Box<Snapshot>),
+    /// Draining and no connection left in the table.
+    Drained(usize),
+    /// The thread ended; `Some(message)` if it panicked.
+    Exited(usize, Option<String>),
+}
+
+/// Counters an application exports, for the metrics: name, help, value.
+pub trait AppStats {
+    /// The application's name, for metric names (`http`, `echo`, `sink`).
+    fn name(&self) -> &'static str;
+    fn for_each_stat(&self, f: &mut dyn FnMut(&'static str, &'static str, u64));
+}
+
+/// One application counter.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AppCounter {
+    pub name: &'static str,
+    pub help: &'static str,
+    pub value: u64,
+}
+
+/// A shard's state at one instant: a plain copy, sent to the control thread.
+#[derive(Clone, Debug)]
+pub struct Snapshot {
+    pub shard: usize,
+    pub queue: u32,
+    pub cpu: Option<usize>,
+    pub bind_mode: BindMode,
+    pub stats: Stats,
+    pub wire_errors: [u64; wire::Error::ALL.len()],
+    pub not_tcp: u64,
+    pub link: XdpLinkStats,
+    /// Connections in the table (every state but TIME-WAIT).
+    pub connections: usize,
+    pub half_open: u32,
+    pub time_wait: usize,
+    pub connection_capacity: usize,
+    pub time_wait_capacity: usize,
+    pub buffers_free: usize,
+    pub listening: bool,
+    pub app_name: &'static str,
+    pub app: [AppCounter; MAX_APP_COUNTERS],
+    pub app_len: usize,
+    /// Run-loop turns, and sleeps on the socket.
+    pub turns: u64,
+    pub sleeps: u64,
+}
+
+impl Snapshot {
+    pub fn app_counters(&self) -> &[AppCounter] {
+        &self.app[..self.app_len]
+    }
+}
+
+/// The control thread's end of one shard.
+pub struct ShardHandle {
+    pub index: usize,
+    commands: Sender<Command>,
+    waker: Arc<Waker>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ShardHandle {
+    /// Sends a command and wakes the shard if it sleeps.
+    pub fn send(&self, c: Command) {
+        let _ = self.commands.send(c);
+        let _ = self.waker.wake();
+    }
+
+    /// Waits for the thread to end.
+    pub fn join(&mut self) {
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Where and how a shard runs.
+#[derive(Clone, Debug)]
+pub struct ShardSpec {
+    pub index: usize,
+    /// Pin the thread to this CPU (`None`: leave it to the scheduler).
+    pub cpu: Option<usize>,
+    /// The shared epoch of every shard's clock (the engine's start).
+    pub epoch: std::time::Instant,
+}
+
+/// Starts a shard thread over `link`. `make` runs on the new thread, after
+/// pinning, so the endpoint's and the application's preallocated tables
+/// are first touched on the shard's own core (and NUMA node).
+pub fn spawn<A, F>(spec: ShardSpec, link: Xdp, make: F, reports: Sender<Report>) -> io::Result<ShardHandle>
+where
+    A: App + AppStats,
+    F: FnOnce(Instant) -> (Endpoint, A) + Send + 'static,
+{
+    let poll = Poll::new()?;
+    let fd: RawFd = link.raw_fd();
+    poll.registry().register(&mut SourceFd(&fd), XSK, Interest::READABLE)?;
+    let waker = Arc::new(Waker::new(poll.registry(), WAKE)?);
+    let (cmd_tx, cmd_rx) = crossbeam_channel::unbounded();
+    let index = spec.index;
+    let thread = std::thread::Builder::new().name(format!("fg-shard-{index}")).spawn(move || {
+        let reports2 = reports.clone();
+        let result = catch_unwind(AssertUnwindSafe(move || {
+            if let Some(cpu) = spec.cpu {
+                if let Err(e) = pin_to_cpu(cpu) {
+                    tracing::warn!(shard = index, cpu, "cannot pin the shard thread: {e}");
+                }
+            }
+            let now = clock(spec.epoch);
+            let (ep, app) = make(now);
+            let mut s = Shard { spec, link, ep, app, poll, commands: cmd_rx, reports, turns: 0, sleeps: 0 };
+            s.run();
+        }));
+        let panic = result.err().map(|e| {
+            e.downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| e.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "panic".into())
+        });
+        let _ = reports2.send(Report::Exited(index, panic));
+    })?;
+    Ok(ShardHandle { index, commands: cmd_tx, waker, thread: Some(thread) })
+}
+
+/// `now` on the engine's clock: microseconds since the shared epoch.
+pub fn clock(epoch: std::time::Instant) -> Instant {
+    Instant::from_micros(epoch.elapsed().as_micros() as u64)
+}
+
+struct Shard<A> {
+    spec: ShardSpec,
+    link: Xdp,
+    ep: Endpoint,
+    app: A,
+    poll: Poll,
+    commands: Receiver<Command>,
+    reports: Sender<Report>,
+    turns: u64,
+    sleeps: u64,
+}
+
+impl<A: App + AppStats> Shard<A> {
+    fn run(&mut self) {
+        let mut events = Events::with_capacity(4);
+        let mut last_rx = clock(self.spec.epoch);
+        let mut next_snapshot = last_rx;
+        let mut draining = false;
+        let mut drained_reported = false;
+        loop {
+            let now = clock(self.spec.epoch);
+            let rx = step(&mut self.ep, &mut self.link, &mut self.app, now, RX_BATCH);
+            self.turns += 1;
+            if rx > 0 {
+                last_rx = now;
+            }
+            loop {
+                match self.commands.try_recv() {
+                    Ok(Command::Drain) => {
+                        if !draining {
+                            tracing::debug!(shard = self.spec.index, "draining");
+                        }
+                        self.ep.stop_listening();
+                        draining = true;
+                    }
+                    Ok(Command::Stop) | Err(TryRecvError::Disconnected) => return self.stop(now),
+                    Err(TryRecvError::Empty) => break,
+                }
+            }
+            if draining && !drained_reported && self.ep.connections() == 0 {
+                drained_reported = true;
+                let _ = self.reports.try_send(Report::Drained(self.spec.index));
+            }
+            if now >= next_snapshot {
+                self.send_snapshot();
+                next_snapshot = now + SNAPSHOT_EVERY;
+            }
+            if now - last_rx < BUSY_POLL {
+                continue;
+            }
+            // Idle: sleep until a frame arrives, a command comes, a timer
+            // is due or the next snapshot.
+            let mut wake_at = next_snapshot;
+            if let Some(d) = self.ep.next_deadline() {
+                wake_at = wake_at.min(d);
+            }
+            let mut timeout = wake_at - clock(self.spec.epoch);
+            if self.link.tx_outstanding() > 0 {
+                // Completions are not signalled on the fd: come back soon.
+                timeout = timeout.min(Duration::from_millis(1));
+            }
+            if timeout.is_zero() {
+                continue;
+            }
+            self.sleeps += 1;
+            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    tracing::warn!(shard = self.spec.index, "poll: {e}");
+                }
+            }
+            // A frame or a command: busy-poll again. A timeout: one turn
+            // for the timers, then back to sleep.
+            if !events.is_empty() {
+                last_rx = clock(self.spec.epoch);
+            }
+        }
+    }
+
+    /// Aborts what is left, pushes the RSTs out, sends the last snapshot.
+    fn stop(&mut self, now: Instant) {
+        let mut handles = Vec::with_capacity(self.ep.connections());
+        self.ep.for_each_connection(|h, _, _| handles.push(h));
+        let aborted = handles.len();
+        for h in handles {
+            let _ = self.ep.abort(h);
+        }
+        step(&mut self.ep, &mut self.link, &mut self.app, now, 0);
+        let end = std::time::Instant::now() + Duration::from_millis(200);
+        while self.link.tx_outstanding() > 0 && std::time::Instant::now() < end {
+            self.link.flush();
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        if aborted > 0 {
+            tracing::info!(shard = self.spec.index, aborted, "aborted the connections left after the drain");
+        }
+        self.send_snapshot();
+    }
+
+    fn send_snapshot(&mut self) {
+        let mut app = [AppCounter::default(); MAX_APP_COUNTERS];
+        let mut app_len = 0;
+        self.app.for_each_stat(&mut |name, help, value| {
+            if app_len < MAX_APP_COUNTERS {
+                app[app_len] = AppCounter { name, help, value };
+                app_len += 1;
+            }
+        });
+        let s = Snapshot {
+            shard: self.spec.index,
+            queue: self.link.queue(),
+            cpu: self.spec.cpu,
+            bind_mode: self.link.bind_mode(),
+            stats: self.ep.stats,
+            wire_errors: self.ep.wire_errors,
+            not_tcp: self.ep.not_tcp,
+            link: self.link.stats(),
+            connections: self.ep.connections(),
+            half_open: self.ep.half_open(),
+            time_wait: self.ep.time_wait(),
+            connection_capacity: self.ep.connection_capacity(),
+            time_wait_capacity: self.ep.time_wait_capacity(),
+            buffers_free: self.ep.buffers_free(),
+            listening: self.ep.is_listening(),
+            app_name: self.app.name(),
+            app,
+            app_len,
+            turns: self.turns,
+            sleeps: self.sleeps,
+        };
+        // Never block the data path on a slow control thread.
+        let _ = self.reports.try_send(Report::Snapshot(Box::new(s)));
+    }
+}
+
+/// Pins the calling thread to `cpu` (sched_setaffinity on the thread).
+pub fn pin_to_cpu(cpu: usize) -> io::Result<()> {
+    // SAFETY: a zeroed cpu_set_t is empty; CPU_SET stays in bounds (checked).
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if cpu >= 8 * std::mem::size_of::<libc::cpu_set_t>() {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("CPU {cpu} out of range")));
+        }
+        libc::CPU_SET(cpu, &mut set);
+        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// The CPUs this process may run on, in order.
+pub fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: sched_getaffinity writes into the set we pass.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return (0..std::thread::available_parallelism().map_or(1, |n| n.get())).collect();
+        }
+        (0..8 * std::mem::size_of::<libc::cpu_set_t>()).filter(|&c| libc::CPU_ISSET(c, &set)).collect()
+    }
+}

@@ -1,0 +1,529 @@
+//! `floodgate serve` against real peers: the binary runs in `fg-srv` on
+//! `fg-s0` (deploy/testbed.sh), Linux's own TCP stack is the client in
+//! `fg-cli` (curl, wrk, a Python socket client in tests/peers/). Root only:
+//! skipped loudly otherwise, never under CI=true. Every test holds the
+//! testbed lock (/tmp/floodgate-testbed.lock) for its whole run, and every
+//! load is bounded in count and time.
+//!
+//! * `http_curl_and_wrk`: curl gets 200 and the body; wrk keep-alive and
+//!   `Connection: close` for 10 s each, 0 socket errors and 0 non-2xx; the
+//!   TIME-WAIT gauge rises, then falls back to 0 after 2MSL (MSL 2 s).
+//! * `echo_20k_connections` / `echo_20k_connections_with_loss`: 20,000
+//!   connections from 64 source addresses, random payloads, every byte
+//!   checked, half closed by the client first and half by the server last;
+//!   the second with 5 % random loss both ways (nftables in fg-cli).
+//! * `keepalive_reclaims_a_vanished_client`: idle 2 s, interval 1 s, 3
+//!   probes; the client's namespace goes silent (nftables drops all).
+//! * `drain_on_sigterm`: new connections refused, an open one finishes.
+//! * `idle_engine_uses_no_cpu`: < 2 % CPU over 10 s.
+//! * `neighbour_resolution`: `neigh::resolve_wait` finds fg-c0's MAC.
+
+mod xdp_common;
+
+use std::io::{BufRead, BufReader};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use xdp_common::require_root;
+
+const VIP: &str = "198.18.0.1";
+const METRICS: &str = "127.0.0.1:9100";
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn sh(cmd: &mut Command) -> (bool, String) {
+    match cmd.output() {
+        Ok(o) => (
+            o.status.success(),
+            format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)),
+        ),
+        Err(e) => (false, format!("cannot run {cmd:?}: {e}")),
+    }
+}
+
+fn in_cli(args: &[&str]) -> Command {
+    let mut c = Command::new("ip");
+    c.args(["netns", "exec", "fg-cli"]).args(args);
+    c
+}
+
+/// The testbed, up for the test and down after it (even on panic), under
+/// the lock that serializes every testbed user.
+struct Testbed {
+    _lock: std::fs::File,
+}
+
+impl Testbed {
+    fn up() -> Self {
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open("/tmp/floodgate-testbed.lock")
+            .expect("open the testbed lock");
+        // SAFETY: flock on an fd we own (O_CLOEXEC: children do not hold it).
+        assert_eq!(unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) }, 0);
+        let (ok, out) = sh(Command::new(repo().join("deploy/testbed.sh")).arg("up"));
+        assert!(ok, "testbed.sh up failed:\n{out}");
+        Testbed { _lock: f }
+    }
+}
+
+impl Drop for Testbed {
+    fn drop(&mut self) {
+        let _ = sh(&mut in_cli(&["nft", "delete", "table", "inet", "fgtest"]));
+        let (ok, out) = sh(Command::new(repo().join("deploy/testbed.sh")).arg("down"));
+        if !ok {
+            eprintln!("testbed.sh down failed:\n{out}");
+        }
+    }
+}
+
+/// A `floodgate serve` process in fg-srv; SIGKILLed on drop if still running.
+struct Floodgate {
+    child: Child,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Floodgate {
+    fn start(args: &[&str]) -> Self {
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", "fg-srv", env!("CARGO_BIN_EXE_floodgate"), "serve", "--iface", "fg-s0"])
+            .args(["--vip", VIP, "--metrics", METRICS, "--drain", "2"])
+            .args(["--connections", "32768", "--time-wait-capacity", "65536", "--buffers", "8192"])
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn floodgate");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let err = child.stderr.take().expect("stderr");
+        let l2 = log.clone();
+        std::thread::spawn(move || {
+            for l in BufReader::new(err).lines().map_while(Result::ok) {
+                l2.lock().unwrap().push(l);
+            }
+        });
+        let mut f = Floodgate { child, log };
+        // Ready when every shard has reported to the metrics.
+        let end = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(m) = scrape() {
+                if metric(&m, "floodgate_listening") >= 2 {
+                    break;
+                }
+            }
+            if let Ok(Some(st)) = f.child.try_wait() {
+                panic!("floodgate exited at start with {st}:\n{}", f.log());
+            }
+            assert!(Instant::now() < end, "floodgate not ready in 30 s:\n{}", f.log());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        f
+    }
+
+    fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    /// SIGINT (or `sig`), then a bounded wait for a clean exit; the XDP
+    /// program must be gone afterwards.
+    fn stop_with(&mut self, sig: i32, within: Duration) -> Duration {
+        // SAFETY: signalling the child we spawned (ip netns exec execs it).
+        unsafe { libc::kill(self.pid(), sig) };
+        self.wait_exit(within)
+    }
+
+    /// Bounded wait for a clean exit; the XDP program must be gone.
+    fn wait_exit(&mut self, within: Duration) -> Duration {
+        let t0 = Instant::now();
+        loop {
+            match self.child.try_wait().expect("try_wait") {
+                Some(st) => {
+                    assert!(st.success(), "floodgate exited with {st}:\n{}", self.log());
+                    break;
+                }
+                None if t0.elapsed() < within => std::thread::sleep(Duration::from_millis(20)),
+                None => panic!("floodgate did not exit within {within:?}:\n{}", self.log()),
+            }
+        }
+        let (_, out) = sh(Command::new("ip").args(["-n", "fg-srv", "-d", "link", "show", "dev", "fg-s0"]));
+        assert!(!out.contains("prog/xdp"), "the XDP program is detached on exit:\n{out}");
+        t0.elapsed()
+    }
+
+    fn stop(&mut self) {
+        self.stop_with(libc::SIGINT, Duration::from_secs(15));
+    }
+}
+
+impl Drop for Floodgate {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!("floodgate log:\n{}", self.log());
+        }
+    }
+}
+
+/// The metrics text, scraped with curl inside fg-srv.
+fn scrape() -> Option<String> {
+    let (ok, out) = sh(Command::new("ip").args([
+        "netns",
+        "exec",
+        "fg-srv",
+        "curl",
+        "-sS",
+        "-m",
+        "3",
+        &format!("http://{METRICS}/metrics"),
+    ]));
+    ok.then_some(out)
+}
+
+/// Sum over every sample (all shards, all labels) of the family `name`.
+fn metric(text: &str, name: &str) -> u64 {
+    text.lines()
+        .filter(|l| l.starts_with(name) && matches!(l.as_bytes().get(name.len()), Some(b'{') | Some(b' ')))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+/// Waits (bounded) until `cond` holds on a fresh scrape; returns the scrape.
+fn wait_metrics(what: &str, within: Duration, cond: impl Fn(&str) -> bool) -> String {
+    let end = Instant::now() + within;
+    let mut last = String::new();
+    while Instant::now() < end {
+        if let Some(m) = scrape() {
+            if cond(&m) {
+                return m;
+            }
+            last = m;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let interesting: Vec<&str> =
+        last.lines().filter(|l| !l.starts_with('#') && !l.ends_with(" 0") && !l.contains("_info{")).collect();
+    panic!("{what}: not within {within:?}; last scrape (non-zero):\n{}", interesting.join("\n"));
+}
+
+/// nftables rules in fg-cli (table `inet fgtest`, removed by the testbed's drop).
+fn nft(rules: &str) {
+    let script = format!("table inet fgtest {{\n{rules}\n}}\n");
+    let mut child = in_cli(&["nft", "-f", "-"]).stdin(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("nft");
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), script.as_bytes()).unwrap();
+    drop(child.stdin.take());
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "nft -f failed: {}\n{script}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn nft_clear() {
+    let _ = sh(&mut in_cli(&["nft", "delete", "table", "inet", "fgtest"]));
+}
+
+/// One wrk run from fg-cli; returns requests/s after checking 0 socket
+/// errors and 0 non-2xx responses.
+fn wrk(extra: &[&str]) -> f64 {
+    let mut args = vec!["timeout", "30", "wrk", "-t1", "-c64", "-d10s", "--timeout", "5s"];
+    args.extend_from_slice(extra);
+    let url = format!("http://{VIP}/");
+    args.push(&url);
+    let (ok, out) = sh(&mut in_cli(&args));
+    eprintln!("wrk {extra:?}:\n{out}");
+    assert!(ok, "wrk failed:\n{out}");
+    if let Some(l) = out.lines().find(|l| l.contains("Socket errors:")) {
+        let nums: Vec<u64> =
+            l.split(|c: char| !c.is_ascii_digit()).filter(|s| !s.is_empty()).filter_map(|s| s.parse().ok()).collect();
+        assert!(nums.iter().all(|&n| n == 0), "wrk saw socket errors: {l}");
+    }
+    assert!(!out.contains("Non-2xx or 3xx responses"), "wrk saw non-2xx responses:\n{out}");
+    let rps: f64 = out
+        .lines()
+        .find_map(|l| l.strip_prefix("Requests/sec:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no Requests/sec in wrk output:\n{out}"));
+    assert!(rps > 100.0, "wrk: {rps} requests/s");
+    rps
+}
+
+#[test]
+fn http_curl_and_wrk() {
+    if !require_root("serve_testbed::http_curl_and_wrk") {
+        return;
+    }
+    let _tb = Testbed::up();
+    let mut fg = Floodgate::start(&["--port", "80", "--app", "http", "--msl", "2"]);
+
+    let (ok, out) = sh(&mut in_cli(&["curl", "-sS", "-m", "5", "-w", "\n%{http_code}", &format!("http://{VIP}/")]));
+    assert!(ok, "curl: {out}");
+    assert_eq!(out, "Hello, World!\n200", "curl gets 200 and the body");
+
+    let keepalive = wrk(&[]);
+    let close = wrk(&["-H", "Connection: close"]);
+    eprintln!("wrk on the testbed: keep-alive {keepalive:.0} req/s, Connection: close {close:.0} req/s");
+
+    // The server closed first: it holds TIME-WAIT, for 2MSL = 4 s.
+    let m = scrape().expect("scrape");
+    let tw = metric(&m, "floodgate_connections_time_wait");
+    assert!(tw > 0, "TIME-WAIT entries right after the Connection: close run");
+    assert!(metric(&m, "floodgate_tcp_time_wait_entered_total") >= tw);
+    let t0 = Instant::now();
+    let m = wait_metrics("TIME-WAIT back to 0", Duration::from_secs(15), |m| {
+        metric(m, "floodgate_connections_time_wait") == 0
+    });
+    eprintln!("TIME-WAIT: {tw} entries, back to 0 after {:?}", t0.elapsed());
+    assert!(metric(&m, "floodgate_tcp_time_wait_expired_total") >= tw);
+    assert_eq!(metric(&m, "floodgate_connections_established"), 0);
+    assert_eq!(metric(&m, "floodgate_tcp_connections_timed_out_total"), 0);
+    assert_eq!(metric(&m, "floodgate_link_kernel_rx_invalid_descs_total"), 0);
+    fg.stop();
+}
+
+/// Runs the Python echo client; returns its summary line.
+fn echo_client(connections: u32, concurrency: u32, timeout_s: u32) -> String {
+    let script = repo().join("engine/tests/peers/echo_client.py");
+    let (ok, out) = sh(&mut in_cli(&[
+        "timeout",
+        "900",
+        "python3",
+        script.to_str().unwrap(),
+        "--server",
+        VIP,
+        "--port",
+        "7",
+        "--connections",
+        &connections.to_string(),
+        "--concurrency",
+        &concurrency.to_string(),
+        "--sources",
+        "198.18.0.10-73",
+        "--timeout",
+        &timeout_s.to_string(),
+        "--total-timeout",
+        "800",
+    ]));
+    eprintln!("echo client: {out}");
+    assert!(ok, "echo client failed:\n{out}");
+    let line = out.lines().find(|l| l.starts_with("ok=")).expect("summary").to_string();
+    assert!(line.contains(&format!("ok={connections} failed=0")), "{line}");
+    assert!(line.contains(&format!("client_first={}", connections.div_ceil(2))), "{line}");
+    line
+}
+
+fn echo_run(loss: bool) {
+    let _tb = Testbed::up();
+    let mut fg = Floodgate::start(&["--port", "7", "--app", "echo", "--msl", "2"]);
+    if loss {
+        nft("chain in { type filter hook input priority 0; iifname \"fg-c0\" ip saddr 198.18.0.1 tcp sport 7 numgen random mod 100 < 5 drop; }\n\
+             chain out { type filter hook output priority 0; oifname \"fg-c0\" ip daddr 198.18.0.1 tcp dport 7 numgen random mod 100 < 5 drop; }");
+    }
+    let n = 20_000;
+    let line = if loss { echo_client(n, 1000, 120) } else { echo_client(n, 500, 60) };
+    nft_clear();
+    // Every connection ends on the server too (LAST-ACK retransmissions
+    // under loss may take a few seconds).
+    let m = wait_metrics("every connection ended on the server", Duration::from_secs(90), |m| {
+        metric(m, "floodgate_connection_table_used") == 0
+    });
+    let accepted = metric(&m, "floodgate_tcp_connections_accepted_total");
+    let closed = metric(&m, "floodgate_tcp_connections_closed_total");
+    let echoed = metric(&m, "floodgate_echo_bytes_echoed_total");
+    eprintln!(
+        "loss={loss}: {line}; server: accepted {accepted} closed {closed} echoed {echoed} B, retransmits {}, \
+         reset_by_peer {}, aborted {}, timed_out {}",
+        metric(&m, "floodgate_tcp_retransmits_total"),
+        metric(&m, "floodgate_tcp_connections_reset_by_peer_total"),
+        metric(&m, "floodgate_tcp_connections_aborted_total"),
+        metric(&m, "floodgate_tcp_connections_timed_out_total"),
+    );
+    assert_eq!(accepted, n as u64, "every connection accepted once");
+    assert_eq!(closed, n as u64, "every connection closed normally (FIN both ways)");
+    assert_eq!(metric(&m, "floodgate_tcp_connections_aborted_total"), 0);
+    if loss {
+        assert!(metric(&m, "floodgate_tcp_retransmits_total") > 0, "5 % loss makes the server retransmit");
+    }
+    fg.stop();
+}
+
+#[test]
+fn echo_20k_connections() {
+    if !require_root("serve_testbed::echo_20k_connections") {
+        return;
+    }
+    echo_run(false);
+}
+
+#[test]
+fn echo_20k_connections_with_loss() {
+    if !require_root("serve_testbed::echo_20k_connections_with_loss") {
+        return;
+    }
+    echo_run(true);
+}
+
+/// A client that connects, says hello, gets the echo, then holds the
+/// connection open without a word for `secs`.
+const HOLDER: &str = r#"
+import socket, sys, time
+s = socket.create_connection(("198.18.0.1", 7), timeout=5)
+s.sendall(b"hello")
+assert s.recv(5) == b"hello"
+print("connected", flush=True)
+time.sleep(float(sys.argv[1]))
+"#;
+
+#[test]
+fn keepalive_reclaims_a_vanished_client() {
+    if !require_root("serve_testbed::keepalive_reclaims_a_vanished_client") {
+        return;
+    }
+    let _tb = Testbed::up();
+    let mut fg = Floodgate::start(&[
+        "--port",
+        "7",
+        "--app",
+        "echo",
+        "--keepalive-idle",
+        "2s",
+        "--keepalive-interval",
+        "1s",
+        "--keepalive-probes",
+        "3",
+    ]);
+    let mut holder = in_cli(&["python3", "-c", HOLDER, "30"]).stdout(Stdio::piped()).spawn().expect("holder");
+    let mut line = String::new();
+    BufReader::new(holder.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "connected");
+    wait_metrics("one established connection", Duration::from_secs(5), |m| {
+        metric(m, "floodgate_connections_established") == 1
+    });
+    // The client vanishes: nothing leaves or reaches fg-cli's interface.
+    nft("chain in { type filter hook input priority 0; iifname \"fg-c0\" drop; }\n\
+         chain out { type filter hook output priority 0; oifname \"fg-c0\" drop; }");
+    let t0 = Instant::now();
+    let m = wait_metrics("keepalive timeout", Duration::from_secs(20), |m| {
+        metric(m, "floodgate_tcp_keepalive_timeouts_total") == 1 && metric(m, "floodgate_connection_table_used") == 0
+    });
+    let probes = metric(&m, "floodgate_tcp_keepalive_probes_sent_total");
+    eprintln!("keepalive: {probes} probes, connection reclaimed after {:?} of silence", t0.elapsed());
+    assert!(probes >= 3, "3 probes before giving up, got {probes}");
+    assert_eq!(metric(&m, "floodgate_connections_established"), 0);
+    nft_clear();
+    let _ = holder.kill();
+    let _ = holder.wait();
+    fg.stop();
+}
+
+#[test]
+fn drain_on_sigterm() {
+    if !require_root("serve_testbed::drain_on_sigterm") {
+        return;
+    }
+    let _tb = Testbed::up();
+    let mut fg = Floodgate::start(&["--port", "7", "--app", "echo"]);
+    // An open connection that will finish 1 s into the drain.
+    let script = r#"
+import socket, time
+s = socket.create_connection(("198.18.0.1", 7), timeout=5)
+s.sendall(b"one")
+assert s.recv(3) == b"one"
+print("connected", flush=True)
+time.sleep(1.5)
+s.sendall(b"two")
+assert s.recv(3) == b"two", "echo during the drain"
+s.close()
+print("done", flush=True)
+"#;
+    let mut old = in_cli(&["python3", "-c", script]).stdout(Stdio::piped()).spawn().expect("client");
+    let mut out = BufReader::new(old.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "connected");
+    // SIGTERM: drain (--drain 2).
+    // SAFETY: signalling the child we spawned.
+    unsafe { libc::kill(fg.pid(), libc::SIGTERM) };
+    std::thread::sleep(Duration::from_millis(300));
+    let (ok, refused) = sh(&mut in_cli(&[
+        "python3",
+        "-c",
+        "import socket\ntry:\n socket.create_connection(('198.18.0.1', 7), timeout=3)\n print('connected')\nexcept ConnectionRefusedError:\n print('refused')",
+    ]));
+    assert!(ok, "{refused}");
+    assert_eq!(refused.trim(), "refused", "a new connection during the drain is refused (RST)");
+    line.clear();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "done", "the open connection finished during the drain");
+    assert!(old.wait().unwrap().success());
+    // It drained before the 2 s were up, so it exits by itself, at once.
+    let took = fg.wait_exit(Duration::from_secs(3));
+    assert!(fg.log().contains("drained: no connection left"), "{}", fg.log());
+    eprintln!("drain: exited {took:?} after the last connection");
+}
+
+#[test]
+fn idle_engine_uses_no_cpu() {
+    if !require_root("serve_testbed::idle_engine_uses_no_cpu") {
+        return;
+    }
+    let _tb = Testbed::up();
+    let mut fg = Floodgate::start(&["--port", "80", "--app", "http"]);
+    std::thread::sleep(Duration::from_secs(1));
+    let ticks = |pid: i32| -> u64 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        // Fields after the command name (which may hold spaces): utime is 14th, stime 15th.
+        let rest = &stat[stat.rfind(')').unwrap() + 2..];
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+    };
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let (t0, c0) = (Instant::now(), ticks(fg.pid()));
+    std::thread::sleep(Duration::from_secs(10));
+    let (t1, c1) = (Instant::now(), ticks(fg.pid()));
+    let cpu = (c1 - c0) as f64 / hz / (t1 - t0).as_secs_f64();
+    eprintln!("idle engine: {:.2} % CPU over {:?} (2 shards)", cpu * 100.0, t1 - t0);
+    assert!(cpu < 0.02, "idle engine used {:.2} % CPU", cpu * 100.0);
+    fg.stop();
+}
+
+#[test]
+fn neighbour_resolution() {
+    if !require_root("serve_testbed::neighbour_resolution") {
+        return;
+    }
+    let _tb = Testbed::up();
+    let (ok, out) = sh(Command::new("ip").args(["netns", "exec", "fg-cli", "cat", "/sys/class/net/fg-c0/address"]));
+    assert!(ok, "{out}");
+    let want = floodgate::neigh::parse_mac(&out).expect("fg-c0's MAC");
+    let (ok, out) = sh(Command::new("ip").args(["-n", "fg-srv", "neigh", "flush", "dev", "fg-s0"]));
+    assert!(ok, "{out}");
+    let got = std::thread::spawn(|| {
+        let ns = std::fs::File::open("/run/netns/fg-srv").expect("/run/netns/fg-srv");
+        // SAFETY: setns on this thread only, with a namespace fd we own.
+        assert_eq!(unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) }, 0);
+        let addr = "198.18.0.2".parse().unwrap();
+        let before = floodgate::neigh::resolve("fg-s0", addr);
+        let after = floodgate::neigh::resolve_wait("fg-s0", addr, Duration::from_secs(3));
+        let mine = floodgate::neigh::interface_mac("fg-s0");
+        (before, after, mine)
+    })
+    .join()
+    .unwrap();
+    assert_eq!(got.0, None, "the table was flushed");
+    assert_eq!(got.1, Some(want), "resolved by probing");
+    let (_, srv) = sh(Command::new("ip").args(["netns", "exec", "fg-srv", "cat", "/sys/class/net/fg-s0/address"]));
+    assert_eq!(got.2, floodgate::neigh::parse_mac(&srv), "the interface's own MAC in its namespace");
+}
