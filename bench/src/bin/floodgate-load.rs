@@ -1,0 +1,391 @@
+//! floodgate-load: a load generator on floodgate itself (active opens over
+//! AF_XDP), so the client is not the bottleneck that a kernel client
+//! becomes. One thread per queue, each with its own endpoint and its own
+//! share of the source ports; every run is bounded by --duration and/or
+//! --count, prints a progress line each second and ends with totals and
+//! percentiles (text, and JSON with --json).
+
+use clap::{Parser, ValueEnum};
+use floodgate::link::xdp::{Xdp, XdpConfig, XdpMode, XdpProgram, ZeroCopy};
+use floodgate::link::Link;
+use floodgate::neigh;
+use floodgate::shard;
+use floodgate::tcp::{Capacity, Endpoint, Secrets, TcpConfig};
+use floodgate::time::Instant as FgInstant;
+use floodgate_bench::load::synflood::{FloodTotals, SynFlood};
+use floodgate_bench::load::{report, LoadApp, LoadConfig, Mode, Totals};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum ModeArg {
+    /// Connect, GET with Connection: close, read, close.
+    Cps,
+    /// Keep-alive connections, requests back to back.
+    Rps,
+    /// SYNs that never complete; counts SYN-ACKs.
+    Synflood,
+    /// tcpkali-like: messages echoed and checked, connections churned.
+    Echo,
+}
+
+#[derive(Parser, Debug)]
+#[command(name = "floodgate-load", about = "Load generator on floodgate's own TCP over AF_XDP", version)]
+struct Args {
+    #[arg(value_enum)]
+    mode: ModeArg,
+    /// Interface to send from (its peer leads to the target).
+    #[arg(long)]
+    iface: String,
+    /// Target address and port.
+    #[arg(long, default_value = "198.18.0.1:80")]
+    target: SocketAddr,
+    /// Source addresses: a range A-B or a comma list (must be routed back to this interface).
+    #[arg(long, default_value = "198.18.0.10-198.18.0.73")]
+    sources: String,
+    /// RX/TX queues to use, one thread each.
+    #[arg(long, value_delimiter = ',', default_value = "0")]
+    queues: Vec<u32>,
+    /// CPUs to pin the queue threads to (in order; default: no pinning).
+    #[arg(long, value_delimiter = ',')]
+    cpus: Vec<usize>,
+    /// New connections (or SYNs) per second over all threads; 0 = as fast as possible.
+    #[arg(long, default_value_t = 0)]
+    rate: u32,
+    /// Connections open at once, over all threads.
+    #[arg(long, default_value_t = 256)]
+    concurrency: u32,
+    /// Seconds to run (at most 3600).
+    #[arg(long, default_value_t = 10)]
+    duration: u64,
+    /// Stop after this many connections (cps, echo).
+    #[arg(long)]
+    count: Option<u64>,
+    /// Echo: bytes per message and messages per connection.
+    #[arg(long, default_value_t = 128)]
+    size: usize,
+    #[arg(long, default_value_t = 10)]
+    messages: u32,
+    /// HTTP path to request.
+    #[arg(long, default_value = "/")]
+    path: String,
+    /// Write the summary as JSON here.
+    #[arg(long)]
+    json: Option<std::path::PathBuf>,
+    #[arg(long, value_enum, default_value = "auto")]
+    xdp_mode: XdpModeArg,
+    #[arg(long, value_enum, default_value = "auto")]
+    zero_copy: ZeroCopyArg,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum XdpModeArg {
+    Native,
+    Generic,
+    Auto,
+}
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum ZeroCopyArg {
+    Require,
+    Auto,
+    Off,
+}
+
+static STOP: AtomicBool = AtomicBool::new(false);
+extern "C" fn on_signal(_: libc::c_int) {
+    STOP.store(true, Ordering::Relaxed);
+}
+
+fn parse_sources(s: &str) -> Result<Vec<IpAddr>, String> {
+    if let Some((a, b)) = s.split_once('-') {
+        let a: Ipv4Addr = a.trim().parse().map_err(|_| format!("bad address {a:?}"))?;
+        let b: Ipv4Addr = b.trim().parse().map_err(|_| format!("bad address {b:?}"))?;
+        let (a, b) = (u32::from(a), u32::from(b));
+        if b < a || b - a > 65535 {
+            return Err(format!("bad range {s:?}"));
+        }
+        return Ok((a..=b).map(|x| IpAddr::V4(Ipv4Addr::from(x))).collect());
+    }
+    s.split(',').map(|x| x.trim().parse().map_err(|_| format!("bad address {x:?}"))).collect()
+}
+
+/// Per-second reports from the queue threads.
+enum Report {
+    Load(u32, Totals),
+    Flood(u32, FloodTotals),
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("floodgate-load: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> Result<(), String> {
+    if args.duration == 0 || args.duration > 3600 {
+        return Err("--duration must be between 1 and 3600 seconds".into());
+    }
+    let sources = parse_sources(&args.sources)?;
+    // SAFETY: the handler only stores to an atomic.
+    unsafe {
+        libc::signal(libc::SIGINT, on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t);
+    }
+    let src_mac = neigh::interface_mac(&args.iface).ok_or_else(|| format!("cannot read the MAC of {}", args.iface))?;
+    let dst_mac = neigh::resolve_wait(&args.iface, args.target.ip(), Duration::from_secs(3))
+        .ok_or_else(|| format!("no neighbour entry for {} on {} (is it reachable?)", args.target.ip(), args.iface))?;
+
+    let mut prog = XdpProgram::load().map_err(|e| e.to_string())?;
+    let mode = match args.xdp_mode {
+        XdpModeArg::Native => XdpMode::Native,
+        XdpModeArg::Generic => XdpMode::Generic,
+        XdpModeArg::Auto => XdpMode::Auto,
+    };
+    let attached = prog.attach(&args.iface, mode).map_err(|e| e.to_string())?;
+    // Replies come to ephemeral ports of the source addresses: port 0 owns them all.
+    let vips: Vec<(IpAddr, u16)> = sources.iter().map(|&a| (a, 0)).collect();
+    prog.set_vips(&vips).map_err(|e| e.to_string())?;
+    let zc = match args.zero_copy {
+        ZeroCopyArg::Require => ZeroCopy::Require,
+        ZeroCopyArg::Auto => ZeroCopy::Auto,
+        ZeroCopyArg::Off => ZeroCopy::Off,
+    };
+    let xcfg = XdpConfig { zero_copy: zc, ..XdpConfig::default() };
+    let mut links = Vec::new();
+    for &q in &args.queues {
+        links.push(Xdp::bind(&prog, &args.iface, q, &xcfg).map_err(|e| e.to_string())?);
+    }
+    let mode_name = format!("{:?}", args.mode).to_lowercase();
+    println!(
+        "floodgate-load {mode_name}: {} -> {} from {} sources, {} queue(s), XDP {attached}, {}",
+        args.iface,
+        args.target,
+        sources.len(),
+        links.len(),
+        links[0].bind_mode()
+    );
+
+    let (rtx, rrx) = mpsc::channel::<Report>();
+    let nq = links.len() as u32;
+    let deadline = Instant::now() + Duration::from_secs(args.duration);
+    let args = Arc::new(args);
+    let mut threads = Vec::new();
+    for (k, link) in links.into_iter().enumerate() {
+        let (args, sources, rtx) = (args.clone(), sources.clone(), rtx.clone());
+        let cpu = args.cpus.get(k).copied();
+        threads.push(std::thread::spawn(move || {
+            if let Some(c) = cpu {
+                let _ = shard::runner::pin_to_cpu(c);
+            }
+            worker(k as u32, nq, link, &args, sources, src_mac, dst_mac, deadline, rtx)
+        }));
+    }
+    drop(rtx);
+
+    // Progress, once a second.
+    let start = Instant::now();
+    let mut load = vec![Totals::default(); nq as usize];
+    let mut flood = vec![FloodTotals::default(); nq as usize];
+    let mut last = (Totals::default(), FloodTotals::default(), start);
+    loop {
+        match rrx.recv_timeout(Duration::from_millis(1000)) {
+            Ok(Report::Load(k, t)) => load[k as usize] = t,
+            Ok(Report::Flood(k, t)) => flood[k as usize] = t,
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+        if last.2.elapsed() >= Duration::from_secs(1) {
+            let dt = last.2.elapsed().as_secs_f64();
+            let el = start.elapsed().as_secs_f64();
+            if args.mode == ModeArg::Synflood {
+                let t = sum_flood(&flood);
+                println!(
+                    "[{el:6.1}s] syn/s {:>9.0}  syn-ack/s {:>9.0}  tx full {}",
+                    (t.syns_sent - last.1.syns_sent) as f64 / dt,
+                    (t.synacks - last.1.synacks) as f64 / dt,
+                    t.tx_full
+                );
+                last.1 = t;
+            } else {
+                let t = sum_load(&load);
+                println!("{}", report::progress_line(el, &t, &last.0, dt));
+                last.0 = t;
+            }
+            last.2 = Instant::now();
+        }
+    }
+    let seconds = args.duration as f64;
+    let mut merged: Option<LoadApp> = None;
+    let mut ftotal = FloodTotals::default();
+    for t in threads {
+        match t.join().map_err(|_| "a queue thread panicked".to_string())? {
+            Outcome::Load(app) => match merged.as_mut() {
+                None => merged = Some(*app),
+                Some(m) => m.merge(&app),
+            },
+            Outcome::Flood(t) => ftotal = add_flood(&ftotal, &t),
+        }
+    }
+    let (text, json) = match merged {
+        Some(app) => (report::summary(&app, &mode_name, seconds), report::json(&app, &mode_name, seconds)),
+        None => {
+            let t = ftotal;
+            (
+                format!(
+                    "mode synflood, {seconds:.1} s\nsyns sent {} ({:.0}/s), syn-acks {} ({:.0}/s), rsts {}, tx full {}\n",
+                    t.syns_sent,
+                    t.syns_sent as f64 / seconds,
+                    t.synacks,
+                    t.synacks as f64 / seconds,
+                    t.rsts,
+                    t.tx_full
+                ),
+                format!(
+                    "{{\"mode\":\"synflood\",\"seconds\":{seconds:.3},\"syns_sent\":{},\"syns_per_sec\":{:.1},\"synacks\":{},\"synacks_per_sec\":{:.1},\"rsts\":{},\"tx_full\":{}}}",
+                    t.syns_sent,
+                    t.syns_sent as f64 / seconds,
+                    t.synacks,
+                    t.synacks as f64 / seconds,
+                    t.rsts,
+                    t.tx_full
+                ),
+            )
+        }
+    };
+    print!("{text}");
+    if let Some(path) = &args.json {
+        std::fs::write(path, json + "\n").map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
+    drop(prog);
+    Ok(())
+}
+
+fn sum_load(v: &[Totals]) -> Totals {
+    let mut s = Totals::default();
+    for t in v {
+        s.merge(t);
+    }
+    s
+}
+
+fn add_flood(a: &FloodTotals, b: &FloodTotals) -> FloodTotals {
+    FloodTotals {
+        syns_sent: a.syns_sent + b.syns_sent,
+        tx_full: a.tx_full + b.tx_full,
+        synacks: a.synacks + b.synacks,
+        rsts: a.rsts + b.rsts,
+        other: a.other + b.other,
+    }
+}
+
+fn sum_flood(v: &[FloodTotals]) -> FloodTotals {
+    v.iter().fold(FloodTotals::default(), |a, b| add_flood(&a, b))
+}
+
+enum Outcome {
+    Load(Box<LoadApp>),
+    Flood(FloodTotals),
+}
+
+#[allow(clippy::too_many_arguments)]
+fn worker(
+    k: u32,
+    n: u32,
+    mut link: Xdp,
+    args: &Args,
+    sources: Vec<IpAddr>,
+    src_mac: [u8; 6],
+    dst_mac: [u8; 6],
+    deadline: Instant,
+    reports: mpsc::Sender<Report>,
+) -> Outcome {
+    let epoch = Instant::now();
+    let clock = || FgInstant::from_micros(epoch.elapsed().as_micros() as u64);
+    let share = |x: u32| (x / n + u32::from(k < x % n)).max(1);
+    let mut last_report = Instant::now();
+    if args.mode == ModeArg::Synflood {
+        let mut f = SynFlood::new(src_mac, dst_mac, args.target, sources, 0x9e37_79b9_7f4a_7c15 ^ k as u64);
+        let rate = if args.rate == 0 { None } else { Some(share(args.rate) as u64) };
+        while Instant::now() < deadline && !STOP.load(Ordering::Relaxed) {
+            let due = rate.map_or(64, |r| (epoch.elapsed().as_micros() as u64 * r / 1_000_000 + 1).saturating_sub(f.totals.syns_sent));
+            if due > 0 {
+                f.send(&mut link, due.min(64));
+            }
+            f.receive(&mut link, 64);
+            link.flush();
+            if last_report.elapsed() >= Duration::from_millis(500) {
+                let _ = reports.send(Report::Flood(k, f.totals));
+                last_report = Instant::now();
+            }
+        }
+        // Late SYN-ACKs.
+        let end = Instant::now() + Duration::from_millis(200);
+        while Instant::now() < end {
+            f.receive(&mut link, 64);
+            link.flush();
+        }
+        let _ = reports.send(Report::Flood(k, f.totals));
+        return Outcome::Flood(f.totals);
+    }
+
+    let mode = match args.mode {
+        ModeArg::Cps => Mode::Cps,
+        ModeArg::Rps => Mode::Rps,
+        _ => Mode::Echo,
+    };
+    // Each thread takes its own slice of the source ports.
+    let span = (65535 - 1024) / n;
+    let ports = (1024 + (k * span) as u16, 1024 + ((k + 1) * span - 1) as u16);
+    let conns = share(args.concurrency).max(1);
+    let cfg = TcpConfig { keepalive: None, ..TcpConfig::default() };
+    let cap = Capacity {
+        connections: (conns * 2).max(1024),
+        time_wait: 1 << 20,
+        buffers: (conns * 2).max(1024),
+        buffer_size: 16384,
+        events: 65536,
+        ..Capacity::default()
+    };
+    let mut ep = Endpoint::new(cfg, cap, src_mac, Secrets::random(), clock());
+    let lc = LoadConfig {
+        mode,
+        target: args.target,
+        sources,
+        ports,
+        next_hop: dst_mac,
+        rate: (args.rate > 0).then(|| share(args.rate)),
+        concurrency: conns,
+        count: args.count.map(|c| (c / n as u64) + u64::from((k as u64) < c % n as u64)),
+        path: args.path.clone(),
+        message_size: args.size.max(1),
+        messages_per_conn: args.messages.max(1),
+    };
+    let mut app = LoadApp::new(lc, cap.connections as usize);
+    let mut drain_until = None;
+    loop {
+        let now = clock();
+        if drain_until.is_none() && (Instant::now() >= deadline || STOP.load(Ordering::Relaxed)) {
+            app.stop();
+            drain_until = Some(Instant::now() + floodgate_bench::load::DRAIN);
+        }
+        app.tick(&mut ep, now);
+        shard::step(&mut ep, &mut link, &mut app, now, 64);
+        if app.finished() || drain_until.is_some_and(|d| Instant::now() >= d) {
+            break;
+        }
+        if last_report.elapsed() >= Duration::from_millis(500) {
+            let _ = reports.send(Report::Load(k, app.totals));
+            last_report = Instant::now();
+        }
+    }
+    let _ = reports.send(Report::Load(k, app.totals));
+    Outcome::Load(Box::new(app))
+}
