@@ -261,6 +261,10 @@ fn run(args: Args) -> Result<(), String> {
         }
     };
     print!("{text}");
+    if let Ok(s) = prog.stats() {
+        let f: Vec<String> = s.fields().iter().filter(|(_, v)| *v > 0).map(|(k, v)| format!("{k}={v}")).collect();
+        eprintln!("xdp verdicts on {}: {}", args.iface, f.join(" "));
+    }
     if let Some(path) = &args.json {
         std::fs::write(path, json + "\n").map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
@@ -315,11 +319,15 @@ fn worker(
         let mut f = SynFlood::new(src_mac, dst_mac, args.target, sources, 0x9e37_79b9_7f4a_7c15 ^ k as u64);
         let rate = if args.rate == 0 { None } else { Some(share(args.rate) as u64) };
         while Instant::now() < deadline && !STOP.load(Ordering::Relaxed) {
-            let due = rate.map_or(64, |r| (epoch.elapsed().as_micros() as u64 * r / 1_000_000 + 1).saturating_sub(f.totals.syns_sent));
+            let due = rate.map_or(64, |r| {
+                (epoch.elapsed().as_micros() as u64 * r / 1_000_000 + 1).saturating_sub(f.totals.syns_sent)
+            });
+            // Answers first: a generator that only sends would count
+            // its own RX ring overflowing, not the server.
+            while f.receive(&mut link, 256) == 256 {}
             if due > 0 {
                 f.send(&mut link, due.min(64));
             }
-            f.receive(&mut link, 64);
             link.flush();
             if last_report.elapsed() >= Duration::from_millis(500) {
                 let _ = reports.send(Report::Flood(k, f.totals));
@@ -333,6 +341,9 @@ fn worker(
             link.flush();
         }
         let _ = reports.send(Report::Flood(k, f.totals));
+        let st: Vec<String> =
+            link.stats().fields().iter().filter(|(_, v)| *v > 0).map(|(n, v)| format!("{n}={v}")).collect();
+        eprintln!("queue {}: link {}", link.queue(), st.join(" "));
         return Outcome::Flood(f.totals);
     }
 

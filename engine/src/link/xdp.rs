@@ -218,7 +218,18 @@ struct Pool {
     /// Frames to put on the TX ring at the next `flush`.
     pending: Vec<FrameDesc>,
     pending_cap: usize,
+    /// Frames handed to the kernel's TX ring and not yet completed. With
+    /// `pending` they are bounded by `pending_cap` (the TX ring size), so
+    /// sending can never take the frames the fill ring needs.
+    tx_in_flight: usize,
     stats: XdpLinkStats,
+}
+
+impl Pool {
+    /// Frames the TX side holds: waiting for `flush`, or in the kernel.
+    fn tx_held(&self) -> usize {
+        self.pending.len() + self.tx_in_flight
+    }
 }
 
 /// One NIC queue's AF_XDP socket. Not `Sync`; owned by one shard thread.
@@ -234,7 +245,6 @@ pub struct Xdp {
     pool: Pool,
     /// Frames kept off the fill ring so `send` always has some.
     tx_reserve: usize,
-    tx_in_flight: u64,
     need_wakeup: bool,
     fd: RawFd,
     ifname: String,
@@ -389,9 +399,14 @@ impl Xdp {
             umem,
             rx_batch: vec![FrameDesc::default(); cfg.batch],
             comp_batch: vec![FrameDesc::default(); cfg.tx_ring as usize],
-            pool: Pool { free, pending: Vec::with_capacity(pending_cap), pending_cap, stats: XdpLinkStats::default() },
+            pool: Pool {
+                free,
+                pending: Vec::with_capacity(pending_cap),
+                pending_cap,
+                tx_in_flight: 0,
+                stats: XdpLinkStats::default(),
+            },
             tx_reserve: cfg.batch,
-            tx_in_flight: 0,
             need_wakeup: cfg.need_wakeup,
             fd,
             ifname: ifname.to_string(),
@@ -425,7 +440,7 @@ impl Xdp {
 
     /// Frames on the TX ring not yet completed, plus those pending.
     pub fn tx_outstanding(&self) -> u64 {
-        self.tx_in_flight + self.pool.pending.len() as u64
+        self.pool.tx_held() as u64
     }
 
     /// The link's counters plus the kernel's (one `getsockopt`; not for the
@@ -488,7 +503,7 @@ pub struct XdpTx<'a> {
 
 impl TxSink for XdpTx<'_> {
     fn send<F: FnOnce(&mut [u8]) -> usize>(&mut self, write: F) -> bool {
-        if self.pool.pending.len() >= self.pool.pending_cap {
+        if self.pool.tx_held() >= self.pool.pending_cap {
             self.pool.stats.tx_ring_full += 1;
             return false;
         }
@@ -556,7 +571,7 @@ impl Link for Xdp {
                     if len == 0 || len > c.buf_len() {
                         self.pool.stats.tx_bad_len += 1;
                         self.pool.free.push(desc);
-                    } else if self.pool.pending.len() >= self.pool.pending_cap {
+                    } else if self.pool.tx_held() >= self.pool.pending_cap {
                         self.pool.stats.tx_ring_full += 1;
                         self.pool.free.push(desc);
                     } else {
@@ -584,11 +599,11 @@ impl Link for Xdp {
             self.pool.pending.copy_within(sent.., 0);
             self.pool.pending.truncate(pending - sent);
             self.pool.stats.tx_frames += sent as u64;
-            self.tx_in_flight += sent as u64;
+            self.pool.tx_in_flight += sent;
         }
         // 2. Kick the kernel while it has TX work and asks to be kicked
         //    (copy mode always asks: its TX runs inside sendto).
-        if self.tx_in_flight > 0 && (!self.need_wakeup || self.tx_q.needs_wakeup()) {
+        if self.pool.tx_in_flight > 0 && (!self.need_wakeup || self.tx_q.needs_wakeup()) {
             self.kick_tx();
         }
         // 3. Reap completions onto the free stack.
@@ -598,7 +613,7 @@ impl Link for Xdp {
             self.pool.free.push(*d);
         }
         self.pool.stats.tx_completed += done as u64;
-        self.tx_in_flight = self.tx_in_flight.saturating_sub(done as u64);
+        self.pool.tx_in_flight = self.pool.tx_in_flight.saturating_sub(done);
         // 4. Refill the fill ring, keeping `tx_reserve` frames for sends.
         let spare = self.pool.free.len().saturating_sub(self.tx_reserve);
         let want = spare.max(1);
