@@ -92,6 +92,12 @@ class Server:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
+        # The wrapper shell exits first; wait for the server itself (floodgate
+        # drains, then detaches its XDP program).
+        deadline = time.time() + 30
+        while time.time() < deadline and subprocess.run(f"pgrep -x {self.name}", shell=True,
+                                                        capture_output=True).returncode == 0:
+            time.sleep(0.2)
 
 
 def nginx_conf(tmp):
@@ -172,8 +178,12 @@ def main():
         sh(f"cd {ROOT} && cargo build --release -p floodgate -p floodgate-bench --bins --examples", capture=False)
     sh(f"{ROOT}/deploy/testbed.sh up", capture=False)
     # All client traffic on queue 0, so one server shard sees all of it (XPS).
-    sh(ns(CLI, "sh -c 'echo 3 > /sys/class/net/fg-c0/queues/tx-0/xps_cpus; "
-               "echo 0 > /sys/class/net/fg-c0/queues/tx-1/xps_cpus'"), check=False)
+    # The kernel picks a TX queue by flow hash; XPS sends everything on queue 0
+    # on both sides, so the one-queue server and the one-queue generator see
+    # every frame of their flows (floodgate's AF_XDP TX is on queue 0 already).
+    for side, dev in [(CLI, "fg-c0"), (SRV, "fg-s0")]:
+        sh(ns(side, f"sh -c 'echo 3 > /sys/class/net/{dev}/queues/tx-0/xps_cpus; "
+                    f"echo 0 > /sys/class/net/{dev}/queues/tx-1/xps_cpus'"), check=False)
     # The kernel's replies must carry whole checksums for the AF_XDP client
     # (veth hands partial ones through); the client side is set so already.
     sh(ns(SRV, "ethtool -K fg-s0 tx off"), check=False)
@@ -183,8 +193,8 @@ def main():
     tmp = Path(tempfile.mkdtemp(prefix="fg-compare-"))
     fg = Server("floodgate", f"taskset -c {SERVER_CPU} {ROOT}/target/release/floodgate serve --iface fg-s0 "
                              f"--vip {VIP} --port 80 --app http --queues 1 --http-body '{BODY}' "
-                             f"--connections 1048576 --time-wait-capacity 4194304", 80,
-                pid_of=lambda: int(sh("pgrep -n -f 'release/floodgate serve'").split()[0]))
+                             f"--connections 1048576 --time-wait-capacity 4194304 --drain 1s", 80,
+                pid_of=lambda: int(sh("pgrep -n -x floodgate").split()[0]))
     ngx = Server("nginx", f"nginx -c {nginx_conf(tmp)}", 8080, pid_of=lambda: nginx_worker_pid(tmp))
 
     loads = [

@@ -294,6 +294,14 @@ fn sum_flood(v: &[FloodTotals]) -> FloodTotals {
     v.iter().fold(FloodTotals::default(), |a, b| add_flood(&a, b))
 }
 
+/// CLOCK_MONOTONIC: time since boot.
+fn boot_clock() -> FgInstant {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes the timespec it is given.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    FgInstant::from_micros(ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1000)
+}
+
 enum Outcome {
     Load(Box<LoadApp>),
     Flood(FloodTotals),
@@ -312,7 +320,11 @@ fn worker(
     reports: mpsc::Sender<Report>,
 ) -> Outcome {
     let epoch = Instant::now();
-    let clock = || FgInstant::from_micros(epoch.elapsed().as_micros() as u64);
+    // Time since boot, not since this process started, and a fixed key: the
+    // timestamps and ISNs of a tuple keep rising from one run to the next, so
+    // a server still holding TIME-WAIT for it from the last run accepts the
+    // new SYN (RFC 6191) instead of refusing it as an old duplicate (PAWS).
+    let clock = boot_clock;
     let share = |x: u32| (x / n + u32::from(k < x % n)).max(1);
     let mut last_report = Instant::now();
     if args.mode == ModeArg::Synflood {
@@ -365,7 +377,9 @@ fn worker(
         events: 65536,
         ..Capacity::default()
     };
-    let mut ep = Endpoint::new(cfg, cap, src_mac, Secrets::random(), clock());
+    // A load generator keeps no secrets worth having: its per-tuple offsets
+    // must be the same in every run (see the clock above).
+    let mut ep = Endpoint::new(cfg, cap, src_mac, Secrets::from_bytes(*b"floodgate-load: a fixed test key"), clock());
     let lc = LoadConfig {
         mode,
         target: args.target,
