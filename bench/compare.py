@@ -231,7 +231,13 @@ def main():
             finally:
                 os.killpg(refl.pid, signal.SIGTERM)
                 refl.wait()
+                deadline = time.time() + 30
+                while time.time() < deadline and subprocess.run("pgrep -x reflector", shell=True,
+                                                                capture_output=True).returncode == 0:
+                    time.sleep(0.2)
             print(f"round {rnd + 1} reflector SYN-ACK/s {ceiling[-1]:.0f}", flush=True)
+            if ceiling[-1] == 0:
+                ceiling.pop()  # the reflector did not come up: not a measurement
     finally:
         fg.stop()
         ngx.stop()
