@@ -35,7 +35,7 @@ fn main() {
         "ack_cookie" => FinalAck::new(true).run(iters),
         "http_conn" => HttpConn::new().run(iters),
         "parse_syn" | "parse_syn_noverify" => {
-            let mut f = scenarios::syn_frames(linux_syn_options);
+            let f = scenarios::syn_frames(linux_syn_options);
             let frame = f.get(0).to_vec();
             let verify = name == "parse_syn";
             let start = std::time::Instant::now();

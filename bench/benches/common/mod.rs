@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use criterion::Criterion;
 use floodgate::flow::{Addr, FourTuple};
-use floodgate::link::TxSink;
+use floodgate::link::{RxAction, TxSink};
 use floodgate::tcp::{Capacity, CookieMode, Endpoint, Event, Secrets, TcpConfig};
 use floodgate::time::Instant;
 use floodgate::wire::{self, Control, MacAddr, SeqNumber, TcpOptions, TcpRepr};
@@ -54,6 +54,49 @@ impl TxSink for Sink {
         self.frames += (n > 0) as u64;
         self.bytes += n as u64;
         true
+    }
+}
+
+/// A sink that can also take a reply the engine wrote into the received frame.
+pub trait Replies: TxSink {
+    fn in_place(&mut self, frame: &[u8]);
+}
+
+impl Replies for Sink {
+    #[inline]
+    fn in_place(&mut self, frame: &[u8]) {
+        self.frames += 1;
+        self.bytes += frame.len() as u64;
+    }
+}
+
+impl Replies for Capture {
+    fn in_place(&mut self, frame: &[u8]) {
+        self.frames.push(frame.to_vec());
+    }
+}
+
+/// The receive buffer: each prebuilt frame is copied into it before the
+/// engine sees it, as the NIC writes a frame into UMEM. The engine may
+/// answer in that buffer (the SYN fast path writes its SYN-ACK back into the
+/// received frame), so the prebuilt frames stay intact for the next round,
+/// and the in-place reply is counted as a sent frame.
+pub struct Rx {
+    buf: Box<[u8; 2048]>,
+}
+
+impl Rx {
+    pub fn new() -> Rx {
+        Rx { buf: Box::new([0; 2048]) }
+    }
+
+    #[inline]
+    pub fn deliver<T: Replies>(&mut self, ep: &mut Endpoint, now: Instant, frame: &[u8], tx: &mut T) {
+        let n = frame.len();
+        self.buf[..n].copy_from_slice(frame);
+        if let RxAction::Transmit(len) = ep.on_frame(now, &mut self.buf[..n], tx) {
+            tx.in_place(&self.buf[..len]);
+        }
     }
 }
 
@@ -158,9 +201,9 @@ impl Frames {
         self.lens[at] = n as u16;
     }
     #[inline(always)]
-    pub fn get(&mut self, at: usize) -> &mut [u8] {
+    pub fn get(&self, at: usize) -> &[u8] {
         let n = self.lens[at] as usize;
-        &mut self.buf[at * CELL..at * CELL + n]
+        &self.buf[at * CELL..at * CELL + n]
     }
 }
 

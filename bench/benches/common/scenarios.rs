@@ -58,10 +58,11 @@ fn rst_frames() -> Frames {
 
 /// Answers every SYN (untimed) and builds the ACKs a client returns for
 /// the SYN-ACKs it got.
-fn answer_syns(ep: &mut Endpoint, syns: &mut Frames) -> Frames {
+fn answer_syns(ep: &mut Endpoint, syns: &Frames) -> Frames {
+    let mut rx = Rx::new();
     let mut cap = Capture::default();
     for i in 0..N {
-        ep.on_frame(T0, syns.get(i), &mut cap);
+        rx.deliver(ep, T0, syns.get(i), &mut cap);
         ep.flush(T0, &mut cap);
     }
     assert_eq!(cap.frames.len(), N, "one SYN-ACK per SYN");
@@ -83,10 +84,11 @@ fn answer_syns(ep: &mut Endpoint, syns: &mut Frames) -> Frames {
     acks
 }
 
-fn reset_all(ep: &mut Endpoint, rsts: &mut Frames, n: usize) {
+fn reset_all(ep: &mut Endpoint, rsts: &Frames, n: usize) {
+    let mut rx = Rx::new();
     let mut sink = Sink::new();
     for i in 0..n {
-        ep.on_frame(T0, rsts.get(i), &mut sink);
+        rx.deliver(ep, T0, rsts.get(i), &mut sink);
     }
     ep.flush(T0, &mut sink);
     drain_events(ep);
@@ -100,6 +102,7 @@ pub struct SynSynack {
     syns: Frames,
     rsts: Frames,
     sink: Sink,
+    rx: Rx,
     cookie: bool,
     next: usize,
 }
@@ -112,6 +115,7 @@ impl SynSynack {
             syns: syn_frames(opts),
             rsts: rst_frames(),
             sink: Sink::new(),
+            rx: Rx::new(),
             cookie,
             next: 0,
         }
@@ -120,14 +124,16 @@ impl SynSynack {
     pub fn run(&mut self, iters: u64) -> StdDuration {
         if self.cookie {
             // No state: the same N SYNs go round.
+            let before = self.sink.frames;
             let start = std::time::Instant::now();
             for _ in 0..iters {
-                self.ep.on_frame(T0, self.syns.get(self.next), &mut self.sink);
+                self.rx.deliver(&mut self.ep, T0, self.syns.get(self.next), &mut self.sink);
                 self.ep.flush(T0, &mut self.sink);
                 self.next = if self.next + 1 == N { 0 } else { self.next + 1 };
             }
             let t = start.elapsed();
             assert_eq!(self.ep.connections(), 0);
+            assert_eq!(self.sink.frames - before, iters, "one SYN-ACK per SYN (in place)");
             return t;
         }
         let mut total = StdDuration::ZERO;
@@ -137,7 +143,7 @@ impl SynSynack {
             let before = self.sink.frames;
             let start = std::time::Instant::now();
             for i in 0..n {
-                self.ep.on_frame(T0, self.syns.get(i), &mut self.sink);
+                self.rx.deliver(&mut self.ep, T0, self.syns.get(i), &mut self.sink);
                 self.ep.flush(T0, &mut self.sink);
             }
             total += start.elapsed();
@@ -159,6 +165,7 @@ pub struct FinalAck {
     acks: Frames,
     rsts: Frames,
     sink: Sink,
+    rx: Rx,
     cookie: bool,
 }
 
@@ -166,13 +173,13 @@ impl FinalAck {
     pub fn new(cookie: bool) -> FinalAck {
         let mode = if cookie { CookieMode::Always } else { CookieMode::Auto };
         let mut ep = endpoint(mode, capacity());
-        let mut syns = syn_frames(linux_syn_options);
-        let mut rsts = rst_frames();
-        let acks = answer_syns(&mut ep, &mut syns);
+        let syns = syn_frames(linux_syn_options);
+        let rsts = rst_frames();
+        let acks = answer_syns(&mut ep, &syns);
         if !cookie {
-            reset_all(&mut ep, &mut rsts, N);
+            reset_all(&mut ep, &rsts, N);
         }
-        FinalAck { ep, syns, acks, rsts, sink: Sink::new(), cookie }
+        FinalAck { ep, syns, acks, rsts, sink: Sink::new(), rx: Rx::new(), cookie }
     }
 
     pub fn run(&mut self, iters: u64) -> StdDuration {
@@ -184,14 +191,14 @@ impl FinalAck {
                 // The half-open entries the ACKs complete (same ISNs: same clock).
                 let mut setup = Sink::new();
                 for i in 0..n {
-                    self.ep.on_frame(T0, self.syns.get(i), &mut setup);
+                    self.rx.deliver(&mut self.ep, T0, self.syns.get(i), &mut setup);
                     self.ep.flush(T0, &mut setup);
                 }
             }
             let accepted = self.ep.stats.connections_accepted;
             let start = std::time::Instant::now();
             for i in 0..n {
-                self.ep.on_frame(T0, self.acks.get(i), &mut self.sink);
+                self.rx.deliver(&mut self.ep, T0, self.acks.get(i), &mut self.sink);
                 self.ep.flush(T0, &mut self.sink);
                 drain_events(&mut self.ep);
             }
@@ -297,6 +304,7 @@ pub struct HttpConn {
     batch: Batch,
     app: App,
     sink: Sink,
+    rx: Rx,
     now: Instant,
     next_client: u64,
 }
@@ -309,6 +317,7 @@ impl HttpConn {
             batch: Batch::new(),
             app: App { buf: [0; 1024], responses: 0 },
             sink: Sink::new(),
+            rx: Rx::new(),
             now: T0,
             next_client: 0,
         }
@@ -318,7 +327,7 @@ impl HttpConn {
         let two_msl = self.ep.config().time_wait();
         let mut total = StdDuration::ZERO;
         let mut left = iters as usize;
-        let (ep, batch, app, sink) = (&mut self.ep, &mut self.batch, &mut self.app, &mut self.sink);
+        let (ep, batch, app, sink, rx) = (&mut self.ep, &mut self.batch, &mut self.app, &mut self.sink, &mut self.rx);
         while left > 0 {
             let n = left.min(HTTP_BATCH);
             let now = self.now;
@@ -330,8 +339,8 @@ impl HttpConn {
 
             let start = std::time::Instant::now();
             for j in 0..n {
-                for f in [&mut batch.syn, &mut batch.ack, &mut batch.get, &mut batch.fin] {
-                    ep.on_frame(now, f.get(j), sink);
+                for f in [&batch.syn, &batch.ack, &batch.get, &batch.fin] {
+                    rx.deliver(ep, now, f.get(j), sink);
                     app.run(ep);
                     ep.flush(now, sink);
                 }
