@@ -4,7 +4,7 @@
 
 use crate::app::App;
 use crate::link::memory::{self, Faults};
-use crate::link::{Link, Memory};
+use crate::link::Memory;
 use crate::shard;
 use crate::tcp::Endpoint;
 use crate::time::{Duration, Instant};
@@ -89,9 +89,4 @@ pub struct NoApp;
 
 impl App for NoApp {
     fn on_event(&mut self, _: &mut Endpoint, _: Instant, _: crate::tcp::Event) {}
-}
-
-/// Lets a `Memory` end be driven without a pair (benchmarks).
-pub fn tx_of(m: &mut Memory) -> <Memory as Link>::Tx<'_> {
-    m.tx()
 }

@@ -149,7 +149,7 @@ impl SynSynack {
             total += start.elapsed();
             assert_eq!(self.ep.half_open() as usize, n, "every SYN kept half-open state");
             assert_eq!(self.sink.frames - before, n as u64, "one SYN-ACK per SYN");
-            reset_all(&mut self.ep, &mut self.rsts, n);
+            reset_all(&mut self.ep, &self.rsts, n);
             left -= n;
         }
         black_box(self.sink.bytes);
@@ -206,7 +206,7 @@ impl FinalAck {
             assert_eq!(self.ep.stats.connections_accepted - accepted, n as u64, "every ACK established");
             assert_eq!(self.ep.half_open(), 0);
             assert_eq!(self.ep.connections(), n);
-            reset_all(&mut self.ep, &mut self.rsts, n);
+            reset_all(&mut self.ep, &self.rsts, n);
             left -= n;
         }
         black_box(self.sink.bytes);

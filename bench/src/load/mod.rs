@@ -216,7 +216,7 @@ impl LoadApp {
     }
 
     fn send_request(&mut self, ep: &mut Endpoint, h: Handle, now: Instant) {
-        if ep.write(h, &self.request).map_or(false, |n| n == self.request.len()) {
+        if ep.write(h, &self.request) == Ok(self.request.len()) {
             self.totals.requests += 1;
             if let Some(c) = self.conn(h) {
                 c.request_at = now;

@@ -18,6 +18,9 @@ use crate::link::xdp::BpfStats;
 use crate::shard::Snapshot;
 use crate::wire;
 
+/// A gauge: metric name, help text, and how to read it from a snapshot.
+type Gauge = (&'static str, &'static str, fn(&Snapshot) -> u64);
+
 /// What does not change while the engine runs.
 #[derive(Clone, Debug)]
 pub struct Info {
@@ -144,7 +147,7 @@ pub fn render(view: &View<'_>) -> String {
     }
 
     // Gauges of the connection state.
-    let gauges: [(&str, &str, fn(&Snapshot) -> u64); 8] = [
+    let gauges: [Gauge; 8] = [
         (
             "floodgate_connections_established",
             "Connections past the handshake (every state but SYN-RECEIVED and TIME-WAIT).",

@@ -6,9 +6,6 @@ use super::tcb::Outgoing;
 use crate::flow::FourTuple;
 use crate::wire::{self, Control, MacAddr, SeqNumber, TcpOptions, TcpRepr};
 
-/// Largest payload one segment carries (a UMEM frame is 2048 bytes or more).
-pub const MAX_PAYLOAD: usize = 2048;
-
 /// Link-layer addressing of a reply: our MAC, the MAC the peer's frame came
 /// from (so a front end behind a router answers through it), and the VLAN.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

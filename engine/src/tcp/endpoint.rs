@@ -389,8 +389,8 @@ impl Endpoint {
             return self.send_cookie(now, li, l2, t, seg, is_v6, tx);
         }
         let (iss, ts_offset) = self.secrets.isn(t, now);
-        let mut tcb = Tcb::new(&cfg, iss, ts_offset, l2.dst);
-        tcb.negotiate(&cfg, seg, is_v6);
+        let mut tcb = Tcb::new(cfg, iss, ts_offset, l2.dst);
+        tcb.negotiate(cfg, seg, is_v6);
         tcb.state = State::SynReceived;
         tcb.listener = li;
         tcb.set(flag::PASSIVE | flag::HALF_OPEN);

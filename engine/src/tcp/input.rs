@@ -375,12 +375,12 @@ impl Tcb {
             self.snd_wnd = (seg.window as u32) << self.snd_wscale;
             self.snd_wl1 = seg.seq;
             self.snd_wl2 = seg.ack;
-            if self.snd_wnd > 0 && self.tx.len() > 0 && self.flight() == 0 {
+            if self.snd_wnd > 0 && !self.tx.is_empty() && self.flight() == 0 {
                 // The window reopened: the persist timer is no longer needed.
                 self.rto_at = NEVER;
             }
         }
-        if self.snd_wnd == 0 && self.tx.len() > 0 && self.rto_at == NEVER {
+        if self.snd_wnd == 0 && !self.tx.is_empty() && self.rto_at == NEVER {
             self.rto_at = (now + ms(self.rto_ms)).total_millis();
         }
         // The ACK carrying our SYN-ACK's echo also times the handshake.

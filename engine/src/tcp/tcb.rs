@@ -11,6 +11,7 @@
 //!   zero-window probe (RFC 9293 §3.8.6.1);
 //! - `ack_at`: the delayed ACK (RFC 9293 §3.8.6.3, at most 40 ms);
 //! - `idle_at`: keepalive (RFC 9293 §3.8.4) or the FIN-WAIT-2 timeout.
+//!
 //! The endpoint files the earliest of them in the timing wheel.
 
 use super::buffer::{BufferPool, Ring};
@@ -461,7 +462,7 @@ impl Tcb {
 
     /// Data waits and the peer's window is closed: the persist case.
     pub fn zero_window_stall(&self) -> bool {
-        self.snd_wnd == 0 && self.tx.len() > 0
+        self.snd_wnd == 0 && !self.tx.is_empty()
     }
 
     /// Starts keepalive from now (RFC 9293 §3.8.4), if configured and the state uses it.
