@@ -290,7 +290,7 @@ def write_report(a, results, ceiling):
     dat.write_text("".join(f"\"{n}\" {f:.0f} {k:.0f}\n" for n, f, k in rows))
     if shutil.which("gnuplot"):
         script = f"""
-set terminal pngcairo size 1100,600 noenhanced
+set terminal pngcairo size 1100,650 noenhanced
 set output '{out / "compare.png"}'
 set title 'floodgate vs nginx on the Linux kernel (medians)'
 set style data histograms
@@ -298,7 +298,7 @@ set style histogram clustered gap 1
 set style fill solid 0.8 border -1
 set logscale y
 set ylabel 'per second (log)'
-set xtics rotate by -20 scale 0
+set xtics rotate by 15 right scale 0 font ',9'
 set key top right
 plot '{dat}' using 2:xtic(1) title 'floodgate', '' using 3 title 'nginx (kernel)'
 """
