@@ -7,11 +7,11 @@ set -euo pipefail
 # clang, llvm: the XDP program (clang -target bpf) and bindgen's libclang.
 # libelf-dev, zlib1g-dev, m4: libbpf and libxdp, built from source by the
 #   libbpf-sys / libxdp-sys crates under xsk-rs and libbpf-rs.
-# iproute2, ethtool: deploy/testbed.sh (netns, veth, offloads).
+# iproute2, ethtool, procps (sysctl): deploy/testbed.sh (netns, veth, offloads).
 # nftables: loss injection on the testbed. python3, curl, wrk: the testbed's
 #   clients (tests and deploy/run-testbed.sh). ca-certificates: rustup.
 PKGS=(build-essential pkg-config clang llvm libelf-dev zlib1g-dev m4
-      iproute2 ethtool nftables python3 curl wrk ca-certificates)
+      iproute2 ethtool nftables procps python3 curl wrk ca-certificates)
 
 missing=()
 for p in "${PKGS[@]}"; do
