@@ -607,6 +607,7 @@ impl Endpoint {
         let Some(tcb) = self.conns.get_mut(h) else { return };
         if events & ev::RESET != 0 {
             self.stats.rsts_received += 1;
+            self.stats.connections_reset_by_peer += 1;
             tcb.close_reason = if tcb.state == State::Closed && before == State::SynSent {
                 CloseReason::Refused
             } else {

@@ -56,6 +56,7 @@ fn exact_rst_aborts_in_every_synchronized_state() {
         h.send0(seg(RST, rcv, SeqNumber(0)));
         assert_eq!(h.ep.state(c), None, "{st}");
         assert_eq!(h.take_events(), vec![Event::Closed(c, CloseReason::Reset)], "{st}");
+        assert_eq!(h.ep.stats.connections_reset_by_peer, 1, "{st}");
     }
 }
 
