@@ -22,66 +22,20 @@ mod xdp_common;
 
 use std::io::{BufRead, BufReader};
 use std::os::fd::AsRawFd;
-use std::path::{Path, PathBuf};
+
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use xdp_common::require_root;
+use xdp_common::{repo, require_root, sh, Testbed};
 
 const VIP: &str = "198.18.0.1";
 const METRICS: &str = "127.0.0.1:9100";
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn sh(cmd: &mut Command) -> (bool, String) {
-    match cmd.output() {
-        Ok(o) => (
-            o.status.success(),
-            format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)),
-        ),
-        Err(e) => (false, format!("cannot run {cmd:?}: {e}")),
-    }
-}
 
 fn in_cli(args: &[&str]) -> Command {
     let mut c = Command::new("ip");
     c.args(["netns", "exec", "fg-cli"]).args(args);
     c
-}
-
-/// The testbed, up for the test and down after it (even on panic), under
-/// the lock that serializes every testbed user.
-struct Testbed {
-    _lock: std::fs::File,
-}
-
-impl Testbed {
-    fn up() -> Self {
-        let f = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open("/tmp/floodgate-testbed.lock")
-            .expect("open the testbed lock");
-        // SAFETY: flock on an fd we own (O_CLOEXEC: children do not hold it).
-        assert_eq!(unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) }, 0);
-        let (ok, out) = sh(Command::new(repo().join("deploy/testbed.sh")).arg("up"));
-        assert!(ok, "testbed.sh up failed:\n{out}");
-        Testbed { _lock: f }
-    }
-}
-
-impl Drop for Testbed {
-    fn drop(&mut self) {
-        let _ = sh(&mut in_cli(&["nft", "delete", "table", "inet", "fgtest"]));
-        let (ok, out) = sh(Command::new(repo().join("deploy/testbed.sh")).arg("down"));
-        if !ok {
-            eprintln!("testbed.sh down failed:\n{out}");
-        }
-    }
 }
 
 /// A `floodgate serve` process in fg-srv; SIGKILLed on drop if still running.

@@ -17,74 +17,15 @@ mod xdp_common;
 
 use std::io::{BufRead, BufReader};
 use std::net::{IpAddr, Ipv4Addr};
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use floodgate::link::xdp::{AttachedMode, Xdp, XdpConfig, XdpMode, XdpProgram, ZeroCopy};
-use xdp_common::require_root;
+use xdp_common::{repo, require_root, sh, Testbed};
 
 const PORT: u16 = 7;
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn sh(cmd: &mut Command) -> (bool, String) {
-    match cmd.output() {
-        Ok(o) => (
-            o.status.success(),
-            format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)),
-        ),
-        Err(e) => (false, format!("cannot run {cmd:?}: {e}")),
-    }
-}
-
-/// Holds an exclusive lock on the testbed for the whole test, so two test
-/// processes (or worktrees) never bring it up and down under each other.
-struct TestbedLock {
-    _file: std::fs::File,
-}
-
-impl TestbedLock {
-    fn take() -> Self {
-        let f = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open("/tmp/floodgate-testbed.lock")
-            .expect("open the testbed lock");
-        // SAFETY: flock on an fd we own; blocks until the lock is ours.
-        assert_eq!(unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) }, 0);
-        TestbedLock { _file: f }
-    }
-}
-
-/// Brings the testbed up; takes it down on drop, even when the test panics.
-struct Testbed {
-    _lock: TestbedLock,
-}
-
-impl Testbed {
-    fn up() -> Self {
-        let lock = TestbedLock::take();
-        let script = repo().join("deploy/testbed.sh");
-        let (ok, out) = sh(Command::new(&script).arg("up"));
-        assert!(ok, "testbed.sh up failed:\n{out}");
-        Testbed { _lock: lock }
-    }
-}
-
-impl Drop for Testbed {
-    fn drop(&mut self) {
-        let (ok, out) = sh(Command::new(repo().join("deploy/testbed.sh")).arg("down"));
-        if !ok {
-            eprintln!("testbed.sh down failed:\n{out}");
-        }
-    }
-}
 
 /// The reflector example next to this test binary (cargo test builds
 /// examples); built on demand when only this test target was built.

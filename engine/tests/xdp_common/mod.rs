@@ -1,8 +1,11 @@
-//! Shared by the root tests of the XDP program and the AF_XDP link: the
-//! root gate and hand-built frames.
+//! Shared by the root tests (the XDP program, the AF_XDP link, the server on
+//! the testbed): the root gate, the testbed guard and hand-built frames.
 #![allow(dead_code)]
 
 use std::net::{Ipv4Addr, Ipv6Addr};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
 /// True when the test may run. Not root: prints a loud SKIPPED line and
 /// returns false, except under CI=true, where skipping is a failure.
@@ -138,4 +141,62 @@ pub fn concat(a: Vec<u8>, b: Vec<u8>) -> Vec<u8> {
     let mut a = a;
     a.extend_from_slice(&b);
     a
+}
+
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+pub fn sh(cmd: &mut Command) -> (bool, String) {
+    match cmd.output() {
+        Ok(o) => (
+            o.status.success(),
+            format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)),
+        ),
+        Err(e) => (false, format!("cannot run {cmd:?}: {e}")),
+    }
+}
+
+/// Holds an exclusive lock on the testbed for the whole test, so two test
+/// processes (or worktrees) never bring it up and down under each other.
+struct TestbedLock {
+    _file: std::fs::File,
+}
+
+impl TestbedLock {
+    fn take() -> Self {
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open("/tmp/floodgate-testbed.lock")
+            .expect("open the testbed lock");
+        // SAFETY: flock on an fd we own; blocks until the lock is ours.
+        assert_eq!(unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) }, 0);
+        TestbedLock { _file: f }
+    }
+}
+
+/// Brings the testbed up; takes it down on drop, even when the test panics.
+pub struct Testbed {
+    _lock: TestbedLock,
+}
+
+impl Testbed {
+    pub fn up() -> Self {
+        let lock = TestbedLock::take();
+        let script = repo().join("deploy/testbed.sh");
+        let (ok, out) = sh(Command::new(&script).arg("up"));
+        assert!(ok, "testbed.sh up failed:\n{out}");
+        Testbed { _lock: lock }
+    }
+}
+
+impl Drop for Testbed {
+    fn drop(&mut self) {
+        let (ok, out) = sh(Command::new(repo().join("deploy/testbed.sh")).arg("down"));
+        if !ok {
+            eprintln!("testbed.sh down failed:\n{out}");
+        }
+    }
 }
