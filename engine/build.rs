@@ -1,6 +1,8 @@
-//! Builds the XDP program (`bpf/floodgate.bpf.c`) from source with clang into
-//! `$OUT_DIR/floodgate.bpf.o`, which `link::xdp::program` embeds. The object is
-//! never committed: the C source and `bpf/floodgate.h` are the truth.
+//! Builds the XDP programs from source with clang: `bpf/floodgate.bpf.c` into
+//! `$OUT_DIR/floodgate.bpf.o`, which `link::xdp::program` embeds, and
+//! `bpf/reflector.bpf.c` (the XDP_TX reflector) into `$OUT_DIR/reflector.bpf.o`,
+//! which only the reflector example embeds. The objects are never committed:
+//! the C sources and their headers are the truth.
 //!
 //! Needs clang (any version with the BPF target; Debian 12's clang 14 works).
 //! `CLANG=/path/to/clang` picks another one. BPF helper headers come from the
@@ -8,19 +10,17 @@
 //! system's (libbpf-dev); the kernel UAPI headers from linux-libc-dev.
 
 use std::env;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+
+/// Each program: its source and the header it shares with user space.
+const PROGRAMS: [(&str, &str); 2] = [("floodgate.bpf.c", "floodgate.h"), ("reflector.bpf.c", "reflector.h")];
 
 fn main() {
     let manifest = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let bpf_dir = manifest.join("../bpf");
-    let src = bpf_dir.join("floodgate.bpf.c");
-    let header = bpf_dir.join("floodgate.h");
-    println!("cargo:rerun-if-changed={}", src.display());
-    println!("cargo:rerun-if-changed={}", header.display());
+    let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     println!("cargo:rerun-if-env-changed=CLANG");
-
-    let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR")).join("floodgate.bpf.o");
     let clang = env::var("CLANG").unwrap_or_else(|_| "clang".to_string());
 
     match Command::new(&clang).arg("--version").output() {
@@ -29,15 +29,25 @@ fn main() {
             fail(&format!("`{clang} --version` failed ({}): {}", o.status, String::from_utf8_lossy(&o.stderr).trim()))
         }
         Err(e) => fail(&format!(
-            "cannot run `{clang}` ({e}). floodgate compiles its XDP program \
-             (bpf/floodgate.bpf.c) with clang -target bpf: install clang \
+            "cannot run `{clang}` ({e}). floodgate compiles its XDP programs \
+             (bpf/*.bpf.c) with clang -target bpf: install clang \
              (`apt-get install clang llvm`, or run deploy/install-deps.sh as root), \
              or point CLANG at a clang binary"
         )),
     }
 
-    let mut cmd = Command::new(&clang);
-    cmd.args(["-target", "bpf", "-O2", "-g", "-Wall", "-Werror"]).arg("-I").arg(&bpf_dir);
+    for (source, header) in PROGRAMS {
+        let src = bpf_dir.join(source);
+        println!("cargo:rerun-if-changed={}", src.display());
+        println!("cargo:rerun-if-changed={}", bpf_dir.join(header).display());
+        let out = out_dir.join(format!("{}.o", source.trim_end_matches(".c")));
+        compile(&clang, &bpf_dir, &src, &out);
+    }
+}
+
+fn compile(clang: &str, bpf_dir: &Path, src: &Path, out: &Path) {
+    let mut cmd = Command::new(clang);
+    cmd.args(["-target", "bpf", "-O2", "-g", "-Wall", "-Werror"]).arg("-I").arg(bpf_dir);
     if let Some(inc) = env::var_os("DEP_BPF_INCLUDE") {
         cmd.arg("-I").arg(inc);
     }
@@ -53,7 +63,7 @@ fn main() {
         other => other,
     };
     cmd.arg(format!("-I/usr/include/{multiarch}"));
-    cmd.arg("-c").arg(&src).arg("-o").arg(&out);
+    cmd.arg("-c").arg(src).arg("-o").arg(out);
 
     match cmd.output() {
         Ok(o) if o.status.success() => {}

@@ -1,33 +1,48 @@
-//! reflector: the smallest complete AF_XDP server on `link::Xdp`.
+//! reflector: a stateless SYN-ACK reflector, the ceiling for benchmarks of
+//! floodgate's SYN path. Answers every TCP SYN to (VIP, port) (RFC 9293 §3.5:
+//! SYN → SYN+ACK, `ack = seq + 1`) by rewriting the received frame in place:
+//! MACs, IPs and ports swapped, an ISN of its own, one MSS option, checksums
+//! recomputed (RFC 1071). No connection state. Two modes:
 //!
-//! Attaches floodgate's XDP program to an interface, owns (VIP, port), binds
-//! one AF_XDP socket per queue (one thread each), and answers every TCP SYN
-//! (RFC 9293 §3.5: SYN → SYN+ACK, `ack = seq + 1`) by rewriting the received
-//! frame in place and sending it back with `RxAction::Transmit`: MACs, IPs
-//! and ports swapped, an ISN of its own, one MSS option, checksums recomputed
-//! (RFC 1071). Every other owned frame is dropped (counted). No connection
-//! state: it is both the end-to-end test of the link and the "XDP_TX-like"
-//! ceiling for benchmarks of the real SYN path.
-//!
-//! Plain byte manipulation on purpose: it depends on nothing but the link.
+//! * `--mode af-xdp` (the default): the smallest complete AF_XDP server on
+//!   `link::Xdp`. Attaches floodgate's XDP program, owns (VIP, port), binds
+//!   one AF_XDP socket per queue (one thread each) and sends each reply back
+//!   with `RxAction::Transmit`. Every other owned frame is dropped (counted).
+//!   It is both the end-to-end test of the link and the ceiling of an
+//!   AF_XDP server. Plain byte manipulation on purpose: it depends on nothing
+//!   but the link.
+//! * `--mode xdp-tx`: the same reply written by an XDP program
+//!   (`bpf/reflector.bpf.c`, built by `build.rs`, embedded here only) and sent
+//!   with XDP_TX, never leaving the driver: the ceiling of the interface
+//!   itself. IPv4, untagged, one port; attached in native mode through a
+//!   bpf_link; everything it does not answer passes to the kernel. On veth,
+//!   XDP_TX queues the frame on the peer but wakes the peer's NAPI only if
+//!   the peer runs an XDP program itself (drivers/net/veth.c,
+//!   `veth_xdp_flush`; GRO alone is not enough): floodgate-load attaches one;
+//!   for Linux's own TCP on the peer, attach one there too (this reflector in
+//!   xdp-tx mode with a VIP nobody uses passes everything).
 //!
 //! ```text
-//! reflector --iface fg-s0 --vip 198.18.0.1 --port 7 [--queues 0,1]
-//!           [--xdp-mode native|generic|auto] [--zero-copy require|auto|off]
-//!           [--seconds 30] [--frame-size 4096]
+//! reflector --iface fg-s0 --vip 198.18.0.1 --port 7 [--mode af-xdp|xdp-tx]
+//!           [--seconds 30]
+//!           af-xdp only: [--queues 0,1] [--xdp-mode native|generic|auto]
+//!                        [--zero-copy require|auto|off] [--frame-size 4096]
 //! ```
 //! Runs until SIGINT/SIGTERM or `--seconds` (default 30, at most 3600), then
 //! prints its counters; the XDP program is detached on every exit path (the
 //! bpf_link dies with the process even on SIGKILL).
 
-use std::net::IpAddr;
+use std::mem::size_of;
+use std::net::{IpAddr, Ipv4Addr};
 use std::process::ExitCode;
+use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use floodgate::link::xdp::{Xdp, XdpConfig, XdpMode, XdpProgram, ZeroCopy};
 use floodgate::link::{Link, RxAction};
+use libbpf_rs::{MapCore, MapFlags, ObjectBuilder};
 
 static STOP: AtomicBool = AtomicBool::new(false);
 
@@ -35,10 +50,33 @@ extern "C" fn on_signal(_: libc::c_int) {
     STOP.store(true, Ordering::Relaxed);
 }
 
-const USAGE: &str = "usage: reflector --iface IF --vip ADDR --port N[,N...] [--queues Q[,Q...]] \
-[--xdp-mode native|generic|auto] [--zero-copy require|auto|off] [--seconds S] [--frame-size 2048|4096]";
+const USAGE: &str = "usage: reflector --iface IF --vip ADDR --port N[,N...] [--mode af-xdp|xdp-tx] [--seconds S]
+  af-xdp only: [--queues Q[,Q...]] [--xdp-mode native|generic|auto] [--zero-copy require|auto|off] \
+[--frame-size 2048|4096]
+  xdp-tx: an IPv4 --vip and one --port";
+
+/// Who writes and sends the SYN-ACKs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    /// floodgate's XDP program steers SYNs to AF_XDP sockets; user space replies.
+    AfXdp,
+    /// `bpf/reflector.bpf.c` replies itself with XDP_TX.
+    XdpTx,
+}
+
+impl FromStr for Mode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Mode, String> {
+        match s {
+            "af-xdp" => Ok(Mode::AfXdp),
+            "xdp-tx" => Ok(Mode::XdpTx),
+            _ => Err(format!("--mode: expected af-xdp or xdp-tx, got {s:?}")),
+        }
+    }
+}
 
 struct Args {
+    mode: Mode,
     iface: String,
     vip: IpAddr,
     ports: Vec<u16>,
@@ -52,7 +90,10 @@ struct Args {
 fn parse_args() -> Result<Args, String> {
     let mut it = std::env::args().skip(1);
     let (mut iface, mut vip, mut ports) = (None, None, Vec::new());
+    // Options only the AF_XDP mode has, as given (xdp-tx refuses them).
+    let mut af_xdp_only = Vec::new();
     let mut a = Args {
+        mode: Mode::AfXdp,
         iface: String::new(),
         vip: IpAddr::from([0, 0, 0, 0]),
         ports: Vec::new(),
@@ -68,7 +109,11 @@ fn parse_args() -> Result<Args, String> {
         }
         let val = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
         let bad = |what: &str| format!("{flag}: bad {what} {val:?}");
+        if matches!(flag.as_str(), "--queues" | "--xdp-mode" | "--zero-copy" | "--frame-size") {
+            af_xdp_only.push(flag.clone());
+        }
         match flag.as_str() {
+            "--mode" => a.mode = val.parse()?,
             "--iface" => iface = Some(val.clone()),
             "--vip" => vip = Some(val.parse().map_err(|_| bad("address"))?),
             "--port" => {
@@ -100,6 +145,17 @@ fn parse_args() -> Result<Args, String> {
         return Err("--port is required".into());
     }
     a.ports = ports;
+    if a.mode == Mode::XdpTx {
+        if let Some(flag) = af_xdp_only.first() {
+            return Err(format!("{flag} applies to --mode af-xdp only"));
+        }
+        if !a.vip.is_ipv4() {
+            return Err("--mode xdp-tx answers IPv4 only: --vip must be an IPv4 address".into());
+        }
+        if a.ports.len() != 1 || a.ports[0] == 0 {
+            return Err("--mode xdp-tx answers exactly one port: --port N, N > 0".into());
+        }
+    }
     Ok(a)
 }
 
@@ -123,7 +179,12 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match run(&args) {
+    install_signal_handlers();
+    let result = match args.mode {
+        Mode::AfXdp => run_af_xdp(&args),
+        Mode::XdpTx => run_xdp_tx(&args),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("reflector: {e}");
@@ -147,12 +208,16 @@ macro_rules! out_nonl {
     }};
 }
 
-fn run(args: &Args) -> Result<(), String> {
+fn install_signal_handlers() {
     // SAFETY: the handler only stores to an atomic.
     unsafe {
         libc::signal(libc::SIGINT, on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t);
         libc::signal(libc::SIGTERM, on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t);
     }
+}
+
+/// `--mode af-xdp`: floodgate's XDP program and one AF_XDP socket per queue.
+fn run_af_xdp(args: &Args) -> Result<(), String> {
     let mut prog = XdpProgram::load().map_err(|e| e.to_string())?;
     let mode = prog.attach(&args.iface, args.xdp_mode).map_err(|e| e.to_string())?;
     let vips: Vec<(IpAddr, u16)> = args.ports.iter().map(|&p| (args.vip, p)).collect();
@@ -206,6 +271,187 @@ fn run(args: &Args) -> Result<(), String> {
     // Last owner: dropping it closes the bpf_link and detaches the program.
     drop(prog);
     Ok(())
+}
+
+/// Name of the XDP entry point in `bpf/reflector.bpf.c`.
+const XDP_TX_PROGRAM: &str = "reflector_xdp_tx";
+
+#[repr(C, align(8))]
+struct Aligned<T: ?Sized>(T);
+
+/// The XDP_TX reflector's object, compiled by `build.rs`, 8-byte aligned for libelf.
+static XDP_TX_OBJECT: &Aligned<[u8]> = &Aligned(*include_bytes!(concat!(env!("OUT_DIR"), "/reflector.bpf.o")));
+
+/// `struct reflector_cfg` (bpf/reflector.h): the program's `.rodata`, set before load.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+struct ReflectorCfg {
+    /// IPv4 address in network order, as the program compares it.
+    vip: [u8; 4],
+    /// TCP port in network order.
+    port: [u8; 2],
+    pad: u16,
+    isn_key: u32,
+}
+
+/// `struct reflector_stats` (bpf/reflector.h), one CPU's or summed.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+struct ReflectorStats {
+    tx: u64,
+    pass_not_syn: u64,
+    pass_malformed: u64,
+    pass_other: u64,
+}
+
+const _: () = assert!(size_of::<ReflectorCfg>() == 12);
+const _: () = assert!(size_of::<ReflectorStats>() == 32);
+
+impl ReflectorCfg {
+    fn new(vip: Ipv4Addr, port: u16, isn_key: u32) -> ReflectorCfg {
+        ReflectorCfg { vip: vip.octets(), port: port.to_be_bytes(), pad: 0, isn_key }
+    }
+
+    fn to_bytes(self) -> [u8; 12] {
+        let mut b = [0u8; 12];
+        b[0..4].copy_from_slice(&self.vip);
+        b[4..6].copy_from_slice(&self.port);
+        b[6..8].copy_from_slice(&self.pad.to_ne_bytes());
+        b[8..12].copy_from_slice(&self.isn_key.to_ne_bytes());
+        b
+    }
+}
+
+impl ReflectorStats {
+    /// One CPU's value as the kernel laid it out (native endian).
+    fn from_bytes(b: &[u8]) -> Option<ReflectorStats> {
+        let u = |i: usize| Some(u64::from_ne_bytes(b.get(i * 8..i * 8 + 8)?.try_into().ok()?));
+        Some(ReflectorStats { tx: u(0)?, pass_not_syn: u(1)?, pass_malformed: u(2)?, pass_other: u(3)? })
+    }
+
+    fn add(&mut self, o: &ReflectorStats) {
+        self.tx += o.tx;
+        self.pass_not_syn += o.pass_not_syn;
+        self.pass_malformed += o.pass_malformed;
+        self.pass_other += o.pass_other;
+    }
+
+    fn fields(&self) -> [(&'static str, u64); 4] {
+        [
+            ("tx", self.tx),
+            ("pass_not_syn", self.pass_not_syn),
+            ("pass_malformed", self.pass_malformed),
+            ("pass_other", self.pass_other),
+        ]
+    }
+}
+
+/// `--mode xdp-tx`: `bpf/reflector.bpf.c` answers in the driver; this
+/// process only configures, attaches, waits and reports.
+fn run_xdp_tx(args: &Args) -> Result<(), String> {
+    let IpAddr::V4(vip) = args.vip else { return Err("--mode xdp-tx answers IPv4 only".into()) };
+    let port = args.ports[0];
+    let ifindex = floodgate::link::xdp::program::ifindex(&args.iface).map_err(|e| e.to_string())?;
+
+    let mut builder = ObjectBuilder::default();
+    builder.name("reflector").map_err(|e| e.to_string())?;
+    let mut open =
+        builder.open_memory(&XDP_TX_OBJECT.0).map_err(|e| format!("cannot open the embedded XDP_TX object: {e}"))?;
+    {
+        let mut rodata = open
+            .maps_mut()
+            .find(|m| m.name().to_string_lossy().ends_with(".rodata"))
+            .ok_or("the XDP_TX object has no .rodata (struct reflector_cfg cfg)")?;
+        let init = rodata.initial_value_mut().ok_or("the XDP_TX object's .rodata has no initial value")?;
+        if init.len() != size_of::<ReflectorCfg>() {
+            return Err(format!(
+                "the XDP_TX object's .rodata is {} bytes, struct ReflectorCfg {}: \
+                 bpf/reflector.h and examples/reflector.rs disagree",
+                init.len(),
+                size_of::<ReflectorCfg>()
+            ));
+        }
+        init.copy_from_slice(&ReflectorCfg::new(vip, port, isn_key() as u32).to_bytes());
+    }
+    let obj = open.load().map_err(|e| {
+        format!("cannot load the XDP_TX program (needs root / CAP_BPF; the verifier log is on stderr): {e}")
+    })?;
+    let stats = obj.maps().find(|m| m.name() == "stats").ok_or("the XDP_TX object has no map stats")?;
+    if stats.value_size() as usize != size_of::<ReflectorStats>() {
+        return Err(format!(
+            "stats value is {} bytes in the XDP_TX object, struct ReflectorStats {}: \
+             bpf/reflector.h and examples/reflector.rs disagree",
+            stats.value_size(),
+            size_of::<ReflectorStats>()
+        ));
+    }
+    let prog = obj
+        .progs_mut()
+        .find(|p| p.name() == XDP_TX_PROGRAM)
+        .ok_or_else(|| format!("the XDP_TX object has no program {XDP_TX_PROGRAM}"))?;
+    // No mode flag: the kernel attaches natively whenever the driver has XDP.
+    let link = prog.attach_xdp(ifindex as i32).map_err(|e| {
+        format!(
+            "cannot attach the XDP_TX program to {iface}: {e} (another XDP program there? \
+             see `ip link show dev {iface}`)",
+            iface = args.iface
+        )
+    })?;
+    let mode = attached_mode(ifindex);
+    out!("reflector: {} XDP {mode}, replies by XDP_TX", args.iface);
+    if mode != "native" {
+        drop(link);
+        return Err(format!(
+            "{} attached the program in {mode} mode, not native: XDP_TX there is no ceiling",
+            args.iface
+        ));
+    }
+    out!("reflector: ready, answering SYNs to {vip} port {port} with XDP_TX for {} s", args.seconds);
+
+    let deadline = Instant::now() + Duration::from_secs(args.seconds);
+    while !STOP.load(Ordering::Relaxed) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Detach first, so the counters read are final.
+    drop(link);
+    let per_cpu = stats
+        .lookup_percpu(&0u32.to_ne_bytes(), MapFlags::ANY)
+        .map_err(|e| format!("cannot read the XDP_TX stats map: {e}"))?
+        .unwrap_or_default();
+    let mut total = ReflectorStats::default();
+    for v in &per_cpu {
+        if let Some(s) = ReflectorStats::from_bytes(v) {
+            total.add(&s);
+        }
+    }
+    let f: Vec<String> = total.fields().iter().map(|(k, v)| format!("{k}={v}")).collect();
+    out!("reflector: xdp: {}", f.join(" "));
+    out!(
+        "reflector: total syn={} synack_sent={} not_syn={} malformed={}",
+        total.tx,
+        total.tx,
+        total.pass_not_syn,
+        total.pass_malformed
+    );
+    Ok(())
+}
+
+/// The XDP mode the kernel reports for `ifindex`.
+fn attached_mode(ifindex: u32) -> &'static str {
+    let mut opts =
+        libbpf_sys::bpf_xdp_query_opts { sz: size_of::<libbpf_sys::bpf_xdp_query_opts>() as _, ..Default::default() };
+    // SAFETY: plain netlink query into `opts`.
+    let rc = unsafe { libbpf_sys::bpf_xdp_query(ifindex as i32, 0, &mut opts) };
+    if rc < 0 {
+        return "unknown";
+    }
+    match opts.attach_mode as u32 {
+        libbpf_sys::XDP_ATTACHED_DRV => "native",
+        libbpf_sys::XDP_ATTACHED_SKB => "generic",
+        libbpf_sys::XDP_ATTACHED_HW => "offload",
+        libbpf_sys::XDP_ATTACHED_MULTI => "multi",
+        _ => "none",
+    }
 }
 
 /// One queue's loop: busy while frames come, 10 ms poll() sleeps when idle.
