@@ -250,6 +250,8 @@ pub struct Xdp {
     ifname: String,
     queue: u32,
     bind_mode: BindMode,
+    /// TX ring size: the ring is empty when this many slots are free.
+    tx_ring: u32,
 }
 
 impl fmt::Debug for Xdp {
@@ -412,6 +414,7 @@ impl Xdp {
             ifname: ifname.to_string(),
             queue,
             bind_mode,
+            tx_ring: cfg.tx_ring,
         })
     }
 
@@ -601,9 +604,15 @@ impl Link for Xdp {
             self.pool.stats.tx_frames += sent as u64;
             self.pool.tx_in_flight += sent;
         }
-        // 2. Kick the kernel while it has TX work and asks to be kicked
-        //    (copy mode always asks: its TX runs inside sendto).
-        if self.pool.tx_in_flight > 0 && (!self.need_wakeup || self.tx_q.needs_wakeup()) {
+        // 2. Kick the kernel while descriptors wait on the TX ring and it asks
+        //    to be kicked (copy mode always asks: its TX runs inside sendto,
+        //    up to 32 frames a call). Frames it has taken off the ring but not
+        //    completed need no kick: one sendto per turn for them cost more
+        //    syscalls than frames under load.
+        if self.pool.tx_in_flight > 0
+            && self.tx_q.nb_free_exact() < self.tx_ring
+            && (!self.need_wakeup || self.tx_q.needs_wakeup())
+        {
             self.kick_tx();
         }
         // 3. Reap completions onto the free stack.
