@@ -10,8 +10,21 @@ clients in the fg-cli namespace:
   - CPS: wrk with `Connection: close`, and floodgate-load cps
   - keep-alive RPS: wrk, and floodgate-load rps
   - SYN-ACKs per second under floodgate-load synflood: floodgate, the kernel
-    (SYN cookies always on), and the XDP_TX-like reflector as the ceiling
-  - server CPU time per connection, from /proc/PID/stat
+    (SYN cookies always on), and two stateless reflectors as the ceiling:
+    XDP_TX in the XDP program, and AF_XDP in place on floodgate's link
+  - server CPU time per connection: the server process's, from
+    /proc/PID/stat, and the whole server core's (process, softirq and the
+    kernel threads that receive for it), from /proc/stat
+
+Where the receive work runs (--rx-mode). A veth pair runs the receiving
+side's work on the *sending* core: the peer's XDP program (inside veth's
+NAPI poll) and, without XDP, the whole kernel TCP receive path (netif_rx
+softirq). Left so (`sender`), each server gets its receive work done on the
+client's core, and pays for the client's. `own` (the default) puts every
+receiver's work on its own core, as a NIC whose queue interrupt is affined
+to the serving core would: RPS steers the kernel stack's receive to the
+receiver's core (softirq there), and veth's NAPI, where XDP and AF_XDP
+receive run, becomes a kernel thread (threaded NAPI) pinned to that core.
 
 Prints a table of medians and ratios and writes it as Markdown, plus a PNG
 plot (gnuplot), into the results folder. Every load is bounded in time.
@@ -19,6 +32,7 @@ Needs root; run deploy/testbed.sh up first (the script does it if needed).
 """
 
 import argparse
+import fcntl
 import json
 import os
 import re
@@ -54,6 +68,16 @@ def cpu_ticks(pid):
     """utime + stime of a process and its threads, in clock ticks."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return int(fields[11]) + int(fields[12])
+
+
+def core_ticks(cpu):
+    """Busy (non-idle, non-iowait) ticks of one core, from /proc/stat."""
+    for line in Path("/proc/stat").read_text().splitlines():
+        f = line.split()
+        if f[0] == f"cpu{cpu}":
+            v = [int(x) for x in f[1:9]]
+            return sum(v) - v[3] - v[4]
+    raise RuntimeError(f"cpu{cpu} not in /proc/stat")
 
 
 def ticks_per_sec():
@@ -151,12 +175,77 @@ def run_load(mode, port, seconds, extra=""):
             "p99_us": j["latency_us"]["p99"]}
 
 
-def measure(server, fn):
-    """Runs a load and the server's CPU seconds it cost."""
+REFLECTORS = ["xdp-tx", "af-xdp"]
+RX_MODES = {
+    "own": "Receive work on the receiver's core (`--rx-mode own`): RPS steers the kernel stack's receive to "
+           "its own core; veth's NAPI, where XDP and AF_XDP receive run, is threaded and pinned there.",
+    "sender": "Receive work on the sender's core (`--rx-mode sender`, veth's default): each server's receive "
+              "runs on the client core, and the client's receive on the server core.",
+}
+
+
+def run_reflector(mode, seconds, rx_mode):
+    """SYN-ACKs per second a stateless reflector answers under synflood."""
+    refl = subprocess.Popen(ns(SRV, f"taskset -c {SERVER_CPU} {ROOT}/target/release/examples/reflector "
+                                    f"--iface fg-s0 --vip {VIP} --port 80 --mode {mode} --seconds {seconds + 15}"),
+                            shell=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=os.setsid)
+    time.sleep(2)
+    try:
+        pin_napi(rx_mode)
+        return run_load("synflood", 80, seconds)["rate"]
+    finally:
+        os.killpg(refl.pid, signal.SIGTERM)
+        refl.wait()
+        deadline = time.time() + 30
+        while time.time() < deadline and subprocess.run("pgrep -x reflector", shell=True,
+                                                        capture_output=True).returncode == 0:
+            time.sleep(0.2)
+
+
+def time_wait_counters():
+    """floodgate's TIME-WAIT entered/evicted totals, from its metrics."""
+    out = sh(ns(SRV, "curl -s -m 2 http://127.0.0.1:9100/metrics"), check=False)
+    got = {}
+    for key in ["entered", "evicted"]:
+        got[key] = sum(int(float(m)) for m in re.findall(
+            rf"^floodgate_tcp_time_wait_{key}_total(?:{{[^}}]*}})? (\S+)$", out, re.M))
+    return got
+
+
+def set_rx_mode(mode):
+    """Where each side's receive work runs (see the module doc)."""
+    own = mode == "own"
+    for side, dev, cpu in [(SRV, "fg-s0", SERVER_CPU), (CLI, "fg-c0", CLIENT_CPU)]:
+        mask = format(1 << cpu, "x") if own else "0"
+        sh(ns(side, f"sh -c 'for q in /sys/class/net/{dev}/queues/rx-*; do echo {mask} > $q/rps_cpus; done'"))
+    # The client's veth keeps its NAPI (GRO on), so its threads live across
+    # runs; the server's veth has NAPI only while an XDP program is attached
+    # (floodgate, the reflectors), and pin_napi() threads it then.
+    sh(ns(SRV, "ethtool -K fg-s0 gro off"))
+    sh(ns(CLI, f"ethtool -K fg-c0 gro {'on' if own else 'off'}"))
+    sh(ns(CLI, f"sh -c 'echo {int(own)} > /sys/class/net/fg-c0/threaded'"), check=False)
+
+
+def pin_napi(mode):
+    """`own`: thread the server veth's NAPI if it has one, and pin every NAPI
+    thread of each veth to its side's core."""
+    if mode != "own":
+        return
+    # Fails when fg-s0 has no NAPI (nginx): its receive is RPS's softirq then.
+    sh(ns(SRV, "sh -c 'echo 1 > /sys/class/net/fg-s0/threaded' 2>/dev/null"), check=False)
+    for dev, cpu in [("fg-s0", SERVER_CPU), ("fg-c0", CLIENT_CPU)]:
+        for pid in sh(f"pgrep '^napi/{dev}-'", check=False).split():
+            sh(f"taskset -pc {cpu} {pid}", check=False)
+
+
+def measure(server, fn, rx_mode):
+    """Runs a load; the server's CPU seconds and its core's busy seconds."""
+    pin_napi(rx_mode)
     pid = server.pid()
-    t0 = cpu_ticks(pid)
+    t0, c0 = cpu_ticks(pid), core_ticks(SERVER_CPU)
     r = fn()
     r["cpu_s"] = (cpu_ticks(pid) - t0) / ticks_per_sec()
+    r["core_s"] = (core_ticks(SERVER_CPU) - c0) / ticks_per_sec()
     return r
 
 
@@ -166,6 +255,8 @@ def main():
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--results", default=str(ROOT / "results"))
     ap.add_argument("--skip-build", action="store_true")
+    ap.add_argument("--rx-mode", choices=["own", "sender"], default="own",
+                    help="where receive work runs: on the receiver's core (own) or veth's default, the sender's")
     a = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("compare: needs root (network namespaces, XDP)")
@@ -176,6 +267,9 @@ def main():
                capture=False)
     if not a.skip_build:
         sh(f"cd {ROOT} && cargo build --release -p floodgate -p floodgate-bench --bins --examples", capture=False)
+    # The root tests and this script share the testbed: one at a time.
+    lock = open("/tmp/floodgate-testbed.lock", "a")
+    fcntl.flock(lock, fcntl.LOCK_EX)
     sh(f"{ROOT}/deploy/testbed.sh up", capture=False)
     # All client traffic on queue 0, so one server shard sees all of it (XPS).
     # The kernel picks a TX queue by flow hash; XPS sends everything on queue 0
@@ -187,13 +281,14 @@ def main():
     # The kernel's replies must carry whole checksums for the AF_XDP client
     # (veth hands partial ones through); the client side is set so already.
     sh(ns(SRV, "ethtool -K fg-s0 tx off"), check=False)
+    set_rx_mode(a.rx_mode)
     sh(ns(SRV, "sysctl -q -w net.ipv4.tcp_syncookies=2 net.core.somaxconn=65535 "
                "net.ipv4.tcp_max_syn_backlog=65535"), check=False)
 
     tmp = Path(tempfile.mkdtemp(prefix="fg-compare-"))
     fg = Server("floodgate", f"taskset -c {SERVER_CPU} {ROOT}/target/release/floodgate serve --iface fg-s0 "
                              f"--vip {VIP} --port 80 --app http --queues 1 --http-body '{BODY}' "
-                             f"--connections 1048576 --time-wait-capacity 4194304 --drain 1s", 80,
+                             f"--connections 1048576 --time-wait-capacity 16777216 --metrics 127.0.0.1:9100 --drain 1s", 80,
                 pid_of=lambda: int(sh("pgrep -n -x floodgate").split()[0]))
     ngx = Server("nginx", f"nginx -c {nginx_conf(tmp)}", 8080, pid_of=lambda: nginx_worker_pid(tmp))
 
@@ -205,51 +300,45 @@ def main():
         ("SYN-ACK/s, floodgate-load synflood", lambda s: run_load("synflood", s.port, a.seconds), True),
     ]
     results = {name: {"floodgate": [], "nginx": []} for name, _, _ in loads}
+    time_wait = {}
     try:
         for rnd in range(a.rounds):
             for server in ([fg, ngx] if rnd % 2 == 0 else [ngx, fg]):
                 server.start()
                 try:
                     for name, fn, per_conn in loads:
-                        r = measure(server, lambda: fn(server))
+                        r = measure(server, lambda: fn(server), a.rx_mode)
                         r["per_conn"] = per_conn
                         results[name][server.name].append(r)
                         print(f"round {rnd + 1} {server.name:9} {name:38} {r['rate']:>12.0f}/s  "
                               f"cpu {r['cpu_s']:.2f}s  errors {r['errors']}", flush=True)
                 finally:
+                    if server is fg:
+                        tw = time_wait_counters()
+                        for k, v in tw.items():
+                            time_wait[k] = time_wait.get(k, 0) + v
                     server.stop()
-        # The ceiling: a stateless in-place SYN-ACK reflector on the same veth.
-        ceiling = []
+        # The ceilings, stateless SYN-ACK reflectors on the same veth: XDP_TX
+        # in the XDP program itself, and AF_XDP in place (floodgate's link).
+        ceiling = {mode: [] for mode in REFLECTORS}
         for rnd in range(a.rounds):
-            refl = subprocess.Popen(ns(SRV, f"taskset -c {SERVER_CPU} {ROOT}/target/release/examples/reflector "
-                                            f"--iface fg-s0 --vip {VIP} --port 80 --seconds {a.seconds + 15}"),
-                                    shell=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                    preexec_fn=os.setsid)
-            time.sleep(2)
-            try:
-                ceiling.append(run_load("synflood", 80, a.seconds)["rate"])
-            finally:
-                os.killpg(refl.pid, signal.SIGTERM)
-                refl.wait()
-                deadline = time.time() + 30
-                while time.time() < deadline and subprocess.run("pgrep -x reflector", shell=True,
-                                                                capture_output=True).returncode == 0:
-                    time.sleep(0.2)
-            print(f"round {rnd + 1} reflector SYN-ACK/s {ceiling[-1]:.0f}", flush=True)
-            if ceiling[-1] == 0:
-                ceiling.pop()  # the reflector did not come up: not a measurement
+            for mode in REFLECTORS:
+                rate = run_reflector(mode, a.seconds, a.rx_mode)
+                print(f"round {rnd + 1} reflector {mode:7} SYN-ACK/s {rate:.0f}", flush=True)
+                if rate > 0:  # 0: the reflector did not come up, not a measurement
+                    ceiling[mode].append(rate)
     finally:
         fg.stop()
         ngx.stop()
 
-    write_report(a, results, ceiling)
+    write_report(a, results, ceiling, time_wait)
 
 
 def med(xs):
     return statistics.median(xs) if xs else float("nan")
 
 
-def write_report(a, results, ceiling):
+def write_report(a, results, ceiling, time_wait):
     out = Path(a.results)
     out.mkdir(parents=True, exist_ok=True)
     cpu = sh("grep -m1 'model name' /proc/cpuinfo || true").split(":")[-1].strip() or "unknown CPU"
@@ -260,31 +349,41 @@ def write_report(a, results, ceiling):
         f"server on CPU {SERVER_CPU}, clients on CPU {CLIENT_CPU}; {a.rounds} rounds of {a.seconds} s, "
         "A/B alternating; medians. floodgate: one shard, native XDP, copy-mode AF_XDP (veth has no "
         "zero-copy); nginx: one worker, SYN cookies always on; TX checksum offload off on both veths. "
-        "CPU µs/conn is the server process's CPU time over the requests (or connections, or SYN-ACKs) served.",
+        "Process µs/conn: the server process's CPU time over the connections (or requests, or SYN-ACKs) "
+        f"served; core µs/conn: all busy time of CPU {SERVER_CPU} (process, softirq, kernel threads) over the same.",
         "",
-        "| load | floodgate | nginx (kernel) | ratio | floodgate CPU µs/conn | nginx CPU µs/conn | errors fg/nginx |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        RX_MODES[a.rx_mode],
+        "",
+        "| load | floodgate | nginx (kernel) | ratio | process µs/conn fg / nginx | core µs/conn fg / nginx "
+        "| core ratio | errors fg / nginx |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     rows = []
     for name, r in results.items():
         f, n = r["floodgate"], r["nginx"]
         fr, nr = med([x["rate"] for x in f]), med([x["rate"] for x in n])
 
-        def per_conn(xs):
-            v = [x["cpu_s"] / max(x["rate"] * a.seconds, 1) * 1e6 for x in xs]
-            return med(v)
+        def per_conn(xs, key):
+            return med([x[key] / max(x["rate"] * a.seconds, 1) * 1e6 for x in xs])
 
         ratio = fr / nr if nr else float("inf")
+        fc, nc = per_conn(f, "core_s"), per_conn(n, "core_s")
         rows.append((name, fr, nr))
-        lines.append(f"| {name} | {fr:,.0f}/s | {nr:,.0f}/s | {ratio:.2f}x | {per_conn(f):.2f} | {per_conn(n):.2f} | "
-                     f"{sum(x['errors'] for x in f)}/{sum(x['errors'] for x in n)} |")
+        lines.append(f"| {name} | {fr:,.0f}/s | {nr:,.0f}/s | {ratio:.2f}x | {per_conn(f, 'cpu_s'):.2f} / "
+                     f"{per_conn(n, 'cpu_s'):.2f} | {fc:.2f} / {nc:.2f} | {nc / fc if fc else 0:.2f}x | "
+                     f"{sum(x['errors'] for x in f)} / {sum(x['errors'] for x in n)} |")
     syn = med([x["rate"] for x in results["SYN-ACK/s, floodgate-load synflood"]["floodgate"]])
-    cm = med(ceiling)
-    lines += ["", f"XDP_TX-like reflector (ceiling): {cm:,.0f} SYN-ACK/s; floodgate reaches "
-                  f"{100 * syn / cm if cm else 0:.0f}% of it.", ""]
+    lines.append("")
+    for mode, label in [("xdp-tx", "XDP_TX reflector (the ceiling)"), ("af-xdp", "AF_XDP in-place reflector")]:
+        cm = med(ceiling.get(mode, []))
+        lines.append(f"- {label}: {cm:,.0f} SYN-ACK/s; floodgate answers {100 * syn / cm if cm else 0:.0f}% of it.")
+    lines.append(f"- floodgate's TIME-WAIT (2MSL = 60 s, table of 16 M per run): {time_wait.get('entered', 0):,} "
+                 f"entered, {time_wait.get('evicted', 0):,} cut short by a full table.")
+    lines.append("")
     md = "\n".join(lines)
     (out / "compare.md").write_text(md + "\n")
-    (out / "compare.json").write_text(json.dumps({"results": results, "reflector": ceiling}, indent=1))
+    (out / "compare.json").write_text(json.dumps({"rx_mode": a.rx_mode, "results": results, "reflector": ceiling,
+                                                  "time_wait": time_wait}, indent=1))
     print(md)
     dat = out / "compare.dat"
     dat.write_text("".join(f"\"{n}\" {f:.0f} {k:.0f}\n" for n, f, k in rows))

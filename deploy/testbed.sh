@@ -11,9 +11,11 @@
 # What XDP on veth needs, measured on Linux 6.x:
 #  - Native XDP works on fg-s0 with nothing on the peer: attaching a program
 #    turns on NAPI on fg-s0 and makes the kernel clear TSO/GSO on fg-c0, so
-#    frames from fg-c0 take the NAPI path where native XDP runs. A program (or
-#    GRO) on fg-c0 is needed only for XDP_TX/XDP_REDIRECT *into* fg-c0, which
-#    floodgate does not do: its AF_XDP TX on veth is copy mode (veth has no
+#    frames from fg-c0 take the NAPI path where native XDP runs. An XDP program
+#    on fg-c0 is needed only for XDP_TX/XDP_REDIRECT *into* fg-c0 (GRO is not
+#    enough: veth wakes the peer after XDP_TX only if it runs XDP), which
+#    floodgate does not do (the XDP_TX reflector does; floodgate-load's
+#    program on fg-c0 serves): its AF_XDP TX on veth is copy mode (veth has no
 #    zero-copy), i.e. an skb through veth_xmit.
 #  - In generic mode (--xdp-mode generic) veth delivers every frame on RX
 #    queue 0; in native mode frames land on the queue matching the client's
@@ -23,6 +25,12 @@
 #    by default re-rolls that hash after an RTO (net.core.txrehash, per
 #    namespace): under loss a flow would jump to the other shard. fg-cli
 #    sets net.core.txrehash=0. (A NIC's RSS hashes the 4-tuple: no issue.)
+#  - veth does a receiver's work on the *sender's* core: the receiving side's
+#    NAPI poll (where XDP and AF_XDP receive run) is scheduled by veth_xmit on
+#    the sending CPU, and without NAPI netif_rx's softirq runs there too. So
+#    by default each side pays for the other's receive. bench/compare.py
+#    (--rx-mode own) moves it back: RPS for the kernel stack, threaded NAPI
+#    pinned to the receiver's core for XDP.
 #  - Checksum offload is turned off on fg-c0 (tx and rx): with tx on, the
 #    client kernel's frames carry partial (pseudo-header only) TCP checksums
 #    into AF_XDP; with rx on, veth marks frames CHECKSUM_UNNECESSARY and a
