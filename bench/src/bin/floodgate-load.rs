@@ -336,11 +336,17 @@ fn worker(
             });
             // Answers first: a generator that only sends would count
             // its own RX ring overflowing, not the server.
-            while f.receive(&mut link, 256) == 256 {}
+            let mut got = f.receive(&mut link, 256);
+            while got == 256 {
+                got = f.receive(&mut link, 256);
+            }
             if due > 0 {
                 f.send(&mut link, due.min(64));
             }
             link.flush();
+            if got == 0 {
+                std::thread::yield_now();
+            }
             if last_report.elapsed() >= Duration::from_millis(500) {
                 let _ = reports.send(Report::Flood(k, f.totals));
                 last_report = Instant::now();
@@ -402,7 +408,12 @@ fn worker(
             drain_until = Some(Instant::now() + floodgate_bench::load::DRAIN);
         }
         app.tick(&mut ep, now);
-        shard::step(&mut ep, &mut link, &mut app, now, 64);
+        let rx = shard::step(&mut ep, &mut link, &mut app, now, 64);
+        if rx == 0 {
+            // As the engine's shards do: yield to the NAPI thread that may
+            // share this core and do our receive.
+            std::thread::yield_now();
+        }
         if app.finished() || drain_until.is_some_and(|d| Instant::now() >= d) {
             break;
         }

@@ -7,6 +7,7 @@
 //!       step(endpoint, link, app, now)     (RX batch, app, timers, flush TX, refill)
 //!       control commands (try_recv)        Drain | Stop
 //!       every 250 ms: a Snapshot to the control thread (try_send: never blocks)
+//!       nothing received?      sched_yield (a NAPI thread may share the core)
 //!       idle for BUSY_POLL?  sleep on mio: the XSK fd (RX ring non-empty) or the
 //!                            waker (a command), until the endpoint's next deadline
 //!   }
@@ -238,6 +239,13 @@ impl<A: App + AppStats> Shard<A> {
                 next_snapshot = now + SNAPSHOT_EVERY;
             }
             if now - last_rx < BUSY_POLL {
+                if rx == 0 {
+                    // Nothing came: let whatever shares this core run first.
+                    // With threaded NAPI that is the kernel thread doing our
+                    // own receive (XDP, the AF_XDP copy); spinning past it
+                    // only delays the frames we wait for.
+                    std::thread::yield_now();
+                }
                 continue;
             }
             // Idle: sleep until a frame arrives, a command comes, a timer
