@@ -255,9 +255,14 @@ def main():
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--results", default=str(ROOT / "results"))
     ap.add_argument("--skip-build", action="store_true")
+    ap.add_argument("--report-only", metavar="JSON", help="re-render the report from a compare.json; run nothing")
     ap.add_argument("--rx-mode", choices=["own", "sender"], default="own",
                     help="where receive work runs: on the receiver's core (own) or veth's default, the sender's")
     a = ap.parse_args()
+    if a.report_only:
+        j = json.loads(Path(a.report_only).read_text())
+        a.rx_mode, a.rounds, a.seconds = j["rx_mode"], j.get("rounds", a.rounds), j.get("seconds", a.seconds)
+        return write_report(a, j["results"], j["reflector"], j["time_wait"])
     if os.geteuid() != 0:
         sys.exit("compare: needs root (network namespaces, XDP)")
     sh(f"{ROOT}/deploy/install-deps.sh", capture=False)
@@ -270,6 +275,9 @@ def main():
     # The root tests and this script share the testbed: one at a time.
     lock = open("/tmp/floodgate-testbed.lock", "a")
     fcntl.flock(lock, fcntl.LOCK_EX)
+    # A fresh testbed: NAPI threading and the like must not leak from a run
+    # in the other mode (a veth's `threaded` outlives its NAPI instances).
+    sh(f"{ROOT}/deploy/testbed.sh down", capture=False)
     sh(f"{ROOT}/deploy/testbed.sh up", capture=False)
     # All client traffic on queue 0, so one server shard sees all of it (XPS).
     # The kernel picks a TX queue by flow hash; XPS sends everything on queue 0
@@ -354,11 +362,12 @@ def write_report(a, results, ceiling, time_wait):
         "",
         RX_MODES[a.rx_mode],
         "",
-        "| load | floodgate | nginx (kernel) | ratio | process µs/conn fg / nginx | core µs/conn fg / nginx "
-        "| core ratio | errors fg / nginx |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| load | floodgate | nginx (kernel) | ratio | core busy fg / nginx | core µs/conn fg / nginx "
+        "| core ratio | process µs/conn fg / nginx | errors fg / nginx |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     rows = []
+    best = {}
     for name, r in results.items():
         f, n = r["floodgate"], r["nginx"]
         fr, nr = med([x["rate"] for x in f]), med([x["rate"] for x in n])
@@ -366,12 +375,27 @@ def write_report(a, results, ceiling, time_wait):
         def per_conn(xs, key):
             return med([x[key] / max(x["rate"] * a.seconds, 1) * 1e6 for x in xs])
 
+        def busy(xs):
+            return med([100 * x["core_s"] / a.seconds for x in xs])
+
         ratio = fr / nr if nr else float("inf")
         fc, nc = per_conn(f, "core_s"), per_conn(n, "core_s")
         rows.append((name, fr, nr))
-        lines.append(f"| {name} | {fr:,.0f}/s | {nr:,.0f}/s | {ratio:.2f}x | {per_conn(f, 'cpu_s'):.2f} / "
-                     f"{per_conn(n, 'cpu_s'):.2f} | {fc:.2f} / {nc:.2f} | {nc / fc if fc else 0:.2f}x | "
-                     f"{sum(x['errors'] for x in f)} / {sum(x['errors'] for x in n)} |")
+        lines.append(f"| {name} | {fr:,.0f}/s | {nr:,.0f}/s | {ratio:.2f}x | {busy(f):.0f} % / {busy(n):.0f} % | "
+                     f"{fc:.2f} / {nc:.2f} | {nc / fc if fc else 0:.2f}x | {per_conn(f, 'cpu_s'):.2f} / "
+                     f"{per_conn(n, 'cpu_s'):.2f} | {sum(x['errors'] for x in f)} / {sum(x['errors'] for x in n)} |")
+        group = name.split(",")[0]
+        for server, rate, core in [("floodgate", fr, fc), ("nginx", nr, nc)]:
+            if rate > best.get((group, server), (0, 0, ""))[0]:
+                best[(group, server)] = (rate, core, name.split(", ", 1)[1])
+    # A server whose core is not busy is waiting on its client: compare each
+    # server with the client that drove it hardest.
+    lines += ["", "Each server with the client that drove it hardest:", ""]
+    for group in ["CPS", "keep-alive RPS"]:
+        (fr, fc, fl), (nr, nc, nl) = best.get((group, "floodgate"), (0, 0, "")), best.get((group, "nginx"), (0, 0, ""))
+        if fr and nr:
+            lines.append(f"- {group}: floodgate {fr:,.0f}/s ({fl}) against nginx {nr:,.0f}/s ({nl}): {fr / nr:.2f}x; "
+                         f"core µs per connection or request {fc:.2f} against {nc:.2f}: {nc / fc if fc else 0:.2f}x.")
     syn = med([x["rate"] for x in results["SYN-ACK/s, floodgate-load synflood"]["floodgate"]])
     lines.append("")
     for mode, label in [("xdp-tx", "XDP_TX reflector (the ceiling)"), ("af-xdp", "AF_XDP in-place reflector")]:
@@ -382,7 +406,7 @@ def write_report(a, results, ceiling, time_wait):
     lines.append("")
     md = "\n".join(lines)
     (out / "compare.md").write_text(md + "\n")
-    (out / "compare.json").write_text(json.dumps({"rx_mode": a.rx_mode, "results": results, "reflector": ceiling,
+    (out / "compare.json").write_text(json.dumps({"rx_mode": a.rx_mode, "rounds": a.rounds, "seconds": a.seconds, "results": results, "reflector": ceiling,
                                                   "time_wait": time_wait}, indent=1))
     print(md)
     dat = out / "compare.dat"
