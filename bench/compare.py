@@ -192,7 +192,12 @@ def run_reflector(mode, seconds, rx_mode):
     time.sleep(2)
     try:
         pin_napi(rx_mode)
-        return run_load("synflood", 80, seconds)["rate"]
+        # XDP_TX on fg-s0 hands the reply to the peer's RX queue numbered
+        # after the CPU running fg-s0's NAPI: the server core when it is
+        # pinned there (own), else the sending core. The generator listens
+        # on that queue.
+        queue = SERVER_CPU if rx_mode == "own" or mode != "xdp-tx" else CLIENT_CPU
+        return run_load("synflood", 80, seconds, f"--queues {queue}")["rate"]
     finally:
         os.killpg(refl.pid, signal.SIGTERM)
         refl.wait()
