@@ -80,6 +80,15 @@ def core_ticks(cpu):
     raise RuntimeError(f"cpu{cpu} not in /proc/stat")
 
 
+def wait_gone(name, timeout=30):
+    """Waits (bounded) until no process is named `name`: the XDP program of
+    a stopping server or reflector is detached only when it has exited."""
+    deadline = time.time() + timeout
+    while time.time() < deadline and subprocess.run(f"pgrep -x {name}", shell=True,
+                                                    capture_output=True).returncode == 0:
+        time.sleep(0.2)
+
+
 def ticks_per_sec():
     return os.sysconf(os.sysconf_names["SC_CLK_TCK"])
 
@@ -118,10 +127,7 @@ class Server:
                 self.proc.wait()
         # The wrapper shell exits first; wait for the server itself (floodgate
         # drains, then detaches its XDP program).
-        deadline = time.time() + 30
-        while time.time() < deadline and subprocess.run(f"pgrep -x {self.name}", shell=True,
-                                                        capture_output=True).returncode == 0:
-            time.sleep(0.2)
+        wait_gone(self.name)
 
 
 def nginx_conf(tmp):
@@ -192,19 +198,17 @@ def run_reflector(mode, seconds, rx_mode):
     time.sleep(2)
     try:
         pin_napi(rx_mode)
-        # XDP_TX on fg-s0 hands the reply to the peer's RX queue numbered
-        # after the CPU running fg-s0's NAPI: the server core when it is
-        # pinned there (own), else the sending core. The generator listens
-        # on that queue.
-        queue = SERVER_CPU if rx_mode == "own" or mode != "xdp-tx" else CLIENT_CPU
+        queue = 0  # AF_XDP replies leave on the reflector's TX queue 0
+        if mode == "xdp-tx":
+            # XDP_TX hands the reply to the peer's RX queue numbered after the
+            # CPU running fg-s0's NAPI: the server core when it is pinned there
+            # (own), else the sending core.
+            queue = SERVER_CPU if rx_mode == "own" else CLIENT_CPU
         return run_load("synflood", 80, seconds, f"--queues {queue}")["rate"]
     finally:
         os.killpg(refl.pid, signal.SIGTERM)
         refl.wait()
-        deadline = time.time() + 30
-        while time.time() < deadline and subprocess.run("pgrep -x reflector", shell=True,
-                                                        capture_output=True).returncode == 0:
-            time.sleep(0.2)
+        wait_gone("reflector")
 
 
 def time_wait_counters():
@@ -218,17 +222,18 @@ def time_wait_counters():
 
 
 def set_rx_mode(mode):
-    """Where each side's receive work runs (see the module doc)."""
-    own = mode == "own"
+    """`own`: each side's receive work on its own core (see the module doc).
+    The testbed is fresh, so `sender`, veth's default, needs nothing."""
+    if mode != "own":
+        return
     for side, dev, cpu in [(SRV, "fg-s0", SERVER_CPU), (CLI, "fg-c0", CLIENT_CPU)]:
-        mask = format(1 << cpu, "x") if own else "0"
+        mask = format(1 << cpu, "x")
         sh(ns(side, f"sh -c 'for q in /sys/class/net/{dev}/queues/rx-*; do echo {mask} > $q/rps_cpus; done'"))
     # The client's veth keeps its NAPI (GRO on), so its threads live across
     # runs; the server's veth has NAPI only while an XDP program is attached
     # (floodgate, the reflectors), and pin_napi() threads it then.
-    sh(ns(SRV, "ethtool -K fg-s0 gro off"))
-    sh(ns(CLI, f"ethtool -K fg-c0 gro {'on' if own else 'off'}"))
-    sh(ns(CLI, f"sh -c 'echo {int(own)} > /sys/class/net/fg-c0/threaded'"), check=False)
+    sh(ns(CLI, "ethtool -K fg-c0 gro on"))
+    sh(ns(CLI, "sh -c 'echo 1 > /sys/class/net/fg-c0/threaded'"))
 
 
 def pin_napi(mode):

@@ -72,23 +72,7 @@ impl Index {
     /// for prefetching the slot a lookup will read.
     #[inline(always)]
     pub(crate) fn first_candidate(&self, tag: u32) -> Option<u32> {
-        let mut pos = self.home(tag);
-        let mut dist = 0usize;
-        loop {
-            let b = self.buckets[pos];
-            if b == EMPTY {
-                return None;
-            }
-            let btag = (b >> 32) as u32;
-            if btag == tag {
-                return Some((b as u32).wrapping_sub(1));
-            }
-            if self.displacement(btag, pos) < dist {
-                return None;
-            }
-            dist += 1;
-            pos = self.next(pos);
-        }
+        self.find(tag, |_| true).map(|(_, slot)| slot)
     }
 
     #[inline(always)]

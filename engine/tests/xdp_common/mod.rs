@@ -107,14 +107,18 @@ pub fn ipv4(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, l4: &[u8]) -> Vec<u8> {
     ip[10..12].copy_from_slice(&c.to_be_bytes());
     let mut l4 = l4.to_vec();
     if proto == 6 {
-        let mut s = csum_add(0, &src.octets());
-        s = csum_add(s, &dst.octets());
-        s += 6 + l4.len() as u32;
-        let c = csum_fold(csum_add(s, &l4));
-        l4[16..18].copy_from_slice(&c.to_be_bytes());
+        fill_tcp_checksum(&mut l4, &src.octets(), &dst.octets());
     }
     ip.extend_from_slice(&l4);
     ip
+}
+
+/// The TCP checksum of `seg` over the pseudo-header of `src` and `dst`
+/// (either family: the sum is the same shape).
+fn fill_tcp_checksum(seg: &mut [u8], src: &[u8], dst: &[u8]) {
+    let s = csum_add(csum_add(0, src), dst) + 6 + seg.len() as u32;
+    let c = csum_fold(csum_add(s, seg));
+    seg[16..18].copy_from_slice(&c.to_be_bytes());
 }
 
 /// IPv6 header + `l4` (next header `next`), TCP checksum filled in.
@@ -127,11 +131,7 @@ pub fn ipv6(src: Ipv6Addr, dst: Ipv6Addr, next: u8, l4: &[u8]) -> Vec<u8> {
     ip.extend_from_slice(&dst.octets());
     let mut l4 = l4.to_vec();
     if next == 6 {
-        let mut s = csum_add(0, &src.octets());
-        s = csum_add(s, &dst.octets());
-        s += 6 + l4.len() as u32;
-        let c = csum_fold(csum_add(s, &l4));
-        l4[16..18].copy_from_slice(&c.to_be_bytes());
+        fill_tcp_checksum(&mut l4, &src.octets(), &dst.octets());
     }
     ip.extend_from_slice(&l4);
     ip
