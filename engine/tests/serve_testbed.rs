@@ -27,6 +27,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use floodgate::shard::runner::SNAPSHOT_EVERY;
 use xdp_common::{repo, require_root, sh, Testbed};
 
 const VIP: &str = "198.18.0.1";
@@ -229,7 +230,11 @@ fn http_curl_and_wrk() {
     let close = wrk(&["-H", "Connection: close"]);
     eprintln!("wrk on the testbed: keep-alive {keepalive:.0} req/s, Connection: close {close:.0} req/s");
 
-    // The server closed first: it holds TIME-WAIT, for 2MSL = 4 s.
+    // The server closed first: it holds TIME-WAIT, for 2MSL = 4 s. Shards
+    // publish their counters every SNAPSHOT_EVERY: wait for a snapshot taken
+    // after wrk's last segments, or entries counted in an older one may yet
+    // be reopened by its last SYNs (RFC 6191) instead of expiring.
+    std::thread::sleep(2 * SNAPSHOT_EVERY);
     let m = scrape().expect("scrape");
     let tw = metric(&m, "floodgate_connections_time_wait");
     assert!(tw > 0, "TIME-WAIT entries right after the Connection: close run");
