@@ -8,7 +8,10 @@
  *
  *     bpf_redirect_map(&xsks_map, ctx->rx_queue_index, XDP_PASS)
  *
- * so with no socket bound on that queue the kernel still gets the frame.
+ * so with no socket bound on that queue the kernel still gets the frame. A
+ * SYN to a VIP whose `struct fg_vip` has FG_VIP_XDP_COOKIES is answered here
+ * instead, with the engine's own cookie SYN-ACK (syncookie.h), when it has
+ * the common shape; any other SYN still goes to the engine.
  * Everything else (ARP, ICMP, other ports, IPv4 fragments, IPv6 with extension
  * headers, anything truncated or malformed) passes to the kernel. Every verdict
  * is counted in the per-CPU `stats` map (struct fg_stats, floodgate.h).
@@ -42,8 +45,15 @@ struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, FG_MAX_VIPS);
 	__type(key, struct fg_vip_key);
-	__type(value, __u8);
+	__type(value, struct fg_vip);
 } vips SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct fg_cookie_cfg);
+} cookie_cfg SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -77,6 +87,8 @@ struct vlan_hdr {
 		return XDP_PASS;  \
 	} while (0)
 
+#include "syncookie.h"
+
 SEC("xdp")
 int floodgate_xdp(struct xdp_md *ctx)
 {
@@ -84,6 +96,7 @@ int floodgate_xdp(struct xdp_md *ctx)
 	void *data_end = (void *)(long)ctx->data_end;
 	__u32 frame_len = (__u32)(data_end - data);
 	struct fg_vip_key key = {};
+	struct fg_vip *vip;
 	struct ethhdr *eth = data;
 	struct tcphdr *tcp;
 	__u32 off, end, doff;
@@ -164,12 +177,28 @@ int floodgate_xdp(struct xdp_md *ctx)
 		PASS(pass_truncated);
 	key.port = tcp->dest;
 
-	if (!bpf_map_lookup_elem(&vips, &key)) {
+	vip = bpf_map_lookup_elem(&vips, &key);
+	if (!vip) {
 		/* Port 0 owns every port of its address: the load generator's
 		 * source addresses, whose replies come to ephemeral ports. */
 		key.port = 0;
 		if (!bpf_map_lookup_elem(&vips, &key))
 			PASS(pass_not_vip);
+	} else if ((vip->flags & FG_VIP_XDP_COOKIES) &&
+		   (((__u8 *)tcp)[13] & (TCP_SYN | TCP_ACK | TCP_RST | TCP_FIN)) == TCP_SYN) {
+		__u32 zero = 0;
+		struct fg_cookie_cfg *cfg = bpf_map_lookup_elem(&cookie_cfg, &zero);
+
+		ret = cfg && cfg->ready ? answer_syn_cookie(ctx, vip, cfg) : -1;
+		if (ret == XDP_TX) {
+			COUNT(syn_cookie_tx);
+			return XDP_TX;
+		}
+		if (ret == XDP_DROP) {
+			COUNT(syn_cookie_error);
+			return XDP_DROP;
+		}
+		COUNT(syn_cookie_fallback);
 	}
 
 	ret = bpf_redirect_map(&xsks_map, ctx->rx_queue_index, XDP_PASS);

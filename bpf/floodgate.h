@@ -36,9 +36,48 @@ struct fg_vip_key {
 	__u16 pad;
 };
 
+/* fg_vip.flags: answer this VIP's SYNs with SYN cookies in XDP (syncookie.h). */
+#define FG_VIP_XDP_COOKIES 0x1
+
+/*
+ * Value of the `vips` map: how the listener behind (addr, port) answers a
+ * SYN, so that a SYN-ACK sent by the XDP program is the one the engine would
+ * send (tcp/endpoint.rs, send_cookie). Host byte order throughout.
+ */
+struct fg_vip {
+	/* FG_VIP_* */
+	__u8 flags;
+	/* our window-scale shift; 0: no window scaling */
+	__u8 window_scale;
+	/* 1: SACK permitted (RFC 2018) */
+	__u8 sack;
+	/* 1: timestamps (RFC 7323) */
+	__u8 timestamps;
+	/* the MSS we advertise */
+	__u16 mss;
+	/* the window field of a SYN-ACK */
+	__u16 window;
+};
+
+/*
+ * The one entry of the `cookie_cfg` array: the engine's secrets and clock
+ * (tcp/secret.rs), written by user space once before any VIP has
+ * FG_VIP_XDP_COOKIES set.
+ */
+struct fg_cookie_cfg {
+	/* SipHash-1-3 keys, as the two little-endian words of each 16-byte key */
+	__u64 isn_key[2];
+	__u64 cookie_key[2];
+	/* CLOCK_MONOTONIC (bpf_ktime_get_ns) at the engine's clock zero */
+	__u64 clock_base_ns;
+	/* nonzero once the entry is written */
+	__u64 ready;
+};
+
 /*
  * Value of the one-entry per-CPU `stats` array: one counter per verdict.
- * Every frame the program sees increments exactly one of these.
+ * Every frame the program sees increments exactly one of these, but for
+ * syn_cookie_fallback, the last, which counts a reason and not a verdict.
  */
 struct fg_stats {
 	/* owned (VIP, port): bpf_redirect_map returned XDP_REDIRECT */
@@ -57,6 +96,13 @@ struct fg_stats {
 	__u64 pass_fragment;
 	/* IPv4 header length field below 20 bytes, or a wrong version */
 	__u64 pass_malformed;
+	/* a SYN to a VIP with FG_VIP_XDP_COOKIES answered here: XDP_TX */
+	__u64 syn_cookie_tx;
+	/* such a SYN whose reply could not be written into the frame: XDP_DROP */
+	__u64 syn_cookie_error;
+	/* such a SYN left to the engine (IPv6, a VLAN tag, IP options, a
+	 * payload, a bad checksum or option, no room): also counted in redirect */
+	__u64 syn_cookie_fallback;
 };
 
 #endif /* FLOODGATE_H */

@@ -13,8 +13,10 @@ use std::env;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Each program: its source and the header it shares with user space.
-const PROGRAMS: [(&str, &str); 2] = [("floodgate.bpf.c", "floodgate.h"), ("reflector.bpf.c", "reflector.h")];
+/// Each program: its source and the headers it includes (the first shared
+/// with user space).
+const PROGRAMS: [(&str, &[&str]); 2] =
+    [("floodgate.bpf.c", &["floodgate.h", "syncookie.h"]), ("reflector.bpf.c", &["reflector.h"])];
 
 fn main() {
     let manifest = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
@@ -36,10 +38,12 @@ fn main() {
         )),
     }
 
-    for (source, header) in PROGRAMS {
+    for (source, headers) in PROGRAMS {
         let src = bpf_dir.join(source);
         println!("cargo:rerun-if-changed={}", src.display());
-        println!("cargo:rerun-if-changed={}", bpf_dir.join(header).display());
+        for header in headers {
+            println!("cargo:rerun-if-changed={}", bpf_dir.join(header).display());
+        }
         let out = out_dir.join(format!("{}.o", source.trim_end_matches(".c")));
         compile(&clang, &bpf_dir, &src, &out);
     }

@@ -17,6 +17,11 @@
 //! * `drain_on_sigterm`: new connections refused, an open one finishes.
 //! * `idle_engine_uses_no_cpu`: < 2 % CPU over 10 s.
 //! * `neighbour_resolution`: `neigh::resolve_wait` finds fg-c0's MAC.
+//! * `syn_cookies_in_xdp`: with `--xdp-syn-cookies always`, curl and wrk
+//!   connect through cookie SYN-ACKs sent by the XDP program and no SYN
+//!   reaches a shard; by default (`flood`), SYNs whose SYN-ACKs the client
+//!   drops spend a half-open budget of 8, the switch turns cookies in XDP
+//!   on, curl connects through them, and after 5 calm seconds it turns off.
 
 mod xdp_common;
 
@@ -485,4 +490,76 @@ fn neighbour_resolution() {
     assert_eq!(got.1, Some(want), "resolved by probing");
     let (_, srv) = sh(Command::new("ip").args(["netns", "exec", "fg-srv", "cat", "/sys/class/net/fg-s0/address"]));
     assert_eq!(got.2, floodgate::neigh::parse_mac(&srv), "the interface's own MAC in its namespace");
+}
+
+/// The samples of `name{labels}` (the whole text before the value).
+fn labelled(text: &str, name_and_labels: &str) -> u64 {
+    text.lines().filter_map(|l| l.strip_prefix(name_and_labels)?.trim().parse::<f64>().ok()).sum::<f64>() as u64
+}
+
+const XDP_COOKIES_SENT: &str = "floodgate_xdp_program_frames_total{verdict=\"syn_cookie_tx\"}";
+
+/// veth delivers an XDP_TX frame to its peer only if the peer runs XDP (a
+/// NIC needs nothing): floodgate's own program, with no VIP, passes all.
+fn pass_program_on_the_client() {
+    let obj = std::env::temp_dir().join("floodgate-pass.bpf.o");
+    std::fs::write(&obj, floodgate::link::xdp::program::object_bytes()).unwrap();
+    let (ok, out) = sh(Command::new("ip")
+        .args(["-n", "fg-cli", "link", "set", "dev", "fg-c0", "xdpdrv", "obj"])
+        .arg(&obj)
+        .args(["sec", "xdp"]));
+    assert!(ok, "XDP on fg-c0: {out}");
+}
+
+fn curl_ok() {
+    let (ok, out) = sh(&mut in_cli(&["curl", "-sS", "-m", "5", "-w", "\n%{http_code}", &format!("http://{VIP}/")]));
+    assert!(ok, "curl: {out}");
+    assert_eq!(out, "Hello, World!\n200");
+}
+
+#[test]
+fn syn_cookies_in_xdp() {
+    if !require_root("serve_testbed::syn_cookies_in_xdp") {
+        return;
+    }
+    let _tb = Testbed::up();
+    pass_program_on_the_client();
+
+    // Always: every handshake is a cookie one, answered in XDP.
+    let mut fg = Floodgate::start(&["--port", "80", "--app", "http", "--xdp-syn-cookies", "always"]);
+    curl_ok();
+    let rps = wrk(&["-H", "Connection: close"]);
+    std::thread::sleep(2 * SNAPSHOT_EVERY);
+    let m = scrape().expect("scrape");
+    let (sent, accepted) = (labelled(&m, XDP_COOKIES_SENT), metric(&m, "floodgate_tcp_cookies_accepted_total"));
+    eprintln!("cookies in XDP: {rps:.0} conn/s under wrk; {sent} SYN-ACKs from XDP, {accepted} cookie ACKs accepted");
+    assert!(sent > 1000 && accepted > 1000, "{sent} {accepted}");
+    assert!(accepted <= sent, "no cookie the program did not send");
+    assert_eq!(metric(&m, "floodgate_tcp_syns_received_total"), 0, "no SYN reached a shard");
+    assert_eq!(metric(&m, "floodgate_tcp_cookies_rejected_total"), 0);
+    fg.stop();
+
+    // Flood (the default): a half-open budget of 8, SYN-ACKs dropped by the client.
+    let mut fg = Floodgate::start(&["--port", "80", "--app", "http", "--half-open-budget", "8"]);
+    curl_ok();
+    nft("chain in { type filter hook input priority 0; policy accept; tcp flags & (syn | ack) == syn | ack drop; }");
+    let script = format!("for i in $(seq 32); do curl -s -m 2 -o /dev/null http://{VIP}/ & done; wait; true");
+    let t0 = Instant::now();
+    let (_, _) = sh(&mut in_cli(&["sh", "-c", &script]));
+    nft_clear();
+    assert!(fg.log().contains("SYN flood: the half-open budget is spent"), "the switch turned on:\n{}", fg.log());
+    let before = labelled(&scrape().expect("scrape"), XDP_COOKIES_SENT);
+    curl_ok();
+    let m = scrape().expect("scrape");
+    assert!(labelled(&m, XDP_COOKIES_SENT) > before, "curl's SYN answered in XDP");
+    let end = t0 + Duration::from_secs(20);
+    while !fg.log().contains("SYN flood over") {
+        assert!(Instant::now() < end, "the switch did not turn off:\n{}", fg.log());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let syns = metric(&scrape().expect("scrape"), "floodgate_tcp_syns_received_total");
+    curl_ok();
+    std::thread::sleep(2 * SNAPSHOT_EVERY);
+    assert!(metric(&scrape().expect("scrape"), "floodgate_tcp_syns_received_total") > syns, "a shard answers again");
+    fg.stop();
 }

@@ -72,6 +72,29 @@ pub enum CookieArg {
     Never,
 }
 
+/// When the XDP program answers SYNs with the engine's cookies itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum XdpCookiesArg {
+    /// During a SYN flood: from the moment a shard sends cookies until SYNs
+    /// slow down again.
+    Flood,
+    /// Every IPv4 SYN, all the time (stateless handshakes only).
+    Always,
+    /// Never: every SYN reaches a shard.
+    Off,
+}
+
+impl XdpCookiesArg {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            XdpCookiesArg::Flood => "flood",
+            XdpCookiesArg::Always => "always",
+            XdpCookiesArg::Off => "off",
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum TwPolicyArg {
@@ -229,6 +252,10 @@ pub struct Settings {
     /// When SYNs are answered with SYN cookies [default: auto].
     #[arg(long, value_enum, value_name = "MODE", help_heading = "TCP")]
     pub syn_cookies: Option<CookieArg>,
+    /// When SYN cookies are answered in XDP, before any shard [default: flood;
+    /// off with --syn-cookies never].
+    #[arg(long, value_enum, value_name = "MODE", help_heading = "TCP")]
+    pub xdp_syn_cookies: Option<XdpCookiesArg>,
     /// Link MTU; the MSS advertised is this less the headers [default: 1500].
     #[arg(long, value_name = "BYTES", help_heading = "TCP")]
     pub mtu: Option<u16>,
@@ -269,7 +296,7 @@ impl Settings {
         merge_fields!(cli, file; iface, vip, port, app, queues, cpus, metrics, xdp_mode, zero_copy,
             frame_size, rx_ring, tx_ring, connections, time_wait_capacity, time_wait_policy, buffers,
             buffer_size, events, half_open_budget, msl, fin_wait2_timeout, keepalive_idle,
-            keepalive_interval, keepalive_probes, syn_cookies, mtu, http_body, http_max_header_bytes, drain)
+            keepalive_interval, keepalive_probes, syn_cookies, xdp_syn_cookies, mtu, http_body, http_max_header_bytes, drain)
     }
 
     /// Checks the merged settings and builds the engine's configuration.
@@ -341,6 +368,14 @@ impl Settings {
             },
             half_open_budget: self.half_open_budget.unwrap_or(def.half_open_budget),
             ..def
+        };
+        let xdp_syn_cookies = match (self.xdp_syn_cookies, tcp.syn_cookies) {
+            (Some(XdpCookiesArg::Off), _) | (None, CookieMode::Never) => XdpCookiesArg::Off,
+            (Some(m), CookieMode::Never) => {
+                return Err(format!("--xdp-syn-cookies {} needs SYN cookies: not with --syn-cookies never", m.as_str()))
+            }
+            (Some(m), _) => m,
+            (None, _) => XdpCookiesArg::Flood,
         };
         if tcp.msl.is_zero() || tcp.msl > Duration::from_secs(3600) {
             return Err("--msl must be more than 0 and at most 1h".into());
@@ -415,6 +450,7 @@ impl Settings {
             xdp_mode,
             xdp,
             tcp,
+            xdp_syn_cookies,
             cap,
             http_body: self.http_body.clone().unwrap_or_else(|| "Hello, World!".into()),
             http_max_header_bytes,
@@ -436,6 +472,7 @@ pub struct Resolved {
     pub xdp_mode: XdpMode,
     pub xdp: XdpConfig,
     pub tcp: TcpConfig,
+    pub xdp_syn_cookies: XdpCookiesArg,
     pub cap: Capacity,
     pub http_body: String,
     pub http_max_header_bytes: usize,
@@ -485,6 +522,7 @@ mod tests {
         assert_eq!(r.tcp.keepalive.unwrap().interval, Duration::from_millis(1500));
         assert_eq!(r.tcp.keepalive.unwrap().probes, 10, "defaults fill the rest");
         assert_eq!(r.tcp.syn_cookies, CookieMode::Always);
+        assert_eq!(r.xdp_syn_cookies, XdpCookiesArg::Flood);
         assert_eq!(r.cap.time_wait_policy, TwFullPolicy::RefuseNew);
         assert_eq!(r.drain, Duration::from_millis(500));
         assert_eq!(r.queues, 2, "every RX queue by default");
@@ -498,6 +536,12 @@ mod tests {
         a.extend_from_slice(&["--queues", "2"]);
         assert_eq!(err(&a, Some(1)), "--queues 2 but fg-s0 has 1 RX queue");
         assert!(err(&["--vip", "198.18.0.1"], None).contains("--iface is required"));
+        let mut a = BASE.to_vec();
+        a.extend_from_slice(&["--syn-cookies", "never", "--xdp-syn-cookies", "always"]);
+        assert_eq!(err(&a, None), "--xdp-syn-cookies always needs SYN cookies: not with --syn-cookies never");
+        let mut a = BASE.to_vec();
+        a.extend_from_slice(&["--syn-cookies", "never"]);
+        assert_eq!(cli(&a).resolve(|_| None).unwrap().xdp_syn_cookies, XdpCookiesArg::Off);
         assert!(err(&["--iface", "x", "--port", "1"], None).contains("--vip is required"));
         let mut a = BASE.to_vec();
         a.extend_from_slice(&["--keepalive-probes", "0"]);

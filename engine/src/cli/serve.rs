@@ -21,6 +21,7 @@ use mio::{Events, Interest, Poll, Token};
 
 use super::config::{AppKind, Resolved, Settings};
 use super::signals::{self, Signals};
+use super::xdp_cookies::XdpCookies;
 use crate::app::echo::Echo;
 use crate::app::http::Http;
 use crate::app::sink::Sink;
@@ -93,6 +94,7 @@ pub fn serve(cli: Settings) -> Result<(), String> {
     let (report_tx, report_rx) = crossbeam_channel::bounded(4096);
     let epoch = std::time::Instant::now();
     let secrets = Secrets::random();
+    let cookies = XdpCookies::start(&program, &cfg, owned, &secrets, epoch)?;
     let mut shards = Vec::with_capacity(links.len());
     for (i, link) in links.into_iter().enumerate() {
         let spec = ShardSpec { index: i, cpu: cpus.get(i % cpus.len().max(1)).copied(), epoch };
@@ -124,6 +126,7 @@ pub fn serve(cli: Settings) -> Result<(), String> {
         msl = ?cfg.tcp.msl,
         keepalive = %keepalive,
         syn_cookies = ?cfg.tcp.syn_cookies,
+        xdp_syn_cookies = cfg.xdp_syn_cookies.as_str(),
         "serving {} on {} port{} {} (per-shard limits)",
         cfg.vips.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(","),
         cfg.iface,
@@ -133,7 +136,8 @@ pub fn serve(cli: Settings) -> Result<(), String> {
 
     let info = Info { iface: cfg.iface.clone(), app: cfg.app.as_str(), attach_mode: mode.as_str() };
     let outcome =
-        Control { poll, signals, metrics, shards, reports: report_rx, info, program: &program, epoch }.run(cfg.drain);
+        Control { poll, signals, metrics, shards, reports: report_rx, info, program: &program, epoch, cookies }
+            .run(cfg.drain);
     program.detach();
     tracing::info!(iface = %cfg.iface, "XDP program detached");
     outcome
@@ -241,6 +245,7 @@ struct Control<'a> {
     info: Info,
     program: &'a XdpProgram,
     epoch: std::time::Instant,
+    cookies: XdpCookies<'a>,
 }
 
 impl Control<'_> {
@@ -292,6 +297,7 @@ impl Control<'_> {
                                     signals::name(sig)
                                 );
                                 self.broadcast(Command::Drain);
+                                self.cookies.stop();
                                 Phase::Draining { until: Instant::now() + drain }
                             }
                             Phase::Draining { .. } => {
@@ -318,6 +324,9 @@ impl Control<'_> {
                         });
                     }
                 }
+            }
+            if phase == Phase::Running {
+                self.cookies.tick(latest.iter().flatten().map(|s| s.stats.cookies_sent).sum());
             }
             if let Phase::Draining { until } = phase {
                 let all = drained.iter().zip(&exited).all(|(d, x)| *d || *x);

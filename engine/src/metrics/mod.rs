@@ -74,6 +74,8 @@ fn verdict_help(name: &str) -> &'static str {
         "pass_truncated" => "frame shorter than its headers: passed",
         "pass_fragment" => "IPv4 fragment: passed",
         "pass_malformed" => "bad IP version or header length: passed",
+        "syn_cookie_tx" => "a SYN answered in XDP with a cookie SYN-ACK (XDP_TX)",
+        "syn_cookie_error" => "a SYN whose cookie SYN-ACK could not be written: dropped",
         _ => "",
     }
 }
@@ -247,13 +249,21 @@ pub fn render(view: &View<'_>) -> String {
     if let Some(x) = &view.xdp {
         let name = "floodgate_xdp_program_frames_total";
         let mut help = String::from("Frames seen by the XDP program, by verdict:");
-        for (n, _) in x.fields() {
+        for (n, _) in x.verdicts() {
             let _ = write!(help, " {n} = {};", verdict_help(n));
         }
         f.head(name, "counter", help.trim_end_matches(';'));
-        for (n, v) in x.fields() {
+        for (n, v) in x.verdicts() {
             f.sample(name, &[("verdict", n)], v);
         }
+        let name = "floodgate_xdp_syn_cookie_fallback_total";
+        f.head(
+            name,
+            "counter",
+            "SYNs to a VIP with cookies in XDP that the program left to a shard \
+             (IPv6, a VLAN tag, IP options, a payload, a bad checksum or option, no room)",
+        );
+        f.sample(name, &[], x.syn_cookie_fallback);
     }
     out
 }

@@ -188,6 +188,10 @@ impl Endpoint {
     pub fn time_wait_capacity(&self) -> usize {
         self.tw4.capacity() + self.tw6.capacity()
     }
+    /// The window field of a cookie SYN-ACK: one receive buffer chunk.
+    pub fn synack_window(&self) -> u16 {
+        self.pool.chunk_size().min(65535) as u16
+    }
     pub fn buffers_free(&self) -> usize {
         self.pool.available()
     }
@@ -442,7 +446,7 @@ impl Endpoint {
             control: ctl::SYN | ctl::ACK,
             seq: cookie,
             ack: seg.seq + 1,
-            window: (self.pool.chunk_size()).min(65535) as u16,
+            window: self.synack_window(),
             timestamp,
             syn_options: Some(SynOptions {
                 mss: cfg.advertised_mss(is_v6),
@@ -481,7 +485,7 @@ impl Endpoint {
         tcb.state = State::SynReceived;
         tcb.snd_nxt = iss + 1;
         tcb.snd_max = iss + 1;
-        tcb.rcv_adv = tcb.rcv_nxt + (self.pool.chunk_size().min(65535) as usize);
+        tcb.rcv_adv = tcb.rcv_nxt + self.synack_window() as usize;
         tcb.listener = li;
         tcb.set(flag::PASSIVE);
         match self.conns.insert(*t, tcb) {
@@ -495,6 +499,12 @@ impl Endpoint {
                 true
             }
         }
+    }
+
+    /// Whether `seg` returns a valid cookie for a listener that sends them.
+    fn valid_cookie_ack(&self, now: Instant, t: &FourTuple, seg: &Seg) -> bool {
+        self.find_listener(t).is_some_and(|li| self.cfgs[li as usize].syn_cookies != CookieMode::Never)
+            && self.secrets.check_cookie(t, seg.seq - 1, seg.ack - 1, now).is_some()
     }
 
     fn tw_refusing(&self, t: &FourTuple) -> bool {
@@ -550,6 +560,14 @@ impl Endpoint {
         } else if seg.has_ack() && seg.seq == st.rcv_nxt && seg.payload.is_empty() && !seg.syn() {
             // An in-window duplicate ACK: nothing to say.
             return true;
+        } else if seg.has_ack() && !seg.syn() && self.valid_cookie_ack(now, t, seg) {
+            // The third segment of a handshake whose SYN the XDP program
+            // answered with a cookie (bpf/syncookie.h): the new SYN never
+            // reached us, so the cookie stands in for it as RFC 6191's
+            // proof that this is a new connection.
+            remove(self);
+            self.stats.time_wait_reopened += 1;
+            return false;
         }
         let timestamp = ts_used.then(|| ((now_ms as u32).wrapping_add(self.secrets.ts_offset(t)), st.ts_recent));
         let out = Outgoing {

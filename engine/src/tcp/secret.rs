@@ -143,6 +143,13 @@ impl Secrets {
         Secrets { isn_key: SipKey::new(&isn_key), cookie_key: SipKey::new(&cookie_key) }
     }
 
+    /// The ISN and cookie keys, each as its two little-endian words: for
+    /// the XDP program, which answers SYNs with the same cookies
+    /// (`bpf/syncookie.h`).
+    pub fn keys(&self) -> ([u64; 2], [u64; 2]) {
+        ([self.isn_key.k0, self.isn_key.k1], [self.cookie_key.k0, self.cookie_key.k1])
+    }
+
     #[inline]
     fn hash_tuple(k: &SipKey, t: &FourTuple, extra: u64) -> u64 {
         let ports = ((t.local_port as u64) << 16) | t.remote_port as u64;

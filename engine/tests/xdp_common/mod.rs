@@ -70,17 +70,19 @@ pub fn csum_fold(mut sum: u32) -> u16 {
 /// A TCP header (with the usual SYN options when `flags` has SYN: MSS, SACK
 /// permitted, timestamps, window scale: 40 bytes) and `payload`.
 pub fn tcp(sport: u16, dport: u16, seq: u32, ack: u32, flags: u8, payload: &[u8]) -> Vec<u8> {
-    let opts: &[u8] = if flags & TCP_SYN != 0 {
-        &[
-            2, 4, 0x05, 0xb4, // MSS 1460
-            4, 2, // SACK permitted
-            8, 10, 0, 0, 0, 1, 0, 0, 0, 0, // timestamps
-            1, // NOP
-            3, 3, 7, // window scale 7
-        ]
-    } else {
-        &[]
-    };
+    let opts: &[u8] = if flags & TCP_SYN != 0 { &LINUX_SYN_OPTIONS } else { &[] };
+    tcp_with_options(sport, dport, seq, ack, flags, opts, payload)
+}
+
+/// The options of a Linux SYN: MSS 1460, SACK permitted, timestamps
+/// (TSval 1), NOP, window scale 7.
+pub const LINUX_SYN_OPTIONS: [u8; 20] = [2, 4, 0x05, 0xb4, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0, 1, 3, 3, 7];
+
+/// A TCP header with the option bytes `opts` (padded with EOL to a
+/// multiple of 4), window 64240, and `payload`.
+pub fn tcp_with_options(sport: u16, dport: u16, seq: u32, ack: u32, flags: u8, opts: &[u8], payload: &[u8]) -> Vec<u8> {
+    let mut opts = opts.to_vec();
+    opts.resize(opts.len().div_ceil(4) * 4, 0);
     let doff = (20 + opts.len()) / 4;
     let mut t = Vec::new();
     t.extend_from_slice(&sport.to_be_bytes());
@@ -91,7 +93,7 @@ pub fn tcp(sport: u16, dport: u16, seq: u32, ack: u32, flags: u8, payload: &[u8]
     t.push(flags);
     t.extend_from_slice(&64240u16.to_be_bytes());
     t.extend_from_slice(&[0, 0, 0, 0]); // checksum, urgent
-    t.extend_from_slice(opts);
+    t.extend_from_slice(&opts);
     t.extend_from_slice(payload);
     t
 }

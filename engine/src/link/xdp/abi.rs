@@ -9,6 +9,8 @@
 use std::mem::size_of;
 use std::net::IpAddr;
 
+use crate::tcp::TcpConfig;
+
 /// `struct fg_vip_key`: a destination (address, TCP port) the engine owns.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -41,6 +43,92 @@ impl VipKey {
     }
 }
 
+/// `fg_vip.flags`: answer this VIP's SYNs with SYN cookies in XDP.
+pub const VIP_XDP_COOKIES: u8 = 0x1;
+
+/// `struct fg_vip`, the value of the `vips` map: how the listener behind a
+/// VIP answers a SYN, so that the XDP program's cookie SYN-ACK is the one the
+/// engine would send. Host byte order.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VipConfig {
+    /// `VIP_*` flags.
+    pub flags: u8,
+    /// Our window-scale shift; 0: no window scaling.
+    pub window_scale: u8,
+    /// 1: SACK permitted.
+    pub sack: u8,
+    /// 1: timestamps.
+    pub timestamps: u8,
+    /// The MSS we advertise.
+    pub mss: u16,
+    /// The window field of a SYN-ACK.
+    pub window: u16,
+}
+
+const _: () = assert!(size_of::<VipConfig>() == 8);
+
+impl VipConfig {
+    /// The SYN-ACK settings of a listener with `cfg`, on an endpoint whose
+    /// SYN-ACK window is `window` (`Endpoint::synack_window`), IPv4.
+    pub fn for_listener(cfg: &TcpConfig, window: u16, flags: u8) -> Self {
+        VipConfig {
+            flags,
+            window_scale: cfg.window_scale,
+            sack: cfg.sack as u8,
+            timestamps: cfg.timestamps as u8,
+            mss: cfg.advertised_mss(false),
+            window,
+        }
+    }
+
+    pub fn as_bytes(&self) -> [u8; 8] {
+        let mut b = [self.flags, self.window_scale, self.sack, self.timestamps, 0, 0, 0, 0];
+        b[4..6].copy_from_slice(&self.mss.to_ne_bytes());
+        b[6..8].copy_from_slice(&self.window.to_ne_bytes());
+        b
+    }
+
+    pub fn from_bytes(b: &[u8]) -> Option<Self> {
+        let b: &[u8; 8] = b.get(..8)?.try_into().ok()?;
+        Some(VipConfig {
+            flags: b[0],
+            window_scale: b[1],
+            sack: b[2],
+            timestamps: b[3],
+            mss: u16::from_ne_bytes([b[4], b[5]]),
+            window: u16::from_ne_bytes([b[6], b[7]]),
+        })
+    }
+}
+
+/// `struct fg_cookie_cfg`, the one entry of the `cookie_cfg` array: the
+/// engine's SipHash keys (`tcp::Secrets::keys`) and the CLOCK_MONOTONIC
+/// time of its clock's zero.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CookieConfig {
+    pub isn_key: [u64; 2],
+    pub cookie_key: [u64; 2],
+    pub clock_base_ns: u64,
+    /// Nonzero once written.
+    pub ready: u64,
+}
+
+const _: () = assert!(size_of::<CookieConfig>() == 48);
+
+impl CookieConfig {
+    pub fn as_bytes(&self) -> [u8; 48] {
+        let words =
+            [self.isn_key[0], self.isn_key[1], self.cookie_key[0], self.cookie_key[1], self.clock_base_ns, self.ready];
+        let mut b = [0u8; 48];
+        for (chunk, w) in b.chunks_exact_mut(8).zip(words) {
+            chunk.copy_from_slice(&w.to_ne_bytes());
+        }
+        b
+    }
+}
+
 /// `struct fg_stats`: one counter per verdict of the XDP program, summed over
 /// CPUs by [`super::program::XdpProgram::stats`]. Every frame the program sees
 /// increments exactly one field.
@@ -63,13 +151,20 @@ pub struct BpfStats {
     pub pass_fragment: u64,
     /// Bad IP version or header length.
     pub pass_malformed: u64,
+    /// A SYN to a VIP with XDP cookies, answered in XDP (XDP_TX).
+    pub syn_cookie_tx: u64,
+    /// Such a SYN whose reply could not be written (XDP_DROP; cannot happen).
+    pub syn_cookie_error: u64,
+    /// Such a SYN left to the engine (not a verdict: also counted as
+    /// `redirect` or `redirect_no_xsk`).
+    pub syn_cookie_fallback: u64,
 }
 
-const _: () = assert!(size_of::<BpfStats>() == 8 * 8);
+const _: () = assert!(size_of::<BpfStats>() == 11 * 8);
 
 impl BpfStats {
     /// `(metric name, value)` for every counter, in header order.
-    pub fn fields(&self) -> [(&'static str, u64); 8] {
+    pub fn fields(&self) -> [(&'static str, u64); 11] {
         [
             ("redirect", self.redirect),
             ("redirect_no_xsk", self.redirect_no_xsk),
@@ -79,12 +174,20 @@ impl BpfStats {
             ("pass_truncated", self.pass_truncated),
             ("pass_fragment", self.pass_fragment),
             ("pass_malformed", self.pass_malformed),
+            ("syn_cookie_tx", self.syn_cookie_tx),
+            ("syn_cookie_error", self.syn_cookie_error),
+            ("syn_cookie_fallback", self.syn_cookie_fallback),
         ]
     }
 
-    /// Sum of every counter: the number of frames the program has seen.
+    /// The verdict counters: every field but `syn_cookie_fallback`.
+    pub fn verdicts(&self) -> impl Iterator<Item = (&'static str, u64)> {
+        self.fields().into_iter().filter(|(n, _)| *n != "syn_cookie_fallback")
+    }
+
+    /// Sum of every verdict counter: the number of frames the program has seen.
     pub fn total(&self) -> u64 {
-        self.fields().iter().map(|(_, v)| v).sum()
+        self.verdicts().map(|(_, v)| v).sum()
     }
 
     /// Reads one CPU's value as the kernel laid it out (native endian).
@@ -106,6 +209,9 @@ impl BpfStats {
             pass_truncated: f(5),
             pass_fragment: f(6),
             pass_malformed: f(7),
+            syn_cookie_tx: f(8),
+            syn_cookie_error: f(9),
+            syn_cookie_fallback: f(10),
         })
     }
 
@@ -118,5 +224,8 @@ impl BpfStats {
         self.pass_truncated += o.pass_truncated;
         self.pass_fragment += o.pass_fragment;
         self.pass_malformed += o.pass_malformed;
+        self.syn_cookie_tx += o.syn_cookie_tx;
+        self.syn_cookie_error += o.syn_cookie_error;
+        self.syn_cookie_fallback += o.syn_cookie_fallback;
     }
 }

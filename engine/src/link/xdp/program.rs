@@ -12,7 +12,9 @@
 //! [`XdpProgram::detach`]) on every orderly exit path, before the drain ends.
 //!
 //! Maps (see `bpf/floodgate.h`): `xsks_map` (XSKMAP, RX queue → AF_XDP socket),
-//! `vips` ((address, port) → 1) and `stats` (per-CPU verdict counters).
+//! `vips` ((address, port) → how its listener answers SYNs), `cookie_cfg`
+//! (the engine's cookie secrets and clock, for SYN cookies answered in XDP)
+//! and `stats` (per-CPU verdict counters).
 //! Follows the kernel's XDP and AF_XDP documentation
 //! (Documentation/networking/af_xdp.rst, Documentation/bpf/map_xskmap.rst).
 
@@ -26,7 +28,7 @@ use std::str::FromStr;
 
 use libbpf_rs::{MapCore, MapFlags, MapHandle, ObjectBuilder};
 
-use super::abi::{BpfStats, VipKey};
+use super::abi::{BpfStats, CookieConfig, VipConfig, VipKey};
 
 /// Name of the XDP entry point in `bpf/floodgate.bpf.c`.
 pub const PROGRAM_NAME: &str = "floodgate_xdp";
@@ -142,6 +144,7 @@ pub struct XdpProgram {
     prog: OwnedFd,
     xsks: MapHandle,
     vips: MapHandle,
+    cookie_cfg: MapHandle,
     stats: MapHandle,
     attachment: Option<Attachment>,
 }
@@ -183,7 +186,14 @@ impl XdpProgram {
                 .ok_or_else(|| XdpError::new(format!("the XDP object has no map {name}")))?;
             MapHandle::try_from(&m).map_err(|e| XdpError::bpf(format!("map {name}"), e))
         };
-        let p = XdpProgram { prog, xsks: map("xsks_map")?, vips: map("vips")?, stats: map("stats")?, attachment: None };
+        let p = XdpProgram {
+            prog,
+            xsks: map("xsks_map")?,
+            vips: map("vips")?,
+            cookie_cfg: map("cookie_cfg")?,
+            stats: map("stats")?,
+            attachment: None,
+        };
         // floodgate.h and abi.rs must agree; the BTF says what C compiled.
         let check = |what: &str, got: u32, want: usize| {
             if got as usize != want {
@@ -195,7 +205,8 @@ impl XdpProgram {
             Ok(())
         };
         check("vips key", p.vips.key_size(), size_of::<VipKey>())?;
-        check("vips value", p.vips.value_size(), 1)?;
+        check("vips value", p.vips.value_size(), size_of::<VipConfig>())?;
+        check("cookie_cfg value", p.cookie_cfg.value_size(), size_of::<CookieConfig>())?;
         check("stats value", p.stats.value_size(), size_of::<BpfStats>())?;
         Ok(p)
     }
@@ -288,12 +299,32 @@ impl XdpProgram {
         self.attachment.as_ref().map(|a| a.link.as_raw_fd())
     }
 
-    /// Adds one owned destination.
+    /// Adds one owned destination, its SYNs left to the engine.
     pub fn add_vip(&self, addr: IpAddr, port: u16) -> Result<(), XdpError> {
+        self.set_vip_config(addr, port, &VipConfig::default())
+    }
+
+    /// Adds one owned destination, or changes an owned one, with how its
+    /// listener answers SYNs (`VIP_XDP_COOKIES`: with cookies, in XDP; the
+    /// cookie secrets must be set first, [`Self::set_cookie_config`]).
+    pub fn set_vip_config(&self, addr: IpAddr, port: u16, cfg: &VipConfig) -> Result<(), XdpError> {
         let key = VipKey::new(addr, port).as_bytes();
-        self.vips.update(&key, &[1], MapFlags::ANY).map_err(|e| {
+        self.vips.update(&key, &cfg.as_bytes(), MapFlags::ANY).map_err(|e| {
             XdpError::bpf(format!("cannot add VIP {addr} port {port} (at most {} pairs)", self.vips.max_entries()), e)
         })
+    }
+
+    /// An owned destination's SYN settings; `None` if it is not owned.
+    pub fn vip_config(&self, addr: IpAddr, port: u16) -> Option<VipConfig> {
+        let key = VipKey::new(addr, port).as_bytes();
+        self.vips.lookup(&key, MapFlags::ANY).ok().flatten().and_then(|v| VipConfig::from_bytes(&v))
+    }
+
+    /// Writes the engine's cookie secrets and clock for SYN cookies in XDP.
+    pub fn set_cookie_config(&self, cfg: &CookieConfig) -> Result<(), XdpError> {
+        self.cookie_cfg
+            .update(&0u32.to_ne_bytes(), &cfg.as_bytes(), MapFlags::ANY)
+            .map_err(|e| XdpError::bpf("cannot write the XDP cookie configuration", e))
     }
 
     /// Removes one owned destination; absent is not an error.
@@ -375,20 +406,30 @@ impl XdpProgram {
     /// no device) and returns its verdict (`XDP_PASS` = 2, `XDP_REDIRECT` = 4,
     /// ...). The kernel refuses frames shorter than an Ethernet header (EINVAL).
     pub fn test_run(&self, frame: &[u8]) -> Result<u32, XdpError> {
+        self.test_run_output(frame).map(|(verdict, _)| verdict)
+    }
+
+    /// [`Self::test_run`], also returning the frame as the program left it
+    /// (say, the SYN-ACK it wrote for XDP_TX).
+    pub fn test_run_output(&self, frame: &[u8]) -> Result<(u32, Vec<u8>), XdpError> {
+        let mut out = vec![0u8; frame.len() + 256];
         let mut opts = libbpf_sys::bpf_test_run_opts {
             sz: size_of::<libbpf_sys::bpf_test_run_opts>() as _,
             data_in: frame.as_ptr().cast(),
             data_size_in: frame.len() as u32,
+            data_out: out.as_mut_ptr().cast(),
+            data_size_out: out.len() as u32,
             repeat: 1,
             ..Default::default()
         };
-        // SAFETY: the kernel reads `frame.len()` bytes from `data_in`; no
-        // output buffers are given.
+        // SAFETY: the kernel reads `frame.len()` bytes from `data_in` and
+        // writes at most `data_size_out` bytes into `out`.
         let rc = unsafe { libbpf_sys::bpf_prog_test_run_opts(self.prog.as_raw_fd(), &mut opts) };
         if rc < 0 {
             return Err(XdpError::os(format!("BPF_PROG_TEST_RUN on a {}-byte frame failed", frame.len()), -rc));
         }
-        Ok(opts.retval)
+        out.truncate(opts.data_size_out as usize);
+        Ok((opts.retval, out))
     }
 }
 

@@ -154,3 +154,24 @@ fn full_time_wait_table_under_refuse_new_drops_new_syns_and_counts() {
     h.advance(Duration::from_secs(60));
     assert_eq!(h.send1(syn(CLIENT_ISN)).control, SYN | ACK);
 }
+
+/// A SYN answered by the XDP program with a cookie never reaches the
+/// engine; its third segment finds the tuple in TIME-WAIT. The cookie is
+/// the proof of a new connection: the entry gives way and the cookie ACK
+/// opens it. Any other ACK is answered from TIME-WAIT as before.
+#[test]
+fn cookie_ack_from_an_xdp_handshake_reopens() {
+    use crate::tcp::secret::CookieOptions;
+    let (mut h, snd_nxt) = time_wait(TcpConfig::default(), false);
+    let a = h.send1(seg(ACK, C1 + 500, snd_nxt + 9));
+    assert_eq!((a.control, a.seq, a.ack), (ACK, snd_nxt, C1 + 1), "an old ACK: answered from TIME-WAIT");
+    let isn = CLIENT_ISN + 100_000;
+    let opts = CookieOptions { mss: 1460, window_scale: None, sack_permitted: false };
+    let cookie = Secrets::from_bytes([42; 32]).make_cookie(&h.tuple(), isn, &opts, h.now);
+    h.send0(seg(ACK, isn + 1, cookie + 1));
+    assert_eq!(h.ep.time_wait(), 0);
+    assert_eq!(h.ep.stats.time_wait_reopened, 1);
+    assert_eq!(h.ep.stats.cookies_accepted, 1);
+    let c = h.accepted();
+    assert_eq!(h.ep.state(c), Some(State::Established));
+}
