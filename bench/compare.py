@@ -9,9 +9,12 @@ clients in the fg-cli namespace:
 
   - CPS: wrk with `Connection: close`, and floodgate-load cps
   - keep-alive RPS: wrk, and floodgate-load rps
-  - SYN-ACKs per second under floodgate-load synflood: floodgate, the kernel
-    (SYN cookies always on), and two stateless reflectors as the ceiling:
-    XDP_TX in the XDP program, and AF_XDP in place on floodgate's link
+  - SYN-ACKs per second under floodgate-load synflood: floodgate (by
+    default: its XDP program answers with the engine's cookies once the flood
+    spends a shard's half-open budget; and with --xdp-syn-cookies off, every
+    SYN answered by the shard), the kernel (SYN cookies always on), and two
+    stateless reflectors as the ceiling: XDP_TX in the XDP program, and
+    AF_XDP in place on floodgate's link
   - server CPU time per connection: the server process's, from
     /proc/PID/stat, and the whole server core's (process, softirq and the
     kernel threads that receive for it), from /proc/stat
@@ -211,6 +214,16 @@ def run_reflector(mode, seconds, rx_mode):
         wait_gone("reflector")
 
 
+def synflood_queues(server, rx_mode):
+    """floodgate-load's queues for a synflood. Replies sent by XDP_TX land on
+    the client's RX queue numbered after the CPU running fg-s0's NAPI, which
+    in `sender` mode is the client core; floodgate sends them so under a
+    flood (cookies in XDP), so the generator then listens on that queue too."""
+    if server.port != 80 or rx_mode == "own":
+        return ""
+    return f"--queues 0,{CLIENT_CPU} --cpus {CLIENT_CPU}"
+
+
 def time_wait_counters():
     """floodgate's TIME-WAIT entered/evicted totals, from its metrics."""
     out = sh(ns(SRV, "curl -s -m 2 http://127.0.0.1:9100/metrics"), check=False)
@@ -272,7 +285,7 @@ def main():
     if a.report_only:
         j = json.loads(Path(a.report_only).read_text())
         a.rx_mode, a.rounds, a.seconds = j["rx_mode"], j.get("rounds", a.rounds), j.get("seconds", a.seconds)
-        return write_report(a, j["results"], j["reflector"], j["time_wait"])
+        return write_report(a, j["results"], j["reflector"], j["time_wait"], j.get("shard_syns", []))
     if os.geteuid() != 0:
         sys.exit("compare: needs root (network namespaces, XDP)")
     sh(f"{ROOT}/deploy/install-deps.sh", capture=False)
@@ -304,10 +317,13 @@ def main():
                "net.ipv4.tcp_max_syn_backlog=65535"), check=False)
 
     tmp = Path(tempfile.mkdtemp(prefix="fg-compare-"))
-    fg = Server("floodgate", f"taskset -c {SERVER_CPU} {ROOT}/target/release/floodgate serve --iface fg-s0 "
-                             f"--vip {VIP} --port 80 --app http --queues 1 --http-body '{BODY}' "
-                             f"--connections 1048576 --time-wait-capacity 16777216 --metrics 127.0.0.1:9100 --drain 1s", 80,
-                pid_of=lambda: int(sh("pgrep -n -x floodgate").split()[0]))
+    fg_cmd = (f"taskset -c {SERVER_CPU} {ROOT}/target/release/floodgate serve --iface fg-s0 "
+              f"--vip {VIP} --port 80 --app http --queues 1 --http-body '{BODY}' "
+              f"--connections 1048576 --time-wait-capacity 16777216 --metrics 127.0.0.1:9100 --drain 1s")
+    fg = Server("floodgate", fg_cmd, 80, pid_of=lambda: int(sh("pgrep -n -x floodgate").split()[0]))
+    # The same engine with every SYN answered by its shard, never in XDP.
+    fg_shard_syns = Server("floodgate", fg_cmd + " --xdp-syn-cookies off", 80,
+                           pid_of=lambda: int(sh("pgrep -n -x floodgate").split()[0]))
     ngx = Server("nginx", f"nginx -c {nginx_conf(tmp)}", 8080, pid_of=lambda: nginx_worker_pid(tmp))
 
     loads = [
@@ -315,7 +331,8 @@ def main():
         ("CPS, floodgate-load cps", lambda s: run_load("cps", s.port, a.seconds, "--concurrency 256"), True),
         ("keep-alive RPS, wrk", lambda s: run_wrk(s.port, a.seconds, 64, False), False),
         ("keep-alive RPS, floodgate-load rps", lambda s: run_load("rps", s.port, a.seconds, "--concurrency 64"), False),
-        ("SYN-ACK/s, floodgate-load synflood", lambda s: run_load("synflood", s.port, a.seconds), True),
+        ("SYN-ACK/s, floodgate-load synflood",
+         lambda s: run_load("synflood", s.port, a.seconds, synflood_queues(s, a.rx_mode)), True),
     ]
     results = {name: {"floodgate": [], "nginx": []} for name, _, _ in loads}
     time_wait = {}
@@ -339,24 +356,33 @@ def main():
         # The ceilings, stateless SYN-ACK reflectors on the same veth: XDP_TX
         # in the XDP program itself, and AF_XDP in place (floodgate's link).
         ceiling = {mode: [] for mode in REFLECTORS}
+        shard_syns = []
         for rnd in range(a.rounds):
             for mode in REFLECTORS:
                 rate = run_reflector(mode, a.seconds, a.rx_mode)
                 print(f"round {rnd + 1} reflector {mode:7} SYN-ACK/s {rate:.0f}", flush=True)
                 if rate > 0:  # 0: the reflector did not come up, not a measurement
                     ceiling[mode].append(rate)
+            fg_shard_syns.start()
+            try:
+                r = measure(fg_shard_syns, lambda: run_load("synflood", 80, a.seconds), a.rx_mode)
+            finally:
+                fg_shard_syns.stop()
+            print(f"round {rnd + 1} floodgate, SYNs to the shard, SYN-ACK/s {r['rate']:.0f}", flush=True)
+            shard_syns.append(r)
     finally:
         fg.stop()
+        fg_shard_syns.stop()
         ngx.stop()
 
-    write_report(a, results, ceiling, time_wait)
+    write_report(a, results, ceiling, time_wait, shard_syns)
 
 
 def med(xs):
     return statistics.median(xs) if xs else float("nan")
 
 
-def write_report(a, results, ceiling, time_wait):
+def write_report(a, results, ceiling, time_wait, shard_syns):
     out = Path(a.results)
     out.mkdir(parents=True, exist_ok=True)
     cpu = sh("grep -m1 'model name' /proc/cpuinfo || true").split(":")[-1].strip() or "unknown CPU"
@@ -407,17 +433,27 @@ def write_report(a, results, ceiling, time_wait):
             lines.append(f"- {group}: floodgate {fr:,.0f}/s ({fl}) against nginx {nr:,.0f}/s ({nl}): {fr / nr:.2f}x; "
                          f"core µs per connection or request {fc:.2f} against {nc:.2f}: {nc / fc if fc else 0:.2f}x.")
     syn = med([x["rate"] for x in results["SYN-ACK/s, floodgate-load synflood"]["floodgate"]])
+    shard = med([x["rate"] for x in shard_syns])
+    lines.append("")
+    lines.append("floodgate under synflood: by default (`--xdp-syn-cookies flood`) the XDP program answers SYNs with "
+                 "the engine's cookies once a shard's half-open budget is spent; with `--xdp-syn-cookies off` every "
+                 "SYN reaches the shard.")
     lines.append("")
     for mode, label in [("xdp-tx", "XDP_TX reflector (the ceiling)"), ("af-xdp", "AF_XDP in-place reflector")]:
         cm = med(ceiling.get(mode, []))
-        lines.append(f"- {label}: {cm:,.0f} SYN-ACK/s; floodgate answers {100 * syn / cm if cm else 0:.0f}% of it.")
+        pct = (lambda v: f"{100 * v / cm:.0f}%") if cm else (lambda v: "n/a")
+        lines.append(f"- {label}: {cm:,.0f} SYN-ACK/s; floodgate answers {pct(syn)} of it by default"
+                     + (f", {pct(shard)} with every SYN answered by its shard ({shard:,.0f}/s, core µs/SYN "
+                        f"{med([x['core_s'] / max(x['rate'] * a.seconds, 1) * 1e6 for x in shard_syns]):.2f})"
+                        if shard_syns else "") + ".")
     lines.append(f"- floodgate's TIME-WAIT (2MSL = 60 s, table of 16 M per run): {time_wait.get('entered', 0):,} "
                  f"entered, {time_wait.get('evicted', 0):,} cut short by a full table.")
     lines.append("")
     md = "\n".join(lines)
     (out / "compare.md").write_text(md + "\n")
-    (out / "compare.json").write_text(json.dumps({"rx_mode": a.rx_mode, "rounds": a.rounds, "seconds": a.seconds, "results": results, "reflector": ceiling,
-                                                  "time_wait": time_wait}, indent=1))
+    (out / "compare.json").write_text(json.dumps({"rx_mode": a.rx_mode, "rounds": a.rounds, "seconds": a.seconds,
+                                                  "results": results, "reflector": ceiling, "time_wait": time_wait,
+                                                  "shard_syns": shard_syns}, indent=1))
     print(md)
     dat = out / "compare.dat"
     dat.write_text("".join(f"\"{n}\" {f:.0f} {k:.0f}\n" for n, f, k in rows))

@@ -13,10 +13,13 @@
 #    turns on NAPI on fg-s0 and makes the kernel clear TSO/GSO on fg-c0, so
 #    frames from fg-c0 take the NAPI path where native XDP runs. An XDP program
 #    on fg-c0 is needed only for XDP_TX/XDP_REDIRECT *into* fg-c0 (GRO is not
-#    enough: veth wakes the peer after XDP_TX only if it runs XDP), which
-#    floodgate does not do (the XDP_TX reflector does; floodgate-load's
-#    program on fg-c0 serves): its AF_XDP TX on veth is copy mode (veth has no
-#    zero-copy), i.e. an skb through veth_xmit.
+#    enough: veth wakes the peer after XDP_TX only if it runs XDP). floodgate
+#    sends by XDP_TX only SYN cookies answered in XDP (--xdp-syn-cookies),
+#    and the XDP_TX reflector all its replies; floodgate-load's program on
+#    fg-c0 serves, and a kernel client needs any XDP program on fg-c0
+#    (serve_testbed's syn_cookies_in_xdp attaches floodgate's own, which
+#    passes everything with no VIP set). floodgate's AF_XDP TX on veth is
+#    copy mode (veth has no zero-copy), i.e. an skb through veth_xmit.
 #  - In generic mode (--xdp-mode generic) veth delivers every frame on RX
 #    queue 0; in native mode frames land on the queue matching the client's
 #    TX queue (its sending core), so both queues see traffic.
