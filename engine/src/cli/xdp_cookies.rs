@@ -55,9 +55,8 @@ impl CookieSwitch {
     /// Feeds the totals of cookies the shards have sent and of SYNs the XDP
     /// program has answered; returns the new state when it changes.
     pub fn update(&mut self, now: Instant, shard_cookies: u64, xdp_answered: u64) -> Option<bool> {
-        let Some((then, cookies_then, answered_then)) = self.last.replace((now, shard_cookies, xdp_answered)) else {
-            return None;
-        };
+        // The first look only sets the baseline.
+        let (then, cookies_then, answered_then) = self.last.replace((now, shard_cookies, xdp_answered))?;
         if self.mode != XdpCookiesArg::Flood {
             return None;
         }
