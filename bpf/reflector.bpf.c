@@ -40,6 +40,7 @@
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
 
+#include "csum.h"
 #include "reflector.h"
 
 /* Set by user space before load; read-only (and known) to the verifier. */
@@ -82,24 +83,6 @@ struct {
 		COUNT(field);    \
 		return XDP_PASS; \
 	} while (0)
-
-static __always_inline __u16 csum_fold(__u32 sum)
-{
-	sum = (sum & 0xffff) + (sum >> 16);
-	sum = (sum & 0xffff) + (sum >> 16);
-	return (__u16)~sum;
-}
-
-/* Sum of `n` 16-bit words at `p`; `n` is a constant at every call. */
-static __always_inline __u32 csum_words(const __u16 *p, const int n)
-{
-	__u32 sum = 0;
-
-#pragma unroll
-	for (int i = 0; i < n; i++)
-		sum += p[i];
-	return sum;
-}
 
 static __always_inline __u32 isn_of(__u32 key, __u32 remote_addr, __u32 ports)
 {

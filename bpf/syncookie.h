@@ -33,6 +33,8 @@
 #ifndef FLOODGATE_SYNCOOKIE_H
 #define FLOODGATE_SYNCOOKIE_H
 
+#include "csum.h"
+
 #define TCP_FIN 0x01
 #define TCP_SYN 0x02
 #define TCP_RST 0x04
@@ -101,24 +103,6 @@ static __always_inline __u64 siphash13_3(const __u64 *k, __u64 m0, __u64 m1, __u
 	SIPROUND;
 	SIPROUND;
 	return v0 ^ v1 ^ v2 ^ v3;
-}
-
-static __always_inline __u16 csum_fold32(__u32 sum)
-{
-	sum = (sum & 0xffff) + (sum >> 16);
-	sum = (sum & 0xffff) + (sum >> 16);
-	return (__u16)~sum;
-}
-
-/* Sum of `n` 16-bit words at `p`; `n` is a constant at every call. */
-static __always_inline __u32 csum_words(const __u16 *p, const int n)
-{
-	__u32 sum = 0;
-
-#pragma unroll
-	for (int i = 0; i < n; i++)
-		sum += p[i];
-	return sum;
 }
 
 static __always_inline __u32 be32_at(const __u8 *b)
@@ -265,14 +249,14 @@ static __always_inline int answer_syn_cookie(struct xdp_md *ctx, const struct fg
 		return -1;
 	if ((((__u8 *)tcp)[13] & (TCP_SYN | TCP_ACK | TCP_RST | TCP_FIN)) != TCP_SYN)
 		return -1;
-	if (csum_fold32(csum_words((const __u16 *)ip, 10)) != 0)
+	if (csum_fold(csum_words((const __u16 *)ip, 10)) != 0)
 		return -1;
 	if (bpf_xdp_load_bytes(ctx, sizeof(*eth) + sizeof(*ip), hdr, doff))
 		return -1;
 	sum = (ip->saddr & 0xffff) + (ip->saddr >> 16) + (ip->daddr & 0xffff) + (ip->daddr >> 16);
 	sum += bpf_htons(IPPROTO_TCP) + bpf_htons(doff);
 	sum += csum_words((const __u16 *)hdr, 30);
-	if (csum_fold32(sum) != 0)
+	if (csum_fold(sum) != 0)
 		return -1;
 	if (fg_parse_syn_opts(&th, doff, &o))
 		return -1;
@@ -350,17 +334,11 @@ static __always_inline int answer_syn_cookie(struct xdp_md *ctx, const struct fg
 		tcp_len += 4;
 	}
 	out[12] = (tcp_len / 4) << 4;
-	/* Read the length back through memory: the verifier then sees a value
-	 * it need not trace back through the option walk's every path (which
-	 * would make it explore each of them apart, past its limit). */
-	tcp_len = (__u32)(((volatile __u8 *)out)[12] >> 4) * 4;
-	if (tcp_len < 24 || tcp_len > sizeof(out))
-		return -1;
 	/* The sum runs over all 40 bytes: the unused tail is zero. */
 	sum = (ip->saddr & 0xffff) + (ip->saddr >> 16) + (ip->daddr & 0xffff) + (ip->daddr >> 16);
 	sum += bpf_htons(IPPROTO_TCP) + bpf_htons(tcp_len);
 	sum += csum_words((const __u16 *)out, 20);
-	*(__u16 *)&out[16] = csum_fold32(sum);
+	*(__u16 *)&out[16] = csum_fold(sum);
 
 	nip.version = 4;
 	nip.ihl = 5;
@@ -370,7 +348,7 @@ static __always_inline int answer_syn_cookie(struct xdp_md *ctx, const struct fg
 	nip.protocol = IPPROTO_TCP;
 	nip.saddr = ip->daddr;
 	nip.daddr = ip->saddr;
-	nip.check = csum_fold32(csum_words((const __u16 *)&nip, 10));
+	nip.check = csum_fold(csum_words((const __u16 *)&nip, 10));
 
 	__builtin_memcpy(macs, eth->h_source, ETH_ALEN);
 	__builtin_memcpy(macs + ETH_ALEN, eth->h_dest, ETH_ALEN);
@@ -388,6 +366,7 @@ static __always_inline int answer_syn_cookie(struct xdp_md *ctx, const struct fg
 	    bpf_xdp_store_bytes(ctx, sizeof(*eth), &nip, sizeof(nip)) ||
 	    bpf_xdp_store_bytes(ctx, sizeof(*eth) + sizeof(nip), out, tcp_len))
 		return XDP_DROP;
+	/* The padding: two zero bytes, the unused tail of `out`. */
 	if (tcp_len == 24 && bpf_xdp_store_bytes(ctx, ETH_ZLEN - 2, &out[40 - 2], 2))
 		return XDP_DROP;
 	return XDP_TX;

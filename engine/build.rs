@@ -16,7 +16,7 @@ use std::process::Command;
 /// Each program: its source and the headers it includes (the first shared
 /// with user space).
 const PROGRAMS: [(&str, &[&str]); 2] =
-    [("floodgate.bpf.c", &["floodgate.h", "syncookie.h"]), ("reflector.bpf.c", &["reflector.h"])];
+    [("floodgate.bpf.c", &["floodgate.h", "syncookie.h", "csum.h"]), ("reflector.bpf.c", &["reflector.h", "csum.h"])];
 
 fn main() {
     let manifest = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));

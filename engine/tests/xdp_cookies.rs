@@ -16,7 +16,9 @@ mod xdp_common;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use floodgate::link::xdp::{BpfStats, CookieConfig, VipConfig, XdpProgram, VIP_XDP_COOKIES};
+use std::time::Duration;
+
+use floodgate::link::xdp::{monotonic_now, BpfStats, CookieConfig, VipConfig, XdpProgram, VIP_XDP_COOKIES};
 use floodgate::link::{RxAction, TxSink};
 use floodgate::tcp::{Capacity, CookieMode, Endpoint, Secrets, State, TcpConfig};
 use floodgate::time::Instant;
@@ -49,27 +51,22 @@ struct Rig {
     now: Instant,
 }
 
-fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: `ts` is a valid timespec to write into.
-    assert_eq!(unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) }, 0);
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
 /// The program with a cookie VIP and an endpoint listening there, `cfg`
-/// for both. The engine's clock reads 32 s into its 11th cookie epoch, so
-/// the two sides agree on the epoch whatever the test's pace.
+/// for both. The engine's clock reads 32 s into a cookie epoch (and no more
+/// than the time since boot, where CLOCK_MONOTONIC starts), so the two sides
+/// agree on the epoch whatever the test's pace.
 fn rig(cfg: TcpConfig) -> Rig {
     let prog = XdpProgram::load().expect("load the XDP program");
     let secrets = Secrets::from_bytes(KEY);
-    let now = Instant::from_secs(10 * 64 + 32);
-    let (isn_key, cookie_key) = secrets.keys();
-    let clock_base_ns = monotonic_ns() - now.total_micros() * 1000;
-    prog.set_cookie_config(&CookieConfig { isn_key, cookie_key, clock_base_ns, ready: 1 }).unwrap();
+    let (up, half, epoch) = (monotonic_now(), Duration::from_secs(32), Duration::from_secs(64));
+    let clock =
+        if up >= half { up - Duration::from_nanos(((up - half).as_nanos() % epoch.as_nanos()) as u64) } else { up };
+    let now = Instant::from_micros(clock.as_micros() as u64);
+    prog.set_cookie_config(&CookieConfig::new(&secrets, clock)).unwrap();
     let cap = Capacity { connections: 64, time_wait: 64, buffers: 64, ..Capacity::default() };
     let mut ep = Endpoint::new(cfg, cap, SERVER_MAC, secrets, now);
     ep.listen(Some(IpAddr::V4(VIP4)), PORT, cfg).unwrap();
-    let vip = VipConfig::for_listener(&cfg, ep.synack_window(), VIP_XDP_COOKIES);
+    let vip = VipConfig::for_listener(&cfg, &cap, VIP_XDP_COOKIES);
     prog.set_vip_config(IpAddr::V4(VIP4), PORT, &vip).unwrap();
     Rig { prog, ep, now }
 }

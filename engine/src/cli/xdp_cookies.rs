@@ -103,19 +103,13 @@ impl<'a> XdpCookies<'a> {
         secrets: &Secrets,
         epoch: Instant,
     ) -> Result<Self, String> {
-        let (isn_key, cookie_key) = secrets.keys();
-        let clock_base_ns = monotonic_ns().saturating_sub(epoch.elapsed().as_nanos() as u64);
-        program
-            .set_cookie_config(&CookieConfig { isn_key, cookie_key, clock_base_ns, ready: 1 })
-            .map_err(|e| e.to_string())?;
-        // The shards' SYN-ACK window: one receive buffer (Endpoint::synack_window).
-        let window = cfg.cap.buffer_size.min(65535) as u16;
+        program.set_cookie_config(&CookieConfig::new(secrets, epoch.elapsed())).map_err(|e| e.to_string())?;
         let flood_rate = cfg.tcp.half_open_budget as f64 * cfg.queues as f64;
         let me = XdpCookies {
             program,
             switch: CookieSwitch::new(cfg.xdp_syn_cookies, flood_rate),
             owned,
-            vip: VipConfig::for_listener(&cfg.tcp, window, 0),
+            vip: VipConfig::for_listener(&cfg.tcp, &cfg.cap, 0),
         };
         me.apply(me.switch.is_on())?;
         Ok(me)
@@ -137,9 +131,9 @@ impl<'a> XdpCookies<'a> {
         }
     }
 
-    /// For the drain: SYNs must reach the shards, which refuse them.
+    /// For the drain (after which `tick` is no longer called): SYNs must
+    /// reach the shards, which refuse them.
     pub fn stop(&mut self) {
-        self.switch = CookieSwitch::new(XdpCookiesArg::Off, 0.0);
         if let Err(e) = self.apply(false) {
             tracing::error!("cannot turn SYN cookies in XDP off: {e}");
         }
@@ -152,15 +146,6 @@ impl<'a> XdpCookies<'a> {
         }
         Ok(())
     }
-}
-
-/// CLOCK_MONOTONIC, the clock of `std::time::Instant` on Linux and of
-/// `bpf_ktime_get_ns`, in nanoseconds.
-fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: `ts` is a valid timespec to write into.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 #[cfg(test)]

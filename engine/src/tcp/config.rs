@@ -133,6 +133,13 @@ pub struct Capacity {
     pub time_wait_policy: TwFullPolicy,
 }
 
+impl Capacity {
+    /// The window field of a cookie SYN-ACK: one receive buffer chunk.
+    pub fn synack_window(&self) -> u16 {
+        self.buffer_size.min(65535) as u16
+    }
+}
+
 impl Default for Capacity {
     fn default() -> Self {
         Capacity {

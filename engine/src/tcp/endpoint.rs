@@ -82,6 +82,7 @@ pub struct Endpoint {
     tw6: TimeWaitTable<FourTuple>,
     wheel: Wheel,
     pool: BufferPool,
+    synack_window: u16,
     events: EventQueue,
     /// Connections with output or a state change to act on, each once (`flag::DIRTY`).
     dirty: Vec<Handle>,
@@ -119,6 +120,7 @@ impl Endpoint {
             tw6: TimeWaitTable::new(cap.time_wait / 8 + 1, tw_ms, cap.time_wait_policy),
             wheel: Wheel::new(cap.connections, now.total_millis()),
             pool: BufferPool::new(cap.buffers, cap.buffer_size),
+            synack_window: cap.synack_window(),
             events: EventQueue::new(cap.events as usize),
             dirty: Vec::with_capacity(cap.connections as usize),
             secrets,
@@ -188,9 +190,9 @@ impl Endpoint {
     pub fn time_wait_capacity(&self) -> usize {
         self.tw4.capacity() + self.tw6.capacity()
     }
-    /// The window field of a cookie SYN-ACK: one receive buffer chunk.
+    /// The window field of a cookie SYN-ACK ([`Capacity::synack_window`]).
     pub fn synack_window(&self) -> u16 {
-        self.pool.chunk_size().min(65535) as u16
+        self.synack_window
     }
     pub fn buffers_free(&self) -> usize {
         self.pool.available()

@@ -8,8 +8,9 @@
 
 use std::mem::size_of;
 use std::net::IpAddr;
+use std::time::Duration;
 
-use crate::tcp::TcpConfig;
+use crate::tcp::{Capacity, Secrets, TcpConfig};
 
 /// `struct fg_vip_key`: a destination (address, TCP port) the engine owns.
 #[repr(C)]
@@ -69,16 +70,16 @@ pub struct VipConfig {
 const _: () = assert!(size_of::<VipConfig>() == 8);
 
 impl VipConfig {
-    /// The SYN-ACK settings of a listener with `cfg`, on an endpoint whose
-    /// SYN-ACK window is `window` (`Endpoint::synack_window`), IPv4.
-    pub fn for_listener(cfg: &TcpConfig, window: u16, flags: u8) -> Self {
+    /// The SYN-ACK settings of a listener with `cfg` on an endpoint of
+    /// capacity `cap`, IPv4.
+    pub fn for_listener(cfg: &TcpConfig, cap: &Capacity, flags: u8) -> Self {
         VipConfig {
             flags,
             window_scale: cfg.window_scale,
             sack: cfg.sack as u8,
             timestamps: cfg.timestamps as u8,
             mss: cfg.advertised_mss(false),
-            window,
+            window: cap.synack_window(),
         }
     }
 
@@ -118,6 +119,13 @@ pub struct CookieConfig {
 const _: () = assert!(size_of::<CookieConfig>() == 48);
 
 impl CookieConfig {
+    /// The entry for an engine with `secrets` whose clock reads `engine_now`.
+    pub fn new(secrets: &Secrets, engine_now: Duration) -> Self {
+        let (isn_key, cookie_key) = secrets.keys();
+        let clock_base_ns = (monotonic_now().saturating_sub(engine_now)).as_nanos() as u64;
+        CookieConfig { isn_key, cookie_key, clock_base_ns, ready: 1 }
+    }
+
     pub fn as_bytes(&self) -> [u8; 48] {
         let words =
             [self.isn_key[0], self.isn_key[1], self.cookie_key[0], self.cookie_key[1], self.clock_base_ns, self.ready];
@@ -127,6 +135,15 @@ impl CookieConfig {
         }
         b
     }
+}
+
+/// CLOCK_MONOTONIC: the clock of `bpf_ktime_get_ns` (and of
+/// `std::time::Instant` on Linux), since boot.
+pub fn monotonic_now() -> Duration {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid timespec to write into.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
 /// `struct fg_stats`: one counter per verdict of the XDP program, summed over
