@@ -5,7 +5,8 @@ Runs the same loads, alternating A/B for several rounds, against floodgate
 (HTTP on 198.18.0.1:80, one shard pinned to one core) and against nginx from
 Debian (one worker pinned to the same core, same response body, port 8080 of
 the same address, which the XDP program passes to the kernel), with the same
-clients in the fg-cli namespace:
+clients in the fgb-cli namespace (the benchmark's own testbed, FG_TESTBED_NS=fgb,
+so a demo left running by deploy/run-testbed.sh in fg-srv/fg-cli is untouched):
 
   - CPS: wrk with `Connection: close`, and floodgate-load cps
   - keep-alive RPS: wrk, and floodgate-load rps
@@ -31,7 +32,7 @@ receive run, becomes a kernel thread (threaded NAPI) pinned to that core.
 
 Prints a table of medians and ratios and writes it as Markdown, plus a PNG
 plot (gnuplot), into the results folder. Every load is bounded in time.
-Needs root; run deploy/testbed.sh up first (the script does it if needed).
+Needs root; the script brings its testbed up (and down again) itself.
 """
 
 import argparse
@@ -49,7 +50,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SRV, CLI = "fg-srv", "fg-cli"
+TESTBED_NS = "fgb"
+SRV, CLI = f"{TESTBED_NS}-srv", f"{TESTBED_NS}-cli"
 VIP = "198.18.0.1"
 BODY = "Hello, World!"
 SERVER_CPU = 0
@@ -300,8 +302,8 @@ def main():
     fcntl.flock(lock, fcntl.LOCK_EX)
     # A fresh testbed: NAPI threading and the like must not leak from a run
     # in the other mode (a veth's `threaded` outlives its NAPI instances).
-    sh(f"{ROOT}/deploy/testbed.sh down", capture=False)
-    sh(f"{ROOT}/deploy/testbed.sh up", capture=False)
+    sh(f"FG_TESTBED_NS={TESTBED_NS} {ROOT}/deploy/testbed.sh down", capture=False)
+    sh(f"FG_TESTBED_NS={TESTBED_NS} {ROOT}/deploy/testbed.sh up", capture=False)
     # All client traffic on queue 0, so one server shard sees all of it (XPS).
     # The kernel picks a TX queue by flow hash; XPS sends everything on queue 0
     # on both sides, so the one-queue server and the one-queue generator see

@@ -6,11 +6,12 @@ set -euo pipefail
 # build-essential, pkg-config: the C side of the build (make, cc, UAPI headers).
 # clang, llvm: the XDP program (clang -target bpf) and bindgen's libclang.
 # libelf-dev, zlib1g-dev, m4: libbpf and libxdp, built from source by the
-#   libbpf-sys / libxdp-sys crates under xsk-rs and libbpf-rs.
+#   libbpf-sys / libxdp-sys crates under xsk-rs and libbpf-rs; libpcap-dev:
+#   libxdp's configure requires pcap (pcap/dlt.h).
 # iproute2, ethtool, procps (sysctl): deploy/testbed.sh (netns, veth, offloads).
 # nftables: loss injection on the testbed. python3, curl, wrk: the testbed's
 #   clients (tests and deploy/run-testbed.sh). ca-certificates: rustup.
-PKGS=(build-essential pkg-config clang llvm libelf-dev zlib1g-dev m4
+PKGS=(build-essential pkg-config clang llvm libelf-dev zlib1g-dev m4 libpcap-dev
       iproute2 ethtool nftables procps python3 curl wrk ca-certificates)
 
 missing=()

@@ -13,6 +13,7 @@
 #                                    testbed down.
 #
 # Options: --no-build (use the binary already built), --no-demo (skip curl/wrk).
+# FLOODGATE_BIN=/path/to/floodgate runs that binary instead (implies --no-build).
 # Extra `floodgate serve` options can follow `--`, e.g. `-- --msl 5 --queues 1`.
 #
 # While it runs:
@@ -80,6 +81,7 @@ fi
 TARGET=${CARGO_TARGET_DIR:-target}
 BIN="$(pwd)/$TARGET/release/floodgate"
 case "$TARGET" in /*) BIN="$TARGET/release/floodgate" ;; esac
+if [ -n "${FLOODGATE_BIN:-}" ]; then BIN=$FLOODGATE_BIN BUILD=0; fi
 if [ "$BUILD" = 1 ]; then
     say "building (release)"
     cargo build --release --locked -p floodgate

@@ -41,10 +41,20 @@
 #
 # Usage: testbed.sh up|down|status      (root; idempotent; `down` removes all,
 # ending any process still running inside the two namespaces)
+#
+# FG_TESTBED_NS=P names the namespaces P-srv and P-cli (default P=fg). The
+# test suite uses fgt and bench/compare.py fgb, so neither touches a demo
+# left running by deploy/run-testbed.sh in fg-srv/fg-cli. The interface
+# names and addresses are the same in every testbed: each pair lives inside
+# its own namespaces.
 set -euo pipefail
 
-SRV=fg-srv
-CLI=fg-cli
+NS_PREFIX=${FG_TESTBED_NS:-fg}
+case "$NS_PREFIX" in
+    *[!a-z0-9]*|"") echo "testbed: FG_TESTBED_NS must be lowercase letters and digits" >&2; exit 2 ;;
+esac
+SRV=$NS_PREFIX-srv
+CLI=$NS_PREFIX-cli
 SRV_IF=fg-s0
 CLI_IF=fg-c0
 SRV_ADDR=198.18.0.1/24

@@ -1,6 +1,6 @@
-//! `floodgate serve` against real peers: the binary runs in `fg-srv` on
+//! `floodgate serve` against real peers: the binary runs in `fgt-srv` on
 //! `fg-s0` (deploy/testbed.sh), Linux's own TCP stack is the client in
-//! `fg-cli` (curl, wrk, a Python socket client in tests/peers/). Root only:
+//! `fgt-cli` (curl, wrk, a Python socket client in tests/peers/). Root only:
 //! skipped loudly otherwise, never under CI=true. Every test holds the
 //! testbed lock (/tmp/floodgate-testbed.lock) for its whole run, and every
 //! load is bounded in count and time.
@@ -11,7 +11,7 @@
 //! * `echo_20k_connections` / `echo_20k_connections_with_loss`: 20,000
 //!   connections from 64 source addresses, random payloads, every byte
 //!   checked, half closed by the client first and half by the server last;
-//!   the second with 5 % random loss both ways (nftables in fg-cli).
+//!   the second with 5 % random loss both ways (nftables in fgt-cli).
 //! * `keepalive_reclaims_a_vanished_client`: idle 2 s, interval 1 s, 3
 //!   probes; the client's namespace goes silent (nftables drops all).
 //! * `drain_on_sigterm`: new connections refused, an open one finishes.
@@ -22,6 +22,9 @@
 //!   reaches a shard; by default (`flood`), SYNs whose SYN-ACKs the client
 //!   drops spend a half-open budget of 8, the switch turns cookies in XDP
 //!   on, curl connects through them, and after 5 calm seconds it turns off.
+//! * `tests_leave_the_demo_alone`: the README's main command leaves a demo
+//!   serving in `fg-srv`; the tests' testbed (`fgt-*`) comes and goes beside
+//!   it, and the demo answers before, during and after.
 
 mod xdp_common;
 
@@ -33,18 +36,18 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use floodgate::shard::runner::SNAPSHOT_EVERY;
-use xdp_common::{repo, require_root, sh, Testbed};
+use xdp_common::{repo, require_root, sh, Testbed, CLI_NS, SRV_NS};
 
 const VIP: &str = "198.18.0.1";
 const METRICS: &str = "127.0.0.1:9100";
 
 fn in_cli(args: &[&str]) -> Command {
     let mut c = Command::new("ip");
-    c.args(["netns", "exec", "fg-cli"]).args(args);
+    c.args(["netns", "exec", CLI_NS]).args(args);
     c
 }
 
-/// A `floodgate serve` process in fg-srv; SIGKILLed on drop if still running.
+/// A `floodgate serve` process in fgt-srv; SIGKILLed on drop if still running.
 struct Floodgate {
     child: Child,
     log: Arc<Mutex<Vec<String>>>,
@@ -53,7 +56,7 @@ struct Floodgate {
 impl Floodgate {
     fn start(args: &[&str]) -> Self {
         let mut child = Command::new("ip")
-            .args(["netns", "exec", "fg-srv", env!("CARGO_BIN_EXE_floodgate"), "serve", "--iface", "fg-s0"])
+            .args(["netns", "exec", SRV_NS, env!("CARGO_BIN_EXE_floodgate"), "serve", "--iface", "fg-s0"])
             .args(["--vip", VIP, "--metrics", METRICS, "--drain", "2"])
             .args(["--connections", "32768", "--time-wait-capacity", "65536", "--buffers", "8192"])
             .args(args)
@@ -117,7 +120,7 @@ impl Floodgate {
                 None => panic!("floodgate did not exit within {within:?}:\n{}", self.log()),
             }
         }
-        let (_, out) = sh(Command::new("ip").args(["-n", "fg-srv", "-d", "link", "show", "dev", "fg-s0"]));
+        let (_, out) = sh(Command::new("ip").args(["-n", SRV_NS, "-d", "link", "show", "dev", "fg-s0"]));
         assert!(!out.contains("prog/xdp"), "the XDP program is detached on exit:\n{out}");
         t0.elapsed()
     }
@@ -139,12 +142,12 @@ impl Drop for Floodgate {
     }
 }
 
-/// The metrics text, scraped with curl inside fg-srv.
+/// The metrics text, scraped with curl inside fgt-srv.
 fn scrape() -> Option<String> {
     let (ok, out) = sh(Command::new("ip").args([
         "netns",
         "exec",
-        "fg-srv",
+        SRV_NS,
         "curl",
         "-sS",
         "-m",
@@ -180,7 +183,7 @@ fn wait_metrics(what: &str, within: Duration, cond: impl Fn(&str) -> bool) -> St
     panic!("{what}: not within {within:?}; last scrape (non-zero):\n{}", interesting.join("\n"));
 }
 
-/// nftables rules in fg-cli (table `inet fgtest`, removed by the testbed's drop).
+/// nftables rules in fgt-cli (table `inet fgtest`, removed by the testbed's drop).
 fn nft(rules: &str) {
     let script = format!("table inet fgtest {{\n{rules}\n}}\n");
     let mut child = in_cli(&["nft", "-f", "-"]).stdin(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("nft");
@@ -194,7 +197,7 @@ fn nft_clear() {
     let _ = sh(&mut in_cli(&["nft", "delete", "table", "inet", "fgtest"]));
 }
 
-/// One wrk run from fg-cli; returns requests/s after checking 0 socket
+/// One wrk run from fgt-cli; returns requests/s after checking 0 socket
 /// errors and 0 non-2xx responses.
 fn wrk(extra: &[&str]) -> f64 {
     let mut args = vec!["timeout", "30", "wrk", "-t1", "-c64", "-d10s", "--timeout", "5s"];
@@ -374,7 +377,7 @@ fn keepalive_reclaims_a_vanished_client() {
     wait_metrics("one established connection", Duration::from_secs(5), |m| {
         metric(m, "floodgate_connections_established") == 1
     });
-    // The client vanishes: nothing leaves or reaches fg-cli's interface.
+    // The client vanishes: nothing leaves or reaches fgt-cli's interface.
     nft("chain in { type filter hook input priority 0; iifname \"fg-c0\" drop; }\n\
          chain out { type filter hook output priority 0; oifname \"fg-c0\" drop; }");
     let t0 = Instant::now();
@@ -469,13 +472,13 @@ fn neighbour_resolution() {
         return;
     }
     let _tb = Testbed::up();
-    let (ok, out) = sh(Command::new("ip").args(["netns", "exec", "fg-cli", "cat", "/sys/class/net/fg-c0/address"]));
+    let (ok, out) = sh(Command::new("ip").args(["netns", "exec", CLI_NS, "cat", "/sys/class/net/fg-c0/address"]));
     assert!(ok, "{out}");
     let want = floodgate::neigh::parse_mac(&out).expect("fg-c0's MAC");
-    let (ok, out) = sh(Command::new("ip").args(["-n", "fg-srv", "neigh", "flush", "dev", "fg-s0"]));
+    let (ok, out) = sh(Command::new("ip").args(["-n", SRV_NS, "neigh", "flush", "dev", "fg-s0"]));
     assert!(ok, "{out}");
     let got = std::thread::spawn(|| {
-        let ns = std::fs::File::open("/run/netns/fg-srv").expect("/run/netns/fg-srv");
+        let ns = std::fs::File::open(format!("/run/netns/{SRV_NS}")).expect("the server namespace");
         // SAFETY: setns on this thread only, with a namespace fd we own.
         assert_eq!(unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) }, 0);
         let addr = "198.18.0.2".parse().unwrap();
@@ -488,7 +491,7 @@ fn neighbour_resolution() {
     .unwrap();
     assert_eq!(got.0, None, "the table was flushed");
     assert_eq!(got.1, Some(want), "resolved by probing");
-    let (_, srv) = sh(Command::new("ip").args(["netns", "exec", "fg-srv", "cat", "/sys/class/net/fg-s0/address"]));
+    let (_, srv) = sh(Command::new("ip").args(["netns", "exec", SRV_NS, "cat", "/sys/class/net/fg-s0/address"]));
     assert_eq!(got.2, floodgate::neigh::parse_mac(&srv), "the interface's own MAC in its namespace");
 }
 
@@ -505,7 +508,7 @@ fn pass_program_on_the_client() {
     let obj = std::env::temp_dir().join("floodgate-pass.bpf.o");
     std::fs::write(&obj, floodgate::link::xdp::program::object_bytes()).unwrap();
     let (ok, out) = sh(Command::new("ip")
-        .args(["-n", "fg-cli", "link", "set", "dev", "fg-c0", "xdpdrv", "obj"])
+        .args(["-n", CLI_NS, "link", "set", "dev", "fg-c0", "xdpdrv", "obj"])
         .arg(&obj)
         .args(["sec", "xdp"]));
     assert!(ok, "XDP on fg-c0: {out}");
@@ -562,4 +565,57 @@ fn syn_cookies_in_xdp() {
     std::thread::sleep(2 * SNAPSHOT_EVERY);
     assert!(metric(&scrape().expect("scrape"), "floodgate_tcp_syns_received_total") > syns, "a shard answers again");
     fg.stop();
+}
+
+/// The README's main command (`deploy/run-testbed.sh`, which leaves
+/// floodgate serving in `fg-srv`), then the test suite: the tests' testbed
+/// is `fgt-*`, so it comes up and goes down beside the demo, and the demo
+/// keeps answering. A demo that is already running is used as it is and
+/// left running; otherwise this test starts one and takes it down.
+#[test]
+fn tests_leave_the_demo_alone() {
+    if !require_root("serve_testbed::tests_leave_the_demo_alone") {
+        return;
+    }
+    let demo_get = || {
+        sh(Command::new("ip")
+            .args(["netns", "exec", "fg-cli", "curl", "-sS", "-m", "3", "-w", "\n%{http_code}"])
+            .arg(format!("http://{VIP}/")))
+    };
+    /// Takes down a demo this test started, even when it fails.
+    struct Demo;
+    impl Drop for Demo {
+        fn drop(&mut self) {
+            let (ok, out) = sh(Command::new(repo().join("deploy/run-testbed.sh")).arg("down"));
+            if !ok {
+                eprintln!("run-testbed.sh down failed:\n{out}");
+            }
+        }
+    }
+    let (already, _) = demo_get();
+    let _demo = if already {
+        eprintln!("a demo is running in fg-srv: using it, and leaving it running");
+        None
+    } else {
+        let (ok, out) = sh(Command::new(repo().join("deploy/run-testbed.sh"))
+            .arg("--no-demo")
+            .env("FLOODGATE_BIN", env!("CARGO_BIN_EXE_floodgate")));
+        let demo = Demo;
+        assert!(ok, "run-testbed.sh --no-demo failed:\n{out}");
+        Some(demo)
+    };
+    let (ok, out) = demo_get();
+    assert!(ok && out.ends_with("\n200"), "the demo answers before the tests: {out}");
+
+    {
+        let _tb = Testbed::up();
+        let mut fg = Floodgate::start(&["--port", "80", "--app", "http"]);
+        let (ok, out) = sh(&mut in_cli(&["curl", "-sS", "-m", "5", "-w", "\n%{http_code}", &format!("http://{VIP}/")]));
+        assert_eq!((ok, out.as_str()), (true, "Hello, World!\n200"), "the tests' own floodgate answers in {CLI_NS}");
+        let (ok, out) = demo_get();
+        assert!(ok && out.ends_with("\n200"), "the demo answers while the tests' testbed is up: {out}");
+        fg.stop();
+    }
+    let (ok, out) = demo_get();
+    assert!(ok && out.ends_with("\n200"), "the demo answers after the tests' testbed went down: {out}");
 }

@@ -62,9 +62,9 @@ fn a_panicking_shard_reports_and_the_others_stop() {
         return;
     }
     let _tb = Testbed::up();
-    // Everything below runs in fg-srv: the shard threads inherit it.
+    // Everything below runs in fgt-srv: the shard threads inherit it.
     std::thread::spawn(|| {
-        enter_netns("fg-srv");
+        enter_netns(SRV_NS);
         let mut program = XdpProgram::load().expect("load the XDP program");
         program.attach("fg-s0", XdpMode::Native).expect("attach native XDP on fg-s0");
         program.add_vip(IpAddr::V4(VIP), PORT).expect("own the VIP");
@@ -90,7 +90,7 @@ fn a_panicking_shard_reports_and_the_others_stop() {
         let (_, out) = sh(Command::new("ip").args([
             "netns",
             "exec",
-            "fg-cli",
+            CLI_NS,
             "curl",
             "-s",
             "-m",

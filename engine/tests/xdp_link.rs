@@ -2,12 +2,12 @@
 //! otherwise, never under CI=true).
 //!
 //! * `reflector_on_testbed`: brings up `deploy/testbed.sh`, runs the example
-//!   reflector in `fg-srv` on both queues of `fg-s0` (XDP mode auto, which is
-//!   native on veth, then generic), and has Linux's TCP in `fg-cli` connect()
+//!   reflector in `fgt-srv` on both queues of `fg-s0` (XDP mode auto, which is
+//!   native on veth, then generic), and has Linux's TCP in `fgt-cli` connect()
 //!   from 64 source addresses: each connect() completes only if a SYN-ACK with
 //!   the right ack number and valid checksums came back through AF_XDP (the
 //!   testbed turns checksum offload off on fg-c0, so the client kernel checks).
-//!   A port the reflector does not own is refused by fg-srv's kernel (the
+//!   A port the reflector does not own is refused by fgt-srv's kernel (the
 //!   program passed it). Then the program must be gone and the testbed down.
 //! * `attach_and_bind_errors`: in a private network namespace (a thread that
 //!   unshared its own), a veth whose native XDP the kernel refuses, to check
@@ -23,7 +23,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use floodgate::link::xdp::{AttachedMode, Xdp, XdpConfig, XdpMode, XdpProgram, ZeroCopy};
-use xdp_common::{repo, require_root, sh, Testbed};
+use xdp_common::{repo, require_root, sh, Testbed, CLI_NS, SRV_NS};
 
 const PORT: u16 = 7;
 
@@ -59,7 +59,7 @@ struct Reflector {
 impl Reflector {
     fn start(mode: &str) -> Self {
         let mut child = Command::new("ip")
-            .args(["netns", "exec", "fg-srv"])
+            .args(["netns", "exec", SRV_NS])
             .arg(reflector_bin())
             .args(["--iface", "fg-s0", "--vip", "198.18.0.1", "--port", &PORT.to_string()])
             .args(["--queues", "0,1", "--seconds", "60", "--xdp-mode", mode])
@@ -130,7 +130,7 @@ impl Drop for Reflector {
     }
 }
 
-/// Python client in fg-cli: one connect() per source address 198.18.0.10-73
+/// Python client in fgt-cli: one connect() per source address 198.18.0.10-73
 /// to the owned port, one to a port nobody owns. Prints `connected N
 /// refused M failed K`.
 const CLIENT: &str = r#"
@@ -168,7 +168,7 @@ fn field(line: &str, name: &str) -> u64 {
 }
 
 fn xdp_attached_in_fg_srv() -> bool {
-    let (ok, out) = sh(Command::new("ip").args(["-n", "fg-srv", "-d", "link", "show", "dev", "fg-s0"]));
+    let (ok, out) = sh(Command::new("ip").args(["-n", SRV_NS, "-d", "link", "show", "dev", "fg-s0"]));
     assert!(ok, "{out}");
     out.contains("prog/xdp")
 }
@@ -188,7 +188,7 @@ fn reflector_on_testbed() {
         assert!(xdp_attached_in_fg_srv(), "the program is attached while the reflector runs");
 
         let (ok, out) =
-            sh(Command::new("ip").args(["netns", "exec", "fg-cli", "python3", "-c", CLIENT]).arg(PORT.to_string()));
+            sh(Command::new("ip").args(["netns", "exec", CLI_NS, "python3", "-c", CLIENT]).arg(PORT.to_string()));
         let total = r.stop();
         let report = format!("mode {mode}\nclient: {out}\nreflector:\n{}", r.seen.join("\n"));
         eprintln!("{report}");
@@ -209,7 +209,7 @@ fn reflector_on_testbed() {
     }
     drop(tb);
     let (_, ns) = sh(Command::new("ip").args(["netns", "list"]));
-    assert!(!ns.contains("fg-srv") && !ns.contains("fg-cli"), "testbed down leaves nothing: {ns}");
+    assert!(!ns.contains(SRV_NS) && !ns.contains(CLI_NS), "testbed down leaves nothing: {ns}");
 }
 
 /// Runs `f` on a thread with a network namespace of its own (gone with the

@@ -159,6 +159,20 @@ pub fn sh(cmd: &mut Command) -> (bool, String) {
     }
 }
 
+/// The tests' own testbed namespaces (`deploy/testbed.sh` with
+/// `FG_TESTBED_NS=fgt`): a demo left running by `deploy/run-testbed.sh` in
+/// `fg-srv`/`fg-cli` is never touched by the tests, and the tests never
+/// collide with it. The interfaces keep their names (`fg-s0`, `fg-c0`):
+/// each lives inside its own namespace.
+pub const TESTBED_NS: &str = "fgt";
+pub const SRV_NS: &str = "fgt-srv";
+pub const CLI_NS: &str = "fgt-cli";
+
+/// `deploy/testbed.sh ARG` on the tests' namespaces.
+pub fn testbed_sh(arg: &str) -> (bool, String) {
+    sh(Command::new(repo().join("deploy/testbed.sh")).arg(arg).env("FG_TESTBED_NS", TESTBED_NS))
+}
+
 /// Holds an exclusive lock on the testbed for the whole test, so two test
 /// processes (or worktrees) never bring it up and down under each other.
 struct TestbedLock {
@@ -187,8 +201,7 @@ pub struct Testbed {
 impl Testbed {
     pub fn up() -> Self {
         let lock = TestbedLock::take();
-        let script = repo().join("deploy/testbed.sh");
-        let (ok, out) = sh(Command::new(&script).arg("up"));
+        let (ok, out) = testbed_sh("up");
         assert!(ok, "testbed.sh up failed:\n{out}");
         Testbed { _lock: lock }
     }
@@ -196,7 +209,7 @@ impl Testbed {
 
 impl Drop for Testbed {
     fn drop(&mut self) {
-        let (ok, out) = sh(Command::new(repo().join("deploy/testbed.sh")).arg("down"));
+        let (ok, out) = testbed_sh("down");
         if !ok {
             eprintln!("testbed.sh down failed:\n{out}");
         }
