@@ -96,7 +96,8 @@ fn conn_table<const N: usize>(n: u64) -> (Measured, Box<dyn std::any::Any>) {
 fn conn_table_tcb(n: u64) -> (Measured, Box<dyn std::any::Any>) {
     let cfg = floodgate::tcp::TcpConfig::default();
     fill(n, |i| {
-        let mut tcb = floodgate::tcp::tcb::Tcb::new(&cfg, SeqNumber(i as u32), 0, [2, 0, 0, 0, 0, 2]);
+        let peer = floodgate::tcp::emit::L2 { src: [2, 0, 0, 0, 0, 1], dst: [2, 0, 0, 0, 0, 2], vlan: None };
+        let mut tcb = floodgate::tcp::tcb::Tcb::new(&cfg, SeqNumber(i as u32), 0, &peer);
         tcb.state = floodgate::tcp::State::Established;
         tcb
     })

@@ -210,12 +210,10 @@ mod tests {
 
     #[test]
     fn with_5_percent_loss_every_byte_still_comes_back() {
-        // Fails today: under loss the server's receive buffer fills while
-        // its send buffer waits for ACKs; those ACKs ride on the client's
-        // data segments (or on pure ACKs whose SEG.SEQ is past RCV.NXT),
-        // which `Tcb::acceptable` rejects whole at RCV.WND = 0 instead of
-        // processing their ACK field (RFC 9293 §3.10.7.4). Both sides then
-        // retransmit until they time out. Passes once ACKs are taken there.
+        // Under loss the server's receive buffer fills while its send
+        // buffer waits for ACKs; those ACKs ride on the client's data
+        // segments, which arrive at RCV.WND = 0: their ACK field is still
+        // processed (RFC 9293 §3.10.7.4, `Tcb::input`), so both sides move on.
         let faults = Faults { loss: 0.05, delay: Duration::from_micros(100), ..Faults::default() };
         let p = echo_random(faults, 2, 20, 200_000);
         assert!(p.client.link.stats().lost > 0 && p.server.link.stats().lost > 0);

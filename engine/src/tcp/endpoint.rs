@@ -395,7 +395,7 @@ impl Endpoint {
             return self.send_cookie(now, li, l2, t, seg, is_v6, tx);
         }
         let (iss, ts_offset) = self.secrets.isn(t, now);
-        let mut tcb = Tcb::new(cfg, iss, ts_offset, l2.dst);
+        let mut tcb = Tcb::new(cfg, iss, ts_offset, l2);
         tcb.negotiate(cfg, seg, is_v6);
         tcb.state = State::SynReceived;
         tcb.listener = li;
@@ -472,7 +472,7 @@ impl Endpoint {
         let Some(opts) = self.secrets.check_cookie(t, irs, iss, now) else { return false };
         let cfg = self.cfgs[li as usize];
         let is_v6 = !t.local_addr.is_v4();
-        let mut tcb = Tcb::new(&cfg, iss, self.secrets.ts_offset(t), l2.dst);
+        let mut tcb = Tcb::new(&cfg, iss, self.secrets.ts_offset(t), l2);
         let syn = Seg {
             control: ctl::SYN,
             seq: irs,
@@ -713,9 +713,14 @@ impl Endpoint {
         while i < self.dirty.len() {
             let h = self.dirty[i];
             i += 1;
-            self.output(now, h, tx);
+            if !self.output(now, h, tx) {
+                // The TX ring is full: this connection and the ones after
+                // it stay dirty (in order) for the next flush.
+                i -= 1;
+                break;
+            }
         }
-        self.dirty.clear();
+        self.dirty.drain(..i);
         self.wake_buffer_waiters();
     }
 
@@ -732,20 +737,24 @@ impl Endpoint {
         }
     }
 
-    fn output<T: TxSink>(&mut self, now: Instant, h: Handle, tx: &mut T) {
-        let Some(&tuple) = self.conns.key(h) else { return };
-        let Some(tcb) = self.conns.get_mut(h) else { return };
+    /// Sends what connection `h` has to send. False when the TX ring ran
+    /// out: the connection keeps what it owes (`Tcb::unsend`) and stays
+    /// dirty, so it goes out at the next flush.
+    fn output<T: TxSink>(&mut self, now: Instant, h: Handle, tx: &mut T) -> bool {
+        let Some(&tuple) = self.conns.key(h) else { return true };
+        let Some(tcb) = self.conns.get_mut(h) else { return true };
+        let was_dirty = tcb.has(flag::DIRTY);
         tcb.clear(flag::DIRTY);
         if tcb.state != State::SynReceived && tcb.has(flag::HALF_OPEN) {
             let li = tcb.listener;
             self.release_half_open(li, h);
         }
-        let Some(tcb) = self.conns.get_mut(h) else { return };
-        let l2 = L2 { src: self.mac, dst: tcb.peer_mac, vlan: None };
+        let Some(tcb) = self.conns.get_mut(h) else { return true };
+        let l2 = tcb.l2(self.mac);
         if let Some((seq, ack)) = tcb.pending_rst.take() {
             self.send_rst(now, &l2, &tuple, seq, ack, tx);
         }
-        let Some(tcb) = self.conns.get_mut(h) else { return };
+        let Some(tcb) = self.conns.get_mut(h) else { return true };
         let cfg = &self.cfgs[tcb.listener as usize];
         while let Some(out) = tcb.poll_output(now, cfg, &self.pool) {
             let len = out.payload_len as usize;
@@ -755,13 +764,21 @@ impl Endpoint {
             // The payload goes from the send ring straight into the TX frame.
             let (ring, pool, off) = (&tcb.tx, &self.pool, out.payload_offset as usize);
             let sent = tx.send(|buf| emit::segment_frame_with(buf, &l2, &tuple, &out, |p| ring.peek(pool, off, p)));
-            if sent {
-                self.stats.segments_out += 1;
-            } else {
-                // No TX frame: rewind so the retransmission machinery resends.
-                self.stats.drop_tx_full += 1;
-                break;
+            if !sent {
+                self.stats.tx_full_deferred += 1;
+                tcb.unsend(&out);
+                // Not reaped yet: a CLOSED or TIME-WAIT connection still
+                // owes this segment (its last ACK). A connection with the
+                // DIRTY flag is in the dirty list (flush keeps it there).
+                if was_dirty {
+                    tcb.set(flag::DIRTY);
+                } else {
+                    self.mark_dirty(h);
+                }
+                self.schedule(h);
+                return false;
             }
+            self.stats.segments_out += 1;
             if out.control & ctl::SYN != 0 && out.control & ctl::ACK != 0 && tcb.retries > 0 {
                 self.stats.synacks_retransmitted += 1;
             }
@@ -770,6 +787,7 @@ impl Endpoint {
             State::Closed | State::TimeWait => self.reap(now, h),
             _ => self.schedule(h),
         }
+        true
     }
 
     /// Files the connection's earliest deadline in the wheel.
@@ -896,7 +914,8 @@ impl Endpoint {
         match expiry {
             Expiry::Continue => {
                 self.mark_dirty(h);
-                return self.output(now, h, tx);
+                self.output(now, h, tx);
+                return;
             }
             // A half-open entry leaves quietly; `reap` books the budget.
             Expiry::HalfOpenTimeout => {
@@ -924,6 +943,10 @@ impl Endpoint {
 
     /// When the caller should next run [`on_timers`](Self::on_timers).
     pub fn next_deadline(&self) -> Option<Instant> {
+        if !self.dirty.is_empty() {
+            // Output the TX ring could not take: at once.
+            return Some(self.now);
+        }
         let w = self.wheel.next_expiry();
         let t = [self.tw4.next_expiry_ms(), self.tw6.next_expiry_ms()].into_iter().flatten().min();
         [w, t].into_iter().flatten().min().map(Instant::from_millis)
@@ -1079,11 +1102,14 @@ impl Endpoint {
         let tuple = FourTuple::new(local, remote);
         let cfg = self.cfgs[ACTIVE_CFG as usize];
         let (iss, ts_offset) = self.secrets.isn(&tuple, now);
-        let mut tcb = Tcb::new(&cfg, iss, ts_offset, peer_mac);
+        let mut tcb = Tcb::new(&cfg, iss, ts_offset, &L2 { src: self.mac, dst: peer_mac, vlan: None });
         tcb.state = State::SynSent;
         tcb.listener = ACTIVE_CFG;
         tcb.rcv_wscale = cfg.window_scale;
         tcb.mss = cfg.advertised_mss(!tuple.local_addr.is_v4());
+        if !tuple.local_addr.is_v4() {
+            tcb.set(flag::V6);
+        }
         if cfg.window_scale > 0 {
             tcb.set(flag::WSCALE);
         }

@@ -74,7 +74,10 @@ impl Tcb {
         let ours = cfg.advertised_mss(ipv6);
         let peer = seg.mss.unwrap_or(if ipv6 { 1220 } else { 536 });
         let mut mss = ours.min(peer).max(64);
-        self.clear(flag::TS | flag::SACK | flag::WSCALE);
+        self.clear(flag::TS | flag::SACK | flag::WSCALE | flag::V6);
+        if ipv6 {
+            self.set(flag::V6);
+        }
         if let (Some(ws), true) = (seg.window_scale, cfg.window_scale > 0) {
             self.set(flag::WSCALE);
             self.snd_wscale = ws.min(14);
@@ -420,7 +423,8 @@ impl Tcb {
         if !offered_ws {
             c.window_scale = 0;
         }
-        self.negotiate(&c, seg, false);
+        // The family was fixed by connect (flag::V6).
+        self.negotiate(&c, seg, self.has(flag::V6));
         self.set(flag::ACK_NOW);
         self.rto_at = NEVER;
         self.retries = 0;

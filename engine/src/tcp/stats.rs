@@ -80,8 +80,12 @@ counters! {
         drop_no_listener,
         /// Segments with both SYN and FIN, or SYN with RST.
         drop_bad_flags,
-        /// Frames that could not be sent: no free TX frame.
+        /// Stateless replies (RST, cookie SYN-ACK, TIME-WAIT ACK) not sent:
+        /// no free TX frame.
         drop_tx_full,
+        /// Connection segments held back because no TX frame was free: kept
+        /// owed and sent at the next flush (not lost).
+        tx_full_deferred,
         /// Connections inserted into TIME-WAIT.
         time_wait_entered,
         /// TIME-WAIT entries that ended after 2MSL.

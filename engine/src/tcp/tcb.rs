@@ -16,6 +16,7 @@
 
 use super::buffer::{BufferPool, Ring};
 use super::config::TcpConfig;
+use super::emit::L2;
 use super::events::CloseReason;
 use super::state::State;
 use crate::time::Instant;
@@ -65,6 +66,8 @@ pub mod flag {
     pub const ZOMBIE: u32 = 1 << 17;
     /// Waiting in the endpoint's list for a buffer chunk to write into.
     pub const WANTS_BUFFER: u32 = 1 << 18;
+    /// An IPv6 connection: its SYN and SYN-ACK advertise the IPv6 MSS.
+    pub const V6: u32 = 1 << 19;
 }
 
 /// Control bits of a segment to send.
@@ -114,6 +117,9 @@ pub struct Tcb {
     pub mss: u16,
     pub listener: u16,
     pub peer_mac: [u8; 6],
+    /// The 802.1Q VLAN ID the connection arrived on, kept on every frame it
+    /// sends; 0: untagged (a VID-0 priority tag is answered untagged).
+    pub vlan: u16,
     pub iss: SeqNumber,
     pub irs: SeqNumber,
     pub snd_una: SeqNumber,
@@ -149,7 +155,9 @@ pub struct Tcb {
 
 impl Tcb {
     /// A control block for a new connection; the caller fills in the state.
-    pub fn new(cfg: &TcpConfig, iss: SeqNumber, ts_offset: u32, peer_mac: [u8; 6]) -> Tcb {
+    /// `peer` is where its frames go: the peer's (or the router's) MAC and
+    /// the VLAN the connection came on.
+    pub fn new(cfg: &TcpConfig, iss: SeqNumber, ts_offset: u32, peer: &L2) -> Tcb {
         Tcb {
             state: State::Closed,
             flags: 0,
@@ -161,7 +169,8 @@ impl Tcb {
             dupacks: 0,
             mss: 536,
             listener: 0,
-            peer_mac,
+            peer_mac: peer.dst,
+            vlan: peer.vlan.unwrap_or(0),
             iss,
             irs: SeqNumber(0),
             snd_una: iss,
@@ -384,6 +393,34 @@ impl Tcb {
         None
     }
 
+    /// `out`, just returned by `poll_output`, found no TX frame: undo what
+    /// was recorded as sent so the next output sends it again. A full TX
+    /// ring is backpressure, never a lost segment waiting for the RTO.
+    pub fn unsend(&mut self, out: &Outgoing) {
+        // An ACK rides on whatever goes next; a bare one is sent on its own.
+        self.set(flag::ACK_NOW);
+        let len = out.payload_len as usize
+            + usize::from(out.control & ctl::SYN != 0)
+            + usize::from(out.control & ctl::FIN != 0);
+        if len == 0 {
+            // A keepalive probe (SEG.SEQ = SND.NXT - 1) is owed again.
+            if out.seq != self.snd_nxt {
+                self.set(flag::PROBE);
+            }
+        } else if out.seq + len == self.snd_nxt {
+            // New data, a FIN, a SYN, or a go-back-N resend: SND.NXT moves
+            // back (SND.MAX stays, the bytes were committed) and the timing
+            // of this segment is off (Karn).
+            self.snd_nxt = out.seq;
+            if self.rtt_seq == out.seq + len {
+                self.rtt_seq = self.snd_una;
+            }
+        } else {
+            // The fast retransmission of SND.UNA: owed again.
+            self.set(flag::RETX_HEAD);
+        }
+    }
+
     fn send_advance(&mut self, now: Instant, len: usize) {
         if self.snd_nxt == self.snd_max && !self.has(flag::TS) && self.rtt_seq <= self.snd_una {
             // Karn: time a segment only when it is new.
@@ -404,7 +441,12 @@ impl Tcb {
     }
 
     fn mss_to_advertise(&self, cfg: &TcpConfig) -> u16 {
-        cfg.advertised_mss(false)
+        cfg.advertised_mss(self.has(flag::V6))
+    }
+
+    /// The link layer of this connection's frames, from `mac` (ours).
+    pub fn l2(&self, mac: [u8; 6]) -> L2 {
+        L2 { src: mac, dst: self.peer_mac, vlan: (self.vlan != 0).then_some(self.vlan) }
     }
 
     /// RFC 6298 §2 with one sample `r`.

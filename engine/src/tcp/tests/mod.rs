@@ -5,6 +5,7 @@ mod close;
 mod cookies;
 mod data;
 mod handshake;
+mod output;
 mod properties;
 mod rfc5961;
 mod timers;
@@ -156,7 +157,7 @@ impl Harness {
         }
     }
 
-    fn collect(&mut self, tx: Capture) -> Vec<S> {
+    pub fn collect(&mut self, tx: Capture) -> Vec<S> {
         while let Some(e) = self.ep.poll_event() {
             self.events.push(e);
         }

@@ -1,0 +1,217 @@
+//! What a connection sends when the TX ring is full (backpressure: the
+//! segment stays owed and leaves at the next flush, RFC 9293 §3.8 leaves the
+//! timing to the sender, losing it would cost an RTO), and the link layer of
+//! its frames: the family's MSS on SYN and SYN-ACK (RFC 9293 §3.7.1, RFC
+//! 8200 §5) and the VLAN tag the connection came on.
+
+use std::net::Ipv6Addr;
+
+use super::*;
+
+const C1: SeqNumber = SeqNumber(CLIENT_ISN.0 + 1);
+
+/// A TX ring with room for `room` frames, then full.
+struct Ring {
+    room: usize,
+    inner: Capture,
+}
+
+impl Ring {
+    fn with_room(room: usize) -> Ring {
+        Ring { room, inner: Capture::default() }
+    }
+}
+
+impl TxSink for Ring {
+    fn send<F: FnOnce(&mut [u8]) -> usize>(&mut self, write: F) -> bool {
+        if self.room == 0 {
+            return false;
+        }
+        self.room -= 1;
+        self.inner.send(write)
+    }
+}
+
+impl Harness {
+    /// Flushes into a TX ring with room for `room` frames.
+    fn flush_into(&mut self, room: usize) -> Vec<S> {
+        let mut tx = Ring::with_room(room);
+        self.ep.flush(self.now, &mut tx);
+        self.collect(tx.inner)
+    }
+}
+
+fn established() -> (Harness, Handle, SeqNumber) {
+    let mut h = Harness::new(TcpConfig::default());
+    let (c, iss) = h.establish();
+    h.take_events();
+    (h, c, iss + 1)
+}
+
+#[test]
+fn data_the_tx_ring_refuses_leaves_at_the_next_flush() {
+    let (mut h, c, s1) = established();
+    h.ep.write(c, &[7u8; 4000]).unwrap();
+    let out = h.flush_into(1);
+    assert_eq!(out.iter().map(|s| (s.seq, s.payload.len())).collect::<Vec<_>>(), vec![(s1, 1460)]);
+    assert_eq!(h.ep.stats.tx_full_deferred, 1);
+    assert_eq!(h.ep.next_deadline(), Some(h.now), "owed output makes the shard come back at once");
+
+    // No ACK, no timer: the next flush sends the rest, in sequence.
+    let out = h.flush();
+    let rest: Vec<(SeqNumber, usize)> = out.iter().map(|s| (s.seq, s.payload.len())).collect();
+    assert_eq!(rest, vec![(s1 + 1460, 1460), (s1 + 2920, 1080)]);
+    assert_eq!(h.ep.stats.retransmits, 0, "a deferred segment is sent once, not retransmitted");
+    assert!(h.flush().is_empty());
+    // All of it is acknowledged: nothing left to resend, no RTO fires.
+    h.send0(seg(ACK, C1, s1 + 4000));
+    assert!(h.advance(Duration::from_secs(5)).is_empty());
+    assert_eq!(h.ep.stats.rto_expiries, 0);
+}
+
+#[test]
+fn a_full_ring_defers_every_dirty_connection_in_order() {
+    let mut h = Harness::new(TcpConfig::default());
+    let (a, sa) = h.establish();
+    h.take_events();
+    h.client_port += 1;
+    let (b, sb) = h.establish();
+    h.take_events();
+    h.ep.write(a, b"first").unwrap();
+    h.ep.write(b, b"second").unwrap();
+    assert!(h.flush_into(0).is_empty());
+    assert_eq!(h.ep.stats.tx_full_deferred, 1, "the first refusal stops the flush");
+    let out = h.flush();
+    let sent: Vec<(SeqNumber, Vec<u8>)> = out.iter().map(|s| (s.seq, s.payload.clone())).collect();
+    assert_eq!(sent, vec![(sa + 1, b"first".to_vec()), (sb + 1, b"second".to_vec())]);
+}
+
+#[test]
+fn an_ack_the_tx_ring_refuses_is_still_sent() {
+    let (mut h, _, s1) = established();
+    // Two full-sized segments: an ACK is due at once (RFC 9293 §3.8.6.3).
+    let mut frame = frame_of(
+        &S { payload: vec![1; 1460], ..seg(ACK, C1, s1) },
+        (CLIENT_MAC, Addr::v4(CLIENT_IP), CLIENT_PORT),
+        (SERVER_MAC, Addr::v4(SERVER_IP), SERVER_PORT),
+    );
+    h.ep.on_frame(h.now, &mut frame, &mut Ring::with_room(0));
+    let mut frame = frame_of(
+        &S { payload: vec![2; 1460], ..seg(ACK, C1 + 1460, s1) },
+        (CLIENT_MAC, Addr::v4(CLIENT_IP), CLIENT_PORT),
+        (SERVER_MAC, Addr::v4(SERVER_IP), SERVER_PORT),
+    );
+    h.ep.on_frame(h.now, &mut frame, &mut Ring::with_room(0));
+    assert!(h.flush_into(0).is_empty());
+    let ack = h.flush();
+    assert_eq!(ack.len(), 1);
+    assert_eq!((ack[0].control, ack[0].seq, ack[0].ack), (ACK, s1, C1 + 2920));
+}
+
+#[test]
+fn a_syn_ack_the_tx_ring_refuses_goes_out_with_the_same_isn() {
+    let mut h = Harness::new(TcpConfig::default());
+    let mut frame = frame_of(
+        &syn(CLIENT_ISN),
+        (CLIENT_MAC, Addr::v4(CLIENT_IP), CLIENT_PORT),
+        (SERVER_MAC, Addr::v4(SERVER_IP), SERVER_PORT),
+    );
+    h.ep.on_frame(h.now, &mut frame, &mut Ring::with_room(0));
+    assert!(h.flush_into(0).is_empty());
+    let sa = h.flush();
+    assert_eq!(sa.len(), 1);
+    assert_eq!((sa[0].control, sa[0].ack), (SYN | ACK, CLIENT_ISN + 1));
+    h.send0(seg(ACK, CLIENT_ISN + 1, sa[0].seq + 1));
+    assert!(matches!(h.take_events()[..], [Event::Accepted(_)]));
+}
+
+#[test]
+fn the_last_ack_before_time_wait_is_not_lost_to_a_full_ring() {
+    let (mut h, c, s1) = established();
+    // We close first: FIN, its ACK, then the peer's FIN.
+    h.ep.close(c).unwrap();
+    let fin = h.flush();
+    assert_eq!(fin[0].control, FIN | ACK);
+    h.send0(seg(ACK, C1, s1 + 1));
+    let mut frame = frame_of(
+        &seg(FIN | ACK, C1, s1 + 1),
+        (CLIENT_MAC, Addr::v4(CLIENT_IP), CLIENT_PORT),
+        (SERVER_MAC, Addr::v4(SERVER_IP), SERVER_PORT),
+    );
+    h.ep.on_frame(h.now, &mut frame, &mut Ring::with_room(0));
+    assert!(h.flush_into(0).is_empty());
+    assert_eq!(h.ep.time_wait(), 0, "not reaped while its last ACK is owed");
+    let ack = h.flush();
+    assert_eq!(ack.len(), 1);
+    assert_eq!((ack[0].control, ack[0].seq, ack[0].ack), (ACK, s1 + 1, C1 + 1));
+    assert_eq!(h.ep.time_wait(), 1);
+}
+
+/// Delivers `s` from `client` (over VLAN `vlan`) and returns what the server
+/// sent, parsed with its VLAN tag.
+fn exchange(h: &mut Harness, client: Addr, server: Addr, vlan: Option<u16>, s: &S) -> Vec<(Option<u16>, S)> {
+    let repr = TcpRepr {
+        src_port: CLIENT_PORT,
+        dst_port: SERVER_PORT,
+        control: wire::Control(s.control),
+        seq_number: s.seq,
+        ack_number: (s.control & ACK != 0).then_some(s.ack),
+        window_len: s.window,
+        urgent: 0,
+        options: TcpOptions { mss: s.mss, ..TcpOptions::default() },
+        payload: &s.payload,
+    };
+    let mut frame = vec![0u8; 2048];
+    let n = wire::emit_tcp_frame(&mut frame, MacAddr(CLIENT_MAC), MacAddr(SERVER_MAC), vlan, client, server, &repr)
+        .unwrap();
+    frame.truncate(n);
+    let mut tx = Capture::default();
+    if let RxAction::Transmit(n) = h.ep.on_frame(h.now, &mut frame, &mut tx) {
+        tx.frames.insert(0, frame[..n].to_vec());
+    }
+    h.ep.flush(h.now, &mut tx);
+    while let Some(e) = h.ep.poll_event() {
+        h.events.push(e);
+    }
+    tx.frames
+        .iter()
+        .map(|f| {
+            let wire::Frame::Tcp(p) = wire::parse_tcp_frame(f, true).expect("a valid frame") else { panic!("not TCP") };
+            assert_eq!((p.src, p.dst), (server, client), "reply on the connection's addresses");
+            (p.eth.vlan, parse(f).1)
+        })
+        .collect()
+}
+
+#[test]
+fn an_ipv6_syn_ack_advertises_the_ipv6_mss() {
+    let mut h = Harness::new(TcpConfig::default());
+    let client = Addr(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2).octets());
+    let server = Addr(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1).octets());
+    let out = exchange(&mut h, client, server, None, &syn(CLIENT_ISN));
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].1.mss, Some(1440), "MTU 1500 - 40 (IPv6) - 20 (TCP)");
+    // And the IPv4 one, for contrast.
+    let out = exchange(&mut h, Addr::v4(CLIENT_IP), Addr::v4(SERVER_IP), None, &syn(CLIENT_ISN));
+    assert_eq!(out[0].1.mss, Some(1460));
+}
+
+#[test]
+fn every_frame_of_a_connection_keeps_its_vlan_tag() {
+    let mut h = Harness::new(TcpConfig::default());
+    let (c, s) = (Addr::v4(CLIENT_IP), Addr::v4(SERVER_IP));
+    let sa = exchange(&mut h, c, s, Some(42), &syn(CLIENT_ISN));
+    assert_eq!(sa.len(), 1);
+    assert_eq!((sa[0].0, sa[0].1.control), (Some(42), SYN | ACK));
+    let s1 = sa[0].1.seq + 1;
+    assert!(exchange(&mut h, c, s, Some(42), &seg(ACK, C1, s1)).is_empty());
+    let conn = h.accepted();
+    h.ep.write(conn, b"hello").unwrap();
+    let mut tx = Capture::default();
+    h.ep.flush(h.now, &mut tx);
+    let data = wire::parse_tcp_frame(&tx.frames[0], true).unwrap();
+    let wire::Frame::Tcp(p) = data else { panic!("not TCP") };
+    assert_eq!((p.eth.vlan, p.tcp.payload), (Some(42), &b"hello"[..]), "data on the connection's VLAN");
+    let fin = exchange(&mut h, c, s, Some(42), &seg(FIN | ACK, C1, s1 + 5));
+    assert!(fin.iter().all(|(vlan, _)| *vlan == Some(42)), "the ACK of the FIN too: {fin:?}");
+}
