@@ -321,7 +321,7 @@ def main():
     tmp = Path(tempfile.mkdtemp(prefix="fg-compare-"))
     fg_cmd = (f"taskset -c {SERVER_CPU} {ROOT}/target/release/floodgate serve --iface fg-s0 "
               f"--vip {VIP} --port 80 --app http --queues 1 --http-body '{BODY}' "
-              f"--connections 1048576 --time-wait-capacity 16777216 --metrics 127.0.0.1:9100 --drain 1s")
+              f"--connections 1048576 --time-wait-capacity 16777216 --time-wait-capacity-v6 65536 --metrics 127.0.0.1:9100 --drain 1s")
     fg = Server("floodgate", fg_cmd, 80, pid_of=lambda: int(sh("pgrep -n -x floodgate").split()[0]))
     # The same engine with every SYN answered by its shard, never in XDP.
     fg_shard_syns = Server("floodgate", fg_cmd + " --xdp-syn-cookies off", 80,

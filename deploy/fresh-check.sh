@@ -126,6 +126,8 @@ set +e
 unshare --mount --propagation private bash -c '
     set -e
     R=$1 H=$2
+    # The root a mount point of its own: `ip netns exec` remounts / (rslave).
+    mount --bind "$R" "$R"
     mount --rbind /dev "$R/dev"
     mount -t proc proc "$R/proc"
     mount --rbind /sys "$R/sys"

@@ -211,9 +211,13 @@ pub struct Settings {
     /// Connections (established and half-open) per shard, preallocated [default: 65536].
     #[arg(long, value_name = "N", help_heading = "Limits (per shard)")]
     pub connections: Option<u32>,
-    /// TIME-WAIT entries per shard, preallocated [default: 65536].
+    /// IPv4 TIME-WAIT entries per shard, preallocated [default: 65536].
     #[arg(long, value_name = "N", help_heading = "Limits (per shard)")]
     pub time_wait_capacity: Option<u32>,
+    /// IPv6 TIME-WAIT entries per shard, preallocated (a table of their own)
+    /// [default: --time-wait-capacity].
+    #[arg(long, value_name = "N", help_heading = "Limits (per shard)")]
+    pub time_wait_capacity_v6: Option<u32>,
     /// What a full TIME-WAIT table does [default: evict-oldest].
     #[arg(long, value_enum, value_name = "POLICY", help_heading = "Limits (per shard)")]
     pub time_wait_policy: Option<TwPolicyArg>,
@@ -294,7 +298,7 @@ impl Settings {
     pub fn over(self, file: Settings) -> Settings {
         let cli = self;
         merge_fields!(cli, file; iface, vip, port, app, queues, cpus, metrics, xdp_mode, zero_copy,
-            frame_size, rx_ring, tx_ring, connections, time_wait_capacity, time_wait_policy, buffers,
+            frame_size, rx_ring, tx_ring, connections, time_wait_capacity, time_wait_capacity_v6, time_wait_policy, buffers,
             buffer_size, events, half_open_budget, msl, fin_wait2_timeout, keepalive_idle,
             keepalive_interval, keepalive_probes, syn_cookies, xdp_syn_cookies, mtu, http_body, http_max_header_bytes, drain)
     }
@@ -387,6 +391,7 @@ impl Settings {
         let cap = Capacity {
             connections: self.connections.unwrap_or(cdef.connections),
             time_wait: self.time_wait_capacity.unwrap_or(cdef.time_wait),
+            time_wait_v6: self.time_wait_capacity_v6.or(self.time_wait_capacity).unwrap_or(cdef.time_wait_v6),
             buffers: self.buffers.unwrap_or(cdef.buffers),
             buffer_size: self.buffer_size.unwrap_or(cdef.buffer_size),
             events: self.events.unwrap_or(cdef.events),
@@ -399,6 +404,7 @@ impl Settings {
         for (name, v, max) in [
             ("--connections", cap.connections, 1 << 26),
             ("--time-wait-capacity", cap.time_wait, 1 << 28),
+            ("--time-wait-capacity-v6", cap.time_wait_v6, 1 << 28),
             ("--buffers", cap.buffers, 1 << 24),
             ("--events", cap.events, 1 << 24),
         ] {

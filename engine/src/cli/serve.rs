@@ -122,6 +122,7 @@ pub fn serve(cli: Settings) -> Result<(), String> {
         shards = shards.len(),
         connections = cfg.cap.connections,
         time_wait = cfg.cap.time_wait,
+        time_wait_v6 = cfg.cap.time_wait_v6,
         buffers = format!("{} x {} B", cfg.cap.buffers, cfg.cap.buffer_size),
         msl = ?cfg.tcp.msl,
         keepalive = %keepalive,

@@ -122,8 +122,10 @@ impl TcpConfig {
 pub struct Capacity {
     /// Connections (established plus half-open) in the connection table.
     pub connections: u32,
-    /// TIME-WAIT entries (IPv4 and IPv6 each).
+    /// IPv4 TIME-WAIT entries.
     pub time_wait: u32,
+    /// IPv6 TIME-WAIT entries (a table of their own: IPv6 entries are larger).
+    pub time_wait_v6: u32,
     /// Buffer chunks in the pool, and the bytes in each.
     pub buffers: u32,
     pub buffer_size: u32,
@@ -145,6 +147,7 @@ impl Default for Capacity {
         Capacity {
             connections: 65536,
             time_wait: 65536,
+            time_wait_v6: 65536,
             buffers: 8192,
             buffer_size: 16384,
             events: 8192,

@@ -117,7 +117,7 @@ impl Endpoint {
             listeners: Vec::new(),
             conns: ConnTable::with_capacity(cap.connections),
             tw4: TimeWaitTable::new(cap.time_wait, tw_ms, cap.time_wait_policy),
-            tw6: TimeWaitTable::new(cap.time_wait / 8 + 1, tw_ms, cap.time_wait_policy),
+            tw6: TimeWaitTable::new(cap.time_wait_v6, tw_ms, cap.time_wait_policy),
             wheel: Wheel::new(cap.connections, now.total_millis()),
             pool: BufferPool::new(cap.buffers, cap.buffer_size),
             synack_window: cap.synack_window(),

@@ -23,6 +23,9 @@ pub const SERVER_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 1];
 pub const CLIENT_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 2];
 pub const SERVER_IP: [u8; 4] = [198, 18, 0, 1];
 pub const CLIENT_IP: [u8; 4] = [198, 18, 0, 2];
+/// The same two ends over IPv6 (RFC 3849 documentation addresses).
+pub const SERVER_IP6: Addr = Addr([0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+pub const CLIENT_IP6: Addr = Addr([0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
 pub const SERVER_PORT: u16 = 80;
 pub const CLIENT_PORT: u16 = 40000;
 pub const CLIENT_ISN: SeqNumber = SeqNumber(1_000_000);
@@ -238,6 +241,44 @@ impl Harness {
             }
         }
         (self.now - start, Vec::new())
+    }
+
+    /// Delivers `s` from `client` to `server` (either family, over VLAN
+    /// `vlan`) and returns what the server sent, with each frame's VLAN.
+    pub fn send_over(&mut self, client: Addr, server: Addr, vlan: Option<u16>, s: &S) -> Vec<(Option<u16>, S)> {
+        let repr = TcpRepr {
+            src_port: self.client_port,
+            dst_port: SERVER_PORT,
+            control: Control(s.control),
+            seq_number: s.seq,
+            ack_number: (s.control & ACK != 0).then_some(s.ack),
+            window_len: s.window,
+            urgent: 0,
+            options: TcpOptions { mss: s.mss, ..TcpOptions::default() },
+            payload: &s.payload,
+        };
+        let mut frame = vec![0u8; 2048];
+        let n = wire::emit_tcp_frame(&mut frame, MacAddr(CLIENT_MAC), MacAddr(SERVER_MAC), vlan, client, server, &repr)
+            .unwrap();
+        frame.truncate(n);
+        let mut tx = Capture::default();
+        if let RxAction::Transmit(n) = self.ep.on_frame(self.now, &mut frame, &mut tx) {
+            tx.frames.insert(0, frame[..n].to_vec());
+        }
+        self.ep.flush(self.now, &mut tx);
+        while let Some(e) = self.ep.poll_event() {
+            self.events.push(e);
+        }
+        tx.frames
+            .iter()
+            .map(|f| {
+                let wire::Frame::Tcp(p) = wire::parse_tcp_frame(f, true).expect("a valid frame") else {
+                    panic!("not TCP")
+                };
+                assert_eq!((p.src, p.dst), (server, client), "reply on the connection's addresses");
+                (p.eth.vlan, parse(f).1)
+            })
+            .collect()
     }
 
     pub fn take_events(&mut self) -> Vec<Event> {

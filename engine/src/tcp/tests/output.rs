@@ -4,8 +4,6 @@
 //! its frames: the family's MSS on SYN and SYN-ACK (RFC 9293 §3.7.1, RFC
 //! 8200 §5) and the VLAN tag the connection came on.
 
-use std::net::Ipv6Addr;
-
 use super::*;
 
 const C1: SeqNumber = SeqNumber(CLIENT_ISN.0 + 1);
@@ -147,52 +145,14 @@ fn the_last_ack_before_time_wait_is_not_lost_to_a_full_ring() {
     assert_eq!(h.ep.time_wait(), 1);
 }
 
-/// Delivers `s` from `client` (over VLAN `vlan`) and returns what the server
-/// sent, parsed with its VLAN tag.
-fn exchange(h: &mut Harness, client: Addr, server: Addr, vlan: Option<u16>, s: &S) -> Vec<(Option<u16>, S)> {
-    let repr = TcpRepr {
-        src_port: CLIENT_PORT,
-        dst_port: SERVER_PORT,
-        control: wire::Control(s.control),
-        seq_number: s.seq,
-        ack_number: (s.control & ACK != 0).then_some(s.ack),
-        window_len: s.window,
-        urgent: 0,
-        options: TcpOptions { mss: s.mss, ..TcpOptions::default() },
-        payload: &s.payload,
-    };
-    let mut frame = vec![0u8; 2048];
-    let n = wire::emit_tcp_frame(&mut frame, MacAddr(CLIENT_MAC), MacAddr(SERVER_MAC), vlan, client, server, &repr)
-        .unwrap();
-    frame.truncate(n);
-    let mut tx = Capture::default();
-    if let RxAction::Transmit(n) = h.ep.on_frame(h.now, &mut frame, &mut tx) {
-        tx.frames.insert(0, frame[..n].to_vec());
-    }
-    h.ep.flush(h.now, &mut tx);
-    while let Some(e) = h.ep.poll_event() {
-        h.events.push(e);
-    }
-    tx.frames
-        .iter()
-        .map(|f| {
-            let wire::Frame::Tcp(p) = wire::parse_tcp_frame(f, true).expect("a valid frame") else { panic!("not TCP") };
-            assert_eq!((p.src, p.dst), (server, client), "reply on the connection's addresses");
-            (p.eth.vlan, parse(f).1)
-        })
-        .collect()
-}
-
 #[test]
 fn an_ipv6_syn_ack_advertises_the_ipv6_mss() {
     let mut h = Harness::new(TcpConfig::default());
-    let client = Addr(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2).octets());
-    let server = Addr(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1).octets());
-    let out = exchange(&mut h, client, server, None, &syn(CLIENT_ISN));
+    let out = h.send_over(CLIENT_IP6, SERVER_IP6, None, &syn(CLIENT_ISN));
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].1.mss, Some(1440), "MTU 1500 - 40 (IPv6) - 20 (TCP)");
     // And the IPv4 one, for contrast.
-    let out = exchange(&mut h, Addr::v4(CLIENT_IP), Addr::v4(SERVER_IP), None, &syn(CLIENT_ISN));
+    let out = h.send_over(Addr::v4(CLIENT_IP), Addr::v4(SERVER_IP), None, &syn(CLIENT_ISN));
     assert_eq!(out[0].1.mss, Some(1460));
 }
 
@@ -200,11 +160,11 @@ fn an_ipv6_syn_ack_advertises_the_ipv6_mss() {
 fn every_frame_of_a_connection_keeps_its_vlan_tag() {
     let mut h = Harness::new(TcpConfig::default());
     let (c, s) = (Addr::v4(CLIENT_IP), Addr::v4(SERVER_IP));
-    let sa = exchange(&mut h, c, s, Some(42), &syn(CLIENT_ISN));
+    let sa = h.send_over(c, s, Some(42), &syn(CLIENT_ISN));
     assert_eq!(sa.len(), 1);
     assert_eq!((sa[0].0, sa[0].1.control), (Some(42), SYN | ACK));
     let s1 = sa[0].1.seq + 1;
-    assert!(exchange(&mut h, c, s, Some(42), &seg(ACK, C1, s1)).is_empty());
+    assert!(h.send_over(c, s, Some(42), &seg(ACK, C1, s1)).is_empty());
     let conn = h.accepted();
     h.ep.write(conn, b"hello").unwrap();
     let mut tx = Capture::default();
@@ -212,6 +172,6 @@ fn every_frame_of_a_connection_keeps_its_vlan_tag() {
     let data = wire::parse_tcp_frame(&tx.frames[0], true).unwrap();
     let wire::Frame::Tcp(p) = data else { panic!("not TCP") };
     assert_eq!((p.eth.vlan, p.tcp.payload), (Some(42), &b"hello"[..]), "data on the connection's VLAN");
-    let fin = exchange(&mut h, c, s, Some(42), &seg(FIN | ACK, C1, s1 + 5));
+    let fin = h.send_over(c, s, Some(42), &seg(FIN | ACK, C1, s1 + 5));
     assert!(fin.iter().all(|(vlan, _)| *vlan == Some(42)), "the ACK of the FIN too: {fin:?}");
 }

@@ -136,6 +136,7 @@ fn full_time_wait_table_under_refuse_new_drops_new_syns_and_counts() {
         buffer_size: 4096,
         events: 64,
         time_wait_policy: TwFullPolicy::RefuseNew,
+        ..Capacity::default()
     };
     let mut h = Harness::with_capacity(TcpConfig::default(), cap);
     h.client_port = 1000;
@@ -174,4 +175,41 @@ fn cookie_ack_from_an_xdp_handshake_reopens() {
     assert_eq!(h.ep.stats.cookies_accepted, 1);
     let c = h.accepted();
     assert_eq!(h.ep.state(c), Some(State::Established));
+}
+
+/// Server-closed connections from `client` to `server`, from `n` client ports; returns
+/// the harness with them all in TIME-WAIT (or evicted).
+fn server_closed_over(cap: Capacity, client: Addr, server: Addr, n: u16) -> Harness {
+    let mut h = Harness::with_capacity(TcpConfig::default(), cap);
+    for port in 1000..1000 + n {
+        h.client_port = port;
+        h.take_events();
+        let sa = h.send_over(client, server, None, &syn(CLIENT_ISN));
+        let iss = sa[0].1.seq;
+        assert!(h.send_over(client, server, None, &seg(ACK, C1, iss + 1)).is_empty());
+        h.ep.close(h.accepted()).unwrap();
+        let mut fin = Capture::default();
+        h.ep.flush(h.now, &mut fin);
+        assert_eq!(fin.frames.len(), 1, "our FIN");
+        h.send_over(client, server, None, &seg(ACK, C1, iss + 2));
+        let a = h.send_over(client, server, None, &seg(FIN | ACK, C1, iss + 2));
+        assert_eq!(a.len(), 1, "the ACK of the peer's FIN");
+    }
+    h
+}
+
+#[test]
+fn ipv6_time_wait_holds_its_own_configured_capacity() {
+    // Each family gets the capacity it is given: 32 IPv6 entries last their
+    // 2MSL (the IPv6 table once got an eighth of the IPv4 capacity).
+    let cap = Capacity { connections: 8, time_wait: 32, time_wait_v6: 32, events: 64, ..Capacity::default() };
+    let h = server_closed_over(cap, CLIENT_IP6, SERVER_IP6, 32);
+    assert_eq!((h.ep.time_wait(), h.ep.stats.time_wait_evicted), (32, 0));
+    // A smaller IPv6 table is full at its own size, and counts what it cuts.
+    let cap = Capacity { connections: 8, time_wait: 32, time_wait_v6: 4, events: 64, ..Capacity::default() };
+    let h = server_closed_over(cap, CLIENT_IP6, SERVER_IP6, 6);
+    assert_eq!((h.ep.time_wait(), h.ep.stats.time_wait_evicted), (4, 2));
+    // The IPv4 table is not touched by it.
+    let h = server_closed_over(cap, Addr::v4(CLIENT_IP), Addr::v4(SERVER_IP), 6);
+    assert_eq!((h.ep.time_wait(), h.ep.stats.time_wait_evicted), (6, 0));
 }
