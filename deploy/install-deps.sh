@@ -10,9 +10,11 @@ set -euo pipefail
 #   libxdp's configure requires pcap (pcap/dlt.h).
 # iproute2, ethtool, procps (sysctl): deploy/testbed.sh (netns, veth, offloads).
 # nftables: loss injection on the testbed. python3, curl, wrk: the testbed's
-#   clients (tests and deploy/run-testbed.sh). ca-certificates: rustup.
+#   clients (tests and deploy/run-testbed.sh). netbase: /etc/services, without
+#   which wrk cannot resolve the port of an http:// URL (minimal images lack
+#   it). ca-certificates: rustup.
 PKGS=(build-essential pkg-config clang llvm libelf-dev zlib1g-dev m4 libpcap-dev
-      iproute2 ethtool nftables procps python3 curl wrk ca-certificates)
+      iproute2 ethtool nftables procps python3 curl wrk netbase ca-certificates)
 
 missing=()
 for p in "${PKGS[@]}"; do
