@@ -345,6 +345,7 @@ impl Tcb {
             }
             self.dupacks = 0;
             self.retries = 0;
+            self.clear(flag::PROBE_OUT);
             self.rto_at = if self.flight() == 0 { NEVER } else { (now + ms(self.rto_ms)).total_millis() };
             if data > 0 {
                 out.events |= ev::WRITABLE;
@@ -354,6 +355,9 @@ impl Tcb {
             && !seg.fin()
             && self.flight() > 0
             && (seg.window as u32) << self.snd_wscale == self.snd_wnd
+            // A shut window repeated is a full receiver, not a loss signal:
+            // the persist timer owns that case (its probe is "in flight").
+            && self.snd_wnd > 0
         {
             // RFC 5681 §3.2 duplicate ACK.
             self.dupacks = self.dupacks.saturating_add(1);
@@ -367,10 +371,14 @@ impl Tcb {
                 self.cwnd = self.cwnd.saturating_add(mss);
             }
         }
-        if seg.ack == self.snd_una && self.snd_wnd == 0 && seg.window == 0 {
-            // The peer answers our zero-window probes: it is alive.
+        if seg.ack == self.snd_una && seg.window == 0 && self.has(flag::PROBE_OUT) {
+            // The peer answers our zero-window probe: it is alive. Once per
+            // probe: ACKs with no probe out reset nothing (RFC 9293 §3.8.6.1).
+            self.clear(flag::PROBE_OUT);
             self.retries = 0;
         }
+        // Probing a shut window (RFC 9293 §3.8.6.1), before this ACK.
+        let persisting = self.zero_window_stall() || self.has(flag::PROBE_OUT);
         // Window update (RFC 9293 §3.10.7.4, SND.WL1/SND.WL2).
         // As Linux (tcp_may_update_window), an ACK that moves SND.UNA also
         // carries the current window, even on an older sequence number.
@@ -378,9 +386,17 @@ impl Tcb {
             self.snd_wnd = (seg.window as u32) << self.snd_wscale;
             self.snd_wl1 = seg.seq;
             self.snd_wl2 = seg.ack;
-            if self.snd_wnd > 0 && !self.tx.is_empty() && self.flight() == 0 {
-                // The window reopened: the persist timer is no longer needed.
-                self.rto_at = NEVER;
+            if self.snd_wnd > 0 {
+                if persisting && seg.ack == self.snd_una {
+                    // The window opened without taking the probe byte: send
+                    // from SND.UNA again rather than leave a hole behind it.
+                    self.snd_nxt = self.snd_una;
+                }
+                self.clear(flag::PROBE_OUT);
+                if !self.tx.is_empty() && self.flight() == 0 {
+                    // The window reopened: the persist timer is no longer needed.
+                    self.rto_at = NEVER;
+                }
             }
         }
         if self.snd_wnd == 0 && !self.tx.is_empty() && self.rto_at == NEVER {

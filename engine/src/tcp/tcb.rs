@@ -68,6 +68,8 @@ pub mod flag {
     pub const WANTS_BUFFER: u32 = 1 << 18;
     /// An IPv6 connection: its SYN and SYN-ACK advertise the IPv6 MSS.
     pub const V6: u32 = 1 << 19;
+    /// A zero-window probe is out and not yet answered.
+    pub const PROBE_OUT: u32 = 1 << 20;
 }
 
 /// Control bits of a segment to send.
@@ -470,7 +472,10 @@ impl Tcb {
     /// retries and must be reset or reclaimed.
     pub fn on_rto(&mut self, now: Instant, cfg: &TcpConfig) -> bool {
         self.rto_at = NEVER;
-        if self.flight() == 0 && !self.zero_window_stall() {
+        if self.zero_window_stall() && self.state.is_synchronized() {
+            return self.on_persist(now, cfg);
+        }
+        if self.flight() == 0 {
             return true;
         }
         self.retries = self.retries.saturating_add(1);
@@ -490,14 +495,32 @@ impl Tcb {
         self.clear(flag::RECOVERY);
         self.dupacks = 0;
         self.rtt_seq = self.snd_una;
-        if self.zero_window_stall() && flight == 0 {
-            // Zero-window probe: one byte past the closed window.
-            self.snd_wnd = 1;
-        }
         self.snd_nxt = self.snd_una;
         if matches!(self.state, State::SynSent | State::SynReceived) {
             self.snd_nxt = self.iss;
         }
+        self.arm_rto(now);
+        true
+    }
+
+    /// The persist timer fired (RFC 9293 §3.8.6.1): the window is shut and
+    /// data waits. A probe is the first unacknowledged byte, sent past the
+    /// closed window, with the timer backing off to RTO.max. Every probe
+    /// counts toward `max_retries`; the peer's answer (an ACK, window still
+    /// 0) resets the count in `input`, once per probe, so a live slow reader
+    /// is probed for as long as it reads nothing, while ACKs with no probe
+    /// out reset nothing.
+    fn on_persist(&mut self, now: Instant, cfg: &TcpConfig) -> bool {
+        self.retries = self.retries.saturating_add(1);
+        if self.retries > cfg.max_retries {
+            return false;
+        }
+        self.set(flag::PROBE_OUT);
+        self.rto_ms = (self.rto_ms.saturating_mul(2)).min(cfg.rto_max.as_millis() as u32);
+        self.rtt_seq = self.snd_una;
+        self.snd_nxt = self.snd_una;
+        // One byte past the closed window; the peer's next ACK sets it back.
+        self.snd_wnd = 1;
         self.arm_rto(now);
         true
     }

@@ -136,6 +136,68 @@ fn zero_window_is_probed() {
     assert_eq!((out[0].seq, out[0].payload.as_slice()), (s1 + 1, &b"locked"[..]));
 }
 
+/// Advances to the next segment the server sends (within `limit`).
+fn next_probe(h: &mut Harness, limit: Duration) -> S {
+    let (_, out) = h.advance_until_output(limit);
+    assert_eq!(out.len(), 1, "one probe: {out:#?}");
+    out.into_iter().next().unwrap()
+}
+
+#[test]
+fn a_slow_reader_that_answers_probes_is_probed_for_as_long_as_it_reads_nothing() {
+    // RFC 9293 §3.8.6.1: probing goes on while the receiver answers. Here
+    // for an hour, past the 12 retries and 847 s after which a live reader
+    // used to be reset as timed out.
+    let (mut h, c, s1) = established();
+    h.send0(S { window: 0, ..seg(ACK, C1, s1) });
+    h.ep.write(c, b"waiting").unwrap();
+    let start = h.now;
+    let mut probes = 0;
+    while h.now - start < Duration::from_secs(3600) {
+        let p = next_probe(&mut h, Duration::from_secs(300));
+        assert_eq!((p.seq, p.payload.len()), (s1, 1), "the probe is the first unacknowledged byte");
+        probes += 1;
+        h.send0(S { window: 0, ..seg(ACK, C1, s1) });
+    }
+    assert!(probes > 12 + 3, "{probes} probes in an hour");
+    assert_eq!(h.ep.state(c), Some(State::Established));
+    assert_eq!(h.ep.stats.connections_timed_out, 0);
+    // The reader reads: the window opens and the data goes, from the probe
+    // byte it did not take.
+    let out = h.send(S { window: 1000, ..seg(ACK, C1, s1) });
+    assert_eq!((out[0].seq, out[0].payload.as_slice()), (s1, &b"waiting"[..]));
+}
+
+#[test]
+fn unanswered_probes_time_out_and_acks_with_no_probe_out_buy_no_time() {
+    let cfg = TcpConfig { max_retries: 3, ..TcpConfig::default() };
+    let mut h = Harness::new(cfg);
+    let (c, iss) = h.establish();
+    h.take_events();
+    let s1 = iss + 1;
+    h.send0(S { window: 0, ..seg(ACK, C1, s1) });
+    h.ep.write(c, b"waiting").unwrap();
+    // The first probe is answered: the count is back to 0, no probe is out.
+    next_probe(&mut h, Duration::from_secs(300));
+    assert!(h.ep.tcb(c).unwrap().has(tcb::flag::PROBE_OUT));
+    h.send0(S { window: 0, ..seg(ACK, C1, s1) });
+    let t = h.ep.tcb(c).unwrap();
+    assert_eq!((t.retries, t.has(tcb::flag::PROBE_OUT)), (0, false));
+    // More zero-window ACKs with no probe out change nothing.
+    for _ in 0..5 {
+        h.send0(S { window: 0, ..seg(ACK, C1, s1) });
+    }
+    // Then the peer falls silent: 3 probes (max_retries), then the reset.
+    for n in 1..=3 {
+        next_probe(&mut h, Duration::from_secs(300));
+        assert_eq!(h.ep.tcb(c).unwrap().retries, n);
+    }
+    let (_, out) = h.advance_until_output(Duration::from_secs(300));
+    assert_eq!(out.iter().map(|s| s.control).collect::<Vec<_>>(), vec![RST | ACK], "given up: {out:#?}");
+    assert_eq!(h.ep.stats.connections_timed_out, 1);
+    assert_eq!(h.ep.state(c), None);
+}
+
 #[test]
 fn active_open_handshake() {
     let mut h = Harness::new(TcpConfig::default());
