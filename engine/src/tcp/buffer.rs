@@ -1,7 +1,12 @@
 //! Send and receive buffers: fixed-size chunks from a pool allocated once at
 //! start-up. A connection holds at most one chunk per direction, and only
 //! while it has bytes there, so an idle connection costs no buffer memory.
-//! Each chunk is used as a ring.
+//! Each chunk is used as a ring. A receive chunk also holds the segments
+//! that arrived beyond RCV.NXT, at their place, with their sequence ranges
+//! kept beside the chunk (`reassembly`).
+
+use super::reassembly::Ranges;
+use crate::wire::SeqNumber;
 
 /// No chunk.
 pub const NIL: u32 = u32::MAX;
@@ -11,6 +16,8 @@ pub struct BufferPool {
     mem: Box<[u8]>,
     chunk_size: u32,
     free: Vec<u32>,
+    /// Out-of-order ranges held in each chunk (receive chunks only).
+    ooo: Box<[Ranges]>,
     /// Times a chunk was wanted and none was free.
     pub exhausted: u64,
 }
@@ -20,7 +27,8 @@ impl BufferPool {
         // Zeroed memory comes from the allocator as untouched pages, so an
         // unused pool costs address space, not resident memory.
         let mem = vec![0u8; chunks as usize * chunk_size as usize].into_boxed_slice();
-        BufferPool { mem, chunk_size, free: (0..chunks).rev().collect(), exhausted: 0 }
+        let ooo = vec![Ranges::default(); chunks as usize].into_boxed_slice();
+        BufferPool { mem, chunk_size, free: (0..chunks).rev().collect(), ooo, exhausted: 0 }
     }
     pub fn chunk_size(&self) -> u32 {
         self.chunk_size
@@ -28,9 +36,9 @@ impl BufferPool {
     pub fn available(&self) -> usize {
         self.free.len()
     }
-    /// Bytes of chunk memory reserved.
+    /// Bytes of chunk memory reserved (and the ranges beside the chunks).
     pub fn memory_bytes(&self) -> usize {
-        self.mem.len()
+        self.mem.len() + core::mem::size_of_val(&*self.ooo)
     }
     fn alloc(&mut self) -> Option<u32> {
         let c = self.free.pop();
@@ -41,6 +49,7 @@ impl BufferPool {
     }
     fn release(&mut self, c: u32) {
         debug_assert!(c != NIL);
+        self.ooo[c as usize].clear();
         self.free.push(c);
     }
     fn chunk(&self, c: u32) -> &[u8] {
@@ -135,14 +144,69 @@ impl Ring {
         &pool.chunk(self.chunk)[self.start as usize..end]
     }
 
-    /// Drops `n` bytes from the front; gives the chunk back when empty.
+    /// Drops `n` bytes from the front; gives the chunk back when it holds
+    /// nothing, out-of-order bytes included.
     pub fn consume(&mut self, pool: &mut BufferPool, n: usize) {
         let n = n.min(self.len as usize) as u32;
         self.len -= n;
         self.start = (self.start + n) % pool.chunk_size.max(1);
-        if self.len == 0 {
+        if self.len == 0 && self.out_of_order(pool).is_empty() {
             self.clear(pool);
         }
+    }
+
+    /// The out-of-order ranges this (receive) ring holds beyond its bytes.
+    pub fn out_of_order<'p>(&self, pool: &'p BufferPool) -> &'p Ranges {
+        const NONE: Ranges = Ranges::new();
+        if self.chunk == NIL {
+            return &NONE;
+        }
+        &pool.ooo[self.chunk as usize]
+    }
+
+    /// Keeps `data`, whose first byte has sequence number `seq`, `gap` bytes
+    /// past the end of the ring's bytes, and records its range. The caller
+    /// keeps `gap + data.len()` within the window it advertised, so within
+    /// the chunk. False, keeping nothing, when no chunk is free or the range
+    /// would be one too many.
+    pub fn insert_out_of_order(&mut self, pool: &mut BufferPool, gap: usize, seq: SeqNumber, data: &[u8]) -> bool {
+        let size = pool.chunk_size as usize;
+        if data.is_empty() || self.len as usize + gap + data.len() > size {
+            return false;
+        }
+        if self.chunk == NIL {
+            match pool.alloc() {
+                Some(c) => {
+                    self.chunk = c;
+                    self.start = 0;
+                }
+                None => return false,
+            }
+        }
+        if !pool.ooo[self.chunk as usize].insert(seq, seq + data.len()) {
+            if self.len == 0 && pool.ooo[self.chunk as usize].is_empty() {
+                self.clear(pool);
+            }
+            return false;
+        }
+        let at = (self.start as usize + self.len as usize + gap) % size;
+        let first = data.len().min(size - at);
+        let chunk = pool.chunk_mut(self.chunk);
+        chunk[at..at + first].copy_from_slice(&data[..first]);
+        chunk[..data.len() - first].copy_from_slice(&data[first..]);
+        true
+    }
+
+    /// RCV.NXT reached `rcv_nxt`: the out-of-order bytes now contiguous with
+    /// the ring's join it. Returns the new RCV.NXT.
+    pub fn join_out_of_order(&mut self, pool: &mut BufferPool, rcv_nxt: SeqNumber) -> SeqNumber {
+        if self.chunk == NIL {
+            return rcv_nxt;
+        }
+        let next = pool.ooo[self.chunk as usize].advance(rcv_nxt);
+        self.len += (next - rcv_nxt) as u32;
+        debug_assert!(self.len <= pool.chunk_size);
+        next
     }
 
     /// Empties the ring and returns its chunk to the pool.

@@ -599,6 +599,7 @@ impl Endpoint {
                 Drop::AckUnsent => s.drop_ack_unsent += 1,
                 Drop::NoAck => s.drop_no_ack += 1,
                 Drop::OutOfOrder => s.drop_out_of_order += 1,
+                Drop::Queued => s.out_of_order_queued += 1,
                 Drop::NoBuffer => s.drop_no_buffer += 1,
                 Drop::RstIgnored => s.rsts_ignored += 1,
                 Drop::HalfOpenReset => s.rsts_received += 1,

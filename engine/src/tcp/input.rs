@@ -38,7 +38,10 @@ pub enum Drop {
     Paws,
     AckUnsent,
     NoAck,
+    /// Beyond RCV.NXT and not kept (no chunk, or too many ranges).
     OutOfOrder,
+    /// Beyond RCV.NXT and kept for reassembly: not a drop, counted apart.
+    Queued,
     NoBuffer,
     RstIgnored,
     /// A half-open entry reset by the peer: it goes away with no event.
@@ -246,8 +249,14 @@ impl Tcb {
             let skip = (self.rcv_nxt - seg.seq).min(seg.payload.len());
             let skip = if seg.seq < self.rcv_nxt { skip } else { 0 };
             if seg.seq > self.rcv_nxt {
+                // Beyond a hole: kept at its place in the receive chunk, up
+                // to the window's edge, and ACKed at once (a duplicate ACK,
+                // RFC 5681 §4.2). A FIN riding on it waits for its resend.
                 self.set(flag::ACK_NOW | flag::HOLE);
-                out.drop = Some(Drop::OutOfOrder);
+                let gap = seg.seq - self.rcv_nxt;
+                let room = (self.rcv_wnd() as usize).saturating_sub(gap).min(seg.payload.len());
+                let kept = room > 0 && self.rx.insert_out_of_order(pool, gap, seg.seq, &seg.payload[..room]);
+                out.drop = Some(if kept { Drop::Queued } else { Drop::OutOfOrder });
                 return out;
             }
             let data = &seg.payload[skip..];
@@ -255,6 +264,14 @@ impl Tcb {
             let taken = self.rx.push(pool, &data[..room]);
             self.rcv_nxt += taken;
             if taken > 0 {
+                // The hole before queued segments may be filled now.
+                let joined = self.rx.join_out_of_order(pool, self.rcv_nxt);
+                if joined != self.rcv_nxt {
+                    self.rcv_nxt = joined;
+                    // All of this segment was taken: a FIN on it is not the
+                    // last byte any more, the queued data beyond it is.
+                    fin_in_order = false;
+                }
                 out.events |= ev::READABLE;
             }
             if taken < data.len() {
@@ -270,6 +287,10 @@ impl Tcb {
                 self.set(flag::ACK_NOW);
             } else if self.ack_at == NEVER {
                 self.ack_at = (now + cfg.delayed_ack).total_millis();
+            }
+            if !self.rx.out_of_order(pool).is_empty() {
+                // Holes remain: the segments that fill them are ACKed at once too.
+                self.set(flag::HOLE);
             }
         }
 

@@ -12,6 +12,7 @@ pub mod endpoint;
 pub mod events;
 pub mod input;
 pub mod ratelimit;
+pub mod reassembly;
 pub mod secret;
 pub mod seg;
 pub mod state;

@@ -72,8 +72,11 @@ counters! {
         drop_ack_unsent,
         /// Segments without ACK in a synchronized state.
         drop_no_ack,
-        /// In-window segments beyond rcv_nxt, dropped (no reassembly).
+        /// In-window segments beyond rcv_nxt not kept for reassembly (no
+        /// buffer chunk, or more holes than a chunk tracks).
         drop_out_of_order,
+        /// Segments beyond rcv_nxt kept for reassembly (not drops).
+        out_of_order_queued,
         /// Data dropped for lack of a receive buffer chunk.
         drop_no_buffer,
         /// Segments to a port nobody listens on.

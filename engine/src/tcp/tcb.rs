@@ -59,8 +59,8 @@ pub mod flag {
     pub const SILENT: u32 = 1 << 14;
     /// Counted in its listener's half-open budget.
     pub const HALF_OPEN: u32 = 1 << 15;
-    /// A segment beyond RCV.NXT was dropped: the one that fills the hole is
-    /// ACKed at once (RFC 5681 §4.2).
+    /// A segment arrived beyond RCV.NXT (held for reassembly, or dropped):
+    /// the one that fills the hole is ACKed at once (RFC 5681 §4.2).
     pub const HOLE: u32 = 1 << 16;
     /// Reaped; the slot waits for the application to receive `Closed`.
     pub const ZOMBIE: u32 = 1 << 17;
@@ -388,6 +388,11 @@ impl Tcb {
         }
 
         if self.has(flag::ACK_NOW) || self.ack_at <= now.total_millis() {
+            // A bare ACK carries the highest sequence number sent (Linux's
+            // SND.NXT): after an RTO rewound SND.NXT, the peer may already
+            // hold bytes past it (reassembled), and an ACK numbered below
+            // its RCV.NXT would be dropped as old, ACK field and all.
+            out.seq = self.snd_max;
             out.window = self.advertise(pool, false);
             self.ack_sent();
             return Some(out);

@@ -303,3 +303,68 @@ fn writable_follows_when_the_buffer_pool_refills() {
     assert!(h.take_events().contains(&Event::Writable(b)), "b hears the pool has room again");
     assert_eq!(h.ep.write(b, b"now it fits").unwrap(), 11);
 }
+
+/// Reads everything readable on `c`.
+fn read_all(h: &mut Harness, c: Handle) -> Vec<u8> {
+    let mut out = vec![0u8; h.ep.readable(c)];
+    let n = h.ep.read(c, &mut out).unwrap();
+    out.truncate(n);
+    out
+}
+
+#[test]
+fn segments_beyond_a_hole_are_kept_and_delivered_when_it_fills() {
+    // RFC 9293 §3.10.7.4; RFC 5681 §4.2: each out-of-order segment gets a
+    // duplicate ACK at once, and so does the one that fills the hole.
+    let (mut h, c, s1) = established();
+    let data: Vec<u8> = (0..4000u32).map(|i| (i * 7 + i / 251) as u8).collect();
+    let part = |a: usize, b: usize| S { payload: data[a..b].to_vec(), ..seg(ACK, C1 + a, s1) };
+    for (a, b) in [(2000, 3000), (1000, 2000), (3000, 4000)] {
+        let d = h.send1(part(a, b));
+        assert_eq!((d.control, d.ack), (ACK, C1), "duplicate ACK for {a}..{b}");
+    }
+    assert_eq!(h.ep.readable(c), 0, "nothing readable past the hole");
+    assert_eq!(h.ep.stats.out_of_order_queued, 3);
+    assert_eq!(h.ep.stats.drop_out_of_order, 0);
+    let a = h.send1(part(0, 1000));
+    assert_eq!(a.ack, C1 + 4000, "the filled hole is ACKed at once, past everything held");
+    assert_eq!(h.take_events(), vec![Event::Readable(c)]);
+    assert_eq!(read_all(&mut h, c), data);
+}
+
+#[test]
+fn a_partly_filled_hole_delivers_up_to_the_next_one() {
+    let (mut h, c, s1) = established();
+    let data: Vec<u8> = (0..5000u32).map(|i| (i % 253) as u8).collect();
+    let part = |a: usize, b: usize| S { payload: data[a..b].to_vec(), ..seg(ACK, C1 + a, s1) };
+    h.send1(part(1000, 2000));
+    h.send1(part(3000, 4000));
+    let a = h.send1(part(0, 1000));
+    assert_eq!(a.ack, C1 + 2000);
+    assert_eq!(read_all(&mut h, c), &data[..2000], "read while a hole remains: the chunk stays");
+    let a = h.send1(part(2000, 3000));
+    assert_eq!(a.ack, C1 + 4000, "ACKed at once: the last hole filled");
+    h.send0(part(4000, 5000));
+    let (took, a) = h.advance_until_output(Duration::from_secs(1));
+    assert_eq!((took, a[0].ack), (Duration::from_millis(40), C1 + 5000), "no hole left: a delayed ACK again");
+    assert_eq!(read_all(&mut h, c), &data[2000..]);
+    assert_eq!(h.ep.buffers_free(), 64, "every chunk back in the pool");
+}
+
+#[test]
+fn more_holes_than_a_chunk_tracks_are_dropped_and_counted() {
+    let (mut h, c, s1) = established();
+    let one = |k: usize| S { payload: vec![k as u8; 100], ..seg(ACK, C1 + 200 * k, s1) };
+    for k in 1..=crate::tcp::reassembly::RANGES + 1 {
+        h.send1(one(k));
+    }
+    assert_eq!(h.ep.stats.out_of_order_queued, crate::tcp::reassembly::RANGES as u64);
+    assert_eq!(h.ep.stats.drop_out_of_order, 1);
+    // The dropped one comes again once there is room for it: all arrive.
+    for k in 0..=crate::tcp::reassembly::RANGES + 1 {
+        let fill = S { payload: vec![k as u8; 200], ..seg(ACK, C1 + 200 * k, s1) };
+        h.send(fill);
+    }
+    let got = read_all(&mut h, c);
+    assert_eq!(got.len(), 200 * (crate::tcp::reassembly::RANGES + 2));
+}

@@ -125,7 +125,7 @@ fn out_of_window_segments_are_acked_not_delivered() {
     assert_eq!(h.ep.state(c), Some(State::Established));
     // The last byte of the window is acceptable.
     h.send(S { payload: b"y".to_vec(), ..seg(ACK, rcv + wnd - 1, snd) });
-    assert_eq!(h.ep.stats.drop_out_of_order, 1, "in window but beyond rcv_nxt: dropped, no reassembly yet");
+    assert_eq!(h.ep.stats.out_of_order_queued, 1, "in window but beyond rcv_nxt: kept for reassembly");
 }
 
 #[test]
