@@ -672,7 +672,7 @@ fn a_deleted_interface_ends_the_process() {
     assert_eq!(metric(&m, "floodgate_up"), 0, "floodgate_up falls with the link");
     let (st, _) = fg.wait_failure(timeout + Duration::from_secs(5));
     let took = t0.elapsed();
-    eprintln!("interface deleted: exited with {st} {took:?} later");
+    eprintln!("interface deleted: exited with {st} {took:?} later; log:\n{}", fg.log());
     assert_eq!(st.code(), Some(1), "exit status 1, for systemd's Restart=on-failure");
     assert!(took >= timeout - Duration::from_millis(300), "not before the stall timeout: {took:?}");
     let log = fg.log();
@@ -708,14 +708,35 @@ fn serves_with_only_the_units_capabilities() {
         "" => panic!("the unit sets LimitMEMLOCK (AF_XDP UMEM registration checks it without CAP_IPC_LOCK)"),
         v => v.to_string(),
     };
-    let memlock_arg = format!("--memlock={memlock}:{memlock}");
     let _tb = Testbed::up();
-    // prlimit as root first (raising the hard limit is itself a
-    // capability), then setpriv: user nobody, the unit's capabilities as
-    // inheritable, ambient and bounding sets, no way to gain more.
-    let prefix = [
-        "prlimit",
-        memlock_arg.as_str(),
+    // Without CAP_IPC_LOCK, each UMEM is charged to RLIMIT_MEMLOCK. Raising
+    // the limit to the unit's takes CAP_SYS_RESOURCE, which a container may
+    // lack (then the limit in force stays, and the UMEMs are sized below it:
+    // 2 queues x 512 frames x 2 KiB = 2 MiB).
+    const CAP_SYS_RESOURCE: u32 = 24; // linux/capability.h
+    let can_raise = std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .is_some_and(|caps| caps & (1 << CAP_SYS_RESOURCE) != 0);
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes into `limit`.
+    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut limit) }, 0);
+    let memlock_arg = format!("--memlock={memlock}:{memlock}");
+    let mut prefix: Vec<&str> = Vec::new();
+    if can_raise {
+        prefix.extend(["prlimit", memlock_arg.as_str()]);
+    } else {
+        eprintln!(
+            "no CAP_SYS_RESOURCE here: RLIMIT_MEMLOCK stays {} KiB instead of the unit's {memlock}",
+            limit.rlim_max / 1024
+        );
+        assert!(limit.rlim_cur >= 4 << 20, "RLIMIT_MEMLOCK {} is below the test's 2 MiB of UMEM", limit.rlim_cur);
+    }
+    // setpriv: user nobody, the unit's capabilities as inheritable, ambient
+    // and bounding sets, no way to gain more.
+    prefix.extend([
         "setpriv",
         "--reuid=nobody",
         "--regid=nogroup",
@@ -727,8 +748,20 @@ fn serves_with_only_the_units_capabilities() {
         set.as_str(),
         "--bounding-set",
         set.as_str(),
-    ];
-    let mut fg = Floodgate::start_in(&prefix, &["--port", "80", "--app", "http"]);
+    ]);
+    if !can_raise {
+        // What the limit is for: the default UMEM (16 MiB a queue) does not
+        // fit in it, and the start fails saying so.
+        let mut cmd = Command::new("timeout");
+        cmd.args(["10", "ip", "netns", "exec", SRV_NS]).args(&prefix);
+        cmd.args([env!("CARGO_BIN_EXE_floodgate"), "serve", "--iface", "fg-s0", "--vip", VIP, "--port", "80"]);
+        let (ok, out) = sh(cmd.args(["--app", "http", "--connections", "1024", "--buffers", "1024"]));
+        assert!(!ok && out.contains("locked-memory limit is too low"), "a UMEM over RLIMIT_MEMLOCK:\n{out}");
+    }
+    let small_umem = ["--rx-ring", "256", "--tx-ring", "256", "--frame-size", "2048"];
+    let mut args = vec!["--port", "80", "--app", "http"];
+    args.extend(small_umem);
+    let mut fg = Floodgate::start_in(&prefix, &args);
     let status = std::fs::read_to_string(format!("/proc/{}/status", fg.pid())).unwrap_or_default();
     eprintln!(
         "{}",

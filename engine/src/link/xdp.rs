@@ -171,8 +171,7 @@ pub struct XdpLinkStats {
     pub rx_bad_descs: u64,
     /// A completion address outside the UMEM: the frame it named is lost.
     pub completion_bad_descs: u64,
-    /// Errors the socket reported (`SO_ERROR`, e.g. ENETDOWN when the
-    /// interface goes away).
+    /// Errors the socket signalled on poll (`EPOLLERR`, read with `SO_ERROR`).
     pub socket_errors: u64,
     /// `send` calls whose writer returned 0 (cancelled; not a drop).
     pub tx_cancelled: u64,
@@ -352,11 +351,22 @@ impl Xdp {
             .map_err(|e| XdpError::new(format!("UMEM config: {e}")))?;
         let frame_count = std::num::NonZeroU32::new(cfg.frame_count()).expect("validated ring sizes are non-zero");
         let (umem, descs) = Umem::new(umem_cfg, frame_count, false).map_err(|e| {
+            // XDP_UMEM_REG charges the UMEM to RLIMIT_MEMLOCK unless the
+            // process has CAP_IPC_LOCK, and says ENOBUFS when it does not fit.
+            let memlock = std::error::Error::source(&e)
+                .and_then(|s| s.downcast_ref::<std::io::Error>())
+                .is_some_and(|s| s.raw_os_error() == Some(libc::ENOBUFS));
             XdpError::new(format!(
-                "cannot create a {} MiB UMEM: {}{}",
+                "cannot create a {} MiB UMEM: {}{}{}",
                 (cfg.frame_count() as u64 * cfg.frame_size as u64) >> 20,
                 e,
-                source_suffix(&e)
+                source_suffix(&e),
+                if memlock {
+                    "; the locked-memory limit is too low: raise it (ulimit -l, systemd LimitMEMLOCK=infinity), \
+                     grant CAP_IPC_LOCK, or use smaller rings or frames"
+                } else {
+                    ""
+                }
             ))
         })?;
 
@@ -480,8 +490,7 @@ impl Xdp {
     }
 
     /// The socket's pending error (`SO_ERROR`, which clears it), counted in
-    /// `socket_errors`. The kernel sets ENETDOWN when the interface under
-    /// the socket is unregistered; the socket is then unbound for good.
+    /// `socket_errors`.
     pub fn take_socket_error(&mut self) -> Option<std::io::Error> {
         let mut err: libc::c_int = 0;
         let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;

@@ -57,7 +57,7 @@ fn link_help(name: &str) -> &'static str {
         "rx_fill_short" => "The fill ring had room but no free frame was left for it.",
         "rx_bad_descs" => "Drop: an RX descriptor outside the UMEM or crossing its frame's end.",
         "completion_bad_descs" => "A completion address outside the UMEM (its frame is lost to the link).",
-        "socket_errors" => "Errors the AF_XDP socket reported (SO_ERROR, e.g. ENETDOWN when the interface goes away).",
+        "socket_errors" => "Errors the AF_XDP socket signalled on poll (EPOLLERR, read with SO_ERROR).",
         "tx_cancelled" => "Sends cancelled by their writer (not a drop).",
         "tx_wakeups" => "sendto() kicks of the TX ring.",
         "fill_wakeups" => "recvfrom() kicks of the fill ring.",

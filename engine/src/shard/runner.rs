@@ -19,8 +19,10 @@
 //! reads as the shard's heartbeat (one relaxed store per turn, not per
 //! frame); the sleep is bounded by the next snapshot, so an idle shard
 //! still beats at least every [`SNAPSHOT_EVERY`].
-//! An error on the socket (`EPOLLERR`, e.g. ENETDOWN when the interface is
-//! deleted) is read with `SO_ERROR`, logged and counted.
+//! An error the socket signals on poll (`EPOLLERR`) is read with `SO_ERROR`,
+//! logged and counted. (A deleted interface is not one: the kernel sets
+//! ENETDOWN on the socket but its poll does not report it; the control
+//! thread's link watch catches that.)
 //! A panic inside the shard is caught and reported, so the control thread
 //! can stop the others and exit in order (detaching the XDP program).
 
