@@ -22,6 +22,12 @@
 //!   reaches a shard; by default (`flood`), SYNs whose SYN-ACKs the client
 //!   drops spend a half-open budget of 8, the switch turns cookies in XDP
 //!   on, curl connects through them, and after 5 calm seconds it turns off.
+//! * `a_deleted_interface_ends_the_process`: the veth is deleted under a
+//!   running engine; it is logged, `floodgate_link_up` and `floodgate_up` go
+//!   to 0, and the process exits with status 1 within `--stall-timeout`.
+//! * `serves_with_only_the_units_capabilities`: as `nobody`, with exactly the
+//!   capabilities and the memlock limit of deploy/floodgate.service (parsed
+//!   from it), `floodgate serve` starts and curl gets its page.
 //! * `tests_leave_the_demo_alone`: the README's main command leaves a demo
 //!   serving in `fg-srv`; the tests' testbed (`fgt-*`) comes and goes beside
 //!   it, and the demo answers before, during and after.
@@ -55,8 +61,15 @@ struct Floodgate {
 
 impl Floodgate {
     fn start(args: &[&str]) -> Self {
+        Self::start_in(&[], args)
+    }
+
+    /// `start`, with `floodgate` run by the command `prefix` (e.g. setpriv).
+    fn start_in(prefix: &[&str], args: &[&str]) -> Self {
         let mut child = Command::new("ip")
-            .args(["netns", "exec", SRV_NS, env!("CARGO_BIN_EXE_floodgate"), "serve", "--iface", "fg-s0"])
+            .args(["netns", "exec", SRV_NS])
+            .args(prefix)
+            .args([env!("CARGO_BIN_EXE_floodgate"), "serve", "--iface", "fg-s0"])
             .args(["--vip", VIP, "--metrics", METRICS, "--drain", "2"])
             .args(["--connections", "32768", "--time-wait-capacity", "65536", "--buffers", "8192"])
             .args(args)
@@ -127,6 +140,22 @@ impl Floodgate {
 
     fn stop(&mut self) {
         self.stop_with(libc::SIGINT, Duration::from_secs(15));
+    }
+
+    /// Bounded wait for an exit that must be a failure; returns the status
+    /// and how long it took.
+    fn wait_failure(&mut self, within: Duration) -> (std::process::ExitStatus, Duration) {
+        let t0 = Instant::now();
+        loop {
+            match self.child.try_wait().expect("try_wait") {
+                Some(st) => {
+                    assert!(!st.success(), "floodgate exited with success, expected a failure:\n{}", self.log());
+                    return (st, t0.elapsed());
+                }
+                None if t0.elapsed() < within => std::thread::sleep(Duration::from_millis(20)),
+                None => panic!("floodgate did not exit within {within:?}:\n{}", self.log()),
+            }
+        }
     }
 }
 
@@ -618,4 +647,127 @@ fn tests_leave_the_demo_alone() {
     }
     let (ok, out) = demo_get();
     assert!(ok && out.ends_with("\n200"), "the demo answers after the tests' testbed went down: {out}");
+}
+
+#[test]
+fn a_deleted_interface_ends_the_process() {
+    if !require_root("serve_testbed::a_deleted_interface_ends_the_process") {
+        return;
+    }
+    let _tb = Testbed::up();
+    let timeout = Duration::from_secs(3);
+    let mut fg = Floodgate::start(&["--port", "80", "--app", "http", "--stall-timeout", "3s"]);
+    curl_ok();
+    let m = scrape().expect("metrics");
+    assert_eq!((metric(&m, "floodgate_up"), metric(&m, "floodgate_link_up")), (1, 1), "healthy at first");
+    assert_eq!(metric(&m, "floodgate_shard_stalled"), 0, "idle shards are not stalled");
+
+    let (ok, out) = sh(Command::new("ip").args(["-n", SRV_NS, "link", "del", "fg-s0"]));
+    assert!(ok, "ip link del: {out}");
+    let t0 = Instant::now();
+    // The metrics (on lo) still answer while the timeout runs.
+    let m = wait_metrics("the lost link in the metrics", timeout, |m| {
+        m.lines().any(|l| l == "floodgate_link_up{state=\"gone\"} 0")
+    });
+    assert_eq!(metric(&m, "floodgate_up"), 0, "floodgate_up falls with the link");
+    let (st, _) = fg.wait_failure(timeout + Duration::from_secs(5));
+    let took = t0.elapsed();
+    eprintln!("interface deleted: exited with {st} {took:?} later; log:\n{}", fg.log());
+    assert_eq!(st.code(), Some(1), "exit status 1, for systemd's Restart=on-failure");
+    assert!(took >= timeout - Duration::from_millis(300), "not before the stall timeout: {took:?}");
+    let log = fg.log();
+    assert!(log.contains("link fg-s0: gone"), "the loss is logged:\n{log}");
+    assert!(log.contains("stopping (exit status 1"), "the reason to stop is logged:\n{log}");
+}
+
+/// `Key=` values of deploy/floodgate.service (every line of that key, joined).
+fn unit_value(unit: &str, key: &str) -> String {
+    let prefix = format!("{key}=");
+    let vals: Vec<&str> = unit.lines().filter_map(|l| l.trim().strip_prefix(prefix.as_str())).collect();
+    vals.join(" ")
+}
+
+#[test]
+fn serves_with_only_the_units_capabilities() {
+    if !require_root("serve_testbed::serves_with_only_the_units_capabilities") {
+        return;
+    }
+    let unit = std::fs::read_to_string(repo().join("deploy/floodgate.service")).unwrap();
+    let ambient = unit_value(&unit, "AmbientCapabilities");
+    let bounding = unit_value(&unit, "CapabilityBoundingSet");
+    assert!(
+        !ambient.is_empty() && ambient == bounding,
+        "the unit's ambient set is its bounding set: {ambient:?} / {bounding:?}"
+    );
+    assert!(!ambient.contains("CAP_SYS_ADMIN"), "the unit does without CAP_SYS_ADMIN");
+    // setpriv's form: -all,+net_admin,+bpf,...
+    let caps: Vec<String> = ambient.split_whitespace().map(|c| c.trim_start_matches("CAP_").to_lowercase()).collect();
+    let set = format!("-all,{}", caps.iter().map(|c| format!("+{c}")).collect::<Vec<_>>().join(","));
+    let memlock = match unit_value(&unit, "LimitMEMLOCK").as_str() {
+        "infinity" => "unlimited".to_string(),
+        "" => panic!("the unit sets LimitMEMLOCK (AF_XDP UMEM registration checks it without CAP_IPC_LOCK)"),
+        v => v.to_string(),
+    };
+    let _tb = Testbed::up();
+    // Without CAP_IPC_LOCK, each UMEM is charged to RLIMIT_MEMLOCK. Raising
+    // the limit to the unit's takes CAP_SYS_RESOURCE, which a container may
+    // lack (then the limit in force stays, and the UMEMs are sized below it:
+    // 2 queues x 512 frames x 2 KiB = 2 MiB).
+    const CAP_SYS_RESOURCE: u32 = 24; // linux/capability.h
+    let can_raise = std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .is_some_and(|caps| caps & (1 << CAP_SYS_RESOURCE) != 0);
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes into `limit`.
+    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut limit) }, 0);
+    let memlock_arg = format!("--memlock={memlock}:{memlock}");
+    let mut prefix: Vec<&str> = Vec::new();
+    if can_raise {
+        prefix.extend(["prlimit", memlock_arg.as_str()]);
+    } else {
+        eprintln!(
+            "no CAP_SYS_RESOURCE here: RLIMIT_MEMLOCK stays {} KiB instead of the unit's {memlock}",
+            limit.rlim_max / 1024
+        );
+        assert!(limit.rlim_cur >= 4 << 20, "RLIMIT_MEMLOCK {} is below the test's 2 MiB of UMEM", limit.rlim_cur);
+    }
+    // setpriv: user nobody, the unit's capabilities as inheritable, ambient
+    // and bounding sets, no way to gain more.
+    prefix.extend([
+        "setpriv",
+        "--reuid=nobody",
+        "--regid=nogroup",
+        "--clear-groups",
+        "--no-new-privs",
+        "--inh-caps",
+        set.as_str(),
+        "--ambient-caps",
+        set.as_str(),
+        "--bounding-set",
+        set.as_str(),
+    ]);
+    if !can_raise {
+        // What the limit is for: the default UMEM (16 MiB a queue) does not
+        // fit in it, and the start fails saying so.
+        let mut cmd = Command::new("timeout");
+        cmd.args(["10", "ip", "netns", "exec", SRV_NS]).args(&prefix);
+        cmd.args([env!("CARGO_BIN_EXE_floodgate"), "serve", "--iface", "fg-s0", "--vip", VIP, "--port", "80"]);
+        let (ok, out) = sh(cmd.args(["--app", "http", "--connections", "1024", "--buffers", "1024"]));
+        assert!(!ok && out.contains("locked-memory limit is too low"), "a UMEM over RLIMIT_MEMLOCK:\n{out}");
+    }
+    let small_umem = ["--rx-ring", "256", "--tx-ring", "256", "--frame-size", "2048"];
+    let mut args = vec!["--port", "80", "--app", "http"];
+    args.extend(small_umem);
+    let mut fg = Floodgate::start_in(&prefix, &args);
+    let status = std::fs::read_to_string(format!("/proc/{}/status", fg.pid())).unwrap_or_default();
+    eprintln!(
+        "{}",
+        status.lines().filter(|l| l.starts_with("Cap") || l.starts_with("Uid")).collect::<Vec<_>>().join("\n")
+    );
+    let (ok, out) = sh(&mut in_cli(&["curl", "-sS", "-m", "5", "-w", "\n%{http_code}", &format!("http://{VIP}/")]));
+    assert_eq!((ok, out.as_str()), (true, "Hello, World!\n200"), "served with the unit's capabilities only");
+    fg.stop();
 }

@@ -275,6 +275,12 @@ pub struct Settings {
     /// finish before the rest are reset [default: 5s].
     #[arg(long, value_name = "DURATION", help_heading = "Operating")]
     pub drain: Option<Secs>,
+    /// A shard that has not turned (stuck), or the interface down or gone,
+    /// for this long ends the process with status 1, so systemd restarts it;
+    /// both are reported (log, metrics) from the first second. 0: report
+    /// only, never exit [default: 10s].
+    #[arg(long, value_name = "DURATION", help_heading = "Operating")]
+    pub stall_timeout: Option<Secs>,
 }
 
 macro_rules! merge_fields {
@@ -300,7 +306,8 @@ impl Settings {
         merge_fields!(cli, file; iface, vip, port, app, queues, cpus, metrics, xdp_mode, zero_copy,
             frame_size, rx_ring, tx_ring, connections, time_wait_capacity, time_wait_capacity_v6, time_wait_policy, buffers,
             buffer_size, events, half_open_budget, msl, fin_wait2_timeout, keepalive_idle,
-            keepalive_interval, keepalive_probes, syn_cookies, xdp_syn_cookies, mtu, http_body, http_max_header_bytes, drain)
+            keepalive_interval, keepalive_probes, syn_cookies, xdp_syn_cookies, mtu, http_body, http_max_header_bytes, drain,
+            stall_timeout)
     }
 
     /// Checks the merged settings and builds the engine's configuration.
@@ -445,6 +452,11 @@ impl Settings {
         if http_max_header_bytes < 64 {
             return Err("--http-max-header-bytes must be at least 64".into());
         }
+        let stall_timeout =
+            self.stall_timeout.map_or(Some(DEFAULT_STALL_TIMEOUT), |s| Some(s.0).filter(|d| !d.is_zero()));
+        if stall_timeout.is_some_and(|d| d < Duration::from_secs(1)) {
+            return Err("--stall-timeout must be 0 (never exit) or at least 1s".into());
+        }
         Ok(Resolved {
             iface,
             vips,
@@ -461,6 +473,7 @@ impl Settings {
             http_body: self.http_body.clone().unwrap_or_else(|| "Hello, World!".into()),
             http_max_header_bytes,
             drain: self.drain.map_or(Duration::from_secs(5), |s| s.0),
+            stall_timeout,
         })
     }
 }
@@ -483,7 +496,13 @@ pub struct Resolved {
     pub http_body: String,
     pub http_max_header_bytes: usize,
     pub drain: Duration,
+    /// `None`: stalls and link loss are reported, never fatal.
+    pub stall_timeout: Option<Duration>,
 }
+
+/// `--stall-timeout` when not given: long enough that a hiccup (a page-in, a
+/// driver reset that brings the link back) does not cost a restart.
+pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[cfg(test)]
 mod tests {
@@ -531,6 +550,7 @@ mod tests {
         assert_eq!(r.xdp_syn_cookies, XdpCookiesArg::Flood);
         assert_eq!(r.cap.time_wait_policy, TwFullPolicy::RefuseNew);
         assert_eq!(r.drain, Duration::from_millis(500));
+        assert_eq!(r.stall_timeout, Some(DEFAULT_STALL_TIMEOUT));
         assert_eq!(r.queues, 2, "every RX queue by default");
         assert_eq!(r.http_body.len(), 13);
     }
@@ -560,6 +580,15 @@ mod tests {
         let mut a = BASE.to_vec();
         a.push("--no-keepalive");
         assert_eq!(cli(&a).resolve(|_| None).unwrap().tcp.keepalive, None);
+        let mut a = BASE.to_vec();
+        a.extend_from_slice(&["--stall-timeout", "500ms"]);
+        assert!(err(&a, None).contains("--stall-timeout"));
+        let mut a = BASE.to_vec();
+        a.extend_from_slice(&["--stall-timeout", "0"]);
+        assert_eq!(cli(&a).resolve(|_| None).unwrap().stall_timeout, None, "0: never exit");
+        let mut a = BASE.to_vec();
+        a.extend_from_slice(&["--stall-timeout", "3s"]);
+        assert_eq!(cli(&a).resolve(|_| None).unwrap().stall_timeout, Some(Duration::from_secs(3)));
     }
 
     #[test]

@@ -5,6 +5,7 @@ pub mod apps;
 pub mod config;
 pub mod serve;
 pub mod signals;
+pub mod watchdog;
 pub mod xdp_cookies;
 
 use std::process::ExitCode;

@@ -9,6 +9,11 @@
 //!   reset and the shards end. A second signal skips what is left of the drain.
 //! * A shard panics: it is caught in the shard, reported, and the others are
 //!   stopped at once; the process exits with status 1.
+//! * A shard stops turning, or the interface goes down or away, for
+//!   `--stall-timeout` ([`super::watchdog`]): the shards are stopped and the
+//!   process exits with status 1 (systemd restarts it). Shards that do not
+//!   end within [`STOP_GRACE`] are left behind (not joined): the process
+//!   exit ends them.
 //! * Start-up fails: a clear message and status 1 (the program, if already
 //!   attached, is dropped on the way out).
 
@@ -21,11 +26,13 @@ use mio::{Events, Interest, Poll, Token};
 
 use super::config::{AppKind, Resolved, Settings};
 use super::signals::{self, Signals};
+use super::watchdog::{Change, Watchdog};
 use super::xdp_cookies::XdpCookies;
 use crate::app::echo::Echo;
 use crate::app::http::Http;
 use crate::app::sink::Sink;
 use crate::app::App;
+use crate::link::ifstate::IfWatch;
 use crate::link::xdp::{self, Xdp, XdpProgram};
 use crate::metrics::{self, Info, MetricsServer, View};
 use crate::shard::runner::{self, allowed_cpus, Report, ShardSpec};
@@ -36,6 +43,10 @@ const SIGNAL: Token = Token(0);
 const METRICS: Token = Token(1);
 /// How often the control thread looks at its channels when nothing happens.
 const CONTROL_TICK: Duration = Duration::from_millis(100);
+/// How often the heartbeats and the link are looked at (at most).
+const WATCH_EVERY: Duration = Duration::from_millis(100);
+/// How long stopping shards get to end before the process leaves without them.
+const STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// Runs the serve command; `Err` is a message for the operator.
 pub fn serve(cli: Settings) -> Result<(), String> {
@@ -59,6 +70,8 @@ pub fn serve(cli: Settings) -> Result<(), String> {
     let owned: Vec<(IpAddr, u16)> = cfg.vips.iter().flat_map(|&v| cfg.ports.iter().map(move |&p| (v, p))).collect();
     program.set_vips(&owned).map_err(|e| e.to_string())?;
     warn_unreachable_vips(&cfg);
+    let ifindex = xdp::program::ifindex(&cfg.iface).map_err(|e| e.to_string())?;
+    let ifwatch = IfWatch::new(ifindex).map_err(|e| format!("socket for the link state: {e}"))?;
     let mac = crate::neigh::interface_mac(&cfg.iface)
         .ok_or_else(|| format!("cannot read the MAC address of {}", cfg.iface))?;
 
@@ -136,9 +149,30 @@ pub fn serve(cli: Settings) -> Result<(), String> {
     );
 
     let info = Info { iface: cfg.iface.clone(), app: cfg.app.as_str(), attach_mode: mode.as_str() };
-    let outcome =
-        Control { poll, signals, metrics, shards, reports: report_rx, info, program: &program, epoch, cookies }
-            .run(cfg.drain);
+    let watchdog = Watchdog::new(shards.len(), cfg.stall_timeout, Instant::now());
+    match cfg.stall_timeout {
+        Some(t) => {
+            tracing::info!("watching the shards and {}: a stall or a lost link ends the process after {t:?}", cfg.iface)
+        }
+        None => tracing::info!(
+            "watching the shards and {}: stalls are reported, never fatal (--stall-timeout 0)",
+            cfg.iface
+        ),
+    }
+    let outcome = Control {
+        poll,
+        signals,
+        metrics,
+        shards,
+        reports: report_rx,
+        info,
+        program: &program,
+        epoch,
+        cookies,
+        watchdog,
+        ifwatch,
+    }
+    .run(cfg.drain);
     program.detach();
     tracing::info!(iface = %cfg.iface, "XDP program detached");
     outcome
@@ -247,6 +281,8 @@ struct Control<'a> {
     program: &'a XdpProgram,
     epoch: std::time::Instant,
     cookies: XdpCookies<'a>,
+    watchdog: Watchdog,
+    ifwatch: IfWatch,
 }
 
 impl Control<'_> {
@@ -258,8 +294,19 @@ impl Control<'_> {
         let mut failure: Option<String> = None;
         let mut phase = Phase::Running;
         let mut events = Events::with_capacity(128);
+        let mut next_watch = Instant::now();
+        let mut stop_by: Option<Instant> = None;
         tracing::info!("ready");
         while exited.iter().any(|e| !e) {
+            if phase == Phase::Stopping {
+                let by = *stop_by.get_or_insert_with(|| Instant::now() + STOP_GRACE);
+                if Instant::now() >= by {
+                    let stuck: Vec<usize> = (0..n).filter(|&i| !exited[i]).collect();
+                    tracing::error!("shard(s) {stuck:?} did not stop within {STOP_GRACE:?}; leaving without them");
+                    failure.get_or_insert(format!("shard(s) {stuck:?} did not stop"));
+                    break;
+                }
+            }
             if let Err(e) = self.poll.poll(&mut events, Some(CONTROL_TICK)) {
                 if e.kind() != std::io::ErrorKind::Interrupted {
                     return Err(format!("poll: {e}"));
@@ -275,6 +322,7 @@ impl Control<'_> {
                     Report::Drained(i) => drained[i] = true,
                     Report::Exited(i, panic) => {
                         exited[i] = true;
+                        self.watchdog.exited(i);
                         if let Some(msg) = panic {
                             tracing::error!(shard = i, "shard panicked: {msg}; stopping");
                             failure.get_or_insert(format!("shard {i} panicked: {msg}"));
@@ -314,6 +362,8 @@ impl Control<'_> {
                         let program = self.program;
                         let (info, epoch) = (&self.info, self.epoch);
                         let draining = phase != Phase::Running;
+                        let dog = &self.watchdog;
+                        let stalled: Vec<bool> = (0..n).map(|i| dog.stalled(i)).collect();
                         m.ready(self.poll.registry(), e.token(), &mut || {
                             metrics::render(&View {
                                 info,
@@ -321,9 +371,21 @@ impl Control<'_> {
                                 xdp: program.stats().ok(),
                                 draining,
                                 uptime_secs: epoch.elapsed().as_secs_f64(),
+                                stalled: &stalled,
+                                link: dog.link_state(),
                             })
                         });
                     }
+                }
+            }
+            let now = Instant::now();
+            if phase != Phase::Stopping && now >= next_watch {
+                next_watch = now + WATCH_EVERY;
+                if let Some(why) = self.watch(now) {
+                    tracing::error!("{why}; stopping (exit status 1, for a restart)");
+                    failure.get_or_insert(why);
+                    self.broadcast(Command::Stop);
+                    phase = Phase::Stopping;
                 }
             }
             if phase == Phase::Running {
@@ -345,7 +407,7 @@ impl Control<'_> {
                 m.expire(self.poll.registry());
             }
         }
-        for s in &mut self.shards {
+        for (s, _) in self.shards.iter_mut().zip(&exited).filter(|(_, x)| **x) {
             s.join();
         }
         let mut total = Stats::default();
@@ -365,6 +427,21 @@ impl Control<'_> {
             Some(f) => Err(f),
             None => Ok(()),
         }
+    }
+
+    /// One look at the heartbeats and the link; logs what changed and
+    /// returns why the process must end, if it must.
+    fn watch(&mut self, now: Instant) -> Option<String> {
+        let log = |c: Change| match c {
+            Change::Stalled(i, d) => tracing::error!(shard = i, "shard stalled: no turn for {d:.1?}"),
+            Change::Recovered(i, d) => tracing::warn!(shard = i, "shard turns again after {d:.1?}"),
+            Change::LinkLost(s) => tracing::error!(ifindex = self.ifwatch.ifindex(), "link {}: {s}", self.info.iface),
+            Change::LinkBack(d) => tracing::warn!("link {} up again after {d:.1?}", self.info.iface),
+        };
+        self.watchdog.look(now, self.shards.iter().map(|s| s.heartbeat()), log);
+        let state = self.ifwatch.state();
+        self.watchdog.link(now, state, log);
+        self.watchdog.verdict(now)
     }
 
     fn broadcast(&self, c: Command) {

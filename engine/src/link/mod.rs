@@ -7,6 +7,7 @@
 //! link; `Memory` (in-process frame pipes with a fault injector) serves tests
 //! and benchmarks.
 
+pub mod ifstate;
 pub mod xdp;
 
 /// What to do with a received frame once its handler returns.

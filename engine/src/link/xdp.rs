@@ -27,6 +27,9 @@
 //! * `ZeroCopy::{Require, Auto, Off}` binds with `XDP_ZEROCOPY`, tries it then
 //!   falls back to `XDP_COPY`, or forces copy; [`Xdp::bind_mode`] reports what
 //!   the kernel actually gave (`XDP_OPTIONS`).
+//! * Every descriptor the kernel hands back (RX and completion rings) is
+//!   checked against the UMEM and the frame size before it is touched
+//!   ([`desc`]); a bad one is dropped and counted, never a panic.
 //! * Every frame the link drops is counted by reason in [`XdpLinkStats`],
 //!   together with the kernel's own per-socket drop counters (`XDP_STATISTICS`).
 //!
@@ -34,6 +37,7 @@
 //! [`Xdp::bind`] registers the socket in its XSKMAP.
 
 pub mod abi;
+pub mod desc;
 pub mod program;
 
 use std::ffi::CString;
@@ -45,6 +49,7 @@ use xsk_rs::config::{BindFlags, FrameSize, Interface, LibxdpFlags, QueueSize, So
 use xsk_rs::{CompQueue, FillQueue, FrameDesc, RxQueue, Socket, TxQueue, Umem};
 
 pub use abi::{monotonic_now, BpfStats, CookieConfig, VipConfig, VipKey, VIP_XDP_COOKIES};
+pub use desc::{BadDesc, UmemShape};
 pub use program::{AttachedMode, XdpError, XdpMode, XdpProgram};
 
 use super::{Link, RxAction, TxSink};
@@ -162,6 +167,12 @@ pub struct XdpLinkStats {
     pub rx_multi_buffer: u64,
     /// The fill ring had room but no free frame was left to give it.
     pub rx_fill_short: u64,
+    /// Drop: an RX descriptor outside the UMEM or its frame ([`desc`]).
+    pub rx_bad_descs: u64,
+    /// A completion address outside the UMEM: the frame it named is lost.
+    pub completion_bad_descs: u64,
+    /// Errors the socket signalled on poll (`EPOLLERR`, read with `SO_ERROR`).
+    pub socket_errors: u64,
     /// `send` calls whose writer returned 0 (cancelled; not a drop).
     pub tx_cancelled: u64,
     /// `sendto` kicks for the TX ring.
@@ -186,7 +197,7 @@ pub struct XdpLinkStats {
 
 impl XdpLinkStats {
     /// `(metric name, value)` for every counter.
-    pub fn fields(&self) -> [(&'static str, u64); 18] {
+    pub fn fields(&self) -> [(&'static str, u64); 21] {
         [
             ("rx_frames", self.rx_frames),
             ("tx_frames", self.tx_frames),
@@ -196,6 +207,9 @@ impl XdpLinkStats {
             ("tx_bad_len", self.tx_bad_len),
             ("rx_multi_buffer", self.rx_multi_buffer),
             ("rx_fill_short", self.rx_fill_short),
+            ("rx_bad_descs", self.rx_bad_descs),
+            ("completion_bad_descs", self.completion_bad_descs),
+            ("socket_errors", self.socket_errors),
             ("tx_cancelled", self.tx_cancelled),
             ("tx_wakeups", self.tx_wakeups),
             ("fill_wakeups", self.fill_wakeups),
@@ -252,6 +266,8 @@ pub struct Xdp {
     bind_mode: BindMode,
     /// TX ring size: the ring is empty when this many slots are free.
     tx_ring: u32,
+    /// What a descriptor from the kernel must fit in.
+    shape: UmemShape,
 }
 
 impl fmt::Debug for Xdp {
@@ -335,11 +351,22 @@ impl Xdp {
             .map_err(|e| XdpError::new(format!("UMEM config: {e}")))?;
         let frame_count = std::num::NonZeroU32::new(cfg.frame_count()).expect("validated ring sizes are non-zero");
         let (umem, descs) = Umem::new(umem_cfg, frame_count, false).map_err(|e| {
+            // XDP_UMEM_REG charges the UMEM to RLIMIT_MEMLOCK unless the
+            // process has CAP_IPC_LOCK, and says ENOBUFS when it does not fit.
+            let memlock = std::error::Error::source(&e)
+                .and_then(|s| s.downcast_ref::<std::io::Error>())
+                .is_some_and(|s| s.raw_os_error() == Some(libc::ENOBUFS));
             XdpError::new(format!(
-                "cannot create a {} MiB UMEM: {}{}",
+                "cannot create a {} MiB UMEM: {}{}{}",
                 (cfg.frame_count() as u64 * cfg.frame_size as u64) >> 20,
                 e,
-                source_suffix(&e)
+                source_suffix(&e),
+                if memlock {
+                    "; the locked-memory limit is too low: raise it (ulimit -l, systemd LimitMEMLOCK=infinity), \
+                     grant CAP_IPC_LOCK, or use smaller rings or frames"
+                } else {
+                    ""
+                }
             ))
         })?;
 
@@ -415,6 +442,7 @@ impl Xdp {
             queue,
             bind_mode,
             tx_ring: cfg.tx_ring,
+            shape: UmemShape::new(cfg.frame_size, cfg.frame_count()),
         })
     }
 
@@ -459,6 +487,22 @@ impl Xdp {
             s.kernel_tx_ring_empty = k.tx_ring_empty_descs();
         }
         s
+    }
+
+    /// The socket's pending error (`SO_ERROR`, which clears it), counted in
+    /// `socket_errors`.
+    pub fn take_socket_error(&mut self) -> Option<std::io::Error> {
+        let mut err: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: `err` and `len` are valid for the kernel to write.
+        let rc = unsafe {
+            libc::getsockopt(self.fd, libc::SOL_SOCKET, libc::SO_ERROR, (&mut err as *mut libc::c_int).cast(), &mut len)
+        };
+        if rc != 0 || err == 0 {
+            return None;
+        }
+        self.pool.stats.socket_errors += 1;
+        Some(std::io::Error::from_raw_os_error(err))
     }
 
     fn kick_tx(&mut self) {
@@ -553,6 +597,11 @@ impl Link for Xdp {
         self.pool.stats.rx_frames += got as u64;
         for i in 0..got {
             let mut desc = self.rx_batch[i];
+            if self.shape.check(desc.addr() as u64, desc.lengths().data() as u64).is_err() {
+                // Not a frame of ours: neither read it nor give it back.
+                self.pool.stats.rx_bad_descs += 1;
+                continue;
+            }
             if desc.has_more_frames() {
                 self.pool.stats.rx_multi_buffer += 1;
                 self.pool.free.push(desc);
@@ -619,7 +668,11 @@ impl Link for Xdp {
         // SAFETY: the completion ring returns frames of this UMEM.
         let done = unsafe { self.comp_q.consume(&mut self.comp_batch) };
         for d in &self.comp_batch[..done] {
-            self.pool.free.push(*d);
+            if self.shape.check(d.addr() as u64, 0).is_ok() {
+                self.pool.free.push(*d);
+            } else {
+                self.pool.stats.completion_bad_descs += 1;
+            }
         }
         self.pool.stats.tx_completed += done as u64;
         self.pool.tx_in_flight = self.pool.tx_in_flight.saturating_sub(done);

@@ -14,6 +14,7 @@ pub use server::MetricsServer;
 
 use std::fmt::Write;
 
+use crate::link::ifstate::LinkState;
 use crate::link::xdp::BpfStats;
 use crate::shard::Snapshot;
 use crate::wire;
@@ -37,6 +38,10 @@ pub struct View<'a> {
     pub xdp: Option<BpfStats>,
     pub draining: bool,
     pub uptime_secs: f64,
+    /// Per shard (by index): no turn for a second or more (`cli::watchdog`).
+    pub stalled: &'a [bool],
+    /// The served interface as last seen by the control thread.
+    pub link: LinkState,
 }
 
 /// Help texts of the link counters (`XdpLinkStats::fields` order of names).
@@ -50,6 +55,9 @@ fn link_help(name: &str) -> &'static str {
         "tx_bad_len" => "Drop: a reply of length 0 or longer than a frame.",
         "rx_multi_buffer" => "Drop: a multi-buffer frame (jumbo), which the link does not take.",
         "rx_fill_short" => "The fill ring had room but no free frame was left for it.",
+        "rx_bad_descs" => "Drop: an RX descriptor outside the UMEM or crossing its frame's end.",
+        "completion_bad_descs" => "A completion address outside the UMEM (its frame is lost to the link).",
+        "socket_errors" => "Errors the AF_XDP socket signalled on poll (EPOLLERR, read with SO_ERROR).",
         "tx_cancelled" => "Sends cancelled by their writer (not a drop).",
         "tx_wakeups" => "sendto() kicks of the TX ring.",
         "fill_wakeups" => "recvfrom() kicks of the fill ring.",
@@ -115,8 +123,30 @@ pub fn render(view: &View<'_>) -> String {
     let mut f = Family { out: &mut out };
     let shards: Vec<(String, &Snapshot)> = view.shards.iter().flatten().map(|s| (s.shard.to_string(), s)).collect();
 
-    f.head("floodgate_up", "gauge", "1 while the engine runs.");
-    f.sample("floodgate_up", &[], 1);
+    let healthy = view.link.usable() && !view.stalled.iter().any(|&s| s);
+    f.head(
+        "floodgate_up",
+        "gauge",
+        "1 while every shard turns and the link is up; 0 while a shard is stalled or the link is down or gone \
+         (the process exits after --stall-timeout).",
+    );
+    f.sample("floodgate_up", &[], healthy as u8);
+    f.head(
+        "floodgate_link_up",
+        "gauge",
+        "1 while the served interface exists, is up and has carrier; 0 otherwise (label state: down, \
+         up without carrier, gone).",
+    );
+    let state = view.link.to_string();
+    f.sample("floodgate_link_up", &[("state", &state)], view.link.usable() as u8);
+    f.head(
+        "floodgate_shard_stalled",
+        "gauge",
+        "1 while the shard has not turned its run loop for a second or more (stuck); an idle shard still turns.",
+    );
+    for (i, s) in view.stalled.iter().enumerate() {
+        f.sample("floodgate_shard_stalled", &[("shard", &i.to_string())], *s as u8);
+    }
     f.head(
         "floodgate_info",
         "gauge",
@@ -312,9 +342,16 @@ mod tests {
             xdp: Some(BpfStats { redirect: 5, ..BpfStats::default() }),
             draining: false,
             uptime_secs: 1.5,
+            stalled: &[false, false, true],
+            link: LinkState::Up,
         });
         for line in [
-            "floodgate_up 1",
+            "floodgate_up 0",
+            "floodgate_link_up{state=\"up\"} 1",
+            "floodgate_shard_stalled{shard=\"0\"} 0",
+            "floodgate_shard_stalled{shard=\"2\"} 1",
+            "floodgate_link_rx_bad_descs_total{shard=\"0\"} 0",
+            "floodgate_link_completion_bad_descs_total{shard=\"2\"} 0",
             "floodgate_tcp_syns_received_total{shard=\"0\"} 10",
             "floodgate_tcp_syns_received_total{shard=\"2\"} 12",
             "# HELP floodgate_tcp_syns_received_total SYNs received by listeners.",

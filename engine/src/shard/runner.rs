@@ -15,12 +15,21 @@
 //!
 //! The control thread talks to a shard only through crossbeam channels (and
 //! wakes it with a `mio::Waker`); nothing on the data path takes a lock.
+//! Each turn also stores the turn count in an atomic the control thread
+//! reads as the shard's heartbeat (one relaxed store per turn, not per
+//! frame); the sleep is bounded by the next snapshot, so an idle shard
+//! still beats at least every [`SNAPSHOT_EVERY`].
+//! An error the socket signals on poll (`EPOLLERR`) is read with `SO_ERROR`,
+//! logged and counted. (A deleted interface is not one: the kernel sets
+//! ENETDOWN on the socket but its poll does not report it; the control
+//! thread's link watch catches that.)
 //! A panic inside the shard is caught and reported, so the control thread
 //! can stop the others and exit in order (detaching the XDP program).
 
 use std::io;
 use std::os::fd::RawFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -120,6 +129,7 @@ pub struct ShardHandle {
     pub index: usize,
     commands: Sender<Command>,
     waker: Arc<Waker>,
+    heartbeat: Arc<AtomicU64>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -128,6 +138,12 @@ impl ShardHandle {
     pub fn send(&self, c: Command) {
         let _ = self.commands.send(c);
         let _ = self.waker.wake();
+    }
+
+    /// The shard's turns so far: it moves at least every [`SNAPSHOT_EVERY`]
+    /// while the shard is alive, busy or idle.
+    pub fn heartbeat(&self) -> u64 {
+        self.heartbeat.load(Ordering::Relaxed)
     }
 
     /// Waits for the thread to end.
@@ -161,6 +177,8 @@ where
     poll.registry().register(&mut SourceFd(&fd), XSK, Interest::READABLE)?;
     let waker = Arc::new(Waker::new(poll.registry(), WAKE)?);
     let (cmd_tx, cmd_rx) = crossbeam_channel::unbounded();
+    let heartbeat = Arc::new(AtomicU64::new(0));
+    let beat = heartbeat.clone();
     let index = spec.index;
     let thread = std::thread::Builder::new().name(format!("fg-shard-{index}")).spawn(move || {
         let reports2 = reports.clone();
@@ -172,7 +190,7 @@ where
             }
             let now = clock(spec.epoch);
             let (ep, app) = make(now);
-            let mut s = Shard { spec, link, ep, app, poll, commands: cmd_rx, reports, turns: 0, sleeps: 0 };
+            let mut s = Shard { spec, link, ep, app, poll, commands: cmd_rx, reports, turns: 0, sleeps: 0, beat };
             s.run();
         }));
         let panic = result.err().map(|e| {
@@ -183,7 +201,7 @@ where
         });
         let _ = reports2.send(Report::Exited(index, panic));
     })?;
-    Ok(ShardHandle { index, commands: cmd_tx, waker, thread: Some(thread) })
+    Ok(ShardHandle { index, commands: cmd_tx, waker, heartbeat, thread: Some(thread) })
 }
 
 /// `now` on the engine's clock: microseconds since the shared epoch.
@@ -201,6 +219,7 @@ struct Shard<A> {
     reports: Sender<Report>,
     turns: u64,
     sleeps: u64,
+    beat: Arc<AtomicU64>,
 }
 
 impl<A: App + AppStats> Shard<A> {
@@ -214,6 +233,7 @@ impl<A: App + AppStats> Shard<A> {
             let now = clock(self.spec.epoch);
             let rx = step(&mut self.ep, &mut self.link, &mut self.app, now, RX_BATCH);
             self.turns += 1;
+            self.beat.store(self.turns, Ordering::Relaxed);
             if rx > 0 {
                 last_rx = now;
             }
@@ -272,6 +292,11 @@ impl<A: App + AppStats> Shard<A> {
             // for the timers, then back to sleep.
             if !events.is_empty() {
                 last_rx = clock(self.spec.epoch);
+            }
+            if events.iter().any(|e| e.token() == XSK && e.is_error()) {
+                if let Some(e) = self.link.take_socket_error() {
+                    tracing::error!(shard = self.spec.index, iface = self.link.ifname(), "AF_XDP socket: {e}");
+                }
             }
         }
     }
