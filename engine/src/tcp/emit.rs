@@ -68,7 +68,7 @@ pub fn segment_frame_with(
 #[inline(always)]
 fn header_repr<'a>(t: &FourTuple, out: &Outgoing, payload: &'a [u8]) -> TcpRepr<'a> {
     let control = Control(out.control);
-    let mut options = TcpOptions { timestamp: out.timestamp, ..TcpOptions::default() };
+    let mut options = TcpOptions { timestamp: out.timestamp, sack_blocks: out.sack, ..TcpOptions::default() };
     if let Some(o) = out.syn_options {
         options.mss = Some(o.mss);
         options.window_scale = o.window_scale;
@@ -112,6 +112,7 @@ mod tests {
                         window_scale: Some(7),
                         sack_permitted: true,
                     }),
+                    sack: [None; crate::wire::MAX_SACK_BLOCKS],
                     payload_offset: 0,
                     payload_len: len as u32,
                 };

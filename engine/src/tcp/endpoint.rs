@@ -323,6 +323,7 @@ impl Endpoint {
             window: 0,
             timestamp: None,
             syn_options: None,
+            sack: [None; crate::wire::MAX_SACK_BLOCKS],
             payload_offset: 0,
             payload_len: 0,
         };
@@ -455,6 +456,7 @@ impl Endpoint {
                 window_scale: peer_ws.map(|_| cfg.window_scale),
                 sack_permitted: opts.sack_permitted,
             }),
+            sack: [None; crate::wire::MAX_SACK_BLOCKS],
             payload_offset: 0,
             payload_len: 0,
         };
@@ -579,6 +581,7 @@ impl Endpoint {
             window: st.rcv_wnd,
             timestamp,
             syn_options: None,
+            sack: [None; crate::wire::MAX_SACK_BLOCKS],
             payload_offset: 0,
             payload_len: 0,
         };

@@ -19,8 +19,9 @@
 
 use crate::wire::SeqNumber;
 
-/// Disjoint out-of-order ranges one receive chunk can hold.
-pub const RANGES: usize = 4;
+/// Disjoint out-of-order ranges one receive chunk can hold: as many as a
+/// SACK option can name (4; 3 fit beside timestamps).
+pub const RANGES: usize = crate::wire::MAX_SACK_BLOCKS;
 
 /// The out-of-order ranges `[start, end)` of one chunk, sorted, disjoint and
 /// not adjacent (touching ranges are merged).
@@ -29,11 +30,13 @@ pub struct Ranges {
     start: [SeqNumber; RANGES],
     end: [SeqNumber; RANGES],
     n: u8,
+    /// The range that took the latest segment: the first SACK block.
+    recent: u8,
 }
 
 impl Ranges {
     pub const fn new() -> Ranges {
-        Ranges { start: [SeqNumber(0); RANGES], end: [SeqNumber(0); RANGES], n: 0 }
+        Ranges { start: [SeqNumber(0); RANGES], end: [SeqNumber(0); RANGES], n: 0, recent: 0 }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -86,7 +89,27 @@ impl Ranges {
         self.start[first] = s;
         self.end[first] = e;
         self.n = new_n as u8;
+        self.recent = first as u8;
         true
+    }
+
+    /// The SACK blocks to report (RFC 2018 §4): the range holding the most
+    /// recent segment first, then the others, highest first. `None` past
+    /// the last.
+    pub fn sack_blocks(&self) -> [Option<(SeqNumber, SeqNumber)>; RANGES] {
+        let mut out = [None; RANGES];
+        let n = self.n as usize;
+        if n == 0 {
+            return out;
+        }
+        let recent = (self.recent as usize).min(n - 1);
+        out[0] = Some((self.start[recent], self.end[recent]));
+        let mut k = 1;
+        for i in (0..n).rev().filter(|&i| i != recent) {
+            out[k] = Some((self.start[i], self.end[i]));
+            k += 1;
+        }
+        out
     }
 
     /// RCV.NXT reached `rcv_nxt`: removes the ranges it reaches (and any
@@ -105,6 +128,7 @@ impl Ranges {
             self.end[i - gone] = self.end[i];
         }
         self.n = (n - gone) as u8;
+        self.recent = self.recent.saturating_sub(gone as u8);
         next
     }
 
@@ -170,6 +194,21 @@ mod tests {
         assert_eq!(r(&a), vec![(400, 500)]);
         assert_eq!(a.advance(SeqNumber(450)), SeqNumber(500), "overlapping in-order data");
         assert!(a.is_empty());
+    }
+
+    #[test]
+    fn sack_blocks_put_the_latest_segment_first() {
+        let mut a = Ranges::default();
+        assert_eq!(a.sack_blocks(), [None; RANGES]);
+        ins(&mut a, 500, 600);
+        ins(&mut a, 100, 200);
+        ins(&mut a, 300, 400);
+        let b = |s: u32, e: u32| Some((SeqNumber(s), SeqNumber(e)));
+        assert_eq!(a.sack_blocks(), [b(300, 400), b(500, 600), b(100, 200), None]);
+        ins(&mut a, 600, 650);
+        assert_eq!(a.sack_blocks(), [b(500, 650), b(300, 400), b(100, 200), None]);
+        a.advance(SeqNumber(100));
+        assert_eq!(a.sack_blocks(), [b(500, 650), b(300, 400), None, None], "reported blocks follow RCV.NXT");
     }
 
     #[test]

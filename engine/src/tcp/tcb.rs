@@ -20,7 +20,7 @@ use super::emit::L2;
 use super::events::CloseReason;
 use super::state::State;
 use crate::time::Instant;
-use crate::wire::SeqNumber;
+use crate::wire::{SeqNumber, MAX_SACK_BLOCKS};
 
 pub const NEVER: u64 = u64::MAX;
 
@@ -93,6 +93,9 @@ pub struct Outgoing {
     pub timestamp: Option<(u32, u32)>,
     /// Options for a SYN or SYN-ACK: MSS, window scale, SACK-permitted.
     pub syn_options: Option<SynOptions>,
+    /// SACK blocks (RFC 2018), when SACK was negotiated and data waits
+    /// beyond a hole; as many as fit beside the other options are sent.
+    pub sack: [Option<(SeqNumber, SeqNumber)>; MAX_SACK_BLOCKS],
     pub payload_offset: u32,
     pub payload_len: u32,
 }
@@ -284,9 +287,13 @@ impl Tcb {
             window: 0,
             timestamp: ts,
             syn_options: None,
+            sack: [None; MAX_SACK_BLOCKS],
             payload_offset: 0,
             payload_len: 0,
         };
+        if self.has(flag::SACK) {
+            out.sack = self.rx.out_of_order(pool).sack_blocks();
+        }
         match self.state {
             State::Closed | State::Listen => return None,
             // The ACK of the peer's FIN, on the way into TIME-WAIT.

@@ -32,7 +32,7 @@ pub use frame::{
 pub use ipv4::{Ipv4Packet, Ipv4Repr};
 pub use ipv6::{Ipv6Packet, Ipv6Repr};
 pub use seq::SeqNumber;
-pub use tcp::{Control, TcpOptions, TcpPacket, TcpRepr};
+pub use tcp::{Control, TcpOptions, TcpPacket, TcpRepr, MAX_SACK_BLOCKS};
 
 /// Why a frame was dropped (or could not be emitted).
 ///

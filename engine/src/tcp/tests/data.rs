@@ -368,3 +368,33 @@ fn more_holes_than_a_chunk_tracks_are_dropped_and_counted() {
     let got = read_all(&mut h, c);
     assert_eq!(got.len(), 200 * (crate::tcp::reassembly::RANGES + 2));
 }
+
+#[test]
+fn duplicate_acks_carry_sack_blocks_when_sack_was_negotiated() {
+    // RFC 2018 §4: the first block holds the latest segment; the others
+    // follow; they move with RCV.NXT. With timestamps, 3 blocks fit.
+    let mut h = Harness::new(TcpConfig::default());
+    let sa = h.send1(S { sack_perm: true, ts: Some((1, 0)), ..syn(CLIENT_ISN) });
+    assert!(sa.sack_perm);
+    let ts = Some((2, sa.ts.unwrap().0));
+    h.send0(S { ts, ..seg(ACK, C1, sa.seq + 1) });
+    let s1 = sa.seq + 1;
+    let part = |a: usize, b: usize| S { ts, payload: vec![a as u8; b - a], ..seg(ACK, C1 + a, s1) };
+    let blk = |a: usize, b: usize| Some((C1 + a, C1 + b));
+    let d = h.send1(part(1000, 1100));
+    assert_eq!((d.ack, d.sack), (C1, [blk(1000, 1100), None, None, None]));
+    let d = h.send1(part(3000, 3100));
+    assert_eq!(d.sack, [blk(3000, 3100), blk(1000, 1100), None, None]);
+    h.send1(part(5000, 5100));
+    let d = h.send1(part(2000, 2100));
+    assert_eq!(d.sack, [blk(2000, 2100), blk(5000, 5100), blk(3000, 3100), None], "3 blocks beside timestamps");
+    let d = h.send1(part(0, 1000));
+    assert_eq!((d.ack, d.sack), (C1 + 1100, [blk(2000, 2100), blk(5000, 5100), blk(3000, 3100), None]));
+}
+
+#[test]
+fn no_sack_blocks_without_sack_permitted() {
+    let (mut h, _, s1) = established();
+    let d = h.send1(S { payload: vec![1; 100], ..seg(ACK, C1 + 1000, s1) });
+    assert_eq!((d.ack, d.sack), (C1, [None; crate::wire::MAX_SACK_BLOCKS]));
+}

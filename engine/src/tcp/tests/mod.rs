@@ -65,6 +65,8 @@ pub struct S {
     pub ws: Option<u8>,
     pub sack_perm: bool,
     pub ts: Option<(u32, u32)>,
+    /// SACK blocks, as sent or parsed (RFC 2018).
+    pub sack: [Option<(SeqNumber, SeqNumber)>; wire::MAX_SACK_BLOCKS],
     pub payload: Vec<u8>,
 }
 
@@ -91,7 +93,7 @@ pub fn frame_of(s: &S, from: ([u8; 6], Addr, u16), to: ([u8; 6], Addr, u16)) -> 
             window_scale: s.ws,
             sack_permitted: s.sack_perm,
             timestamp: s.ts,
-            ..TcpOptions::default()
+            sack_blocks: s.sack,
         },
         payload: &s.payload,
     };
@@ -116,6 +118,7 @@ pub fn parse(frame: &[u8]) -> (FourTuple, S) {
         ws: r.options.window_scale,
         sack_perm: r.options.sack_permitted,
         ts: r.options.timestamp,
+        sack: r.options.sack_blocks,
         payload: r.payload.to_vec(),
     };
     (t, s)
