@@ -104,10 +104,8 @@ impl Ranges {
         }
         let recent = (self.recent as usize).min(n - 1);
         out[0] = Some((self.start[recent], self.end[recent]));
-        let mut k = 1;
-        for i in (0..n).rev().filter(|&i| i != recent) {
+        for (k, i) in (1..).zip((0..n).rev().filter(|&i| i != recent)) {
             out[k] = Some((self.start[i], self.end[i]));
-            k += 1;
         }
         out
     }
