@@ -24,11 +24,13 @@ use super::tcb::{ctl, flag, Outgoing, SynOptions, Tcb, NEVER};
 use super::timers::Expiry;
 use crate::flow::{Addr, FourTuple, V4Tuple};
 use crate::link::{RxAction, TxSink};
-use crate::table::{ConnTable, Handle, InsertError, TimeWaitTable, TwFullPolicy, TwState};
+use crate::table::{ConnTable, Handle, HashKey, InsertError, SourceTable, TimeWaitTable, TwFullPolicy, TwState};
 use crate::time::Instant;
 use crate::timer::Wheel;
 use crate::wire::{self, SeqNumber};
 use std::net::SocketAddr;
+
+mod slow_peers;
 
 /// Index of the configuration used by active opens.
 const ACTIVE_CFG: u16 = 0;
@@ -102,6 +104,8 @@ pub struct Endpoint {
     buffer_waiters: Vec<Handle>,
     /// False once [`Endpoint::stop_listening`] ran (drain): listeners are closed.
     listening: bool,
+    /// Connections per source address, when a listener limits them.
+    sources: Option<SourceTable>,
     pub stats: Stats,
     /// Frames dropped by the wire parser, by reason (`wire::Error::ALL` order).
     pub wire_errors: [u64; wire::Error::ALL.len()],
@@ -134,6 +138,7 @@ impl Endpoint {
             now,
             buffer_waiters: Vec::with_capacity(cap.connections as usize),
             listening: true,
+            sources: (cap.sources > 0).then(|| SourceTable::new(cap.sources, HashKey::random())),
             stats: Stats::default(),
             wire_errors: [0; wire::Error::ALL.len()],
             not_tcp: 0,
@@ -355,6 +360,9 @@ impl Endpoint {
             return;
         }
         if seg.has_ack() {
+            if !seg.syn() && self.source_refuses_cookie_ack(now, li, t, seg) {
+                return self.send_rst(now, l2, t, seg.ack, None, tx);
+            }
             if !seg.syn() && self.cookie_ack(now, li, l2, t, seg) {
                 return;
             }
@@ -368,6 +376,9 @@ impl Endpoint {
             return;
         }
         self.stats.syns_received += 1;
+        if self.source_refuses_syn(li, t) {
+            return;
+        }
         let cfg = &self.cfgs[li as usize];
         let is_v6 = !t.local_addr.is_v4();
         if self.tw_refusing(t) {
@@ -402,6 +413,7 @@ impl Endpoint {
         tcb.set(flag::PASSIVE | flag::HALF_OPEN);
         match self.conns.insert(*t, tcb) {
             Ok(h) => {
+                self.source_count(h, t);
                 self.listeners[li as usize - 1].half_open += 1;
                 self.half_open += 1;
                 self.stats.synacks_sent += 1;
@@ -492,6 +504,7 @@ impl Endpoint {
         tcb.set(flag::PASSIVE);
         match self.conns.insert(*t, tcb) {
             Ok(h) => {
+                self.source_count(h, t);
                 self.stats.cookies_accepted += 1;
                 self.connection_segment(now, h, seg);
                 true
@@ -808,6 +821,7 @@ impl Endpoint {
         } else {
             None
         };
+        self.source_uncount(h);
         self.wheel.cancel(h.index());
         if let Some(li) = half_open {
             self.listeners[li as usize - 1].half_open -= 1;
@@ -895,6 +909,17 @@ impl Endpoint {
         }
         match expiry {
             Expiry::Continue => {
+                self.mark_dirty(h);
+                return self.output(now, h, tx);
+            }
+            Expiry::AppDeadline => {
+                self.stats.app_deadlines += 1;
+                if !self.events.push(Event::Deadline(h)) {
+                    // Not lost: a dropped deadline would hold the
+                    // connection for good. Tried again at the next tick.
+                    self.stats.events_overflow += 1;
+                    tcb.app_at = now.total_millis() + 1;
+                }
                 self.mark_dirty(h);
                 return self.output(now, h, tx);
             }
@@ -1036,6 +1061,8 @@ impl Endpoint {
             return self.abort(h);
         }
         tcb.set(flag::APP_CLOSED);
+        // The application has let go: no more deadlines for it.
+        tcb.app_at = NEVER;
         match tcb.state {
             State::SynSent => {
                 tcb.state = State::Closed;

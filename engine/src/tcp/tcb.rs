@@ -2,7 +2,7 @@
 //!
 //! A `Tcb` is the per-connection state, kept compact: sequence variables,
 //! negotiated options, RTT estimator (RFC 6298), congestion window (RFC 5681),
-//! three deadlines and two buffer rings that hold pool chunks only while they
+//! four deadlines and two buffer rings that hold pool chunks only while they
 //! hold bytes. It never reads a clock: `now` is passed in. Segment arrival is
 //! in `input.rs`; this file holds the output side and the timers.
 //!
@@ -10,9 +10,14 @@
 //! - `rto_at`: SYN / SYN-ACK / data / FIN retransmission (RFC 6298 §5) and the
 //!   zero-window probe (RFC 9293 §3.8.6.1);
 //! - `ack_at`: the delayed ACK (RFC 9293 §3.8.6.3, at most 40 ms);
-//! - `idle_at`: keepalive (RFC 9293 §3.8.4) or the FIN-WAIT-2 timeout.
+//! - `idle_at`: keepalive (RFC 9293 §3.8.4) or the FIN-WAIT-2 timeout;
+//! - `app_at`: the application's own deadline ([`Endpoint::set_deadline`]:
+//!   header, idle and send timeouts against slow or idle peers), which
+//!   raises `Event::Deadline`.
 //!
 //! The endpoint files the earliest of them in the timing wheel.
+//!
+//! [`Endpoint::set_deadline`]: super::Endpoint::set_deadline
 
 use super::buffer::{BufferPool, Ring};
 use super::config::TcpConfig;
@@ -65,6 +70,8 @@ pub mod flag {
     pub const ZOMBIE: u32 = 1 << 17;
     /// Waiting in the endpoint's list for a buffer chunk to write into.
     pub const WANTS_BUFFER: u32 = 1 << 18;
+    /// Counted in the endpoint's per-source-address table.
+    pub const SRC_COUNTED: u32 = 1 << 19;
 }
 
 /// Control bits of a segment to send.
@@ -140,6 +147,8 @@ pub struct Tcb {
     pub rto_at: u64,
     pub ack_at: u64,
     pub idle_at: u64,
+    /// The application's deadline (`NEVER` when it has none).
+    pub app_at: u64,
     pub tx: Ring,
     pub rx: Ring,
     /// An RST to send at the next output: `(seq, ack)`.
@@ -185,6 +194,7 @@ impl Tcb {
             rto_at: NEVER,
             ack_at: NEVER,
             idle_at: NEVER,
+            app_at: NEVER,
             tx: Ring::default(),
             rx: Ring::default(),
             pending_rst: None,
@@ -204,7 +214,7 @@ impl Tcb {
 
     /// The earliest deadline of this connection, for the timing wheel.
     pub fn next_deadline(&self) -> u64 {
-        self.rto_at.min(self.ack_at).min(self.idle_at)
+        self.rto_at.min(self.ack_at).min(self.idle_at).min(self.app_at)
     }
 
     /// Our timestamp clock (RFC 7323 §5.4): milliseconds plus the connection's offset.

@@ -7,6 +7,7 @@ mod data;
 mod handshake;
 mod properties;
 mod rfc5961;
+mod slow_peers;
 mod timers;
 mod timewait;
 

@@ -136,6 +136,7 @@ fn full_time_wait_table_under_refuse_new_drops_new_syns_and_counts() {
         buffer_size: 4096,
         events: 64,
         time_wait_policy: TwFullPolicy::RefuseNew,
+        ..Capacity::default()
     };
     let mut h = Harness::with_capacity(TcpConfig::default(), cap);
     h.client_port = 1000;
