@@ -180,6 +180,7 @@ impl App for Tester {
         let h = match ev {
             Event::Accepted(h) | Event::Connected(h) => h,
             Event::Readable(h) | Event::Writable(h) | Event::PeerClosed(h) | Event::Closed(h, _) => h,
+            Event::Deadline(h) => h,
         };
         let known = self.conns[h.index() as usize].handle == Some(h);
         if !known && !matches!(ev, Event::Accepted(_)) {
@@ -198,6 +199,8 @@ impl App for Tester {
                     self.pump(ep, h);
                 }
             }
+            // The tester sets no deadlines.
+            Event::Deadline(_) => self.errors.push(format!("unexpected {ev:?}")),
             Event::PeerClosed(h) => {
                 self.conns[h.index() as usize].peer_closed = true;
                 self.pump(ep, h);

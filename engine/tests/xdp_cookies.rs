@@ -138,7 +138,10 @@ fn same_reply(r: &mut Rig, name: &str, frame: &[u8]) -> Vec<u8> {
     assert_eq!(tsval_at(&ours), tsval_at(&theirs), "{name}: timestamps");
     if let Some(at) = tsval_at(&ours) {
         let lag = be32(&ours[at..]).wrapping_sub(be32(&theirs[at..]));
-        assert!(lag < 100, "{name}: TSval {} ms after the engine's", lag as i32);
+        // The engine's reply is computed at the rig's clock reading; the
+        // program reads the clock as it runs, later, by as long as the test
+        // has taken so far (over 100 ms on a loaded machine).
+        assert!(lag < 1000, "{name}: TSval {} ms after the engine's", lag as i32);
         ours[at..at + 4].copy_from_slice(&theirs[at..at + 4]);
     }
     let mut theirs = theirs;

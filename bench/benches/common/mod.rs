@@ -257,8 +257,8 @@ pub fn server_reply(frame: &[u8]) -> (u32, u32, Option<u32>, u8) {
 }
 
 /// The events the bench app saw, for sanity checks outside timing.
-pub fn count_events(ep: &mut Endpoint) -> [usize; 6] {
-    let mut c = [0; 6];
+pub fn count_events(ep: &mut Endpoint) -> [usize; 7] {
+    let mut c = [0; 7];
     while let Some(e) = ep.poll_event() {
         let i = match e {
             Event::Accepted(_) => 0,
@@ -267,6 +267,7 @@ pub fn count_events(ep: &mut Endpoint) -> [usize; 6] {
             Event::Writable(_) => 3,
             Event::PeerClosed(_) => 4,
             Event::Closed(..) => 5,
+            Event::Deadline(_) => 6,
         };
         c[i] += 1;
     }

@@ -363,6 +363,8 @@ impl App for LoadApp {
             Event::Accepted(h) => {
                 let _ = ep.abort(h);
             }
+            // The load generator sets no deadlines.
+            Event::Deadline(_) => {}
         }
     }
 }

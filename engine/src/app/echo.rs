@@ -8,15 +8,27 @@
 //! Echoing resumes on `Writable`. When the peer has closed (FIN) and every
 //! byte has been echoed, the server closes too (RFC 9293 §3.6 CLOSE-WAIT →
 //! LAST-ACK).
+//!
+//! An idle timeout (default [`IDLE_TIMEOUT`]) bounds a connection on which
+//! nothing moves: no byte arrives and no byte sent is acknowledged. It is
+//! pushed back by every `Readable` and `Writable`; when it passes the
+//! connection is closed (FIN), or reset when bytes are still to be read or
+//! delivered (RFC 9293 §3.10.4, CONFORMANCE item 21), since a peer that
+//! neither sends nor reads would otherwise hold its buffers for good.
 
 use super::App;
 use crate::counters::counters;
 use crate::table::Handle;
 use crate::tcp::{CloseReason, Endpoint, Event};
-use crate::time::Instant;
+use crate::time::{Duration, Instant};
 
 /// Bytes moved per copy; a stack buffer, reused for every chunk.
 const CHUNK: usize = 16 * 1024;
+
+/// Default idle timeout of echo and sink: long enough for any benchmark
+/// pause, short enough that idle peers do not pile up (HAProxy's examples
+/// use `timeout client 30s`-`50s`, nginx's stream `proxy_timeout` is 10 min).
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 
 counters! {
     /// What the echo service of one shard has seen and done.
@@ -37,6 +49,8 @@ counters! {
         write_errors,
         /// Events for a connection the service does not know (stale or out of range).
         stale_events,
+        /// Connections ended after idle_timeout with nothing moving.
+        idle_timeouts,
     }
 }
 
@@ -51,13 +65,53 @@ struct Conn {
 /// The echo service of one shard.
 pub struct Echo {
     conns: Vec<Conn>,
+    idle_timeout: Option<Duration>,
     pub stats: EchoStats,
 }
 
 impl Echo {
     /// A service for up to `connections` connections (the endpoint's capacity).
     pub fn new(connections: usize) -> Echo {
-        Echo { conns: vec![Conn::default(); connections], stats: EchoStats::default() }
+        Echo {
+            conns: vec![Conn::default(); connections],
+            idle_timeout: Some(IDLE_TIMEOUT),
+            stats: EchoStats::default(),
+        }
+    }
+
+    /// The same, with another idle timeout (`None`: none).
+    pub fn with_idle_timeout(mut self, idle: Option<Duration>) -> Echo {
+        self.idle_timeout = idle;
+        self
+    }
+
+    /// Something moved: the idle deadline starts again.
+    fn touch(&self, ep: &mut Endpoint, h: Handle, now: Instant) {
+        if let Some(d) = self.idle_timeout {
+            let _ = ep.set_deadline(h, Some(now + d));
+        }
+    }
+
+    fn idle(&mut self, ep: &mut Endpoint, h: Handle) {
+        let Echo { conns, stats, .. } = self;
+        let Some(c) = conns.get_mut(h.index() as usize).filter(|c| c.handle == Some(h)) else {
+            stats.stale_events += 1;
+            return;
+        };
+        if c.shut {
+            return;
+        }
+        stats.idle_timeouts += 1;
+        let unsent = ep.tcb(h).map_or(0, |t| t.tx.len());
+        if ep.readable(h) > 0 || unsent > 0 {
+            // abort raises no `Closed`: the slot is free now.
+            *c = Conn::default();
+            stats.connections_aborted += 1;
+            let _ = ep.abort(h);
+        } else {
+            let _ = ep.close(h);
+            c.shut = true;
+        }
     }
 
     fn known(&mut self, h: Handle) -> Option<&mut Conn> {
@@ -72,7 +126,7 @@ impl Echo {
 
     /// Moves what can be moved from the receive to the send buffer.
     fn pump(&mut self, ep: &mut Endpoint, h: Handle) {
-        let Echo { conns, stats } = self;
+        let Echo { conns, stats, .. } = self;
         let Some(c) = conns.get_mut(h.index() as usize) else { return };
         if c.shut {
             return;
@@ -116,7 +170,7 @@ impl Echo {
 }
 
 impl App for Echo {
-    fn on_event(&mut self, ep: &mut Endpoint, _now: Instant, ev: Event) {
+    fn on_event(&mut self, ep: &mut Endpoint, now: Instant, ev: Event) {
         match ev {
             Event::Accepted(h) => {
                 let Some(c) = self.conns.get_mut(h.index() as usize) else {
@@ -126,10 +180,12 @@ impl App for Echo {
                 };
                 *c = Conn { handle: Some(h), ..Conn::default() };
                 self.stats.connections_accepted += 1;
+                self.touch(ep, h, now);
                 self.pump(ep, h);
             }
             Event::Readable(h) | Event::Writable(h) => {
                 if self.known(h).is_some() {
+                    self.touch(ep, h, now);
                     self.pump(ep, h);
                 }
             }
@@ -149,6 +205,7 @@ impl App for Echo {
                     }
                 }
             }
+            Event::Deadline(h) => self.idle(ep, h),
             Event::Connected(_) => self.stats.stale_events += 1,
         }
     }
@@ -224,6 +281,44 @@ mod tests {
         let faults = Faults { loss: 0.05, delay: Duration::from_micros(100), ..Faults::default() };
         let p = echo_random(faults, 3, 50, 12_000);
         assert!(p.client.link.stats().lost > 0 && p.server.link.stats().lost > 0);
+    }
+
+    #[test]
+    fn an_idle_connection_is_closed_and_a_chatty_one_is_not() {
+        let mut p = pair(Echo::new(CONNECTIONS).with_idle_timeout(Some(Duration::from_secs(5))), Faults::default(), 5);
+        let idle = connect(&mut p, 30000, ClientConn::default());
+        let chatty = connect(&mut p, 30001, ClientConn::default());
+        assert!(p.drive(Duration::from_secs(1), |p| conn(p, idle).connected && conn(p, chatty).connected));
+        let start = p.now;
+        // A byte every 4 s for 20 s on one; nothing on the other.
+        for _ in 0..5 {
+            p.client.ep.write(chatty, b"x").unwrap();
+            p.drive(Duration::from_secs(4), |_| false);
+            assert!(!conn(&p, chatty).peer_closed);
+            assert_eq!(conn(&p, idle).peer_closed, p.now - start > Duration::from_secs(5));
+        }
+        assert!(conn(&p, idle).peer_closed && conn(&p, idle).closed.is_some());
+        assert_eq!(conn(&p, idle).closed, Some(CloseReason::Normal), "nothing pending: FIN");
+        assert!(!conn(&p, chatty).peer_closed);
+        assert_eq!(conn(&p, chatty).received, b"xxxxx");
+        // Then the chatty one falls silent too.
+        run_all(&mut p, Duration::from_secs(60));
+        let s = p.server.app.stats;
+        assert_eq!((s.idle_timeouts, s.connections_closed, s.connections_aborted), (2, 2, 0));
+    }
+
+    #[test]
+    fn a_peer_that_neither_reads_nor_sends_is_reset_at_the_idle_timeout() {
+        let mut p = pair(Echo::new(CONNECTIONS).with_idle_timeout(Some(Duration::from_secs(5))), Faults::default(), 6);
+        let data = payload(11, 100_000);
+        let h = connect(&mut p, 30000, ClientConn { paused: true, ..ClientConn::sending(&data) });
+        let start = p.now;
+        assert!(p.drive(Duration::from_secs(60), |p| conn(p, h).done()));
+        assert!(p.now - start >= Duration::from_secs(5));
+        assert_eq!(conn(&p, h).closed, Some(CloseReason::Reset), "bytes pending: RST");
+        let s = p.server.app.stats;
+        assert_eq!((s.idle_timeouts, s.connections_aborted), (1, 1));
+        assert!(p.drive(Duration::from_secs(60), |p| p.server.ep.connections() == 0));
     }
 
     #[test]

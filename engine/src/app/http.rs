@@ -42,6 +42,30 @@
 //! monotonic clock, and RFC 9110 §6.6.1 lets an origin without a reliable
 //! clock omit it.
 //!
+//! Slow and idle clients (slowloris) are bounded by two deadlines, armed
+//! through [`Endpoint::set_deadline`] (one timer in the connection's timing
+//! wheel entry, no scan):
+//! - `header_timeout` (default 20 s): from the accept, or from the first
+//!   byte of a later request, to the complete request (head, and the
+//!   Content-Length body the responder skips). It is not pushed back by
+//!   bytes arriving, so one byte every few seconds does not keep a
+//!   connection. At the deadline a client that has sent part of a request
+//!   gets `408 Request Timeout` with `Connection: close` (RFC 9110 §15.5.9,
+//!   as HAProxy and Apache answer), then FIN; a client that has sent nothing
+//!   at all is closed with a bare FIN, as nginx does, since it may be a
+//!   browser's speculative preconnect that a 408 would only confuse.
+//! - `keepalive_timeout` (default 75 s, nginx's keepalive_timeout): how
+//!   long a persistent connection may sit idle between requests; then a
+//!   graceful close (FIN). The same bound applies to a response that makes
+//!   no progress for that long (a client that does not read: the window
+//!   stays closed and TCP's persist probes are answered forever); that one
+//!   is reset (RST), since its bytes can no longer be delivered.
+//!
+//! Unread bytes are discarded before each close, so the close is a FIN;
+//! bytes that arrive after it get an RST from the engine (CONFORMANCE
+//! item 21). Each ending is counted (`header_timeouts`,
+//! `keepalive_timeouts`, `send_timeouts`).
+//!
 //! Backpressure: a response that does not fit the send buffer is written in
 //! parts as ACKs free space (`Writable`); until it is complete no further
 //! request is read, so the receive window closes on a client that pipelines
@@ -51,7 +75,7 @@ use super::App;
 use crate::counters::counters;
 use crate::table::Handle;
 use crate::tcp::{CloseReason, Endpoint, Event};
-use crate::time::Instant;
+use crate::time::{Duration, Instant};
 
 /// What the responder serves.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -64,11 +88,28 @@ pub struct HttpConfig {
     /// The `Server` header's value; empty leaves the header out. Control
     /// characters are removed, so configuration cannot inject headers.
     pub server_name: String,
+    /// Time allowed from the start of a request to its end (`None`: no limit).
+    pub header_timeout: Option<Duration>,
+    /// Time a persistent connection may wait idle for the next request, and
+    /// a response may make no progress (`None`: no limit).
+    pub keepalive_timeout: Option<Duration>,
 }
+
+/// Defaults of the HTTP deadlines, for a front end facing the internet:
+/// between HAProxy's recommended `timeout http-request 10s` and nginx's
+/// `client_header_timeout 60s`; nginx's `keepalive_timeout 75s`.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(20);
+pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(75);
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        HttpConfig { body: b"Hello, World!".to_vec(), max_header_bytes: 8192, server_name: "floodgate".into() }
+        HttpConfig {
+            body: b"Hello, World!".to_vec(),
+            max_header_bytes: 8192,
+            server_name: "floodgate".into(),
+            header_timeout: Some(HEADER_TIMEOUT),
+            keepalive_timeout: Some(KEEPALIVE_TIMEOUT),
+        }
     }
 }
 
@@ -112,6 +153,13 @@ counters! {
         responses_lost,
         /// Events for a connection the responder does not know (stale or out of range).
         stale_events,
+        /// Connections closed because a request was not complete within
+        /// header_timeout (408 when part of it had come, else a bare FIN).
+        header_timeouts,
+        /// Persistent connections closed (FIN) after keepalive_timeout idle.
+        keepalive_timeouts,
+        /// Connections reset because a response made no progress for keepalive_timeout.
+        send_timeouts,
     }
 }
 
@@ -127,6 +175,7 @@ enum Reply {
     HeaderTooLarge,
     NotImplemented,
     VersionNotSupported,
+    RequestTimeout,
 }
 
 impl Reply {
@@ -149,6 +198,19 @@ enum Persist {
     KeepAlive10 = 1,
     /// `Connection: close`, then close.
     Close = 2,
+}
+
+/// Which deadline the connection has armed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum Wait {
+    #[default]
+    None,
+    /// For the request being received (header_timeout).
+    Head,
+    /// Idle between requests (keepalive_timeout).
+    Idle,
+    /// For a blocked response to make progress (keepalive_timeout).
+    Send,
 }
 
 /// Where the parser is in the current request.
@@ -235,6 +297,9 @@ struct Conn {
     peer_closed: bool,
     /// `close` was called: nothing more to do until `Closed`.
     shut: bool,
+    /// The deadline armed, and whether a request has been answered yet.
+    wait: Wait,
+    served: bool,
 }
 
 fn is_tchar(b: u8) -> bool {
@@ -267,6 +332,8 @@ impl Conn {
         *self = Conn {
             handle: self.handle,
             peer_closed: self.peer_closed,
+            wait: self.wait,
+            served: true,
             phase: if closing { Phase::Closed } else { Phase::LineStart },
             ..Conn::default()
         };
@@ -550,6 +617,7 @@ struct Responses {
     header_too_large: Vec<u8>,
     not_implemented: Vec<u8>,
     version_not_supported: Vec<u8>,
+    request_timeout: Vec<u8>,
 }
 
 impl Responses {
@@ -580,6 +648,7 @@ impl Responses {
             header_too_large: error("431 Request Header Fields Too Large", ""),
             not_implemented: error("501 Not Implemented", ""),
             version_not_supported: error("505 HTTP Version Not Supported", ""),
+            request_timeout: error("408 Request Timeout", ""),
         }
     }
 
@@ -593,6 +662,7 @@ impl Responses {
             Reply::HeaderTooLarge => &self.header_too_large,
             Reply::NotImplemented => &self.not_implemented,
             Reply::VersionNotSupported => &self.version_not_supported,
+            Reply::RequestTimeout => &self.request_timeout,
         }
     }
 }
@@ -602,6 +672,8 @@ pub struct Http {
     conns: Vec<Conn>,
     responses: Responses,
     max_header_bytes: usize,
+    header_timeout: Option<Duration>,
+    keepalive_timeout: Option<Duration>,
     pub stats: HttpStats,
 }
 
@@ -613,6 +685,8 @@ impl Http {
             conns: vec![Conn::default(); connections],
             responses: Responses::new(&cfg),
             max_header_bytes: cfg.max_header_bytes,
+            header_timeout: cfg.header_timeout,
+            keepalive_timeout: cfg.keepalive_timeout,
             stats: HttpStats::default(),
         }
     }
@@ -632,10 +706,78 @@ impl Http {
         }
     }
 
+    /// Does what the connection allows, then arms the deadline for what it
+    /// waits for now.
+    fn pump(&mut self, ep: &mut Endpoint, h: Handle, now: Instant) {
+        let Some(c) = self.conns.get(h.index() as usize) else { return };
+        let before = (c.reply, c.sent);
+        let answered = self.stats.requests_get + self.stats.requests_head;
+        self.pump_io(ep, h);
+        let Some(c) = self.conns.get_mut(h.index() as usize) else { return };
+        if c.shut {
+            return;
+        }
+        let (want, after) = if c.reply != Reply::None {
+            (Wait::Send, self.keepalive_timeout)
+        } else if c.mid_request() || !c.served {
+            (Wait::Head, self.header_timeout)
+        } else {
+            (Wait::Idle, self.keepalive_timeout)
+        };
+        // The head deadline stays where it was set; the others are pushed
+        // back by progress (bytes written; a request answered).
+        let progress = match want {
+            Wait::Send => (c.reply, c.sent) != before,
+            Wait::Idle => self.stats.requests_get + self.stats.requests_head != answered,
+            _ => false,
+        };
+        if want != c.wait || progress {
+            c.wait = want;
+            let _ = ep.set_deadline(h, after.map(|d| now + d));
+        }
+    }
+
+    /// The connection's deadline passed (see the module comment).
+    fn deadline(&mut self, ep: &mut Endpoint, h: Handle, now: Instant) {
+        if self.known(h).is_none() {
+            return;
+        }
+        let i = h.index() as usize;
+        let Http { conns, stats, .. } = self;
+        let c = &mut conns[i];
+        if c.shut {
+            return;
+        }
+        match c.wait {
+            Wait::None => return,
+            Wait::Send => {
+                stats.send_timeouts += 1;
+                stats.responses_lost += 1;
+                stats.connections_aborted += 1;
+                // abort raises no `Closed`: the slot is free now.
+                *c = Conn::default();
+                let _ = ep.abort(h);
+                return;
+            }
+            Wait::Idle => stats.keepalive_timeouts += 1,
+            Wait::Head => {
+                stats.header_timeouts += 1;
+                if c.mid_request() {
+                    c.next_request(true);
+                    c.reply = Reply::RequestTimeout;
+                    return self.pump(ep, h, now);
+                }
+            }
+        }
+        discard(ep, h, stats);
+        let _ = ep.close(h);
+        conns[i].shut = true;
+    }
+
     /// Writes what is owed, then reads and answers requests until the input
     /// runs out or a response waits for send space.
-    fn pump(&mut self, ep: &mut Endpoint, h: Handle) {
-        let Http { conns, responses, max_header_bytes, stats } = self;
+    fn pump_io(&mut self, ep: &mut Endpoint, h: Handle) {
+        let Http { conns, responses, max_header_bytes, stats, .. } = self;
         let Some(c) = conns.get_mut(h.index() as usize) else { return };
         loop {
             if c.shut {
@@ -710,6 +852,8 @@ fn count(stats: &mut HttpStats, r: Reply) {
         Reply::HeaderTooLarge => stats.header_too_large += 1,
         Reply::NotImplemented => stats.transfer_encoding_refused += 1,
         Reply::VersionNotSupported => stats.version_not_supported += 1,
+        // Counted where the deadline passes.
+        Reply::RequestTimeout => {}
     }
 }
 
@@ -722,7 +866,7 @@ fn discard(ep: &mut Endpoint, h: Handle, stats: &mut HttpStats) {
 }
 
 impl App for Http {
-    fn on_event(&mut self, ep: &mut Endpoint, _now: Instant, ev: Event) {
+    fn on_event(&mut self, ep: &mut Endpoint, now: Instant, ev: Event) {
         match ev {
             Event::Accepted(h) => {
                 let Some(c) = self.conns.get_mut(h.index() as usize) else {
@@ -733,17 +877,17 @@ impl App for Http {
                 };
                 *c = Conn::fresh(h);
                 self.stats.connections_accepted += 1;
-                self.pump(ep, h);
+                self.pump(ep, h, now);
             }
             Event::Readable(h) | Event::Writable(h) => {
                 if self.known(h).is_some() {
-                    self.pump(ep, h);
+                    self.pump(ep, h, now);
                 }
             }
             Event::PeerClosed(h) => {
                 if let Some(c) = self.known(h) {
                     c.peer_closed = true;
-                    self.pump(ep, h);
+                    self.pump(ep, h, now);
                 }
             }
             Event::Closed(h, reason) => {
@@ -758,6 +902,7 @@ impl App for Http {
                     }
                 }
             }
+            Event::Deadline(h) => self.deadline(ep, h, now),
             // The responder makes no active opens.
             Event::Connected(_) => self.stats.stale_events += 1,
         }
@@ -1111,7 +1256,7 @@ mod tests {
             assert!(!help.is_empty() && !name.is_empty());
             n += 1;
         });
-        assert_eq!(n, 18);
+        assert_eq!(n, 21);
     }
 
     #[test]
@@ -1139,6 +1284,158 @@ mod tests {
         let start = p.now;
         p.drive(Duration::from_secs(7200), |p| p.now > start + Duration::from_secs(3600));
         assert_eq!(p.server.ep.connections(), 0, "still {:?} after an hour", p.server.ep.state(h));
+    }
+
+    fn secs(n: u64) -> Duration {
+        Duration::from_secs(n)
+    }
+
+    fn with_timeouts(header: u64, keepalive: u64) -> Http {
+        let cfg = HttpConfig {
+            header_timeout: Some(secs(header)),
+            keepalive_timeout: Some(secs(keepalive)),
+            ..HttpConfig::default()
+        };
+        Http::new(CONNECTIONS, cfg)
+    }
+
+    /// Runs the pair for `d` of virtual time.
+    fn wait(p: &mut TestPair<Http>, d: Duration) {
+        p.drive(d, |_| false);
+    }
+
+    /// A connected client that will only send what the test writes.
+    fn quiet_client(p: &mut TestPair<Http>, port: u16) -> crate::table::Handle {
+        let h = connect(p, port, ClientConn::default());
+        assert!(p.drive(limit(), |p| conn(p, h).connected));
+        p.step();
+        h
+    }
+
+    /// Writes `bytes` one per `every` for at most `max`, until the server
+    /// closes; returns when the server's FIN came, measured from the start.
+    fn trickle(
+        p: &mut TestPair<Http>,
+        h: crate::table::Handle,
+        bytes: &[u8],
+        every: Duration,
+        max: Duration,
+    ) -> Option<Duration> {
+        let start = p.now;
+        let mut next = start;
+        let mut i = 0;
+        while p.now - start < max {
+            if conn(p, h).peer_closed {
+                return Some(p.now - start);
+            }
+            if i < bytes.len() && p.now >= next {
+                p.client.ep.write(h, &bytes[i..i + 1]).unwrap();
+                i += 1;
+                next += every;
+            }
+            wait(p, Duration::from_millis(50));
+        }
+        None
+    }
+
+    const RESP_408: &[u8] = b"HTTP/1.1 408 Request Timeout\r\nServer: floodgate\r\nContent-Type: text/plain\r\nContent-Length: 20\r\nConnection: close\r\n\r\n408 Request Timeout\n";
+
+    #[test]
+    fn slowloris_gets_408_at_the_header_timeout_however_steadily_it_trickles() {
+        let mut p = pair(with_timeouts(5, 60), Faults::default(), 30);
+        let h = quiet_client(&mut p, 40000);
+        // One header byte every 2 s: progress, but the deadline is not pushed back.
+        let took = trickle(&mut p, h, b"GET / HTTP/1.1\r\nHost: h\r\nX-a: b\r\n", secs(2), secs(60)).expect("closed");
+        assert!(took >= secs(5) && took < secs(5) + Duration::from_millis(200), "closed after {took:?}");
+        run_all(&mut p, limit());
+        assert_eq!(conn(&p, h).received, RESP_408);
+        assert_eq!(conn(&p, h).closed, Some(CloseReason::Normal), "408, then FIN");
+        let s = p.server.app.stats;
+        assert_eq!((s.header_timeouts, s.keepalive_timeouts, s.requests_get), (1, 0, 0));
+        assert!(p.drive(limit(), |p| p.server.ep.connections() == 0));
+        assert_eq!(p.server.app.stats.connections_closed, 1);
+        assert_eq!(p.server.ep.stats.app_deadlines, 1);
+    }
+
+    #[test]
+    fn a_connection_that_sends_nothing_gets_a_bare_fin_at_the_header_timeout() {
+        let mut p = pair(with_timeouts(7, 60), Faults::default(), 31);
+        let h = quiet_client(&mut p, 40000);
+        let took = trickle(&mut p, h, b"", secs(1), secs(60)).expect("closed");
+        assert!(took >= secs(7) && took < secs(7) + Duration::from_millis(200), "closed after {took:?}");
+        run_all(&mut p, limit());
+        assert_eq!(conn(&p, h).received, b"");
+        assert_eq!(conn(&p, h).closed, Some(CloseReason::Normal));
+        assert_eq!(p.server.app.stats.header_timeouts, 1);
+    }
+
+    #[test]
+    fn keep_alive_idle_ends_in_a_fin_and_the_next_request_gets_its_own_header_time() {
+        let mut p = pair(with_timeouts(5, 10), Faults::default(), 32);
+        let h = quiet_client(&mut p, 40000);
+        p.client.ep.write(h, GET).unwrap();
+        // Idle 8 s (under the keep-alive 10 s), then a request trickling in
+        // over 4 s (under the header 5 s, though it ends 12 s after the
+        // first response): served.
+        assert_eq!(trickle(&mut p, h, b"", secs(1), secs(8)), None);
+        assert_eq!(conn(&p, h).received, RESP);
+        let every = Duration::from_millis(4000 / GET.len() as u64);
+        assert_eq!(trickle(&mut p, h, GET, every, secs(4)), None);
+        assert!(p.drive(secs(1), |p| conn(p, h).received.len() == 2 * RESP.len()));
+        // Then nothing: a FIN keepalive_timeout after the response.
+        let took = trickle(&mut p, h, b"", secs(1), secs(60)).expect("closed");
+        // (The response came up to one trickle step before it was seen.)
+        assert!(took >= secs(10) - every && took < secs(10) + Duration::from_millis(200), "closed after {took:?}");
+        run_all(&mut p, limit());
+        assert_eq!(conn(&p, h).closed, Some(CloseReason::Normal));
+        let s = p.server.app.stats;
+        assert_eq!((s.requests_get, s.header_timeouts, s.keepalive_timeouts), (2, 0, 1));
+    }
+
+    #[test]
+    fn a_response_the_client_never_reads_is_reset_after_the_keepalive_timeout() {
+        let cfg = HttpConfig {
+            body: vec![b'x'; 200_000],
+            header_timeout: Some(secs(5)),
+            keepalive_timeout: Some(secs(10)),
+            ..HttpConfig::default()
+        };
+        let mut p = pair(Http::new(CONNECTIONS, cfg), Faults::default(), 33);
+        let h = connect(&mut p, 40000, ClientConn { paused: true, ..ClientConn::sending(GET) });
+        let start = p.now;
+        assert!(p.drive(secs(120), |p| conn(p, h).done()));
+        // Zero-window probes may each deliver a byte the client's buffer
+        // still has room for: progress, which pushes the deadline back (as
+        // nginx's send_timeout, a bound between two writes); the probes'
+        // backoff soon spaces them more than 10 s apart.
+        let took = p.now - start;
+        assert!(took >= secs(10) && took < secs(60), "reset after {took:?}");
+        assert_eq!(conn(&p, h).closed, Some(CloseReason::Reset));
+        let s = p.server.app.stats;
+        assert_eq!((s.send_timeouts, s.responses_lost, s.connections_aborted), (1, 1, 1));
+        assert!(p.drive(limit(), |p| p.server.ep.connections() == 0));
+    }
+
+    #[test]
+    fn wrk_style_traffic_never_meets_a_deadline() {
+        // 50 connections of 20 back-to-back requests each, with 1 s between
+        // requests: under both timeouts, nothing is cut.
+        let mut p = pair(with_timeouts(2, 3), Faults::default(), 34);
+        let hs: Vec<_> = (0..50u16).map(|i| quiet_client(&mut p, 41000 + i)).collect();
+        for _ in 0..20 {
+            for &h in &hs {
+                let c = conn(&p, h);
+                assert!(!c.peer_closed, "{h:?} closed: {:?} after {} bytes", c.closed, c.received.len());
+                p.client.ep.write(h, GET).unwrap();
+            }
+            wait(&mut p, secs(1));
+        }
+        for &h in &hs {
+            assert_eq!(conn(&p, h).received.len(), 20 * RESP.len());
+            assert!(!conn(&p, h).peer_closed);
+        }
+        let s = p.server.app.stats;
+        assert_eq!((s.header_timeouts, s.keepalive_timeouts, s.send_timeouts), (0, 0, 0));
     }
 
     /// Runs the parser over `input` cut at `cuts`, as the receive buffer

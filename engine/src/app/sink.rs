@@ -3,12 +3,16 @@
 //! Reading at once keeps the receive window open, so the client is limited
 //! only by the network. When the peer closes (FIN), the server closes too
 //! (RFC 9293 §3.6 CLOSE-WAIT → LAST-ACK). Nothing is kept per connection.
+//!
+//! An idle timeout (default [`super::echo::IDLE_TIMEOUT`]), pushed back by
+//! every byte received, closes a connection that sends nothing (FIN: there
+//! is never anything unread).
 
 use super::App;
 use crate::counters::counters;
 use crate::table::Handle;
 use crate::tcp::{CloseReason, Endpoint, Event};
-use crate::time::Instant;
+use crate::time::{Duration, Instant};
 
 counters! {
     /// What the discard service of one shard has seen and done.
@@ -23,18 +27,39 @@ counters! {
         bytes_discarded,
         /// Closes refused by the endpoint (connection already gone).
         close_errors,
+        /// Connections closed after idle_timeout without a byte.
+        idle_timeouts,
     }
 }
 
 /// The discard service of one shard.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Sink {
+    idle_timeout: Option<Duration>,
     pub stats: SinkStats,
+}
+
+impl Default for Sink {
+    fn default() -> Self {
+        Sink { idle_timeout: Some(super::echo::IDLE_TIMEOUT), stats: SinkStats::default() }
+    }
 }
 
 impl Sink {
     pub fn new() -> Sink {
         Sink::default()
+    }
+
+    /// The same, with another idle timeout (`None`: none).
+    pub fn with_idle_timeout(mut self, idle: Option<Duration>) -> Sink {
+        self.idle_timeout = idle;
+        self
+    }
+
+    fn touch(&self, ep: &mut Endpoint, h: Handle, now: Instant) {
+        if let Some(d) = self.idle_timeout {
+            let _ = ep.set_deadline(h, Some(now + d));
+        }
     }
 
     fn drain(&mut self, ep: &mut Endpoint, h: Handle) {
@@ -45,13 +70,24 @@ impl Sink {
 }
 
 impl App for Sink {
-    fn on_event(&mut self, ep: &mut Endpoint, _now: Instant, ev: Event) {
+    fn on_event(&mut self, ep: &mut Endpoint, now: Instant, ev: Event) {
         match ev {
             Event::Accepted(h) => {
                 self.stats.connections_accepted += 1;
+                self.touch(ep, h, now);
                 self.drain(ep, h);
             }
-            Event::Readable(h) => self.drain(ep, h),
+            Event::Readable(h) => {
+                self.touch(ep, h, now);
+                self.drain(ep, h);
+            }
+            Event::Deadline(h) => {
+                self.stats.idle_timeouts += 1;
+                self.drain(ep, h);
+                if ep.close(h).is_err() {
+                    self.stats.close_errors += 1;
+                }
+            }
             Event::PeerClosed(h) => {
                 self.drain(ep, h);
                 if ep.close(h).is_err() {
@@ -113,6 +149,29 @@ mod tests {
     }
 
     #[test]
+    fn a_silent_connection_is_closed_at_the_idle_timeout_and_bytes_push_it_back() {
+        let idle = Duration::from_secs(5);
+        let mut p = pair(Sink::new().with_idle_timeout(Some(idle)), Faults::default(), 3);
+        let h = connect(&mut p, 30000, ClientConn::default());
+        assert!(p.drive(Duration::from_secs(1), |p| conn(p, h).connected));
+        let start = p.now;
+        // Bytes at 3 s and 6 s push the deadline to 11 s.
+        for at in [3, 6] {
+            let t = start + Duration::from_secs(at);
+            p.drive(t - p.now, |_| false);
+            assert!(!conn(&p, h).peer_closed);
+            p.client.ep.write(h, b"abc").unwrap();
+        }
+        assert!(p.drive(Duration::from_secs(60), |p| conn(p, h).peer_closed));
+        let took = p.now - start;
+        assert!(took >= Duration::from_secs(11) && took < Duration::from_millis(11_200), "closed after {took:?}");
+        run_all(&mut p, Duration::from_secs(60));
+        assert_eq!(conn(&p, h).closed, Some(CloseReason::Normal));
+        let s = p.server.app.stats;
+        assert_eq!((s.idle_timeouts, s.bytes_discarded, s.connections_closed), (1, 6, 1));
+    }
+
+    #[test]
     fn every_counter_has_a_name_and_help() {
         let mut n = 0;
         SinkStats { bytes_discarded: 5, ..SinkStats::default() }.for_each(|name, help, v| {
@@ -122,6 +181,6 @@ mod tests {
             }
             n += 1;
         });
-        assert_eq!(n, 5);
+        assert_eq!(n, 6);
     }
 }

@@ -129,6 +129,7 @@ impl App for Client {
                 }
             }
             Event::Accepted(_) => panic!("the client does not listen"),
+            Event::Deadline(_) => {}
         }
     }
 }

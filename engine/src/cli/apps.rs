@@ -34,6 +34,12 @@ impl AppStats for Sink {
 }
 
 /// The HTTP responder's settings from the command line.
-pub fn http_config(body: &str, max_header_bytes: usize) -> HttpConfig {
-    HttpConfig { body: body.as_bytes().to_vec(), max_header_bytes, ..HttpConfig::default() }
+pub fn http_config(cfg: &super::config::Resolved) -> HttpConfig {
+    HttpConfig {
+        body: cfg.http_body.as_bytes().to_vec(),
+        max_header_bytes: cfg.http_max_header_bytes,
+        header_timeout: cfg.http_header_timeout,
+        keepalive_timeout: cfg.http_keepalive_timeout,
+        ..HttpConfig::default()
+    }
 }

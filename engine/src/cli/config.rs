@@ -233,6 +233,16 @@ pub struct Settings {
     /// Half-open (SYN-RECEIVED) entries per listener before SYN cookies [default: 65536].
     #[arg(long, value_name = "N", help_heading = "Limits (per shard)")]
     pub half_open_budget: Option<u32>,
+    /// Connections one source address may hold per shard (IPv6: per /64);
+    /// past it its SYNs are dropped and its cookie ACKs reset, counted in
+    /// syns_dropped_source_limit and cookie_acks_refused_source_limit. Per
+    /// shard: with N shards a source may hold up to N times this [default: off].
+    #[arg(long, value_name = "N", help_heading = "Limits (per shard)")]
+    pub max_conns_per_source: Option<u32>,
+    /// Distinct source addresses tracked for --max-conns-per-source; beyond
+    /// them new sources are admitted uncounted (source_table_full) [default: 65536].
+    #[arg(long, value_name = "N", help_heading = "Limits (per shard)")]
+    pub source_table: Option<u32>,
 
     /// Maximum segment lifetime; TIME-WAIT lasts 2 x MSL [default: 30s].
     #[arg(long, value_name = "DURATION", help_heading = "TCP")]
@@ -270,6 +280,22 @@ pub struct Settings {
     /// HTTP app: the largest request head accepted; larger gets 400 [default: 8192].
     #[arg(long, value_name = "BYTES", help_heading = "Applications")]
     pub http_max_header_bytes: Option<usize>,
+    /// HTTP app: time from the accept, or from the first byte of a later
+    /// request, to the complete request. Not extended by bytes trickling
+    /// in (slowloris). A partial request then gets 408 and a close, a
+    /// connection that sent nothing a bare FIN. 0 turns it off [default: 20s].
+    #[arg(long, value_name = "DURATION", help_heading = "Applications")]
+    pub http_header_timeout: Option<Secs>,
+    /// HTTP app: how long a keep-alive connection may wait for its next
+    /// request before a graceful close (FIN); a response that makes no
+    /// progress for this long is reset. 0 turns it off [default: 75s].
+    #[arg(long, value_name = "DURATION", help_heading = "Applications")]
+    pub http_keepalive_timeout: Option<Secs>,
+    /// Echo and sink apps: a connection on which nothing moves (no byte in,
+    /// no byte acknowledged) for this long is closed (RST if bytes are still
+    /// pending). 0 turns it off [default: 5m].
+    #[arg(long, value_name = "DURATION", help_heading = "Applications")]
+    pub idle_timeout: Option<Secs>,
 
     /// On SIGINT/SIGTERM, how long established connections may take to
     /// finish before the rest are reset [default: 5s].
@@ -305,9 +331,9 @@ impl Settings {
         let cli = self;
         merge_fields!(cli, file; iface, vip, port, app, queues, cpus, metrics, xdp_mode, zero_copy,
             frame_size, rx_ring, tx_ring, connections, time_wait_capacity, time_wait_capacity_v6, time_wait_policy, buffers,
-            buffer_size, events, half_open_budget, msl, fin_wait2_timeout, keepalive_idle,
-            keepalive_interval, keepalive_probes, syn_cookies, xdp_syn_cookies, mtu, http_body, http_max_header_bytes, drain,
-            stall_timeout)
+            buffer_size, events, half_open_budget, max_conns_per_source, source_table, msl, fin_wait2_timeout, keepalive_idle,
+            keepalive_interval, keepalive_probes, syn_cookies, xdp_syn_cookies, mtu, http_body, http_max_header_bytes,
+            http_header_timeout, http_keepalive_timeout, idle_timeout, drain, stall_timeout)
     }
 
     /// Checks the merged settings and builds the engine's configuration.
@@ -378,6 +404,7 @@ impl Settings {
                 Some(CookieArg::Never) => CookieMode::Never,
             },
             half_open_budget: self.half_open_budget.unwrap_or(def.half_open_budget),
+            source_limit: self.max_conns_per_source,
             ..def
         };
         let xdp_syn_cookies = match (self.xdp_syn_cookies, tcp.syn_cookies) {
@@ -407,7 +434,14 @@ impl Settings {
                 Some(TwPolicyArg::EvictOldest) => TwFullPolicy::EvictOldest,
                 Some(TwPolicyArg::RefuseNew) => TwFullPolicy::RefuseNew,
             },
+            sources: if tcp.source_limit.is_some() { self.source_table.unwrap_or(65536) } else { 0 },
         };
+        if tcp.source_limit == Some(0) {
+            return Err("--max-conns-per-source must be at least 1 (leave it out for no limit)".into());
+        }
+        if tcp.source_limit.is_some() && !(1..=1 << 24).contains(&cap.sources) {
+            return Err(format!("--source-table {} must be between 1 and {}", cap.sources, 1 << 24));
+        }
         for (name, v, max) in [
             ("--connections", cap.connections, 1 << 26),
             ("--time-wait-capacity", cap.time_wait, 1 << 28),
@@ -472,6 +506,9 @@ impl Settings {
             cap,
             http_body: self.http_body.clone().unwrap_or_else(|| "Hello, World!".into()),
             http_max_header_bytes,
+            http_header_timeout: timeout(self.http_header_timeout, crate::app::http::HEADER_TIMEOUT),
+            http_keepalive_timeout: timeout(self.http_keepalive_timeout, crate::app::http::KEEPALIVE_TIMEOUT),
+            idle_timeout: timeout(self.idle_timeout, crate::app::echo::IDLE_TIMEOUT),
             drain: self.drain.map_or(Duration::from_secs(5), |s| s.0),
             stall_timeout,
         })
@@ -495,6 +532,10 @@ pub struct Resolved {
     pub cap: Capacity,
     pub http_body: String,
     pub http_max_header_bytes: usize,
+    /// The application deadlines; `None` is off.
+    pub http_header_timeout: Option<Duration>,
+    pub http_keepalive_timeout: Option<Duration>,
+    pub idle_timeout: Option<Duration>,
     pub drain: Duration,
     /// `None`: stalls and link loss are reported, never fatal.
     pub stall_timeout: Option<Duration>,
@@ -503,6 +544,11 @@ pub struct Resolved {
 /// `--stall-timeout` when not given: long enough that a hiccup (a page-in, a
 /// driver reset that brings the link back) does not cost a restart.
 pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A timeout setting: the default when absent, off when 0.
+fn timeout(v: Option<Secs>, default: Duration) -> Option<Duration> {
+    Some(v.map_or(default, |s| s.0)).filter(|d| !d.is_zero())
+}
 
 #[cfg(test)]
 mod tests {
@@ -553,6 +599,32 @@ mod tests {
         assert_eq!(r.stall_timeout, Some(DEFAULT_STALL_TIMEOUT));
         assert_eq!(r.queues, 2, "every RX queue by default");
         assert_eq!(r.http_body.len(), 13);
+        assert_eq!(r.http_header_timeout, Some(Duration::from_secs(20)));
+        assert_eq!(r.idle_timeout, Some(Duration::from_secs(300)));
+        assert_eq!((r.tcp.source_limit, r.cap.sources), (None, 0), "no per-source limit by default");
+    }
+
+    #[test]
+    fn slow_peer_settings() {
+        let file = Settings::from_toml(
+            r#"
+            http-header-timeout = "5s"
+            http-keepalive-timeout = 0
+            idle-timeout = "90s"
+            max-conns-per-source = 100
+            "#,
+        )
+        .unwrap();
+        let mut a = BASE.to_vec();
+        a.extend_from_slice(&["--source-table", "1000"]);
+        let r = cli(&a).over(file).resolve(|_| Some(1)).unwrap();
+        assert_eq!(r.http_header_timeout, Some(Duration::from_secs(5)));
+        assert_eq!(r.http_keepalive_timeout, None, "0 turns it off");
+        assert_eq!(r.idle_timeout, Some(Duration::from_secs(90)));
+        assert_eq!((r.tcp.source_limit, r.cap.sources), (Some(100), 1000));
+        let mut a = BASE.to_vec();
+        a.extend_from_slice(&["--max-conns-per-source", "0"]);
+        assert!(cli(&a).resolve(|_| None).unwrap_err().contains("--max-conns-per-source"));
     }
 
     #[test]

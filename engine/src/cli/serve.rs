@@ -113,15 +113,18 @@ pub fn serve(cli: Settings) -> Result<(), String> {
         let spec = ShardSpec { index: i, cpu: cpus.get(i % cpus.len().max(1)).copied(), epoch };
         let r = match cfg.app {
             AppKind::Http => {
-                let http = super::apps::http_config(&cfg.http_body, cfg.http_max_header_bytes);
+                let http = super::apps::http_config(&cfg);
                 let n = cfg.cap.connections as usize;
                 start(spec, link, &cfg, mac, &secrets, report_tx.clone(), move || Http::new(n, http))
             }
             AppKind::Echo => {
-                let n = cfg.cap.connections as usize;
-                start(spec, link, &cfg, mac, &secrets, report_tx.clone(), move || Echo::new(n))
+                let (n, idle) = (cfg.cap.connections as usize, cfg.idle_timeout);
+                start(spec, link, &cfg, mac, &secrets, report_tx.clone(), move || Echo::new(n).with_idle_timeout(idle))
             }
-            AppKind::Sink => start(spec, link, &cfg, mac, &secrets, report_tx.clone(), Sink::new),
+            AppKind::Sink => {
+                let idle = cfg.idle_timeout;
+                start(spec, link, &cfg, mac, &secrets, report_tx.clone(), move || Sink::new().with_idle_timeout(idle))
+            }
         };
         shards.push(r.map_err(|e| format!("cannot start shard {i}: {e}"))?);
     }

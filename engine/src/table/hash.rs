@@ -13,7 +13,7 @@
 //! addresses as length-prefixed slices): 7-13 % less time per key, key
 //! generation included (criterion group `hash` in `bench/benches/table.rs`).
 
-use crate::flow::{FourTuple, V4Tuple};
+use crate::flow::{Addr, FourTuple, V4Tuple};
 
 /// The per-table secret.
 #[derive(Clone, Copy, Debug)]
@@ -88,6 +88,14 @@ impl TableKey for V4Tuple {
         let ports = ((self.local_port as u64) << 16) | self.remote_port as u64;
         let a = fold_mul(addrs ^ k[0], ports ^ k[1]);
         fold_mul(a ^ k[2], k[3])
+    }
+}
+
+impl TableKey for Addr {
+    #[inline(always)]
+    fn keyed_hash(&self, key: &HashKey) -> u64 {
+        let k = &key.k;
+        fold_mul(word(&self.0, 0) ^ k[0], word(&self.0, 1) ^ k[1])
     }
 }
 

@@ -12,10 +12,12 @@
 pub mod conn;
 mod hash;
 mod index;
+pub mod sources;
 pub mod timewait;
 
 pub use conn::{ConnTable, Handle, InsertError, TableStats};
 pub use hash::{HashKey, TableKey};
+pub use sources::{Admit, SourceTable};
 pub use timewait::{TimeWaitTable, TwFull, TwFullPolicy, TwHandle, TwKey, TwState, TwStats};
 
 /// Starts loading the cache line holding `r` (a hint; never faults).

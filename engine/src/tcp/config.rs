@@ -76,6 +76,10 @@ pub struct TcpConfig {
     pub challenge_ack_limit: u32,
     /// RSTs sent per second per shard in answer to stray segments.
     pub rst_limit: u32,
+    /// Connections one source address may hold in this shard's table
+    /// (IPv6 counted per /64); past it SYNs are dropped and cookie ACKs
+    /// reset, counted. `None`: no limit. Needs `Capacity::sources`.
+    pub source_limit: Option<u32>,
 }
 
 impl Default for TcpConfig {
@@ -100,6 +104,7 @@ impl Default for TcpConfig {
             time_wait_rst: TimeWaitRst::Ignore,
             challenge_ack_limit: 1000,
             rst_limit: 100_000,
+            source_limit: None,
         }
     }
 }
@@ -133,6 +138,9 @@ pub struct Capacity {
     pub events: u32,
     /// What a full TIME-WAIT table does (evict the oldest, or refuse new SYNs).
     pub time_wait_policy: TwFullPolicy,
+    /// Distinct source addresses the per-source connection count tracks
+    /// (`TcpConfig::source_limit`); 0 allocates no table.
+    pub sources: u32,
 }
 
 impl Capacity {
@@ -152,6 +160,7 @@ impl Default for Capacity {
             buffer_size: 16384,
             events: 8192,
             time_wait_policy: TwFullPolicy::EvictOldest,
+            sources: 0,
         }
     }
 }

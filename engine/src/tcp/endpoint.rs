@@ -24,11 +24,13 @@ use super::tcb::{ctl, flag, Outgoing, SynOptions, Tcb, NEVER};
 use super::timers::Expiry;
 use crate::flow::{Addr, FourTuple, V4Tuple};
 use crate::link::{RxAction, TxSink};
-use crate::table::{ConnTable, Handle, InsertError, TimeWaitTable, TwFullPolicy, TwState};
+use crate::table::{ConnTable, Handle, HashKey, InsertError, SourceTable, TimeWaitTable, TwFullPolicy, TwState};
 use crate::time::Instant;
 use crate::timer::Wheel;
 use crate::wire::{self, SeqNumber};
 use std::net::SocketAddr;
+
+mod slow_peers;
 
 /// Index of the configuration used by active opens.
 const ACTIVE_CFG: u16 = 0;
@@ -102,6 +104,8 @@ pub struct Endpoint {
     buffer_waiters: Vec<Handle>,
     /// False once [`Endpoint::stop_listening`] ran (drain): listeners are closed.
     listening: bool,
+    /// Connections per source address, when a listener limits them.
+    sources: Option<SourceTable>,
     pub stats: Stats,
     /// Frames dropped by the wire parser, by reason (`wire::Error::ALL` order).
     pub wire_errors: [u64; wire::Error::ALL.len()],
@@ -134,6 +138,7 @@ impl Endpoint {
             now,
             buffer_waiters: Vec::with_capacity(cap.connections as usize),
             listening: true,
+            sources: (cap.sources > 0).then(|| SourceTable::new(cap.sources, HashKey::random())),
             stats: Stats::default(),
             wire_errors: [0; wire::Error::ALL.len()],
             not_tcp: 0,
@@ -356,6 +361,9 @@ impl Endpoint {
             return;
         }
         if seg.has_ack() {
+            if !seg.syn() && self.source_refuses_cookie_ack(now, li, t, seg) {
+                return self.send_rst(now, l2, t, seg.ack, None, tx);
+            }
             if !seg.syn() && self.cookie_ack(now, li, l2, t, seg) {
                 return;
             }
@@ -369,6 +377,9 @@ impl Endpoint {
             return;
         }
         self.stats.syns_received += 1;
+        if self.source_refuses_syn(li, t) {
+            return;
+        }
         let cfg = &self.cfgs[li as usize];
         let is_v6 = !t.local_addr.is_v4();
         if self.tw_refusing(t) {
@@ -403,6 +414,7 @@ impl Endpoint {
         tcb.set(flag::PASSIVE | flag::HALF_OPEN);
         match self.conns.insert(*t, tcb) {
             Ok(h) => {
+                self.source_count(h, t);
                 self.listeners[li as usize - 1].half_open += 1;
                 self.half_open += 1;
                 self.stats.synacks_sent += 1;
@@ -494,6 +506,7 @@ impl Endpoint {
         tcb.set(flag::PASSIVE);
         match self.conns.insert(*t, tcb) {
             Ok(h) => {
+                self.source_count(h, t);
                 self.stats.cookies_accepted += 1;
                 self.connection_segment(now, h, seg);
                 true
@@ -665,7 +678,7 @@ impl Endpoint {
         if events & ev::ABORTED != 0 {
             self.stats.connections_aborted += 1;
             if let Some(t) = self.conns.get_mut(h) {
-                t.pending_rst = Some((t.snd_nxt, Some(t.rcv_nxt)));
+                t.pending_rst = Some((t.acceptable_seq(), Some(t.rcv_nxt)));
             }
         }
         self.mark_dirty(h);
@@ -830,6 +843,7 @@ impl Endpoint {
         } else {
             None
         };
+        self.source_uncount(h);
         self.wheel.cancel(h.index());
         if let Some(li) = half_open {
             self.listeners[li as usize - 1].half_open -= 1;
@@ -921,6 +935,18 @@ impl Endpoint {
                 self.output(now, h, tx);
                 return;
             }
+            Expiry::AppDeadline => {
+                self.stats.app_deadlines += 1;
+                if !self.events.push(Event::Deadline(h)) {
+                    // Not lost: a dropped deadline would hold the
+                    // connection for good. Tried again at the next tick.
+                    self.stats.events_overflow += 1;
+                    tcb.app_at = now.total_millis() + 1;
+                }
+                self.mark_dirty(h);
+                self.output(now, h, tx);
+                return;
+            }
             // A half-open entry leaves quietly; `reap` books the budget.
             Expiry::HalfOpenTimeout => {
                 self.stats.half_open_timeouts += 1;
@@ -929,12 +955,12 @@ impl Endpoint {
             Expiry::TimedOut => {
                 self.stats.connections_timed_out += 1;
                 tcb.close_reason = if before == State::SynSent { CloseReason::Refused } else { CloseReason::TimedOut };
-                tcb.pending_rst = Some((tcb.snd_nxt, Some(tcb.rcv_nxt)));
+                tcb.pending_rst = Some((tcb.acceptable_seq(), Some(tcb.rcv_nxt)));
             }
             Expiry::KeepaliveTimeout => {
                 self.stats.keepalive_timeouts += 1;
                 tcb.close_reason = CloseReason::KeepaliveTimeout;
-                tcb.pending_rst = Some((tcb.snd_nxt, Some(tcb.rcv_nxt)));
+                tcb.pending_rst = Some((tcb.acceptable_seq(), Some(tcb.rcv_nxt)));
             }
             Expiry::FinWait2Timeout => {
                 self.stats.fin_wait2_timeouts += 1;
@@ -1063,6 +1089,8 @@ impl Endpoint {
             return self.abort(h);
         }
         tcb.set(flag::APP_CLOSED);
+        // The application has let go: no more deadlines for it.
+        tcb.app_at = NEVER;
         match tcb.state {
             State::SynSent => {
                 tcb.state = State::Closed;
@@ -1085,7 +1113,7 @@ impl Endpoint {
     pub fn abort(&mut self, h: Handle) -> Result<(), Error> {
         let tcb = self.live(h)?;
         if tcb.state.is_synchronized() || tcb.state == State::SynReceived {
-            tcb.pending_rst = Some((tcb.snd_nxt, Some(tcb.rcv_nxt)));
+            tcb.pending_rst = Some((tcb.acceptable_seq(), Some(tcb.rcv_nxt)));
         }
         tcb.state = State::Closed;
         tcb.clear(flag::ANNOUNCED);

@@ -32,6 +32,11 @@ pub enum Event {
     Writable(Handle),
     /// The peer sent FIN: everything it will send has arrived.
     PeerClosed(Handle),
+    /// The deadline the application set ([`Endpoint::set_deadline`]) has
+    /// passed; it is cleared, and the connection is otherwise untouched.
+    ///
+    /// [`Endpoint::set_deadline`]: super::Endpoint::set_deadline
+    Deadline(Handle),
     /// The connection is gone; the handle is dead.
     Closed(Handle, CloseReason),
 }

@@ -105,6 +105,18 @@ counters! {
         events_overflow,
         /// Active opens refused: table full or tuple in use.
         connect_failed,
+        /// Application deadlines that passed (`Event::Deadline`: header,
+        /// idle and send timeouts; the application counts which).
+        app_deadlines,
+        /// SYNs dropped: their source address already holds the
+        /// per-source connection limit (`TcpConfig::source_limit`).
+        syns_dropped_source_limit,
+        /// Cookie ACKs refused with an RST: their source address already
+        /// holds the per-source connection limit.
+        cookie_acks_refused_source_limit,
+        /// Connections admitted without being counted per source, because
+        /// the per-source table was full (too many distinct sources).
+        source_table_full,
     }
 }
 

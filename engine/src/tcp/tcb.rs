@@ -2,7 +2,7 @@
 //!
 //! A `Tcb` is the per-connection state, kept compact: sequence variables,
 //! negotiated options, RTT estimator (RFC 6298), congestion window (RFC 5681),
-//! three deadlines and two buffer rings that hold pool chunks only while they
+//! four deadlines and two buffer rings that hold pool chunks only while they
 //! hold bytes. It never reads a clock: `now` is passed in. Segment arrival is
 //! in `input.rs`; this file holds the output side and the timers.
 //!
@@ -10,9 +10,14 @@
 //! - `rto_at`: SYN / SYN-ACK / data / FIN retransmission (RFC 6298 §5) and the
 //!   zero-window probe (RFC 9293 §3.8.6.1);
 //! - `ack_at`: the delayed ACK (RFC 9293 §3.8.6.3, at most 40 ms);
-//! - `idle_at`: keepalive (RFC 9293 §3.8.4) or the FIN-WAIT-2 timeout.
+//! - `idle_at`: keepalive (RFC 9293 §3.8.4) or the FIN-WAIT-2 timeout;
+//! - `app_at`: the application's own deadline ([`Endpoint::set_deadline`]:
+//!   header, idle and send timeouts against slow or idle peers), which
+//!   raises `Event::Deadline`.
 //!
 //! The endpoint files the earliest of them in the timing wheel.
+//!
+//! [`Endpoint::set_deadline`]: super::Endpoint::set_deadline
 
 use super::buffer::{BufferPool, Ring};
 use super::config::TcpConfig;
@@ -70,6 +75,8 @@ pub mod flag {
     pub const V6: u32 = 1 << 19;
     /// A zero-window probe is out and not yet answered.
     pub const PROBE_OUT: u32 = 1 << 20;
+    /// Counted in the endpoint's per-source-address table.
+    pub const SRC_COUNTED: u32 = 1 << 21;
 }
 
 /// Control bits of a segment to send.
@@ -151,6 +158,8 @@ pub struct Tcb {
     pub rto_at: u64,
     pub ack_at: u64,
     pub idle_at: u64,
+    /// The application's deadline (`NEVER` when it has none).
+    pub app_at: u64,
     pub tx: Ring,
     pub rx: Ring,
     /// An RST to send at the next output: `(seq, ack)`.
@@ -199,6 +208,7 @@ impl Tcb {
             rto_at: NEVER,
             ack_at: NEVER,
             idle_at: NEVER,
+            app_at: NEVER,
             tx: Ring::default(),
             rx: Ring::default(),
             pending_rst: None,
@@ -218,7 +228,7 @@ impl Tcb {
 
     /// The earliest deadline of this connection, for the timing wheel.
     pub fn next_deadline(&self) -> u64 {
-        self.rto_at.min(self.ack_at).min(self.idle_at)
+        self.rto_at.min(self.ack_at).min(self.idle_at).min(self.app_at)
     }
 
     /// Our timestamp clock (RFC 7323 §5.4): milliseconds plus the connection's offset.
@@ -395,11 +405,7 @@ impl Tcb {
         }
 
         if self.has(flag::ACK_NOW) || self.ack_at <= now.total_millis() {
-            // A bare ACK carries the highest sequence number sent (Linux's
-            // SND.NXT): after an RTO rewound SND.NXT, the peer may already
-            // hold bytes past it (reassembled), and an ACK numbered below
-            // its RCV.NXT would be dropped as old, ACK field and all.
-            out.seq = self.snd_max;
+            out.seq = self.acceptable_seq();
             out.window = self.advertise(pool, false);
             self.ack_sent();
             return Some(out);
@@ -432,6 +438,22 @@ impl Tcb {
         } else {
             // The fast retransmission of SND.UNA: owed again.
             self.set(flag::RETX_HEAD);
+        }
+    }
+
+    /// The sequence number of a segment without data (a bare ACK, an
+    /// RST): Linux's `tcp_acceptable_seq`. The highest sequence number sent
+    /// (Linux's SND.NXT, which never rewinds): after an RTO rewound SND.NXT
+    /// the peer may hold bytes past it (reassembled), and a segment numbered
+    /// below its RCV.NXT is dropped as old, ACK field and all. But no further
+    /// than the right edge of the peer's window: a shut window accepts only
+    /// SEG.SEQ = RCV.NXT (a persist probe's byte is beyond it).
+    pub fn acceptable_seq(&self) -> SeqNumber {
+        let wnd_end = self.snd_una + self.snd_wnd as usize;
+        if self.snd_max <= wnd_end {
+            self.snd_max
+        } else {
+            wnd_end
         }
     }
 

@@ -1,6 +1,6 @@
 //! What a connection does when one of its deadlines comes: retransmission
 //! (RFC 6298 §5), delayed ACK (RFC 9293 §3.8.6.3), keepalive (RFC 9293
-//! §3.8.4) and the FIN-WAIT-2 timeout.
+//! §3.8.4), the FIN-WAIT-2 timeout, and the application's deadline.
 
 use super::config::TcpConfig;
 use super::state::State;
@@ -20,6 +20,8 @@ pub enum Expiry {
     KeepaliveTimeout,
     /// FIN-WAIT-2 waited long enough for the peer's FIN: reclaim.
     FinWait2Timeout,
+    /// The application's deadline passed: tell it (`Event::Deadline`).
+    AppDeadline,
 }
 
 impl Tcb {
@@ -37,8 +39,8 @@ impl Tcb {
             self.idle_at = NEVER;
             match self.state {
                 State::FinWait2 => return Expiry::FinWait2Timeout,
-                State::Established | State::CloseWait => {
-                    let Some(ka) = cfg.keepalive else { return Expiry::Continue };
+                State::Established | State::CloseWait if cfg.keepalive.is_some() => {
+                    let ka = cfg.keepalive.expect("matched above");
                     if self.flight() > 0 || !self.tx.is_empty() {
                         // Data in flight: the RTO watches the peer, not keepalive.
                         self.idle_at = (now + ka.idle).total_millis();
@@ -52,6 +54,10 @@ impl Tcb {
                 }
                 _ => {}
             }
+        }
+        if self.app_at <= now_ms {
+            self.app_at = NEVER;
+            return Expiry::AppDeadline;
         }
         Expiry::Continue
     }

@@ -8,6 +8,7 @@ mod handshake;
 mod output;
 mod properties;
 mod rfc5961;
+mod slow_peers;
 mod timers;
 mod timewait;
 
