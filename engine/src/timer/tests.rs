@@ -392,6 +392,29 @@ fn arming_an_out_of_range_id_is_a_debug_assertion_and_ignored_in_release() {
     assert_eq!(drain(&mut wheel, 100), []);
 }
 
+/// A timer left in the slot `poll` is draining, re-armed for a tick before
+/// the one the wheel stands at, is overdue: it must leave that slot (whose
+/// timers are all due at or after `elapsed`), fire on the next poll, and
+/// `next_expiry` must not name a tick after its deadline.
+#[test]
+fn rearming_a_timer_of_the_draining_slot_into_the_past_makes_it_overdue() {
+    let mut wheel = Wheel::new(4, 0);
+    wheel.arm(0, 100);
+    wheel.arm(1, 100);
+    let first = wheel.poll(100).expect("one of the two is due");
+    let other = 1 - first;
+    // `other` is still in the draining slot, and the wheel stands at 100.
+    assert_eq!(wheel.elapsed(), 100);
+    wheel.arm(other, 92);
+    wheel.check_invariants();
+    assert_eq!(wheel.deadline(other), Some(92));
+    assert!(wheel.next_expiry().unwrap() <= 92);
+    assert_eq!(wheel.poll(100), Some(other));
+    assert_eq!(wheel.poll(100), None);
+    assert!(wheel.is_empty());
+    wheel.check_invariants();
+}
+
 // ---- property test against a model -------------------------------------
 
 const IDS: u32 = 24;
@@ -529,6 +552,24 @@ fn check_against_model(start: u64, ops: &[Op]) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// Slot-aligned distances (`k * 64^level`), so that several timers share a
+/// slot and one is due exactly at its start: `poll` then returns from the
+/// middle of a slot with timers left in it, which the uniform distances of
+/// `delta()` rarely produce.
+fn aligned() -> impl Strategy<Value = u64> {
+    (1u64..4, 0u32..7).prop_map(|(k, level)| k << (6 * level))
+}
+
+fn tied_op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (0..4u32, aligned()).prop_map(|(id, d)| Op::Arm { id, delta: d as i64 }),
+        2 => (0..4u32, -10i64..=1).prop_map(|(id, delta)| Op::Arm { id, delta }),
+        1 => (0..4u32).prop_map(|id| Op::Cancel { id }),
+        1 => aligned().prop_map(|by| Op::Advance { by }),
+        3 => prop_oneof![Just(0u64), aligned()].prop_map(|by| Op::PollOne { by }),
+    ]
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
@@ -536,4 +577,36 @@ proptest! {
     fn wheel_matches_model(start in start(), ops in prop::collection::vec(op(), 1..160)) {
         check_against_model(start, &ops)?;
     }
+
+    #[test]
+    fn wheel_matches_model_with_shared_slots(
+        start in prop_oneof![Just(0u64), (0u64..1 << 20).prop_map(|s| s << 16)],
+        ops in prop::collection::vec(tied_op(), 1..60),
+    ) {
+        check_against_model(start, &ops)?;
+    }
+}
+
+/// A case proptest found (`wheel_matches_model`), rebuilt as a fixed test. The
+/// wheel lags far behind `now` after single polls across a horizon; both
+/// timers cascade into one level-2 slot starting at `now - 8`, timer 0 fires
+/// at that start, and timer 16, left in the draining slot, is re-armed for
+/// `now - 9`, before `elapsed`.
+#[test]
+fn regression_draining_slot_rearmed_before_elapsed() {
+    use Op::*;
+    let ops = [
+        Advance { by: 4_050 },
+        Arm { id: 0, delta: 84_780_571_854 },
+        PollOne { by: 2_026 },
+        PollOne { by: 33_823_422_394 },
+        PollOne { by: 254_773_013_298 },
+        Arm { id: 16, delta: 1 },
+        Arm { id: 0, delta: -8 },
+        PollOne { by: 0 },
+        Arm { id: 16, delta: -9 },
+        PollOne { by: 0 },
+        Advance { by: 1 },
+    ];
+    check_against_model(68_719_474_016, &ops).unwrap();
 }

@@ -96,7 +96,7 @@ pub struct Wheel {
     elapsed: u64,
     /// The slot whose timers `poll` is handing out (`NIL` if none). Its bit in
     /// `occupied` is already clear; nothing is ever filed into it, since it is
-    /// the slot `elapsed` is in.
+    /// the slot `elapsed` is in. Every deadline in it is >= `elapsed`.
     draining: u32,
     /// A lower bound of the deadlines in the overdue list while it is
     /// non-empty.
@@ -150,9 +150,14 @@ impl Wheel {
             self.pending_min = self.pending_min.min(when);
             return;
         }
-        if list == self.draining || when >= old {
-            // The draining slot is examined before the wheel advances; any
-            // other slot starts no later than `old`, hence than `when`.
+        if when >= old || (list == self.draining && when >= self.elapsed) {
+            // Any slot but the draining one starts no later than `old`, hence
+            // than `when`. The draining slot is examined before the wheel
+            // advances, so it may keep any deadline not before `elapsed`. One
+            // before `elapsed` must leave it for the overdue list: left there
+            // it would break "deadlines in the draining slot are >= elapsed",
+            // and `next_expiry` (which reports `elapsed` for that slot) would
+            // name a tick after the timer's deadline.
             return;
         }
         let target = self.list_for(when);
