@@ -257,6 +257,10 @@ impl Control<'_> {
         let mut failure: Option<String> = None;
         let mut phase = Phase::Running;
         let mut events = Events::with_capacity(128);
+        if self.cookies.notice_due(Instant::now()) {
+            // `always`: XDP answers SYNs from the first one.
+            self.broadcast(Command::CookiesInFlight);
+        }
         tracing::info!("ready");
         while exited.iter().any(|e| !e) {
             if let Err(e) = self.poll.poll(&mut events, Some(CONTROL_TICK)) {
@@ -325,8 +329,9 @@ impl Control<'_> {
                     }
                 }
             }
-            if phase == Phase::Running {
-                self.cookies.tick(latest.iter().flatten().map(|s| s.stats.cookies_sent).sum());
+            if phase == Phase::Running && self.cookies.tick(latest.iter().flatten().map(|s| s.stats.cookies_sent).sum())
+            {
+                self.broadcast(Command::CookiesInFlight);
             }
             if let Phase::Draining { until } = phase {
                 let all = drained.iter().zip(&exited).all(|(d, x)| *d || *x);

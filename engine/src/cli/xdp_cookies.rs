@@ -30,6 +30,10 @@ use crate::tcp::Secrets;
 /// How long the SYN rate must stay below the flood rate before the shards
 /// answer SYNs again.
 pub const CALM: Duration = Duration::from_secs(5);
+/// While cookies are answered in XDP, how often the shards are told so
+/// (`Command::CookiesInFlight`): a shard checks cookie ACKs only within
+/// `tcp::config::COOKIE_VALID` (2 min) of the last cookie it knows of.
+pub const NOTICE_EVERY: Duration = Duration::from_secs(1);
 
 #[derive(Debug)]
 pub struct CookieSwitch {
@@ -90,6 +94,8 @@ pub struct XdpCookies<'a> {
     switch: CookieSwitch,
     owned: Vec<(IpAddr, u16)>,
     vip: VipConfig,
+    /// When the shards were last told that cookies are in flight.
+    told: Option<Instant>,
 }
 
 impl<'a> XdpCookies<'a> {
@@ -110,25 +116,44 @@ impl<'a> XdpCookies<'a> {
             switch: CookieSwitch::new(cfg.xdp_syn_cookies, flood_rate),
             owned,
             vip: VipConfig::for_listener(&cfg.tcp, &cfg.cap, 0),
+            told: None,
         };
         me.apply(me.switch.is_on())?;
         Ok(me)
     }
 
     /// One look at the counters: `shard_cookies` is the shards' total of
-    /// cookies sent.
-    pub fn tick(&mut self, shard_cookies: u64) {
-        let Ok(xdp) = self.program.stats() else { return };
-        match self.switch.update(Instant::now(), shard_cookies, xdp.syn_cookie_tx) {
-            Some(true) => {
-                tracing::warn!("SYN flood: the half-open budget is spent; answering SYNs with cookies in XDP")
+    /// cookies sent. True when the shards must be told now that cookies
+    /// are in flight (they would refuse the cookie ACKs otherwise): when
+    /// the switch turns on, and every [`NOTICE_EVERY`] while it is on
+    /// (from the first look under `always`).
+    pub fn tick(&mut self, shard_cookies: u64) -> bool {
+        let now = Instant::now();
+        if let Ok(xdp) = self.program.stats() {
+            let change = self.switch.update(now, shard_cookies, xdp.syn_cookie_tx);
+            match change {
+                Some(true) => {
+                    tracing::warn!("SYN flood: the half-open budget is spent; answering SYNs with cookies in XDP")
+                }
+                Some(false) => tracing::info!("SYN flood over: the shards answer SYNs again"),
+                None => {}
             }
-            Some(false) => tracing::info!("SYN flood over: the shards answer SYNs again"),
-            None => return,
+            if change.is_some() {
+                if let Err(e) = self.apply(self.switch.is_on()) {
+                    tracing::error!("cannot switch SYN cookies in XDP: {e}");
+                }
+            }
         }
-        if let Err(e) = self.apply(self.switch.is_on()) {
-            tracing::error!("cannot switch SYN cookies in XDP: {e}");
+        self.notice_due(now)
+    }
+
+    /// Whether the shards must be told (now) that cookies are in flight.
+    pub fn notice_due(&mut self, now: Instant) -> bool {
+        if !self.switch.is_on() || self.told.is_some_and(|t| now.saturating_duration_since(t) < NOTICE_EVERY) {
+            return false;
         }
+        self.told = Some(now);
+        true
     }
 
     /// For the drain (after which `tick` is no longer called): SYNs must

@@ -131,6 +131,10 @@ pub struct Tcb {
     pub recover: SeqNumber,
     pub ts_recent: u32,
     pub ts_offset: u32,
+    /// When this connection last answered an unacceptable segment or sent
+    /// a challenge ACK (ms, wrapping; 0 for never): Linux's
+    /// `last_oow_ack_time`, see [`super::ratelimit::oow_rate_limited`].
+    pub last_oow_ms: u32,
     pub srtt_us: u32,
     pub rttvar_us: u32,
     pub rto_ms: u32,
@@ -177,6 +181,7 @@ impl Tcb {
             recover: iss,
             ts_recent: 0,
             ts_offset,
+            last_oow_ms: 0,
             srtt_us: 0,
             rttvar_us: 0,
             rto_ms: cfg.rto_initial.as_millis() as u32,
@@ -377,6 +382,17 @@ impl Tcb {
         }
 
         if self.has(flag::ACK_NOW) || self.ack_at <= now.total_millis() {
+            // A bare ACK carries the highest sequence number sent, as
+            // Linux's (which never rewinds SND.NXT): after an RTO rewound
+            // SND.NXT, an ACK with SEG.SEQ = SND.NXT lies below the peer's
+            // RCV.NXT, is unacceptable there, and its ACK field is never
+            // read: two peers that both rewound would never learn that
+            // their data arrived (only the out-of-window ACK ping-pong that
+            // RFC 5961's rate limit stops used to break that tie).
+            // Linux's tcp_acceptable_seq: no further than the right edge
+            // of the peer's window, where a closed window wants it.
+            let wnd_end = self.snd_una + self.snd_wnd as usize;
+            out.seq = if self.snd_max <= wnd_end { self.snd_max } else { wnd_end.max(self.snd_nxt) };
             out.window = self.advertise(pool, false);
             self.ack_sent();
             return Some(out);

@@ -4,6 +4,7 @@
 mod close;
 mod cookies;
 mod data;
+mod flood;
 mod handshake;
 mod properties;
 mod rfc5961;
