@@ -43,13 +43,25 @@ pub struct CookieSwitch {
     flood_rate: f64,
     last: Option<(Instant, u64, u64)>,
     calm_since: Option<Instant>,
+    /// When the shards were last told that cookies are in flight.
+    told: Option<Instant>,
 }
 
 impl CookieSwitch {
     /// `flood_rate`: SYNs per second that would fill every shard's
     /// half-open budget within the first SYN-ACK timeout (1 s).
     pub fn new(mode: XdpCookiesArg, flood_rate: f64) -> Self {
-        CookieSwitch { mode, on: mode == XdpCookiesArg::Always, flood_rate, last: None, calm_since: None }
+        CookieSwitch { mode, on: mode == XdpCookiesArg::Always, flood_rate, last: None, calm_since: None, told: None }
+    }
+
+    /// Whether the shards must be told now that cookies are in flight: at
+    /// once when it is on, then every [`NOTICE_EVERY`] while it stays on.
+    pub fn notice_due(&mut self, now: Instant) -> bool {
+        if !self.on || self.told.is_some_and(|t| now.saturating_duration_since(t) < NOTICE_EVERY) {
+            return false;
+        }
+        self.told = Some(now);
+        true
     }
 
     pub fn is_on(&self) -> bool {
@@ -94,8 +106,6 @@ pub struct XdpCookies<'a> {
     switch: CookieSwitch,
     owned: Vec<(IpAddr, u16)>,
     vip: VipConfig,
-    /// When the shards were last told that cookies are in flight.
-    told: Option<Instant>,
 }
 
 impl<'a> XdpCookies<'a> {
@@ -116,7 +126,6 @@ impl<'a> XdpCookies<'a> {
             switch: CookieSwitch::new(cfg.xdp_syn_cookies, flood_rate),
             owned,
             vip: VipConfig::for_listener(&cfg.tcp, &cfg.cap, 0),
-            told: None,
         };
         me.apply(me.switch.is_on())?;
         Ok(me)
@@ -149,11 +158,7 @@ impl<'a> XdpCookies<'a> {
 
     /// Whether the shards must be told (now) that cookies are in flight.
     pub fn notice_due(&mut self, now: Instant) -> bool {
-        if !self.switch.is_on() || self.told.is_some_and(|t| now.saturating_duration_since(t) < NOTICE_EVERY) {
-            return false;
-        }
-        self.told = Some(now);
-        true
+        self.switch.notice_due(now)
     }
 
     /// For the drain (after which `tick` is no longer called): SYNs must
@@ -219,6 +224,22 @@ mod tests {
         assert_eq!(s.update(ms(t0, 4200), 1, 10_000), None, "calm from here");
         assert_eq!(s.update(ms(t0, 9100), 1, 10_000), None, "calm for 4.9 s");
         assert_eq!(s.update(ms(t0, 9200), 1, 10_000), Some(false));
+    }
+
+    #[test]
+    fn shards_hear_of_cookies_in_xdp_at_once_and_every_second_while_on() {
+        let t0 = Instant::now();
+        let mut s = CookieSwitch::new(XdpCookiesArg::Flood, 1000.0);
+        s.update(t0, 0, 0);
+        assert!(!s.notice_due(t0), "off: nothing to tell");
+        assert_eq!(s.update(ms(t0, 100), 1, 0), Some(true));
+        assert!(s.notice_due(ms(t0, 100)), "at once when it turns on");
+        assert!(!s.notice_due(ms(t0, 600)));
+        assert!(s.notice_due(ms(t0, 1100)), "again a second later");
+        let mut a = CookieSwitch::new(XdpCookiesArg::Always, 1000.0);
+        assert!(a.notice_due(t0), "always: from the start");
+        let mut o = CookieSwitch::new(XdpCookiesArg::Off, 1000.0);
+        assert!(!o.notice_due(t0));
     }
 
     #[test]
