@@ -254,7 +254,7 @@ fn run(args: Args) -> Result<(), String> {
             let json = report::json(&app, &mode_name, seconds);
             let json = format!(
                 "{},\"flood_syns_sent\":{sent},\"flood_syns_per_sec\":{rate:.1}}}",
-                json.trim_end().trim_end_matches('}')
+                json.trim_end().strip_suffix('}').unwrap_or(&json)
             );
             let text = report::summary(&app, &mode_name, seconds);
             (format!("{text}flood beside it: {sent} SYNs ({rate:.0}/s)\n"), json)
