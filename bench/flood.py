@@ -55,10 +55,10 @@ def rss_kib(pid):
     return 0
 
 
-def cps(seconds, flood):
+def cps(seconds, flood, rate=0):
     extra = f"--sources {LEGIT} --concurrency 256"
     if flood:
-        extra += f" --flood-sources {FLOOD}"
+        extra += f" --flood-sources {FLOOD} --flood-rate {rate}"
     with tempfile.NamedTemporaryFile(suffix=".json") as f:
         c.sh(c.ns(c.CLI, f"{c.ROOT}/target/release/floodgate-load cps --iface fg-c0 --target {c.VIP}:80 "
                          f"--cpus {c.CLIENT_CPU} --duration {seconds} --json {f.name} {extra}"),
@@ -103,6 +103,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seconds", type=int, default=10, help="each run without the flood")
     ap.add_argument("--flood-seconds", type=int, default=60)
+    ap.add_argument("--flood-rates", default="0",
+                    help="SYN/s of each flood run, comma-separated; 0 = as fast as the client loop allows")
     ap.add_argument("--results", default=str(c.ROOT / "results"))
     ap.add_argument("--skip-build", action="store_true")
     a = ap.parse_args()
@@ -132,12 +134,13 @@ def main():
         fg.start()
         c.pin_napi("own")
         pid = fg.pid()
-        for flood in [False, True, False]:
+        rates = [int(x) for x in a.flood_rates.split(",")]
+        for flood, rate in [(False, 0)] + [(True, x) for x in rates] + [(False, 0)]:
             secs = a.flood_seconds if flood else a.seconds
             before = metrics()
-            r = measured(lambda: cps(secs, flood), pid)
+            r = measured(lambda: cps(secs, flood, rate), pid)
             after = metrics()
-            r.update(flood=flood, seconds=secs,
+            r.update(flood=flood, flood_rate=rate, seconds=secs,
                      counters={k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0)})
             print(f"flood={flood}: {r['cps']:.0f} conn/s, errors {r['errors']}, flood {r['flood_syns_per_sec']:.0f} "
                   f"SYN/s, steal {r['steal_pct']:.1f} %, RSS {min(r['rss_kib'], default=0)}-"
@@ -150,22 +153,26 @@ def main():
         c.sh(f"FG_TESTBED_NS={c.TESTBED_NS} {c.ROOT}/deploy/testbed.sh down", check=False, capture=False)
     model = cpu_model()
     base = statistics.mean(r["cps"] for r in runs if not r["flood"])
-    fl = next(r for r in runs if r["flood"])
+    floods = [r for r in runs if r["flood"]]
     res = {"date": time.strftime("%Y-%m-%d %H:%M %Z"), "cpu_model": model, "nproc": os.cpu_count(),
-           "runs": runs, "baseline_cps": base, "flood_cps": fl["cps"], "ratio": fl["cps"] / base if base else 0}
+           "runs": runs, "baseline_cps": base}
     out = Path(a.results)
     out.mkdir(parents=True, exist_ok=True)
     (out / "flood.json").write_text(json.dumps(res, indent=1) + "\n")
-    rss = fl["rss_kib"]
     md = [f"floodgate under a SYN flood, {res['date']}, {model} ({res['nproc']} cores)", "",
           "| run | legit conn/s | errors | flood SYN/s | steal | server RSS (KiB) |", "|---|---|---|---|---|---|"]
     for r in runs:
-        md.append(f"| {'with flood' if r['flood'] else 'no flood'} ({r['seconds']} s) | {r['cps']:.0f} | "
+        what = (f"flood at {r['flood_rate'] or 'max'} SYN/s" if r['flood'] else "no flood")
+        md.append(f"| {what} ({r['seconds']} s) | {r['cps']:.0f} | "
                   f"{r['errors']} | {r['flood_syns_per_sec']:.0f} | {r['steal_pct']:.1f} % | "
                   f"{min(r['rss_kib'], default=0)}-{max(r['rss_kib'], default=0)} |")
-    md += ["", f"With the flood: {100 * res['ratio']:.1f} % of the CPS without it; server RSS during the "
-               f"flood from {min(rss, default=0)} to {max(rss, default=0)} KiB.",
-           "Counters during the flood: " + ", ".join(f"{k} +{v:.0f}" for k, v in sorted(fl["counters"].items()))]
+    md.append("")
+    for fl in floods:
+        rss = fl["rss_kib"]
+        md += [f"Flood at {fl['flood_rate'] or 'max'} SYN/s (sent {fl['flood_syns_per_sec']:.0f}/s): "
+               f"{100 * fl['cps'] / base:.1f} % of the mean CPS without it; server RSS during the flood "
+               f"{min(rss, default=0)}-{max(rss, default=0)} KiB. Counters: "
+               + ", ".join(f"{k} +{v:.0f}" for k, v in sorted(fl["counters"].items())), ""]
     (out / "flood.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
 

@@ -52,6 +52,9 @@ struct Args {
     /// spoofed sources vanish.
     #[arg(long)]
     flood_sources: Option<String>,
+    /// SYNs per second of that flood, over all threads; 0 = as fast as the loop allows.
+    #[arg(long, default_value_t = 0)]
+    flood_rate: u32,
     /// RX/TX queues to use, one thread each.
     #[arg(long, value_delimiter = ',', default_value = "0")]
     queues: Vec<u32>,
@@ -436,8 +439,15 @@ fn worker(
         }
         app.tick(&mut ep, now);
         if let Some(f) = flood.as_mut().filter(|_| drain_until.is_none()) {
-            f.send(&mut link, 64);
-            link.flush();
+            let due = match args.flood_rate {
+                0 => 64,
+                r => (epoch.elapsed().as_micros() as u64 * share(r) as u64 / 1_000_000 + 1)
+                    .saturating_sub(f.totals.syns_sent),
+            };
+            if due > 0 {
+                f.send(&mut link, due.min(64));
+                link.flush();
+            }
         }
         let rx = shard::step(&mut ep, &mut link, &mut app, now, 64);
         if rx == 0 {
