@@ -68,6 +68,9 @@ fn rig(cfg: TcpConfig) -> Rig {
     ep.listen(Some(IpAddr::V4(VIP4)), PORT, cfg).unwrap();
     let vip = VipConfig::for_listener(&cfg, &cap, VIP_XDP_COOKIES);
     prog.set_vip_config(IpAddr::V4(VIP4), PORT, &vip).unwrap();
+    // What the control thread's `Command::CookiesInFlight` does when it
+    // turns cookies in XDP on: the shard expects cookie ACKs it never sent.
+    ep.note_cookies_in_flight(now);
     Rig { prog, ep, now }
 }
 

@@ -46,6 +46,15 @@ struct Args {
     /// Source addresses: a range A-B or a comma list (must be routed back to this interface).
     #[arg(long, default_value = "198.18.0.10-198.18.0.73")]
     sources: String,
+    /// cps/rps/echo: also send SYNs as fast as the loop allows from these addresses (a range or
+    /// list), in the same threads: a SYN flood beside the measured load. Their SYN-ACKs are not
+    /// taken by this program; they go to the kernel, which should drop them (nft), as replies to
+    /// spoofed sources vanish.
+    #[arg(long)]
+    flood_sources: Option<String>,
+    /// SYNs per second of that flood, over all threads; 0 = as fast as the loop allows.
+    #[arg(long, default_value_t = 0)]
+    flood_rate: u32,
     /// RX/TX queues to use, one thread each.
     #[arg(long, value_delimiter = ',', default_value = "0")]
     queues: Vec<u32>,
@@ -134,6 +143,11 @@ fn run(args: Args) -> Result<(), String> {
         return Err("--duration must be between 1 and 3600 seconds".into());
     }
     let sources = parse_sources(&args.sources)?;
+    let flood_sources = match &args.flood_sources {
+        Some(_) if args.mode == ModeArg::Synflood => return Err("--flood-sources is for cps, rps and echo".into()),
+        Some(f) => parse_sources(f)?,
+        None => Vec::new(),
+    };
     // SAFETY: the handler only stores to an atomic.
     unsafe {
         libc::signal(libc::SIGINT, on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t);
@@ -179,13 +193,13 @@ fn run(args: Args) -> Result<(), String> {
     let args = Arc::new(args);
     let mut threads = Vec::new();
     for (k, link) in links.into_iter().enumerate() {
-        let (args, sources, rtx) = (args.clone(), sources.clone(), rtx.clone());
+        let (args, sources, rtx, flood_sources) = (args.clone(), sources.clone(), rtx.clone(), flood_sources.clone());
         let cpu = args.cpus.get(k).copied();
         threads.push(std::thread::spawn(move || {
             if let Some(c) = cpu {
                 let _ = shard::runner::pin_to_cpu(c);
             }
-            worker(k as u32, nq, link, &args, sources, src_mac, dst_mac, deadline, rtx)
+            worker(k as u32, nq, link, &args, (sources, flood_sources), src_mac, dst_mac, deadline, rtx)
         }));
     }
     drop(rtx);
@@ -227,14 +241,27 @@ fn run(args: Args) -> Result<(), String> {
     let mut ftotal = FloodTotals::default();
     for t in threads {
         match t.join().map_err(|_| "a queue thread panicked".to_string())? {
-            Outcome::Load(app) => match merged.as_mut() {
-                None => merged = Some(*app),
-                Some(m) => m.merge(&app),
-            },
+            Outcome::Load(app, beside) => {
+                ftotal = add_flood(&ftotal, &beside);
+                match merged.as_mut() {
+                    None => merged = Some(*app),
+                    Some(m) => m.merge(&app),
+                }
+            }
             Outcome::Flood(t) => ftotal = add_flood(&ftotal, &t),
         }
     }
     let (text, json) = match merged {
+        Some(app) if args.flood_sources.is_some() => {
+            let (sent, rate) = (ftotal.syns_sent, ftotal.syns_sent as f64 / seconds);
+            let json = report::json(&app, &mode_name, seconds);
+            let json = format!(
+                "{},\"flood_syns_sent\":{sent},\"flood_syns_per_sec\":{rate:.1}}}",
+                json.trim_end().strip_suffix('}').unwrap_or(&json)
+            );
+            let text = report::summary(&app, &mode_name, seconds);
+            (format!("{text}flood beside it: {sent} SYNs ({rate:.0}/s)\n"), json)
+        }
         Some(app) => (report::summary(&app, &mode_name, seconds), report::json(&app, &mode_name, seconds)),
         None => {
             let t = ftotal;
@@ -303,7 +330,8 @@ fn boot_clock() -> FgInstant {
 }
 
 enum Outcome {
-    Load(Box<LoadApp>),
+    /// The load, and the SYN flood sent beside it (`--flood-sources`).
+    Load(Box<LoadApp>, FloodTotals),
     Flood(FloodTotals),
 }
 
@@ -313,7 +341,7 @@ fn worker(
     n: u32,
     mut link: Xdp,
     args: &Args,
-    sources: Vec<IpAddr>,
+    (sources, flood_sources): (Vec<IpAddr>, Vec<IpAddr>),
     src_mac: [u8; 6],
     dst_mac: [u8; 6],
     deadline: Instant,
@@ -400,6 +428,8 @@ fn worker(
         messages_per_conn: args.messages.max(1),
     };
     let mut app = LoadApp::new(lc, cap.connections as usize);
+    let mut flood = (!flood_sources.is_empty())
+        .then(|| SynFlood::new(src_mac, dst_mac, args.target, flood_sources, 0x51f1_00d5 ^ k as u64));
     let mut drain_until = None;
     loop {
         let now = clock();
@@ -408,6 +438,17 @@ fn worker(
             drain_until = Some(Instant::now() + floodgate_bench::load::DRAIN);
         }
         app.tick(&mut ep, now);
+        if let Some(f) = flood.as_mut().filter(|_| drain_until.is_none()) {
+            let due = match args.flood_rate {
+                0 => 64,
+                r => (epoch.elapsed().as_micros() as u64 * share(r) as u64 / 1_000_000 + 1)
+                    .saturating_sub(f.totals.syns_sent),
+            };
+            if due > 0 {
+                f.send(&mut link, due.min(64));
+                link.flush();
+            }
+        }
         let rx = shard::step(&mut ep, &mut link, &mut app, now, 64);
         if rx == 0 {
             // As the engine's shards do: yield to the NAPI thread that may
@@ -423,5 +464,5 @@ fn worker(
         }
     }
     let _ = reports.send(Report::Load(k, app.totals));
-    Outcome::Load(Box::new(app))
+    Outcome::Load(Box::new(app), flood.map(|f| f.totals).unwrap_or_default())
 }

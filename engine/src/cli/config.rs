@@ -15,6 +15,7 @@ use serde::Deserialize;
 
 use crate::link::xdp::{XdpConfig, XdpMode, ZeroCopy};
 use crate::table::TwFullPolicy;
+use crate::tcp::config::{half_open_budgets, HALF_OPEN_AUTO};
 use crate::tcp::{Capacity, CookieMode, Keepalive, TcpConfig};
 
 /// Which application the shards run.
@@ -230,7 +231,9 @@ pub struct Settings {
     /// Application events queued between two drains [default: 8192].
     #[arg(long, value_name = "N", help_heading = "Limits (per shard)")]
     pub events: Option<u32>,
-    /// Half-open (SYN-RECEIVED) entries per listener before SYN cookies [default: 65536].
+    /// Half-open (SYN-RECEIVED) entries per listener (each VIP and port) before SYN cookies; all
+    /// listeners' budgets together may take at most half of --connections, so a flood never
+    /// fills the table [default: 1/8 of --connections, shared by the listeners].
     #[arg(long, value_name = "N", help_heading = "Limits (per shard)")]
     pub half_open_budget: Option<u32>,
     /// Connections one source address may hold per shard (IPv6: per /64);
@@ -392,7 +395,7 @@ impl Settings {
             }
             Some(k)
         };
-        let tcp = TcpConfig {
+        let mut tcp = TcpConfig {
             mtu: self.mtu.unwrap_or(def.mtu),
             msl: self.msl.map_or(def.msl, |s| s.0),
             fin_wait2_timeout: self.fin_wait2_timeout.map_or(def.fin_wait2_timeout, |s| s.0),
@@ -403,7 +406,6 @@ impl Settings {
                 Some(CookieArg::Always) => CookieMode::Always,
                 Some(CookieArg::Never) => CookieMode::Never,
             },
-            half_open_budget: self.half_open_budget.unwrap_or(def.half_open_budget),
             source_limit: self.max_conns_per_source,
             ..def
         };
@@ -456,6 +458,20 @@ impl Settings {
         if !(512..=1 << 24).contains(&cap.buffer_size) {
             return Err(format!("--buffer-size {} must be between 512 and 16777216", cap.buffer_size));
         }
+        // The reserve: half-open entries from a flood must leave room in the
+        // table for the handshakes that complete (cookie ACKs).
+        let listeners = vips.len() * ports.len();
+        let budget = self.half_open_budget.unwrap_or(HALF_OPEN_AUTO);
+        if self.half_open_budget == Some(0) {
+            return Err("--half-open-budget must be at least 1".into());
+        }
+        tcp.half_open_budget = half_open_budgets(std::iter::repeat(budget).take(listeners), cap.connections)
+            .map_err(|e| {
+                let b = self.half_open_budget.map_or("(default)".to_string(), |b| b.to_string());
+                format!("--half-open-budget {b} for {listeners} listener(s) (VIPs x ports): {e}")
+            })?
+            .next()
+            .unwrap_or(1);
         let xdp_def = XdpConfig::default();
         let xdp = XdpConfig {
             frame_size: self.frame_size.unwrap_or(xdp_def.frame_size),
@@ -661,6 +677,22 @@ mod tests {
         let mut a = BASE.to_vec();
         a.extend_from_slice(&["--stall-timeout", "3s"]);
         assert_eq!(cli(&a).resolve(|_| None).unwrap().stall_timeout, Some(Duration::from_secs(3)));
+    }
+
+    #[test]
+    fn half_open_budget_keeps_half_the_table_in_reserve() {
+        // BASE: one VIP, two ports: two listeners per shard.
+        let resolve = |extra: &[&str]| {
+            let mut a = BASE.to_vec();
+            a.extend_from_slice(extra);
+            cli(&a).resolve(|_| None)
+        };
+        assert_eq!(resolve(&[]).unwrap().tcp.half_open_budget, 65536 / 8 / 2, "1/8 of the table, shared");
+        assert_eq!(resolve(&["--connections", "1000"]).unwrap().tcp.half_open_budget, 62);
+        assert_eq!(resolve(&["--connections", "1000", "--half-open-budget", "250"]).unwrap().tcp.half_open_budget, 250);
+        let e = resolve(&["--connections", "1000", "--half-open-budget", "251"]).unwrap_err();
+        assert!(e.contains("--half-open-budget 251 for 2 listener(s)") && e.contains("at most 500"), "{e}");
+        assert!(resolve(&["--half-open-budget", "0"]).is_err());
     }
 
     #[test]

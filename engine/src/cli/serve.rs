@@ -299,6 +299,10 @@ impl Control<'_> {
         let mut events = Events::with_capacity(128);
         let mut next_watch = Instant::now();
         let mut stop_by: Option<Instant> = None;
+        if self.cookies.notice_due(Instant::now()) {
+            // `always`: XDP answers SYNs from the first one.
+            self.broadcast(Command::CookiesInFlight);
+        }
         tracing::info!("ready");
         while exited.iter().any(|e| !e) {
             if phase == Phase::Stopping {
@@ -391,8 +395,9 @@ impl Control<'_> {
                     phase = Phase::Stopping;
                 }
             }
-            if phase == Phase::Running {
-                self.cookies.tick(latest.iter().flatten().map(|s| s.stats.cookies_sent).sum());
+            if phase == Phase::Running && self.cookies.tick(latest.iter().flatten().map(|s| s.stats.cookies_sent).sum())
+            {
+                self.broadcast(Command::CookiesInFlight);
             }
             if let Phase::Draining { until } = phase {
                 let all = drained.iter().zip(&exited).all(|(d, x)| *d || *x);

@@ -30,6 +30,10 @@ use crate::tcp::Secrets;
 /// How long the SYN rate must stay below the flood rate before the shards
 /// answer SYNs again.
 pub const CALM: Duration = Duration::from_secs(5);
+/// While cookies are answered in XDP, how often the shards are told so
+/// (`Command::CookiesInFlight`): a shard checks cookie ACKs only within
+/// `tcp::config::COOKIE_VALID` (2 min) of the last cookie it knows of.
+pub const NOTICE_EVERY: Duration = Duration::from_secs(1);
 
 #[derive(Debug)]
 pub struct CookieSwitch {
@@ -39,13 +43,25 @@ pub struct CookieSwitch {
     flood_rate: f64,
     last: Option<(Instant, u64, u64)>,
     calm_since: Option<Instant>,
+    /// When the shards were last told that cookies are in flight.
+    told: Option<Instant>,
 }
 
 impl CookieSwitch {
     /// `flood_rate`: SYNs per second that would fill every shard's
     /// half-open budget within the first SYN-ACK timeout (1 s).
     pub fn new(mode: XdpCookiesArg, flood_rate: f64) -> Self {
-        CookieSwitch { mode, on: mode == XdpCookiesArg::Always, flood_rate, last: None, calm_since: None }
+        CookieSwitch { mode, on: mode == XdpCookiesArg::Always, flood_rate, last: None, calm_since: None, told: None }
+    }
+
+    /// Whether the shards must be told now that cookies are in flight: at
+    /// once when it is on, then every [`NOTICE_EVERY`] while it stays on.
+    pub fn notice_due(&mut self, now: Instant) -> bool {
+        if !self.on || self.told.is_some_and(|t| now.saturating_duration_since(t) < NOTICE_EVERY) {
+            return false;
+        }
+        self.told = Some(now);
+        true
     }
 
     pub fn is_on(&self) -> bool {
@@ -116,19 +132,33 @@ impl<'a> XdpCookies<'a> {
     }
 
     /// One look at the counters: `shard_cookies` is the shards' total of
-    /// cookies sent.
-    pub fn tick(&mut self, shard_cookies: u64) {
-        let Ok(xdp) = self.program.stats() else { return };
-        match self.switch.update(Instant::now(), shard_cookies, xdp.syn_cookie_tx) {
-            Some(true) => {
-                tracing::warn!("SYN flood: the half-open budget is spent; answering SYNs with cookies in XDP")
+    /// cookies sent. True when the shards must be told now that cookies
+    /// are in flight (they would refuse the cookie ACKs otherwise): when
+    /// the switch turns on, and every [`NOTICE_EVERY`] while it is on
+    /// (from the first look under `always`).
+    pub fn tick(&mut self, shard_cookies: u64) -> bool {
+        let now = Instant::now();
+        if let Ok(xdp) = self.program.stats() {
+            let change = self.switch.update(now, shard_cookies, xdp.syn_cookie_tx);
+            match change {
+                Some(true) => {
+                    tracing::warn!("SYN flood: the half-open budget is spent; answering SYNs with cookies in XDP")
+                }
+                Some(false) => tracing::info!("SYN flood over: the shards answer SYNs again"),
+                None => {}
             }
-            Some(false) => tracing::info!("SYN flood over: the shards answer SYNs again"),
-            None => return,
+            if change.is_some() {
+                if let Err(e) = self.apply(self.switch.is_on()) {
+                    tracing::error!("cannot switch SYN cookies in XDP: {e}");
+                }
+            }
         }
-        if let Err(e) = self.apply(self.switch.is_on()) {
-            tracing::error!("cannot switch SYN cookies in XDP: {e}");
-        }
+        self.notice_due(now)
+    }
+
+    /// Whether the shards must be told (now) that cookies are in flight.
+    pub fn notice_due(&mut self, now: Instant) -> bool {
+        self.switch.notice_due(now)
     }
 
     /// For the drain (after which `tick` is no longer called): SYNs must
@@ -194,6 +224,22 @@ mod tests {
         assert_eq!(s.update(ms(t0, 4200), 1, 10_000), None, "calm from here");
         assert_eq!(s.update(ms(t0, 9100), 1, 10_000), None, "calm for 4.9 s");
         assert_eq!(s.update(ms(t0, 9200), 1, 10_000), Some(false));
+    }
+
+    #[test]
+    fn shards_hear_of_cookies_in_xdp_at_once_and_every_second_while_on() {
+        let t0 = Instant::now();
+        let mut s = CookieSwitch::new(XdpCookiesArg::Flood, 1000.0);
+        s.update(t0, 0, 0);
+        assert!(!s.notice_due(t0), "off: nothing to tell");
+        assert_eq!(s.update(ms(t0, 100), 1, 0), Some(true));
+        assert!(s.notice_due(ms(t0, 100)), "at once when it turns on");
+        assert!(!s.notice_due(ms(t0, 600)));
+        assert!(s.notice_due(ms(t0, 1100)), "again a second later");
+        let mut a = CookieSwitch::new(XdpCookiesArg::Always, 1000.0);
+        assert!(a.notice_due(t0), "always: from the start");
+        let mut o = CookieSwitch::new(XdpCookiesArg::Off, 1000.0);
+        assert!(!o.notice_due(t0));
     }
 
     #[test]

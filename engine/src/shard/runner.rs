@@ -64,6 +64,10 @@ pub enum Command {
     Drain,
     /// Abort every remaining connection (RST) and end the thread.
     Stop,
+    /// The XDP program answers SYNs with cookies now: expect cookie ACKs
+    /// (`Endpoint::note_cookies_in_flight`). Sent when that starts and
+    /// every second while it goes on.
+    CookiesInFlight,
 }
 
 /// What a shard tells the control thread.
@@ -246,6 +250,7 @@ impl<A: App + AppStats> Shard<A> {
                         self.ep.stop_listening();
                         draining = true;
                     }
+                    Ok(Command::CookiesInFlight) => self.ep.note_cookies_in_flight(now),
                     Ok(Command::Stop) | Err(TryRecvError::Disconnected) => return self.stop(now),
                     Err(TryRecvError::Empty) => break,
                 }

@@ -51,7 +51,11 @@ pub struct TcpConfig {
     /// `None` turns keepalive off.
     pub keepalive: Option<Keepalive>,
     pub syn_cookies: CookieMode,
-    /// Half-open (SYN-RECEIVED) entries a listener may hold.
+    /// Half-open (SYN-RECEIVED) entries a listener may hold;
+    /// [`HALF_OPEN_AUTO`] shares 1/8 of the table among the listeners. The
+    /// budgets of all listeners together may take at most half of the table
+    /// ([`half_open_budgets`]): the rest is the reserve a cookie ACK needs
+    /// when a flood has spent every budget.
     pub half_open_budget: u32,
     /// SYN-ACK retransmissions before a half-open entry is given up.
     pub synack_retries: u8,
@@ -72,7 +76,10 @@ pub struct TcpConfig {
     /// Our window-scale shift when the peer offers scaling (RFC 7323 §2).
     pub window_scale: u8,
     pub time_wait_rst: TimeWaitRst,
-    /// RFC 5961 §7: challenge ACKs per second per shard.
+    /// RFC 5961 §7: challenge ACKs per second per shard, on average: each
+    /// second's budget is drawn at random from [limit/2, limit/2 + limit)
+    /// (as Linux 4.7+ does, against CVE-2016-5696's counting side channel),
+    /// and each connection sends at most one per [`OOW_ACK_INTERVAL`].
     pub challenge_ack_limit: u32,
     /// RSTs sent per second per shard in answer to stray segments.
     pub rst_limit: u32,
@@ -90,7 +97,7 @@ impl Default for TcpConfig {
             fin_wait2_timeout: Duration::from_secs(60),
             keepalive: Some(Keepalive::default()),
             syn_cookies: CookieMode::Auto,
-            half_open_budget: 65536,
+            half_open_budget: HALF_OPEN_AUTO,
             synack_retries: 5,
             max_retries: 12,
             fin_retries: 8,
@@ -121,6 +128,66 @@ impl TcpConfig {
         self.mtu.saturating_sub(headers).max(536)
     }
 }
+
+/// `half_open_budget` value: 1/[`HALF_OPEN_AUTO_FRACTION`] of the
+/// connection table, shared among the listeners.
+pub const HALF_OPEN_AUTO: u32 = 0;
+/// The automatic half-open budget is this fraction of the table.
+pub const HALF_OPEN_AUTO_FRACTION: u32 = 8;
+/// All half-open budgets together may take at most 1/this of the table.
+pub const HALF_OPEN_MAX_FRACTION: u32 = 2;
+
+/// Linux's `tcp_invalid_ratelimit` (RFC 5961 §4-5 and the "ACK loop" of
+/// RFC 9293 §3.10.7.4): a connection answers out-of-window and PAWS-failed
+/// segments without data, and sends challenge ACKs, at most once per this.
+pub const OOW_ACK_INTERVAL: Duration = Duration::from_millis(500);
+
+/// How long after a listener last sent a SYN cookie a cookie ACK is still
+/// checked (Linux's `TCP_SYNCOOKIE_VALID`, 2 minutes: the cookie's own
+/// lifetime). Outside it, an ACK to a listener gets an RST unchecked, so a
+/// blind ACK cannot open a connection when no flood is on.
+pub const COOKIE_VALID: Duration = Duration::from_secs(120);
+
+/// The half-open budget of each of `listeners` listeners configured with
+/// `budgets` ([`HALF_OPEN_AUTO`] or a count), for a table of `connections`;
+/// an error when together they would leave less than half of the table as
+/// the reserve for connections that complete.
+pub fn half_open_budgets(
+    budgets: impl Iterator<Item = u32> + Clone,
+    connections: u32,
+) -> Result<impl Iterator<Item = u32>, HalfOpenBudgetError> {
+    let listeners = budgets.clone().count().max(1) as u32;
+    let auto = (connections / HALF_OPEN_AUTO_FRACTION / listeners).max(1);
+    let each = move |b: u32| if b == HALF_OPEN_AUTO { auto } else { b };
+    let total: u64 = budgets.clone().map(|b| each(b) as u64).sum();
+    let max = (connections / HALF_OPEN_MAX_FRACTION).max(1);
+    if total > max as u64 {
+        return Err(HalfOpenBudgetError { total, max, connections });
+    }
+    Ok(budgets.map(each))
+}
+
+/// Half-open budgets that would leave too little of the table in reserve.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HalfOpenBudgetError {
+    /// The budgets together.
+    pub total: u64,
+    /// The most they may be: half the table.
+    pub max: u32,
+    pub connections: u32,
+}
+
+impl core::fmt::Display for HalfOpenBudgetError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "half-open budgets of {} in all leave too little reserve: at most {} (half of {} connections) \
+             so that a completing handshake finds room when a SYN flood has spent them",
+            self.total, self.max, self.connections
+        )
+    }
+}
+impl std::error::Error for HalfOpenBudgetError {}
 
 /// Capacities of one shard's preallocated structures.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -11,11 +11,14 @@
 //! same segment as the ACK of the request.
 
 use super::buffer::BufferPool;
-use super::config::{Capacity, CookieMode, TcpConfig, TimeWaitRst};
+use super::config::{
+    half_open_budgets, Capacity, CookieMode, HalfOpenBudgetError, TcpConfig, TimeWaitRst, COOKIE_VALID,
+    OOW_ACK_INTERVAL,
+};
 use super::emit::{self, L2};
 use super::events::{CloseReason, Event, EventQueue};
 use super::input::{ev, Drop};
-use super::ratelimit::RateLimit;
+use super::ratelimit::{oow_rate_limited, RateLimit};
 use super::secret::{CookieOptions, Secrets};
 use super::seg::Seg;
 use super::state::State;
@@ -47,6 +50,21 @@ pub struct Listener {
     pub port: u16,
     /// SYN-RECEIVED entries held now.
     pub half_open: u32,
+    /// SYN-RECEIVED entries it may hold ([`half_open_budgets`]).
+    pub half_open_budget: u32,
+    /// When it last sent a SYN cookie, or was told that the XDP program
+    /// sends them (ms since the epoch): cookie ACKs are checked only within
+    /// [`COOKIE_VALID`] of it.
+    pub cookie_sent_ms: Option<u64>,
+}
+
+/// What became of an ACK to a listener.
+enum CookieAck {
+    Opened,
+    /// No cookie sent lately: not checked.
+    NotExpected,
+    Invalid,
+    TableFull,
 }
 
 /// Errors of the application interface.
@@ -61,6 +79,8 @@ pub enum Error {
     /// A connection with that 4-tuple exists.
     InUse,
     TooManyListeners,
+    /// The half-open budgets would leave too little of the table in reserve.
+    HalfOpenBudget(HalfOpenBudgetError),
 }
 
 impl core::fmt::Display for Error {
@@ -71,6 +91,7 @@ impl core::fmt::Display for Error {
             Error::TableFull => f.write_str("connection table full"),
             Error::InUse => f.write_str("4-tuple in use"),
             Error::TooManyListeners => f.write_str("too many listeners"),
+            Error::HalfOpenBudget(e) => e.fmt(f),
         }
     }
 }
@@ -127,10 +148,10 @@ impl Endpoint {
             synack_window: cap.synack_window(),
             events: EventQueue::new(cap.events as usize),
             dirty: Vec::with_capacity(cap.connections as usize),
-            secrets,
             mac,
-            challenge: RateLimit::new(cfg.challenge_ack_limit),
+            challenge: RateLimit::randomized(cfg.challenge_ack_limit, secrets.seed(1)),
             rst: RateLimit::new(cfg.rst_limit),
+            secrets,
             half_open: 0,
             tw_policy: cap.time_wait_policy,
             handling_frame: false,
@@ -146,14 +167,41 @@ impl Endpoint {
     }
 
     /// Starts listening on `port` at `addr` (any local address when `None`),
-    /// with its own protocol settings.
+    /// with its own protocol settings. Refused when the listeners' half-open
+    /// budgets together would take more than half of the connection table
+    /// (automatic budgets are shared anew among the listeners).
     pub fn listen(&mut self, addr: Option<std::net::IpAddr>, port: u16, cfg: TcpConfig) -> Result<u16, Error> {
         if self.listeners.len() >= u16::MAX as usize - 1 {
             return Err(Error::TooManyListeners);
         }
+        let table = self.conns.capacity() as u32;
+        let configured = self.cfgs[1..].iter().chain([&cfg]).map(|c| c.half_open_budget);
+        if let Err(e) = half_open_budgets(configured, table) {
+            return Err(Error::HalfOpenBudget(e));
+        }
         self.cfgs.push(cfg);
-        self.listeners.push(Listener { addr: addr.map(Addr::from), port, half_open: 0 });
+        self.listeners.push(Listener {
+            addr: addr.map(Addr::from),
+            port,
+            half_open: 0,
+            half_open_budget: 0,
+            cookie_sent_ms: None,
+        });
+        let budgets = half_open_budgets(self.cfgs[1..].iter().map(|c| c.half_open_budget), table);
+        for (l, b) in self.listeners.iter_mut().zip(budgets.expect("checked above")) {
+            l.half_open_budget = b;
+        }
         Ok(self.listeners.len() as u16)
+    }
+
+    /// The XDP program answers SYNs with this shard's cookies (the control
+    /// thread says so when it turns that on, and every second while it is
+    /// on): from `now`, cookie ACKs to every listener are checked for
+    /// [`COOKIE_VALID`], as if the shard had sent the cookies itself.
+    pub fn note_cookies_in_flight(&mut self, now: Instant) {
+        for l in &mut self.listeners {
+            l.cookie_sent_ms = Some(now.total_millis());
+        }
     }
 
     /// Closes every listener (the drain at shutdown): from now on a SYN, or
@@ -364,13 +412,17 @@ impl Endpoint {
             if !seg.syn() && self.source_refuses_cookie_ack(now, li, t, seg) {
                 return self.send_rst(now, l2, t, seg.ack, None, tx);
             }
-            if !seg.syn() && self.cookie_ack(now, li, l2, t, seg) {
-                return;
+            if !seg.syn() {
+                match self.cookie_ack(now, li, l2, t, seg) {
+                    CookieAck::Opened => return,
+                    CookieAck::NotExpected => self.stats.cookie_acks_not_expected += 1,
+                    CookieAck::Invalid => self.stats.cookies_rejected += 1,
+                    // The client learns at once rather than hanging: its
+                    // handshake is complete on its side.
+                    CookieAck::TableFull => self.stats.cookie_acks_table_full += 1,
+                }
             }
             // A bare ACK (or SYN|ACK) to a listener: RST with seq = SEG.ACK.
-            if !seg.syn() {
-                self.stats.cookies_rejected += 1;
-            }
             return self.send_rst(now, l2, t, seg.ack, None, tx);
         }
         if !seg.syn() {
@@ -386,7 +438,8 @@ impl Endpoint {
             self.stats.syns_dropped_time_wait_full += 1;
             return;
         }
-        let budget_spent = self.listeners[li as usize - 1].half_open >= cfg.half_open_budget;
+        let listener = &self.listeners[li as usize - 1];
+        let budget_spent = listener.half_open >= listener.half_open_budget;
         let table_full = self.conns.len() >= self.conns.capacity();
         let use_cookie = match cfg.syn_cookies {
             CookieMode::Always => true,
@@ -450,6 +503,8 @@ impl Endpoint {
             sack_permitted: cfg.sack && seg.sack_permitted,
         };
         let cookie = self.secrets.make_cookie(t, seg.seq, &opts, now);
+        // As Linux's tcp_synq_overflow: cookie ACKs are expected from now.
+        self.listeners[li as usize - 1].cookie_sent_ms = Some(now.total_millis());
         let timestamp = match (cfg.timestamps, seg.timestamp) {
             (true, Some((tsval, _))) => {
                 let off = self.secrets.ts_offset(t);
@@ -480,10 +535,13 @@ impl Endpoint {
 
     /// The third segment of a cookie handshake: rebuild the connection from
     /// the cookie and let the segment's data and FIN through.
-    fn cookie_ack(&mut self, now: Instant, li: u16, l2: &L2, t: &FourTuple, seg: &Seg) -> bool {
+    fn cookie_ack(&mut self, now: Instant, li: u16, l2: &L2, t: &FourTuple, seg: &Seg) -> CookieAck {
+        if !self.cookies_expected(now, li) {
+            return CookieAck::NotExpected;
+        }
         let iss = seg.ack - 1;
         let irs = seg.seq - 1;
-        let Some(opts) = self.secrets.check_cookie(t, irs, iss, now) else { return false };
+        let Some(opts) = self.secrets.check_cookie(t, irs, iss, now) else { return CookieAck::Invalid };
         let cfg = self.cfgs[li as usize];
         let is_v6 = !t.local_addr.is_v4();
         let mut tcb = Tcb::new(&cfg, iss, self.secrets.ts_offset(t), l2);
@@ -509,18 +567,27 @@ impl Endpoint {
                 self.source_count(h, t);
                 self.stats.cookies_accepted += 1;
                 self.connection_segment(now, h, seg);
-                true
+                CookieAck::Opened
             }
-            Err(_) => {
-                self.stats.syns_dropped_table_full += 1;
-                true
-            }
+            // Full (a tuple held by a zombie is as good as full): the
+            // half-open budgets leave a reserve, so only connections
+            // that completed fill the table.
+            Err(_) => CookieAck::TableFull,
         }
     }
 
-    /// Whether `seg` returns a valid cookie for a listener that sends them.
+    /// Linux's `tcp_synq_no_recent_overflow`, negated: the listener sent a
+    /// cookie (or the XDP program did) within [`COOKIE_VALID`].
+    fn cookies_expected(&self, now: Instant, li: u16) -> bool {
+        self.listeners[li as usize - 1]
+            .cookie_sent_ms
+            .is_some_and(|at| now.total_millis().saturating_sub(at) <= COOKIE_VALID.as_millis() as u64)
+    }
+
+    /// Whether `seg` returns a valid cookie for a listener that sent them lately.
     fn valid_cookie_ack(&self, now: Instant, t: &FourTuple, seg: &Seg) -> bool {
-        self.find_listener(t).is_some_and(|li| self.cfgs[li as usize].syn_cookies != CookieMode::Never)
+        self.find_listener(t)
+            .is_some_and(|li| self.cfgs[li as usize].syn_cookies != CookieMode::Never && self.cookies_expected(now, li))
             && self.secrets.check_cookie(t, seg.seq - 1, seg.ack - 1, now).is_some()
     }
 
@@ -621,8 +688,16 @@ impl Endpoint {
                 Drop::HalfOpenReset => s.rsts_received += 1,
             }
         }
+        if res.oow_limited {
+            self.stats.oow_acks_rate_limited += 1;
+        }
         if res.challenge {
-            if self.challenge.allow(now) {
+            // Linux's tcp_send_challenge_ack: the connection's own interval
+            // first, then the shard's randomised budget.
+            let interval = OOW_ACK_INTERVAL.as_millis() as u32;
+            if oow_rate_limited(&mut tcb.last_oow_ms, now.total_millis(), interval) {
+                self.stats.challenge_acks_rate_limited += 1;
+            } else if self.challenge.allow(now) {
                 tcb.set(flag::ACK_NOW);
                 self.stats.challenge_acks_sent += 1;
             } else {

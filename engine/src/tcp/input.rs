@@ -4,7 +4,8 @@
 //! LISTEN, TIME-WAIT and CLOSED are handled by the endpoint.
 
 use super::buffer::BufferPool;
-use super::config::TcpConfig;
+use super::config::{TcpConfig, OOW_ACK_INTERVAL};
+use super::ratelimit::oow_rate_limited;
 use super::seg::Seg;
 use super::state::State;
 use super::tcb::{flag, Tcb, NEVER};
@@ -54,14 +55,36 @@ pub struct Input {
     /// An RST to send that is not part of the connection's own sequence
     /// space: `(seq, ack)` as RFC 9293 §3.10.7 prescribes.
     pub rst: Option<(SeqNumber, Option<SeqNumber>)>,
-    /// An RFC 5961 challenge ACK is due (subject to the endpoint's rate limit).
+    /// An RFC 5961 challenge ACK is due (subject to the per-connection
+    /// interval and the endpoint's budget).
     pub challenge: bool,
+    /// The ACK answering this dropped segment was held back by the
+    /// per-connection interval ([`super::config::OOW_ACK_INTERVAL`]).
+    pub oow_limited: bool,
     pub drop: Option<Drop>,
 }
 
 impl Input {
     fn dropped(d: Drop) -> Input {
         Input { drop: Some(d), ..Input::default() }
+    }
+}
+
+impl Tcb {
+    /// The ACK RFC 9293 sends for an unacceptable segment (out of window,
+    /// PAWS, ACK of unsent data): as Linux's `tcp_oow_rate_limited`, a
+    /// segment without data (or with SYN) is answered at most once per
+    /// [`OOW_ACK_INTERVAL`] per connection, so that forged segments cannot
+    /// turn a connection into an ACK reflector nor two confused peers into
+    /// an ACK loop. A data segment is always answered: its duplicate ACK is
+    /// what tells the peer that a retransmission already arrived.
+    fn oow_ack(&mut self, now: Instant, seg: &Seg, out: &mut Input) {
+        let data = !seg.is_empty() && !seg.syn();
+        if !data && oow_rate_limited(&mut self.last_oow_ms, now.total_millis(), OOW_ACK_INTERVAL.as_millis() as u32) {
+            out.oow_limited = true;
+            return;
+        }
+        self.set(flag::ACK_NOW);
     }
 }
 
@@ -131,8 +154,9 @@ impl Tcb {
         // RFC 7323 §5.3 PAWS: an old timestamp marks an old duplicate.
         if let (true, Some((tsval, _)), false) = (self.has(flag::TS), seg.timestamp, seg.rst()) {
             if (tsval.wrapping_sub(self.ts_recent) as i32) < 0 {
-                self.set(flag::ACK_NOW);
-                return Input::dropped(Drop::Paws);
+                let mut out = Input::dropped(Drop::Paws);
+                self.oow_ack(now, seg, &mut out);
+                return out;
             }
         }
         if !self.acceptable(seg) {
@@ -140,8 +164,8 @@ impl Tcb {
                 return Input::dropped(Drop::RstIgnored);
             }
             // RFC 9293: an unacceptable segment is answered by an ACK.
-            self.set(flag::ACK_NOW);
             let mut out = Input::dropped(Drop::OutOfWindow);
+            self.oow_ack(now, seg, &mut out);
             // "If the RCV.WND is zero, no segments will be acceptable, but
             // special allowance should be made to accept valid ACKs": with
             // our window shut, the peer's ACKs are what frees it again.
@@ -207,14 +231,16 @@ impl Tcb {
             }
         }
         if seg.ack > self.snd_max {
-            self.set(flag::ACK_NOW);
-            return Input::dropped(Drop::AckUnsent);
+            let mut out = Input::dropped(Drop::AckUnsent);
+            self.oow_ack(now, seg, &mut out);
+            return out;
         }
         let max_wnd = 65535usize << self.snd_wscale;
         if seg.ack < self.snd_una - max_wnd {
             // RFC 5961 §5.2: far too old to be real.
-            self.set(flag::ACK_NOW);
-            return Input::dropped(Drop::AckUnsent);
+            let mut out = Input::dropped(Drop::AckUnsent);
+            self.oow_ack(now, seg, &mut out);
+            return out;
         }
         self.process_ack(now, cfg, pool, seg, &mut out);
         match self.state {

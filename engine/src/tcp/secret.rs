@@ -150,6 +150,12 @@ impl Secrets {
         ([self.isn_key.k0, self.isn_key.k1], [self.cookie_key.k0, self.cookie_key.k1])
     }
 
+    /// A secret 64-bit seed for `purpose` (the challenge-ACK budget's
+    /// random draws), so that no one outside can predict them.
+    pub fn seed(&self, purpose: u64) -> u64 {
+        siphash13(&self.cookie_key, &[0x7365_6564_u64, purpose])
+    }
+
     #[inline]
     fn hash_tuple(k: &SipKey, t: &FourTuple, extra: u64) -> u64 {
         let ports = ((t.local_port as u64) << 16) | t.remote_port as u64;

@@ -22,6 +22,11 @@ counters! {
         cookies_accepted,
         /// ACKs to a listener whose cookie failed validation.
         cookies_rejected,
+        /// ACKs to a listener that sent no SYN cookie within the last 2 minutes
+        /// (nor heard of one sent in XDP): answered by RST without a cookie check.
+        cookie_acks_not_expected,
+        /// Valid cookie ACKs that found the connection table full: answered by RST.
+        cookie_acks_table_full,
         /// SYNs dropped: half-open budget spent and cookies off.
         syns_dropped_half_open_budget,
         /// SYNs dropped: connection table full.
@@ -54,8 +59,14 @@ counters! {
         rto_expiries,
         /// Challenge ACKs sent (RFC 5961).
         challenge_acks_sent,
-        /// Challenge ACKs suppressed by the rate limit.
+        /// Challenge ACKs suppressed by the shard's randomised per-second budget.
         challenge_acks_suppressed,
+        /// Challenge ACKs held back because the connection sent one (or an
+        /// out-of-window ACK) less than 500 ms before.
+        challenge_acks_rate_limited,
+        /// ACKs answering out-of-window, PAWS-failed or unsent-data segments
+        /// without data, held back by the same per-connection 500 ms interval.
+        oow_acks_rate_limited,
         /// RSTs sent.
         rsts_sent,
         /// RSTs not sent because of the rate limit.

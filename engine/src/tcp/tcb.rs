@@ -149,6 +149,10 @@ pub struct Tcb {
     pub recover: SeqNumber,
     pub ts_recent: u32,
     pub ts_offset: u32,
+    /// When this connection last answered an unacceptable segment or sent
+    /// a challenge ACK (ms, wrapping; 0 for never): Linux's
+    /// `last_oow_ack_time`, see [`super::ratelimit::oow_rate_limited`].
+    pub last_oow_ms: u32,
     pub srtt_us: u32,
     pub rttvar_us: u32,
     pub rto_ms: u32,
@@ -200,6 +204,7 @@ impl Tcb {
             recover: iss,
             ts_recent: 0,
             ts_offset,
+            last_oow_ms: 0,
             srtt_us: 0,
             rttvar_us: 0,
             rto_ms: cfg.rto_initial.as_millis() as u32,

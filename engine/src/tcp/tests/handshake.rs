@@ -189,8 +189,9 @@ fn half_open_budget_with_cookies_off_drops_and_counts() {
 }
 
 #[test]
-fn full_table_answers_with_cookie_and_drops_its_ack_counted() {
-    // CONFORMANCE 8: table full; the completing ACK cannot be admitted.
+fn full_table_answers_with_cookie_and_resets_its_ack_counted() {
+    // CONFORMANCE 8: table full; the completing ACK cannot be admitted, and
+    // the client hears so (RST) rather than hanging.
     let cap =
         Capacity { connections: 1, time_wait: 4, buffers: 4, buffer_size: 4096, events: 16, ..Capacity::default() };
     let mut h = Harness::with_capacity(cfg(), cap);
@@ -198,8 +199,9 @@ fn full_table_answers_with_cookie_and_drops_its_ack_counted() {
     h.client_port = 40001;
     let sa = h.send1(syn(CLIENT_ISN));
     assert_eq!(h.ep.stats.cookies_sent, 1, "table full: cookie");
-    h.send0(seg(ACK, CLIENT_ISN + 1, sa.seq + 1));
-    assert_eq!(h.ep.stats.syns_dropped_table_full, 1);
+    let r = h.send1(seg(ACK, CLIENT_ISN + 1, sa.seq + 1));
+    assert_eq!((r.control, r.seq), (RST, sa.seq + 1));
+    assert_eq!(h.ep.stats.cookie_acks_table_full, 1);
     assert_eq!(h.ep.connections(), 1);
 }
 

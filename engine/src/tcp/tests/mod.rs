@@ -4,6 +4,7 @@
 mod close;
 mod cookies;
 mod data;
+mod flood;
 mod handshake;
 mod output;
 mod properties;

@@ -169,6 +169,8 @@ fn cookie_ack_from_an_xdp_handshake_reopens() {
     let isn = CLIENT_ISN + 100_000;
     let opts = CookieOptions { mss: 1460, window_scale: None, sack_permitted: false };
     let cookie = Secrets::from_bytes([42; 32]).make_cookie(&h.tuple(), isn, &opts, h.now);
+    // The control thread tells the shards that XDP sends cookies.
+    h.ep.note_cookies_in_flight(h.now);
     h.send0(seg(ACK, isn + 1, cookie + 1));
     assert_eq!(h.ep.time_wait(), 0);
     assert_eq!(h.ep.stats.time_wait_reopened, 1);
