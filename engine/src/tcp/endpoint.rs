@@ -30,6 +30,8 @@ use crate::timer::Wheel;
 use crate::wire::{self, SeqNumber};
 use std::net::SocketAddr;
 
+mod invariants;
+
 /// Index of the configuration used by active opens.
 const ACTIVE_CFG: u16 = 0;
 /// TIME-WAIT entries used timestamps.
