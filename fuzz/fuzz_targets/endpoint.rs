@@ -351,6 +351,9 @@ fn show_stats() -> bool {
 }
 
 fuzz_target!(|input: Input| {
+    if show_stats() {
+        eprintln!("{input:#?}");
+    }
     let now = Instant::from_secs(1000);
     let mut w =
         World { ep: endpoint(&input.setup, now), now, peers: [Peer::default(); PEERS], zeros: vec![0x5a; 65536] };
@@ -429,7 +432,10 @@ fuzz_target!(|input: Input| {
     for _ in 0..20 {
         w.advance(Duration::from_secs(600));
     }
-    assert_eq!(w.ep.connections(), 0, "connections left");
+    if w.ep.connections() != 0 {
+        w.ep.for_each_connection(|_, t, tcb| eprintln!("left: {t:?} {tcb:#?}"));
+        panic!("{} connections left at {}", w.ep.connections(), w.now);
+    }
     assert_eq!(w.ep.time_wait(), 0, "TIME-WAIT entries left");
     assert_eq!(w.ep.armed_timers(), 0, "timers left");
     assert_eq!(w.ep.half_open(), 0);

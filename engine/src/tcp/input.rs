@@ -216,6 +216,9 @@ impl Tcb {
                 self.state = State::FinWait2;
                 if self.has(flag::APP_CLOSED) {
                     self.idle_at = (now + cfg.fin_wait2_timeout).total_millis();
+                } else {
+                    // Half-closed by `shutdown`: keepalive watches the peer.
+                    self.reset_idle(now, cfg);
                 }
             }
             State::Closing if self.has(flag::FIN_ACKED) => {

@@ -36,8 +36,8 @@ impl Tcb {
         if self.idle_at <= now_ms {
             self.idle_at = NEVER;
             match self.state {
-                State::FinWait2 => return Expiry::FinWait2Timeout,
-                State::Established | State::CloseWait => {
+                State::FinWait2 if self.has(flag::APP_CLOSED) => return Expiry::FinWait2Timeout,
+                State::Established | State::CloseWait | State::FinWait2 => {
                     let Some(ka) = cfg.keepalive else { return Expiry::Continue };
                     if self.flight() > 0 || !self.tx.is_empty() {
                         // Data in flight: the RTO watches the peer, not keepalive.
