@@ -9,6 +9,8 @@ pub mod app;
 pub mod cli;
 mod counters;
 pub mod flow;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod link;
 pub mod metrics;
 pub mod neigh;

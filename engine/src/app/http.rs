@@ -909,6 +909,56 @@ impl App for Http {
     }
 }
 
+/// One reply of [`parse_pieces`]: the offset just past the byte that made
+/// it due, its name, whether the connection closes after it, its bytes.
+#[doc(hidden)]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParsedReply {
+    pub end: usize,
+    pub reply: String,
+    pub closes: bool,
+    pub response: Vec<u8>,
+}
+
+/// The request parser fed as [`Http`] feeds it, for the fuzz target
+/// `http_request`: `data` arrives in pieces of `piece` bytes (the last one
+/// shorter), each handed to `parse` until it is consumed, as `pump` hands
+/// it whatever the receive buffer holds. Stops after a reply that closes
+/// the connection, as `pump` does. Panics if `parse` reports consuming
+/// more than it was given, or stops short without a reply (the byte
+/// accounting `pump` relies on).
+#[doc(hidden)]
+pub fn parse_pieces(data: &[u8], piece: usize, max_head: usize) -> Vec<ParsedReply> {
+    let responses = Responses::new(&HttpConfig::default());
+    let mut stats = HttpStats::default();
+    let mut c = Conn::default();
+    let mut out = Vec::new();
+    let mut off = 0;
+    for chunk_end in (0..data.len()).step_by(piece.max(1)).map(|s| (s + piece.max(1)).min(data.len())) {
+        while off < chunk_end {
+            let avail = chunk_end - off;
+            let (n, r) = parse(&mut c, &data[off..chunk_end], max_head, &mut stats);
+            assert!(n <= avail, "parse consumed {n} of {avail} bytes");
+            off += n;
+            if r == Reply::None {
+                assert_eq!(off, chunk_end, "parse stopped short without a reply");
+                break;
+            }
+            assert!(n > 0, "a reply without consuming a byte");
+            out.push(ParsedReply {
+                end: off,
+                reply: format!("{r:?}"),
+                closes: r.closes(),
+                response: responses.bytes(r).to_vec(),
+            });
+            if r.closes() {
+                return out;
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

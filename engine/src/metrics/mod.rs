@@ -8,7 +8,7 @@
 //! exported, per shard (label `shard`) where they are per shard; the HELP
 //! line is the counter's doc comment.
 
-mod server;
+pub(crate) mod server;
 
 pub use server::MetricsServer;
 

@@ -33,6 +33,10 @@ impl BufferPool {
     pub fn chunk_size(&self) -> u32 {
         self.chunk_size
     }
+    /// Chunks in the pool, free or held.
+    pub fn chunks(&self) -> usize {
+        self.ooo.len()
+    }
     pub fn available(&self) -> usize {
         self.free.len()
     }

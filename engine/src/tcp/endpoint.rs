@@ -33,6 +33,7 @@ use crate::timer::Wheel;
 use crate::wire::{self, SeqNumber};
 use std::net::SocketAddr;
 
+mod invariants;
 mod slow_peers;
 
 /// Index of the configuration used by active opens.

@@ -141,6 +141,39 @@ impl Tcb {
         }
     }
 
+    /// The state changes the ACK of our FIN makes (RFC 9293 §3.10.7.4
+    /// fifth check): FIN-WAIT-1 to FIN-WAIT-2, CLOSING to TIME-WAIT,
+    /// LAST-ACK to CLOSED. True when the connection has left the table's
+    /// states and the segment needs no further processing.
+    fn on_fin_acked(&mut self, now: Instant, cfg: &TcpConfig, out: &mut Input) -> bool {
+        if !self.has(flag::FIN_ACKED) {
+            return false;
+        }
+        match self.state {
+            State::FinWait1 => {
+                self.state = State::FinWait2;
+                if self.has(flag::APP_CLOSED) {
+                    self.idle_at = (now + cfg.fin_wait2_timeout).total_millis();
+                } else {
+                    // Half-closed by `shutdown`: keepalive watches the peer.
+                    self.reset_idle(now, cfg);
+                }
+                false
+            }
+            State::Closing => {
+                self.state = State::TimeWait;
+                out.events |= ev::TIME_WAIT;
+                true
+            }
+            State::LastAck => {
+                self.state = State::Closed;
+                out.events |= ev::CLOSED;
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// A segment for this connection arrived.
     pub fn input(&mut self, now: Instant, cfg: &TcpConfig, pool: &mut BufferPool, seg: &Seg) -> Input {
         if self.state == State::SynSent {
@@ -177,6 +210,12 @@ impl Tcb {
                 && seg.ack >= self.snd_una
             {
                 self.process_ack(now, cfg, pool, seg, &mut out);
+                // The ACK may be of our FIN: without the state change the
+                // connection would sit in FIN-WAIT-1 (or CLOSING, LAST-ACK)
+                // with nothing left to time out (found by the fuzz target
+                // `endpoint`: the shared buffer pool ran dry, so the
+                // window was zero).
+                self.on_fin_acked(now, cfg, &mut out);
             }
             return out;
         }
@@ -243,24 +282,8 @@ impl Tcb {
             return out;
         }
         self.process_ack(now, cfg, pool, seg, &mut out);
-        match self.state {
-            State::FinWait1 if self.has(flag::FIN_ACKED) => {
-                self.state = State::FinWait2;
-                if self.has(flag::APP_CLOSED) {
-                    self.idle_at = (now + cfg.fin_wait2_timeout).total_millis();
-                }
-            }
-            State::Closing if self.has(flag::FIN_ACKED) => {
-                self.state = State::TimeWait;
-                out.events |= ev::TIME_WAIT;
-                return out;
-            }
-            State::LastAck if self.has(flag::FIN_ACKED) => {
-                self.state = State::Closed;
-                out.events |= ev::CLOSED;
-                return out;
-            }
-            _ => {}
+        if self.on_fin_acked(now, cfg, &mut out) {
+            return out;
         }
 
         // Seventh: segment text.

@@ -573,8 +573,14 @@ impl Tcb {
     pub fn reset_idle(&mut self, now: Instant, cfg: &TcpConfig) {
         self.probes = 0;
         self.idle_at = match (self.state, cfg.keepalive) {
-            (State::Established | State::CloseWait, Some(ka)) => (now + ka.idle).total_millis(),
+            // Closed by the application: the FIN-WAIT-2 timeout runs, and
+            // segments do not extend it.
             (State::FinWait2, _) if self.has(flag::APP_CLOSED) => self.idle_at,
+            // FIN-WAIT-2 after `shutdown`: the application still reads, so
+            // no FIN-WAIT-2 timeout, but a peer that vanished must not hold
+            // the connection for ever: keepalive, as Linux does for a
+            // socket that is not orphaned.
+            (State::Established | State::CloseWait | State::FinWait2, Some(ka)) => (now + ka.idle).total_millis(),
             _ => NEVER,
         };
     }

@@ -38,8 +38,9 @@ impl Tcb {
         if self.idle_at <= now_ms {
             self.idle_at = NEVER;
             match self.state {
-                State::FinWait2 => return Expiry::FinWait2Timeout,
-                State::Established | State::CloseWait if cfg.keepalive.is_some() => {
+                State::FinWait2 if self.has(flag::APP_CLOSED) => return Expiry::FinWait2Timeout,
+                // FIN-WAIT-2 after a shutdown: keepalive watches the peer.
+                State::Established | State::CloseWait | State::FinWait2 if cfg.keepalive.is_some() => {
                     let ka = cfg.keepalive.expect("matched above");
                     if self.flight() > 0 || !self.tx.is_empty() {
                         // Data in flight: the RTO watches the peer, not keepalive.

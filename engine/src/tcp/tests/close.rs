@@ -256,3 +256,31 @@ fn close_after_shutdown_arms_the_fin_wait_2_timeout() {
     assert_eq!(h.ep.state(c), None, "closed: FIN-WAIT-2 gives up after its timeout");
     assert_eq!(h.ep.stats.fin_wait2_timeouts, 1);
 }
+
+/// Found by the fuzz target `endpoint` (input kept in fuzz/corpus/endpoint/):
+/// with our receive window shut, the ACK of our FIN came on a segment that
+/// did not fit the window. RFC 9293's zero-window allowance processed the
+/// ACK but skipped the state change, so the connection stayed in
+/// FIN-WAIT-1 with its FIN acknowledged and no timer: held for ever.
+#[test]
+fn the_ack_of_our_fin_counts_when_our_window_is_shut() {
+    let (mut h, c, s1) = established(TcpConfig::default());
+    // Fill the receive window; the application does not read.
+    let wnd = h.ep.tcb(c).unwrap().rcv_wnd() as usize;
+    let mut c2 = C1;
+    while h.ep.tcb(c).unwrap().rcv_wnd() > 0 {
+        let n = (h.ep.tcb(c).unwrap().rcv_wnd() as usize).min(1000);
+        h.send(S { payload: vec![7; n], ..seg(ACK, c2, s1) });
+        c2 += n;
+    }
+    assert_eq!(c2 - C1, wnd);
+    h.ep.shutdown(c).unwrap();
+    let fin = h.flush();
+    assert_eq!((fin[0].control & FIN, fin[0].seq), (FIN, s1));
+    // More data that cannot fit, acknowledging our FIN.
+    h.send(S { payload: b"more".to_vec(), ..seg(ACK, c2, s1 + 1) });
+    assert_eq!(h.ep.tcb(c).unwrap().snd_una, s1 + 1, "the ACK was taken");
+    assert_eq!(h.ep.state(c), Some(State::FinWait2), "the ACK of the FIN moves FIN-WAIT-1 on");
+    assert!(h.ep.timer_armed(c), "keepalive watches the half-closed connection");
+    h.ep.check_invariants().unwrap();
+}

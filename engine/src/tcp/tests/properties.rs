@@ -68,6 +68,9 @@ fn check_invariants(h: &Harness) {
         }
     });
     assert_eq!(half_open, h.ep.half_open());
+    if let Err(e) = h.ep.check_invariants() {
+        panic!("{e}");
+    }
     assert!(h.ep.armed_timers() <= n);
     assert!(h.ep.buffers_free() + 2 * n >= 64);
 }

@@ -113,3 +113,64 @@ fn no_probe_while_data_is_in_flight() {
     }
     assert!(seen.iter().all(|&(seq, len)| (seq, len) == (s1, 4)), "only retransmissions, no probes: {seen:?}");
 }
+
+/// Found by the fuzz target `endpoint` (its input is kept in
+/// fuzz/corpus/endpoint/): after `shutdown`, once the peer ACKed our FIN
+/// (FIN-WAIT-2, the application still reading), no timer was armed, so a
+/// peer that vanished held the connection and its receive buffer for ever.
+/// Keepalive now watches a half-closed connection as it does ESTABLISHED.
+#[test]
+fn keepalive_ends_a_half_closed_connection_whose_peer_vanished() {
+    let (mut h, c, s1) = established(TcpConfig::default());
+    let buffers = h.ep.buffers_free();
+    h.send(S { payload: b"unread".to_vec(), ..seg(ACK | PSH, C1, s1) });
+    let c2 = C1 + 6;
+    h.ep.shutdown(c).unwrap();
+    let fin = h.flush();
+    assert_eq!(fin.len(), 1);
+    assert_eq!((fin[0].control & FIN, fin[0].seq), (FIN, s1));
+    h.send(seg(ACK, c2, s1 + 1));
+    assert_eq!(h.ep.state(c), Some(State::FinWait2));
+    assert!(h.ep.timer_armed(c), "FIN-WAIT-2 after shutdown with no timer");
+    h.take_events();
+
+    let (took, out) = h.advance_until_output(3 * HOUR);
+    assert_eq!(took, 2 * HOUR);
+    assert_eq!((out[0].control, out[0].seq, out[0].ack), (ACK, s1, c2), "probe: SEG.SEQ = SND.NXT - 1");
+    for n in 2..=10 {
+        let (took, _) = h.advance_until_output(HOUR);
+        assert_eq!(took, Duration::from_secs(75), "probe {n}");
+    }
+    let (took, out) = h.advance_until_output(HOUR);
+    assert_eq!(took, Duration::from_secs(75));
+    assert_eq!((out[0].control, out[0].seq), (RST | ACK, s1 + 1));
+    assert_eq!(h.ep.state(c), None, "reclaimed");
+    assert_eq!(h.take_events(), vec![Event::Closed(c, CloseReason::KeepaliveTimeout)]);
+    assert_eq!(h.ep.buffers_free(), buffers, "the unread bytes' chunk is back");
+}
+
+/// The same half-closed connection whose peer answers the probes lives on
+/// (it may still send), and closing it then starts the FIN-WAIT-2 timeout.
+#[test]
+fn a_half_closed_connection_with_a_live_peer_stays_until_closed() {
+    let (mut h, c, s1) = established(TcpConfig::default());
+    h.ep.shutdown(c).unwrap();
+    h.flush();
+    h.send(seg(ACK, C1, s1 + 1));
+    assert_eq!(h.ep.state(c), Some(State::FinWait2));
+    for _ in 0..3 {
+        let (took, out) = h.advance_until_output(3 * HOUR);
+        assert_eq!(took, 2 * HOUR);
+        assert_eq!(out[0].seq, s1);
+        h.send0(seg(ACK, C1, s1 + 1));
+    }
+    assert_eq!(h.ep.state(c), Some(State::FinWait2));
+    h.ep.close(c).unwrap();
+    h.take_events();
+    let timeout = TcpConfig::default().fin_wait2_timeout;
+    h.advance(timeout - Duration::from_millis(1));
+    assert_eq!(h.ep.state(c), Some(State::FinWait2), "no keepalive idle time any more");
+    h.advance(Duration::from_millis(1));
+    assert_eq!(h.ep.state(c), None);
+    assert_eq!(h.take_events(), vec![Event::Closed(c, CloseReason::FinWait2Timeout)]);
+}

@@ -1,0 +1,90 @@
+//! What must hold of an [`Endpoint`] between two entry points (after a
+//! `flush`), checked by the fuzz target `endpoint` after every step and by
+//! the property tests: sequence-space order (RFC 9293 §3.3.1: SND.UNA ≤
+//! SND.NXT), table counts within their capacities, the half-open count
+//! equal to the entries that hold it, every buffer chunk either free or
+//! held by exactly one ring, and a timer armed for every connection with a
+//! deadline (else it would never end).
+
+use super::Endpoint;
+use crate::tcp::state::State;
+use crate::tcp::tcb::{flag, NEVER};
+
+impl Endpoint {
+    /// Checks the invariants; the first one broken is the error. Walks the
+    /// whole table: for tests and fuzzing, not the data path.
+    #[doc(hidden)]
+    pub fn check_invariants(&self) -> Result<(), String> {
+        let chunk = self.pool.chunk_size() as usize;
+        let total_chunks = self.pool.chunks();
+        let mut held_chunks = 0;
+        let mut half_open = vec![0u32; self.listeners.len()];
+        let mut n = 0;
+        for (h, t, tcb) in self.conns.iter() {
+            n += 1;
+            let at = |what: String| Err(format!("{t:?} in {}: {what}", tcb.state));
+            if !(tcb.snd_una <= tcb.snd_nxt && tcb.snd_nxt <= tcb.snd_max) {
+                return at(format!(
+                    "snd_una {} snd_nxt {} snd_max {} out of order",
+                    tcb.snd_una, tcb.snd_nxt, tcb.snd_max
+                ));
+            }
+            // In flight: the bytes sent from the send buffer, plus SYN and FIN.
+            if tcb.flight() as usize > tcb.tx.len() + 2 {
+                return at(format!("flight {} but {} bytes buffered", tcb.flight(), tcb.tx.len()));
+            }
+            if tcb.rx.len() > chunk || tcb.tx.len() > chunk {
+                return at(format!("rx {} tx {} beyond the chunk size {chunk}", tcb.rx.len(), tcb.tx.len()));
+            }
+            if matches!(tcb.state, State::Closed | State::TimeWait | State::Listen) {
+                return at("left in the connection table".into());
+            }
+            held_chunks += tcb.rx.has_chunk() as usize + tcb.tx.has_chunk() as usize;
+            if tcb.has(flag::HALF_OPEN) {
+                if tcb.state != State::SynReceived {
+                    return at("holds a half-open slot".into());
+                }
+                match half_open.get_mut((tcb.listener as usize).wrapping_sub(1)) {
+                    Some(c) => *c += 1,
+                    None => return at(format!("half-open on listener {} that does not exist", tcb.listener)),
+                }
+            }
+            if tcb.next_deadline() != NEVER && !self.wheel.is_armed(h.index()) {
+                return at(format!("deadline {} but no timer armed", tcb.next_deadline()));
+            }
+        }
+        if n > self.conns.capacity() {
+            return Err(format!("{n} connections in a table of {}", self.conns.capacity()));
+        }
+        if self.tw4.len() > self.tw4.capacity() || self.tw6.len() > self.tw6.capacity() {
+            return Err(format!("TIME-WAIT {} + {} beyond capacity", self.tw4.len(), self.tw6.len()));
+        }
+        if self.wheel.len() > n {
+            return Err(format!("{} timers armed for {n} connections", self.wheel.len()));
+        }
+        if self.pool.available() + held_chunks != total_chunks {
+            return Err(format!(
+                "buffer chunks: {} free + {held_chunks} held != {total_chunks}",
+                self.pool.available()
+            ));
+        }
+        for (i, l) in self.listeners.iter().enumerate() {
+            if l.half_open != half_open[i] {
+                return Err(format!(
+                    "listener {}: half_open {} but {} entries hold it",
+                    i + 1,
+                    l.half_open,
+                    half_open[i]
+                ));
+            }
+            let budget = l.half_open_budget;
+            if l.half_open > budget {
+                return Err(format!("listener {}: {} half-open over the budget {budget}", i + 1, l.half_open));
+            }
+        }
+        if self.half_open != half_open.iter().sum::<u32>() {
+            return Err(format!("half_open {} but listeners hold {:?}", self.half_open, half_open));
+        }
+        Ok(())
+    }
+}
