@@ -5,13 +5,6 @@ use super::*;
 
 const C1: SeqNumber = SeqNumber(CLIENT_ISN.0 + 1);
 
-fn established() -> (Harness, Handle, SeqNumber) {
-    let mut h = Harness::new(TcpConfig::default());
-    let (c, iss) = h.establish();
-    h.take_events();
-    (h, c, iss + 1)
-}
-
 #[test]
 fn one_segment_gets_a_delayed_ack_after_40ms() {
     let (mut h, c, s1) = established();

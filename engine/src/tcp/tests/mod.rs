@@ -126,6 +126,15 @@ pub fn parse(frame: &[u8]) -> (FourTuple, S) {
     (t, s)
 }
 
+/// One connection established with default settings, its events taken:
+/// (harness, connection, our SND.NXT).
+pub fn established() -> (Harness, Handle, SeqNumber) {
+    let mut h = Harness::new(TcpConfig::default());
+    let (c, iss) = h.establish();
+    h.take_events();
+    (h, c, iss + 1)
+}
+
 /// An endpoint listening on 198.18.0.1:80, a client at 198.18.0.2, a clock.
 pub struct Harness {
     pub ep: Endpoint,

@@ -31,19 +31,20 @@ impl TxSink for Ring {
 }
 
 impl Harness {
+    /// Delivers a client segment while the TX ring is full: what it owes
+    /// stays with the connection.
+    fn deliver_to_full_ring(&mut self, s: S) {
+        let from = (CLIENT_MAC, Addr::v4(CLIENT_IP), self.client_port);
+        let mut frame = frame_of(&s, from, (SERVER_MAC, Addr::v4(SERVER_IP), SERVER_PORT));
+        self.ep.on_frame(self.now, &mut frame, &mut Ring::with_room(0));
+    }
+
     /// Flushes into a TX ring with room for `room` frames.
     fn flush_into(&mut self, room: usize) -> Vec<S> {
         let mut tx = Ring::with_room(room);
         self.ep.flush(self.now, &mut tx);
         self.collect(tx.inner)
     }
-}
-
-fn established() -> (Harness, Handle, SeqNumber) {
-    let mut h = Harness::new(TcpConfig::default());
-    let (c, iss) = h.establish();
-    h.take_events();
-    (h, c, iss + 1)
 }
 
 #[test]
@@ -88,18 +89,8 @@ fn a_full_ring_defers_every_dirty_connection_in_order() {
 fn an_ack_the_tx_ring_refuses_is_still_sent() {
     let (mut h, _, s1) = established();
     // Two full-sized segments: an ACK is due at once (RFC 9293 §3.8.6.3).
-    let mut frame = frame_of(
-        &S { payload: vec![1; 1460], ..seg(ACK, C1, s1) },
-        (CLIENT_MAC, Addr::v4(CLIENT_IP), CLIENT_PORT),
-        (SERVER_MAC, Addr::v4(SERVER_IP), SERVER_PORT),
-    );
-    h.ep.on_frame(h.now, &mut frame, &mut Ring::with_room(0));
-    let mut frame = frame_of(
-        &S { payload: vec![2; 1460], ..seg(ACK, C1 + 1460, s1) },
-        (CLIENT_MAC, Addr::v4(CLIENT_IP), CLIENT_PORT),
-        (SERVER_MAC, Addr::v4(SERVER_IP), SERVER_PORT),
-    );
-    h.ep.on_frame(h.now, &mut frame, &mut Ring::with_room(0));
+    h.deliver_to_full_ring(S { payload: vec![1; 1460], ..seg(ACK, C1, s1) });
+    h.deliver_to_full_ring(S { payload: vec![2; 1460], ..seg(ACK, C1 + 1460, s1) });
     assert!(h.flush_into(0).is_empty());
     let ack = h.flush();
     assert_eq!(ack.len(), 1);
@@ -109,12 +100,7 @@ fn an_ack_the_tx_ring_refuses_is_still_sent() {
 #[test]
 fn a_syn_ack_the_tx_ring_refuses_goes_out_with_the_same_isn() {
     let mut h = Harness::new(TcpConfig::default());
-    let mut frame = frame_of(
-        &syn(CLIENT_ISN),
-        (CLIENT_MAC, Addr::v4(CLIENT_IP), CLIENT_PORT),
-        (SERVER_MAC, Addr::v4(SERVER_IP), SERVER_PORT),
-    );
-    h.ep.on_frame(h.now, &mut frame, &mut Ring::with_room(0));
+    h.deliver_to_full_ring(syn(CLIENT_ISN));
     assert!(h.flush_into(0).is_empty());
     let sa = h.flush();
     assert_eq!(sa.len(), 1);
@@ -131,12 +117,7 @@ fn the_last_ack_before_time_wait_is_not_lost_to_a_full_ring() {
     let fin = h.flush();
     assert_eq!(fin[0].control, FIN | ACK);
     h.send0(seg(ACK, C1, s1 + 1));
-    let mut frame = frame_of(
-        &seg(FIN | ACK, C1, s1 + 1),
-        (CLIENT_MAC, Addr::v4(CLIENT_IP), CLIENT_PORT),
-        (SERVER_MAC, Addr::v4(SERVER_IP), SERVER_PORT),
-    );
-    h.ep.on_frame(h.now, &mut frame, &mut Ring::with_room(0));
+    h.deliver_to_full_ring(seg(FIN | ACK, C1, s1 + 1));
     assert!(h.flush_into(0).is_empty());
     assert_eq!(h.ep.time_wait(), 0, "not reaped while its last ACK is owed");
     let ack = h.flush();
