@@ -319,8 +319,10 @@ fn endpoint(s: &Setup, now: Instant) -> Endpoint {
         timestamps: s.timestamps,
         sack: s.sack,
         window_scale: s.window_scale % 15,
-        half_open_budget: match s.half_open_budget % 5 {
-            0 => 65536,
+        // The default (1/8 of the table), or 1 or 2: within the half of the
+        // smallest table (4) that all budgets together may take.
+        half_open_budget: match s.half_open_budget % 3 {
+            0 => TcpConfig::default().half_open_budget,
             n => n as u32,
         },
         keepalive: if s.keepalive { TcpConfig::default().keepalive } else { None },
@@ -329,15 +331,26 @@ fn endpoint(s: &Setup, now: Instant) -> Endpoint {
     };
     let policy = if s.time_wait_refuse_new { TwFullPolicy::RefuseNew } else { TwFullPolicy::EvictOldest };
     let cap = if s.small {
-        Capacity { connections: 4, time_wait: 2, buffers: 3, buffer_size: 2048, events: 4, time_wait_policy: policy }
+        Capacity {
+            connections: 4,
+            time_wait: 2,
+            time_wait_v6: 2,
+            buffers: 3,
+            buffer_size: 2048,
+            events: 4,
+            time_wait_policy: policy,
+            sources: 2,
+        }
     } else {
         Capacity {
             connections: 16,
             time_wait: 16,
+            time_wait_v6: 16,
             buffers: 32,
             buffer_size: 16384,
             events: 64,
             time_wait_policy: policy,
+            sources: 16,
         }
     };
     let mut ep = Endpoint::new(cfg, cap, OUR_MAC, Secrets::from_bytes([42; 32]), now);
