@@ -6,6 +6,7 @@
 //! kept beside the chunk (`reassembly`).
 
 use super::reassembly::Ranges;
+use super::sender::Senders;
 use crate::wire::SeqNumber;
 
 /// No chunk.
@@ -20,6 +21,9 @@ pub struct BufferPool {
     ooo: Box<[Ranges]>,
     /// Times a chunk was wanted and none was free.
     pub exhausted: u64,
+    /// Sender state of the connections with bytes to send, one slot per
+    /// chunk (a busy sender holds at least one).
+    pub senders: Senders,
 }
 
 impl BufferPool {
@@ -28,7 +32,14 @@ impl BufferPool {
         // unused pool costs address space, not resident memory.
         let mem = vec![0u8; chunks as usize * chunk_size as usize].into_boxed_slice();
         let ooo = vec![Ranges::default(); chunks as usize].into_boxed_slice();
-        BufferPool { mem, chunk_size, free: (0..chunks).rev().collect(), ooo, exhausted: 0 }
+        BufferPool {
+            mem,
+            chunk_size,
+            free: (0..chunks).rev().collect(),
+            ooo,
+            exhausted: 0,
+            senders: Senders::new(chunks),
+        }
     }
     pub fn chunk_size(&self) -> u32 {
         self.chunk_size
@@ -42,7 +53,7 @@ impl BufferPool {
     }
     /// Bytes of chunk memory reserved (and the ranges beside the chunks).
     pub fn memory_bytes(&self) -> usize {
-        self.mem.len() + core::mem::size_of_val(&*self.ooo)
+        self.mem.len() + core::mem::size_of_val(&*self.ooo) + self.senders.memory_bytes()
     }
     fn alloc(&mut self) -> Option<u32> {
         let c = self.free.pop();

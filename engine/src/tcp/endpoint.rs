@@ -849,7 +849,7 @@ impl Endpoint {
         }
         let Some(tcb) = self.conns.get_mut(h) else { return true };
         let cfg = &self.cfgs[tcb.listener as usize];
-        while let Some(out) = tcb.poll_output(now, cfg, &self.pool) {
+        while let Some(out) = tcb.poll_output(now, cfg, &mut self.pool) {
             let len = out.payload_len as usize;
             if out.seq < tcb.snd_max && len > 0 && out.seq + len <= tcb.snd_max && tcb.snd_max != tcb.snd_nxt {
                 self.stats.retransmits += 1;
@@ -904,6 +904,7 @@ impl Endpoint {
         tcb.clear(flag::HALF_OPEN);
         tcb.tx.clear(&mut self.pool);
         tcb.rx.clear(&mut self.pool);
+        tcb.sender_detach(&mut self.pool, true);
         let time_wait = (tcb.state == State::TimeWait).then(|| TwState {
             snd_nxt: tcb.snd_nxt,
             rcv_nxt: tcb.rcv_nxt,
@@ -998,7 +999,7 @@ impl Endpoint {
         let probes_before = tcb.probes;
         let rto_due = tcb.rto_at <= now.total_millis();
         let before = tcb.state;
-        let expiry = tcb.on_timer(now, &cfg);
+        let expiry = tcb.on_timer(now, &cfg, &mut self.pool);
         if rto_due && expiry == Expiry::Continue && tcb.rto_at != NEVER {
             self.stats.rto_expiries += 1;
         }
@@ -1128,6 +1129,9 @@ impl Endpoint {
         }
         let n = tcb.tx.push(pool, data);
         if n > 0 {
+            if !tcb.sender_attach(pool) {
+                self.stats.sender_slots_exhausted += 1;
+            }
             self.mark_dirty(h);
         } else if !data.is_empty() && !tcb.tx.has_chunk() && !tcb.has(flag::WANTS_BUFFER) {
             // The pool is empty: a `Writable` follows when a chunk frees up.

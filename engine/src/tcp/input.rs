@@ -88,11 +88,6 @@ impl Tcb {
     }
 }
 
-/// RFC 6928 initial window.
-fn initial_cwnd(mss: u32) -> u32 {
-    (10 * mss).min((2 * mss).max(14600))
-}
-
 impl Tcb {
     /// Takes the options of the peer's SYN (RFC 9293 §3.7.1, RFC 7323 §2.2 and
     /// §3.2, RFC 2018 §2). `offered` says what our side offers or offered.
@@ -121,7 +116,7 @@ impl Tcb {
             mss -= 12;
         }
         self.mss = mss;
-        self.cwnd = initial_cwnd(mss as u32);
+        self.cc_init();
         self.irs = seg.seq;
         self.rcv_nxt = seg.seq + 1;
         self.rcv_adv = self.rcv_nxt;
@@ -399,19 +394,16 @@ impl Tcb {
                 }
                 _ => {}
             }
-            let mss = self.mss as u32;
             if self.has(flag::RECOVERY) {
                 if seg.ack >= self.recover {
                     self.clear(flag::RECOVERY);
-                    self.cwnd = self.ssthresh;
+                    self.cc_on_recovery_exit(now, pool);
                 } else {
                     // Partial ACK: resend the next hole (RFC 6582 §3.2 step 3).
                     self.set(flag::RETX_HEAD);
                 }
-            } else if self.cwnd < self.ssthresh {
-                self.cwnd = self.cwnd.saturating_add((acked as u32).min(mss));
             } else {
-                self.cwnd = self.cwnd.saturating_add((mss * mss / self.cwnd.max(1)).max(1));
+                self.cc_on_ack(now, pool, acked as u32);
             }
             self.dupacks = 0;
             self.retries = 0;
@@ -420,6 +412,7 @@ impl Tcb {
             if data > 0 {
                 out.events |= ev::WRITABLE;
             }
+            self.sender_detach(pool, false);
         } else if seg.ack == self.snd_una
             && seg.payload.is_empty()
             && !seg.fin()
@@ -433,8 +426,7 @@ impl Tcb {
             self.dupacks = self.dupacks.saturating_add(1);
             let mss = self.mss as u32;
             if self.dupacks == 3 && !self.has(flag::RECOVERY) {
-                self.ssthresh = (self.flight() / 2).max(2 * mss);
-                self.cwnd = self.ssthresh + 3 * mss;
+                self.cc_on_congestion(now, pool);
                 self.recover = self.snd_max;
                 self.set(flag::RECOVERY | flag::RETX_HEAD);
             } else if self.has(flag::RECOVERY) {

@@ -6,6 +6,7 @@
 //! `now`, frames come in as bytes and go out through a `TxSink`.
 
 pub mod buffer;
+pub mod cc;
 pub mod config;
 pub mod emit;
 pub mod endpoint;
@@ -15,6 +16,7 @@ pub mod ratelimit;
 pub mod reassembly;
 pub mod secret;
 pub mod seg;
+pub mod sender;
 pub mod state;
 pub mod stats;
 pub mod tcb;

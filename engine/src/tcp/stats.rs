@@ -88,6 +88,10 @@ counters! {
         drop_out_of_order,
         /// Segments beyond rcv_nxt kept for reassembly (not drops).
         out_of_order_queued,
+        /// Connections that queued bytes and found no free sender slot
+        /// (congestion-control and SACK state): they send with NewReno
+        /// and no scoreboard.
+        sender_slots_exhausted,
         /// Data dropped for lack of a receive buffer chunk.
         drop_no_buffer,
         /// Segments to a port nobody listens on.

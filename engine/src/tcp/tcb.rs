@@ -19,10 +19,11 @@
 //!
 //! [`Endpoint::set_deadline`]: super::Endpoint::set_deadline
 
-use super::buffer::{BufferPool, Ring};
+use super::buffer::{BufferPool, Ring, NIL};
 use super::config::TcpConfig;
 use super::emit::L2;
 use super::events::CloseReason;
+use super::sender::SendState;
 use super::state::State;
 use crate::time::Instant;
 use crate::wire::{SeqNumber, MAX_SACK_BLOCKS};
@@ -166,6 +167,9 @@ pub struct Tcb {
     pub app_at: u64,
     pub tx: Ring,
     pub rx: Ring,
+    /// This connection's slot in the shard's sender slab (`sender.rs`),
+    /// held while it has bytes queued or in flight; `NIL` otherwise.
+    pub snd_slot: u32,
     /// An RST to send at the next output: `(seq, ack)`.
     pub pending_rst: Option<(SeqNumber, Option<SeqNumber>)>,
     pub close_reason: CloseReason,
@@ -216,6 +220,7 @@ impl Tcb {
             app_at: NEVER,
             tx: Ring::default(),
             rx: Ring::default(),
+            snd_slot: NIL,
             pending_rst: None,
             close_reason: CloseReason::Normal,
         }
@@ -293,7 +298,7 @@ impl Tcb {
 
     /// The next segment this connection wants to send, if any. Advances
     /// SND.NXT past what it returns; call until `None`.
-    pub fn poll_output(&mut self, now: Instant, cfg: &TcpConfig, pool: &BufferPool) -> Option<Outgoing> {
+    pub fn poll_output(&mut self, now: Instant, cfg: &TcpConfig, pool: &mut BufferPool) -> Option<Outgoing> {
         let ts = self.has(flag::TS).then(|| (self.ts_val(now), self.ts_recent));
         let mut out = Outgoing {
             control: ctl::ACK,
@@ -509,7 +514,7 @@ impl Tcb {
 
     /// The RTO fired. Returns false when the connection has used up its
     /// retries and must be reset or reclaimed.
-    pub fn on_rto(&mut self, now: Instant, cfg: &TcpConfig) -> bool {
+    pub fn on_rto(&mut self, now: Instant, cfg: &TcpConfig, pool: &mut BufferPool) -> bool {
         self.rto_at = NEVER;
         if self.zero_window_stall() && self.state.is_synchronized() {
             return self.on_persist(now, cfg);
@@ -528,9 +533,7 @@ impl Tcb {
         }
         // RFC 6298 §5.5-5.6: back off, then go back to SND.UNA.
         self.rto_ms = (self.rto_ms.saturating_mul(2)).min(cfg.rto_max.as_millis() as u32);
-        let flight = self.flight();
-        self.ssthresh = (flight / 2).max(2 * self.mss as u32);
-        self.cwnd = self.mss as u32;
+        self.cc_on_rto(now, pool);
         self.clear(flag::RECOVERY);
         self.dupacks = 0;
         self.rtt_seq = self.snd_una;
@@ -562,6 +565,32 @@ impl Tcb {
         self.snd_wnd = 1;
         self.arm_rto(now);
         true
+    }
+
+    /// Takes a sender slot, if this connection has none; false (the caller
+    /// counts it) when the slab is empty.
+    pub fn sender_attach(&mut self, pool: &mut BufferPool) -> bool {
+        if self.snd_slot == NIL {
+            self.snd_slot = pool.senders.acquire();
+        }
+        self.snd_slot != NIL
+    }
+
+    /// Gives the sender slot back once nothing is queued or in flight (or
+    /// the connection ends: `force`).
+    pub fn sender_detach(&mut self, pool: &mut BufferPool, force: bool) {
+        if self.snd_slot != NIL && (force || (self.tx.is_empty() && self.flight() == 0)) {
+            pool.senders.release(self.snd_slot);
+            self.snd_slot = NIL;
+        }
+    }
+
+    /// The sender state, while this connection holds a slot.
+    pub fn sender<'p>(&self, pool: &'p BufferPool) -> Option<&'p SendState> {
+        pool.senders.get(self.snd_slot)
+    }
+    pub fn sender_mut<'p>(&self, pool: &'p mut BufferPool) -> Option<&'p mut SendState> {
+        pool.senders.get_mut(self.snd_slot)
     }
 
     /// Data waits and the peer's window is closed: the persist case.

@@ -2,6 +2,7 @@
 //! (RFC 6298 §5), delayed ACK (RFC 9293 §3.8.6.3), keepalive (RFC 9293
 //! §3.8.4), the FIN-WAIT-2 timeout, and the application's deadline.
 
+use super::buffer::BufferPool;
 use super::config::TcpConfig;
 use super::state::State;
 use super::tcb::{flag, Tcb, NEVER};
@@ -26,9 +27,9 @@ pub enum Expiry {
 
 impl Tcb {
     /// Runs every deadline that is due at `now`.
-    pub fn on_timer(&mut self, now: Instant, cfg: &TcpConfig) -> Expiry {
+    pub fn on_timer(&mut self, now: Instant, cfg: &TcpConfig, pool: &mut BufferPool) -> Expiry {
         let now_ms = now.total_millis();
-        if self.rto_at <= now_ms && !self.on_rto(now, cfg) {
+        if self.rto_at <= now_ms && !self.on_rto(now, cfg, pool) {
             return if self.state == State::SynReceived { Expiry::HalfOpenTimeout } else { Expiry::TimedOut };
         }
         if self.ack_at <= now_ms {

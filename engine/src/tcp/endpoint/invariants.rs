@@ -3,8 +3,9 @@
 //! the property tests: sequence-space order (RFC 9293 §3.3.1: SND.UNA ≤
 //! SND.NXT), table counts within their capacities, the half-open count
 //! equal to the entries that hold it, every buffer chunk either free or
-//! held by exactly one ring, and a timer armed for every connection with a
-//! deadline (else it would never end).
+//! held by exactly one ring, every sender slot held by one connection,
+//! and a timer armed for every connection with a deadline (else it would
+//! never end).
 
 use super::Endpoint;
 use crate::tcp::state::State;
@@ -18,6 +19,7 @@ impl Endpoint {
         let chunk = self.pool.chunk_size() as usize;
         let total_chunks = self.pool.chunks();
         let mut held_chunks = 0;
+        let mut senders = 0;
         let mut half_open = vec![0u32; self.listeners.len()];
         let mut n = 0;
         for (h, t, tcb) in self.conns.iter() {
@@ -40,6 +42,7 @@ impl Endpoint {
                 return at("left in the connection table".into());
             }
             held_chunks += tcb.rx.has_chunk() as usize + tcb.tx.has_chunk() as usize;
+            senders += (tcb.snd_slot != crate::tcp::buffer::NIL) as usize;
             if tcb.has(flag::HALF_OPEN) {
                 if tcb.state != State::SynReceived {
                     return at("holds a half-open slot".into());
@@ -66,6 +69,12 @@ impl Endpoint {
             return Err(format!(
                 "buffer chunks: {} free + {held_chunks} held != {total_chunks}",
                 self.pool.available()
+            ));
+        }
+        if self.pool.senders.in_use() != senders {
+            return Err(format!(
+                "sender slots: {} in use but {senders} connections hold one",
+                self.pool.senders.in_use()
             ));
         }
         for (i, l) in self.listeners.iter().enumerate() {

@@ -1,0 +1,85 @@
+//! Sender state that only a connection with bytes to send needs: congestion
+//! control's own variables (CUBIC, HyStart++: RFC 9438, RFC 9406), the SACK
+//! scoreboard (RFC 6675 §3) and RACK-TLP's (RFC 8985 §6). A connection takes
+//! a slot from its shard's slab when the application first queues bytes and
+//! gives it back once everything it sent is acknowledged and its send
+//! buffer is empty, so an idle connection's control block does not grow
+//! (the table is sized for millions of them) and the slab, like the buffer
+//! pool, is allocated once at start.
+//!
+//! A connection that finds the slab empty (counted) still sends, with what
+//! its control block holds: cwnd, ssthresh and NewReno recovery.
+
+use super::buffer::NIL;
+
+/// Per-connection sender state while bytes are in flight or queued.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SendState {}
+
+/// The slab of a shard: one slot per busy sender.
+pub struct Senders {
+    slots: Box<[SendState]>,
+    free: Vec<u32>,
+    /// Times a connection wanted a slot and none was free.
+    pub exhausted: u64,
+}
+
+impl Senders {
+    pub fn new(n: u32) -> Senders {
+        Senders {
+            slots: vec![SendState::default(); n as usize].into_boxed_slice(),
+            free: (0..n).rev().collect(),
+            exhausted: 0,
+        }
+    }
+    /// A fresh slot, or `NIL` (counted) when all are taken.
+    pub fn acquire(&mut self) -> u32 {
+        match self.free.pop() {
+            Some(s) => {
+                self.slots[s as usize] = SendState::default();
+                s
+            }
+            None => {
+                self.exhausted += 1;
+                NIL
+            }
+        }
+    }
+    pub fn release(&mut self, s: u32) {
+        debug_assert!(s != NIL && (s as usize) < self.slots.len());
+        self.free.push(s);
+    }
+    pub fn get(&self, s: u32) -> Option<&SendState> {
+        self.slots.get(s as usize)
+    }
+    pub fn get_mut(&mut self, s: u32) -> Option<&mut SendState> {
+        self.slots.get_mut(s as usize)
+    }
+    pub fn capacity(&self) -> usize {
+        self.slots.len()
+    }
+    pub fn in_use(&self) -> usize {
+        self.slots.len() - self.free.len()
+    }
+    pub fn memory_bytes(&self) -> usize {
+        core::mem::size_of_val(&*self.slots) + self.free.capacity() * 4
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_are_reused_and_exhaustion_counted() {
+        let mut s = Senders::new(2);
+        let a = s.acquire();
+        let b = s.acquire();
+        assert!(a != NIL && b != NIL && a != b);
+        assert_eq!(s.acquire(), NIL);
+        assert_eq!(s.exhausted, 1);
+        s.release(a);
+        assert_eq!(s.in_use(), 1);
+        assert_eq!(s.acquire(), a);
+    }
+}
