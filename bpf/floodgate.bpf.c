@@ -12,7 +12,10 @@
  * SYN to a VIP whose `struct fg_vip` has FG_VIP_XDP_COOKIES is answered here
  * instead, with the engine's own cookie SYN-ACK (syncookie.h), when it has
  * the common shape; any other SYN still goes to the engine.
- * Everything else (ARP, ICMP, other ports, IPv4 fragments, IPv6 with extension
+ * ICMP "fragmentation needed" (IPv4 type 3 code 4) and ICMPv6 "packet too big"
+ * (type 2) that quote a TCP segment from an owned (address, port) go to the
+ * same socket, for path MTU discovery (the engine checks them, RFC 5927).
+ * Everything else (ARP, other ICMP, other ports, IPv4 fragments, IPv6 with extension
  * headers, anything truncated or malformed) passes to the kernel. Every verdict
  * is counted in the per-CPU `stats` map (struct fg_stats, floodgate.h).
  *
@@ -27,6 +30,7 @@
 #include <linux/if_ether.h>
 #include <linux/in.h>
 #include <linux/ip.h>
+#include <linux/in6.h>
 #include <linux/ipv6.h>
 #include <linux/tcp.h>
 #include <bpf/bpf_endian.h>
@@ -89,6 +93,86 @@ struct vlan_hdr {
 
 #include "syncookie.h"
 
+#define ICMP_DEST_UNREACH 3
+#define ICMP_FRAG_NEEDED 4
+#define ICMPV6_PKT_TOOBIG 2
+#define ICMP_HDR_LEN 8
+
+/* Whether `key` (an address and port) is owned: the exact pair, or port 0
+ * for every port of the address. */
+static __always_inline int owned(struct fg_vip_key *key)
+{
+	if (bpf_map_lookup_elem(&vips, key))
+		return 1;
+	key->port = 0;
+	return bpf_map_lookup_elem(&vips, key) != 0;
+}
+
+/* The ICMP error at `off` (within `end`) quotes an IP packet at `off` + 8;
+ * `family` 4 or 6. Reads the quoted source address and TCP source port
+ * into `key`; 0 when the quote is not a TCP segment the program can read. */
+static __always_inline int quoted_source(void *data, void *data_end, __u32 off, __u32 end, int family,
+					 struct fg_vip_key *key)
+{
+	__u32 q = off + ICMP_HDR_LEN;
+	__u16 *ports;
+
+	if (family == 4) {
+		struct iphdr *ip = data + q;
+
+		if ((void *)(ip + 1) > data_end || q + sizeof(*ip) > end)
+			return 0;
+		if (ip->version != 4 || ip->ihl < 5 || ip->protocol != IPPROTO_TCP)
+			return 0;
+		key->addr[10] = 0xff;
+		key->addr[11] = 0xff;
+		__builtin_memcpy(&key->addr[12], &ip->saddr, 4);
+		q += (__u32)ip->ihl * 4;
+	} else {
+		struct ipv6hdr *ip6 = data + q;
+
+		if ((void *)(ip6 + 1) > data_end || q + sizeof(*ip6) > end)
+			return 0;
+		if (ip6->version != 6 || ip6->nexthdr != IPPROTO_TCP)
+			return 0;
+		__builtin_memcpy(key->addr, &ip6->saddr, 16);
+		q += sizeof(*ip6);
+	}
+	if (q > 2048)
+		return 0;
+	ports = data + q;
+	/* Ports and sequence number: the 8 bytes every quote carries. */
+	if ((void *)ports + 8 > data_end || q + 8 > end)
+		return 0;
+	key->port = ports[0];
+	return 1;
+}
+
+/* An ICMP(v6) message at `off`: a "too big" error about our segment goes to
+ * the engine's socket; everything else to the kernel. */
+static __always_inline int icmp_verdict(struct xdp_md *ctx, __u32 off, __u32 end, int family)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct fg_vip_key key = {};
+	__u8 *icmp = data + off;
+	int ret;
+
+	if ((void *)icmp + ICMP_HDR_LEN > data_end || off + ICMP_HDR_LEN > end)
+		PASS(pass_not_tcp);
+	if (family == 4 ? (icmp[0] != ICMP_DEST_UNREACH || icmp[1] != ICMP_FRAG_NEEDED) : icmp[0] != ICMPV6_PKT_TOOBIG)
+		PASS(pass_not_tcp);
+	if (!quoted_source(data, data_end, off, end, family, &key) || !owned(&key))
+		PASS(pass_not_tcp);
+	COUNT(icmp_too_big);
+	ret = bpf_redirect_map(&xsks_map, ctx->rx_queue_index, XDP_PASS);
+	if (ret == XDP_REDIRECT)
+		COUNT(redirect);
+	else
+		COUNT(redirect_no_xsk);
+	return ret;
+}
+
 SEC("xdp")
 int floodgate_xdp(struct xdp_md *ctx)
 {
@@ -132,13 +216,15 @@ int floodgate_xdp(struct xdp_md *ctx)
 		end = off + bpf_ntohs(ip->tot_len);
 		if (end > frame_len)
 			PASS(pass_truncated);
-		if (ip->protocol != IPPROTO_TCP)
+		if (ip->protocol != IPPROTO_TCP && ip->protocol != IPPROTO_ICMP)
 			PASS(pass_not_tcp);
 		if (ip->frag_off & bpf_htons(IP_MF | IP_OFFSET))
 			PASS(pass_fragment);
 		ihl = (__u32)ip->ihl * 4;
 		if (off + ihl > end)
 			PASS(pass_malformed);
+		if (ip->protocol == IPPROTO_ICMP)
+			return icmp_verdict(ctx, off + ihl, end, 4);
 		key.addr[10] = 0xff;
 		key.addr[11] = 0xff;
 		__builtin_memcpy(&key.addr[12], &ip->daddr, 4);
@@ -154,6 +240,8 @@ int floodgate_xdp(struct xdp_md *ctx)
 		if (end > frame_len)
 			PASS(pass_truncated);
 		/* Extension headers are left to the kernel: the engine never sends them. */
+		if (ip6->nexthdr == IPPROTO_ICMPV6)
+			return icmp_verdict(ctx, off + sizeof(*ip6), end, 6);
 		if (ip6->nexthdr != IPPROTO_TCP)
 			PASS(pass_not_tcp);
 		/* v4-mapped keys are IPv4 VIPs; on the wire such a destination is bogus. */

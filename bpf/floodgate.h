@@ -103,6 +103,10 @@ struct fg_stats {
 	/* such a SYN left to the engine (IPv6, a VLAN tag, IP options, a
 	 * payload, a bad checksum or option, no room): also counted in redirect */
 	__u64 syn_cookie_fallback;
+	/* an ICMP "fragmentation needed" / ICMPv6 "packet too big" quoting a
+	 * segment from an owned (address, port), steered to the engine for
+	 * path MTU discovery: not a verdict (also counted in redirect) */
+	__u64 icmp_too_big;
 };
 
 #endif /* FLOODGATE_H */

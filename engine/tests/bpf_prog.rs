@@ -79,6 +79,30 @@ fn syn6(dst: Ipv6Addr, dport: u16, vlans: &[(u16, u16)]) -> Vec<u8> {
     concat(eth(ETH_P_IPV6, vlans), ipv6(CLI6, dst, 6, &tcp(40000, dport, 1000, 0, TCP_SYN, &[])))
 }
 
+/// An ICMP error (type, code) from a router to the VIP, quoting `quoted` (an IP packet, cut to its header and 8 bytes).
+fn icmp4(kind: u8, code: u8, quoted: &[u8]) -> Vec<u8> {
+    let mut msg = Vec::new();
+    floodgate::wire::icmp::emit_frag_needed(&mut msg, 1400, quoted);
+    msg[0] = kind;
+    msg[1] = code;
+    concat(eth(ETH_P_IP, &[]), ipv4(Ipv4Addr::new(198, 18, 0, 254), VIP4, 1, &msg))
+}
+
+/// The first 28 bytes of a segment the engine sent from `sport` (IPv4).
+fn our_segment4(sport: u16, proto: u8) -> Vec<u8> {
+    let mut q = ipv4(VIP4, CLI4, proto, &tcp(sport, 40000, 1000, 1, TCP_ACK, &[0; 1400]));
+    q.truncate(28);
+    q
+}
+
+fn too_big6(sport: u16) -> Vec<u8> {
+    let mut q = ipv6(VIP6, CLI6, 6, &tcp(sport, 40000, 1000, 1, TCP_ACK, &[0; 1400]));
+    q.truncate(48);
+    let mut msg = vec![2, 0, 0, 0, 0, 0, 0x05, 0x00];
+    msg.extend_from_slice(&q);
+    concat(eth(ETH_P_IPV6, &[]), ipv6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0xfe), VIP6, 58, &msg))
+}
+
 fn arp() -> Vec<u8> {
     let mut a = eth(ETH_P_ARP, &[]);
     a.extend_from_slice(&[0, 1, 8, 0, 6, 4, 0, 1]);
@@ -163,6 +187,13 @@ fn verdict_fixtures() {
         ("ICMPv6 echo", concat(eth(ETH_P_IPV6, &[]), ipv6(CLI6, VIP6, 58, &[128, 0, 0, 0, 0, 0, 0, 0])), NotTcp),
         ("UDP to the VIP port", concat(eth(ETH_P_IP, &[]), ipv4(CLI4, VIP4, 17, &udp)), NotTcp),
         ("IPv6 hop-by-hop then TCP", v6_ext, NotTcp),
+        ("ICMP frag needed about an owned segment", icmp4(3, 4, &our_segment4(PORT, 6)), RedirectNoXsk),
+        ("ICMPv6 packet too big about an owned segment", too_big6(PORT), RedirectNoXsk),
+        ("ICMP frag needed about another port", icmp4(3, 4, &our_segment4(22, 6)), NotTcp),
+        ("ICMPv6 packet too big about another port", too_big6(22), NotTcp),
+        ("ICMP frag needed quoting UDP", icmp4(3, 4, &our_segment4(PORT, 17)), NotTcp),
+        ("ICMP frag needed, quote cut short", icmp4(3, 4, &our_segment4(PORT, 6)[..24]), NotTcp),
+        ("ICMP port unreachable about an owned segment", icmp4(3, 3, &our_segment4(PORT, 6)), NotTcp),
         ("IPv4 first fragment", frag, Fragment),
         ("IPv4 later fragment", frag_tail, Fragment),
         ("IPv4 ihl 4", bad_ihl, Malformed),
@@ -172,6 +203,23 @@ fn verdict_fixtures() {
     for (name, frame, counter) in &table {
         expect(&p, name, frame, XDP_PASS, *counter);
     }
+}
+
+/// Path MTU errors about owned segments are steered (and counted as
+/// such); other ICMP is not.
+#[test]
+fn too_big_errors_are_steered_and_counted() {
+    if !require_root("bpf_prog::too_big_errors_are_steered_and_counted") {
+        return;
+    }
+    let p = program();
+    let count = |p: &XdpProgram| p.stats().expect("stats").icmp_too_big;
+    let before = count(&p);
+    assert_eq!(p.test_run(&icmp4(3, 4, &our_segment4(PORT, 6))).unwrap(), XDP_PASS);
+    assert_eq!(p.test_run(&too_big6(PORT)).unwrap(), XDP_PASS);
+    assert_eq!(count(&p), before + 2);
+    assert_eq!(p.test_run(&icmp4(3, 3, &our_segment4(PORT, 6))).unwrap(), XDP_PASS);
+    assert_eq!(count(&p), before + 2, "port unreachable is the kernel's");
 }
 
 /// Every prefix of a valid owned SYN (v4, v6, VLAN-tagged v4): frames

@@ -294,6 +294,14 @@ pub fn render(view: &View<'_>) -> String {
              (IPv6, a VLAN tag, IP options, a payload, a bad checksum or option, no room)",
         );
         f.sample(name, &[], x.syn_cookie_fallback);
+        let name = "floodgate_xdp_icmp_too_big_total";
+        f.head(
+            name,
+            "counter",
+            "ICMP fragmentation-needed / ICMPv6 packet-too-big errors about an owned \
+             (address, port) that the program steered to a shard for path MTU discovery",
+        );
+        f.sample(name, &[], x.icmp_too_big);
     }
     out
 }

@@ -34,6 +34,7 @@ use crate::wire::{self, SeqNumber};
 use std::net::SocketAddr;
 
 mod invariants;
+mod pmtu;
 mod slow_peers;
 
 /// Index of the configuration used by active opens.
@@ -277,6 +278,10 @@ impl Endpoint {
         self.now = now;
         let parsed = match wire::parse_tcp_frame(frame, true) {
             Ok(wire::Frame::Tcp(p)) => p,
+            Ok(wire::Frame::TooBig(tb)) => {
+                self.on_too_big(&tb);
+                return RxAction::Release;
+            }
             Ok(_) => {
                 self.not_tcp += 1;
                 return RxAction::Release;

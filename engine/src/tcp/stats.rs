@@ -104,6 +104,14 @@ counters! {
         /// Connection segments held back because no TX frame was free: kept
         /// owed and sent at the next flush (not lost).
         tx_full_deferred,
+        /// ICMP "fragmentation needed" / ICMPv6 "packet too big" errors
+        /// about our segments received (RFC 1191, RFC 8201).
+        icmp_too_big_received,
+        /// Of those, ignored: no such connection, the quoted sequence
+        /// number not in flight (RFC 5927 §4.1), or no lower MTU.
+        icmp_too_big_ignored,
+        /// Connections whose MSS was lowered by such an error.
+        pmtu_mss_lowered,
         /// Connections inserted into TIME-WAIT.
         time_wait_entered,
         /// TIME-WAIT entries that ended after 2MSL.

@@ -593,6 +593,15 @@ impl Tcb {
         pool.senders.get_mut(self.snd_slot)
     }
 
+    /// The path MTU fell (`endpoint/pmtu.rs`): what is in flight was too
+    /// big and is lost; send it again from SND.UNA at the new MSS, untimed
+    /// (Karn), without touching the congestion window.
+    pub fn pmtu_resend(&mut self) {
+        self.snd_nxt = self.snd_una;
+        self.rtt_seq = self.snd_una;
+        self.clear(flag::RETX_HEAD);
+    }
+
     /// Data waits and the peer's window is closed: the persist case.
     pub fn zero_window_stall(&self) -> bool {
         self.snd_wnd == 0 && !self.tx.is_empty()

@@ -6,6 +6,7 @@
 //! read once, checksums verified only when asked (the NIC may have done it).
 
 use super::ethernet::{self, EthernetFrame};
+use super::icmp;
 use super::{
     checksum, ipv4, ipv6, read_u16, read_u32, tcp, write_u16, ArpPacket, ArpRepr, Control, Error, EtherType,
     EthernetRepr, IpProtocol, Ipv4Packet, Ipv4Repr, Ipv6Packet, Ipv6Repr, MacAddr, Result, SeqNumber, TcpOptions,
@@ -76,6 +77,8 @@ impl ParsedFrame<'_> {
 pub enum Frame<'a> {
     Tcp(ParsedFrame<'a>),
     Arp(ArpRepr),
+    /// An ICMP error reporting a path MTU for one of our segments (`icmp`).
+    TooBig(icmp::TooBig),
     /// Not for the engine: not IPv4/IPv6/ARP, or IP but not TCP.
     Other,
 }
@@ -173,6 +176,9 @@ pub(crate) fn parse_any(frame: &[u8], verify_checksums: bool) -> Result<Frame<'_
         EtherType::Ipv4 => {
             let ip = Ipv4Packet::new_checked(payload)?;
             let ip_repr = Ipv4Repr::parse(&ip, verify_checksums)?;
+            if ip_repr.protocol == IpProtocol::Icmp {
+                return Ok(icmp::parse_v4(ip.payload(), verify_checksums)?.map_or(Frame::Other, Frame::TooBig));
+            }
             if ip_repr.protocol != IpProtocol::Tcp {
                 return Ok(Frame::Other);
             }
@@ -185,11 +191,14 @@ pub(crate) fn parse_any(frame: &[u8], verify_checksums: bool) -> Result<Frame<'_
         EtherType::Ipv6 => {
             let ip = Ipv6Packet::new_checked(payload)?;
             let (ip_repr, upper) = Ipv6Repr::parse_with_payload(&ip)?;
+            let src = Addr(ip_repr.src_addr);
+            let dst = Addr(ip_repr.dst_addr);
+            if ip_repr.next_header == IpProtocol::Icmpv6 {
+                return Ok(icmp::parse_v6(upper, &src, &dst, verify_checksums)?.map_or(Frame::Other, Frame::TooBig));
+            }
             if ip_repr.next_header != IpProtocol::Tcp {
                 return Ok(Frame::Other);
             }
-            let src = Addr(ip_repr.src_addr);
-            let dst = Addr(ip_repr.dst_addr);
             let tcp = TcpPacket::new_checked(upper)?;
             let tcp = TcpRepr::parse(&tcp, &src, &dst, verify_checksums)?;
             Ok(Frame::Tcp(ParsedFrame { eth: eth_repr, src, dst, ttl_or_hop: ip_repr.hop_limit, tcp, l3: L3::V6 }))
@@ -597,7 +606,7 @@ mod tests {
         assert_eq!(parse_tcp_frame(&f, true), Err(Error::Fragment));
         f[14 + 6] = 50; // ESP
         assert_eq!(parse_tcp_frame(&f, true), Err(Error::Ipv6ExtHeader));
-        f[14 + 6] = 58; // ICMPv6: not ours
+        f[14 + 6] = 58; // ICMPv6 (type 6): not a "too big" error, not ours
         assert_eq!(parse_tcp_frame(&f, true), Ok(Frame::Other));
     }
 

@@ -15,6 +15,7 @@ pub mod arp;
 pub mod checksum;
 pub mod ethernet;
 pub mod frame;
+pub mod icmp;
 pub mod ipv4;
 pub mod ipv6;
 mod seq;
@@ -71,11 +72,13 @@ pub enum Error {
     BadArp,
     /// Emit only: source and destination addresses of different families.
     MixedFamily,
+    /// ICMP or ICMPv6 checksum mismatch.
+    BadIcmpChecksum,
 }
 
 impl Error {
     /// Every variant, in declaration order, so metrics can enumerate them.
-    pub const ALL: [Error; 13] = [
+    pub const ALL: [Error; 14] = [
         Error::Truncated,
         Error::BadVersion,
         Error::BadHeaderLen,
@@ -89,6 +92,7 @@ impl Error {
         Error::BadOption,
         Error::BadArp,
         Error::MixedFamily,
+        Error::BadIcmpChecksum,
     ];
 
     /// A stable snake_case name for metrics.
@@ -107,6 +111,7 @@ impl Error {
             Error::BadOption => "bad_tcp_option",
             Error::BadArp => "bad_arp",
             Error::MixedFamily => "mixed_address_family",
+            Error::BadIcmpChecksum => "bad_icmp_checksum",
         }
     }
 

@@ -175,13 +175,17 @@ pub struct BpfStats {
     /// Such a SYN left to the engine (not a verdict: also counted as
     /// `redirect` or `redirect_no_xsk`).
     pub syn_cookie_fallback: u64,
+    /// An ICMP "fragmentation needed" / ICMPv6 "packet too big" about an
+    /// owned (address, port), steered to the engine (not a verdict: also
+    /// counted as `redirect` or `redirect_no_xsk`).
+    pub icmp_too_big: u64,
 }
 
-const _: () = assert!(size_of::<BpfStats>() == 11 * 8);
+const _: () = assert!(size_of::<BpfStats>() == 12 * 8);
 
 impl BpfStats {
     /// `(metric name, value)` for every counter, in header order.
-    pub fn fields(&self) -> [(&'static str, u64); 11] {
+    pub fn fields(&self) -> [(&'static str, u64); 12] {
         [
             ("redirect", self.redirect),
             ("redirect_no_xsk", self.redirect_no_xsk),
@@ -194,12 +198,14 @@ impl BpfStats {
             ("syn_cookie_tx", self.syn_cookie_tx),
             ("syn_cookie_error", self.syn_cookie_error),
             ("syn_cookie_fallback", self.syn_cookie_fallback),
+            ("icmp_too_big", self.icmp_too_big),
         ]
     }
 
-    /// The verdict counters: every field but `syn_cookie_fallback`.
+    /// The verdict counters: every field but `syn_cookie_fallback` and
+    /// `icmp_too_big`, which count reasons.
     pub fn verdicts(&self) -> impl Iterator<Item = (&'static str, u64)> {
-        self.fields().into_iter().filter(|(n, _)| *n != "syn_cookie_fallback")
+        self.fields().into_iter().filter(|(n, _)| !matches!(*n, "syn_cookie_fallback" | "icmp_too_big"))
     }
 
     /// Sum of every verdict counter: the number of frames the program has seen.
@@ -229,6 +235,7 @@ impl BpfStats {
             syn_cookie_tx: f(8),
             syn_cookie_error: f(9),
             syn_cookie_fallback: f(10),
+            icmp_too_big: f(11),
         })
     }
 
@@ -244,5 +251,6 @@ impl BpfStats {
         self.syn_cookie_tx += o.syn_cookie_tx;
         self.syn_cookie_error += o.syn_cookie_error;
         self.syn_cookie_fallback += o.syn_cookie_fallback;
+        self.icmp_too_big += o.icmp_too_big;
     }
 }

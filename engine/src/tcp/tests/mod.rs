@@ -7,6 +7,7 @@ mod data;
 mod flood;
 mod handshake;
 mod output;
+mod pmtu;
 mod properties;
 mod rfc5961;
 mod slow_peers;
