@@ -100,7 +100,7 @@ struct fg_stats {
 	__u64 syn_cookie_tx;
 	/* such a SYN whose reply could not be written into the frame: XDP_DROP */
 	__u64 syn_cookie_error;
-	/* such a SYN left to the engine (IPv6, a VLAN tag, IP options, a
+	/* such a SYN left to the engine (a VLAN tag, IP options, IPv6 extension headers, a
 	 * payload, a bad checksum or option, no room): also counted in redirect */
 	__u64 syn_cookie_fallback;
 	/* an ICMP "fragmentation needed" / ICMPv6 "packet too big" quoting a

@@ -17,11 +17,14 @@
  *     order it writes them (MSS; SACK-Permitted or NOP NOP, then TS; or NOP
  *     NOP SACK-Permitted; then NOP WS), with the listener's settings from
  *     the VIP's `struct fg_vip`;
- *   - IPv4 as the engine emits it: TOS 0, ID 0, DF, TTL 64.
+ *   - IPv4 as the engine emits it: TOS 0, ID 0, DF, TTL 64; IPv6 with
+ *     traffic class and flow label 0, hop limit 64.
  *
  * Only the common shape is answered here: an untagged Ethernet frame to our
- * unicast MAC, IPv4 without options, a SYN (none of ACK, RST, FIN) without
- * payload whose both checksums are right and whose options parse. Anything
+ * unicast MAC, IPv4 without options or IPv6 without extension headers, a
+ * SYN (none of ACK, RST, FIN) without payload whose checksums are right and
+ * whose options parse. For IPv6 the tuple hash runs over six words, as in
+ * secret.rs. Anything
  * else returns -1 and goes to the engine, which answers it (counted in
  * syn_cookie_fallback). The checksums are RFC 1071 sums, byte-order
  * independent, of words summed as loaded.
@@ -53,6 +56,7 @@
 #define COOKIE_MAC_BITS 23
 #define COOKIE_MAC_MASK ((1U << COOKIE_MAC_BITS) - 1)
 #define FAMILY_V4 (4ULL << 32)
+#define FAMILY_V6 (6ULL << 32)
 #define MAX_WINDOW_SHIFT 14
 #define DEFAULT_MSS 536
 #define MAX_SACK_BLOCKS 4
@@ -214,76 +218,68 @@ static __always_inline __u32 cookie_data(__u16 mss, const struct syn_opts *o, __
 	return (idx << 5) | (ws << 1) | sack;
 }
 
-/*
- * Answers the SYN in ctx with a cookie SYN-ACK: returns XDP_TX, or -1 with
- * the frame untouched for the engine to handle, or XDP_DROP should a write
- * into the frame fail once it has the reply's length (it cannot: every
- * write is within that length; counted all the same).
- */
-static __always_inline int answer_syn_cookie(struct xdp_md *ctx, const struct fg_vip *vip,
-					     const struct fg_cookie_cfg *cfg)
+/* SipHash-1-3 of the 48-byte message m0..m5 (secret.rs, the IPv6 tuple). */
+static __always_inline __u64 siphash13_6(const __u64 *k, __u64 m0, __u64 m1, __u64 m2, __u64 m3, __u64 m4,
+					 __u64 m5)
 {
-	void *data = (void *)(long)ctx->data;
-	void *data_end = (void *)(long)ctx->data_end;
-	__u32 frame_len = (__u32)(data_end - data);
-	struct ethhdr *eth = data;
-	struct iphdr *ip = (void *)(eth + 1);
-	struct tcphdr *tcp = (void *)(ip + 1);
-	struct tcp_hdr_buf th = {};
-	__u8 *hdr = th.b;
-	__u8 out[40] __attribute__((aligned(4))) = {};
-	__u8 macs[12];
-	struct iphdr nip = {};
-	struct syn_opts o = {};
-	__u64 now_ns, now_us, counter, addrs, ports, h;
-	__u32 doff, sum, cookie, data_word, tcp_len, reply_len, peer_isn;
+	__u64 v0 = k[0] ^ 0x736f6d6570736575ULL;
+	__u64 v1 = k[1] ^ 0x646f72616e646f6dULL;
+	__u64 v2 = k[0] ^ 0x6c7967656e657261ULL;
+	__u64 v3 = k[1] ^ 0x7465646279746573ULL;
+
+	SIPWORD(m0);
+	SIPWORD(m1);
+	SIPWORD(m2);
+	SIPWORD(m3);
+	SIPWORD(m4);
+	SIPWORD(m5);
+	SIPWORD(48ULL << 56);
+	v2 ^= 0xff;
+	SIPROUND;
+	SIPROUND;
+	SIPROUND;
+	return v0 ^ v1 ^ v2 ^ v3;
+}
+
+/* secret.rs, hash_tuple's words before `extra`: IPv4 (local, remote)
+ * addresses, ports | family; IPv6 local and remote as two little-endian
+ * words each, ports | family. */
+struct tuple_words {
+	__u64 w[5];
+	__u8 v6;
+};
+
+static __always_inline __u64 tuple_hash(const __u64 *k, const struct tuple_words *t, __u64 extra)
+{
+	if (t->v6)
+		return siphash13_6(k, t->w[0], t->w[1], t->w[2], t->w[3], t->w[4], extra);
+	return siphash13_3(k, t->w[0], t->w[1], extra);
+}
+
+/*
+ * The TCP header of the cookie SYN-ACK answering the SYN whose header is
+ * `hdr` (options parsed into `o`), into `out` (40 bytes, zeroed), checksum
+ * field left zero: endpoint.rs, send_cookie. Returns its length.
+ */
+static __always_inline __u32 cookie_synack(const __u8 *hdr, const struct syn_opts *o, const struct fg_vip *vip,
+					   const struct fg_cookie_cfg *cfg, const struct tuple_words *t, __u64 now_us,
+					   __u8 *out)
+{
+	__u64 counter = now_us / COOKIE_EPOCH_US, h;
+	__u32 peer_isn = be32_at(&hdr[4]), data_word, cookie, tcp_len;
 	__u16 mss_eff;
 	__u8 peer_ws, sack;
 
-	if ((void *)(tcp + 1) > data_end)
-		return -1;
-	if (eth->h_proto != bpf_htons(ETH_P_IP) || ip->ihl != 5 || (eth->h_dest[0] & 1))
-		return -1;
-	doff = (__u32)tcp->doff * 4;
-	if (doff < 20 || doff > 60 || bpf_ntohs(ip->tot_len) != 20 + doff)
-		return -1;
-	if ((((__u8 *)tcp)[13] & (TCP_SYN | TCP_ACK | TCP_RST | TCP_FIN)) != TCP_SYN)
-		return -1;
-	if (csum_fold(csum_words((const __u16 *)ip, 10)) != 0)
-		return -1;
-	if (bpf_xdp_load_bytes(ctx, sizeof(*eth) + sizeof(*ip), hdr, doff))
-		return -1;
-	sum = (ip->saddr & 0xffff) + (ip->saddr >> 16) + (ip->daddr & 0xffff) + (ip->daddr >> 16);
-	sum += bpf_htons(IPPROTO_TCP) + bpf_htons(doff);
-	sum += csum_words((const __u16 *)hdr, 30);
-	if (csum_fold(sum) != 0)
-		return -1;
-	if (fg_parse_syn_opts(&th, doff, &o))
-		return -1;
-
-	now_ns = bpf_ktime_get_ns();
-	if (now_ns < cfg->clock_base_ns)
-		return -1;
-	now_us = (now_ns - cfg->clock_base_ns) / 1000;
-	counter = now_us / COOKIE_EPOCH_US;
-
-	/* secret.rs, hash_tuple: (local, remote) addresses, ports | family, extra. */
-	addrs = (__u64)ip->daddr | ((__u64)ip->saddr << 32);
-	ports = ((__u64)bpf_ntohs(tcp->dest) << 16) | bpf_ntohs(tcp->source) | FAMILY_V4;
-	peer_isn = bpf_ntohl(tcp->seq);
-
-	/* endpoint.rs, send_cookie. */
-	mss_eff = o.has_mss ? o.mss : DEFAULT_MSS;
+	mss_eff = o->has_mss ? o->mss : DEFAULT_MSS;
 	if (mss_eff > vip->mss)
 		mss_eff = vip->mss;
-	peer_ws = o.has_ws && vip->window_scale > 0;
-	sack = vip->sack && o.sack;
-	data_word = cookie_data(mss_eff, &o, peer_ws, sack);
-	h = siphash13_3(cfg->cookie_key, addrs, ports,
-			(counter << 40) ^ ((__u64)data_word << 32) ^ (__u64)peer_isn);
+	peer_ws = o->has_ws && vip->window_scale > 0;
+	sack = vip->sack && o->sack;
+	data_word = cookie_data(mss_eff, o, peer_ws, sack);
+	h = tuple_hash(cfg->cookie_key, t, (counter << 40) ^ ((__u64)data_word << 32) ^ (__u64)peer_isn);
 	cookie = ((__u32)(counter & 3) << 30) | (data_word << COOKIE_MAC_BITS) | ((__u32)h & COOKIE_MAC_MASK);
 
-	/* The TCP header: ports swapped, <SEQ=cookie><ACK=SEG.SEQ+1><CTL=SYN,ACK>. */
+	/* Ports swapped, <SEQ=cookie><ACK=SEG.SEQ+1><CTL=SYN,ACK>. */
 	out[0] = hdr[2];
 	out[1] = hdr[3];
 	out[2] = hdr[0];
@@ -298,14 +294,14 @@ static __always_inline int answer_syn_cookie(struct xdp_md *ctx, const struct fg
 	out[22] = vip->mss >> 8;
 	out[23] = vip->mss & 0xff;
 	tcp_len = 24;
-	if (vip->timestamps && o.has_ts) {
-		h = siphash13_3(cfg->isn_key, addrs, ports, 0);
+	if (vip->timestamps && o->has_ts) {
+		h = tuple_hash(cfg->isn_key, t, 0);
 		out[24] = sack ? OPT_SACK_PERM : OPT_NOP;
 		out[25] = sack ? 2 : OPT_NOP;
 		out[26] = OPT_TS;
 		out[27] = 10;
 		put_be32(&out[28], (__u32)(now_us / 1000) + (__u32)(h >> 32));
-		put_be32(&out[32], o.tsval);
+		put_be32(&out[32], o->tsval);
 		tcp_len = 36;
 	} else if (sack) {
 		out[24] = OPT_NOP;
@@ -334,6 +330,149 @@ static __always_inline int answer_syn_cookie(struct xdp_md *ctx, const struct fg
 		tcp_len += 4;
 	}
 	out[12] = (tcp_len / 4) << 4;
+	return tcp_len;
+}
+
+/* The engine's clock in microseconds (see the top of this file); 0 with
+ * `*ok` cleared before its zero. */
+static __always_inline __u64 engine_now_us(const struct fg_cookie_cfg *cfg, int *ok)
+{
+	__u64 now_ns = bpf_ktime_get_ns();
+
+	*ok = now_ns >= cfg->clock_base_ns;
+	return *ok ? (now_ns - cfg->clock_base_ns) / 1000 : 0;
+}
+
+/* The IPv6 answer: eth + 40-byte header + SYN, no extension headers. Not
+ * inlined, nor is the IPv4 one, so the two buffers never share one stack
+ * frame (BPF's 512 bytes). */
+static __attribute__((noinline)) int answer_syn_cookie6(struct xdp_md *ctx, const struct fg_vip *vip,
+					      const struct fg_cookie_cfg *cfg)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	__u32 frame_len = (__u32)(data_end - data);
+	struct ethhdr *eth = data;
+	struct ipv6hdr *ip6 = (void *)(eth + 1);
+	struct tcphdr *tcp = (void *)(ip6 + 1);
+	struct tcp_hdr_buf th = {};
+	__u8 *hdr = th.b;
+	__u8 out[40] __attribute__((aligned(4))) = {};
+	__u8 macs[12];
+	struct ipv6hdr nip = {};
+	struct syn_opts o = {};
+	struct tuple_words t = {};
+	__u64 now_us;
+	__u32 doff, sum, tcp_len, reply_len;
+	int ok;
+
+	if ((void *)(tcp + 1) > data_end)
+		return -1;
+	if (ip6->nexthdr != IPPROTO_TCP || (eth->h_dest[0] & 1))
+		return -1;
+	doff = (__u32)tcp->doff * 4;
+	if (doff < 20 || doff > 60 || bpf_ntohs(ip6->payload_len) != doff)
+		return -1;
+	if ((((__u8 *)tcp)[13] & (TCP_SYN | TCP_ACK | TCP_RST | TCP_FIN)) != TCP_SYN)
+		return -1;
+	if (bpf_xdp_load_bytes(ctx, sizeof(*eth) + sizeof(*ip6), hdr, doff))
+		return -1;
+	/* RFC 8200 §8.1 pseudo-header: both addresses, length, next header. */
+	sum = csum_words((const __u16 *)&ip6->saddr, 16);
+	sum += bpf_htons(IPPROTO_TCP) + bpf_htons(doff);
+	sum += csum_words((const __u16 *)hdr, 30);
+	if (csum_fold(sum) != 0)
+		return -1;
+	if (fg_parse_syn_opts(&th, doff, &o))
+		return -1;
+	now_us = engine_now_us(cfg, &ok);
+	if (!ok)
+		return -1;
+
+	/* Local is the SYN's destination. */
+	__builtin_memcpy(&t.w[0], &ip6->daddr, 16);
+	__builtin_memcpy(&t.w[2], &ip6->saddr, 16);
+	t.w[4] = ((__u64)bpf_ntohs(tcp->dest) << 16) | bpf_ntohs(tcp->source) | FAMILY_V6;
+	t.v6 = 1;
+	tcp_len = cookie_synack(hdr, &o, vip, cfg, &t, now_us, out);
+
+	sum = csum_words((const __u16 *)&ip6->saddr, 16);
+	sum += bpf_htons(IPPROTO_TCP) + bpf_htons(tcp_len);
+	sum += csum_words((const __u16 *)out, 20);
+	*(__u16 *)&out[16] = csum_fold(sum);
+
+	/* As the engine emits it: traffic class 0, flow label 0, hop limit 64. */
+	nip.version = 6;
+	nip.payload_len = bpf_htons(tcp_len);
+	nip.nexthdr = IPPROTO_TCP;
+	nip.hop_limit = REPLY_TTL;
+	nip.saddr = ip6->daddr;
+	nip.daddr = ip6->saddr;
+
+	__builtin_memcpy(macs, eth->h_source, ETH_ALEN);
+	__builtin_memcpy(macs + ETH_ALEN, eth->h_dest, ETH_ALEN);
+
+	/* At least 14 + 40 + 24 = 78 bytes: never padded. */
+	reply_len = sizeof(*eth) + sizeof(nip) + tcp_len;
+	if (frame_len != reply_len && bpf_xdp_adjust_tail(ctx, (int)reply_len - (int)frame_len))
+		return -1;
+	if (bpf_xdp_store_bytes(ctx, 0, macs, sizeof(macs)) ||
+	    bpf_xdp_store_bytes(ctx, sizeof(*eth), &nip, sizeof(nip)) ||
+	    bpf_xdp_store_bytes(ctx, sizeof(*eth) + sizeof(nip), out, tcp_len))
+		return XDP_DROP;
+	return XDP_TX;
+}
+
+/* The IPv4 answer: eth + 20-byte header + SYN. */
+static __attribute__((noinline)) int answer_syn_cookie4(struct xdp_md *ctx, const struct fg_vip *vip,
+					     const struct fg_cookie_cfg *cfg)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	__u32 frame_len = (__u32)(data_end - data);
+	struct ethhdr *eth = data;
+	struct iphdr *ip = (void *)(eth + 1);
+	struct tcphdr *tcp = (void *)(ip + 1);
+	struct tcp_hdr_buf th = {};
+	__u8 *hdr = th.b;
+	__u8 out[40] __attribute__((aligned(4))) = {};
+	__u8 macs[12];
+	struct iphdr nip = {};
+	struct syn_opts o = {};
+	struct tuple_words t = {};
+	__u64 now_us;
+	__u32 doff, sum, tcp_len, reply_len;
+	int ok;
+
+	if ((void *)(tcp + 1) > data_end)
+		return -1;
+	if (eth->h_proto != bpf_htons(ETH_P_IP) || ip->ihl != 5 || (eth->h_dest[0] & 1))
+		return -1;
+	doff = (__u32)tcp->doff * 4;
+	if (doff < 20 || doff > 60 || bpf_ntohs(ip->tot_len) != 20 + doff)
+		return -1;
+	if ((((__u8 *)tcp)[13] & (TCP_SYN | TCP_ACK | TCP_RST | TCP_FIN)) != TCP_SYN)
+		return -1;
+	if (csum_fold(csum_words((const __u16 *)ip, 10)) != 0)
+		return -1;
+	if (bpf_xdp_load_bytes(ctx, sizeof(*eth) + sizeof(*ip), hdr, doff))
+		return -1;
+	sum = (ip->saddr & 0xffff) + (ip->saddr >> 16) + (ip->daddr & 0xffff) + (ip->daddr >> 16);
+	sum += bpf_htons(IPPROTO_TCP) + bpf_htons(doff);
+	sum += csum_words((const __u16 *)hdr, 30);
+	if (csum_fold(sum) != 0)
+		return -1;
+	if (fg_parse_syn_opts(&th, doff, &o))
+		return -1;
+	now_us = engine_now_us(cfg, &ok);
+	if (!ok)
+		return -1;
+
+	/* secret.rs, hash_tuple: (local, remote) addresses, ports | family. */
+	t.w[0] = (__u64)ip->daddr | ((__u64)ip->saddr << 32);
+	t.w[1] = ((__u64)bpf_ntohs(tcp->dest) << 16) | bpf_ntohs(tcp->source) | FAMILY_V4;
+	tcp_len = cookie_synack(hdr, &o, vip, cfg, &t, now_us, out);
+
 	/* The sum runs over all 40 bytes: the unused tail is zero. */
 	sum = (ip->saddr & 0xffff) + (ip->saddr >> 16) + (ip->daddr & 0xffff) + (ip->daddr >> 16);
 	sum += bpf_htons(IPPROTO_TCP) + bpf_htons(tcp_len);
@@ -370,6 +509,26 @@ static __always_inline int answer_syn_cookie(struct xdp_md *ctx, const struct fg
 	if (tcp_len == 24 && bpf_xdp_store_bytes(ctx, ETH_ZLEN - 2, &out[40 - 2], 2))
 		return XDP_DROP;
 	return XDP_TX;
+}
+
+/*
+ * Answers the SYN in ctx with a cookie SYN-ACK: returns XDP_TX, or -1 with
+ * the frame untouched for the engine to handle, or XDP_DROP should a write
+ * into the frame fail once it has the reply's length (it cannot: every
+ * write is within that length; counted all the same).
+ */
+static __always_inline int answer_syn_cookie(struct xdp_md *ctx, const struct fg_vip *vip,
+					     const struct fg_cookie_cfg *cfg)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+
+	if ((void *)(eth + 1) > data_end)
+		return -1;
+	if (eth->h_proto == bpf_htons(ETH_P_IPV6))
+		return answer_syn_cookie6(ctx, vip, cfg);
+	return answer_syn_cookie4(ctx, vip, cfg);
 }
 
 #endif /* FLOODGATE_SYNCOOKIE_H */

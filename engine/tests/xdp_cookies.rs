@@ -29,6 +29,8 @@ const XDP_PASS: u32 = 2;
 const XDP_TX: u32 = 3;
 const VIP4: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
 const CLI4: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
+const VIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
+const CLI6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2);
 const PORT: u16 = 80;
 const KEY: [u8; 32] = [0x5a; 32];
 const PEER_ISN: u32 = 0x1234_5678;
@@ -51,8 +53,8 @@ struct Rig {
     now: Instant,
 }
 
-/// The program with a cookie VIP and an endpoint listening there, `cfg`
-/// for both. The engine's clock reads 32 s into a cookie epoch (and no more
+/// The program with a cookie VIP of each family and an endpoint listening
+/// there, `cfg` for both. The engine's clock reads 32 s into a cookie epoch (and no more
 /// than the time since boot, where CLOCK_MONOTONIC starts), so the two sides
 /// agree on the epoch whatever the test's pace.
 fn rig(cfg: TcpConfig) -> Rig {
@@ -65,9 +67,11 @@ fn rig(cfg: TcpConfig) -> Rig {
     prog.set_cookie_config(&CookieConfig::new(&secrets, clock)).unwrap();
     let cap = Capacity { connections: 64, time_wait: 64, buffers: 64, ..Capacity::default() };
     let mut ep = Endpoint::new(cfg, cap, SERVER_MAC, secrets, now);
-    ep.listen(Some(IpAddr::V4(VIP4)), PORT, cfg).unwrap();
-    let vip = VipConfig::for_listener(&cfg, &cap, VIP_XDP_COOKIES);
-    prog.set_vip_config(IpAddr::V4(VIP4), PORT, &vip).unwrap();
+    for (addr, v6) in [(IpAddr::V4(VIP4), false), (IpAddr::V6(VIP6), true)] {
+        ep.listen(Some(addr), PORT, cfg).unwrap();
+        let vip = VipConfig::for_listener(&cfg, &cap, VIP_XDP_COOKIES, v6);
+        prog.set_vip_config(addr, PORT, &vip).unwrap();
+    }
     // What the control thread's `Command::CookiesInFlight` does when it
     // turns cookies in XDP on: the shard expects cookie ACKs it never sent.
     ep.note_cookies_in_flight(now);
@@ -81,12 +85,30 @@ fn always_cookies(f: impl FnOnce(&mut TcpConfig)) -> TcpConfig {
 }
 
 fn segment(flags: u8, opts: &[u8], payload: &[u8]) -> Vec<u8> {
+    segment_over(false, flags, opts, payload)
+}
+
+/// A segment from the client to the VIP over IPv4 or (`v6`) IPv6.
+fn segment_over(v6: bool, flags: u8, opts: &[u8], payload: &[u8]) -> Vec<u8> {
     let t = tcp_with_options(40000, PORT, PEER_ISN, 0, flags, opts, payload);
-    concat(eth(0x0800, &[]), ipv4(CLI4, VIP4, 6, &t))
+    if v6 {
+        concat(eth(0x86dd, &[]), ipv6(CLI6, VIP6, 6, &t))
+    } else {
+        concat(eth(0x0800, &[]), ipv4(CLI4, VIP4, 6, &t))
+    }
 }
 
 fn syn(opts: &[u8]) -> Vec<u8> {
     segment(TCP_SYN, opts, &[])
+}
+
+/// Where the TCP header starts (Ethernet, then IPv4 without options or IPv6).
+fn tcp_at(frame: &[u8]) -> usize {
+    if frame[12..14] == [0x86, 0xdd] {
+        14 + 40
+    } else {
+        14 + 20
+    }
 }
 
 /// The engine's answer to `frame`: written in place, or through the TX ring.
@@ -105,10 +127,11 @@ fn xdp_run(r: &Rig, frame: &[u8]) -> (u32, Vec<u8>, BpfStats, BpfStats) {
     (verdict, out, before, r.prog.stats().unwrap())
 }
 
-/// Where the TS option's TSval sits in `frame` (Ethernet, IPv4 without options).
+/// Where the TS option's TSval sits in `frame`.
 fn tsval_at(frame: &[u8]) -> Option<usize> {
-    let doff = (frame[14 + 20 + 12] >> 4) as usize * 4;
-    let opts = 14 + 20 + 20..14 + 20 + doff;
+    let th = tcp_at(frame);
+    let doff = (frame[th + 12] >> 4) as usize * 4;
+    let opts = th + 20..th + doff;
     let mut i = opts.start;
     while i < opts.end {
         match frame[i] {
@@ -149,7 +172,8 @@ fn same_reply(r: &mut Rig, name: &str, frame: &[u8]) -> Vec<u8> {
     }
     let mut theirs = theirs;
     for f in [&mut ours, &mut theirs] {
-        f[14 + 20 + 16..14 + 20 + 18].fill(0);
+        let th = tcp_at(f);
+        f[th + 16..th + 18].fill(0);
     }
     assert_eq!(ours, theirs, "{name}: the engine's SYN-ACK");
     xdp
@@ -196,11 +220,15 @@ fn xdp_cookie_synack_is_the_engines() {
     ];
     for (setting, cfg) in settings {
         let mut r = rig(cfg);
-        for (shape, opts) in shapes() {
-            same_reply(&mut r, &format!("{setting} / {shape}"), &syn(&opts));
+        for v6 in [false, true] {
+            let family = if v6 { "IPv6" } else { "IPv4" };
+            for (shape, opts) in shapes() {
+                same_reply(&mut r, &format!("{family} / {setting} / {shape}"), &segment_over(v6, TCP_SYN, &opts, &[]));
+            }
+            // A SYN with ECE|CWR (ECN setup) or PSH is still a SYN.
+            let ecn = segment_over(v6, TCP_SYN | 0xc0, &LINUX_SYN_OPTIONS, &[]);
+            same_reply(&mut r, &format!("{family} / {setting} / ecn"), &ecn);
         }
-        // A SYN with ECE|CWR (ECN setup) or PSH is still a SYN.
-        same_reply(&mut r, &format!("{setting} / ecn"), &segment(TCP_SYN | 0xc0, &LINUX_SYN_OPTIONS, &[]));
     }
 }
 
@@ -209,31 +237,39 @@ fn ack_to_an_xdp_synack_opens_a_connection() {
     if !require_root("ack_to_an_xdp_synack_opens_a_connection") {
         return;
     }
-    let mut r = rig(TcpConfig::default());
-    let (verdict, synack, _, _) = xdp_run(&r, &syn(&LINUX_SYN_OPTIONS));
-    assert_eq!(verdict, XDP_TX);
-    let Ok(Frame::Tcp(p)) = wire::parse_tcp_frame(&synack, true) else { panic!("a TCP SYN-ACK") };
-    assert_eq!(p.tcp.ack_number.map(|a| a.0), Some(PEER_ISN + 1));
-    let (cookie, tsval) = (p.tcp.seq_number, p.tcp.options.timestamp.expect("timestamps").0);
-    // The client's third segment: <SEQ=ISN+1><ACK=cookie+1>, TSecr = our TSval.
-    let mut opts = vec![1, 1, 8, 10, 0, 0, 0, 2];
-    opts.extend_from_slice(&tsval.to_be_bytes());
-    let t = tcp_with_options(40000, PORT, PEER_ISN + 1, (cookie + 1).0, TCP_ACK, &opts, &[]);
-    let mut ack = concat(eth(0x0800, &[]), ipv4(CLI4, VIP4, 6, &t));
-    let mut sent = Sent(Vec::new());
-    r.ep.on_frame(r.now, &mut ack, &mut sent);
-    assert_eq!(r.ep.stats.cookies_accepted, 1);
-    assert_eq!(r.ep.connections(), 1);
-    r.ep.for_each_connection(|h, t, tcb| {
-        assert_eq!(t.remote_port, 40000);
-        assert_eq!(tcb.state, State::Established, "{h:?}");
-        assert_eq!(tcb.snd_una, cookie + 1);
-    });
-    // A forged cookie does not.
-    let t = tcp_with_options(40001, PORT, PEER_ISN + 1, (cookie + 1).0, TCP_ACK, &opts, &[]);
-    let mut forged = concat(eth(0x0800, &[]), ipv4(CLI4, VIP4, 6, &t));
-    r.ep.on_frame(r.now, &mut forged, &mut sent);
-    assert_eq!((r.ep.stats.cookies_accepted, r.ep.stats.cookies_rejected), (1, 1));
+    for v6 in [false, true] {
+        let family = if v6 { "IPv6" } else { "IPv4" };
+        let mut r = rig(TcpConfig::default());
+        let (verdict, synack, _, _) = xdp_run(&r, &segment_over(v6, TCP_SYN, &LINUX_SYN_OPTIONS, &[]));
+        assert_eq!(verdict, XDP_TX, "{family}");
+        let Ok(Frame::Tcp(p)) = wire::parse_tcp_frame(&synack, true) else { panic!("{family}: a TCP SYN-ACK") };
+        assert_eq!(p.tcp.ack_number.map(|a| a.0), Some(PEER_ISN + 1));
+        let (cookie, tsval) = (p.tcp.seq_number, p.tcp.options.timestamp.expect("timestamps").0);
+        // The client's third segment: <SEQ=ISN+1><ACK=cookie+1>, TSecr = our TSval.
+        let mut opts = vec![1, 1, 8, 10, 0, 0, 0, 2];
+        opts.extend_from_slice(&tsval.to_be_bytes());
+        let ack_from = |port: u16| {
+            let t = tcp_with_options(port, PORT, PEER_ISN + 1, (cookie + 1).0, TCP_ACK, &opts, &[]);
+            if v6 {
+                concat(eth(0x86dd, &[]), ipv6(CLI6, VIP6, 6, &t))
+            } else {
+                concat(eth(0x0800, &[]), ipv4(CLI4, VIP4, 6, &t))
+            }
+        };
+        let mut sent = Sent(Vec::new());
+        r.ep.on_frame(r.now, &mut ack_from(40000), &mut sent);
+        assert_eq!(r.ep.stats.cookies_accepted, 1, "{family}");
+        assert_eq!(r.ep.connections(), 1, "{family}");
+        r.ep.for_each_connection(|h, t, tcb| {
+            assert_eq!(t.remote_port, 40000);
+            assert_eq!(t.remote_addr.as_v4().is_none(), v6, "{family}");
+            assert_eq!(tcb.state, State::Established, "{h:?}");
+            assert_eq!(tcb.snd_una, cookie + 1);
+        });
+        // A forged cookie does not.
+        r.ep.on_frame(r.now, &mut ack_from(40001), &mut sent);
+        assert_eq!((r.ep.stats.cookies_accepted, r.ep.stats.cookies_rejected), (1, 1), "{family}");
+    }
 }
 
 /// SYNs the program leaves to the engine, untouched and counted.
@@ -261,7 +297,6 @@ fn other_syns_go_to_the_engine() {
     let c = csum_fold(csum_add(0, &ip_opts[..24]));
     ip_opts[10..12].copy_from_slice(&c.to_be_bytes());
     let with_options = concat(eth(0x0800, &[]), ip_opts);
-    let v6 = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
     let cases: Vec<(&str, Vec<u8>)> = vec![
         ("bad TCP checksum", bad_tcp_sum),
         ("bad IP checksum", bad_ip_sum),
@@ -282,13 +317,23 @@ fn other_syns_go_to_the_engine() {
         assert_eq!(after.redirect_no_xsk, before.redirect_no_xsk + 1, "{name}: steered to the engine");
         assert_eq!(after.syn_cookie_tx, before.syn_cookie_tx, "{name}: not answered");
     }
-    // An IPv6 SYN to a cookie VIP of its own, likewise.
-    r.prog.set_vip_config(IpAddr::V6(v6), PORT, &VipConfig { flags: VIP_XDP_COOKIES, ..VipConfig::default() }).unwrap();
-    let t6 = tcp(40000, PORT, PEER_ISN, 0, TCP_SYN, &[]);
-    let frame = concat(eth(0x86dd, &[]), ipv6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2), v6, 6, &t6));
-    let (verdict, out, before, after) = xdp_run(&r, &frame);
-    assert_eq!((verdict, &out), (XDP_PASS, &frame), "IPv6");
-    assert_eq!(after.syn_cookie_fallback, before.syn_cookie_fallback + 1, "IPv6 counted");
+    // IPv6 SYNs of the shapes the program leaves alone, likewise: a
+    // payload, a bad checksum, an extension header before TCP.
+    let good6 = segment_over(true, TCP_SYN, &LINUX_SYN_OPTIONS, &[]);
+    let mut bad6 = good6.clone();
+    bad6[14 + 40 + 16] ^= 1;
+    let mut hop_by_hop = vec![6u8, 0, 1, 4, 0, 0, 0, 0];
+    hop_by_hop.extend_from_slice(&tcp(40000, PORT, PEER_ISN, 0, TCP_SYN, &[]));
+    let cases6: Vec<(&str, Vec<u8>)> = vec![
+        ("IPv6 payload", segment_over(true, TCP_SYN, &LINUX_SYN_OPTIONS, b"hello")),
+        ("IPv6 bad TCP checksum", bad6),
+        ("IPv6 hop-by-hop header", concat(eth(0x86dd, &[]), ipv6(CLI6, VIP6, 0, &hop_by_hop))),
+    ];
+    for (name, frame) in cases6 {
+        let (verdict, out, before, after) = xdp_run(&r, &frame);
+        assert_eq!((verdict, &out), (XDP_PASS, &frame), "{name}: untouched");
+        assert_eq!(after.syn_cookie_tx, before.syn_cookie_tx, "{name}: not answered");
+    }
 
     // Segments that are not a SYN pass as before, with no cookie counter.
     for flags in [TCP_ACK, TCP_SYN | TCP_ACK, TCP_SYN | 0x04, TCP_SYN | 0x01] {

@@ -105,7 +105,8 @@ pub struct XdpCookies<'a> {
     program: &'a XdpProgram,
     switch: CookieSwitch,
     owned: Vec<(IpAddr, u16)>,
-    vip: VipConfig,
+    /// The listener's SYN settings for IPv4 and IPv6 VIPs (their MSS differs).
+    vip: [VipConfig; 2],
 }
 
 impl<'a> XdpCookies<'a> {
@@ -125,7 +126,7 @@ impl<'a> XdpCookies<'a> {
             program,
             switch: CookieSwitch::new(cfg.xdp_syn_cookies, flood_rate),
             owned,
-            vip: VipConfig::for_listener(&cfg.tcp, &cfg.cap, 0),
+            vip: [false, true].map(|v6| VipConfig::for_listener(&cfg.tcp, &cfg.cap, 0, v6)),
         };
         me.apply(me.switch.is_on())?;
         Ok(me)
@@ -170,8 +171,8 @@ impl<'a> XdpCookies<'a> {
     }
 
     fn apply(&self, on: bool) -> Result<(), String> {
-        let vip = VipConfig { flags: if on { VIP_XDP_COOKIES } else { 0 }, ..self.vip };
         for &(addr, port) in &self.owned {
+            let vip = VipConfig { flags: if on { VIP_XDP_COOKIES } else { 0 }, ..self.vip[addr.is_ipv6() as usize] };
             self.program.set_vip_config(addr, port, &vip).map_err(|e| e.to_string())?;
         }
         Ok(())

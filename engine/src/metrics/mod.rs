@@ -291,7 +291,7 @@ pub fn render(view: &View<'_>) -> String {
             name,
             "counter",
             "SYNs to a VIP with cookies in XDP that the program left to a shard \
-             (IPv6, a VLAN tag, IP options, a payload, a bad checksum or option, no room)",
+             (a VLAN tag, IP options, IPv6 extension headers, a payload, a bad checksum or option, no room)",
         );
         f.sample(name, &[], x.syn_cookie_fallback);
         let name = "floodgate_xdp_icmp_too_big_total";

@@ -71,14 +71,14 @@ const _: () = assert!(size_of::<VipConfig>() == 8);
 
 impl VipConfig {
     /// The SYN-ACK settings of a listener with `cfg` on an endpoint of
-    /// capacity `cap`, IPv4.
-    pub fn for_listener(cfg: &TcpConfig, cap: &Capacity, flags: u8) -> Self {
+    /// capacity `cap`, for an IPv4 or (`v6`) an IPv6 VIP.
+    pub fn for_listener(cfg: &TcpConfig, cap: &Capacity, flags: u8, v6: bool) -> Self {
         VipConfig {
             flags,
             window_scale: cfg.window_scale,
             sack: cfg.sack as u8,
             timestamps: cfg.timestamps as u8,
-            mss: cfg.advertised_mss(false),
+            mss: cfg.advertised_mss(v6),
             window: cap.synack_window(),
         }
     }
