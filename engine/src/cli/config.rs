@@ -742,6 +742,27 @@ mod tests {
     }
 
     #[test]
+    fn congestion_and_nodelay_per_app() {
+        let resolve = |extra: &[&str]| {
+            let mut a = BASE[..6].to_vec();
+            a.extend_from_slice(extra);
+            if !a.contains(&"--app") {
+                a.extend_from_slice(&["--app", "http"]);
+            }
+            cli(&a).resolve(|_| None).unwrap().tcp
+        };
+        let t = resolve(&[]);
+        assert_eq!((t.congestion, t.nodelay), (Congestion::Cubic, true), "http: Nagle off");
+        assert!(!resolve(&["--app", "echo"]).nodelay, "echo: Nagle on");
+        assert!(!resolve(&["--nodelay", "false"]).nodelay);
+        assert!(resolve(&["--app", "sink", "--nodelay"]).nodelay);
+        assert_eq!(resolve(&["--congestion", "newreno"]).congestion, Congestion::NewReno);
+        let file = Settings::from_toml("congestion = \"newreno\"\nnodelay = false").unwrap();
+        let t = cli(BASE).over(file).resolve(|_| None).unwrap().tcp;
+        assert_eq!((t.congestion, t.nodelay), (Congestion::NewReno, false));
+    }
+
+    #[test]
     fn example_config_parses() {
         let text = include_str!("../../../deploy/floodgate.toml");
         let s = Settings::from_toml(text).expect("deploy/floodgate.toml parses");
