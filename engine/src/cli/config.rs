@@ -16,7 +16,7 @@ use serde::Deserialize;
 use crate::link::xdp::{XdpConfig, XdpMode, ZeroCopy};
 use crate::table::TwFullPolicy;
 use crate::tcp::config::{half_open_budgets, HALF_OPEN_AUTO};
-use crate::tcp::{Capacity, CookieMode, Keepalive, TcpConfig};
+use crate::tcp::{Capacity, Congestion, CookieMode, Keepalive, TcpConfig};
 
 /// Which application the shards run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Deserialize)]
@@ -31,6 +31,26 @@ pub enum AppKind {
 }
 
 impl AppKind {
+    /// Whether the application's connections turn Nagle off when
+    /// `--nodelay` is not given.
+    /// - http: a response is written whole when it is complete, so there
+    ///   is nothing to coalesce it with; Nagle would only hold its tail
+    ///   behind the previous response's unacknowledged tail (pipelined
+    ///   requests), waiting on the client's delayed ACK (up to 40 ms).
+    ///   nginx sets TCP_NODELAY on keep-alive connections for this reason.
+    /// - echo: Nagle on. It writes back whatever arrived, often in small
+    ///   pieces; under a streaming load (tcpkali) Nagle coalesces them into
+    ///   full segments, fewer frames for the TX ring, and a ping-pong
+    ///   client's next message acknowledges the previous echo, so with
+    ///   Minshall's variant it costs that client no latency.
+    /// - sink: sends nothing; the RFC's default (Nagle on).
+    pub fn nodelay(self) -> bool {
+        match self {
+            AppKind::Http => true,
+            AppKind::Echo | AppKind::Sink => false,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             AppKind::Http => "http",
@@ -94,6 +114,16 @@ impl XdpCookiesArg {
             XdpCookiesArg::Off => "off",
         }
     }
+}
+
+/// Congestion control (RFC 9438 CUBIC or RFC 5681 NewReno).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CongestionArg {
+    /// CUBIC with HyStart++ (RFC 9438, RFC 9406), as Linux.
+    Cubic,
+    /// NewReno (RFC 5681, RFC 6582).
+    Newreno,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Deserialize)]
@@ -276,6 +306,17 @@ pub struct Settings {
     /// Link MTU; the MSS advertised is this less the headers [default: 1500].
     #[arg(long, value_name = "BYTES", help_heading = "TCP")]
     pub mtu: Option<u16>,
+    /// Congestion control of the served connections: cubic (RFC 9438, with
+    /// HyStart++ leaving slow start when the RTT rises) or newreno (RFC
+    /// 5681) [default: cubic].
+    #[arg(long, value_enum, value_name = "ALGORITHM", help_heading = "TCP")]
+    pub congestion: Option<CongestionArg>,
+    /// Nagle's algorithm off (true) or on (false): with it on, a small
+    /// segment waits while an earlier small one is unacknowledged
+    /// (RFC 9293 §3.7.4). `--nodelay` alone means true [default: true for
+    /// --app http, false for echo and sink].
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", help_heading = "TCP")]
+    pub nodelay: Option<bool>,
 
     /// HTTP app: the body of every 200 response [default: "Hello, World!", 13 bytes].
     #[arg(long, value_name = "TEXT", help_heading = "Applications")]
@@ -335,7 +376,7 @@ impl Settings {
         merge_fields!(cli, file; iface, vip, port, app, queues, cpus, metrics, xdp_mode, zero_copy,
             frame_size, rx_ring, tx_ring, connections, time_wait_capacity, time_wait_capacity_v6, time_wait_policy, buffers,
             buffer_size, events, half_open_budget, max_conns_per_source, source_table, msl, fin_wait2_timeout, keepalive_idle,
-            keepalive_interval, keepalive_probes, syn_cookies, xdp_syn_cookies, mtu, http_body, http_max_header_bytes,
+            keepalive_interval, keepalive_probes, syn_cookies, xdp_syn_cookies, mtu, congestion, nodelay, http_body, http_max_header_bytes,
             http_header_timeout, http_keepalive_timeout, idle_timeout, drain, stall_timeout)
     }
 
@@ -407,6 +448,11 @@ impl Settings {
                 Some(CookieArg::Never) => CookieMode::Never,
             },
             source_limit: self.max_conns_per_source,
+            congestion: match self.congestion {
+                None | Some(CongestionArg::Cubic) => Congestion::Cubic,
+                Some(CongestionArg::Newreno) => Congestion::NewReno,
+            },
+            nodelay: self.nodelay.unwrap_or(app.nodelay()),
             ..def
         };
         let xdp_syn_cookies = match (self.xdp_syn_cookies, tcp.syn_cookies) {
@@ -693,6 +739,27 @@ mod tests {
         let e = resolve(&["--connections", "1000", "--half-open-budget", "251"]).unwrap_err();
         assert!(e.contains("--half-open-budget 251 for 2 listener(s)") && e.contains("at most 500"), "{e}");
         assert!(resolve(&["--half-open-budget", "0"]).is_err());
+    }
+
+    #[test]
+    fn congestion_and_nodelay_per_app() {
+        let resolve = |extra: &[&str]| {
+            let mut a = BASE[..6].to_vec();
+            a.extend_from_slice(extra);
+            if !a.contains(&"--app") {
+                a.extend_from_slice(&["--app", "http"]);
+            }
+            cli(&a).resolve(|_| None).unwrap().tcp
+        };
+        let t = resolve(&[]);
+        assert_eq!((t.congestion, t.nodelay), (Congestion::Cubic, true), "http: Nagle off");
+        assert!(!resolve(&["--app", "echo"]).nodelay, "echo: Nagle on");
+        assert!(!resolve(&["--nodelay", "false"]).nodelay);
+        assert!(resolve(&["--app", "sink", "--nodelay"]).nodelay);
+        assert_eq!(resolve(&["--congestion", "newreno"]).congestion, Congestion::NewReno);
+        let file = Settings::from_toml("congestion = \"newreno\"\nnodelay = false").unwrap();
+        let t = cli(BASE).over(file).resolve(|_| None).unwrap().tcp;
+        assert_eq!((t.congestion, t.nodelay), (Congestion::NewReno, false));
     }
 
     #[test]

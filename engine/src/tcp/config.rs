@@ -24,6 +24,16 @@ pub enum TimeWaitRst {
     Close,
 }
 
+/// The congestion-control algorithm of a listener's connections (`cc/`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Congestion {
+    /// CUBIC (RFC 9438) with HyStart++ (RFC 9406), as Linux by default.
+    #[default]
+    Cubic,
+    /// NewReno (RFC 5681, RFC 6582).
+    NewReno,
+}
+
 /// RFC 9293 §3.8.4 keepalive: idle time, probe interval, probe count.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Keepalive {
@@ -87,6 +97,12 @@ pub struct TcpConfig {
     /// (IPv6 counted per /64); past it SYNs are dropped and cookie ACKs
     /// reset, counted. `None`: no limit. Needs `Capacity::sources`.
     pub source_limit: Option<u32>,
+    /// Congestion control of the connections (per listener).
+    pub congestion: Congestion,
+    /// Turn Nagle's algorithm off (RFC 9293 §3.7.4): a small segment
+    /// leaves even while an earlier small one is unacknowledged. Sender
+    /// silly-window avoidance stays on either way.
+    pub nodelay: bool,
 }
 
 impl Default for TcpConfig {
@@ -112,6 +128,8 @@ impl Default for TcpConfig {
             challenge_ack_limit: 1000,
             rst_limit: 100_000,
             source_limit: None,
+            congestion: Congestion::Cubic,
+            nodelay: false,
         }
     }
 }

@@ -116,7 +116,7 @@ impl Tcb {
             mss -= 12;
         }
         self.mss = mss;
-        self.cc_init();
+        self.cc_init(cfg);
         self.irs = seg.seq;
         self.rcv_nxt = seg.seq + 1;
         self.rcv_adv = self.rcv_nxt;
@@ -385,11 +385,13 @@ impl Tcb {
                     let r = self.ts_val(now).wrapping_sub(tsecr);
                     if r < 60_000 {
                         self.rtt_sample(cfg, r * 1000);
+                        self.cc_on_rtt(now, pool, r * 1000);
                     }
                 }
                 _ if !self.has(flag::TS) && self.rtt_seq > self.snd_una - acked && seg.ack >= self.rtt_seq => {
                     let r = (now.total_millis() as u32).wrapping_sub(self.rtt_start_ms);
                     self.rtt_sample(cfg, r.saturating_mul(1000));
+                    self.cc_on_rtt(now, pool, r.saturating_mul(1000));
                     self.rtt_seq = self.snd_una;
                 }
                 _ => {}

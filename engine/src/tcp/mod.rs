@@ -22,7 +22,7 @@ pub mod stats;
 pub mod tcb;
 pub mod timers;
 
-pub use config::{Capacity, CookieMode, Keepalive, TcpConfig, TimeWaitRst};
+pub use config::{Capacity, Congestion, CookieMode, Keepalive, TcpConfig, TimeWaitRst};
 pub use endpoint::{Endpoint, Error, Listener};
 pub use events::{CloseReason, Event};
 pub use secret::Secrets;

@@ -11,10 +11,25 @@
 //! its control block holds: cwnd, ssthresh and NewReno recovery.
 
 use super::buffer::NIL;
+use super::cc::cubic::Cubic;
+use super::cc::newreno::NewReno;
+use crate::wire::SeqNumber;
 
 /// Per-connection sender state while bytes are in flight or queued.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct SendState {}
+pub struct SendState {
+    /// CUBIC and HyStart++ (`cc/cubic.rs`); unused under NewReno.
+    pub cubic: Cubic,
+    /// NewReno's byte counter, when the listener chose NewReno.
+    pub newreno: NewReno,
+    /// The largest window the peer offered (RFC 9293 §3.8.6.2.1's
+    /// Max(SND.WND)), for sender silly-window avoidance.
+    pub max_snd_wnd: u32,
+    /// The end of the last sub-MSS segment sent: Nagle holds a small
+    /// segment only while this one is unacknowledged (Minshall's variant,
+    /// as Linux's `snd_sml`).
+    pub snd_sml: SeqNumber,
+}
 
 /// The slab of a shard: one slot per busy sender.
 pub struct Senders {

@@ -78,6 +78,11 @@ pub mod flag {
     pub const PROBE_OUT: u32 = 1 << 20;
     /// Counted in the endpoint's per-source-address table.
     pub const SRC_COUNTED: u32 = 1 << 21;
+    /// Congestion control is NewReno (`TcpConfig::congestion`), not CUBIC.
+    pub const CC_NEWRENO: u32 = 1 << 22;
+    /// The silly-window override timeout fired (RFC 9293 §3.8.6.2.1): the
+    /// segment held for a small window goes out at the next output.
+    pub const SWS_OVERRIDE: u32 = 1 << 23;
 }
 
 /// Control bits of a segment to send.
@@ -160,6 +165,9 @@ pub struct Tcb {
     /// Karn's algorithm: the segment being timed and when it left.
     pub rtt_seq: SeqNumber,
     pub rtt_start_ms: u32,
+    /// When data was last sent (ms, wrapping; Linux's `lsndtime`): the
+    /// window restarts after an idle RTO (RFC 5681 §4.1).
+    pub snd_last_ms: u32,
     pub rto_at: u64,
     pub ack_at: u64,
     pub idle_at: u64,
@@ -214,6 +222,7 @@ impl Tcb {
             rto_ms: cfg.rto_initial.as_millis() as u32,
             rtt_seq: iss,
             rtt_start_ms: 0,
+            snd_last_ms: 0,
             rto_at: NEVER,
             ack_at: NEVER,
             idle_at: NEVER,
@@ -379,15 +388,28 @@ impl Tcb {
         let unsent = data_end.diff(self.snd_nxt).max(0) as u32;
         if unsent > 0 {
             let in_flight = self.snd_nxt - self.snd_una;
+            if in_flight == 0 {
+                self.cc_idle_check(now, pool);
+            }
+            let mss = self.mss as u32;
             let wnd = self.snd_wnd.min(self.cwnd) as usize;
             let room = wnd.saturating_sub(in_flight) as u32;
-            let len = unsent.min(room).min(self.mss as u32);
+            let mut len = unsent.min(room).min(mss);
+            if len > 0 && len < mss && !self.small_segment_allowed(now, cfg, pool, len, unsent, fin_wanted) {
+                len = 0;
+            }
             if len > 0 {
                 out.payload_offset = in_flight as u32;
                 out.payload_len = len;
                 out.control |= ctl::PSH;
                 if fin_wanted && len == unsent {
                     out.control |= ctl::FIN;
+                }
+                if len < mss {
+                    let end = self.snd_nxt + len as usize;
+                    if let Some(s) = self.sender_mut(pool) {
+                        s.snd_sml = end;
+                    }
                 }
                 self.send_advance(now, len as usize + (out.control & ctl::FIN != 0) as usize);
                 out.window = self.advertise(pool, false);
@@ -421,6 +443,57 @@ impl Tcb {
             return Some(out);
         }
         None
+    }
+
+    /// Whether a segment of `len` bytes, less than the MSS, may leave now
+    /// (`unsent` bytes wait): sender silly-window avoidance (RFC 9293
+    /// §3.8.6.2.1) and Nagle (RFC 9293 §3.7.4, RFC 896). Every write is a
+    /// push here (the application hands whole messages), so:
+    /// - the tail of what is queued (all of it fits) goes, unless Nagle
+    ///   holds it: a small segment is still unacknowledged (Minshall's
+    ///   variant, as Linux: full segments in flight do not hold it) and
+    ///   neither `TcpConfig::nodelay` nor a queued FIN says to push;
+    /// - a piece cut short by the window goes only when it is at least
+    ///   half the largest window the peer offered, or when the override
+    ///   timeout fired; with nothing in flight (no ACK will come to open
+    ///   the window further) the retransmission timer is that timeout;
+    /// - resends (go-back-N after an RTO) and zero-window probes are not
+    ///   held: those bytes were committed.
+    fn small_segment_allowed(
+        &mut self,
+        now: Instant,
+        cfg: &TcpConfig,
+        pool: &mut BufferPool,
+        len: u32,
+        unsent: u32,
+        fin_wanted: bool,
+    ) -> bool {
+        if self.has(flag::SWS_OVERRIDE) {
+            self.clear(flag::SWS_OVERRIDE);
+            return true;
+        }
+        if self.snd_nxt < self.snd_max || self.has(flag::PROBE_OUT) {
+            return true;
+        }
+        let snd_wnd = self.snd_wnd;
+        let (max_wnd, small_out) = match self.sender_mut(pool) {
+            Some(s) => {
+                s.max_snd_wnd = s.max_snd_wnd.max(snd_wnd);
+                (s.max_snd_wnd, s.snd_sml > self.snd_una)
+            }
+            // No slot: the current window, and Nagle's original rule.
+            None => (snd_wnd, self.snd_nxt > self.snd_una),
+        };
+        if len == unsent {
+            return cfg.nodelay || fin_wanted || !small_out || self.snd_nxt == self.snd_una;
+        }
+        if len >= max_wnd / 2 {
+            return true;
+        }
+        if self.snd_nxt == self.snd_una {
+            self.arm_rto(now);
+        }
+        false
     }
 
     /// `out`, just returned by `poll_output`, found no TX frame: undo what
@@ -475,6 +548,7 @@ impl Tcb {
         }
         self.snd_nxt += len;
         self.snd_max = self.snd_max.max(self.snd_nxt);
+        self.snd_last_ms = now.total_millis() as u32;
         self.arm_rto(now);
     }
 
@@ -520,6 +594,11 @@ impl Tcb {
             return self.on_persist(now, cfg);
         }
         if self.flight() == 0 {
+            if !self.tx.is_empty() && self.state.is_synchronized() {
+                // The silly-window override timeout (RFC 9293 §3.8.6.2.1):
+                // a piece held for a small window goes now.
+                self.set(flag::SWS_OVERRIDE);
+            }
             return true;
         }
         self.retries = self.retries.saturating_add(1);
@@ -572,6 +651,13 @@ impl Tcb {
     pub fn sender_attach(&mut self, pool: &mut BufferPool) -> bool {
         if self.snd_slot == NIL {
             self.snd_slot = pool.senders.acquire();
+            let (una, wnd) = (self.snd_una, self.snd_wnd);
+            if let Some(s) = self.sender_mut(pool) {
+                // Sequence numbers compare modulo 2^32: none may be stale.
+                s.snd_sml = una;
+                s.max_snd_wnd = wnd;
+                s.cubic.hystart.window_end = una;
+            }
         }
         self.snd_slot != NIL
     }

@@ -1,6 +1,7 @@
 //! Scenario tests of the TCP engine with a virtual clock: a segment goes in
 //! at a given time, and the test asserts exactly the segments that come back.
 
+mod cc;
 mod close;
 mod cookies;
 mod data;
