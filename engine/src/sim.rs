@@ -1,12 +1,20 @@
 //! A pair of endpoints joined by `link::Memory`, driven in virtual time
 //! (quinn's `Pair`, for TCP): tests and benchmarks connect, move bytes and
-//! close with loss, duplication and reordering, deterministically.
+//! close with loss, duplication and reordering, deterministically. The
+//! pipes can also carry a bottleneck (rate, drop-tail queue, base RTT),
+//! burst loss, chosen drops and reorderings, corruption, an MTU and a TX
+//! ring that refuses (see [`crate::link::memory`]).
+//!
+//! [`BulkSender`] and [`bulk`] set up one bulk transfer to the `sink`
+//! application, as the goodput harness (`sim-goodput`) and tests use it.
 
+use crate::app::sink::Sink;
 use crate::app::App;
 use crate::link::memory::{self, Faults};
 use crate::link::Memory;
 use crate::shard;
-use crate::tcp::Endpoint;
+use crate::table::Handle;
+use crate::tcp::{Capacity, CloseReason, Endpoint, Event, Secrets, TcpConfig};
 use crate::time::{Duration, Instant};
 
 /// One side: an endpoint, its end of the pipe, its application.
@@ -89,4 +97,245 @@ pub struct NoApp;
 
 impl App for NoApp {
     fn on_event(&mut self, _: &mut Endpoint, _: Instant, _: crate::tcp::Event) {}
+}
+
+/// The byte at offset `k` of a [`BulkSender`]'s stream: a receiver can
+/// check order and completeness.
+pub fn pattern(k: u64) -> u8 {
+    (k.wrapping_mul(2_654_435_761) >> 11) as u8
+}
+
+/// Writes `total` bytes of [`pattern`] on the connection it opened, as fast
+/// as the endpoint takes them, then half-closes (FIN).
+pub struct BulkSender {
+    pub total: u64,
+    pub written: u64,
+    pub connected_at: Option<Instant>,
+    pub closed: Option<CloseReason>,
+    shut: bool,
+    chunk: Vec<u8>,
+    chunk_at: u64,
+}
+
+impl BulkSender {
+    pub fn new(total: u64) -> BulkSender {
+        BulkSender {
+            total,
+            written: 0,
+            connected_at: None,
+            closed: None,
+            shut: false,
+            chunk: (0..65536).map(pattern).collect(),
+            chunk_at: 0,
+        }
+    }
+
+    fn pump(&mut self, ep: &mut Endpoint, h: Handle) {
+        while self.written < self.total {
+            // The chunk holds the stream from `chunk_at`; refilled only
+            // once used up, so a short write costs no regeneration.
+            if self.written >= self.chunk_at + self.chunk.len() as u64 {
+                self.chunk_at = self.written;
+                for (i, b) in self.chunk.iter_mut().enumerate() {
+                    *b = pattern(self.chunk_at + i as u64);
+                }
+            }
+            let off = (self.written - self.chunk_at) as usize;
+            let n = (self.total - self.written).min((self.chunk.len() - off) as u64) as usize;
+            match ep.write(h, &self.chunk[off..off + n]) {
+                Ok(w @ 1..) => self.written += w as u64,
+                _ => return,
+            }
+        }
+        if !self.shut {
+            self.shut = ep.shutdown(h).is_ok();
+        }
+    }
+}
+
+impl App for BulkSender {
+    fn on_event(&mut self, ep: &mut Endpoint, now: Instant, ev: Event) {
+        match ev {
+            Event::Connected(h) => {
+                self.connected_at = Some(now);
+                self.pump(ep, h);
+            }
+            Event::Writable(h) => self.pump(ep, h),
+            Event::Readable(h) => while let Ok(1..) = ep.recv(h, |d| d.len()) {},
+            Event::Closed(_, r) => self.closed = Some(r),
+            Event::PeerClosed(_) | Event::Accepted(_) | Event::Deadline(_) => {}
+        }
+    }
+}
+
+/// MAC addresses and the server's address of [`bulk`].
+pub const BULK_CLIENT_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 2];
+pub const BULK_SERVER_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 1];
+pub const BULK_SERVER: &str = "198.18.0.1:9";
+
+/// Room for one connection with large buffers: 1024 chunks of 16 KiB.
+pub fn bulk_capacity() -> Capacity {
+    Capacity { connections: 16, time_wait: 16, buffers: 1024, buffer_size: 16384, events: 1024, ..Capacity::default() }
+}
+
+/// A client sending `total` bytes to a [`Sink`] over pipes with `up`
+/// (client to server) and `down` faults; the connection is opened.
+pub fn bulk(cfg: TcpConfig, up: Faults, down: Faults, total: u64, seed: u64) -> Pair<BulkSender, Sink> {
+    bulk_to(Sink::new().with_idle_timeout(None), cfg, up, down, total, seed)
+}
+
+/// The same with another application on the server.
+pub fn bulk_to<S: App>(app: S, cfg: TcpConfig, up: Faults, down: Faults, total: u64, seed: u64) -> Pair<BulkSender, S> {
+    let now = Instant::from_secs(1000);
+    let mut server = Endpoint::new(cfg, bulk_capacity(), BULK_SERVER_MAC, Secrets::from_bytes([42; 32]), now);
+    server.listen(None, 9, cfg).expect("listen");
+    let client = Endpoint::new(cfg, bulk_capacity(), BULK_CLIENT_MAC, Secrets::from_bytes([7; 32]), now);
+    let mut p = Pair::new(now, (client, BulkSender::new(total)), (server, app), up, seed);
+    p.server.link.set_faults(down);
+    let local = "198.18.0.2:40000".parse().expect("address");
+    p.client.ep.connect(now, local, BULK_SERVER.parse().expect("address"), BULK_SERVER_MAC).expect("connect");
+    p
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::link::memory::{self, Bottleneck, GilbertElliott, Verdict};
+    use crate::wire;
+
+    /// Reads every byte and checks it is the next one of [`pattern`].
+    #[derive(Default)]
+    struct Checker {
+        received: u64,
+        closed: bool,
+    }
+
+    impl App for Checker {
+        fn on_event(&mut self, ep: &mut Endpoint, _: Instant, ev: Event) {
+            match ev {
+                Event::Accepted(h) | Event::Readable(h) | Event::PeerClosed(h) => {
+                    while let Ok(n @ 1..) = ep.recv(h, |d| {
+                        for (i, &b) in d.iter().enumerate() {
+                            assert_eq!(b, pattern(self.received + i as u64), "byte {}", self.received + i as u64);
+                        }
+                        d.len()
+                    }) {
+                        self.received += n as u64;
+                    }
+                    if matches!(ev, Event::PeerClosed(_)) {
+                        ep.close(h).unwrap();
+                    }
+                }
+                Event::Closed(_, r) => {
+                    assert_eq!(r, CloseReason::Normal);
+                    self.closed = true;
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Runs a transfer of `total` bytes to its end; both sides must close.
+    #[track_caller]
+    fn transfer(p: &mut Pair<BulkSender, Checker>, total: u64) {
+        let done = p.drive(Duration::from_secs(600), |p| {
+            p.client.app.closed.is_some() && p.server.app.closed && p.server.ep.connections() == 0
+        });
+        assert!(done, "stuck: {} of {total} bytes, sender {:?}", p.server.app.received, p.client.ep.stats);
+        assert_eq!(p.server.app.received, total);
+        assert_eq!(p.client.app.closed, Some(CloseReason::Normal));
+    }
+
+    fn pair_with(up: Faults, down: Faults, total: u64) -> Pair<BulkSender, Checker> {
+        bulk_to(Checker::default(), TcpConfig::default(), up, down, total, 1)
+    }
+
+    fn wire_errors(ep: &Endpoint) -> u64 {
+        ep.wire_errors.iter().sum::<u64>() + ep.not_tcp
+    }
+
+    #[test]
+    fn a_transfer_through_a_bottleneck_never_beats_the_link() {
+        let rtt = Duration::from_millis(10);
+        let f = Faults { delay: rtt / 2, bottleneck: Some(Bottleneck::bdp(100_000_000, rtt)), ..Faults::default() };
+        let total = 2_000_000;
+        let mut p = pair_with(f, f, total);
+        let start = p.now;
+        transfer(&mut p, total);
+        let st = p.client.link.stats();
+        assert!(st.queued > total / 1500 && st.queue_dropped == 0, "{st:?}");
+        // Every frame of the transfer crossed the link at 100 Mbit/s.
+        let wire_bits = (total + st.queued * 66) as f64 * 8.0;
+        assert!((p.now - start).as_secs_f64() >= wire_bits / 100e6);
+    }
+
+    #[test]
+    fn the_chosen_data_segment_is_lost_and_retransmitted() {
+        let mut p = pair_with(Faults::default(), Faults::default(), 100_000);
+        p.client.link.set_filter(Some(memory::drop_nth(&[5], memory::is_data)));
+        transfer(&mut p, 100_000);
+        assert_eq!(p.client.link.stats().filtered, 1);
+        assert!(p.client.ep.stats.retransmits >= 1);
+    }
+
+    #[test]
+    fn a_segment_held_back_arrives_late_and_the_stream_stays_in_order() {
+        let f = Faults { delay: Duration::from_millis(1), ..Faults::default() };
+        let mut p = pair_with(f, f, 100_000);
+        p.client.link.set_filter(Some(memory::hold_nth(4, 3, memory::is_data)));
+        transfer(&mut p, 100_000);
+        assert_eq!(p.client.link.stats().reordered, 1);
+    }
+
+    #[test]
+    fn corrupted_frames_fail_the_checksum_and_are_counted_by_the_endpoint() {
+        // One chosen data segment corrupted: the server counts one bad
+        // frame, and the segment is sent again.
+        let mut p = pair_with(Faults::default(), Faults::default(), 100_000);
+        let mut data = 0;
+        p.client.link.set_filter(Some(Box::new(move |_, f| {
+            data += memory::is_data(f) as u32;
+            if data == 3 && memory::is_data(f) {
+                Verdict::Corrupt
+            } else {
+                Verdict::Pass
+            }
+        })));
+        transfer(&mut p, 100_000);
+        assert_eq!(p.client.link.stats().corrupted, 1);
+        assert_eq!(wire_errors(&p.server.ep), 1);
+        assert_eq!(p.server.ep.wire_errors[wire::Error::BadTcpChecksum as usize], 1);
+        assert!(p.client.ep.stats.retransmits >= 1);
+
+        // At random, both ways: every corrupted frame is caught.
+        let f = Faults { corrupt: 0.03, delay: Duration::from_micros(300), ..Faults::default() };
+        let mut p = pair_with(f, f, 300_000);
+        transfer(&mut p, 300_000);
+        let (up, down) = (p.client.link.stats(), p.server.link.stats());
+        assert!(up.corrupted > 5 && down.corrupted > 0, "{up:?} {down:?}");
+        assert_eq!(wire_errors(&p.server.ep), up.corrupted);
+        assert_eq!(wire_errors(&p.client.ep), down.corrupted);
+    }
+
+    #[test]
+    fn a_refusing_tx_ring_is_backpressure_not_loss() {
+        let f = Faults { delay: Duration::from_millis(1), ..Faults::default() };
+        let mut p = pair_with(f, f, 300_000);
+        p.client.link.set_tx_refusal(Some(memory::refuse_every(4)));
+        p.server.link.set_tx_refusal(Some(memory::refuse_every(3)));
+        transfer(&mut p, 300_000);
+        let (c, s) = (&p.client.ep.stats, &p.server.ep.stats);
+        assert!(p.client.link.stats().tx_refused > 20 && p.server.link.stats().tx_refused > 10);
+        assert!(c.tx_full_deferred > 0 && s.tx_full_deferred > 0);
+        assert_eq!((c.rto_expiries, c.retransmits, s.rto_expiries), (0, 0, 0), "nothing was lost");
+    }
+
+    #[test]
+    fn burst_loss_is_recovered() {
+        let ge = GilbertElliott::bursty(0.02, 3.0);
+        let f = Faults { burst: Some(ge), delay: Duration::from_millis(2), ..Faults::default() };
+        let mut p = pair_with(f, Faults { delay: Duration::from_millis(2), ..Faults::default() }, 300_000);
+        transfer(&mut p, 300_000);
+        assert!(p.client.link.stats().burst_lost > 0);
+    }
 }

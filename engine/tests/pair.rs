@@ -311,7 +311,12 @@ fn ten_thousand_connections_without_loss() {
 
 #[test]
 fn ten_thousand_connections_with_5_percent_loss_duplication_and_reordering() {
-    let faults =
-        Faults { loss: 0.05, duplicate: 0.01, delay: Duration::from_micros(500), jitter: Duration::from_micros(300) };
+    let faults = Faults {
+        loss: 0.05,
+        duplicate: 0.01,
+        delay: Duration::from_micros(500),
+        jitter: Duration::from_micros(300),
+        ..Faults::default()
+    };
     run(10_000, faults, 0x9abc_def0);
 }

@@ -1,37 +1,222 @@
 //! In-process frame pipes between two endpoints, with a deterministic fault
-//! injector (loss, duplication, delay and jitter, hence reordering). For
-//! tests and benchmarks: time is set by the driver, never read.
+//! injector. For tests and benchmarks: time is set by the driver, never read.
+//!
+//! Each direction is one [`Pipe`]. A frame sent into it goes through, in order:
+//! the MTU check, the test's filter (drop, hold back, corrupt chosen frames),
+//! Bernoulli loss, Gilbert–Elliott burst loss, random corruption, duplication,
+//! and then the bottleneck: a link of a given rate with a drop-tail queue in
+//! front of it (frames leave in order, each after its serialization time),
+//! followed by the one-way delay and, only if asked, jitter (which reorders).
+//! Every drop is counted in [`PipeStats`]. The TX side can also refuse frames,
+//! as a full AF_XDP TX ring does, so the engine's backpressure path runs.
+//!
+//! Nothing here allocates per frame: frame buffers are recycled through a
+//! spare list, and the queues keep their capacity.
 
 use super::{Link, RxAction, TxSink};
 use crate::time::{Duration, Instant};
 use std::cell::RefCell;
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, VecDeque};
 use std::rc::Rc;
 
 /// Bytes per frame buffer, as a UMEM frame.
 pub const FRAME_SIZE: usize = 2048;
 
-/// What the pipe does to each frame, drawn from a seeded generator.
+/// What the pipe does to each frame, drawn from a seeded generator. New
+/// fields default to "off", so `Faults { loss: 0.01, ..Faults::default() }`
+/// keeps its meaning.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Faults {
-    /// Probability a frame is lost.
+    /// Probability a frame is lost (Bernoulli, independent per frame).
     pub loss: f64,
     /// Probability a frame is delivered twice.
     pub duplicate: f64,
-    /// Fixed one-way delay.
+    /// Fixed one-way delay (the propagation delay: half the base RTT when
+    /// both directions have the same).
     pub delay: Duration,
     /// Extra random delay in `[0, jitter)`: frames overtake each other.
     pub jitter: Duration,
+    /// Burst loss on top of `loss`.
+    pub burst: Option<GilbertElliott>,
+    /// Probability a frame has one byte changed (after the Ethernet header,
+    /// so the IP or TCP checksum must catch it).
+    pub corrupt: f64,
+    /// Largest IP packet (frame less its Ethernet header and VLAN tag) the
+    /// path carries; longer frames are dropped and counted. `None`: no limit.
+    pub mtu: Option<usize>,
+    /// A rate-limited link with a drop-tail queue. `None`: infinite rate.
+    pub bottleneck: Option<Bottleneck>,
+}
+
+/// The two-state Markov loss model of Gilbert and Elliott. The state moves
+/// once per frame (good→bad with probability `p`, bad→good with `r`), then
+/// the frame is lost with the state's loss probability. (Much of the
+/// literature writes `h` and `k` for the probabilities of *delivery*; here
+/// both fields are loss probabilities, named so.)
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct GilbertElliott {
+    /// Good → bad transition probability per frame.
+    pub p: f64,
+    /// Bad → good transition probability per frame.
+    pub r: f64,
+    /// Loss probability in the bad state.
+    pub loss_bad: f64,
+    /// Loss probability in the good state.
+    pub loss_good: f64,
+}
+
+impl GilbertElliott {
+    /// Gilbert's model (every frame lost in the bad state, none in the good)
+    /// with long-run loss `rate` and bursts of `mean_burst` frames on average.
+    pub fn bursty(rate: f64, mean_burst: f64) -> GilbertElliott {
+        let r = 1.0 / mean_burst.max(1.0);
+        GilbertElliott { p: rate * r / (1.0 - rate), r, loss_bad: 1.0, loss_good: 0.0 }
+    }
+
+    /// The long-run loss rate: π_bad·loss_bad + π_good·loss_good, with the
+    /// stationary π_bad = p / (p + r).
+    pub fn mean_loss(&self) -> f64 {
+        let bad = self.p / (self.p + self.r);
+        bad * self.loss_bad + (1.0 - bad) * self.loss_good
+    }
+}
+
+/// A link of `rate_bps` (Ethernet frame bits, without preamble and FCS) fed
+/// by a drop-tail queue of at most `queue`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Bottleneck {
+    pub rate_bps: u64,
+    pub queue: QueueLimit,
+}
+
+/// How much the bottleneck's queue holds, counting the frame on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QueueLimit {
+    Bytes(usize),
+    Frames(usize),
+}
+
+impl Bottleneck {
+    /// A link of `rate_bps` whose queue holds one bandwidth-delay product
+    /// for a round-trip time of `rtt`.
+    pub fn bdp(rate_bps: u64, rtt: Duration) -> Bottleneck {
+        let bytes = rate_bps as u128 * rtt.as_micros() / 8_000_000;
+        Bottleneck { rate_bps, queue: QueueLimit::Bytes(bytes as usize) }
+    }
+
+    /// Nanoseconds `len` bytes take on the wire.
+    fn serialization_ns(&self, len: usize) -> u64 {
+        (len as u128 * 8 * 1_000_000_000 / self.rate_bps.max(1) as u128) as u64
+    }
+}
+
+/// What a filter set with [`Memory::set_filter`] does with one frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Pass,
+    Drop,
+    /// Deliver it after the next `n` frames sent on this pipe.
+    Hold(u32),
+    /// Change one byte after the Ethernet header.
+    Corrupt,
+}
+
+/// A test's choice per frame: `(n, frame)`, `n` counting every frame sent
+/// on the pipe from 1.
+pub type Filter = Box<dyn FnMut(u64, &[u8]) -> Verdict>;
+
+/// Whether the TX ring refuses a frame: `(n, now)`, `n` counting send
+/// attempts on this end from 1.
+pub type TxRefusal = Box<dyn FnMut(u64, Instant) -> bool>;
+
+/// A filter dropping exactly the `nth` frames (counted from 1) for which
+/// `count` holds, e.g. `drop_nth(&[5, 7], is_data)` loses the 5th and 7th
+/// data segment.
+pub fn drop_nth(nth: &[u64], count: fn(&[u8]) -> bool) -> Filter {
+    let nth = nth.to_vec();
+    let mut seen = 0;
+    Box::new(move |_, f| {
+        if !count(f) {
+            return Verdict::Pass;
+        }
+        seen += 1;
+        if nth.contains(&seen) {
+            Verdict::Drop
+        } else {
+            Verdict::Pass
+        }
+    })
+}
+
+/// A filter holding the `nth` frame for which `count` holds back by
+/// `distance` frames: it arrives after the `distance` frames sent after it.
+pub fn hold_nth(nth: u64, distance: u32, count: fn(&[u8]) -> bool) -> Filter {
+    let mut seen = 0;
+    Box::new(move |_, f| {
+        if !count(f) {
+            return Verdict::Pass;
+        }
+        seen += 1;
+        if seen == nth {
+            Verdict::Hold(distance)
+        } else {
+            Verdict::Pass
+        }
+    })
+}
+
+/// Every frame.
+pub fn any_frame(_: &[u8]) -> bool {
+    true
+}
+
+/// Frames carrying TCP payload (not pure ACKs, SYNs or FINs).
+pub fn is_data(f: &[u8]) -> bool {
+    match crate::wire::parse_tcp_frame(f, false) {
+        Ok(crate::wire::Frame::Tcp(p)) => !p.tcp.payload.is_empty(),
+        _ => false,
+    }
+}
+
+/// A refusal refusing every `n`th send attempt.
+pub fn refuse_every(n: u64) -> TxRefusal {
+    Box::new(move |i, _| n > 0 && i % n == 0)
+}
+
+/// A refusal refusing every send attempt in `[from, to)` of each window.
+pub fn refuse_during(windows: &[(Instant, Instant)]) -> TxRefusal {
+    let windows = windows.to_vec();
+    Box::new(move |_, now| windows.iter().any(|&(from, to)| now >= from && now < to))
 }
 
 /// Counts of what the pipe did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PipeStats {
     pub sent: u64,
+    /// Lost to `Faults::loss`.
     pub lost: u64,
+    /// Lost to `Faults::burst` (Gilbert–Elliott).
+    pub burst_lost: u64,
     pub duplicated: u64,
     pub delivered: u64,
+    /// Dropped because the frame exceeded `Faults::mtu`.
+    pub mtu_dropped: u64,
+    /// Dropped by the filter.
+    pub filtered: u64,
+    /// Held back by the filter (delivered late).
+    pub reordered: u64,
+    /// Frames with a byte changed (random or by the filter).
+    pub corrupted: u64,
+    /// Frames that entered the bottleneck's queue.
+    pub queued: u64,
+    /// Frames the full queue dropped (drop-tail).
+    pub queue_dropped: u64,
+    /// The most bytes and frames the queue held.
+    pub max_queue_bytes: u64,
+    pub max_queue_frames: u64,
+    /// Send attempts the TX ring refused (counted on the sending end's pipe).
+    pub tx_refused: u64,
 }
 
 struct Queued {
@@ -56,6 +241,12 @@ impl Ord for Queued {
     }
 }
 
+/// A frame the filter holds back, and how many more frames it waits for.
+struct Held {
+    after: u32,
+    frame: Vec<u8>,
+}
+
 /// One direction of the pipe.
 struct Pipe {
     queue: BinaryHeap<Reverse<Queued>>,
@@ -63,11 +254,38 @@ struct Pipe {
     rng: u64,
     order: u64,
     stats: PipeStats,
+    /// Gilbert–Elliott state.
+    bad: bool,
+    /// The bottleneck: when its link is next free (ns, for sub-µs
+    /// serialization times), and the departure time and length of each
+    /// frame still in its queue (the one on the wire included).
+    busy_until_ns: u64,
+    backlog: VecDeque<(u64, usize)>,
+    backlog_bytes: usize,
+    held: Vec<Held>,
+    filter: Option<Filter>,
+    /// The TX ring of the end sending on this pipe.
+    refuse: Option<TxRefusal>,
+    tx_attempts: u64,
 }
 
 impl Pipe {
     fn new(faults: Faults, seed: u64) -> Pipe {
-        Pipe { queue: BinaryHeap::new(), faults, rng: seed | 1, order: 0, stats: PipeStats::default() }
+        Pipe {
+            queue: BinaryHeap::new(),
+            faults,
+            rng: seed | 1,
+            order: 0,
+            stats: PipeStats::default(),
+            bad: false,
+            busy_until_ns: 0,
+            backlog: VecDeque::new(),
+            backlog_bytes: 0,
+            held: Vec::new(),
+            filter: None,
+            refuse: None,
+            tx_attempts: 0,
+        }
     }
     /// xorshift64*: small, seeded, reproducible.
     fn next(&mut self) -> f64 {
@@ -76,12 +294,76 @@ impl Pipe {
         self.rng ^= self.rng >> 27;
         (self.rng.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11) as f64 / (1u64 << 53) as f64
     }
-    fn push(&mut self, now: Instant, frame: Vec<u8>, spare: &mut Vec<Vec<u8>>) {
+    /// Whether the frame is over the path MTU.
+    fn over_mtu(&self, frame: &[u8]) -> bool {
+        let Some(mtu) = self.faults.mtu else { return false };
+        let l2 = if frame.len() >= 14 && frame[12..14] == [0x81, 0x00] { 18 } else { 14 };
+        frame.len().saturating_sub(l2) > mtu
+    }
+    /// Changes one byte after the Ethernet header (a single changed byte
+    /// always changes the 16-bit one's-complement sum, so it is caught).
+    fn corrupt(&mut self, frame: &mut [u8]) {
+        if frame.len() <= 14 {
+            return;
+        }
+        let at = 14 + (self.next() * (frame.len() - 14) as f64) as usize;
+        let flip = 1 + (self.next() * 255.0) as u8;
+        frame[at.min(frame.len() - 1)] ^= flip;
+        self.stats.corrupted += 1;
+    }
+    fn push(&mut self, now: Instant, mut frame: Vec<u8>, spare: &mut Vec<Vec<u8>>) {
         self.stats.sent += 1;
+        let verdict = match self.filter.as_mut() {
+            Some(f) => f(self.stats.sent, &frame),
+            None => Verdict::Pass,
+        };
+        if self.over_mtu(&frame) {
+            self.stats.mtu_dropped += 1;
+            spare.push(frame);
+        } else if verdict == Verdict::Drop {
+            self.stats.filtered += 1;
+            spare.push(frame);
+        } else if let Verdict::Hold(after) = verdict {
+            self.stats.reordered += 1;
+            // Counted down by the frames sent after it, not by itself.
+            self.held.push(Held { after: after + 1, frame });
+        } else {
+            if verdict == Verdict::Corrupt {
+                self.corrupt(&mut frame);
+            }
+            self.pass(now, frame, spare);
+        }
+        // Held frames leave once enough frames were sent after them.
+        let mut i = 0;
+        while i < self.held.len() {
+            self.held[i].after -= 1;
+            if self.held[i].after == 0 {
+                let h = self.held.swap_remove(i);
+                self.pass(now, h.frame, spare);
+            } else {
+                i += 1;
+            }
+        }
+    }
+    /// The random faults, then the bottleneck.
+    fn pass(&mut self, now: Instant, mut frame: Vec<u8>, spare: &mut Vec<Vec<u8>>) {
         if self.faults.loss > 0.0 && self.next() < self.faults.loss {
             self.stats.lost += 1;
             spare.push(frame);
             return;
+        }
+        if let Some(ge) = self.faults.burst {
+            let flip = self.next() < if self.bad { ge.r } else { ge.p };
+            self.bad ^= flip;
+            let loss = if self.bad { ge.loss_bad } else { ge.loss_good };
+            if loss > 0.0 && self.next() < loss {
+                self.stats.burst_lost += 1;
+                spare.push(frame);
+                return;
+            }
+        }
+        if self.faults.corrupt > 0.0 && self.next() < self.faults.corrupt {
+            self.corrupt(&mut frame);
         }
         let copies = if self.faults.duplicate > 0.0 && self.next() < self.faults.duplicate { 2 } else { 1 };
         if copies == 2 {
@@ -89,13 +371,42 @@ impl Pipe {
             let mut dup = spare.pop().unwrap_or_default();
             dup.clear();
             dup.extend_from_slice(&frame);
-            self.enqueue(now, dup);
+            self.enqueue(now, dup, spare);
         }
-        self.enqueue(now, frame);
+        self.enqueue(now, frame, spare);
     }
-    fn enqueue(&mut self, now: Instant, frame: Vec<u8>) {
+    fn enqueue(&mut self, now: Instant, frame: Vec<u8>, spare: &mut Vec<Vec<u8>>) {
+        let mut at = now;
+        if let Some(b) = self.faults.bottleneck {
+            let now_ns = now.total_micros() * 1000;
+            while let Some(&(gone, len)) = self.backlog.front() {
+                if gone > now_ns {
+                    break;
+                }
+                self.backlog.pop_front();
+                self.backlog_bytes -= len;
+            }
+            let full = match b.queue {
+                QueueLimit::Bytes(n) => self.backlog_bytes + frame.len() > n,
+                QueueLimit::Frames(n) => self.backlog.len() >= n,
+            };
+            if full {
+                self.stats.queue_dropped += 1;
+                spare.push(frame);
+                return;
+            }
+            self.busy_until_ns = self.busy_until_ns.max(now_ns) + b.serialization_ns(frame.len());
+            self.backlog.push_back((self.busy_until_ns, frame.len()));
+            self.backlog_bytes += frame.len();
+            self.stats.queued += 1;
+            self.stats.max_queue_bytes = self.stats.max_queue_bytes.max(self.backlog_bytes as u64);
+            self.stats.max_queue_frames = self.stats.max_queue_frames.max(self.backlog.len() as u64);
+            // Delivered once its last bit is through.
+            at = Instant::from_micros(self.busy_until_ns.div_ceil(1000));
+        }
+        // Drawn even without jitter, so a seed gives the same losses as before.
         let jitter = self.faults.jitter.as_micros() as f64 * self.next();
-        let at = now + self.faults.delay + Duration::from_micros(jitter as u64);
+        let at = at + self.faults.delay + Duration::from_micros(jitter as u64);
         self.order += 1;
         self.queue.push(Reverse(Queued { at, order: self.order, frame }));
     }
@@ -136,7 +447,7 @@ impl Memory {
     pub fn next_arrival(&self) -> Option<Instant> {
         self.shared.borrow().pipes[1 - self.side].queue.peek().map(|q| q.0.at)
     }
-    /// Frames in flight towards this end.
+    /// Frames in flight towards this end (held frames not included).
     pub fn in_flight(&self) -> usize {
         self.shared.borrow().pipes[1 - self.side].queue.len()
     }
@@ -147,6 +458,16 @@ impl Memory {
     /// Changes the faults of the pipe this end sends on.
     pub fn set_faults(&self, faults: Faults) {
         self.shared.borrow_mut().pipes[self.side].faults = faults;
+    }
+    /// Sets (or with `None` removes) the filter of the pipe this end sends
+    /// on: it sees every frame before the random faults.
+    pub fn set_filter(&self, filter: Option<Filter>) {
+        self.shared.borrow_mut().pipes[self.side].filter = filter;
+    }
+    /// Makes this end's TX ring refuse the send attempts `refuse` picks
+    /// (`None`: never), as a full AF_XDP TX ring does.
+    pub fn set_tx_refusal(&self, refuse: Option<TxRefusal>) {
+        self.shared.borrow_mut().pipes[self.side].refuse = refuse;
     }
 }
 
@@ -159,18 +480,26 @@ pub struct MemoryTx<'a> {
 impl TxSink for MemoryTx<'_> {
     fn send<F: FnOnce(&mut [u8]) -> usize>(&mut self, write: F) -> bool {
         let mut sh = self.shared.borrow_mut();
-        let mut buf = sh.spare.pop().unwrap_or_default();
+        let now = sh.now;
+        let Shared { pipes, spare, .. } = &mut *sh;
+        let pipe = &mut pipes[self.side];
+        if let Some(refuse) = pipe.refuse.as_mut() {
+            pipe.tx_attempts += 1;
+            if refuse(pipe.tx_attempts, now) {
+                pipe.stats.tx_refused += 1;
+                return false;
+            }
+        }
+        let mut buf = spare.pop().unwrap_or_default();
         buf.clear();
         buf.resize(FRAME_SIZE, 0);
         let len = write(&mut buf);
         if len == 0 {
-            sh.spare.push(buf);
+            spare.push(buf);
             return true;
         }
         buf.truncate(len);
-        let now = sh.now;
-        let Shared { pipes, spare, .. } = &mut *sh;
-        pipes[self.side].push(now, buf, spare);
+        pipe.push(now, buf, spare);
         true
     }
 }
@@ -266,6 +595,209 @@ mod tests {
         assert!(st.lost > 30 && st.lost < 90, "{st:?}");
         assert!(st.duplicated > 10, "{st:?}");
         assert_eq!(got.len() as u64, st.sent - st.lost + st.duplicated);
+    }
+
+    /// Sends a frame of `len` bytes carrying `n` in its first four.
+    fn send_n(m: &mut Memory, n: u32, len: usize) -> bool {
+        m.tx().send(|b| {
+            b[..4].copy_from_slice(&n.to_le_bytes());
+            len
+        })
+    }
+
+    /// The numbers of the frames deliverable now, in order.
+    fn drain_n(m: &mut Memory) -> Vec<u32> {
+        let mut got = Vec::new();
+        m.poll_rx(usize::MAX, |f, _| {
+            got.push(u32::from_le_bytes(f[..4].try_into().unwrap()));
+            RxAction::Release
+        });
+        got
+    }
+
+    /// Runs the receiving end's clock to each arrival; returns (time, n).
+    fn arrivals(m: &mut Memory) -> Vec<(Instant, u32)> {
+        let mut out = Vec::new();
+        while let Some(t) = m.next_arrival() {
+            m.set_now(t);
+            out.extend(drain_n(m).into_iter().map(|n| (t, n)));
+        }
+        out
+    }
+
+    const MBIT_100: u64 = 100_000_000;
+
+    #[test]
+    fn the_bottleneck_delivers_at_its_rate_in_order_after_the_delay() {
+        let b = Bottleneck { rate_bps: MBIT_100, queue: QueueLimit::Frames(10_000) };
+        let delay = Duration::from_millis(5);
+        let (mut a, mut z) = pair(Faults { bottleneck: Some(b), delay, ..Faults::default() }, 1);
+        for n in 0..1000 {
+            send_n(&mut a, n, 1500);
+        }
+        let got = arrivals(&mut z);
+        assert_eq!(got.iter().map(|g| g.1).collect::<Vec<_>>(), (0..1000).collect::<Vec<_>>(), "FIFO");
+        // 1500 bytes at 100 Mbit/s: 120 µs each; the first after its own
+        // serialization plus the delay.
+        assert_eq!(got[0].0, Instant::from_micros(120) + delay);
+        let span = got[999].0 - got[0].0;
+        let rate = 999.0 * 1500.0 * 8.0 / span.as_secs_f64();
+        assert!((rate - MBIT_100 as f64).abs() < 1e-6 * MBIT_100 as f64, "delivered at {rate} bit/s");
+        let st = a.stats();
+        assert_eq!((st.queued, st.queue_dropped, st.max_queue_frames), (1000, 0, 1000));
+        assert_eq!(st.max_queue_bytes, 1_500_000);
+    }
+
+    #[test]
+    fn frames_slower_than_the_link_never_queue() {
+        let b = Bottleneck { rate_bps: MBIT_100, queue: QueueLimit::Frames(2) };
+        let (mut a, mut z) = pair(Faults { bottleneck: Some(b), ..Faults::default() }, 1);
+        for n in 0..100 {
+            a.set_now(Instant::from_micros(200 * n as u64));
+            send_n(&mut a, n, 1500);
+        }
+        assert_eq!(arrivals(&mut z).len(), 100);
+        assert_eq!((a.stats().max_queue_frames, a.stats().queue_dropped), (1, 0));
+    }
+
+    #[test]
+    fn the_queue_drops_at_its_limit_and_takes_frames_again_as_it_drains() {
+        for limit in [QueueLimit::Frames(10), QueueLimit::Bytes(15_000)] {
+            let b = Bottleneck { rate_bps: MBIT_100, queue: limit };
+            let (mut a, mut z) = pair(Faults { bottleneck: Some(b), ..Faults::default() }, 1);
+            for n in 0..100 {
+                send_n(&mut a, n, 1500);
+            }
+            let st = a.stats();
+            assert_eq!((st.queued, st.queue_dropped, st.max_queue_frames), (10, 90, 10), "{limit:?}");
+            assert_eq!(st.max_queue_bytes, 15_000);
+            // Five frames' time later, five fit again (drop-tail: the
+            // newest are the ones lost).
+            a.set_now(Instant::from_micros(5 * 120));
+            for n in 100..110 {
+                send_n(&mut a, n, 1500);
+            }
+            assert_eq!(a.stats().queue_dropped, 95);
+            let got: Vec<u32> = arrivals(&mut z).into_iter().map(|g| g.1).collect();
+            assert_eq!(got, (0..10).chain(100..105).collect::<Vec<_>>());
+        }
+    }
+
+    #[test]
+    fn a_bdp_queue_holds_rate_times_rtt() {
+        let b = Bottleneck::bdp(MBIT_100, Duration::from_millis(10));
+        assert_eq!(b.queue, QueueLimit::Bytes(125_000));
+    }
+
+    #[test]
+    fn gilbert_elliott_loses_its_long_run_rate_in_bursts() {
+        let ge = GilbertElliott { p: 0.01, r: 0.2, loss_bad: 0.8, loss_good: 0.002 };
+        let (mut a, mut z) = pair(Faults { burst: Some(ge), ..Faults::default() }, 11);
+        let n = 2_000_000;
+        let mut lost = vec![true; n as usize];
+        for i in 0..n {
+            send_n(&mut a, i, 4);
+            for k in drain_n(&mut z) {
+                lost[k as usize] = false;
+            }
+        }
+        let st = a.stats();
+        let rate = st.burst_lost as f64 / n as f64;
+        let want = ge.mean_loss();
+        assert!((want - 0.0399).abs() < 1e-3, "p/(p+r)·h + r/(p+r)·k = {want}");
+        assert!((rate - want).abs() < 0.05 * want, "lost {rate}, model {want}");
+        assert_eq!(st.lost, 0);
+        assert_eq!(lost.iter().filter(|&&l| l).count() as u64, st.burst_lost);
+        // Bursty: a loss is far likelier right after a loss.
+        let pairs = lost.windows(2).filter(|w| w[0]).count() as f64;
+        let after = lost.windows(2).filter(|w| w[0] && w[1]).count() as f64;
+        assert!(after / pairs > 10.0 * rate, "P(loss | loss) = {}", after / pairs);
+        // Gilbert's model from a rate and a burst length.
+        let g = GilbertElliott::bursty(0.02, 3.0);
+        assert!((g.mean_loss() - 0.02).abs() < 1e-12 && (1.0 / g.r - 3.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn drop_nth_drops_exactly_those_frames() {
+        let (mut a, mut z) = pair(Faults::default(), 1);
+        a.set_filter(Some(drop_nth(&[5, 7], any_frame)));
+        for n in 1..=10 {
+            send_n(&mut a, n, 60);
+        }
+        assert_eq!(drain_n(&mut z), vec![1, 2, 3, 4, 6, 8, 9, 10]);
+        assert_eq!((a.stats().filtered, a.stats().sent), (2, 10));
+        // Counted among the frames `count` picks: the 2nd frame longer than 100 bytes.
+        fn long(f: &[u8]) -> bool {
+            f.len() > 100
+        }
+        a.set_filter(Some(drop_nth(&[2], long)));
+        for n in 11..=16 {
+            send_n(&mut a, n, if n % 2 == 0 { 200 } else { 60 });
+        }
+        assert_eq!(drain_n(&mut z), vec![11, 12, 13, 15, 16]);
+    }
+
+    #[test]
+    fn a_held_frame_arrives_the_given_distance_later() {
+        for delay in [Duration::ZERO, Duration::from_millis(3)] {
+            let (mut a, mut z) = pair(Faults { delay, ..Faults::default() }, 1);
+            a.set_filter(Some(hold_nth(3, 2, any_frame)));
+            for n in 1..=7 {
+                send_n(&mut a, n, 60);
+            }
+            let got: Vec<u32> = arrivals(&mut z).into_iter().map(|g| g.1).collect();
+            assert_eq!(got, vec![1, 2, 4, 5, 3, 6, 7]);
+            assert_eq!(a.stats().reordered, 1);
+        }
+    }
+
+    #[test]
+    fn frames_over_the_mtu_are_dropped_and_counted() {
+        let (mut a, mut z) = pair(Faults { mtu: Some(1500), ..Faults::default() }, 1);
+        send_n(&mut a, 1, 1514);
+        send_n(&mut a, 2, 1515);
+        // A VLAN tag is not part of the IP packet.
+        a.tx().send(|b| {
+            b[..4].copy_from_slice(&3u32.to_le_bytes());
+            b[12..14].copy_from_slice(&[0x81, 0x00]);
+            1518
+        });
+        assert_eq!(drain_n(&mut z), vec![1, 3]);
+        assert_eq!(a.stats().mtu_dropped, 1);
+    }
+
+    #[test]
+    fn corruption_changes_exactly_one_byte_after_the_ethernet_header() {
+        let (mut a, mut z) = pair(Faults { corrupt: 1.0, ..Faults::default() }, 5);
+        for _ in 0..200 {
+            a.tx().send(|b| {
+                b[..100].fill(0x5a);
+                100
+            });
+            z.poll_rx(1, |f, _| {
+                let changed: Vec<usize> = (0..100).filter(|&i| f[i] != 0x5a).collect();
+                assert_eq!(changed.len(), 1);
+                assert!(changed[0] >= 14);
+                RxAction::Release
+            });
+        }
+        assert_eq!(a.stats().corrupted, 200);
+    }
+
+    #[test]
+    fn a_refusing_tx_ring_refuses_every_nth_and_in_windows() {
+        let (mut a, mut z) = pair(Faults::default(), 1);
+        a.set_tx_refusal(Some(refuse_every(3)));
+        let sent: Vec<bool> = (1..=9).map(|n| send_n(&mut a, n, 60)).collect();
+        assert_eq!(sent, [true, true, false, true, true, false, true, true, false]);
+        assert_eq!(drain_n(&mut z), vec![1, 2, 4, 5, 7, 8]);
+        assert_eq!(a.stats().tx_refused, 3);
+        a.set_tx_refusal(Some(refuse_during(&[(Instant::from_millis(10), Instant::from_millis(20))])));
+        let mut at = |ms| {
+            a.set_now(Instant::from_millis(ms));
+            a.tx().send(|_| 60)
+        };
+        assert_eq!([at(9), at(10), at(19), at(20)], [true, false, false, true]);
     }
 
     #[test]

@@ -1,5 +1,8 @@
 //! Random segment sequences against an endpoint: no panic, and the
-//! invariants hold after every step.
+//! invariants hold after every step. And two endpoints over a simulated
+//! path with random faults (bottleneck, Bernoulli and burst loss, chosen
+//! drops, reordering, duplication, corruption, a refusing TX ring): every
+//! byte arrives once and in order both ways, and both sides close.
 
 use super::super::tcb::NEVER;
 use super::*;
@@ -136,5 +139,243 @@ proptest! {
         prop_assert_eq!(h.ep.armed_timers(), 0);
         prop_assert_eq!(h.ep.buffers_free(), 64);
         prop_assert_eq!(h.ep.half_open(), 0);
+    }
+}
+
+// ---- two endpoints over a faulty simulated path ---------------------------
+
+use crate::app::App;
+use crate::link::memory::{self, Bottleneck, Faults, GilbertElliott, QueueLimit};
+use crate::sim::Pair;
+use std::collections::HashMap;
+
+/// The byte at offset `k` of the stream `dir` (0 client to server) of
+/// connection `conn`.
+fn byte_of(conn: u16, dir: u8, k: u64) -> u8 {
+    (k.wrapping_mul(2_654_435_761) ^ (conn as u64).wrapping_mul(97) ^ (dir as u64 * 0x5bd1_e995)).to_le_bytes()[1]
+}
+
+/// One connection's progress, on one side.
+#[derive(Debug, Default)]
+struct Stream {
+    conn: u16,
+    to_send: u64,
+    sent: u64,
+    received: u64,
+    shut: bool,
+    closed: Option<CloseReason>,
+}
+
+/// Both sides run this: send the planned bytes, half-close, read and
+/// check every byte, close when the peer has.
+struct Duplex {
+    dir: u8,
+    /// Bytes each connection (by client port offset) sends from this side.
+    plan: Vec<u64>,
+    streams: HashMap<Handle, Stream>,
+    errors: Vec<String>,
+}
+
+impl Duplex {
+    fn pump(&mut self, ep: &mut Endpoint, h: Handle) {
+        let dir = self.dir;
+        let Some(s) = self.streams.get_mut(&h) else { return };
+        loop {
+            let (conn, at) = (s.conn, s.received);
+            let mut bad = None;
+            let n = ep
+                .recv(h, |d| {
+                    bad = d.iter().enumerate().position(|(i, &b)| b != byte_of(conn, 1 - dir, at + i as u64));
+                    d.len()
+                })
+                .unwrap_or(0);
+            if let Some(i) = bad {
+                self.errors.push(format!("conn {conn} dir {}: byte {} wrong", 1 - dir, at + i as u64));
+            }
+            if n == 0 {
+                break;
+            }
+            s.received += n as u64;
+        }
+        let mut chunk = [0u8; 4096];
+        while s.sent < s.to_send {
+            let n = (s.to_send - s.sent).min(chunk.len() as u64) as usize;
+            for (i, b) in chunk[..n].iter_mut().enumerate() {
+                *b = byte_of(s.conn, dir, s.sent + i as u64);
+            }
+            match ep.write(h, &chunk[..n]) {
+                Ok(w @ 1..) => s.sent += w as u64,
+                _ => break,
+            }
+        }
+        if s.sent == s.to_send && !s.shut {
+            s.shut = ep.shutdown(h).is_ok();
+        }
+    }
+}
+
+impl App for Duplex {
+    fn on_event(&mut self, ep: &mut Endpoint, _: Instant, ev: Event) {
+        match ev {
+            Event::Accepted(h) | Event::Connected(h) => {
+                let port = ep.tuple(h).map_or(0, |t| if self.dir == 0 { t.local_port } else { t.remote_port });
+                let conn = port.wrapping_sub(40000);
+                let to_send = self.plan.get(conn as usize).copied().unwrap_or(0);
+                self.streams.insert(h, Stream { conn, to_send, ..Stream::default() });
+                self.pump(ep, h);
+            }
+            Event::Readable(h) | Event::Writable(h) | Event::PeerClosed(h) => self.pump(ep, h),
+            Event::Closed(h, r) => {
+                if let Some(s) = self.streams.get_mut(&h) {
+                    s.closed = Some(r);
+                }
+            }
+            Event::Deadline(_) => {}
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Path {
+    delay_us: u64,
+    jitter_us: u64,
+    loss: f64,
+    burst: Option<(f64, f64)>,
+    duplicate: f64,
+    corrupt: f64,
+    /// Mbit/s and queue frames.
+    bottleneck: Option<(u64, usize)>,
+    /// Drop these data frames, hold one back by a distance.
+    drops: Vec<u64>,
+    hold: Option<(u64, u32)>,
+    refuse_every: Option<u64>,
+}
+
+fn path() -> impl Strategy<Value = Path> {
+    (
+        (0u64..20_000, prop_oneof![3 => Just(0u64), 1 => 1u64..3000]),
+        (prop_oneof![Just(0.0), 0.0..0.04], proptest::option::weighted(0.2, (0.005..0.03, 1.0..4.0))),
+        (prop_oneof![Just(0.0), 0.0..0.03], prop_oneof![Just(0.0), 0.0..0.02]),
+        proptest::option::weighted(0.5, (1u64..100, 4usize..200)),
+        (proptest::collection::vec(1u64..60, 0..3), proptest::option::of((1u64..60, 1u32..8))),
+        proptest::option::weighted(0.2, 2u64..10),
+    )
+        .prop_map(
+            |((delay_us, jitter_us), (loss, burst), (duplicate, corrupt), bottleneck, (drops, hold), refuse_every)| {
+                Path { delay_us, jitter_us, loss, burst, duplicate, corrupt, bottleneck, drops, hold, refuse_every }
+            },
+        )
+}
+
+fn set_up(link: &crate::link::Memory, p: &Path) {
+    link.set_faults(Faults {
+        loss: p.loss,
+        duplicate: p.duplicate,
+        delay: Duration::from_micros(p.delay_us),
+        jitter: Duration::from_micros(p.jitter_us),
+        burst: p.burst.map(|(rate, len)| GilbertElliott::bursty(rate, len)),
+        corrupt: p.corrupt,
+        mtu: None,
+        bottleneck: p
+            .bottleneck
+            .map(|(mbit, frames)| Bottleneck { rate_bps: mbit * 1_000_000, queue: QueueLimit::Frames(frames) }),
+    });
+    // Only one filter per pipe: the chosen drops, else the held frame.
+    if !p.drops.is_empty() {
+        link.set_filter(Some(memory::drop_nth(&p.drops, memory::is_data)));
+    } else if let Some((nth, distance)) = p.hold {
+        link.set_filter(Some(memory::hold_nth(nth, distance, memory::is_data)));
+    }
+    link.set_tx_refusal(p.refuse_every.map(memory::refuse_every));
+}
+
+fn duplex(dir: u8, plan: Vec<u64>) -> Duplex {
+    Duplex { dir, plan, streams: HashMap::new(), errors: Vec::new() }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn every_byte_arrives_once_and_in_order_both_ways_over_a_faulty_path(
+        up in path(),
+        down in path(),
+        plans in proptest::collection::vec((0u64..120_000, 0u64..120_000), 1..4),
+        sack in any::<bool>(),
+        timestamps in any::<bool>(),
+        seed in any::<u64>(),
+    ) {
+        let cfg = TcpConfig { sack, timestamps, ..TcpConfig::default() };
+        // 64 connections give a half-open budget of 8: every handshake is
+        // stateful (a cookie connection whose first ACK is lost is reset
+        // when data arrives, as in Linux; not what this test is about).
+        let cap = Capacity { connections: 64, time_wait: 8, buffers: 32, buffer_size: 16384, events: 256, ..Capacity::default() };
+        let now = Instant::from_secs(1000);
+        let mut server = Endpoint::new(cfg, cap, SERVER_MAC, Secrets::from_bytes([42; 32]), now);
+        server.listen(None, SERVER_PORT, cfg).unwrap();
+        let client = Endpoint::new(cfg, cap, CLIENT_MAC, Secrets::from_bytes([7; 32]), now);
+        let ups: Vec<u64> = plans.iter().map(|p| p.0).collect();
+        let downs: Vec<u64> = plans.iter().map(|p| p.1).collect();
+        let mut p = Pair::new(now, (client, duplex(0, ups.clone())), (server, duplex(1, downs.clone())), Faults::default(), seed);
+        set_up(&p.client.link, &up);
+        set_up(&p.server.link, &down);
+        for i in 0..plans.len() as u16 {
+            let local = std::net::SocketAddr::from((CLIENT_IP, 40000 + i));
+            let remote = std::net::SocketAddr::from((SERVER_IP, SERVER_PORT));
+            p.client.ep.connect(p.now, local, remote, SERVER_MAC).unwrap();
+        }
+        let mut broken = None;
+        let ended = p.drive(Duration::from_secs(3600), |p| {
+            for (side, ep, link) in [("client", &p.client.ep, &p.client.link), ("server", &p.server.ep, &p.server.link)] {
+                match ep.check_invariants() {
+                    // Output a full TX ring deferred is done at the next
+                    // flush (`Endpoint::output`), and so, until then, is
+                    // what output does besides sending: reaping a connection
+                    // that reached CLOSED or TIME-WAIT, and releasing the
+                    // half-open slot of one that left SYN-RECEIVED. The
+                    // invariants do not allow for that yet; the end of the
+                    // test still requires every connection gone.
+                    Err(e)
+                        if link.stats().tx_refused > 0
+                            && (e.ends_with("left in the connection table") || e.ends_with("holds a half-open slot")) => {}
+                    Err(e) => {
+                        broken.get_or_insert(format!("{side}: {e}"));
+                    }
+                    Ok(()) => {}
+                }
+            }
+            broken.is_some()
+                || (p.client.ep.connections() == 0
+                    && p.server.ep.connections() == 0
+                    && p.client.ep.time_wait() == 0
+                    && p.server.ep.time_wait() == 0)
+        });
+        prop_assert!(broken.is_none(), "{}", broken.unwrap());
+        prop_assert!(ended, "still open after an hour: client {:?} server {:?}", p.client.app.streams, p.server.app.streams);
+        prop_assert!(p.client.app.errors.is_empty() && p.server.app.errors.is_empty(),
+            "{:?} {:?}", p.client.app.errors, p.server.app.errors);
+        prop_assert_eq!(p.client.app.streams.len(), plans.len());
+        for (side, app, peer_plan) in [("client", &p.client.app, &downs), ("server", &p.server.app, &ups)] {
+            for s in app.streams.values() {
+                match s.closed {
+                    // A clean end: everything each way, exactly once.
+                    Some(CloseReason::Normal) => {
+                        prop_assert_eq!(s.sent, s.to_send, "{} conn {}", side, s.conn);
+                        prop_assert_eq!(s.received, peer_plan[s.conn as usize], "{} conn {}", side, s.conn);
+                    }
+                    // A hopeless path may time the connection out (or the
+                    // peer's timeout resets it); what arrived was still in order.
+                    Some(CloseReason::TimedOut | CloseReason::Reset) => {
+                        prop_assert!(up.loss + down.loss + up.corrupt + down.corrupt > 0.0 || up.burst.is_some() || down.burst.is_some());
+                        prop_assert!(s.received <= peer_plan[s.conn as usize]);
+                    }
+                    r => prop_assert!(false, "{} conn {} ended {:?}", side, s.conn, r),
+                }
+            }
+        }
+        for ep in [&p.client.ep, &p.server.ep] {
+            prop_assert_eq!(ep.buffers_free(), 32);
+            prop_assert_eq!(ep.armed_timers(), 0);
+        }
     }
 }
