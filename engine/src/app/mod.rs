@@ -15,13 +15,15 @@
 //! apart from the slot's next connection.
 //!
 //! Built in: [`http::Http`] (an HTTP/1.1 responder for wrk), [`echo::Echo`]
-//! and [`sink::Sink`] (echo and discard for tcpkali).
+//! and [`sink::Sink`] (echo and discard for tcpkali), and [`proxy::Proxy`]
+//! (a terminating TCP proxy to backends, both sides on this endpoint).
 
 use crate::tcp::{Endpoint, Event};
 use crate::time::Instant;
 
 pub mod echo;
 pub mod http;
+pub mod proxy;
 pub mod sink;
 #[cfg(test)]
 mod testutil;

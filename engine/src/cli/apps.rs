@@ -3,6 +3,8 @@
 
 use crate::app::echo::Echo;
 use crate::app::http::{Http, HttpConfig};
+use crate::app::proxy::source::Sources;
+use crate::app::proxy::{Backend, Pool, Proxy, ProxyConfig};
 use crate::app::sink::Sink;
 use crate::shard::AppStats;
 
@@ -30,6 +32,30 @@ impl AppStats for Sink {
     }
     fn for_each_stat(&self, f: &mut dyn FnMut(&'static str, &'static str, u64)) {
         self.stats.for_each(f)
+    }
+}
+
+impl AppStats for Proxy {
+    fn name(&self) -> &'static str {
+        "proxy"
+    }
+    fn for_each_stat(&self, f: &mut dyn FnMut(&'static str, &'static str, u64)) {
+        self.stats.for_each(f)
+    }
+}
+
+/// Shard `shard`'s proxy settings: one pool (the backends with their
+/// next-hop MACs) for every listener, and the shard's slice of the ports.
+pub fn proxy_config(p: &super::config::ProxySettings, macs: &[[u8; 6]], shard: usize) -> ProxyConfig {
+    let (lo, hi) = p.shard_ports[shard];
+    ProxyConfig {
+        pools: vec![Pool {
+            backends: p.backends.iter().zip(macs).map(|(&addr, &mac)| Backend { addr, mac }).collect(),
+            proxy_protocol: p.proxy_protocol,
+        }],
+        sources: Sources::new(p.source_first, p.source_last, lo, hi).expect("checked by resolve"),
+        connect_timeout: p.connect_timeout,
+        idle_timeout: p.idle_timeout,
     }
 }
 

@@ -5,7 +5,7 @@
 //! checks everything and builds the engine's configuration types.
 
 use std::fmt;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
@@ -28,6 +28,8 @@ pub enum AppKind {
     Echo,
     /// Sink: every byte received is discarded.
     Sink,
+    /// Proxy: every connection is carried to a backend (--backend), round-robin.
+    Proxy,
 }
 
 impl AppKind {
@@ -44,9 +46,13 @@ impl AppKind {
     ///   client's next message acknowledges the previous echo, so with
     ///   Minshall's variant it costs that client no latency.
     /// - sink: sends nothing; the RFC's default (Nagle on).
+    /// - proxy: Nagle off on both legs. It forwards what arrived as soon as
+    ///   it arrived (as HAProxy and nginx set TCP_NODELAY on both sides);
+    ///   holding a small tail back for the peer's delayed ACK would add up
+    ///   to 40 ms per request/response turn through the balancer.
     pub fn nodelay(self) -> bool {
         match self {
-            AppKind::Http => true,
+            AppKind::Http | AppKind::Proxy => true,
             AppKind::Echo | AppKind::Sink => false,
         }
     }
@@ -56,6 +62,7 @@ impl AppKind {
             AppKind::Http => "http",
             AppKind::Echo => "echo",
             AppKind::Sink => "sink",
+            AppKind::Proxy => "proxy",
         }
     }
 }
@@ -124,6 +131,16 @@ pub enum CongestionArg {
     Cubic,
     /// NewReno (RFC 5681, RFC 6582).
     Newreno,
+}
+
+/// Whether the proxy sends a PROXY protocol header to its backends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProxyProtocolArg {
+    /// No header: the backend sees floodgate's source address.
+    Off,
+    /// PROXY protocol v2 (binary) with the client's address and port.
+    V2,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Deserialize)]
@@ -341,6 +358,32 @@ pub struct Settings {
     #[arg(long, value_name = "DURATION", help_heading = "Applications")]
     pub idle_timeout: Option<Secs>,
 
+    /// Proxy app: the backends, round-robin (IPv4; reached on --iface, a
+    /// one-armed front end; their MACs from the kernel's ARP table at start).
+    #[arg(long, value_name = "ADDR:PORT[,ADDR:PORT...]", value_delimiter = ',', help_heading = "Proxy")]
+    pub backend: Option<Vec<SocketAddr>>,
+    /// Proxy app: the IPv4 addresses floodgate owns for its connections to
+    /// the backends, a range A-B (or one address). Each (address, port) is
+    /// reused only after 2MSL in TIME-WAIT, so per shard and backend at most
+    /// addresses x ports / 2MSL new connections per second (logged at start).
+    #[arg(long, value_name = "A-B", help_heading = "Proxy")]
+    pub source_addrs: Option<String>,
+    /// Proxy app: the source ports, split into disjoint slices, one per
+    /// shard [default: 1024-65535].
+    #[arg(long, value_name = "LO-HI", help_heading = "Proxy")]
+    pub source_ports: Option<String>,
+    /// Proxy app: how long a backend gets to answer the SYN before the next
+    /// one is tried (once; then the client is reset) [default: 3s].
+    #[arg(long, value_name = "DURATION", help_heading = "Proxy")]
+    pub backend_connect_timeout: Option<Secs>,
+    /// Proxy app: a pair with no byte moving either way for this long is
+    /// reset on both sides. 0 turns it off [default: 10m].
+    #[arg(long, value_name = "DURATION", help_heading = "Proxy")]
+    pub proxy_idle_timeout: Option<Secs>,
+    /// Proxy app: send a PROXY protocol header first to the backend [default: off].
+    #[arg(long, value_enum, value_name = "VERSION", help_heading = "Proxy")]
+    pub proxy_protocol: Option<ProxyProtocolArg>,
+
     /// On SIGINT/SIGTERM, how long established connections may take to
     /// finish before the rest are reset [default: 5s].
     #[arg(long, value_name = "DURATION", help_heading = "Operating")]
@@ -377,7 +420,8 @@ impl Settings {
             frame_size, rx_ring, tx_ring, connections, time_wait_capacity, time_wait_capacity_v6, time_wait_policy, buffers,
             buffer_size, events, half_open_budget, max_conns_per_source, source_table, msl, fin_wait2_timeout, keepalive_idle,
             keepalive_interval, keepalive_probes, syn_cookies, xdp_syn_cookies, mtu, congestion, nodelay, http_body, http_max_header_bytes,
-            http_header_timeout, http_keepalive_timeout, idle_timeout, drain, stall_timeout)
+            http_header_timeout, http_keepalive_timeout, idle_timeout, backend, source_addrs, source_ports,
+            backend_connect_timeout, proxy_idle_timeout, proxy_protocol, drain, stall_timeout)
     }
 
     /// Checks the merged settings and builds the engine's configuration.
@@ -400,7 +444,7 @@ impl Settings {
         if ports.contains(&0) {
             return Err("--port 0 is not a port".into());
         }
-        let app = self.app.ok_or("--app is required: http, echo or sink")?;
+        let app = self.app.ok_or("--app is required: http, echo, sink or proxy")?;
 
         let have = rx_queues(&iface);
         let queues = match (self.queues, have) {
@@ -553,7 +597,9 @@ impl Settings {
         if stall_timeout.is_some_and(|d| d < Duration::from_secs(1)) {
             return Err("--stall-timeout must be 0 (never exit) or at least 1s".into());
         }
+        let proxy = if app == AppKind::Proxy { Some(self.proxy_settings(&tcp, &cap, queues)?) } else { None };
         Ok(Resolved {
+            proxy,
             iface,
             vips,
             ports,
@@ -601,6 +647,88 @@ pub struct Resolved {
     pub drain: Duration,
     /// `None`: stalls and link loss are reported, never fatal.
     pub stall_timeout: Option<Duration>,
+    /// With `--app proxy`.
+    pub proxy: Option<ProxySettings>,
+}
+
+/// The proxy's settings, checked.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProxySettings {
+    pub backends: Vec<SocketAddr>,
+    pub source_first: Ipv4Addr,
+    pub source_last: Ipv4Addr,
+    /// Every shard's slice of the source ports, in shard order.
+    pub shard_ports: Vec<(u16, u16)>,
+    pub connect_timeout: Duration,
+    pub idle_timeout: Option<Duration>,
+    pub proxy_protocol: bool,
+    /// New connections per second one shard sustains towards one backend.
+    pub rate_per_backend: f64,
+}
+
+/// `A-B` or `A`: two values of a range.
+fn range<T: FromStr>(s: &str) -> Option<(T, T)> {
+    match s.split_once('-') {
+        Some((a, b)) => Some((a.trim().parse().ok()?, b.trim().parse().ok()?)),
+        None => {
+            let a: T = s.trim().parse().ok()?;
+            Some((a, s.trim().parse().ok()?))
+        }
+    }
+}
+
+impl Settings {
+    fn proxy_settings(&self, tcp: &TcpConfig, cap: &Capacity, queues: u32) -> Result<ProxySettings, String> {
+        let backends = self.backend.clone().unwrap_or_default();
+        if backends.is_empty() {
+            return Err("--app proxy needs at least one backend: --backend ADDR:PORT[,ADDR:PORT...]".into());
+        }
+        if let Some(b) = backends.iter().find(|b| !b.is_ipv4() || b.port() == 0) {
+            return Err(format!("--backend {b}: an IPv4 address and a port other than 0"));
+        }
+        let s = self.source_addrs.as_deref().ok_or(
+            "--app proxy needs --source-addrs A-B: the IPv4 addresses floodgate owns for its backend connections",
+        )?;
+        let (first, last): (Ipv4Addr, Ipv4Addr) =
+            range(s).ok_or_else(|| format!("--source-addrs {s:?}: expected an IPv4 range A-B"))?;
+        let p = self.source_ports.as_deref().unwrap_or("1024-65535");
+        let (lo, hi): (u16, u16) = range(p).ok_or_else(|| format!("--source-ports {p:?}: expected LO-HI"))?;
+        crate::app::proxy::source::Sources::new(first, last, lo, hi)?;
+        let shard_ports: Vec<_> = (0..queues)
+            .map(|i| crate::app::proxy::source::shard_ports(lo, hi, i, queues))
+            .collect::<Option<_>>()
+            .ok_or_else(|| format!("--source-ports {lo}-{hi}: fewer ports than the {queues} shards"))?;
+        let addrs = u32::from(last) - u32::from(first) + 1;
+        let smallest = shard_ports.iter().map(|(a, b)| (b - a) as u64 + 1).min().unwrap_or(0);
+        let tuples = addrs as u64 * smallest * backends.len() as u64;
+        // A pair takes two slots of the table, so a shard holds at most
+        // connections / 2 backend connections; each needs its own tuple.
+        let needed = cap.connections as u64 / 2;
+        if tuples < needed {
+            return Err(format!(
+                "--source-addrs {first}-{last} x --source-ports {lo}-{hi} give each shard {tuples} source tuples \
+                 over {} backend(s), fewer than the {needed} backend connections --connections {} allows \
+                 (a pair takes two): add addresses or ports, or lower --connections",
+                backends.len(),
+                cap.connections
+            ));
+        }
+        let rate_per_backend = (addrs as u64 * smallest) as f64 / tcp.time_wait().as_secs_f64();
+        let connect_timeout = self.backend_connect_timeout.map_or(crate::app::proxy::CONNECT_TIMEOUT, |s| s.0);
+        if connect_timeout.is_zero() {
+            return Err("--backend-connect-timeout must be more than 0".into());
+        }
+        Ok(ProxySettings {
+            backends,
+            source_first: first,
+            source_last: last,
+            shard_ports,
+            connect_timeout,
+            idle_timeout: timeout(self.proxy_idle_timeout, crate::app::proxy::IDLE_TIMEOUT),
+            proxy_protocol: self.proxy_protocol == Some(ProxyProtocolArg::V2),
+            rate_per_backend,
+        })
+    }
 }
 
 /// `--stall-timeout` when not given: long enough that a hiccup (a page-in, a
@@ -760,6 +888,55 @@ mod tests {
         let file = Settings::from_toml("congestion = \"newreno\"\nnodelay = false").unwrap();
         let t = cli(BASE).over(file).resolve(|_| None).unwrap().tcp;
         assert_eq!((t.congestion, t.nodelay), (Congestion::NewReno, false));
+    }
+
+    #[test]
+    fn proxy_settings_are_checked() {
+        let proxy = |extra: &[&str], queues: u32| {
+            let mut a = vec!["--iface", "fg-s0", "--vip", "198.18.0.1", "--port", "80", "--app", "proxy"];
+            a.extend_from_slice(extra);
+            cli(&a).resolve(|_| Some(queues))
+        };
+        let e = proxy(&["--source-addrs", "198.18.1.1-198.18.1.4"], 1).unwrap_err();
+        assert!(e.contains("--app proxy needs at least one backend"), "{e}");
+        let e = proxy(&["--backend", "198.18.2.10:8080"], 1).unwrap_err();
+        assert!(e.contains("--source-addrs"), "{e}");
+        let e = proxy(&["--backend", "[2001:db8::1]:80", "--source-addrs", "198.18.1.1"], 1).unwrap_err();
+        assert!(e.contains("IPv4"), "{e}");
+        // 1 address x 1000 ports over 2 backends: 2000 tuples, fewer than
+        // the 32768 backend connections 65536 slots allow.
+        let base = ["--backend", "198.18.2.10:8080,198.18.2.11:8080", "--source-addrs", "198.18.1.1"];
+        let mut a = base.to_vec();
+        a.extend_from_slice(&["--source-ports", "10000-10999"]);
+        let e = proxy(&a, 1).unwrap_err();
+        assert!(e.contains("2000 source tuples") && e.contains("32768"), "{e}");
+        a.extend_from_slice(&["--connections", "2000"]);
+        let r = proxy(&a, 2).unwrap().proxy.unwrap();
+        assert_eq!(r.shard_ports, vec![(10000, 10499), (10500, 10999)], "disjoint slices per shard");
+        assert!((r.rate_per_backend - 500.0 / 60.0).abs() < 1e-9, "500 tuples / 2MSL of 60 s");
+        assert_eq!(
+            (r.connect_timeout, r.idle_timeout, r.proxy_protocol),
+            (Duration::from_secs(3), Some(Duration::from_secs(600)), false)
+        );
+        // And from a file, with every key.
+        let file = Settings::from_toml(
+            r#"
+            app = "proxy"
+            backend = ["198.18.2.10:8080", "198.18.2.11:8080"]
+            source-addrs = "198.18.1.1-198.18.1.4"
+            source-ports = "1024-65535"
+            backend-connect-timeout = "1s"
+            proxy-idle-timeout = 0
+            proxy-protocol = "v2"
+            "#,
+        )
+        .unwrap();
+        let r =
+            cli(&["--iface", "fg-s0", "--vip", "198.18.0.1", "--port", "80"]).over(file).resolve(|_| Some(1)).unwrap();
+        let p = r.proxy.unwrap();
+        assert_eq!(p.backends.len(), 2);
+        assert_eq!((p.connect_timeout, p.idle_timeout, p.proxy_protocol), (Duration::from_secs(1), None, true));
+        assert!(cli(BASE).resolve(|_| None).unwrap().proxy.is_none(), "only with --app proxy");
     }
 
     #[test]

@@ -24,12 +24,13 @@ use crossbeam_channel::Receiver;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 
-use super::config::{AppKind, Resolved, Settings};
+use super::config::{AppKind, ProxySettings, Resolved, Settings};
 use super::signals::{self, Signals};
 use super::watchdog::{Change, Watchdog};
 use super::xdp_cookies::XdpCookies;
 use crate::app::echo::Echo;
 use crate::app::http::Http;
+use crate::app::proxy::Proxy;
 use crate::app::sink::Sink;
 use crate::app::App;
 use crate::link::ifstate::IfWatch;
@@ -103,6 +104,10 @@ pub fn serve(cli: Settings) -> Result<(), String> {
         None => None,
     };
 
+    let backend_macs = match &cfg.proxy {
+        Some(p) => proxy_start(&cfg, p)?,
+        None => Vec::new(),
+    };
     let cpus = cfg.cpus.clone().unwrap_or_else(allowed_cpus);
     let (report_tx, report_rx) = crossbeam_channel::bounded(4096);
     let epoch = std::time::Instant::now();
@@ -124,6 +129,12 @@ pub fn serve(cli: Settings) -> Result<(), String> {
             AppKind::Sink => {
                 let idle = cfg.idle_timeout;
                 start(spec, link, &cfg, mac, &secrets, report_tx.clone(), move || Sink::new().with_idle_timeout(idle))
+            }
+            AppKind::Proxy => {
+                let n = cfg.cap.connections as usize;
+                let pc =
+                    super::apps::proxy_config(cfg.proxy.as_ref().expect("resolved with --app proxy"), &backend_macs, i);
+                start(spec, link, &cfg, mac, &secrets, report_tx.clone(), move || Proxy::new(n, pc))
             }
         };
         shards.push(r.map_err(|e| format!("cannot start shard {i}: {e}"))?);
@@ -218,6 +229,41 @@ where
         },
         reports,
     )
+}
+
+/// How long start-up waits for a backend's ARP answer.
+const BACKEND_ARP_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The proxy's start: logs the source space and the sustainable rate, and
+/// resolves every backend's MAC on `--iface` (one-armed: the backends are
+/// neighbours on the served link). A backend that does not answer ARP
+/// stops the start with a clear message.
+fn proxy_start(cfg: &Resolved, p: &ProxySettings) -> Result<Vec<[u8; 6]>, String> {
+    tracing::info!(
+        backends = %p.backends.iter().map(|b| b.to_string()).collect::<Vec<_>>().join(","),
+        sources = %format!("{}-{}", p.source_first, p.source_last),
+        ports = ?p.shard_ports,
+        proxy_protocol = if p.proxy_protocol { "v2" } else { "off" },
+        "proxy: each shard sustains {:.0} new connections/s per backend (source addresses x its ports / 2MSL of {:?})",
+        p.rate_per_backend,
+        cfg.tcp.time_wait()
+    );
+    tracing::warn!(
+        "proxy: the XDP program does not yet steer the backends' replies (to --source-addrs) to the shards: \
+         on a real interface the backend side is not served yet (sans-IO core only)"
+    );
+    p.backends
+        .iter()
+        .map(|b| {
+            crate::neigh::resolve_wait(&cfg.iface, b.ip(), BACKEND_ARP_TIMEOUT).ok_or_else(|| {
+                format!(
+                    "backend {b}: no ARP answer on {} within {BACKEND_ARP_TIMEOUT:?} (the backends must be \
+                     neighbours on --iface)",
+                    cfg.iface
+                )
+            })
+        })
+        .collect()
 }
 
 /// Warns when no interface here has a VIP: then the kernel will not answer

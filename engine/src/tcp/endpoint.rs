@@ -33,9 +33,12 @@ use crate::timer::Wheel;
 use crate::wire::{self, SeqNumber};
 use std::net::SocketAddr;
 
+mod active;
 mod invariants;
 mod pmtu;
 mod slow_peers;
+
+pub use active::TupleUse;
 
 /// Index of the configuration used by active opens.
 const ACTIVE_CFG: u16 = 0;
@@ -882,6 +885,12 @@ impl Endpoint {
             }
         }
         match tcb.state {
+            // Reached TIME-WAIT (the peer's FIN after ours) with bytes the
+            // application has not read yet, after a `shutdown` (a proxy
+            // whose other side is slow): held in the table until they are
+            // read, as a socket's buffered bytes stay readable; `recv`
+            // releases it.
+            State::TimeWait if !tcb.rx.is_empty() && !tcb.has(flag::APP_CLOSED) => self.schedule(h),
             State::Closed | State::TimeWait => self.reap(now, h),
             _ => self.schedule(h),
         }
@@ -1116,6 +1125,11 @@ impl Endpoint {
         }
         let wnd_before = tcb.rcv_wnd();
         tcb.rx.consume(pool, n);
+        if tcb.state == State::TimeWait && tcb.rx.is_empty() {
+            // Held for these bytes (see `output`): now it goes to the TIME-WAIT table.
+            self.mark_dirty(h);
+            return Ok(n);
+        }
         let space = tcb.rcv_space(pool);
         let threshold = (pool.chunk_size() / 2).min(2 * tcb.mss as u32);
         if space.saturating_sub(wnd_before) >= threshold && tcb.state.can_receive() {

@@ -23,7 +23,7 @@ pub mod tcb;
 pub mod timers;
 
 pub use config::{Capacity, Congestion, CookieMode, Keepalive, TcpConfig, TimeWaitRst};
-pub use endpoint::{Endpoint, Error, Listener};
+pub use endpoint::{Endpoint, Error, Listener, TupleUse};
 pub use events::{CloseReason, Event};
 pub use secret::Secrets;
 pub use state::State;

@@ -99,7 +99,13 @@ fn fin_before_missing_data_is_not_processed_until_the_data_arrives() {
     assert_eq!(a.ack, C1 + 4);
     let a = h.send1(seg(FIN | ACK, C1 + 4, s1 + 1));
     assert_eq!(a.ack, C1 + 5);
-    assert_eq!(h.ep.time_wait(), 1);
+    // TIME-WAIT with "abcd" unread (after a shutdown): held until read.
+    assert_eq!((h.ep.state(c), h.ep.time_wait()), (Some(State::TimeWait), 0));
+    let mut buf = [0u8; 8];
+    assert_eq!(h.ep.read(c, &mut buf), Ok(4));
+    assert_eq!(&buf[..4], b"abcd");
+    h.flush();
+    assert_eq!((h.ep.state(c), h.ep.time_wait()), (None, 1));
 }
 
 #[test]

@@ -1,0 +1,533 @@
+//! `proxy`: a terminating TCP proxy. Every client connection the listener
+//! accepts is paired with an active open from floodgate to a backend
+//! (round-robin over the listener's backends, from a source address and
+//! port of [`source::Sources`]), and bytes are spliced both ways inside the
+//! shard, both connections on the same endpoint.
+//!
+//! - Until the backend connection is up the client's bytes stay in its
+//!   receive buffer, so its window bounds them (RFC 9293 §3.8.6).
+//! - A backend that refuses (RST) or does not answer within the connect
+//!   timeout is retried once on the next backend; then the client is reset.
+//! - Backpressure: bytes are taken from one side's receive buffer only as
+//!   far as the other side's send buffer has room, so a slow reader closes
+//!   the writer's window end to end; a pair holds at most its buffers.
+//! - A FIN from one side becomes a shutdown (FIN) towards the other once its
+//!   bytes are through (half-close, RFC 9293 §3.6), and the other direction
+//!   flows on. An RST or a timeout on one side resets the other (§3.10.5).
+//! - An idle timeout (on the client side, pushed back whenever bytes move)
+//!   reclaims abandoned pairs.
+//! - PROXY protocol v2 ([`ppv2`]) is written as the backend's first bytes
+//!   when the listener asks for it.
+//!
+//! State lives in one array indexed by connection slot (`Handle::index`),
+//! sized to the connection table at start-up: each side knows its peer, so
+//! the array is the pair table. Nothing allocates per connection or per byte.
+
+pub mod ppv2;
+pub mod source;
+
+#[cfg(test)]
+mod tests;
+
+use super::App;
+use crate::counters::counters;
+use crate::flow::FourTuple;
+use crate::table::Handle;
+use crate::tcp::{CloseReason, Endpoint, Error, Event, TupleUse};
+use crate::time::{Duration, Instant};
+use source::{Sources, PROBES};
+use std::net::SocketAddr;
+
+/// Bytes moved per copy, through a stack buffer.
+const CHUNK: usize = 16 * 1024;
+/// Backends tried per client: the first, and one retry on the next.
+pub const MAX_ATTEMPTS: u8 = 2;
+/// Default time a backend gets to answer the SYN.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Default idle timeout of a pair (nginx stream's `proxy_timeout`).
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
+
+counters! {
+    /// What the proxy of one shard has seen and done.
+    pub struct ProxyStats {
+        /// Client connections accepted.
+        clients_accepted,
+        /// Active opens to backends started (first tries and retries).
+        backend_connects,
+        /// Active opens that completed.
+        backend_connected,
+        /// Active opens refused by the backend (RST), or given up by TCP.
+        backend_refused,
+        /// Active opens that got no answer within the connect timeout.
+        backend_connect_timeouts,
+        /// Second tries on the next backend.
+        backend_retries,
+        /// Clients reset because no backend could be reached.
+        clients_reset_no_backend,
+        /// Active opens refused: no free source address and port among the candidates tried.
+        source_ports_exhausted,
+        /// Source candidates skipped: the 4-tuple held by a connection.
+        source_tuples_in_use,
+        /// Source candidates skipped: the 4-tuple in our TIME-WAIT table (2MSL not over).
+        source_tuples_in_time_wait,
+        /// Active opens refused: the connection table is full.
+        backend_table_full,
+        /// PROXY protocol v2 headers sent.
+        proxy_headers_sent,
+        /// Pairs whose backend side connected.
+        pairs_opened,
+        /// Pairs whose both sides are gone (opened minus ended: the pairs active).
+        pairs_ended,
+        /// Bytes moved from clients to backends (PROXY headers not included).
+        bytes_client_to_backend,
+        /// Bytes moved from backends to clients.
+        bytes_backend_to_client,
+        /// Client FINs passed on to the backend (half-close).
+        fins_to_backend,
+        /// Backend FINs passed on to the client.
+        fins_to_client,
+        /// Clients reset because their backend side was reset or timed out.
+        resets_to_client,
+        /// Backends reset because their client side was reset or timed out.
+        resets_to_backend,
+        /// Pairs reset after the idle timeout with nothing moving.
+        idle_timeouts,
+        /// Times a copy stopped with bytes waiting and no send space on the other side (backpressure).
+        send_blocked,
+        /// Writes refused or short (a PROXY header without buffer space).
+        write_errors,
+        /// Events for a connection the proxy does not know (stale or already reset).
+        stale_events,
+    }
+}
+
+/// One backend and the MAC address its frames go to (the next hop).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Backend {
+    pub addr: SocketAddr,
+    pub mac: [u8; 6],
+}
+
+/// The backends of one listener.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Pool {
+    pub backends: Vec<Backend>,
+    /// Send a PROXY protocol v2 header first.
+    pub proxy_protocol: bool,
+}
+
+/// The proxy's settings for one shard.
+#[derive(Clone, Debug)]
+pub struct ProxyConfig {
+    /// By listener, in the order the endpoint's listeners were created; a
+    /// listener beyond the list uses the last pool.
+    pub pools: Vec<Pool>,
+    pub sources: Sources,
+    pub connect_timeout: Duration,
+    /// `None`: no idle timeout.
+    pub idle_timeout: Option<Duration>,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Side {
+    handle: Option<Handle>,
+    peer: Option<Handle>,
+    backend: bool,
+    /// Client: always; backend: `Connected` seen.
+    connected: bool,
+    /// The backend connected: this side belongs to an opened pair.
+    paired: bool,
+    /// The peer of this connection sent FIN (`PeerClosed`).
+    fin_in: bool,
+    /// We shut down this connection's sending side.
+    shut: bool,
+    /// Client: backends tried so far, and the last one (index in the pool).
+    attempts: u8,
+    tried: u16,
+    pool: u16,
+}
+
+struct PoolState {
+    pool: Pool,
+    /// Round-robin position.
+    next: u32,
+    /// Per backend: the source cursor.
+    cursors: Vec<u64>,
+}
+
+/// The proxy of one shard.
+pub struct Proxy {
+    sides: Vec<Side>,
+    pools: Vec<PoolState>,
+    sources: Sources,
+    connect_timeout: Duration,
+    idle_timeout: Option<Duration>,
+    pub stats: ProxyStats,
+}
+
+impl Proxy {
+    /// A proxy for up to `connections` connections (the endpoint's table;
+    /// both sides of a pair are connections in it).
+    pub fn new(connections: usize, cfg: ProxyConfig) -> Proxy {
+        let pools =
+            cfg.pools.into_iter().map(|p| PoolState { next: 0, cursors: vec![0; p.backends.len()], pool: p }).collect();
+        Proxy {
+            sides: vec![Side::default(); connections],
+            pools,
+            sources: cfg.sources,
+            connect_timeout: cfg.connect_timeout,
+            idle_timeout: cfg.idle_timeout,
+            stats: ProxyStats::default(),
+        }
+    }
+
+    /// Connections the proxy holds state for (tests and diagnostics).
+    pub fn live_sides(&self) -> usize {
+        self.sides.iter().filter(|s| s.handle.is_some()).count()
+    }
+
+    /// Pairs opened and not yet ended.
+    pub fn pairs_active(&self) -> u64 {
+        self.stats.pairs_opened - self.stats.pairs_ended
+    }
+
+    fn side(&self, h: Handle) -> Option<&Side> {
+        self.sides.get(h.index() as usize).filter(|s| s.handle == Some(h))
+    }
+
+    fn side_mut(&mut self, h: Handle) -> Option<&mut Side> {
+        self.sides.get_mut(h.index() as usize).filter(|s| s.handle == Some(h))
+    }
+
+    /// Drops a side's state; counts the pair as ended when it was the last.
+    fn forget(&mut self, h: Handle) {
+        let Some(s) = self.side_mut(h).map(std::mem::take) else { return };
+        let peer = s.peer.and_then(|p| self.side_mut(p));
+        match peer {
+            Some(p) => p.peer = None,
+            None if s.paired => self.stats.pairs_ended += 1,
+            None => {}
+        }
+    }
+
+    /// Resets a connection (RST) and drops its state.
+    fn reset(&mut self, ep: &mut Endpoint, h: Handle) {
+        self.forget(h);
+        // No `Closed` follows an abort: the slot is free after the flush.
+        let _ = ep.abort(h);
+    }
+
+    /// Resets both sides of a pair.
+    fn reset_pair(&mut self, ep: &mut Endpoint, h: Handle) {
+        if let Some(p) = self.side(h).and_then(|s| s.peer) {
+            self.reset(ep, p);
+        }
+        self.reset(ep, h);
+    }
+
+    /// Something moved: the pair's idle deadline (kept on the client side) starts again.
+    fn touch(&self, ep: &mut Endpoint, client: Handle, now: Instant) {
+        if let Some(d) = self.idle_timeout {
+            let _ = ep.set_deadline(client, Some(now + d));
+        }
+    }
+
+    fn accepted(&mut self, ep: &mut Endpoint, now: Instant, c: Handle) {
+        let pool =
+            ep.tcb(c).map_or(0, |t| t.listener.saturating_sub(1) as usize).min(self.pools.len().saturating_sub(1));
+        let Some(slot) = self.sides.get_mut(c.index() as usize) else {
+            self.stats.stale_events += 1;
+            let _ = ep.abort(c);
+            return;
+        };
+        *slot = Side { handle: Some(c), connected: true, pool: pool as u16, ..Side::default() };
+        self.stats.clients_accepted += 1;
+        if !self.open_backend(ep, now, c) {
+            self.give_up(ep, c);
+        }
+    }
+
+    /// Starts the active open for client `c` to its next backend. False
+    /// when none could be started (no backend, no source tuple, table full).
+    fn open_backend(&mut self, ep: &mut Endpoint, now: Instant, c: Handle) -> bool {
+        let Some(&side) = self.side(c) else { return false };
+        let Some(ps) = self.pools.get_mut(side.pool as usize) else { return false };
+        let n = ps.pool.backends.len();
+        if n == 0 {
+            return false;
+        }
+        let bi = if side.attempts == 0 {
+            let i = ps.next as usize % n;
+            ps.next = ps.next.wrapping_add(1);
+            i
+        } else {
+            (side.tried as usize + 1) % n
+        };
+        let backend = ps.pool.backends[bi];
+        let mut opened = None;
+        for _ in 0..PROBES.min(self.sources.len().min(u32::MAX as u64) as u32) {
+            let local = self.sources.get(ps.cursors[bi]);
+            ps.cursors[bi] = ps.cursors[bi].wrapping_add(1);
+            match ep.tuple_in_use(&FourTuple::new(local, backend.addr)) {
+                Some(TupleUse::Connection) => {
+                    self.stats.source_tuples_in_use += 1;
+                    continue;
+                }
+                Some(TupleUse::TimeWait) => {
+                    self.stats.source_tuples_in_time_wait += 1;
+                    continue;
+                }
+                None => {}
+            }
+            match ep.connect(now, local, backend.addr, backend.mac) {
+                Ok(b) => {
+                    opened = Some(b);
+                    break;
+                }
+                Err(Error::InUse) => self.stats.source_tuples_in_use += 1,
+                Err(_) => {
+                    self.stats.backend_table_full += 1;
+                    return false;
+                }
+            }
+        }
+        let Some(b) = opened else {
+            self.stats.source_ports_exhausted += 1;
+            return false;
+        };
+        let Some(slot) = self.sides.get_mut(b.index() as usize) else {
+            let _ = ep.abort(b);
+            return false;
+        };
+        *slot = Side { handle: Some(b), peer: Some(c), backend: true, ..Side::default() };
+        let cs = self.side_mut(c).expect("checked above");
+        cs.peer = Some(b);
+        cs.attempts += 1;
+        cs.tried = bi as u16;
+        self.stats.backend_connects += 1;
+        let _ = ep.set_deadline(b, Some(now + self.connect_timeout));
+        true
+    }
+
+    /// The backend side `b` failed before connecting: the next backend, or an RST for the client.
+    fn backend_failed(&mut self, ep: &mut Endpoint, now: Instant, b: Handle) {
+        let Some(c) = self.side(b).and_then(|s| s.peer) else {
+            self.forget(b);
+            return;
+        };
+        self.forget(b);
+        let Some(cs) = self.side(c) else { return };
+        if cs.attempts < MAX_ATTEMPTS {
+            self.stats.backend_retries += 1;
+            if self.open_backend(ep, now, c) {
+                return;
+            }
+        }
+        self.give_up(ep, c);
+    }
+
+    fn give_up(&mut self, ep: &mut Endpoint, c: Handle) {
+        self.stats.clients_reset_no_backend += 1;
+        self.reset(ep, c);
+    }
+
+    fn connected(&mut self, ep: &mut Endpoint, now: Instant, b: Handle) {
+        let Some(side) = self.side_mut(b).filter(|s| s.backend) else {
+            self.stats.stale_events += 1;
+            return;
+        };
+        side.connected = true;
+        side.paired = true;
+        let Some(c) = side.peer else { return self.reset(ep, b) };
+        self.stats.backend_connected += 1;
+        self.stats.pairs_opened += 1;
+        let Some(cs) = self.side_mut(c) else {
+            // The client is gone (reset meanwhile): nothing to carry.
+            return self.reset(ep, b);
+        };
+        cs.paired = true;
+        let pool = cs.pool as usize;
+        let _ = ep.set_deadline(b, None);
+        if self.pools[pool].pool.proxy_protocol {
+            let Some(t) = ep.tuple(c) else { return self.reset_pair(ep, b) };
+            let h = ppv2::encode_proxy(t.remote(), t.local());
+            if ep.write(b, h.as_bytes()) != Ok(h.as_bytes().len()) {
+                // The first bytes of a fresh buffer: short only when the pool is empty.
+                self.stats.write_errors += 1;
+                return self.reset_pair(ep, b);
+            }
+            self.stats.proxy_headers_sent += 1;
+        }
+        self.touch(ep, c, now);
+        self.pump(ep, now, c);
+        self.pump(ep, now, b);
+    }
+
+    /// Moves what `from` has received into its peer's send buffer, as far
+    /// as there is room, then passes on `from`'s FIN once its bytes are through.
+    fn pump(&mut self, ep: &mut Endpoint, now: Instant, from: Handle) {
+        let Some(&fs) = self.side(from) else { return };
+        let Some(to) = fs.peer else {
+            if fs.paired && ep.readable(from) > 0 {
+                // Bytes with nowhere to go: the peer ended without them.
+                self.stats.resets_to_client += !fs.backend as u64;
+                self.stats.resets_to_backend += fs.backend as u64;
+                self.reset(ep, from);
+            }
+            return;
+        };
+        let Some(&ts) = self.side(to) else { return };
+        if !fs.connected || !ts.connected {
+            return;
+        }
+        // After `to` was shut, `from` has sent FIN and has nothing left.
+        let moved = if ts.shut { 0 } else { self.copy(ep, from, to) };
+        if fs.backend {
+            self.stats.bytes_backend_to_client += moved;
+        } else {
+            self.stats.bytes_client_to_backend += moved;
+        }
+        if self.side(from).is_none() {
+            return; // reset during the copy
+        }
+        if moved > 0 {
+            let c = if fs.backend { to } else { from };
+            self.touch(ep, c, now);
+        }
+        self.pass_fin(ep, to);
+        self.pass_fin(ep, from);
+    }
+
+    /// Copies from `from`'s receive buffer into `to`'s send buffer as far
+    /// as both allow; returns the bytes moved. A refused write resets the pair.
+    fn copy(&mut self, ep: &mut Endpoint, from: Handle, to: Handle) -> u64 {
+        let mut buf = [0u8; CHUNK];
+        let mut moved = 0u64;
+        loop {
+            let want = ep.readable(from).min(ep.writable(to)).min(CHUNK);
+            if want == 0 {
+                if ep.readable(from) > 0 {
+                    self.stats.send_blocked += 1;
+                }
+                return moved;
+            }
+            // Copy without consuming; consume only what the write took.
+            let mut got = 0;
+            let _ = ep.recv(from, |d| {
+                got = d.len().min(want);
+                buf[..got].copy_from_slice(&d[..got]);
+                0
+            });
+            let written = match ep.write(to, &buf[..got]) {
+                Ok(n) => n,
+                Err(_) => {
+                    self.stats.write_errors += 1;
+                    self.reset_pair(ep, from);
+                    return moved;
+                }
+            };
+            let _ = ep.recv(from, |_| written);
+            moved += written as u64;
+            if written < got {
+                self.stats.write_errors += 1;
+                return moved;
+            }
+        }
+    }
+
+    /// Half-close: once `h`'s peer has sent its FIN and every byte before
+    /// it is through, `h` sends its own FIN after what is queued. Held back
+    /// while `h` itself has sent FIN and still has unread bytes: the FIN
+    /// would take it to LAST-ACK and its final ACK would end it with those
+    /// bytes undelivered.
+    fn pass_fin(&mut self, ep: &mut Endpoint, h: Handle) {
+        let Some(&s) = self.side(h) else { return };
+        let Some(p) = s.peer.and_then(|p| self.side(p).copied()) else { return };
+        let peer = s.peer.expect("checked above");
+        if s.shut || !s.connected || !p.fin_in || ep.readable(peer) > 0 || (s.fin_in && ep.readable(h) > 0) {
+            return;
+        }
+        let _ = ep.shutdown(h);
+        if let Some(x) = self.side_mut(h) {
+            x.shut = true;
+        }
+        if s.backend {
+            self.stats.fins_to_backend += 1;
+        } else {
+            self.stats.fins_to_client += 1;
+        }
+    }
+
+    /// Send space freed on `h`: move more from its peer.
+    fn writable(&mut self, ep: &mut Endpoint, now: Instant, h: Handle) {
+        if let Some(p) = self.side(h).and_then(|s| s.peer) {
+            self.pump(ep, now, p);
+        }
+    }
+
+    fn closed(&mut self, ep: &mut Endpoint, now: Instant, h: Handle, reason: CloseReason) {
+        let Some(&s) = self.side(h) else {
+            self.stats.stale_events += 1;
+            return;
+        };
+        if s.backend && !s.connected {
+            self.stats.backend_refused += 1;
+            return self.backend_failed(ep, now, h);
+        }
+        let peer = s.peer.filter(|&p| self.side(p).is_some());
+        self.forget(h);
+        let Some(p) = peer else { return };
+        match reason {
+            // Both FINs are through on this side: the peer ends on its own.
+            CloseReason::Normal => {}
+            _ => {
+                if s.backend {
+                    self.stats.resets_to_client += 1;
+                } else {
+                    self.stats.resets_to_backend += 1;
+                }
+                self.reset(ep, p);
+            }
+        }
+    }
+
+    fn deadline(&mut self, ep: &mut Endpoint, now: Instant, h: Handle) {
+        let Some(&s) = self.side(h) else {
+            self.stats.stale_events += 1;
+            return;
+        };
+        if s.backend && !s.connected {
+            self.stats.backend_connect_timeouts += 1;
+            let _ = ep.abort(h);
+            return self.backend_failed(ep, now, h);
+        }
+        self.stats.idle_timeouts += 1;
+        self.reset_pair(ep, h);
+    }
+}
+
+impl App for Proxy {
+    fn on_event(&mut self, ep: &mut Endpoint, now: Instant, ev: Event) {
+        match ev {
+            Event::Accepted(c) => self.accepted(ep, now, c),
+            Event::Connected(b) => self.connected(ep, now, b),
+            Event::Readable(h) => {
+                if self.side(h).is_some() {
+                    self.pump(ep, now, h);
+                } else {
+                    self.stats.stale_events += 1;
+                }
+            }
+            Event::Writable(h) => self.writable(ep, now, h),
+            Event::PeerClosed(h) => match self.side_mut(h) {
+                Some(s) => {
+                    s.fin_in = true;
+                    self.pump(ep, now, h);
+                }
+                None => self.stats.stale_events += 1,
+            },
+            Event::Closed(h, reason) => self.closed(ep, now, h, reason),
+            Event::Deadline(h) => self.deadline(ep, now, h),
+        }
+    }
+}
