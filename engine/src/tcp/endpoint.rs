@@ -1081,6 +1081,11 @@ impl Endpoint {
     pub fn tcb(&self, h: Handle) -> Option<&Tcb> {
         self.conns.get(h).filter(|t| !t.has(flag::ZOMBIE))
     }
+    /// The control block, to set up a test's conditions.
+    #[cfg(test)]
+    pub(crate) fn tcb_mut(&mut self, h: Handle) -> Option<&mut Tcb> {
+        self.conns.get_mut(h).filter(|t| !t.has(flag::ZOMBIE))
+    }
 
     /// Bytes waiting to be read.
     pub fn readable(&self, h: Handle) -> usize {

@@ -258,6 +258,16 @@ impl Tcb {
             self.rto_at = NEVER;
             self.retries = 0;
             self.rto_ms = cfg.rto_initial.as_millis() as u32;
+            // Linux's tcp_synack_rtt_meas: the final ACK echoes our
+            // SYN-ACK's timestamp, the first RTT sample of a passive open
+            // (and the only one of a server that only receives, which
+            // receive-window autotuning measures by, `window.rs`).
+            if let (true, Some((_, tsecr))) = (self.has(flag::TS), seg.timestamp) {
+                let r = self.ts_val(now).wrapping_sub(tsecr);
+                if tsecr != 0 && r < 60_000 {
+                    self.rtt_sample(cfg, r * 1000);
+                }
+            }
             self.reset_idle(now, cfg);
             out.events |= ev::ESTABLISHED;
             if self.has(flag::FIN_QUEUED) {

@@ -4,10 +4,11 @@
 //! listener's `max_send_buffer` / `max_recv_buffer`. The send side simply
 //! takes what the application writes, up to its maximum. The receive side
 //! starts with one chunk's window and grows it as Linux's dynamic
-//! right-sizing does (`tcp_rcv_space_adjust`, simplified): once per
-//! round-trip time it measures what the application read in that time, and
-//! when twice that exceeds the buffer allowed, the buffer grows to twice
-//! it. An application that keeps up with a window-limited sender reads a
+//! right-sizing does (`tcp_rcv_space_adjust`, simplified): at most once per
+//! round-trip time, when the application has read all there is, it
+//! measures what it read since the last measurement (scaled to one RTT),
+//! and when twice that exceeds the buffer allowed, the buffer grows to
+//! twice it. An application that keeps up with a window-limited sender reads a
 //! full window per RTT, so the window doubles each RTT, just ahead of the
 //! sender's slow start, until the path (not the window) limits or the
 //! maximum is reached; an application that reads slowly, or not at all,
@@ -68,9 +69,9 @@ impl Tcb {
         self.rcv_nxt - self.rx.len() - usize::from(self.has(flag::FIN_RECEIVED))
     }
 
-    /// The application read: once per RTT, measure what it read and grow
-    /// the receive buffer to twice that if it is more than the buffer
-    /// (Linux's `tcp_rcv_space_adjust`). The reading is scaled to one RTT
+    /// The application read: once per RTT, when it has read all there is,
+    /// measure what it read and grow the receive buffer to twice that if
+    /// that is more than the buffer (Linux's `tcp_rcv_space_adjust`). The reading is scaled to one RTT
     /// when the measurement ran longer, so a reader that drains a full
     /// buffer now and then does not pass for one that keeps up.
     pub fn rcv_space_adjust(&mut self, now: Instant, cfg: &TcpConfig, pool: &BufferPool) -> Tune {
@@ -83,7 +84,9 @@ impl Tcb {
             r => r.max(1) as u64,
         };
         let elapsed = now_ms.wrapping_sub(self.rcv_epoch_ms) as u64;
-        if elapsed < rtt_ms {
+        // Measured when the application has caught up (read all there
+        // is): a burst read in several calls counts whole, in one RTT.
+        if elapsed < rtt_ms || !self.rx.is_empty() {
             return Tune::Same;
         }
         let copied_seq = self.copied_seq();
