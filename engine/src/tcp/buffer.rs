@@ -511,6 +511,16 @@ mod tests {
     }
 
     #[test]
+    fn a_chunk_costs_little_beside_its_bytes() {
+        // The link and the head each chunk carries (the head is a ring's
+        // only while the chunk is its first).
+        let beside = core::mem::size_of::<Head>() + 4;
+        eprintln!("{beside} bytes beside each chunk");
+        assert!(beside <= 64);
+        assert_eq!(core::mem::size_of::<Ring>(), 8);
+    }
+
+    #[test]
     fn low_water_marks_the_pool_short() {
         let mut pool = BufferPool::new(16, 4);
         let mut r = Ring::default();
