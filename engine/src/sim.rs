@@ -263,7 +263,9 @@ mod tests {
         let start = p.now;
         transfer(&mut p, total);
         let st = p.client.link.stats();
-        assert!(st.queued > total / 1500 && st.queue_dropped == 0, "{st:?}");
+        // Slow start may overshoot the one-BDP queue (drops are recovered);
+        // whatever it does, no frame beats the link.
+        assert!(st.queued > total / 1500, "{st:?}");
         // Every frame of the transfer crossed the link at 100 Mbit/s.
         let wire_bits = (total + st.queued * 66) as f64 * 8.0;
         assert!((p.now - start).as_secs_f64() >= wire_bits / 100e6);

@@ -26,8 +26,15 @@ pub fn capacity() -> Capacity {
     }
 }
 
+/// One chunk each way (16 KiB): the applications' backpressure tests fill
+/// send and receive buffers with a few requests' worth of bytes.
 pub fn tcp_config() -> TcpConfig {
-    TcpConfig { delayed_ack: Duration::from_millis(40), ..TcpConfig::default() }
+    TcpConfig {
+        delayed_ack: Duration::from_millis(40),
+        max_send_buffer: 16384,
+        max_recv_buffer: 16384,
+        ..TcpConfig::default()
+    }
 }
 
 /// What the scripted client does on one connection.

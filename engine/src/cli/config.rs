@@ -269,10 +269,13 @@ pub struct Settings {
     /// What a full TIME-WAIT table does [default: evict-oldest].
     #[arg(long, value_enum, value_name = "POLICY", help_heading = "Limits (per shard)")]
     pub time_wait_policy: Option<TwPolicyArg>,
-    /// Buffer chunks per shard (a connection holds one per direction while it has bytes) [default: 8192].
+    /// Buffer chunks per shard, shared by its connections: each direction of a connection holds
+    /// chunks only while it has bytes, up to --max-send-buffer / --max-recv-buffer; with fewer
+    /// than 1/8 free, buffers stop growing (buffer_growth_refused) [default: 8192].
     #[arg(long, value_name = "N", help_heading = "Limits (per shard)")]
     pub buffers: Option<u32>,
-    /// Bytes per buffer chunk: the most a connection buffers per direction [default: 16384].
+    /// Bytes per buffer chunk: the step in which buffers grow, and every connection's first
+    /// receive window [default: 16384].
     #[arg(long, value_name = "BYTES", help_heading = "Limits (per shard)")]
     pub buffer_size: Option<u32>,
     /// Application events queued between two drains [default: 8192].
@@ -320,6 +323,17 @@ pub struct Settings {
     /// off with --syn-cookies never].
     #[arg(long, value_enum, value_name = "MODE", help_heading = "TCP")]
     pub xdp_syn_cookies: Option<XdpCookiesArg>,
+    /// The most one connection's send buffer grows to, chunk by chunk as the application
+    /// writes: bytes in flight on a long path need this much (at least --buffer-size, at
+    /// most 1 GiB) [default: 4194304, 4 MiB].
+    #[arg(long, value_name = "BYTES", help_heading = "TCP")]
+    pub max_send_buffer: Option<u32>,
+    /// The most one connection's receive buffer, and so its window, grows to. The window
+    /// starts at one chunk and doubles each round trip while the application reads all
+    /// that arrives (autotuning); the window scale offered covers it (at least --buffer-size,
+    /// at most 1 GiB) [default: 4194304, 4 MiB].
+    #[arg(long, value_name = "BYTES", help_heading = "TCP")]
+    pub max_recv_buffer: Option<u32>,
     /// Link MTU; the MSS advertised is this less the headers [default: 1500].
     #[arg(long, value_name = "BYTES", help_heading = "TCP")]
     pub mtu: Option<u16>,
@@ -419,8 +433,8 @@ impl Settings {
         merge_fields!(cli, file; iface, vip, port, app, queues, cpus, metrics, xdp_mode, zero_copy,
             frame_size, rx_ring, tx_ring, connections, time_wait_capacity, time_wait_capacity_v6, time_wait_policy, buffers,
             buffer_size, events, half_open_budget, max_conns_per_source, source_table, msl, fin_wait2_timeout, keepalive_idle,
-            keepalive_interval, keepalive_probes, syn_cookies, xdp_syn_cookies, mtu, congestion, nodelay, http_body, http_max_header_bytes,
-            http_header_timeout, http_keepalive_timeout, idle_timeout, backend, source_addrs, source_ports,
+            keepalive_interval, keepalive_probes, syn_cookies, xdp_syn_cookies, max_send_buffer, max_recv_buffer, mtu, congestion, nodelay,
+            http_body, http_max_header_bytes, http_header_timeout, http_keepalive_timeout, idle_timeout, backend, source_addrs, source_ports,
             backend_connect_timeout, proxy_idle_timeout, proxy_protocol, drain, stall_timeout)
     }
 
@@ -497,8 +511,13 @@ impl Settings {
                 Some(CongestionArg::Newreno) => Congestion::NewReno,
             },
             nodelay: self.nodelay.unwrap_or(app.nodelay()),
+            max_send_buffer: self.max_send_buffer.unwrap_or(def.max_send_buffer),
+            max_recv_buffer: self.max_recv_buffer.unwrap_or(def.max_recv_buffer),
             ..def
         };
+        // The shift offered in SYN-ACKs (the engine's and the XDP program's
+        // cookie SYN-ACKs alike) must let the window reach the buffer.
+        tcp.window_scale = tcp.offered_window_scale();
         let xdp_syn_cookies = match (self.xdp_syn_cookies, tcp.syn_cookies) {
             (Some(XdpCookiesArg::Off), _) | (None, CookieMode::Never) => XdpCookiesArg::Off,
             (Some(m), CookieMode::Never) => {
@@ -547,6 +566,11 @@ impl Settings {
         }
         if !(512..=1 << 24).contains(&cap.buffer_size) {
             return Err(format!("--buffer-size {} must be between 512 and 16777216", cap.buffer_size));
+        }
+        for (name, v) in [("--max-send-buffer", tcp.max_send_buffer), ("--max-recv-buffer", tcp.max_recv_buffer)] {
+            if v < cap.buffer_size || v > 1 << 30 {
+                return Err(format!("{name} {v} must be between --buffer-size ({}) and 1073741824", cap.buffer_size));
+            }
         }
         // The reserve: half-open entries from a flood must leave room in the
         // table for the handshakes that complete (cookie ACKs).
@@ -792,6 +816,25 @@ mod tests {
         assert_eq!(r.http_header_timeout, Some(Duration::from_secs(20)));
         assert_eq!(r.idle_timeout, Some(Duration::from_secs(300)));
         assert_eq!((r.tcp.source_limit, r.cap.sources), (None, 0), "no per-source limit by default");
+        assert_eq!((r.tcp.max_send_buffer, r.tcp.max_recv_buffer), (4 << 20, 4 << 20));
+        assert_eq!(r.tcp.window_scale, 7);
+    }
+
+    #[test]
+    fn buffer_maxima_and_the_window_scale_that_covers_them() {
+        let file = Settings::from_toml("max-send-buffer = 65536\nmax-recv-buffer = 33554432\n").unwrap();
+        let r = cli(BASE).over(file).resolve(|_| Some(1)).unwrap();
+        assert_eq!((r.tcp.max_send_buffer, r.tcp.max_recv_buffer), (65536, 32 << 20));
+        assert_eq!(r.tcp.window_scale, 10, "65535 << 10 reaches 32 MiB");
+        let mut a = BASE.to_vec();
+        a.extend_from_slice(&["--max-recv-buffer", "8192"]);
+        assert!(cli(&a)
+            .resolve(|_| None)
+            .unwrap_err()
+            .contains("--max-recv-buffer 8192 must be between --buffer-size"));
+        let mut a = BASE.to_vec();
+        a.extend_from_slice(&["--max-send-buffer", "2147483648"]);
+        assert!(cli(&a).resolve(|_| None).unwrap_err().contains("--max-send-buffer"));
     }
 
     #[test]

@@ -83,8 +83,16 @@ pub struct TcpConfig {
     pub timestamps: bool,
     /// Negotiate SACK-permitted (RFC 2018) when the peer offers it.
     pub sack: bool,
-    /// Our window-scale shift when the peer offers scaling (RFC 7323 §2).
+    /// Our window-scale shift when the peer offers scaling (RFC 7323 §2);
+    /// 0 turns scaling off. What is offered is at least what
+    /// `max_recv_buffer` needs ([`TcpConfig::offered_window_scale`]).
     pub window_scale: u8,
+    /// The most a connection's send buffer grows to, in bytes (chunk by
+    /// chunk from the shard's pool, as the application writes).
+    pub max_send_buffer: u32,
+    /// The most a connection's receive buffer, and so its advertised
+    /// window, grows to (autotuned: `tcp/window.rs`).
+    pub max_recv_buffer: u32,
     pub time_wait_rst: TimeWaitRst,
     /// RFC 5961 §7: challenge ACKs per second per shard, on average: each
     /// second's budget is drawn at random from [limit/2, limit/2 + limit)
@@ -124,6 +132,8 @@ impl Default for TcpConfig {
             timestamps: true,
             sack: true,
             window_scale: 7,
+            max_send_buffer: DEFAULT_MAX_BUFFER,
+            max_recv_buffer: DEFAULT_MAX_BUFFER,
             time_wait_rst: TimeWaitRst::Ignore,
             challenge_ack_limit: 1000,
             rst_limit: 100_000,
@@ -139,12 +149,35 @@ impl TcpConfig {
     pub fn time_wait(&self) -> Duration {
         self.msl * 2
     }
+    /// The window-scale shift we offer (RFC 7323 §2.3): the configured
+    /// one, raised so that a window field of 65535 covers
+    /// `max_recv_buffer`; 0 when scaling is off.
+    pub fn offered_window_scale(&self) -> u8 {
+        if self.window_scale == 0 {
+            return 0;
+        }
+        self.window_scale.max(window_scale_for(self.max_recv_buffer))
+    }
     /// The MSS we advertise for an address family (RFC 9293 §3.7.1, RFC 879).
     #[inline]
     pub fn advertised_mss(&self, ipv6: bool) -> u16 {
         let headers = if ipv6 { 60 } else { 40 };
         self.mtu.saturating_sub(headers).max(536)
     }
+}
+
+/// `max_send_buffer` and `max_recv_buffer` by default: 4 MiB, a 100 ms
+/// path at 335 Mbit/s.
+pub const DEFAULT_MAX_BUFFER: u32 = 4 << 20;
+
+/// The smallest window-scale shift whose largest window (65535 << shift)
+/// reaches `bytes`, at most 14 (RFC 7323 §2.3).
+pub fn window_scale_for(bytes: u32) -> u8 {
+    let mut s = 0;
+    while s < 14 && (65535u64 << s) < bytes as u64 {
+        s += 1;
+    }
+    s
 }
 
 /// `half_open_budget` value: 1/[`HALF_OPEN_AUTO_FRACTION`] of the
@@ -216,7 +249,8 @@ pub struct Capacity {
     pub time_wait: u32,
     /// IPv6 TIME-WAIT entries (a table of their own: IPv6 entries are larger).
     pub time_wait_v6: u32,
-    /// Buffer chunks in the pool, and the bytes in each.
+    /// Buffer chunks in the pool, and the bytes in each: a connection's
+    /// buffers grow and shrink by chunks.
     pub buffers: u32,
     pub buffer_size: u32,
     /// Application events between two drains.
@@ -229,7 +263,8 @@ pub struct Capacity {
 }
 
 impl Capacity {
-    /// The window field of a cookie SYN-ACK: one receive buffer chunk.
+    /// The window field of a cookie SYN-ACK: one receive buffer chunk, the
+    /// window every connection starts with.
     pub fn synack_window(&self) -> u16 {
         self.buffer_size.min(65535) as u16
     }

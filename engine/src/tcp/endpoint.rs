@@ -25,6 +25,7 @@ use super::state::State;
 use super::stats::Stats;
 use super::tcb::{ctl, flag, Outgoing, SynOptions, Tcb, NEVER};
 use super::timers::Expiry;
+use super::window::Tune;
 use crate::flow::{Addr, FourTuple, V4Tuple};
 use crate::link::{RxAction, TxSink};
 use crate::table::{ConnTable, Handle, HashKey, InsertError, SourceTable, TimeWaitTable, TwFullPolicy, TwState};
@@ -254,6 +255,10 @@ impl Endpoint {
     }
     pub fn buffers_free(&self) -> usize {
         self.pool.available()
+    }
+    /// The shard's buffer pool, for inspection and tests.
+    pub fn pool(&self) -> &BufferPool {
+        &self.pool
     }
     /// Bytes reserved at start-up for the connection table, the TIME-WAIT
     /// tables and the buffer pool (the bulk of a shard's footprint).
@@ -529,7 +534,7 @@ impl Endpoint {
             timestamp,
             syn_options: Some(SynOptions {
                 mss: cfg.advertised_mss(is_v6),
-                window_scale: peer_ws.map(|_| cfg.window_scale),
+                window_scale: peer_ws.map(|_| cfg.offered_window_scale()),
                 sack_permitted: opts.sack_permitted,
             }),
             sack: [None; crate::wire::MAX_SACK_BLOCKS],
@@ -1090,32 +1095,48 @@ impl Endpoint {
     pub fn tcb(&self, h: Handle) -> Option<&Tcb> {
         self.conns.get(h).filter(|t| !t.has(flag::ZOMBIE))
     }
+    /// The control block, to set up a test's conditions.
+    #[cfg(test)]
+    pub(crate) fn tcb_mut(&mut self, h: Handle) -> Option<&mut Tcb> {
+        self.conns.get_mut(h).filter(|t| !t.has(flag::ZOMBIE))
+    }
 
     /// Bytes waiting to be read.
     pub fn readable(&self, h: Handle) -> usize {
         self.conns.get(h).map_or(0, |t| t.rx.len())
     }
 
-    /// Room to write now.
+    /// Room to write now: up to the listener's `max_send_buffer`, or one
+    /// chunk's worth while the pool is short (`tcp/window.rs`).
     pub fn writable(&self, h: Handle) -> usize {
         self.conns
             .get(h)
             .filter(|t| t.state.can_send() && !t.has(flag::FIN_QUEUED))
-            .map_or(0, |t| t.tx.free(&self.pool))
+            .map_or(0, |t| t.tx.free(t.send_buf_limit(&self.pool, &self.cfgs[t.listener as usize])))
     }
 
     /// Reads up to `buf.len()` bytes.
     pub fn read(&mut self, h: Handle, buf: &mut [u8]) -> Result<usize, Error> {
-        self.recv(h, |data| {
-            let n = data.len().min(buf.len());
-            buf[..n].copy_from_slice(&data[..n]);
-            n
-        })
+        let mut done = 0;
+        // The receive buffer is a chain of chunks: one run per chunk.
+        loop {
+            let n = self.recv(h, |data| {
+                let n = data.len().min(buf.len() - done);
+                buf[done..done + n].copy_from_slice(&data[..n]);
+                n
+            })?;
+            done += n;
+            if n == 0 || done == buf.len() {
+                return Ok(done);
+            }
+        }
     }
 
-    /// Hands the front of the receive buffer to `f` without copying; `f`
-    /// returns how many bytes it consumed. Opens the window when reading
-    /// frees enough of it (RFC 9293 §3.8.6.2.2 receiver SWS avoidance).
+    /// Hands the front of the receive buffer to `f` without copying (up to
+    /// the end of its first chunk: call again for more); `f` returns how
+    /// many bytes it consumed. Autotunes the receive buffer
+    /// (`tcp/window.rs`) and opens the window when reading frees enough of
+    /// it (RFC 9293 §3.8.6.2.2 receiver SWS avoidance).
     pub fn recv(&mut self, h: Handle, f: impl FnOnce(&[u8]) -> usize) -> Result<usize, Error> {
         let pool = &mut self.pool;
         let tcb = self.conns.get_mut(h).filter(|t| !t.has(flag::ZOMBIE)).ok_or(Error::InvalidHandle)?;
@@ -1130,7 +1151,13 @@ impl Endpoint {
             self.mark_dirty(h);
             return Ok(n);
         }
-        let space = tcb.rcv_space(pool);
+        let cfg = &self.cfgs[tcb.listener as usize];
+        match tcb.rcv_space_adjust(self.now, cfg, pool) {
+            Tune::Same => {}
+            Tune::Grown => self.stats.rcv_window_grown += 1,
+            Tune::Refused => self.stats.buffer_growth_refused += 1,
+        }
+        let space = tcb.rcv_space(pool, cfg);
         let threshold = (pool.chunk_size() / 2).min(2 * tcb.mss as u32);
         if space.saturating_sub(wnd_before) >= threshold && tcb.state.can_receive() {
             tcb.set(flag::ACK_NOW);
@@ -1146,7 +1173,12 @@ impl Endpoint {
         if !tcb.state.can_send() || tcb.has(flag::FIN_QUEUED) {
             return Err(Error::InvalidState(tcb.state));
         }
-        let n = tcb.tx.push(pool, data);
+        let limit = tcb.send_buf_limit(pool, &self.cfgs[tcb.listener as usize]);
+        let n = tcb.tx.push(pool, data, limit);
+        if n < data.len() && pool.short() && tcb.tx.len() >= limit {
+            // Held to one chunk's worth while the pool is short.
+            self.stats.buffer_growth_refused += 1;
+        }
         if n > 0 {
             if !tcb.sender_attach(pool) {
                 self.stats.sender_slots_exhausted += 1;
@@ -1236,7 +1268,7 @@ impl Endpoint {
         let mut tcb = Tcb::new(&cfg, iss, ts_offset, &L2 { src: self.mac, dst: peer_mac, vlan: None });
         tcb.state = State::SynSent;
         tcb.listener = ACTIVE_CFG;
-        tcb.rcv_wscale = cfg.window_scale;
+        tcb.rcv_wscale = cfg.offered_window_scale();
         tcb.mss = cfg.advertised_mss(!tuple.local_addr.is_v4());
         if !tuple.local_addr.is_v4() {
             tcb.set(flag::V6);

@@ -102,7 +102,7 @@ impl Tcb {
         if let (Some(ws), true) = (seg.window_scale, cfg.window_scale > 0) {
             self.set(flag::WSCALE);
             self.snd_wscale = ws.min(14);
-            self.rcv_wscale = cfg.window_scale.min(14);
+            self.rcv_wscale = cfg.offered_window_scale().min(14);
         } else {
             self.snd_wscale = 0;
             self.rcv_wscale = 0;
@@ -120,6 +120,8 @@ impl Tcb {
         self.irs = seg.seq;
         self.rcv_nxt = seg.seq + 1;
         self.rcv_adv = self.rcv_nxt;
+        // Autotuning's first measurement runs from here (`window.rs`).
+        self.rcv_epoch_seq = self.rcv_nxt;
         self.snd_wnd = seg.window as u32;
         self.snd_wl1 = seg.seq;
     }
@@ -256,6 +258,16 @@ impl Tcb {
             self.rto_at = NEVER;
             self.retries = 0;
             self.rto_ms = cfg.rto_initial.as_millis() as u32;
+            // Linux's tcp_synack_rtt_meas: the final ACK echoes our
+            // SYN-ACK's timestamp, the first RTT sample of a passive open
+            // (and the only one of a server that only receives, which
+            // receive-window autotuning measures by, `window.rs`).
+            if let (true, Some((_, tsecr))) = (self.has(flag::TS), seg.timestamp) {
+                let r = self.ts_val(now).wrapping_sub(tsecr);
+                if tsecr != 0 && r < 60_000 {
+                    self.rtt_sample(cfg, r * 1000);
+                }
+            }
             self.reset_idle(now, cfg);
             out.events |= ev::ESTABLISHED;
             if self.has(flag::FIN_QUEUED) {
@@ -305,7 +317,8 @@ impl Tcb {
             }
             let data = &seg.payload[skip..];
             let room = (self.rcv_wnd() as usize).min(data.len());
-            let taken = self.rx.push(pool, &data[..room]);
+            // Bounded by the window advertised, whatever the pool's state.
+            let taken = self.rx.push(pool, &data[..room], usize::MAX);
             self.rcv_nxt += taken;
             if taken > 0 {
                 // The hole before queued segments may be filled now.

@@ -21,6 +21,7 @@ pub mod state;
 pub mod stats;
 pub mod tcb;
 pub mod timers;
+pub mod window;
 
 pub use config::{Capacity, Congestion, CookieMode, Keepalive, TcpConfig, TimeWaitRst};
 pub use endpoint::{Endpoint, Error, Listener, TupleUse};

@@ -94,6 +94,13 @@ counters! {
         sender_slots_exhausted,
         /// Data dropped for lack of a receive buffer chunk.
         drop_no_buffer,
+        /// Receive buffers grown by autotuning (the application kept up
+        /// with a window-limited sender).
+        rcv_window_grown,
+        /// Buffer growth refused because the shard's pool was short (below
+        /// its low-water mark): receive autotuning, and writes held to one
+        /// chunk's worth.
+        buffer_growth_refused,
         /// Segments to a port nobody listens on.
         drop_no_listener,
         /// Segments with both SYN and FIN, or SYN with RST.

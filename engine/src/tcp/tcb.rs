@@ -2,8 +2,8 @@
 //!
 //! A `Tcb` is the per-connection state, kept compact: sequence variables,
 //! negotiated options, RTT estimator (RFC 6298), congestion window (RFC 5681),
-//! four deadlines and two buffer rings that hold pool chunks only while they
-//! hold bytes. It never reads a clock: `now` is passed in. Segment arrival is
+//! four deadlines, two buffer rings that hold pool chunks only while they
+//! hold bytes, and the receive window's autotuning state (`window.rs`). It never reads a clock: `now` is passed in. Segment arrival is
 //! in `input.rs`; this file holds the output side and the timers.
 //!
 //! Timers (each a deadline in ms since the shard's epoch, `NEVER` when off):
@@ -175,6 +175,12 @@ pub struct Tcb {
     pub app_at: u64,
     pub tx: Ring,
     pub rx: Ring,
+    /// The receive buffer autotuning allows now (`window.rs`); 0: one chunk.
+    pub rcv_buf: u32,
+    /// Start of the current autotuning measurement: the first byte the
+    /// application had not read then, and when (ms, wrapping).
+    pub rcv_epoch_seq: SeqNumber,
+    pub rcv_epoch_ms: u32,
     /// This connection's slot in the shard's sender slab (`sender.rs`),
     /// held while it has bytes queued or in flight; `NIL` otherwise.
     pub snd_slot: u32,
@@ -229,6 +235,9 @@ impl Tcb {
             app_at: NEVER,
             tx: Ring::default(),
             rx: Ring::default(),
+            rcv_buf: 0,
+            rcv_epoch_seq: SeqNumber(0),
+            rcv_epoch_ms: 0,
             snd_slot: NIL,
             pending_rst: None,
             close_reason: CloseReason::Normal,
@@ -265,13 +274,17 @@ impl Tcb {
         (self.snd_max - self.snd_una) as u32
     }
 
-    /// The receive window we can offer now, in bytes.
-    pub fn rcv_space(&self, pool: &BufferPool) -> u32 {
-        if self.rx.has_chunk() || pool.available() > 0 {
-            self.rx.free(pool) as u32
-        } else {
-            0
+    /// The receive window we can offer now, in bytes: the autotuned
+    /// buffer (`window.rs`) less the bytes the application has not read.
+    /// With the pool short, one chunk's worth at most (growth refused),
+    /// and nothing when no chunk is free for a ring that holds none. The
+    /// edge already advertised never moves back (`advertise`).
+    pub fn rcv_space(&self, pool: &BufferPool, cfg: &TcpConfig) -> u32 {
+        if !self.rx.has_chunk() && pool.available() == 0 {
+            return 0;
         }
+        let buf = if pool.short() { pool.chunk_size() as usize } else { self.rcv_buf_limit(pool, cfg) };
+        self.rx.free(buf) as u32
     }
 
     /// RCV.WND as the peer sees it: up to the edge we advertised.
@@ -281,8 +294,8 @@ impl Tcb {
 
     /// Computes the window field for an outgoing segment and moves the
     /// advertised edge, never to the left (RFC 9293 §3.8.6.2.2).
-    fn advertise(&mut self, pool: &BufferPool, syn: bool) -> u16 {
-        let space = self.rcv_space(pool);
+    fn advertise(&mut self, pool: &BufferPool, cfg: &TcpConfig, syn: bool) -> u16 {
+        let space = self.rcv_space(pool, cfg);
         let shift = if syn { 0 } else { self.rcv_wscale };
         let field = (space >> shift).min(65535);
         let offered = field << shift;
@@ -327,7 +340,7 @@ impl Tcb {
             State::Closed | State::Listen => return None,
             // The ACK of the peer's FIN, on the way into TIME-WAIT.
             State::TimeWait if self.has(flag::ACK_NOW) => {
-                out.window = self.advertise(pool, false);
+                out.window = self.advertise(pool, cfg, false);
                 self.ack_sent();
                 return Some(out);
             }
@@ -338,7 +351,7 @@ impl Tcb {
                     out.ack = SeqNumber(0);
                 }
                 out.syn_options = Some(self.syn_options(cfg));
-                out.window = self.advertise(pool, true);
+                out.window = self.advertise(pool, cfg, true);
                 self.snd_nxt = self.iss + 1;
                 self.snd_max = self.snd_max.max(self.snd_nxt);
                 self.arm_rto(now);
@@ -352,7 +365,7 @@ impl Tcb {
                 if !self.has(flag::ACK_NOW) {
                     return None;
                 }
-                out.window = self.advertise(pool, false);
+                out.window = self.advertise(pool, cfg, false);
                 self.ack_sent();
                 return Some(out);
             }
@@ -377,7 +390,7 @@ impl Tcb {
             }
             if len > 0 || out.control & ctl::FIN != 0 {
                 out.control |= ctl::PSH * (len > 0) as u8;
-                out.window = self.advertise(pool, false);
+                out.window = self.advertise(pool, cfg, false);
                 self.ack_sent();
                 return Some(out);
             }
@@ -412,7 +425,7 @@ impl Tcb {
                     }
                 }
                 self.send_advance(now, len as usize + (out.control & ctl::FIN != 0) as usize);
-                out.window = self.advertise(pool, false);
+                out.window = self.advertise(pool, cfg, false);
                 self.ack_sent();
                 return Some(out);
             }
@@ -422,7 +435,7 @@ impl Tcb {
         if fin_wanted && self.snd_nxt == data_end {
             out.control |= ctl::FIN;
             self.send_advance(now, 1);
-            out.window = self.advertise(pool, false);
+            out.window = self.advertise(pool, cfg, false);
             self.ack_sent();
             return Some(out);
         }
@@ -431,14 +444,14 @@ impl Tcb {
             // RFC 9293 §3.8.4: a probe the peer must answer, with SEG.SEQ = SND.NXT - 1.
             self.clear(flag::PROBE);
             out.seq = self.snd_nxt - 1;
-            out.window = self.advertise(pool, false);
+            out.window = self.advertise(pool, cfg, false);
             self.ack_sent();
             return Some(out);
         }
 
         if self.has(flag::ACK_NOW) || self.ack_at <= now.total_millis() {
             out.seq = self.acceptable_seq();
-            out.window = self.advertise(pool, false);
+            out.window = self.advertise(pool, cfg, false);
             self.ack_sent();
             return Some(out);
         }

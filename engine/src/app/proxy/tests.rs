@@ -265,7 +265,14 @@ fn capacity() -> Capacity {
 impl Sim {
     fn new(s: Setup) -> Sim {
         let now = Instant::from_secs(1000);
-        let cfg = TcpConfig { delayed_ack: Duration::from_millis(40), ..TcpConfig::default() };
+        // One 16 KiB chunk each way (no growth), so the tests can bound
+        // what a pair holds by its windows.
+        let cfg = TcpConfig {
+            delayed_ack: Duration::from_millis(40),
+            max_send_buffer: 16384,
+            max_recv_buffer: 16384,
+            ..TcpConfig::default()
+        };
         let mut pep = Endpoint::new(cfg, capacity(), PROXY_MAC, Secrets::from_bytes([42; 32]), now);
         pep.listen(Some(VIP.parse::<SocketAddr>().unwrap().ip()), 80, cfg).unwrap();
         let mut fep = Endpoint::new(cfg, capacity(), FAR_MAC, Secrets::from_bytes([7; 32]), now);

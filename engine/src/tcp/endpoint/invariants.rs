@@ -3,20 +3,22 @@
 //! the property tests: sequence-space order (RFC 9293 §3.3.1: SND.UNA ≤
 //! SND.NXT), table counts within their capacities, the half-open count
 //! equal to the entries that hold it, every buffer chunk either free or
-//! held by exactly one ring, every sender slot held by one connection,
+//! held by exactly one ring (chunks held = the sum of the rings' chains),
+//! buffers within the listener's maximum and the out-of-order ranges
+//! within the window advertised, every sender slot held by one connection,
 //! and a timer armed for every connection with a deadline (else it would
 //! never end).
 
 use super::Endpoint;
 use crate::tcp::state::State;
 use crate::tcp::tcb::{flag, NEVER};
+use crate::tcp::window::{recv_max, send_max};
 
 impl Endpoint {
     /// Checks the invariants; the first one broken is the error. Walks the
     /// whole table: for tests and fuzzing, not the data path.
     #[doc(hidden)]
     pub fn check_invariants(&self) -> Result<(), String> {
-        let chunk = self.pool.chunk_size() as usize;
         let total_chunks = self.pool.chunks();
         let mut held_chunks = 0;
         let mut senders = 0;
@@ -35,15 +37,30 @@ impl Endpoint {
             if tcb.flight() as usize > tcb.tx.len() + 2 {
                 return at(format!("flight {} but {} bytes buffered", tcb.flight(), tcb.tx.len()));
             }
-            if tcb.rx.len() > chunk || tcb.tx.len() > chunk {
-                return at(format!("rx {} tx {} beyond the chunk size {chunk}", tcb.rx.len(), tcb.tx.len()));
+            let cfg = &self.cfgs[tcb.listener as usize];
+            let (rx_max, tx_max) = (recv_max(&self.pool, cfg, tcb.rcv_wscale), send_max(&self.pool, cfg));
+            if tcb.rx.len() > rx_max || tcb.tx.len() > tx_max {
+                return at(format!("rx {} tx {} beyond the maximum {rx_max} / {tx_max}", tcb.rx.len(), tcb.tx.len()));
+            }
+            for (s, e) in tcb.rx.out_of_order(&self.pool).iter() {
+                if s <= tcb.rcv_nxt || e > tcb.rcv_adv {
+                    return at(format!(
+                        "out-of-order range {s}..{e} outside rcv_nxt {}..rcv_adv {}",
+                        tcb.rcv_nxt, tcb.rcv_adv
+                    ));
+                }
             }
             // TIME-WAIT is held in the table only for bytes still to be read.
             if matches!(tcb.state, State::Closed | State::Listen) || (tcb.state == State::TimeWait && tcb.rx.is_empty())
             {
                 return at("left in the connection table".into());
             }
-            held_chunks += tcb.rx.has_chunk() as usize + tcb.tx.has_chunk() as usize;
+            for (name, ring) in [("rx", &tcb.rx), ("tx", &tcb.tx)] {
+                match ring.check(&self.pool) {
+                    Ok(n) => held_chunks += n,
+                    Err(e) => return at(format!("{name} ring: {e}")),
+                }
+            }
             senders += (tcb.snd_slot != crate::tcp::buffer::NIL) as usize;
             if tcb.has(flag::HALF_OPEN) {
                 if tcb.state != State::SynReceived {

@@ -14,6 +14,7 @@ mod rfc5961;
 mod slow_peers;
 mod timers;
 mod timewait;
+mod windows;
 
 use super::tcb::ctl;
 use super::*;

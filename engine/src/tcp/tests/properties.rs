@@ -55,13 +55,16 @@ fn handle_for(h: &Harness, port: u16) -> Option<Handle> {
 fn check_invariants(h: &Harness) {
     let mut half_open = 0;
     let mut n = 0;
+    let mut held = 0;
     h.ep.for_each_connection(|hd, _, tcb| {
         n += 1;
         assert!(tcb.snd_una <= tcb.snd_nxt, "snd_una {} > snd_nxt {}", tcb.snd_una, tcb.snd_nxt);
         assert!(tcb.snd_nxt <= tcb.snd_max);
         assert!(tcb.flight() as usize <= tcb.tx.len() + 2, "flight {} tx {}", tcb.flight(), tcb.tx.len());
-        assert!(tcb.rcv_wnd() <= 16384 + 65535, "window {}", tcb.rcv_wnd());
-        assert!(tcb.rx.len() <= 16384 && tcb.tx.len() <= 16384);
+        let max = crate::tcp::config::DEFAULT_MAX_BUFFER as usize;
+        assert!(tcb.rcv_wnd() as usize <= max, "window {}", tcb.rcv_wnd());
+        assert!(tcb.rx.len() <= max && tcb.tx.len() <= max);
+        held += tcb.rx.chunks(h.ep.pool()) + tcb.tx.chunks(h.ep.pool());
         assert!(!matches!(tcb.state, State::Closed | State::TimeWait | State::Listen), "{} left in table", tcb.state);
         if tcb.state == State::SynReceived && tcb.has(super::super::tcb::flag::PASSIVE) {
             half_open += 1;
@@ -75,7 +78,7 @@ fn check_invariants(h: &Harness) {
         panic!("{e}");
     }
     assert!(h.ep.armed_timers() <= n);
-    assert!(h.ep.buffers_free() + 2 * n >= 64);
+    assert_eq!(h.ep.buffers_free() + held, 64, "every chunk free or in one ring");
 }
 
 proptest! {
