@@ -308,6 +308,8 @@ pub struct Xdp {
     bind_mode: BindMode,
     /// TX ring size: the ring is empty when this many slots are free.
     tx_ring: u32,
+    /// RX ring size.
+    rx_ring: u32,
     /// Fill ring size: the ring is full when none is free.
     fill_size: u32,
     /// Frames the fill ring must hold after a top-up so that it cannot run
@@ -496,6 +498,7 @@ impl Xdp {
             queue,
             bind_mode,
             tx_ring: cfg.tx_ring,
+            rx_ring: cfg.rx_ring,
             fill_size: cfg.fill_ring(),
             fill_enough: (cfg.rx_ring as usize + cfg.batch).min(cfg.fill_ring() as usize),
             shape: UmemShape::new(cfg.frame_size, cfg.frame_count()),
@@ -518,6 +521,11 @@ impl Xdp {
     /// The socket's fd, to poll for readability (e.g. `mio::unix::SourceFd`).
     pub fn raw_fd(&self) -> RawFd {
         self.fd
+    }
+
+    /// RX ring slots: the most frames that can wait for one `poll_rx`.
+    pub fn rx_ring(&self) -> usize {
+        self.rx_ring as usize
     }
 
     /// Frames on the free stack right now.
@@ -673,55 +681,17 @@ impl Link for Xdp {
     where
         H: FnMut(&mut [u8], &mut Self::Tx<'_>) -> RxAction,
     {
-        let n = budget.min(self.rx_batch.len());
-        // SAFETY: the descriptors are filled in from this UMEM's RX ring.
-        let got = unsafe { self.rx_q.consume(&mut self.rx_batch[..n]) };
-        self.pool.stats.rx_frames += got as u64;
-        for i in 0..got {
-            let mut desc = self.rx_batch[i];
-            if self.shape.check(desc.addr() as u64, desc.lengths().data() as u64).is_err() {
-                // Not a frame of ours: neither read it nor give it back.
-                self.pool.stats.rx_bad_descs += 1;
-                continue;
-            }
-            if desc.has_more_frames() {
-                self.pool.stats.rx_multi_buffer += 1;
-                self.pool.free.push(desc);
-                continue;
-            }
-            let action = {
-                // SAFETY: the kernel handed this frame to us on the RX ring;
-                // until it goes back on a ring, only this borrow uses it.
-                let mut data = unsafe { self.umem.data_mut(&mut desc) };
-                let mut tx = XdpTx { umem: &self.umem, pool: &mut self.pool };
-                handler(data.contents_mut(), &mut tx)
-            };
-            match action {
-                RxAction::Release => self.pool.free.push(desc),
-                RxAction::Transmit(len) => {
-                    // SAFETY: as above; the frame is still ours.
-                    let mut data = unsafe { self.umem.data_mut(&mut desc) };
-                    let mut c = data.cursor();
-                    if len == 0 || len > c.buf_len() {
-                        self.pool.stats.tx_bad_len += 1;
-                        self.pool.free.push(desc);
-                    } else if self.pool.tx_held() >= self.pool.pending_cap {
-                        self.pool.stats.tx_ring_full += 1;
-                        self.pool.free.push(desc);
-                    } else {
-                        c.set_pos(len);
-                        self.pool.pending.push(desc);
-                    }
-                }
+        // Batch after batch until the budget is spent or the ring is empty;
+        // the fill ring is topped up after each batch.
+        let mut total = 0;
+        while total < budget {
+            let got = self.rx_batch_once(budget - total, &mut handler);
+            total += got;
+            if got < self.rx_batch.len() {
+                break;
             }
         }
-        // The batch's frames are back on the free stack: top the fill ring
-        // up now rather than at the end of the turn, whose flush of every
-        // connection the batch woke can take a while.
-        if got > 0 {
-            self.refill();
-        }
-        got
+        total
     }
 
     fn tx(&mut self) -> Self::Tx<'_> {
@@ -776,6 +746,62 @@ impl Link for Xdp {
 }
 
 impl Xdp {
+    /// One RX batch of at most `budget` frames through `handler`.
+    fn rx_batch_once<H>(&mut self, budget: usize, handler: &mut H) -> usize
+    where
+        H: FnMut(&mut [u8], &mut XdpTx<'_>) -> RxAction,
+    {
+        let n = budget.min(self.rx_batch.len());
+        // SAFETY: the descriptors are filled in from this UMEM's RX ring.
+        let got = unsafe { self.rx_q.consume(&mut self.rx_batch[..n]) };
+        self.pool.stats.rx_frames += got as u64;
+        for i in 0..got {
+            let mut desc = self.rx_batch[i];
+            if self.shape.check(desc.addr() as u64, desc.lengths().data() as u64).is_err() {
+                // Not a frame of ours: neither read it nor give it back.
+                self.pool.stats.rx_bad_descs += 1;
+                continue;
+            }
+            if desc.has_more_frames() {
+                self.pool.stats.rx_multi_buffer += 1;
+                self.pool.free.push(desc);
+                continue;
+            }
+            let action = {
+                // SAFETY: the kernel handed this frame to us on the RX ring;
+                // until it goes back on a ring, only this borrow uses it.
+                let mut data = unsafe { self.umem.data_mut(&mut desc) };
+                let mut tx = XdpTx { umem: &self.umem, pool: &mut self.pool };
+                handler(data.contents_mut(), &mut tx)
+            };
+            match action {
+                RxAction::Release => self.pool.free.push(desc),
+                RxAction::Transmit(len) => {
+                    // SAFETY: as above; the frame is still ours.
+                    let mut data = unsafe { self.umem.data_mut(&mut desc) };
+                    let mut c = data.cursor();
+                    if len == 0 || len > c.buf_len() {
+                        self.pool.stats.tx_bad_len += 1;
+                        self.pool.free.push(desc);
+                    } else if self.pool.tx_held() >= self.pool.pending_cap {
+                        self.pool.stats.tx_ring_full += 1;
+                        self.pool.free.push(desc);
+                    } else {
+                        c.set_pos(len);
+                        self.pool.pending.push(desc);
+                    }
+                }
+            }
+        }
+        // The batch's frames are back on the free stack: top the fill ring
+        // up now rather than at the end of the turn, whose flush of every
+        // connection the batch woke can take a while.
+        if got > 0 {
+            self.refill();
+        }
+        got
+    }
+
     /// Completed TX frames back onto the free stack.
     fn reap_completions(&mut self) {
         // SAFETY: the completion ring returns frames of this UMEM.
