@@ -58,11 +58,9 @@ fn link_help(name: &str) -> &'static str {
         "tx_bad_len" => "Drop: a reply of length 0 or longer than a frame.",
         "rx_multi_buffer" => "Drop: a multi-buffer frame (jumbo), which the link does not take.",
         "rx_fill_short" => {
-            "Top-ups of the fill ring that found fewer free frames than free slots (0 when the UMEM is sized right)."
+            "Top-ups that left less than an RX ring and a batch of frames on the fill ring (0 when the UMEM is sized right)."
         }
-        "tx_kick_stalls" => {
-            "Flushes that left frames on the TX ring: the kernel took none in a kick, or the kick budget was spent."
-        }
+        "tx_kick_stalls" => "Flushes whose TX kick left frames on the ring (device busy or per-kick budget spent).",
         "rx_bad_descs" => "Drop: an RX descriptor outside the UMEM or crossing its frame's end.",
         "completion_bad_descs" => "A completion address outside the UMEM (its frame is lost to the link).",
         "socket_errors" => "Errors the AF_XDP socket signalled on poll (EPOLLERR, read with SO_ERROR).",
