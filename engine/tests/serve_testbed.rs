@@ -38,6 +38,11 @@
 //! * `tests_leave_the_demo_alone`: the README's main command leaves a demo
 //!   serving in `fg-srv`; the tests' testbed (`fgt-*`) comes and goes beside
 //!   it, and the demo answers before, during and after.
+//! * `echo_load_10k_connections_loses_nothing_by_itself`: floodgate-load
+//!   `echo` (AF_XDP, both queues) keeps 10,000 connections pushing 16 KiB
+//!   messages for 15 s; 0 frames dropped for an empty fill ring, every byte
+//!   echoed right, and (optimised builds, `cargo test --release`) RTO
+//!   expiries under 1 % of the segments sent; prints the aggregate rate.
 
 mod xdp_common;
 
@@ -948,5 +953,133 @@ fn slowloris_50k_connections_are_reclaimed() {
     // overloaded shard did not get (rx drops) are reclaimed idle, 5 s later.
     assert!(metric(&m, "floodgate_http_keepalive_timeouts_total") <= 64, "only wrk's connections went idle");
     assert_eq!(metric(&m, "floodgate_tcp_events_overflow_total"), 0);
+    fg.stop();
+}
+
+/// floodgate-load next to the floodgate binary under test (`cargo test
+/// --workspace` builds both); built here when it is missing or older than
+/// floodgate, since a stale load generator would measure yesterday's link.
+fn floodgate_load_bin() -> std::path::PathBuf {
+    let fg = std::path::Path::new(env!("CARGO_BIN_EXE_floodgate"));
+    let bin = fg.with_file_name("floodgate-load");
+    let mtime = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    if mtime(&bin).is_none() || mtime(&bin) < mtime(fg) {
+        let profile_dir = fg.parent().expect("target/<profile>");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "-p", "floodgate-bench", "--bin", "floodgate-load", "--target-dir"])
+            .arg(profile_dir.parent().expect("target dir"))
+            .current_dir(repo());
+        // The directory names the profile: `debug` holds dev and test builds.
+        if profile_dir.ends_with("release") {
+            cmd.arg("--release");
+        } else {
+            cmd.args(["--profile", "test"]);
+        }
+        let (ok, out) = sh(&mut cmd);
+        assert!(ok && bin.exists(), "cannot build floodgate-load:\n{out}");
+    }
+    bin
+}
+
+/// The issue-11 load: 10,000 connections each pushing 16 KiB messages at
+/// `echo` as fast as the echo comes back (floodgate-load `echo`, AF_XDP on
+/// the client side too), 15 s. Under that load the engine must lose nothing
+/// by itself: no frame dropped by the kernel for an empty fill ring, a full
+/// TX ring is backpressure (segments deferred, not lost), and `echo` stops
+/// reading when it cannot write, so windows close instead of frames being
+/// dropped. Hence RTO expiries stay under 1 % of the segments sent (checked
+/// in optimised builds), and every byte echoed is checked by the client.
+#[test]
+fn echo_load_10k_connections_loses_nothing_by_itself() {
+    if !require_root("serve_testbed::echo_load_10k_connections_loses_nothing_by_itself") {
+        return;
+    }
+    const CONNECTIONS: u32 = 10_000;
+    const SECONDS: u64 = 15;
+    let load = floodgate_load_bin();
+    let _tb = Testbed::up();
+    // Each of the 5,000 connections of a shard holds a chunk each way while
+    // its message is under way: enough chunks that none waits for one.
+    let mut fg = Floodgate::start(&["--port", "7", "--app", "echo", "--buffers", "12288"]);
+    let json = std::env::temp_dir().join(format!("fg-echo-load-{}.json", std::process::id()));
+    let t0 = Instant::now();
+    let (ok, out) = sh(&mut in_cli(&[
+        "timeout",
+        "60",
+        load.to_str().unwrap(),
+        "echo",
+        "--iface",
+        "fg-c0",
+        "--target",
+        &format!("{VIP}:7"),
+        "--queues",
+        "0,1",
+        "--concurrency",
+        &CONNECTIONS.to_string(),
+        "--duration",
+        &SECONDS.to_string(),
+        "--size",
+        "16384",
+        "--messages",
+        "1000000",
+        "--json",
+        json.to_str().unwrap(),
+    ]));
+    let took = t0.elapsed();
+    let summary = std::fs::read_to_string(&json).unwrap_or_default();
+    let _ = std::fs::remove_file(&json);
+    assert!(ok, "floodgate-load failed after {took:?}:\n{out}");
+    let num = |k: &str| -> u64 {
+        let v = summary.split(&format!("\"{k}\":")).nth(1).unwrap_or_else(|| panic!("no {k} in {summary}"));
+        v.split([',', '}']).next().unwrap().parse::<f64>().unwrap() as u64
+    };
+    // Right after the load: a connection the load gave up on at the end of
+    // its drain would go on timing out and count against the run.
+    let m = scrape().expect("metrics after the load");
+    let segments = metric(&m, "floodgate_tcp_segments_out_total");
+    let rto = metric(&m, "floodgate_tcp_rto_expiries_total");
+    let fill_empty = metric(&m, "floodgate_link_kernel_rx_fill_empty_total");
+    let echoed = num("echo_bytes");
+    let mbit = echoed as f64 * 8.0 / SECONDS as f64 / 1e6;
+    eprintln!(
+        "echo load: {CONNECTIONS} connections, {SECONDS} s: {mbit:.0} Mbit/s echoed each way ({echoed} B checked); \
+         server: segments out {segments}, RTO expiries {rto} ({:.2} %), persist probes {}, retransmits {}, \
+         tx_full_deferred {}, drop_out_of_order {}, out_of_order_queued {}, drop_no_buffer {}; link: \
+         kernel_rx_fill_empty {fill_empty}, kernel_rx_ring_full {}, tx_ring_full {}, tx_kick_stalls {}, \
+         rx_fill_short {}; echo send_blocked {}\n{out}",
+        100.0 * rto as f64 / segments.max(1) as f64,
+        metric(&m, "floodgate_tcp_persist_probes_total"),
+        metric(&m, "floodgate_tcp_retransmits_total"),
+        metric(&m, "floodgate_tcp_tx_full_deferred_total"),
+        metric(&m, "floodgate_tcp_drop_out_of_order_total"),
+        metric(&m, "floodgate_tcp_out_of_order_queued_total"),
+        metric(&m, "floodgate_tcp_drop_no_buffer_total"),
+        metric(&m, "floodgate_link_kernel_rx_ring_full_total"),
+        metric(&m, "floodgate_link_tx_ring_full_total"),
+        metric(&m, "floodgate_link_tx_kick_stalls_total"),
+        metric(&m, "floodgate_link_rx_fill_short_total"),
+        metric(&m, "floodgate_echo_send_blocked_total"),
+    );
+    assert!(num("connects_ok") >= CONNECTIONS as u64, "every connection opened: {summary}");
+    assert_eq!(num("echo_mismatches") + num("bad_responses"), 0, "every byte came back right: {summary}");
+    assert!(echoed > 0, "{summary}");
+    assert!(metric(&m, "floodgate_echo_bytes_echoed_total") >= echoed, "the server echoed what the client checked");
+    assert_eq!(fill_empty, 0, "no frame dropped for an empty fill ring");
+    assert_eq!(metric(&m, "floodgate_link_rx_fill_short_total"), 0, "the fill ring was always topped up");
+    // The RTO bound holds for optimised builds (`cargo test --release`):
+    // the test profile's debug assertions make both ends about twice as
+    // slow, and on a shared 2-core machine they then overflow each other's
+    // RX rings (2.9-3.9 % RTO expiries measured; see the README).
+    if cfg!(debug_assertions) {
+        let msg = format!(
+            "\n*** NOT CHECKED: RTO expiries < 1 % of segments sent needs an optimised build \
+             (cargo test --release); this run: {:.2} % ***\n",
+            100.0 * rto as f64 / segments.max(1) as f64
+        );
+        let _ = std::io::Write::write_all(&mut std::io::stderr(), msg.as_bytes());
+    } else {
+        assert!(rto * 100 < segments, "RTO expiries {rto} must stay under 1 % of {segments} segments sent");
+    }
     fg.stop();
 }

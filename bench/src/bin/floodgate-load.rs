@@ -464,5 +464,8 @@ fn worker(
         }
     }
     let _ = reports.send(Report::Load(k, app.totals));
+    let st: Vec<String> =
+        link.stats().fields().iter().filter(|(_, v)| *v > 0).map(|(n, v)| format!("{n}={v}")).collect();
+    eprintln!("queue {}: link {}", link.queue(), st.join(" "));
     Outcome::Load(Box::new(app), flood.map(|f| f.totals).unwrap_or_default())
 }

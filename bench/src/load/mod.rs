@@ -7,6 +7,9 @@
 //! - `rps`: keep-alive connections issuing requests back to back;
 //! - `echo`: connections sending messages of a given size and checking the
 //!   echo, each connection living for a given number of messages (churn).
+//!   When the run stops, each connection sends no new message and closes
+//!   once what it sent has come back, so the counts cover the run's duration
+//!   and not the drain.
 //!
 //! Connect time (SYN sent to ESTABLISHED) and request latency (request
 //! written to response complete) go into hdrhistograms, in microseconds.
@@ -148,7 +151,8 @@ impl LoadApp {
         &self.cfg
     }
 
-    /// No new connections from now on; the open ones finish.
+    /// No new connections from now on; the open ones finish (echo: the
+    /// message under way).
     pub fn stop(&mut self) {
         self.stopped = true;
     }
@@ -285,7 +289,7 @@ impl LoadApp {
                 data.len()
             });
         }
-        let target = size * per_conn as usize;
+        let target = if self.stopped { st.sent } else { size * per_conn as usize };
         let mut buf = [0u8; 4096];
         while st.sent < target && st.sent < st.checked + size {
             let n = (target - st.sent).min(buf.len()).min(ep.writable(h)).min(st.checked + size - st.sent);

@@ -249,7 +249,7 @@ pub struct Settings {
     /// UMEM frame size in bytes, 2048 or 4096 [default: 4096].
     #[arg(long, value_name = "BYTES", help_heading = "XDP")]
     pub frame_size: Option<u32>,
-    /// Fill/RX ring size per queue, a power of two [default: 2048].
+    /// RX ring size per queue, a power of two; the fill ring gets twice as many slots [default: 2048].
     #[arg(long, value_name = "N", help_heading = "XDP")]
     pub rx_ring: Option<u32>,
     /// TX/completion ring size per queue, a power of two [default: 2048].

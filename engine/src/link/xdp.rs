@@ -24,6 +24,22 @@
 //! * `XDP_USE_NEED_WAKEUP` is set by default: `flush` kicks the kernel
 //!   (`sendto`) only while the TX ring asks for it and frames are in flight, and
 //!   wakes the fill side (`recvfrom`) only when the fill ring asks for it.
+//! * No frame is lost to the link's own bookkeeping under load:
+//!   - the UMEM holds enough frames for a full fill ring, a full RX ring, a
+//!     full TX side (pending and in flight) and one RX batch in hand
+//!     ([`XdpConfig::frame_count`]), so the fill ring can always be topped up
+//!     and `send` can always find a frame while the TX side has room;
+//!   - the fill ring is topped up after every RX batch and every flush, so it
+//!     runs dry only when the RX ring itself is full (the shard is behind);
+//!     a top-up that could not fill every free slot is counted
+//!     (`rx_fill_short`);
+//!   - completions are reaped every flush, and in copy mode, where the kernel
+//!     transmits inside `sendto` (32 frames a call by default), [`Xdp::bind`]
+//!     raises `XDP_MAX_TX_SKB_BUDGET` (Linux 6.17+) to the TX ring size, so
+//!     one kick a flush empties the TX ring;
+//!   - a send that finds the TX side full returns false and the caller keeps
+//!     the segment (`Tcb::unsend`): backpressure, counted in `tx_ring_full`,
+//!     not a drop.
 //! * `ZeroCopy::{Require, Auto, Off}` binds with `XDP_ZEROCOPY`, tries it then
 //!   falls back to `XDP_COPY`, or forces copy; [`Xdp::bind_mode`] reports what
 //!   the kernel actually gave (`XDP_OPTIONS`).
@@ -99,7 +115,8 @@ impl fmt::Display for BindMode {
 pub struct XdpConfig {
     /// UMEM frame size: 2048 or 4096 bytes (the kernel keeps 256 of headroom).
     pub frame_size: u32,
-    /// Frames in the fill ring (and the RX ring).
+    /// Frames in the RX ring. The fill ring has twice as many slots
+    /// ([`XdpConfig::fill_ring`]).
     pub rx_ring: u32,
     /// Frames in the TX ring (and the completion ring).
     pub tx_ring: u32,
@@ -125,10 +142,25 @@ impl Default for XdpConfig {
 }
 
 impl XdpConfig {
-    /// Total UMEM frames: enough to keep the fill ring full and the TX ring
-    /// full at the same time.
+    /// Total UMEM frames: an RX ring's worth on the fill ring, a full RX
+    /// ring (the kernel has filled it and the shard has not read it yet), a
+    /// full TX side (the pending list and the TX ring are bounded together
+    /// by `tx_ring`) and one RX batch in the handler's hands. With fewer,
+    /// frames waiting on the RX ring or the TX side are missing from the
+    /// fill ring, and the kernel drops for an empty fill ring
+    /// (`kernel_rx_fill_empty`) while the RX ring still has room.
     pub fn frame_count(&self) -> u32 {
-        self.rx_ring + self.tx_ring
+        2 * self.rx_ring + self.tx_ring + self.batch as u32
+    }
+
+    /// Fill ring slots: twice the RX ring (as the kernel's xdpsock sample
+    /// does). Topped up after each RX batch, it then holds at least an RX
+    /// ring's worth of frames plus a batch, so it cannot run dry before the
+    /// RX ring is full: when the shard falls behind, the kernel's drops are
+    /// counted where they happen (`kernel_rx_ring_full`), never for want of
+    /// a frame.
+    pub fn fill_ring(&self) -> u32 {
+        2 * self.rx_ring
     }
 
     fn validate(&self) -> Result<(), XdpError> {
@@ -157,7 +189,9 @@ pub struct XdpLinkStats {
     pub tx_frames: u64,
     /// TX frames the kernel reported done (completion ring).
     pub tx_completed: u64,
-    /// Drop: a frame to send found the pending-TX list (TX ring) full.
+    /// A frame to send found the TX side (pending list and TX ring) full:
+    /// `send` said no and the sender keeps the segment (backpressure); a
+    /// stateless reply or an in-place `Transmit` is dropped.
     pub tx_ring_full: u64,
     /// Drop: `send` found no free UMEM frame.
     pub no_free_frame: u64,
@@ -165,7 +199,9 @@ pub struct XdpLinkStats {
     pub tx_bad_len: u64,
     /// Drop: a multi-buffer (`XDP_PKT_CONTD`) frame, which this link does not bind for.
     pub rx_multi_buffer: u64,
-    /// The fill ring had room but no free frame was left to give it.
+    /// Top-ups that left fewer than an RX ring and a batch of frames on the
+    /// fill ring, so that it could run dry before the RX ring is full (0
+    /// with the UMEM sized by [`XdpConfig::frame_count`]).
     pub rx_fill_short: u64,
     /// Drop: an RX descriptor outside the UMEM or its frame ([`desc`]).
     pub rx_bad_descs: u64,
@@ -177,6 +213,9 @@ pub struct XdpLinkStats {
     pub tx_cancelled: u64,
     /// `sendto` kicks for the TX ring.
     pub tx_wakeups: u64,
+    /// Flushes whose kick left frames on the TX ring (the device was busy,
+    /// or the kernel's per-kick budget was spent). They go at the next flush.
+    pub tx_kick_stalls: u64,
     /// `recvfrom` kicks for the fill ring.
     pub fill_wakeups: u64,
     /// Kicks that failed with an unexpected error.
@@ -197,7 +236,7 @@ pub struct XdpLinkStats {
 
 impl XdpLinkStats {
     /// `(metric name, value)` for every counter.
-    pub fn fields(&self) -> [(&'static str, u64); 21] {
+    pub fn fields(&self) -> [(&'static str, u64); 22] {
         [
             ("rx_frames", self.rx_frames),
             ("tx_frames", self.tx_frames),
@@ -212,6 +251,7 @@ impl XdpLinkStats {
             ("socket_errors", self.socket_errors),
             ("tx_cancelled", self.tx_cancelled),
             ("tx_wakeups", self.tx_wakeups),
+            ("tx_kick_stalls", self.tx_kick_stalls),
             ("fill_wakeups", self.fill_wakeups),
             ("wakeup_errors", self.wakeup_errors),
             ("kernel_rx_fill_empty", self.kernel_rx_fill_empty),
@@ -234,7 +274,7 @@ struct Pool {
     pending_cap: usize,
     /// Frames handed to the kernel's TX ring and not yet completed. With
     /// `pending` they are bounded by `pending_cap` (the TX ring size), so
-    /// sending can never take the frames the fill ring needs.
+    /// sending can never take the frames the fill and RX rings need.
     tx_in_flight: usize,
     stats: XdpLinkStats,
 }
@@ -257,8 +297,6 @@ pub struct Xdp {
     rx_batch: Vec<FrameDesc>,
     comp_batch: Vec<FrameDesc>,
     pool: Pool,
-    /// Frames kept off the fill ring so `send` always has some.
-    tx_reserve: usize,
     need_wakeup: bool,
     fd: RawFd,
     ifname: String,
@@ -266,6 +304,13 @@ pub struct Xdp {
     bind_mode: BindMode,
     /// TX ring size: the ring is empty when this many slots are free.
     tx_ring: u32,
+    /// RX ring size.
+    rx_ring: u32,
+    /// Fill ring size: the ring is full when none is free.
+    fill_size: u32,
+    /// Frames the fill ring must hold after a top-up so that it cannot run
+    /// dry before the RX ring is full: an RX ring and a batch.
+    fill_enough: usize,
     /// What a descriptor from the kernel must fit in.
     shape: UmemShape,
 }
@@ -344,7 +389,7 @@ impl Xdp {
                 FrameSize::new(cfg.frame_size)
                     .map_err(|e| XdpError::new(format!("frame size {}: {e}", cfg.frame_size)))?,
             )
-            .fill_queue_size(q(cfg.rx_ring)?)
+            .fill_queue_size(q(cfg.fill_ring())?)
             .comp_queue_size(q(cfg.tx_ring)?)
             .frame_headroom(0)
             .build()
@@ -403,12 +448,20 @@ impl Xdp {
             )));
         }
 
+        // Copy mode transmits inside sendto, 32 frames a call unless the
+        // kernel (6.17+) lets us raise it; older kernels refuse the option
+        // and flush kicks more often instead.
+        if bind_mode == BindMode::Copy && !set_tx_budget(fd, cfg.tx_ring) {
+            tracing::debug!(ifname, queue, "XDP_MAX_TX_SKB_BUDGET not supported: 32 frames per TX kick");
+        }
+
         let frame_count = descs.len();
         let mut free = Vec::with_capacity(frame_count);
         free.extend_from_slice(&descs);
         drop(descs);
-        // Give the fill ring all but the TX side's share.
-        let initial_fill = (cfg.rx_ring as usize).min(frame_count);
+        // The fill ring starts with all but the TX side's share and a batch
+        // (`frame_count`).
+        let initial_fill = (cfg.fill_ring() as usize).min(frame_count - cfg.tx_ring as usize - cfg.batch);
         let start = free.len() - initial_fill;
         // SAFETY: these frames belong to `umem` and are owned by nobody else.
         let filled = unsafe { fill_q.produce(&free[start..]) };
@@ -435,13 +488,15 @@ impl Xdp {
                 tx_in_flight: 0,
                 stats: XdpLinkStats::default(),
             },
-            tx_reserve: cfg.batch,
             need_wakeup: cfg.need_wakeup,
             fd,
             ifname: ifname.to_string(),
             queue,
             bind_mode,
             tx_ring: cfg.tx_ring,
+            rx_ring: cfg.rx_ring,
+            fill_size: cfg.fill_ring(),
+            fill_enough: (cfg.rx_ring as usize + cfg.batch).min(cfg.fill_ring() as usize),
             shape: UmemShape::new(cfg.frame_size, cfg.frame_count()),
         })
     }
@@ -462,6 +517,11 @@ impl Xdp {
     /// The socket's fd, to poll for readability (e.g. `mio::unix::SourceFd`).
     pub fn raw_fd(&self) -> RawFd {
         self.fd
+    }
+
+    /// RX ring slots: the most frames that can wait for one `poll_rx`.
+    pub fn rx_ring(&self) -> usize {
+        self.rx_ring as usize
     }
 
     /// Frames on the free stack right now.
@@ -509,6 +569,32 @@ impl Xdp {
         self.pool.stats.tx_wakeups += 1;
         if self.tx_q.wakeup().is_err() {
             self.pool.stats.wakeup_errors += 1;
+        }
+    }
+
+    /// Gives the fill ring every free frame it has room for but those a full
+    /// TX side may still take. The UMEM is sized so that this leaves at
+    /// least an RX ring and a batch of frames on the fill ring
+    /// ([`XdpConfig::frame_count`], [`XdpConfig::fill_ring`]); a top-up
+    /// that leaves fewer is counted.
+    fn refill(&mut self) {
+        let free = self.pool.free.len();
+        // What a full TX side may still take: keep it for `send`.
+        let tx_room = self.pool.pending_cap.saturating_sub(self.pool.tx_held());
+        let spare = free.saturating_sub(tx_room);
+        let room = self.fill_q.nb_free(self.fill_size) as usize;
+        if room == 0 {
+            return;
+        }
+        let k = room.min(spare);
+        if self.fill_size as usize - room + k < self.fill_enough {
+            self.pool.stats.rx_fill_short += 1;
+        }
+        if k > 0 {
+            let start = free - k;
+            // SAFETY: free frames are ours and belong to this UMEM.
+            let filled = unsafe { self.fill_q.produce(&self.pool.free[start..]) };
+            self.pool.free.truncate(free - filled);
         }
     }
 
@@ -591,6 +677,70 @@ impl Link for Xdp {
     where
         H: FnMut(&mut [u8], &mut Self::Tx<'_>) -> RxAction,
     {
+        // Batch after batch until the budget is spent or the ring is empty;
+        // the fill ring is topped up after each batch.
+        let mut total = 0;
+        while total < budget {
+            let got = self.rx_batch_once(budget - total, &mut handler);
+            total += got;
+            if got < self.rx_batch.len() {
+                break;
+            }
+        }
+        total
+    }
+
+    fn tx(&mut self) -> Self::Tx<'_> {
+        XdpTx { umem: &self.umem, pool: &mut self.pool }
+    }
+
+    fn flush(&mut self) {
+        // 1. Completions first: every frame reaped is a frame `send` and the
+        //    fill ring can use this turn.
+        self.reap_completions();
+        // 2. Pending frames onto the TX ring. They always fit: the pending
+        //    list and the frames in the kernel are bounded together by the
+        //    ring size (`Pool::tx_held`).
+        self.produce_pending();
+        // 3. Kick the kernel while descriptors wait on the TX ring and it asks
+        //    to be kicked. Copy mode always asks, and transmits inside the
+        //    sendto, 32 frames a call by default: one kick per turn then left
+        //    the rest on the ring while the shard took another RX batch, and
+        //    under load the TX ring filled up. `bind` raises that budget to
+        //    the ring size where the kernel allows it (6.17+), so one kick
+        //    empties the ring. (Kicking again within the same flush made
+        //    generic-mode XDP on veth hand frames to a queue with no socket
+        //    in xdp_link::reflector_on_testbed; not understood yet, so one
+        //    kick a flush.) Frames the kernel has taken off the ring but not
+        //    completed need no kick.
+        let mut kicks = 0;
+        let queued = self.tx_ring - self.tx_q.nb_free_exact();
+        if queued > 0 && (!self.need_wakeup || self.tx_q.needs_wakeup()) {
+            self.kick_tx();
+            kicks += 1;
+            if self.tx_ring - self.tx_q.nb_free_exact() > 0 {
+                self.pool.stats.tx_kick_stalls += 1;
+            }
+        }
+        // 4. What the kicks completed (copy mode completes as it sends).
+        if kicks > 0 {
+            self.reap_completions();
+        }
+        // 5. Top the fill ring up, and wake the RX side if the driver went to
+        //    sleep on an empty fill ring.
+        self.refill();
+        if self.need_wakeup && self.fill_q.needs_wakeup() {
+            self.kick_fill();
+        }
+    }
+}
+
+impl Xdp {
+    /// One RX batch of at most `budget` frames through `handler`.
+    fn rx_batch_once<H>(&mut self, budget: usize, handler: &mut H) -> usize
+    where
+        H: FnMut(&mut [u8], &mut XdpTx<'_>) -> RxAction,
+    {
         let n = budget.min(self.rx_batch.len());
         // SAFETY: the descriptors are filled in from this UMEM's RX ring.
         let got = unsafe { self.rx_q.consume(&mut self.rx_batch[..n]) };
@@ -633,38 +783,17 @@ impl Link for Xdp {
                 }
             }
         }
+        // The batch's frames are back on the free stack: top the fill ring
+        // up now rather than at the end of the turn, whose flush of every
+        // connection the batch woke can take a while.
+        if got > 0 {
+            self.refill();
+        }
         got
     }
 
-    fn tx(&mut self) -> Self::Tx<'_> {
-        XdpTx { umem: &self.umem, pool: &mut self.pool }
-    }
-
-    fn flush(&mut self) {
-        // 1. Pending frames onto the TX ring, as many as it has room for.
-        let pending = self.pool.pending.len();
-        if pending > 0 {
-            let room = self.tx_q.nb_free(pending as u32) as usize;
-            let k = room.min(pending);
-            // SAFETY: pending frames are ours and belong to this UMEM.
-            let sent = if k > 0 { unsafe { self.tx_q.produce(&self.pool.pending[..k]) } } else { 0 };
-            self.pool.pending.copy_within(sent.., 0);
-            self.pool.pending.truncate(pending - sent);
-            self.pool.stats.tx_frames += sent as u64;
-            self.pool.tx_in_flight += sent;
-        }
-        // 2. Kick the kernel while descriptors wait on the TX ring and it asks
-        //    to be kicked (copy mode always asks: its TX runs inside sendto,
-        //    up to 32 frames a call). Frames it has taken off the ring but not
-        //    completed need no kick: one sendto per turn for them cost more
-        //    syscalls than frames under load.
-        if self.pool.tx_in_flight > 0
-            && self.tx_q.nb_free_exact() < self.tx_ring
-            && (!self.need_wakeup || self.tx_q.needs_wakeup())
-        {
-            self.kick_tx();
-        }
-        // 3. Reap completions onto the free stack.
+    /// Completed TX frames back onto the free stack.
+    fn reap_completions(&mut self) {
         // SAFETY: the completion ring returns frames of this UMEM.
         let done = unsafe { self.comp_q.consume(&mut self.comp_batch) };
         for d in &self.comp_batch[..done] {
@@ -676,26 +805,44 @@ impl Link for Xdp {
         }
         self.pool.stats.tx_completed += done as u64;
         self.pool.tx_in_flight = self.pool.tx_in_flight.saturating_sub(done);
-        // 4. Refill the fill ring, keeping `tx_reserve` frames for sends.
-        let spare = self.pool.free.len().saturating_sub(self.tx_reserve);
-        let want = spare.max(1);
-        let room = self.fill_q.nb_free(want as u32) as usize;
-        if room > 0 {
-            let k = room.min(spare);
-            if k == 0 {
-                self.pool.stats.rx_fill_short += 1;
-            } else {
-                let start = self.pool.free.len() - k;
-                // SAFETY: free frames are ours and belong to this UMEM.
-                let filled = unsafe { self.fill_q.produce(&self.pool.free[start..]) };
-                self.pool.free.truncate(self.pool.free.len() - filled);
-            }
-        }
-        // 5. Wake the RX side if the driver went to sleep on an empty fill ring.
-        if self.need_wakeup && self.fill_q.needs_wakeup() {
-            self.kick_fill();
-        }
     }
+
+    /// Pending frames onto the TX ring, as many as it has room for.
+    fn produce_pending(&mut self) {
+        let pending = self.pool.pending.len();
+        if pending == 0 {
+            return;
+        }
+        let room = self.tx_q.nb_free(pending as u32) as usize;
+        let k = room.min(pending);
+        // SAFETY: pending frames are ours and belong to this UMEM.
+        let sent = if k > 0 { unsafe { self.tx_q.produce(&self.pool.pending[..k]) } } else { 0 };
+        self.pool.pending.copy_within(sent.., 0);
+        self.pool.pending.truncate(pending - sent);
+        self.pool.stats.tx_frames += sent as u64;
+        self.pool.tx_in_flight += sent;
+    }
+}
+
+/// `XDP_MAX_TX_SKB_BUDGET` (Linux 6.17+, include/uapi/linux/if_xdp.h): the
+/// most frames a copy-mode `sendto` transmits, 32 by default.
+const XDP_MAX_TX_SKB_BUDGET: libc::c_int = 9;
+
+/// Lets one copy-mode kick transmit up to `frames` (the kernel accepts 32
+/// to the TX ring size). False when the kernel does not know the option.
+fn set_tx_budget(fd: RawFd, frames: u32) -> bool {
+    let v: libc::c_uint = frames;
+    // SAFETY: `v` is a valid c_uint for the kernel to read.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_XDP,
+            XDP_MAX_TX_SKB_BUDGET,
+            (&v as *const libc::c_uint).cast(),
+            std::mem::size_of::<libc::c_uint>() as libc::socklen_t,
+        )
+    };
+    rc == 0
 }
 
 /// What the kernel bound: `getsockopt(SOL_XDP, XDP_OPTIONS)`.

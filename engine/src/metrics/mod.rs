@@ -50,11 +50,17 @@ fn link_help(name: &str) -> &'static str {
         "rx_frames" => "Frames taken from the AF_XDP RX ring.",
         "tx_frames" => "Frames put on the AF_XDP TX ring.",
         "tx_completed" => "TX frames the kernel reported sent (completion ring).",
-        "tx_ring_full" => "Drop: a frame to send found the TX ring full.",
+        "tx_ring_full" => {
+            "A frame to send found the TX ring full: a connection's segment waits for the next flush \
+             (tx_full_deferred), a stateless reply is dropped (drop_tx_full)."
+        }
         "no_free_frame" => "Drop: no free UMEM frame to send from.",
         "tx_bad_len" => "Drop: a reply of length 0 or longer than a frame.",
         "rx_multi_buffer" => "Drop: a multi-buffer frame (jumbo), which the link does not take.",
-        "rx_fill_short" => "The fill ring had room but no free frame was left for it.",
+        "rx_fill_short" => {
+            "Top-ups that left less than an RX ring and a batch of frames on the fill ring (0 when the UMEM is sized right)."
+        }
+        "tx_kick_stalls" => "Flushes whose TX kick left frames on the ring (device busy or per-kick budget spent).",
         "rx_bad_descs" => "Drop: an RX descriptor outside the UMEM or crossing its frame's end.",
         "completion_bad_descs" => "A completion address outside the UMEM (its frame is lost to the link).",
         "socket_errors" => "Errors the AF_XDP socket signalled on poll (EPOLLERR, read with SO_ERROR).",

@@ -12,16 +12,25 @@ use crate::link::Link;
 use crate::tcp::Endpoint;
 use crate::time::Instant;
 
-/// Frames taken from the link per turn.
+/// Frames taken from the link between two drains of the events.
 pub const RX_BATCH: usize = 64;
 
-/// Runs one turn at `now`: a batch of received frames through the endpoint,
-/// the application on the events they raised, the timers (and the
-/// application again), then the flush of everything queued. Returns the
-/// number of frames received (0 means the link was idle).
+/// Runs one turn at `now`: up to `budget` received frames through the
+/// endpoint, in batches of [`RX_BATCH`] each followed by the application on
+/// the events they raised (so a large budget cannot overflow the event
+/// queue), the timers (and the application again), then the flush of
+/// everything queued. Returns the number of frames received (0 means the
+/// link was idle).
 pub fn step<L: Link, A: App>(ep: &mut Endpoint, link: &mut L, app: &mut A, now: Instant, budget: usize) -> usize {
-    let received = link.poll_rx(budget, |frame, tx| ep.on_frame(now, frame, tx));
-    drain_events(ep, app, now);
+    let mut received = 0;
+    loop {
+        let n = link.poll_rx((budget - received).min(RX_BATCH), |frame, tx| ep.on_frame(now, frame, tx));
+        received += n;
+        drain_events(ep, app, now);
+        if n < RX_BATCH || received >= budget {
+            break;
+        }
+    }
     {
         let mut tx = link.tx();
         ep.on_timers(now, &mut tx);

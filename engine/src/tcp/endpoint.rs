@@ -1017,10 +1017,17 @@ impl Endpoint {
         let cfg = self.cfgs[tcb.listener as usize];
         let probes_before = tcb.probes;
         let rto_due = tcb.rto_at <= now.total_millis();
+        // The same timer is the persist timer while the peer's window is
+        // shut (`Tcb::on_rto`): a probe is no retransmission timeout.
+        let persist = rto_due && tcb.zero_window_stall() && tcb.state.is_synchronized();
         let before = tcb.state;
         let expiry = tcb.on_timer(now, &cfg, &mut self.pool);
         if rto_due && expiry == Expiry::Continue && tcb.rto_at != NEVER {
-            self.stats.rto_expiries += 1;
+            if persist {
+                self.stats.persist_probes += 1;
+            } else {
+                self.stats.rto_expiries += 1;
+            }
         }
         if tcb.probes > probes_before {
             self.stats.keepalive_probes_sent += 1;

@@ -55,8 +55,10 @@ counters! {
         fin_wait2_timeouts,
         /// Segments retransmitted after an RTO.
         retransmits,
-        /// RTO expiries.
+        /// RTO expiries (not counting persist-timer expiries).
         rto_expiries,
+        /// Persist-timer expiries: zero-window probes sent (RFC 9293 §3.8.6.1).
+        persist_probes,
         /// Challenge ACKs sent (RFC 5961).
         challenge_acks_sent,
         /// Challenge ACKs suppressed by the shard's randomised per-second budget.
