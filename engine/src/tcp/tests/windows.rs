@@ -258,8 +258,12 @@ fn with_congestion_control_out_of_the_way_the_window_doubles_each_round_trip() {
     let mbit = total as f64 * 8.0 / took.as_secs_f64() / 1e6;
     eprintln!("{total} bytes in {took:?} ({mbit:.1} Mbit/s); {seen:?}");
     // Doubling from 16 KiB: 8 MiB within log2(8 MiB / 16 KiB) = 9 round
-    // trips, plus the handshake and the last flight.
-    assert!(took <= RTT * 13, "{took:?}");
+    // trips, plus the handshake and the last flight. The shard hands the
+    // application its events after every 64-frame RX batch, so an RTT's
+    // measurement can end part-way through a flight and a round grows the
+    // window by less than 2x: allow a few rounds more (one chunk per RTT
+    // would take over 500).
+    assert!(took <= RTT * 16, "{took:?}");
     assert!(seen.window >= 2 << 20 && seen.flight >= 1 << 20, "{seen:?}");
     assert!(p.server.ep.stats.rcv_window_grown >= 7);
 }
