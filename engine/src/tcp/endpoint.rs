@@ -815,6 +815,7 @@ impl Endpoint {
         }
         self.dirty.drain(..i);
         self.wake_buffer_waiters();
+        self.pool.senders.counts.drain_into(&mut self.stats);
     }
 
     /// Chunks came back to the pool: tell the connections that were refused.
@@ -859,7 +860,7 @@ impl Endpoint {
             let sent = tx.send(|buf| emit::segment_frame_with(buf, &l2, &tuple, &out, |p| ring.peek(pool, off, p)));
             if !sent {
                 self.stats.tx_full_deferred += 1;
-                tcb.unsend(&out);
+                tcb.unsend(&out, &mut self.pool);
                 // Not reaped yet: a CLOSED or TIME-WAIT connection still
                 // owes this segment (its last ACK). A connection with the
                 // DIRTY flag is in the dirty list (flush keeps it there).
@@ -987,6 +988,7 @@ impl Endpoint {
         let expired =
             self.tw4.expire(now_ms, TIMER_BUDGET, |_, _| {}) + self.tw6.expire(now_ms, TIMER_BUDGET, |_, _| {});
         self.stats.time_wait_expired += expired as u64;
+        self.pool.senders.counts.drain_into(&mut self.stats);
     }
 
     fn connection_timer<T: TxSink>(&mut self, now: Instant, h: Handle, tx: &mut T) {
@@ -997,7 +999,8 @@ impl Endpoint {
         }
         let cfg = self.cfgs[tcb.listener as usize];
         let probes_before = tcb.probes;
-        let rto_due = tcb.rto_at <= now.total_millis();
+        // RACK's and TLP's timers share `rto_at` and are not RTO expiries.
+        let rto_due = tcb.rto_at <= now.total_millis() && !tcb.early_timer_armed(&self.pool);
         let before = tcb.state;
         let expiry = tcb.on_timer(now, &cfg, &mut self.pool);
         if rto_due && expiry == Expiry::Continue && tcb.rto_at != NEVER {

@@ -368,6 +368,10 @@ impl Tcb {
     /// timer rules and RFC 5681 window growth.
     fn process_ack(&mut self, now: Instant, cfg: &TcpConfig, pool: &mut BufferPool, seg: &Seg, out: &mut Input) {
         let snd_una_before = self.snd_una;
+        // SACK recovery and RACK-TLP (`recovery.rs`) when SACK is on and
+        // the connection has sender state; else NewReno below.
+        let sack_recovery = self.sack_recovery();
+        let has_sender = self.snd_slot != super::buffer::NIL;
         if seg.ack > self.snd_una {
             let acked = seg.ack - self.snd_una;
             let data = acked.min(self.tx.len());
@@ -394,13 +398,23 @@ impl Tcb {
                 }
                 _ => {}
             }
-            if self.has(flag::RECOVERY) {
+            if sack_recovery {
+                // Window growth and recovery's end: `recovery_on_ack`.
+            } else if self.has(flag::RECOVERY) {
                 if seg.ack >= self.recover {
                     self.clear(flag::RECOVERY);
                     self.cc_on_recovery_exit(now, pool);
                 } else {
-                    // Partial ACK: resend the next hole (RFC 6582 §3.2 step 3).
+                    // Partial ACK: resend the next hole (RFC 6582 §3.2 step
+                    // 3), deflating the window by what was acknowledged
+                    // and adding back one SMSS when that was a full one
+                    // (§3.2 step 3, "partial window deflation").
                     self.set(flag::RETX_HEAD);
+                    let mss = self.mss as u32;
+                    self.cwnd = self.cwnd.saturating_sub(acked as u32).max(mss);
+                    if acked as u32 >= mss {
+                        self.cwnd = self.cwnd.saturating_add(mss);
+                    }
                 }
             } else {
                 self.cc_on_ack(now, pool, acked as u32);
@@ -412,7 +426,20 @@ impl Tcb {
             if data > 0 {
                 out.events |= ev::WRITABLE;
             }
+            if has_sender {
+                self.recovery_on_ack(now, pool, seg, acked as u32, false);
+            }
             self.sender_detach(pool, false);
+        } else if sack_recovery && seg.ack == self.snd_una && self.flight() > 0 {
+            // RFC 6675: every ACK's SACK blocks count, duplicate or not.
+            let dupack = seg.payload.is_empty()
+                && !seg.fin()
+                && (seg.window as u32) << self.snd_wscale == self.snd_wnd
+                && self.snd_wnd > 0;
+            if dupack {
+                self.dupacks = self.dupacks.saturating_add(1);
+            }
+            self.recovery_on_ack(now, pool, seg, 0, dupack);
         } else if seg.ack == self.snd_una
             && seg.payload.is_empty()
             && !seg.fin()
@@ -425,12 +452,19 @@ impl Tcb {
             // RFC 5681 §3.2 duplicate ACK.
             self.dupacks = self.dupacks.saturating_add(1);
             let mss = self.mss as u32;
-            if self.dupacks == 3 && !self.has(flag::RECOVERY) {
+            // RFC 6582 §3.2 step 1: only duplicates of data sent after the
+            // last recovery or timeout (`recover`) start a fast retransmit.
+            if self.dupacks == 3 && !self.has(flag::RECOVERY) && seg.ack >= self.recover {
                 self.cc_on_congestion(now, pool);
                 self.recover = self.snd_max;
                 self.set(flag::RECOVERY | flag::RETX_HEAD);
+                pool.senders.counts.fast_retransmits += 1;
             } else if self.has(flag::RECOVERY) {
                 self.cwnd = self.cwnd.saturating_add(mss);
+            }
+            if has_sender {
+                // F-RTO's steps read duplicate ACKs too.
+                self.recovery_on_ack(now, pool, seg, 0, true);
             }
         }
         if seg.ack == self.snd_una && seg.window == 0 && self.has(flag::PROBE_OUT) {
