@@ -24,7 +24,7 @@ pub mod echo;
 pub mod http;
 pub mod sink;
 #[cfg(test)]
-mod testutil;
+pub(crate) mod testutil;
 
 /// An application on top of one shard's endpoint.
 pub trait App {

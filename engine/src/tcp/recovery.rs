@@ -470,8 +470,8 @@ impl Tcb {
 
     /// Arms what `rto_at` should hold after an ACK: RACK's reordering
     /// timer when a segment waits out reo_wnd, else the probe timeout when
-    /// TLP may probe, else the RTO; an earlier timer never postpones the RTO
-    /// deadline beyond it.
+    /// TLP may probe (at the RTO deadline at the latest, RFC 8985 §7.2),
+    /// else the RTO.
     fn recovery_timers(&mut self, now: Instant, pool: &mut BufferPool, reo_timeout: u32) {
         let now_ms = now.total_millis();
         let rto_ms = self.rto_ms as u64;
@@ -488,8 +488,9 @@ impl Tcb {
         let rto_deadline = if s.timer != Timer::Rto && rto_at == s.timer_at { now_ms + rto_ms } else { rto_at };
         let (kind, at) = if reo_timeout > 0 && now_ms + (reo_timeout as u64) < rto_deadline {
             (Timer::Rack, now_ms + reo_timeout as u64)
-        } else if reo_timeout == 0 && eligible && now_ms + pto < rto_deadline {
-            (Timer::Tlp, now_ms + pto)
+        } else if reo_timeout == 0 && eligible {
+            // RFC 8985 §7.2: never later than the RTO would have fired.
+            (Timer::Tlp, (now_ms + pto).min(rto_deadline))
         } else {
             (Timer::Rto, rto_deadline)
         };
@@ -753,11 +754,9 @@ impl Tcb {
                     let now_ms = now.total_millis();
                     let rto_deadline =
                         if s.timer != Timer::Rto && rto_at == s.timer_at { now_ms + rto_ms } else { rto_at };
-                    if now_ms + pto < rto_deadline {
-                        s.timer = Timer::Tlp;
-                        s.timer_at = now_ms + pto;
-                        self.rto_at = s.timer_at;
-                    }
+                    s.timer = Timer::Tlp;
+                    s.timer_at = (now_ms + pto).min(rto_deadline);
+                    self.rto_at = s.timer_at;
                 }
             }
         }

@@ -4,8 +4,8 @@
 //! SND.NXT), table counts within their capacities, the half-open count
 //! equal to the entries that hold it, every buffer chunk either free or
 //! held by exactly one ring, every sender slot held by one connection,
-//! and a timer armed for every connection with a deadline (else it would
-//! never end).
+//! the SACK scoreboard within SND.UNA..SND.MAX (RFC 6675 §3), and a timer
+//! armed for every connection with a deadline (else it would never end).
 
 use super::Endpoint;
 use crate::tcp::state::State;
@@ -43,6 +43,21 @@ impl Endpoint {
             }
             held_chunks += tcb.rx.has_chunk() as usize + tcb.tx.has_chunk() as usize;
             senders += (tcb.snd_slot != crate::tcp::buffer::NIL) as usize;
+            // The SACK scoreboard holds only what is in flight (RFC 6675
+            // §3: blocks outside SND.UNA..SND.MAX are never taken), sorted
+            // and disjoint.
+            if let Some(st) = tcb.sender(&self.pool) {
+                let mut prev = tcb.snd_una;
+                for (s, e) in st.sb.iter() {
+                    if !(prev <= s && s < e && e <= tcb.snd_max) {
+                        return at(format!(
+                            "scoreboard range {s}..{e} outside or out of order (SND.UNA {} SND.MAX {})",
+                            tcb.snd_una, tcb.snd_max
+                        ));
+                    }
+                    prev = e;
+                }
+            }
             if tcb.has(flag::HALF_OPEN) {
                 if tcb.state != State::SynReceived {
                     return at("holds a half-open slot".into());

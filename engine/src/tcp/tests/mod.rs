@@ -8,6 +8,7 @@ mod flood;
 mod handshake;
 mod output;
 mod properties;
+mod recovery;
 mod rfc5961;
 mod slow_peers;
 mod timers;
