@@ -43,6 +43,8 @@ const TW_TS: u8 = 1;
 /// Timers and TIME-WAIT expiries handled per `on_timers` call, so a burst
 /// of expiries cannot stall the receive path.
 const TIMER_BUDGET: usize = 4096;
+/// D-SACK blocks one flush can carry (more are counted, `dsacks_not_sent`).
+const DSACKS_PENDING: usize = 64;
 
 /// A passive-open endpoint: a local address (or any) and port.
 #[derive(Clone, Debug)]
@@ -124,6 +126,9 @@ pub struct Endpoint {
     /// Connections refused send space because the pool was empty; each
     /// gets `Writable` when chunks come back (`flag::WANTS_BUFFER`).
     buffer_waiters: Vec<Handle>,
+    /// D-SACK blocks (RFC 2883) to put first in the next ACK of their
+    /// connection, for the current flush; bounded, preallocated.
+    dsacks: Vec<(Handle, SeqNumber, SeqNumber)>,
     /// False once [`Endpoint::stop_listening`] ran (drain): listeners are closed.
     listening: bool,
     /// Connections per source address, when a listener limits them.
@@ -159,6 +164,7 @@ impl Endpoint {
             in_place: None,
             now,
             buffer_waiters: Vec::with_capacity(cap.connections as usize),
+            dsacks: Vec::with_capacity(DSACKS_PENDING),
             listening: true,
             sources: (cap.sources > 0).then(|| SourceTable::new(cap.sources, HashKey::random())),
             stats: Stats::default(),
@@ -692,6 +698,15 @@ impl Endpoint {
         if res.oow_limited {
             self.stats.oow_acks_rate_limited += 1;
         }
+        if let Some((s, e)) = res.dsack {
+            if let Some(p) = self.dsacks.iter_mut().find(|p| p.0 == h) {
+                *p = (h, s, e);
+            } else if self.dsacks.len() < DSACKS_PENDING {
+                self.dsacks.push((h, s, e));
+            } else {
+                self.stats.dsacks_not_sent += 1;
+            }
+        }
         if res.challenge {
             // Linux's tcp_send_challenge_ack: the connection's own interval
             // first, then the shard's randomised budget.
@@ -814,6 +829,9 @@ impl Endpoint {
             }
         }
         self.dirty.drain(..i);
+        // A D-SACK not sent in this flush (its connection had nothing to
+        // send, or went away) is not owed later.
+        self.dsacks.clear();
         self.wake_buffer_waiters();
         self.pool.senders.counts.drain_into(&mut self.stats);
     }
@@ -850,7 +868,17 @@ impl Endpoint {
         }
         let Some(tcb) = self.conns.get_mut(h) else { return true };
         let cfg = &self.cfgs[tcb.listener as usize];
-        while let Some(out) = tcb.poll_output(now, cfg, &mut self.pool) {
+        let mut dsack = match self.dsacks.iter().position(|p| p.0 == h) {
+            Some(i) => Some(self.dsacks.swap_remove(i)),
+            None => None,
+        };
+        while let Some(mut out) = tcb.poll_output(now, cfg, &mut self.pool) {
+            if let Some((_, s, e)) = dsack.take() {
+                // RFC 2883 §4: the duplicate first, then the usual blocks.
+                out.sack.copy_within(0..wire::MAX_SACK_BLOCKS - 1, 1);
+                out.sack[0] = Some((s, e));
+                self.stats.dsacks_sent += 1;
+            }
             let len = out.payload_len as usize;
             if out.seq < tcb.snd_max && len > 0 && out.seq + len <= tcb.snd_max && tcb.snd_max != tcb.snd_nxt {
                 self.stats.retransmits += 1;

@@ -62,6 +62,9 @@ pub struct Input {
     /// per-connection interval ([`super::config::OOW_ACK_INTERVAL`]).
     pub oow_limited: bool,
     pub drop: Option<Drop>,
+    /// A duplicate segment to report as the first SACK block of the ACK
+    /// (a D-SACK, RFC 2883 §4), when SACK is in use.
+    pub dsack: Option<(SeqNumber, SeqNumber)>,
 }
 
 impl Input {
@@ -194,6 +197,11 @@ impl Tcb {
             // RFC 9293: an unacceptable segment is answered by an ACK.
             let mut out = Input::dropped(Drop::OutOfWindow);
             self.oow_ack(now, seg, &mut out);
+            // RFC 2883 §4 (1): data wholly below RCV.NXT arrived again.
+            let end = seg.seq + seg.payload.len();
+            if self.has(flag::SACK) && !seg.payload.is_empty() && seg.seq < self.rcv_nxt && end <= self.rcv_nxt {
+                out.dsack = Some((seg.seq, end));
+            }
             // "If the RCV.WND is zero, no segments will be acceptable, but
             // special allowance should be made to accept valid ACKs": with
             // our window shut, the peer's ACKs are what frees it again.
@@ -297,11 +305,20 @@ impl Tcb {
                 // to the window's edge, and ACKed at once (a duplicate ACK,
                 // RFC 5681 §4.2). A FIN riding on it waits for its resend.
                 self.set(flag::ACK_NOW | flag::HOLE);
+                let end = seg.seq + seg.payload.len();
+                if self.has(flag::SACK) && self.rx.out_of_order(pool).iter().any(|(s, e)| s <= seg.seq && end <= e) {
+                    // RFC 2883 §4 (2): a duplicate of data held beyond the hole.
+                    out.dsack = Some((seg.seq, end));
+                }
                 let gap = seg.seq - self.rcv_nxt;
                 let room = (self.rcv_wnd() as usize).saturating_sub(gap).min(seg.payload.len());
                 let kept = room > 0 && self.rx.insert_out_of_order(pool, gap, seg.seq, &seg.payload[..room]);
                 out.drop = Some(if kept { Drop::Queued } else { Drop::OutOfOrder });
                 return out;
+            }
+            if skip > 0 && self.has(flag::SACK) {
+                // RFC 2883 §4: the part already received is reported.
+                out.dsack = Some((seg.seq, seg.seq + skip));
             }
             let data = &seg.payload[skip..];
             let room = (self.rcv_wnd() as usize).min(data.len());

@@ -108,6 +108,11 @@ counters! {
         spurious_rtos_undone,
         /// D-SACK blocks received (RFC 2883): the peer got a segment twice.
         dsacks_received,
+        /// D-SACK blocks sent (RFC 2883 §4): a duplicate segment reported.
+        dsacks_sent,
+        /// D-SACK blocks not sent: more duplicates in one flush than the
+        /// endpoint keeps blocks for.
+        dsacks_not_sent,
         /// SACK blocks ignored: outside SND.UNA..SND.MAX, or empty.
         sack_blocks_invalid,
         /// SACK blocks that did not fit a connection's scoreboard (the

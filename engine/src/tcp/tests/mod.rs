@@ -10,6 +10,7 @@ mod output;
 mod properties;
 mod recovery;
 mod rfc5961;
+mod sack;
 mod slow_peers;
 mod timers;
 mod timewait;
