@@ -30,12 +30,12 @@ impl Prr {
         self.delivered = self.delivered.saturating_add(delivered);
         let sndcnt = if pipe > ssthresh {
             // Proportional: deliver ssthresh / RecoverFS of what arrives.
-            let target = (self.delivered as u64 * ssthresh as u64).div_ceil(self.recover_fs as u64);
+            let target = (self.delivered as u64 * ssthresh as u64).div_ceil(self.recover_fs.max(1) as u64);
             (target as i64 - self.out as i64).max(0) as u32
         } else {
             // SSRB: grow back towards ssthresh, at most one MSS beyond what
             // was delivered.
-            let limit = (self.delivered as i64 - self.out as i64).max(delivered as i64) as u32 + mss;
+            let limit = ((self.delivered as i64 - self.out as i64).max(delivered as i64) as u32).saturating_add(mss);
             (ssthresh - pipe).min(limit)
         };
         // The fast retransmission that starts recovery always goes (Linux

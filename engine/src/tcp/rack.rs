@@ -200,7 +200,7 @@ impl Rack {
         }
         let mult = self.reo_wnd_mult.max(1) as u32;
         let min_rtt = if self.have_min_rtt { self.min_rtt_ms } else { srtt_ms };
-        (mult * min_rtt).div_ceil(4).min(srtt_ms.max(1)).max(1)
+        mult.saturating_mul(min_rtt).div_ceil(4).min(srtt_ms.max(1)).max(1)
     }
 }
 

@@ -430,10 +430,16 @@ impl Tcb {
     /// from what was delivered; cwnd = pipe + sndcnt.
     fn prr_update(&mut self, pool: &mut BufferPool, delivered: u32) {
         let (una, max, mss, ssthresh) = (self.snd_una, self.snd_max, self.mss as u32, self.ssthresh);
+        let flight = self.flight();
         if let Some((s, _)) = self.rs(pool) {
+            if s.prr.recover_fs == 0 {
+                // Recovery began before this connection had sender state
+                // (NewReno while the slab was empty): PRR starts now.
+                s.prr = Prr::start(flight);
+            }
             let pipe = s.pipe(una, max, mss);
             let sndcnt = s.prr.on_ack(delivered, pipe, ssthresh, mss);
-            self.cwnd = pipe + sndcnt;
+            self.cwnd = pipe.saturating_add(sndcnt);
         }
     }
 
