@@ -576,6 +576,14 @@ impl Tcb {
         s.lost_end = una;
         s.log.clear();
         let repeated = s.frto.rto_recovery;
+        if repeated {
+            // RFC 2018 §5.1: after a retransmission timeout the SACKed bits
+            // SHOULD be turned off, the receiver may have reneged. Kept
+            // through the first (F-RTO may yet find it spurious, and go-back-N
+            // skips what was SACKed); a second timeout in a row means the
+            // peer is not taking what is resent: everything goes again.
+            s.sb.clear();
+        }
         s.frto.rto_recovery = true;
         s.frto.step = 0;
         if !repeated && frto_ok {
