@@ -271,13 +271,19 @@ mod tests {
         assert!((p.now - start).as_secs_f64() >= wire_bits / 100e6);
     }
 
+    /// Segments sent again, by any of the ways loss recovery has.
+    fn resent(ep: &Endpoint) -> u64 {
+        let s = &ep.stats;
+        s.retransmits + s.fast_retransmits + s.sack_retransmits + s.tlp_probes
+    }
+
     #[test]
     fn the_chosen_data_segment_is_lost_and_retransmitted() {
         let mut p = pair_with(Faults::default(), Faults::default(), 100_000);
         p.client.link.set_filter(Some(memory::drop_nth(&[5], memory::is_data)));
         transfer(&mut p, 100_000);
         assert_eq!(p.client.link.stats().filtered, 1);
-        assert!(p.client.ep.stats.retransmits >= 1);
+        assert!(resent(&p.client.ep) >= 1);
     }
 
     #[test]
@@ -307,11 +313,13 @@ mod tests {
         assert_eq!(p.client.link.stats().corrupted, 1);
         assert_eq!(wire_errors(&p.server.ep), 1);
         assert_eq!(p.server.ep.wire_errors[wire::Error::BadTcpChecksum as usize], 1);
-        assert!(p.client.ep.stats.retransmits >= 1);
+        assert!(resent(&p.client.ep) >= 1);
 
         // At random, both ways: every corrupted frame is caught.
+        // The receiver sends few frames (an ACK per batch of segments), so
+        // its direction is corrupted more often to be sure to see some.
         let f = Faults { corrupt: 0.03, delay: Duration::from_micros(300), ..Faults::default() };
-        let mut p = pair_with(f, f, 300_000);
+        let mut p = pair_with(f, Faults { corrupt: 0.2, ..f }, 300_000);
         transfer(&mut p, 300_000);
         let (up, down) = (p.client.link.stats(), p.server.link.stats());
         assert!(up.corrupted > 5 && down.corrupted > 0, "{up:?} {down:?}");

@@ -12,7 +12,7 @@
 use clap::Parser;
 use floodgate::link::memory::{Bottleneck, Faults, GilbertElliott, Verdict};
 use floodgate::sim;
-use floodgate::tcp::TcpConfig;
+use floodgate::tcp::{Congestion, TcpConfig};
 use floodgate::time::{Duration, Instant};
 use floodgate::wire;
 use std::cell::Cell;
@@ -37,6 +37,9 @@ struct Args {
     /// Do not negotiate SACK (RFC 2018).
     #[arg(long)]
     no_sack: bool,
+    /// Congestion control of the sender: cubic (RFC 9438) or newreno (RFC 5681).
+    #[arg(long, default_value = "cubic")]
+    congestion: String,
     /// Seed of the loss generators.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -131,7 +134,15 @@ fn rate_of(w: f64, mss: f64, rtt: f64) -> f64 {
 /// The connection settings the options choose (both ends use them). A
 /// congestion-control option belongs here, next to `sack`.
 fn config(args: &Args) -> TcpConfig {
-    TcpConfig { sack: !args.no_sack, ..TcpConfig::default() }
+    let congestion = match args.congestion.as_str() {
+        "cubic" => Congestion::Cubic,
+        "newreno" => Congestion::NewReno,
+        other => {
+            eprintln!("sim-goodput: --congestion {other}: cubic or newreno");
+            std::process::exit(2)
+        }
+    };
+    TcpConfig { sack: !args.no_sack, congestion, ..TcpConfig::default() }
 }
 
 fn main() {
@@ -140,9 +151,10 @@ fn main() {
     let mss = (cfg.advertised_mss(false) - if cfg.timestamps { 12 } else { 0 }) as f64;
     let link = args.mbit as f64;
     println!(
-        "sim-goodput: {} bytes over {} Mbit/s, BDP drop-tail queue, SACK {}, cap {} s virtual, MSS {mss}",
+        "sim-goodput: {} bytes over {} Mbit/s, BDP drop-tail queue, {}, SACK {}, cap {} s virtual, MSS {mss}",
         args.bytes,
         args.mbit,
+        args.congestion,
         if args.no_sack { "off" } else { "on" },
         args.max_secs
     );

@@ -26,7 +26,7 @@ pub mod http;
 pub mod proxy;
 pub mod sink;
 #[cfg(test)]
-mod testutil;
+pub(crate) mod testutil;
 
 /// An application on top of one shard's endpoint.
 pub trait App {

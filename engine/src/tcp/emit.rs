@@ -25,6 +25,7 @@ pub fn seg_from_repr<'a>(r: &TcpRepr<'a>) -> Seg<'a> {
         window_scale: r.options.window_scale,
         sack_permitted: r.options.sack_permitted,
         timestamp: r.options.timestamp,
+        sack: r.options.sack_blocks,
         payload: r.payload,
     }
 }

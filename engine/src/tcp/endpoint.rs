@@ -48,6 +48,8 @@ const TW_TS: u8 = 1;
 /// Timers and TIME-WAIT expiries handled per `on_timers` call, so a burst
 /// of expiries cannot stall the receive path.
 const TIMER_BUDGET: usize = 4096;
+/// D-SACK blocks one flush can carry (more are counted, `dsacks_not_sent`).
+const DSACKS_PENDING: usize = 64;
 
 /// A passive-open endpoint: a local address (or any) and port.
 #[derive(Clone, Debug)]
@@ -129,6 +131,9 @@ pub struct Endpoint {
     /// Connections refused send space because the pool was empty; each
     /// gets `Writable` when chunks come back (`flag::WANTS_BUFFER`).
     buffer_waiters: Vec<Handle>,
+    /// D-SACK blocks (RFC 2883) to put first in the next ACK of their
+    /// connection, for the current flush; bounded, preallocated.
+    dsacks: Vec<(Handle, SeqNumber, SeqNumber)>,
     /// False once [`Endpoint::stop_listening`] ran (drain): listeners are closed.
     listening: bool,
     /// Connections per source address, when a listener limits them.
@@ -164,6 +169,7 @@ impl Endpoint {
             in_place: None,
             now,
             buffer_waiters: Vec::with_capacity(cap.connections as usize),
+            dsacks: Vec::with_capacity(DSACKS_PENDING),
             listening: true,
             sources: (cap.sources > 0).then(|| SourceTable::new(cap.sources, HashKey::random())),
             stats: Stats::default(),
@@ -705,6 +711,15 @@ impl Endpoint {
         if res.oow_limited {
             self.stats.oow_acks_rate_limited += 1;
         }
+        if let Some((s, e)) = res.dsack {
+            if let Some(p) = self.dsacks.iter_mut().find(|p| p.0 == h) {
+                *p = (h, s, e);
+            } else if self.dsacks.len() < DSACKS_PENDING {
+                self.dsacks.push((h, s, e));
+            } else {
+                self.stats.dsacks_not_sent += 1;
+            }
+        }
         if res.challenge {
             // Linux's tcp_send_challenge_ack: the connection's own interval
             // first, then the shard's randomised budget.
@@ -827,7 +842,11 @@ impl Endpoint {
             }
         }
         self.dirty.drain(..i);
+        // A D-SACK not sent in this flush (its connection had nothing to
+        // send, or went away) is not owed later.
+        self.dsacks.clear();
         self.wake_buffer_waiters();
+        self.pool.senders.counts.drain_into(&mut self.stats);
     }
 
     /// Chunks came back to the pool: tell the connections that were refused.
@@ -862,7 +881,17 @@ impl Endpoint {
         }
         let Some(tcb) = self.conns.get_mut(h) else { return true };
         let cfg = &self.cfgs[tcb.listener as usize];
-        while let Some(out) = tcb.poll_output(now, cfg, &mut self.pool) {
+        let mut dsack = match self.dsacks.iter().position(|p| p.0 == h) {
+            Some(i) => Some(self.dsacks.swap_remove(i)),
+            None => None,
+        };
+        while let Some(mut out) = tcb.poll_output(now, cfg, &mut self.pool) {
+            if let Some((_, s, e)) = dsack.take() {
+                // RFC 2883 §4: the duplicate first, then the usual blocks.
+                out.sack.copy_within(0..wire::MAX_SACK_BLOCKS - 1, 1);
+                out.sack[0] = Some((s, e));
+                self.stats.dsacks_sent += 1;
+            }
             let len = out.payload_len as usize;
             if out.seq < tcb.snd_max && len > 0 && out.seq + len <= tcb.snd_max && tcb.snd_max != tcb.snd_nxt {
                 self.stats.retransmits += 1;
@@ -872,7 +901,7 @@ impl Endpoint {
             let sent = tx.send(|buf| emit::segment_frame_with(buf, &l2, &tuple, &out, |p| ring.peek(pool, off, p)));
             if !sent {
                 self.stats.tx_full_deferred += 1;
-                tcb.unsend(&out);
+                tcb.unsend(&out, &mut self.pool);
                 // Not reaped yet: a CLOSED or TIME-WAIT connection still
                 // owes this segment (its last ACK). A connection with the
                 // DIRTY flag is in the dirty list (flush keeps it there).
@@ -1006,6 +1035,7 @@ impl Endpoint {
         let expired =
             self.tw4.expire(now_ms, TIMER_BUDGET, |_, _| {}) + self.tw6.expire(now_ms, TIMER_BUDGET, |_, _| {});
         self.stats.time_wait_expired += expired as u64;
+        self.pool.senders.counts.drain_into(&mut self.stats);
     }
 
     fn connection_timer<T: TxSink>(&mut self, now: Instant, h: Handle, tx: &mut T) {
@@ -1016,7 +1046,8 @@ impl Endpoint {
         }
         let cfg = self.cfgs[tcb.listener as usize];
         let probes_before = tcb.probes;
-        let rto_due = tcb.rto_at <= now.total_millis();
+        // RACK's and TLP's timers share `rto_at` and are not RTO expiries.
+        let rto_due = tcb.rto_at <= now.total_millis() && !tcb.early_timer_armed(&self.pool);
         // The same timer is the persist timer while the peer's window is
         // shut (`Tcb::on_rto`): a probe is no retransmission timeout.
         let persist = rto_due && tcb.zero_window_stall() && tcb.state.is_synchronized();

@@ -62,6 +62,9 @@ pub struct Input {
     /// per-connection interval ([`super::config::OOW_ACK_INTERVAL`]).
     pub oow_limited: bool,
     pub drop: Option<Drop>,
+    /// A duplicate segment to report as the first SACK block of the ACK
+    /// (a D-SACK, RFC 2883 §4), when SACK is in use.
+    pub dsack: Option<(SeqNumber, SeqNumber)>,
 }
 
 impl Input {
@@ -196,6 +199,11 @@ impl Tcb {
             // RFC 9293: an unacceptable segment is answered by an ACK.
             let mut out = Input::dropped(Drop::OutOfWindow);
             self.oow_ack(now, seg, &mut out);
+            // RFC 2883 §4 (1): data wholly below RCV.NXT arrived again.
+            let end = seg.seq + seg.payload.len();
+            if self.has(flag::SACK) && !seg.payload.is_empty() && seg.seq < self.rcv_nxt && end <= self.rcv_nxt {
+                out.dsack = Some((seg.seq, end));
+            }
             // "If the RCV.WND is zero, no segments will be acceptable, but
             // special allowance should be made to accept valid ACKs": with
             // our window shut, the peer's ACKs are what frees it again.
@@ -309,11 +317,20 @@ impl Tcb {
                 // to the window's edge, and ACKed at once (a duplicate ACK,
                 // RFC 5681 §4.2). A FIN riding on it waits for its resend.
                 self.set(flag::ACK_NOW | flag::HOLE);
+                let end = seg.seq + seg.payload.len();
+                if self.has(flag::SACK) && self.rx.out_of_order(pool).iter().any(|(s, e)| s <= seg.seq && end <= e) {
+                    // RFC 2883 §4 (2): a duplicate of data held beyond the hole.
+                    out.dsack = Some((seg.seq, end));
+                }
                 let gap = seg.seq - self.rcv_nxt;
                 let room = (self.rcv_wnd() as usize).saturating_sub(gap).min(seg.payload.len());
                 let kept = room > 0 && self.rx.insert_out_of_order(pool, gap, seg.seq, &seg.payload[..room]);
                 out.drop = Some(if kept { Drop::Queued } else { Drop::OutOfOrder });
                 return out;
+            }
+            if skip > 0 && self.has(flag::SACK) {
+                // RFC 2883 §4: the part already received is reported.
+                out.dsack = Some((seg.seq, seg.seq + skip));
             }
             let data = &seg.payload[skip..];
             let room = (self.rcv_wnd() as usize).min(data.len());
@@ -381,6 +398,10 @@ impl Tcb {
     /// timer rules and RFC 5681 window growth.
     fn process_ack(&mut self, now: Instant, cfg: &TcpConfig, pool: &mut BufferPool, seg: &Seg, out: &mut Input) {
         let snd_una_before = self.snd_una;
+        // SACK recovery and RACK-TLP (`recovery.rs`) when SACK is on and
+        // the connection has sender state; else NewReno below.
+        let sack_recovery = self.sack_recovery();
+        let has_sender = self.snd_slot != super::buffer::NIL;
         if seg.ack > self.snd_una {
             let acked = seg.ack - self.snd_una;
             let data = acked.min(self.tx.len());
@@ -409,13 +430,23 @@ impl Tcb {
                 }
                 _ => {}
             }
-            if self.has(flag::RECOVERY) {
+            if sack_recovery {
+                // Window growth and recovery's end: `recovery_on_ack`.
+            } else if self.has(flag::RECOVERY) {
                 if seg.ack >= self.recover {
                     self.clear(flag::RECOVERY);
                     self.cc_on_recovery_exit(now, pool);
                 } else {
-                    // Partial ACK: resend the next hole (RFC 6582 §3.2 step 3).
+                    // Partial ACK: resend the next hole (RFC 6582 §3.2 step
+                    // 3), deflating the window by what was acknowledged
+                    // and adding back one SMSS when that was a full one
+                    // (§3.2 step 3, "partial window deflation").
                     self.set(flag::RETX_HEAD);
+                    let mss = self.mss as u32;
+                    self.cwnd = self.cwnd.saturating_sub(acked as u32).max(mss);
+                    if acked as u32 >= mss {
+                        self.cwnd = self.cwnd.saturating_add(mss);
+                    }
                 }
             } else {
                 self.cc_on_ack(now, pool, acked as u32);
@@ -427,7 +458,20 @@ impl Tcb {
             if data > 0 {
                 out.events |= ev::WRITABLE;
             }
+            if has_sender {
+                self.recovery_on_ack(now, pool, seg, acked as u32, false);
+            }
             self.sender_detach(pool, false);
+        } else if sack_recovery && seg.ack == self.snd_una && self.flight() > 0 {
+            // RFC 6675: every ACK's SACK blocks count, duplicate or not.
+            let dupack = seg.payload.is_empty()
+                && !seg.fin()
+                && (seg.window as u32) << self.snd_wscale == self.snd_wnd
+                && self.snd_wnd > 0;
+            if dupack {
+                self.dupacks = self.dupacks.saturating_add(1);
+            }
+            self.recovery_on_ack(now, pool, seg, 0, dupack);
         } else if seg.ack == self.snd_una
             && seg.payload.is_empty()
             && !seg.fin()
@@ -440,12 +484,19 @@ impl Tcb {
             // RFC 5681 §3.2 duplicate ACK.
             self.dupacks = self.dupacks.saturating_add(1);
             let mss = self.mss as u32;
-            if self.dupacks == 3 && !self.has(flag::RECOVERY) {
+            // RFC 6582 §3.2 step 1: only duplicates of data sent after the
+            // last recovery or timeout (`recover`) start a fast retransmit.
+            if self.dupacks == 3 && !self.has(flag::RECOVERY) && seg.ack >= self.recover {
                 self.cc_on_congestion(now, pool);
                 self.recover = self.snd_max;
                 self.set(flag::RECOVERY | flag::RETX_HEAD);
+                pool.senders.counts.fast_retransmits += 1;
             } else if self.has(flag::RECOVERY) {
                 self.cwnd = self.cwnd.saturating_add(mss);
+            }
+            if has_sender {
+                // F-RTO's steps read duplicate ACKs too.
+                self.recovery_on_ack(now, pool, seg, 0, true);
             }
         }
         if seg.ack == self.snd_una && seg.window == 0 && self.has(flag::PROBE_OUT) {

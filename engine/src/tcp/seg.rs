@@ -2,7 +2,7 @@
 //! and options it acts on, and the payload, borrowed from the frame.
 
 use super::tcb::ctl;
-use crate::wire::SeqNumber;
+use crate::wire::{SeqNumber, MAX_SACK_BLOCKS};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Seg<'a> {
@@ -17,6 +17,8 @@ pub struct Seg<'a> {
     pub sack_permitted: bool,
     /// TSval, TSecr.
     pub timestamp: Option<(u32, u32)>,
+    /// SACK blocks (RFC 2018), as received: checked by the scoreboard.
+    pub sack: [Option<(SeqNumber, SeqNumber)>; MAX_SACK_BLOCKS],
     pub payload: &'a [u8],
 }
 

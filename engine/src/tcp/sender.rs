@@ -13,6 +13,10 @@
 use super::buffer::NIL;
 use super::cc::cubic::Cubic;
 use super::cc::newreno::NewReno;
+use super::prr::Prr;
+use super::rack::{Rack, XmitLog};
+use super::recovery::{Frto, RecoveryCounts, Timer, Tlp};
+use super::scoreboard::Scoreboard;
 use crate::wire::SeqNumber;
 
 /// Per-connection sender state while bytes are in flight or queued.
@@ -29,6 +33,26 @@ pub struct SendState {
     /// segment only while this one is unacknowledged (Minshall's variant,
     /// as Linux's `snd_sml`).
     pub snd_sml: SeqNumber,
+    /// SACKed ranges above SND.UNA (RFC 6675 §3).
+    pub sb: Scoreboard,
+    /// Transmissions still in flight, oldest first (RFC 8985 §6).
+    pub log: XmitLog,
+    pub rack: Rack,
+    /// RFC 6937, while in recovery.
+    pub prr: Prr,
+    /// RFC 6675 HighRxt, one past: recovery retransmitted up to here.
+    pub high_rxt: SeqNumber,
+    /// Every un-SACKed byte below this was found lost by RACK (or is the
+    /// segment fast retransmit starts with).
+    pub lost_end: SeqNumber,
+    /// Which timer `Tcb::rto_at` holds, and the deadline it was armed for.
+    pub timer: Timer,
+    pub timer_at: u64,
+    pub tlp: Tlp,
+    pub frto: Frto,
+    /// A retransmission or probe handed out by `poll_output` (seq, len,
+    /// kind), so `unsend` can take it back.
+    pub handout: Option<(SeqNumber, u32, u8)>,
 }
 
 /// The slab of a shard: one slot per busy sender.
@@ -37,6 +61,8 @@ pub struct Senders {
     free: Vec<u32>,
     /// Times a connection wanted a slot and none was free.
     pub exhausted: u64,
+    /// Loss-recovery events of this shard, moved into `Stats` by the endpoint.
+    pub counts: RecoveryCounts,
 }
 
 impl Senders {
@@ -45,6 +71,7 @@ impl Senders {
             slots: vec![SendState::default(); n as usize].into_boxed_slice(),
             free: (0..n).rev().collect(),
             exhausted: 0,
+            counts: RecoveryCounts::default(),
         }
     }
     /// A fresh slot, or `NIL` (counted) when all are taken.
@@ -69,6 +96,11 @@ impl Senders {
     }
     pub fn get_mut(&mut self, s: u32) -> Option<&mut SendState> {
         self.slots.get_mut(s as usize)
+    }
+    /// A slot's state together with the shard's recovery counts.
+    pub fn state_and_counts(&mut self, s: u32) -> Option<(&mut SendState, &mut RecoveryCounts)> {
+        let st = self.slots.get_mut(s as usize)?;
+        Some((st, &mut self.counts))
     }
     pub fn capacity(&self) -> usize {
         self.slots.len()

@@ -94,6 +94,35 @@ counters! {
         /// (congestion-control and SACK state): they send with NewReno
         /// and no scoreboard.
         sender_slots_exhausted,
+        /// Loss recoveries started (RFC 6675 / RACK with SACK, RFC 6582
+        /// NewReno without): each begins with a fast retransmission.
+        fast_retransmits,
+        /// Holes retransmitted during SACK recovery (RFC 6675 NextSeg).
+        sack_retransmits,
+        /// Segments RACK (RFC 8985) found lost by time.
+        rack_lost_segments,
+        /// Tail loss probes sent (RFC 8985 §7).
+        tlp_probes,
+        /// Tail loss probes that recovered a loss (the probe's ACK showed it).
+        tlp_recoveries,
+        /// Retransmission timeouts F-RTO (RFC 5682) found spurious; their
+        /// window reduction was undone.
+        spurious_rtos_undone,
+        /// D-SACK blocks received (RFC 2883): the peer got a segment twice.
+        dsacks_received,
+        /// D-SACK blocks sent (RFC 2883 §4): a duplicate segment reported.
+        dsacks_sent,
+        /// D-SACK blocks not sent: more duplicates in one flush than the
+        /// endpoint keeps blocks for.
+        dsacks_not_sent,
+        /// SACK blocks ignored: outside SND.UNA..SND.MAX, or empty.
+        sack_blocks_invalid,
+        /// SACK blocks that did not fit a connection's scoreboard (the
+        /// highest range was forgotten; it may be resent needlessly).
+        sack_scoreboard_full,
+        /// Transmission-log entries merged because the log was full (RACK
+        /// then judges those bytes lost later, never earlier).
+        rack_log_merged,
         /// Data dropped for lack of a receive buffer chunk.
         drop_no_buffer,
         /// Receive buffers grown by autotuning (the application kept up

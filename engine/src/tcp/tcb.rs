@@ -294,7 +294,7 @@ impl Tcb {
 
     /// Computes the window field for an outgoing segment and moves the
     /// advertised edge, never to the left (RFC 9293 §3.8.6.2.2).
-    fn advertise(&mut self, pool: &BufferPool, cfg: &TcpConfig, syn: bool) -> u16 {
+    pub(super) fn advertise(&mut self, pool: &BufferPool, cfg: &TcpConfig, syn: bool) -> u16 {
         let space = self.rcv_space(pool, cfg);
         let shift = if syn { 0 } else { self.rcv_wscale };
         let field = (space >> shift).min(65535);
@@ -312,15 +312,22 @@ impl Tcb {
         }
     }
 
-    fn ack_sent(&mut self) {
+    pub(super) fn ack_sent(&mut self) {
         self.clear(flag::ACK_NOW);
         self.ack_at = NEVER;
         self.unacked_segs = 0;
     }
 
-    /// The next segment this connection wants to send, if any. Advances
-    /// SND.NXT past what it returns; call until `None`.
-    pub fn poll_output(&mut self, now: Instant, cfg: &TcpConfig, pool: &mut BufferPool) -> Option<Outgoing> {
+    /// The next segment this connection sends by the RFC 9293 / RFC 5681
+    /// rules (new data, go-back-N, FIN, ACKs), if any; `poll_output`
+    /// (`recovery.rs`) puts loss recovery in front of it. Advances SND.NXT
+    /// past what it returns.
+    pub(super) fn poll_output_inner(
+        &mut self,
+        now: Instant,
+        cfg: &TcpConfig,
+        pool: &mut BufferPool,
+    ) -> Option<Outgoing> {
         let ts = self.has(flag::TS).then(|| (self.ts_val(now), self.ts_recent));
         let mut out = Outgoing {
             control: ctl::ACK,
@@ -512,9 +519,12 @@ impl Tcb {
     /// `out`, just returned by `poll_output`, found no TX frame: undo what
     /// was recorded as sent so the next output sends it again. A full TX
     /// ring is backpressure, never a lost segment waiting for the RTO.
-    pub fn unsend(&mut self, out: &Outgoing) {
+    pub fn unsend(&mut self, out: &Outgoing, pool: &mut BufferPool) {
         // An ACK rides on whatever goes next; a bare one is sent on its own.
         self.set(flag::ACK_NOW);
+        if self.recovery_unsend(pool, out) {
+            return;
+        }
         let len = out.payload_len as usize
             + usize::from(out.control & ctl::SYN != 0)
             + usize::from(out.control & ctl::FIN != 0);
@@ -602,6 +612,10 @@ impl Tcb {
     /// The RTO fired. Returns false when the connection has used up its
     /// retries and must be reset or reclaimed.
     pub fn on_rto(&mut self, now: Instant, cfg: &TcpConfig, pool: &mut BufferPool) -> bool {
+        // RACK's reordering timer or TLP's probe timeout shares `rto_at`.
+        if self.recovery_timer(now, pool) {
+            return true;
+        }
         self.rto_at = NEVER;
         if self.zero_window_stall() && self.state.is_synchronized() {
             return self.on_persist(now, cfg);
@@ -625,6 +639,7 @@ impl Tcb {
         }
         // RFC 6298 §5.5-5.6: back off, then go back to SND.UNA.
         self.rto_ms = (self.rto_ms.saturating_mul(2)).min(cfg.rto_max.as_millis() as u32);
+        let prior = (self.cwnd, self.ssthresh);
         self.cc_on_rto(now, pool);
         self.clear(flag::RECOVERY);
         self.dupacks = 0;
@@ -633,6 +648,10 @@ impl Tcb {
         if matches!(self.state, State::SynSent | State::SynReceived) {
             self.snd_nxt = self.iss;
         }
+        // RFC 6582 §3.2 step 1 (and RFC 6675 §5.1): no fast retransmit for
+        // duplicate ACKs of what was sent before the timeout.
+        self.recover = self.snd_max;
+        self.recovery_on_rto(pool, prior);
         self.arm_rto(now);
         true
     }

@@ -6,8 +6,8 @@
 //! held by exactly one ring (chunks held = the sum of the rings' chains),
 //! buffers within the listener's maximum and the out-of-order ranges
 //! within the window advertised, every sender slot held by one connection,
-//! and a timer armed for every connection with a deadline (else it would
-//! never end).
+//! the SACK scoreboard within SND.UNA..SND.MAX (RFC 6675 §3), and a timer
+//! armed for every connection with a deadline (else it would never end).
 
 use super::Endpoint;
 use crate::tcp::state::State;
@@ -62,6 +62,21 @@ impl Endpoint {
                 }
             }
             senders += (tcb.snd_slot != crate::tcp::buffer::NIL) as usize;
+            // The SACK scoreboard holds only what is in flight (RFC 6675
+            // §3: blocks outside SND.UNA..SND.MAX are never taken), sorted
+            // and disjoint.
+            if let Some(st) = tcb.sender(&self.pool) {
+                let mut prev = tcb.snd_una;
+                for (s, e) in st.sb.iter() {
+                    if !(prev <= s && s < e && e <= tcb.snd_max) {
+                        return at(format!(
+                            "scoreboard range {s}..{e} outside or out of order (SND.UNA {} SND.MAX {})",
+                            tcb.snd_una, tcb.snd_max
+                        ));
+                    }
+                    prev = e;
+                }
+            }
             if tcb.has(flag::HALF_OPEN) {
                 if tcb.state != State::SynReceived {
                     return at("holds a half-open slot".into());
