@@ -631,7 +631,12 @@ impl Tcb {
         self.retries = self.retries.saturating_add(1);
         let limit = match self.state {
             State::SynSent | State::SynReceived => cfg.synack_retries,
-            State::FinWait1 | State::Closing | State::LastAck => cfg.fin_retries,
+            // The shorter FIN budget is for orphans, as Linux's
+            // tcp_orphan_retries: after a shutdown the application still
+            // waits for its bytes, and with a send buffer that takes a whole
+            // response at once the FIN is queued for most of the transfer,
+            // so every data RTO would count against the FIN's budget.
+            State::FinWait1 | State::Closing | State::LastAck if self.has(flag::APP_CLOSED) => cfg.fin_retries,
             _ => cfg.max_retries,
         };
         if self.retries > limit {

@@ -68,6 +68,30 @@ fn last_ack_retransmits_fin_when_final_ack_is_lost_then_gives_up() {
 }
 
 #[test]
+fn last_ack_after_a_shutdown_keeps_the_data_retry_budget() {
+    // Found by the faulty-path property test once send buffers grew past a
+    // chunk: the application wrote its whole response, shut down, and the
+    // peer's FIN came while the data was still in flight. Not an orphan, so
+    // the FIN's shorter budget must not apply to the data it waits behind.
+    let cfg = TcpConfig { fin_retries: 2, ..TcpConfig::default() };
+    let (mut h, c, s1) = established(cfg);
+    h.send1(seg(FIN | ACK, C1, s1));
+    assert_eq!(h.ep.write(c, b"response").unwrap(), 8);
+    h.ep.shutdown(c).unwrap();
+    let f = h.flush();
+    assert_eq!(f[0].control & FIN, FIN);
+    assert_eq!(h.ep.state(c), Some(State::LastAck));
+    for i in 0..cfg.max_retries {
+        let (_, out) = h.advance_until_output(Duration::from_secs(300));
+        assert_eq!(out.len(), 1, "retransmission {i}");
+        assert_eq!((out[0].seq, out[0].control & RST), (s1, 0), "retransmission {i}");
+    }
+    let (_, out) = h.advance_until_output(Duration::from_secs(300));
+    assert_eq!(out[0].control, RST | ACK, "gives up after max_retries");
+    assert_eq!(h.ep.state(c), None);
+}
+
+#[test]
 fn active_close_into_time_wait() {
     // CONFORMANCE 15.
     let (mut h, c, s1) = established(TcpConfig::default());
