@@ -923,8 +923,19 @@ impl Endpoint {
             // application has not read yet, after a `shutdown` (a proxy
             // whose other side is slow): held in the table until they are
             // read, as a socket's buffered bytes stay readable; `recv`
-            // releases it.
-            State::TimeWait if !tcb.rx.is_empty() && !tcb.has(flag::APP_CLOSED) => self.schedule(h),
+            // releases it. At most for 2MSL: an application that never
+            // reads must not hold the entry for ever; then the bytes are
+            // discarded (counted) and TIME-WAIT goes on in its table.
+            State::TimeWait if !tcb.rx.is_empty() && !tcb.has(flag::APP_CLOSED) => {
+                // The first time here: the deadline left from ESTABLISHED
+                // (keepalive) is replaced by the hold's; later outputs find
+                // it already within the hold and keep it.
+                let end = (now + self.cfgs[tcb.listener as usize].time_wait()).total_millis();
+                if tcb.idle_at <= now.total_millis() || tcb.idle_at > end {
+                    tcb.idle_at = end;
+                }
+                self.schedule(h)
+            }
             State::Closed | State::TimeWait => self.reap(now, h),
             _ => self.schedule(h),
         }
@@ -1062,6 +1073,11 @@ impl Endpoint {
         }
         if tcb.probes > probes_before {
             self.stats.keepalive_probes_sent += 1;
+        }
+        if before == State::TimeWait && tcb.idle_at == NEVER && !tcb.rx.is_empty() {
+            // The 2MSL hold for unread bytes ran out (see `output`).
+            self.stats.time_wait_unread_discarded += tcb.rx.len() as u64;
+            tcb.rx.clear(&mut self.pool);
         }
         match expiry {
             Expiry::Continue => {

@@ -154,6 +154,10 @@ counters! {
         time_wait_entered,
         /// TIME-WAIT entries that ended after 2MSL.
         time_wait_expired,
+        /// Bytes a connection received before reaching TIME-WAIT that the
+        /// application had not read 2MSL later (after a `shutdown`):
+        /// discarded so the entry can end.
+        time_wait_unread_discarded,
         /// TIME-WAIT entries cut short because the table was full.
         time_wait_evicted,
         /// TIME-WAIT entries closed by an RST (policy `close`).

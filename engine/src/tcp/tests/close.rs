@@ -133,6 +133,26 @@ fn fin_before_missing_data_is_not_processed_until_the_data_arrives() {
 }
 
 #[test]
+fn unread_bytes_hold_time_wait_for_at_most_2msl() {
+    // After a shutdown, TIME-WAIT with unread bytes is held in the table
+    // for the application to read them; one that never reads must not
+    // hold the entry for ever: after 2MSL the bytes are discarded
+    // (counted) and TIME-WAIT goes on in its own table.
+    let cfg = TcpConfig::default();
+    let (mut h, c, s1) = established(cfg);
+    h.ep.shutdown(c).unwrap();
+    h.flush();
+    h.send0(seg(ACK, C1, s1 + 1));
+    h.send1(S { payload: b"abcd".to_vec(), ..seg(FIN | ACK, C1, s1 + 1) });
+    assert_eq!((h.ep.state(c), h.ep.time_wait()), (Some(State::TimeWait), 0));
+    h.advance(cfg.time_wait() - Duration::from_secs(1));
+    assert_eq!(h.ep.state(c), Some(State::TimeWait), "still readable before 2MSL");
+    h.advance(Duration::from_secs(2));
+    assert_eq!((h.ep.state(c), h.ep.time_wait()), (None, 1));
+    assert_eq!(h.ep.stats.time_wait_unread_discarded, 4);
+}
+
+#[test]
 fn simultaneous_close_goes_through_closing() {
     let (mut h, c, s1) = established(TcpConfig::default());
     h.ep.close(c).unwrap();
