@@ -98,6 +98,19 @@ struct vlan_hdr {
 #define ICMPV6_PKT_TOOBIG 2
 #define ICMP_HDR_LEN 8
 
+/* Hands the frame to its RX queue's AF_XDP socket (the kernel gets it when
+ * no socket is bound there), counted either way. */
+static __always_inline int steer(struct xdp_md *ctx)
+{
+	int ret = bpf_redirect_map(&xsks_map, ctx->rx_queue_index, XDP_PASS);
+
+	if (ret == XDP_REDIRECT)
+		COUNT(redirect);
+	else
+		COUNT(redirect_no_xsk);
+	return ret;
+}
+
 /* Whether `key` (an address and port) is owned: the exact pair, or port 0
  * for every port of the address. */
 static __always_inline int owned(struct fg_vip_key *key)
@@ -156,7 +169,6 @@ static __always_inline int icmp_verdict(struct xdp_md *ctx, __u32 off, __u32 end
 	void *data_end = (void *)(long)ctx->data_end;
 	struct fg_vip_key key = {};
 	__u8 *icmp = data + off;
-	int ret;
 
 	if ((void *)icmp + ICMP_HDR_LEN > data_end || off + ICMP_HDR_LEN > end)
 		PASS(pass_not_tcp);
@@ -165,12 +177,7 @@ static __always_inline int icmp_verdict(struct xdp_md *ctx, __u32 off, __u32 end
 	if (!quoted_source(data, data_end, off, end, family, &key) || !owned(&key))
 		PASS(pass_not_tcp);
 	COUNT(icmp_too_big);
-	ret = bpf_redirect_map(&xsks_map, ctx->rx_queue_index, XDP_PASS);
-	if (ret == XDP_REDIRECT)
-		COUNT(redirect);
-	else
-		COUNT(redirect_no_xsk);
-	return ret;
+	return steer(ctx);
 }
 
 SEC("xdp")
@@ -289,12 +296,7 @@ int floodgate_xdp(struct xdp_md *ctx)
 		COUNT(syn_cookie_fallback);
 	}
 
-	ret = bpf_redirect_map(&xsks_map, ctx->rx_queue_index, XDP_PASS);
-	if (ret == XDP_REDIRECT)
-		COUNT(redirect);
-	else
-		COUNT(redirect_no_xsk);
-	return ret;
+	return steer(ctx);
 }
 
 char _license[] SEC("license") = "Dual MIT/GPL";
