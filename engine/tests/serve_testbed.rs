@@ -865,6 +865,32 @@ fn slowloris_50k_connections_are_reclaimed() {
     .spawn()
     .expect("slowloris client");
     let t0 = Instant::now();
+    // The server's own record of when it accepted and when it timed out
+    // connections, sampled every 100 ms by an unniced thread: the client's
+    // figures include its own starvation (niced, on 2 cores with wrk).
+    // Bounded by the client's own --duration and the reclaim wait below.
+    let sampler = {
+        std::thread::spawn(move || {
+            let (mut all_accepted, mut first_timeout, mut all_timed_out) = (None, None, None);
+            while t0.elapsed() < Duration::from_secs(120) && all_timed_out.is_none() {
+                if let Some(m) = scrape() {
+                    let at = t0.elapsed().as_secs_f64();
+                    let timeouts = metric(&m, "floodgate_http_header_timeouts_total");
+                    if all_accepted.is_none() && metric(&m, "floodgate_tcp_connections_accepted_total") >= N as u64 {
+                        all_accepted = Some(at);
+                    }
+                    if first_timeout.is_none() && timeouts > 0 {
+                        first_timeout = Some(at);
+                    }
+                    if timeouts >= N as u64 {
+                        all_timed_out = Some(at);
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            (all_accepted, first_timeout, all_timed_out)
+        })
+    };
 
     // While most of them are held: curl and wrk are served as usual.
     let m = wait_metrics("slowloris connections held", Duration::from_secs(40), |m| {
@@ -896,9 +922,26 @@ fn slowloris_50k_connections_are_reclaimed() {
     // the client's own loop, and by retransmissions when 50,000 deadlines
     // in a few seconds overflow the TX ring (drop_tx_full).
     assert!(field(line, "ended_min") >= TIMEOUT_S - 1.0, "{line}");
-    let p50 = field(line, "ended_p50");
-    assert!((TIMEOUT_S..TIMEOUT_S + 4.0).contains(&p50), "{line}");
-    assert!(field(line, "ended_max") < TIMEOUT_S + 15.0, "{line}");
+    // Late, as the client saw it, by its own starvation too: it runs at
+    // nice 19 beside wrk, so the server's record below is the measure, and
+    // this bound only says that the server, not --duration, ended them.
+    assert!(field(line, "ended_max") < TIMEOUT_S + 30.0, "{line}");
+    let (all_accepted, first_timeout, all_timed_out) = sampler.join().expect("metrics sampler");
+    eprintln!("server: all accepted at {all_accepted:?} s, first header timeout at {first_timeout:?} s, all at {all_timed_out:?} s");
+    let (all_accepted, first_timeout, all_timed_out) = (
+        all_accepted.expect("every connection accepted"),
+        first_timeout.expect("a header timeout"),
+        all_timed_out.expect("every connection timed out while sampled"),
+    );
+    // No connection existed before t0; none times out before its 10 s
+    // (one shard turn, sampling, early at most).
+    assert!(first_timeout >= TIMEOUT_S - 1.0, "first header timeout at {first_timeout:.1} s");
+    // The last was accepted by `all_accepted`; its deadline passes 10 s
+    // later, plus the shard turns and TX-ring retransmissions of the burst.
+    assert!(
+        all_timed_out < all_accepted + TIMEOUT_S + 5.0,
+        "all accepted at {all_accepted:.1} s, all timed out only at {all_timed_out:.1} s"
+    );
     // Each got the 408 and a FIN, or, when its next byte reached the server
     // after the close (and before the client read the 408), an RST: data
     // after close is reset, as Linux does.
