@@ -23,6 +23,8 @@
 //! sized to the connection table at start-up: each side knows its peer, so
 //! the array is the pair table. Nothing allocates per connection or per byte.
 
+pub mod balance;
+pub mod maglev;
 pub mod ppv2;
 pub mod source;
 

@@ -1,0 +1,222 @@
+//! Choosing a backend for a new client: round-robin, smooth weighted
+//! round-robin, weighted least-connections, or Maglev consistent hashing.
+//!
+//! - `rr`: in turn, ignoring weights (weight 0 still skipped).
+//! - `wrr`: nginx's smooth weighted round-robin (ngx_http_upstream_round_robin:
+//!   every pick adds each backend's weight to its credit, takes the backend
+//!   with the most credit and debits it the total), so a 5:1:1 pool goes
+//!   a a b a c a a rather than a a a a a b c.
+//! - `least-conn`: the fewest active connections per unit of weight, counted
+//!   per shard (each shard balances its own clients; with RSS spreading
+//!   clients evenly the shards' sums balance too), ties in turn.
+//! - `maglev`: [`maglev::Table`] on the client's 4-tuple, or on its address
+//!   alone with source affinity, so every box sends a flow to the same
+//!   backend.
+//!
+//! The state is sized at start; `pick` allocates nothing.
+
+use super::maglev;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// How a pool picks a backend.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Algorithm {
+    #[default]
+    RoundRobin,
+    Wrr,
+    LeastConn,
+    /// Maglev hashing on the 4-tuple, or on the source address only.
+    Maglev {
+        source_affinity: bool,
+    },
+}
+
+impl std::str::FromStr for Algorithm {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "rr" | "round-robin" => Ok(Algorithm::RoundRobin),
+            "wrr" => Ok(Algorithm::Wrr),
+            "least-conn" => Ok(Algorithm::LeastConn),
+            "maglev" => Ok(Algorithm::Maglev { source_affinity: false }),
+            "maglev-source-ip" => Ok(Algorithm::Maglev { source_affinity: true }),
+            _ => Err(format!("unknown balancing algorithm {s:?} (rr, wrr, least-conn, maglev, maglev-source-ip)")),
+        }
+    }
+}
+
+/// One pool's balancing state on one shard.
+#[derive(Debug, Clone)]
+pub struct Balancer {
+    algorithm: Algorithm,
+    weights: Box<[u32]>,
+    total_weight: i64,
+    /// `wrr`: each backend's credit.
+    credit: Box<[i64]>,
+    /// `least-conn`: each backend's active connections on this shard.
+    active: Box<[u32]>,
+    /// `rr` position, and where `least-conn` starts looking (ties in turn).
+    next: usize,
+    /// `maglev`: the table, built once and shared by the shards.
+    table: Option<Arc<maglev::Table>>,
+}
+
+impl Balancer {
+    /// A balancer for backends of these weights; `table` is required for
+    /// Maglev (built by the caller, once for all shards).
+    pub fn new(algorithm: Algorithm, weights: &[u32], table: Option<Arc<maglev::Table>>) -> Balancer {
+        debug_assert!(!matches!(algorithm, Algorithm::Maglev { .. }) || table.is_some());
+        Balancer {
+            algorithm,
+            weights: weights.into(),
+            total_weight: weights.iter().map(|&w| w as i64).sum(),
+            credit: vec![0; weights.len()].into(),
+            active: vec![0; weights.len()].into(),
+            next: 0,
+            table,
+        }
+    }
+
+    /// The backend for a new client, `None` when no backend has weight.
+    pub fn pick(&mut self, client: &SocketAddr, listener: &SocketAddr) -> Option<usize> {
+        let n = self.weights.len();
+        if self.total_weight == 0 {
+            return None;
+        }
+        match self.algorithm {
+            Algorithm::RoundRobin => {
+                for _ in 0..n {
+                    let i = self.next % n;
+                    self.next = (i + 1) % n;
+                    if self.weights[i] > 0 {
+                        return Some(i);
+                    }
+                }
+                None
+            }
+            Algorithm::Wrr => {
+                let mut best = None::<usize>;
+                for i in 0..n {
+                    self.credit[i] += self.weights[i] as i64;
+                    if self.weights[i] > 0 && best.is_none_or(|b| self.credit[i] > self.credit[b]) {
+                        best = Some(i);
+                    }
+                }
+                let b = best?;
+                self.credit[b] -= self.total_weight;
+                Some(b)
+            }
+            Algorithm::LeastConn => {
+                let mut best = None::<usize>;
+                for k in 0..n {
+                    let i = (self.next + k) % n;
+                    if self.weights[i] == 0 {
+                        continue;
+                    }
+                    // active_i / w_i < active_b / w_b, without division.
+                    let better = best.is_none_or(|b| {
+                        (self.active[i] as u64) * (self.weights[b] as u64)
+                            < (self.active[b] as u64) * (self.weights[i] as u64)
+                    });
+                    if better {
+                        best = Some(i);
+                    }
+                }
+                let b = best?;
+                self.next = (b + 1) % n;
+                Some(b)
+            }
+            Algorithm::Maglev { source_affinity } => {
+                let t = self.table.as_ref()?;
+                t.lookup(t.flow_hash(client, listener, source_affinity))
+            }
+        }
+    }
+
+    /// A connection to backend `i` began (for `least-conn`).
+    pub fn opened(&mut self, i: usize) {
+        if let Some(a) = self.active.get_mut(i) {
+            *a += 1;
+        }
+    }
+
+    /// A connection to backend `i` ended.
+    pub fn closed(&mut self, i: usize) {
+        if let Some(a) = self.active.get_mut(i) {
+            *a = a.saturating_sub(1);
+        }
+    }
+
+    /// The backend's weight (0: drained, never picked, not retried on).
+    pub fn weight(&self, i: usize) -> u32 {
+        self.weights.get(i).copied().unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(i: u16) -> SocketAddr {
+        SocketAddr::from(([203, 0, 113, 1], 1000 + i))
+    }
+    const VIP: ([u8; 4], u16) = ([198, 18, 0, 1], 80);
+
+    fn picks(b: &mut Balancer, n: usize) -> Vec<usize> {
+        (0..n).map(|i| b.pick(&addr(i as u16), &SocketAddr::from(VIP)).unwrap()).collect()
+    }
+
+    #[test]
+    fn round_robin_takes_turns_and_skips_weight_zero() {
+        let mut b = Balancer::new(Algorithm::RoundRobin, &[1, 0, 3], None);
+        assert_eq!(picks(&mut b, 6), [0, 2, 0, 2, 0, 2]);
+    }
+
+    #[test]
+    fn smooth_wrr_interleaves_like_nginx() {
+        // nginx's documented example: weights 5, 1, 1 give a a b a c a a.
+        let mut b = Balancer::new(Algorithm::Wrr, &[5, 1, 1], None);
+        assert_eq!(picks(&mut b, 7), [0, 0, 1, 0, 2, 0, 0]);
+        assert_eq!(picks(&mut b, 7), [0, 0, 1, 0, 2, 0, 0]);
+    }
+
+    #[test]
+    fn least_conn_fills_by_weight_and_follows_closes() {
+        let mut b = Balancer::new(Algorithm::LeastConn, &[1, 2], None);
+        let mut count = [0u32; 2];
+        for i in 0..300 {
+            let k = b.pick(&addr(i), &SocketAddr::from(VIP)).unwrap();
+            b.opened(k);
+            count[k] += 1;
+        }
+        assert_eq!(count, [100, 200]);
+        // Backend 1's connections end: new ones go there until it catches up.
+        for _ in 0..150 {
+            b.closed(1);
+        }
+        for i in 0..75 {
+            let k = b.pick(&addr(i), &SocketAddr::from(VIP)).unwrap();
+            assert_eq!(k, 1);
+            b.opened(k);
+        }
+    }
+
+    #[test]
+    fn maglev_is_the_same_on_two_shards_and_none_without_weight() {
+        let backends: Vec<_> = (0..4).map(|i| (addr(100 + i), 1)).collect();
+        let t = Arc::new(maglev::Table::build(&backends, maglev::DEFAULT_SIZE, 0).unwrap());
+        let mut s0 = Balancer::new(Algorithm::Maglev { source_affinity: false }, &[1; 4], Some(t.clone()));
+        let mut s1 = Balancer::new(Algorithm::Maglev { source_affinity: false }, &[1; 4], Some(t));
+        assert_eq!(picks(&mut s0, 1000), picks(&mut s1, 1000));
+        let mut none = Balancer::new(Algorithm::Wrr, &[0, 0], None);
+        assert_eq!(none.pick(&addr(1), &SocketAddr::from(VIP)), None);
+    }
+
+    #[test]
+    fn names_parse_and_unknown_ones_say_what_is_known() {
+        assert_eq!("maglev".parse(), Ok(Algorithm::Maglev { source_affinity: false }));
+        assert_eq!("least-conn".parse(), Ok(Algorithm::LeastConn));
+        assert!("random".parse::<Algorithm>().unwrap_err().contains("least-conn"));
+    }
+}
