@@ -99,7 +99,7 @@ impl Balancer {
                 let mut best = None::<usize>;
                 for i in 0..n {
                     self.credit[i] += self.weights[i] as i64;
-                    if self.weights[i] > 0 && best.is_none_or(|b| self.credit[i] > self.credit[b]) {
+                    if self.weights[i] > 0 && best.map_or(true, |b| self.credit[i] > self.credit[b]) {
                         best = Some(i);
                     }
                 }
@@ -115,7 +115,7 @@ impl Balancer {
                         continue;
                     }
                     // active_i / w_i < active_b / w_b, without division.
-                    let better = best.is_none_or(|b| {
+                    let better = best.map_or(true, |b| {
                         (self.active[i] as u64) * (self.weights[b] as u64)
                             < (self.active[b] as u64) * (self.weights[i] as u64)
                     });
