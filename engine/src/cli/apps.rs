@@ -50,8 +50,16 @@ pub fn proxy_config(p: &super::config::ProxySettings, macs: &[[u8; 6]], shard: u
     let (lo, hi) = p.shard_ports[shard];
     ProxyConfig {
         pools: vec![Pool {
-            backends: p.backends.iter().zip(macs).map(|(&addr, &mac)| Backend { addr, mac }).collect(),
+            backends: p
+                .backends
+                .iter()
+                .zip(&p.weights)
+                .zip(macs)
+                .map(|((&addr, &weight), &mac)| Backend { addr, mac, weight })
+                .collect(),
             proxy_protocol: p.proxy_protocol,
+            balance: p.balance,
+            maglev: p.maglev.clone(),
         }],
         sources: Sources::new(p.source_first, p.source_last, lo, hi).expect("checked by resolve"),
         connect_timeout: p.connect_timeout,

@@ -143,6 +143,73 @@ pub enum ProxyProtocolArg {
     V2,
 }
 
+/// How the proxy picks a backend for a new client ([`crate::app::proxy::balance`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BalanceArg {
+    /// In turn, ignoring weights.
+    Rr,
+    /// Smooth weighted round-robin (nginx's).
+    Wrr,
+    /// Fewest active connections per unit of weight (per shard).
+    LeastConn,
+    /// Maglev consistent hashing on the client's address and port: every
+    /// box given the same backends sends a flow to the same one.
+    Maglev,
+    /// Maglev on the client's address only (source affinity).
+    MaglevSourceIp,
+}
+
+impl BalanceArg {
+    pub fn algorithm(self) -> crate::app::proxy::balance::Algorithm {
+        use crate::app::proxy::balance::Algorithm;
+        match self {
+            BalanceArg::Rr => Algorithm::RoundRobin,
+            BalanceArg::Wrr => Algorithm::Wrr,
+            BalanceArg::LeastConn => Algorithm::LeastConn,
+            BalanceArg::Maglev => Algorithm::Maglev { source_affinity: false },
+            BalanceArg::MaglevSourceIp => Algorithm::Maglev { source_affinity: true },
+        }
+    }
+}
+
+/// A backend on the command line or in the file: `ADDR:PORT` or
+/// `ADDR:PORT@WEIGHT` (weight 0-10000, default 1; 0 takes no new client).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BackendArg {
+    pub addr: SocketAddr,
+    pub weight: u32,
+}
+
+/// The largest backend weight.
+pub const MAX_WEIGHT: u32 = 10_000;
+
+impl FromStr for BackendArg {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (a, w) = match s.trim().rsplit_once('@') {
+            Some((a, w)) => (a, Some(w)),
+            None => (s.trim(), None),
+        };
+        let addr = a.parse().map_err(|_| format!("backend {s:?}: expected ADDR:PORT or ADDR:PORT@WEIGHT"))?;
+        let weight = match w {
+            None => 1,
+            Some(w) => w
+                .parse()
+                .ok()
+                .filter(|w| *w <= MAX_WEIGHT)
+                .ok_or_else(|| format!("backend {s:?}: the weight must be 0-{MAX_WEIGHT}"))?,
+        };
+        Ok(BackendArg { addr, weight })
+    }
+}
+
+impl<'de> Deserialize<'de> for BackendArg {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum TwPolicyArg {
@@ -372,10 +439,19 @@ pub struct Settings {
     #[arg(long, value_name = "DURATION", help_heading = "Applications")]
     pub idle_timeout: Option<Secs>,
 
-    /// Proxy app: the backends, round-robin (IPv4; reached on --iface, a
-    /// one-armed front end; their MACs from the kernel's ARP table at start).
-    #[arg(long, value_name = "ADDR:PORT[,ADDR:PORT...]", value_delimiter = ',', help_heading = "Proxy")]
-    pub backend: Option<Vec<SocketAddr>>,
+    /// Proxy app: the backends, each with an optional weight (IPv4; reached
+    /// on --iface, a one-armed front end; their MACs from the kernel's ARP
+    /// table at start). Weight 0 drains a backend: no new clients.
+    #[arg(long, value_name = "ADDR:PORT[@WEIGHT][,...]", value_delimiter = ',', help_heading = "Proxy")]
+    pub backend: Option<Vec<BackendArg>>,
+    /// Proxy app: how a backend is chosen for a new client [default: rr].
+    #[arg(long, value_enum, value_name = "ALGORITHM", help_heading = "Proxy")]
+    pub balance: Option<BalanceArg>,
+    /// Proxy app, `--balance maglev`: the seed of the Maglev hashes. Boxes
+    /// that share a VIP (ECMP) must share the seed and the backend list to
+    /// send a flow to the same backend [default: 0].
+    #[arg(long, value_name = "N", help_heading = "Proxy")]
+    pub maglev_seed: Option<u64>,
     /// Proxy app: the IPv4 addresses floodgate owns for its connections to
     /// the backends, a range A-B (or one address). Each (address, port) is
     /// reused only after 2MSL in TIME-WAIT, so per shard and backend at most
@@ -434,7 +510,7 @@ impl Settings {
             frame_size, rx_ring, tx_ring, connections, time_wait_capacity, time_wait_capacity_v6, time_wait_policy, buffers,
             buffer_size, events, half_open_budget, max_conns_per_source, source_table, msl, fin_wait2_timeout, keepalive_idle,
             keepalive_interval, keepalive_probes, syn_cookies, xdp_syn_cookies, max_send_buffer, max_recv_buffer, mtu, congestion, nodelay,
-            http_body, http_max_header_bytes, http_header_timeout, http_keepalive_timeout, idle_timeout, backend, source_addrs, source_ports,
+            http_body, http_max_header_bytes, http_header_timeout, http_keepalive_timeout, idle_timeout, backend, balance, maglev_seed, source_addrs, source_ports,
             backend_connect_timeout, proxy_idle_timeout, proxy_protocol, drain, stall_timeout)
     }
 
@@ -679,6 +755,11 @@ pub struct Resolved {
 #[derive(Clone, Debug, PartialEq)]
 pub struct ProxySettings {
     pub backends: Vec<SocketAddr>,
+    /// Each backend's weight, in the order of `backends`.
+    pub weights: Vec<u32>,
+    pub balance: crate::app::proxy::balance::Algorithm,
+    /// `--balance maglev`: the table, built once, shared by the shards.
+    pub maglev: Option<std::sync::Arc<crate::app::proxy::maglev::Table>>,
     pub source_first: Ipv4Addr,
     pub source_last: Ipv4Addr,
     /// Every shard's slice of the source ports, in shard order.
@@ -703,10 +784,29 @@ fn range<T: FromStr>(s: &str) -> Option<(T, T)> {
 
 impl Settings {
     fn proxy_settings(&self, tcp: &TcpConfig, cap: &Capacity, queues: u32) -> Result<ProxySettings, String> {
-        let backends = self.backend.clone().unwrap_or_default();
-        if backends.is_empty() {
+        let args = self.backend.clone().unwrap_or_default();
+        if args.is_empty() {
             return Err("--app proxy needs at least one backend: --backend ADDR:PORT[,ADDR:PORT...]".into());
         }
+        let backends: Vec<SocketAddr> = args.iter().map(|b| b.addr).collect();
+        let weights: Vec<u32> = args.iter().map(|b| b.weight).collect();
+        if weights.iter().all(|&w| w == 0) {
+            return Err("--backend: every backend has weight 0, so no client could be served".into());
+        }
+        let balance = self.balance.unwrap_or(BalanceArg::Rr).algorithm();
+        let maglev = match balance {
+            crate::app::proxy::balance::Algorithm::Maglev { .. } => {
+                let b: Vec<_> = args.iter().map(|b| (b.addr, b.weight)).collect();
+                let t = crate::app::proxy::maglev::Table::build(
+                    &b,
+                    crate::app::proxy::maglev::DEFAULT_SIZE,
+                    self.maglev_seed.unwrap_or(0),
+                )
+                .map_err(|e| format!("--balance maglev: {e}"))?;
+                Some(std::sync::Arc::new(t))
+            }
+            _ => None,
+        };
         if let Some(b) = backends.iter().find(|b| !b.is_ipv4() || b.port() == 0) {
             return Err(format!("--backend {b}: an IPv4 address and a port other than 0"));
         }
@@ -744,6 +844,9 @@ impl Settings {
         }
         Ok(ProxySettings {
             backends,
+            weights,
+            balance,
+            maglev,
             source_first: first,
             source_last: last,
             shard_ports,
@@ -980,6 +1083,39 @@ mod tests {
         assert_eq!(p.backends.len(), 2);
         assert_eq!((p.connect_timeout, p.idle_timeout, p.proxy_protocol), (Duration::from_secs(1), None, true));
         assert!(cli(BASE).resolve(|_| None).unwrap().proxy.is_none(), "only with --app proxy");
+    }
+
+    #[test]
+    fn backend_weights_and_balancing() {
+        use crate::app::proxy::balance::Algorithm;
+        let proxy = |extra: &[&str]| {
+            let mut a = vec!["--iface", "fg-s0", "--vip", "198.18.0.1", "--port", "80", "--app", "proxy"];
+            a.extend_from_slice(&["--source-addrs", "198.18.1.1-198.18.1.4", "--connections", "2000"]);
+            a.extend_from_slice(extra);
+            cli(&a).resolve(|_| Some(1))
+        };
+        let p = proxy(&["--backend", "198.18.2.10:80@3,198.18.2.11:80,198.18.2.12:80@0"]).unwrap().proxy.unwrap();
+        assert_eq!(
+            (p.weights.as_slice(), p.balance, p.maglev.is_none()),
+            (&[3, 1, 0][..], Algorithm::RoundRobin, true)
+        );
+        let p = proxy(&["--backend", "198.18.2.10:80,198.18.2.11:80", "--balance", "maglev", "--maglev-seed", "9"])
+            .unwrap()
+            .proxy
+            .unwrap();
+        assert_eq!(p.balance, Algorithm::Maglev { source_affinity: false });
+        let t = p.maglev.expect("a table for maglev");
+        assert_eq!(t.size(), crate::app::proxy::maglev::DEFAULT_SIZE);
+        assert!(t.shares(2).iter().all(|&n| n == 32_768 || n == 32_769));
+        let e = proxy(&["--backend", "198.18.2.10:80@0"]).unwrap_err();
+        assert!(e.contains("weight 0"), "{e}");
+        let mut c = vec!["floodgate"];
+        c.extend_from_slice(&["--backend", "198.18.2.10:80@10001"]);
+        let e = Cli::try_parse_from(c).err().expect("weight too big").to_string();
+        assert!(e.contains("0-10000"), "{e}");
+        let file = Settings::from_toml("backend = [\"198.18.2.10:80@2\"]\nbalance = \"least-conn\"\n").unwrap();
+        assert_eq!(file.backend.unwrap()[0], BackendArg { addr: "198.18.2.10:80".parse().unwrap(), weight: 2 });
+        assert_eq!(file.balance, Some(BalanceArg::LeastConn));
     }
 
     #[test]

@@ -37,8 +37,10 @@ use crate::flow::FourTuple;
 use crate::table::Handle;
 use crate::tcp::{CloseReason, Endpoint, Error, Event, TupleUse};
 use crate::time::{Duration, Instant};
+use balance::{Algorithm, Balancer};
 use source::{Sources, PROBES};
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 /// Bytes moved per copy, through a stack buffer.
 const CHUNK: usize = 16 * 1024;
@@ -66,6 +68,8 @@ counters! {
         backend_retries,
         /// Clients reset because no backend could be reached.
         clients_reset_no_backend,
+        /// New clients for which the balancer had no backend (every weight 0).
+        no_backend_weight,
         /// Active opens refused: no free source address and port among the candidates tried.
         source_ports_exhausted,
         /// Source candidates skipped: the 4-tuple held by a connection.
@@ -108,6 +112,8 @@ counters! {
 pub struct Backend {
     pub addr: SocketAddr,
     pub mac: [u8; 6],
+    /// Its share of new clients; 0: none (drained).
+    pub weight: u32,
 }
 
 /// The backends of one listener.
@@ -116,6 +122,10 @@ pub struct Pool {
     pub backends: Vec<Backend>,
     /// Send a PROXY protocol v2 header first.
     pub proxy_protocol: bool,
+    /// How a new client's backend is chosen.
+    pub balance: Algorithm,
+    /// The Maglev table (`Algorithm::Maglev`), shared by the shards.
+    pub maglev: Option<Arc<maglev::Table>>,
 }
 
 /// The proxy's settings for one shard.
@@ -143,7 +153,8 @@ struct Side {
     fin_in: bool,
     /// We shut down this connection's sending side.
     shut: bool,
-    /// Client: backends tried so far, and the last one (index in the pool).
+    /// Client: backends tried so far, and the last one (index in the pool);
+    /// backend: the backend's index (for least-conn's counts).
     attempts: u8,
     tried: u16,
     pool: u16,
@@ -151,10 +162,20 @@ struct Side {
 
 struct PoolState {
     pool: Pool,
-    /// Round-robin position.
-    next: u32,
+    balancer: Balancer,
     /// Per backend: the source cursor.
     cursors: Vec<u64>,
+}
+
+impl PoolState {
+    fn new(pool: Pool) -> PoolState {
+        let weights: Vec<u32> = pool.backends.iter().map(|b| b.weight).collect();
+        PoolState {
+            balancer: Balancer::new(pool.balance, &weights, pool.maglev.clone()),
+            cursors: vec![0; pool.backends.len()],
+            pool,
+        }
+    }
 }
 
 /// The proxy of one shard.
@@ -171,8 +192,7 @@ impl Proxy {
     /// A proxy for up to `connections` connections (the endpoint's table;
     /// both sides of a pair are connections in it).
     pub fn new(connections: usize, cfg: ProxyConfig) -> Proxy {
-        let pools =
-            cfg.pools.into_iter().map(|p| PoolState { next: 0, cursors: vec![0; p.backends.len()], pool: p }).collect();
+        let pools = cfg.pools.into_iter().map(PoolState::new).collect();
         Proxy {
             sides: vec![Side::default(); connections],
             pools,
@@ -204,6 +224,11 @@ impl Proxy {
     /// Drops a side's state; counts the pair as ended when it was the last.
     fn forget(&mut self, h: Handle) {
         let Some(s) = self.side_mut(h).map(std::mem::take) else { return };
+        if s.backend {
+            if let Some(ps) = self.pools.get_mut(s.pool as usize) {
+                ps.balancer.closed(s.tried as usize);
+            }
+        }
         let peer = s.peer.and_then(|p| self.side_mut(p));
         match peer {
             Some(p) => p.peer = None,
@@ -259,11 +284,20 @@ impl Proxy {
             return false;
         }
         let bi = if side.attempts == 0 {
-            let i = ps.next as usize % n;
-            ps.next = ps.next.wrapping_add(1);
-            i
+            let Some(t) = ep.tuple(c) else { return false };
+            match ps.balancer.pick(&t.remote(), &t.local()) {
+                Some(i) => i,
+                None => {
+                    self.stats.no_backend_weight += 1;
+                    return false;
+                }
+            }
         } else {
-            (side.tried as usize + 1) % n
+            // The retry: the next backend that takes new clients.
+            match (1..n).map(|k| (side.tried as usize + k) % n).find(|&i| ps.balancer.weight(i) > 0) {
+                Some(i) => i,
+                None => return false,
+            }
         };
         let backend = ps.pool.backends[bi];
         let mut opened = None;
@@ -301,7 +335,15 @@ impl Proxy {
             let _ = ep.abort(b);
             return false;
         };
-        *slot = Side { handle: Some(b), peer: Some(c), backend: true, ..Side::default() };
+        *slot = Side {
+            handle: Some(b),
+            peer: Some(c),
+            backend: true,
+            tried: bi as u16,
+            pool: side.pool,
+            ..Side::default()
+        };
+        ps.balancer.opened(bi);
         let cs = self.side_mut(c).expect("checked above");
         cs.peer = Some(b);
         cs.attempts += 1;

@@ -233,6 +233,9 @@ struct Setup {
     ports: u16,
     idle: Option<Duration>,
     respond: Box<dyn FnMut(Option<SocketAddr>) -> Plan>,
+    /// Each pool backend's weight (default 1 each), and the algorithm.
+    weights: Vec<u32>,
+    balance: Algorithm,
 }
 
 impl Default for Setup {
@@ -247,6 +250,8 @@ impl Default for Setup {
             ports: 1000,
             idle: Some(IDLE_TIMEOUT),
             respond: Box::new(|_| Plan::default()),
+            weights: vec![],
+            balance: Algorithm::RoundRobin,
         }
     }
 }
@@ -282,10 +287,18 @@ impl Sim {
         let sources =
             Sources::new(Ipv4Addr::new(198, 18, 1, 1), Ipv4Addr::new(198, 18, 1, 2), 40000, 40000 + s.ports - 1)
                 .unwrap();
-        let pool = Pool {
-            backends: s.pool.iter().map(|&i| Backend { addr: backend(i), mac: FAR_MAC }).collect(),
-            proxy_protocol: s.proxy_protocol,
-        };
+        let weight = |k: usize| s.weights.get(k).copied().unwrap_or(1);
+        let backends: Vec<_> = s
+            .pool
+            .iter()
+            .enumerate()
+            .map(|(k, &i)| Backend { addr: backend(i), mac: FAR_MAC, weight: weight(k) })
+            .collect();
+        let maglev = matches!(s.balance, Algorithm::Maglev { .. }).then(|| {
+            let b: Vec<_> = backends.iter().map(|b| (b.addr, b.weight)).collect();
+            Arc::new(maglev::Table::build(&b, maglev::DEFAULT_SIZE, 0).unwrap())
+        });
+        let pool = Pool { backends, proxy_protocol: s.proxy_protocol, balance: s.balance, maglev };
         let proxy = Proxy::new(
             512,
             ProxyConfig { pools: vec![pool], sources, connect_timeout: CONNECT_TIMEOUT, idle_timeout: s.idle },
@@ -820,4 +833,48 @@ fn property_every_byte_both_ways_under_loss_and_nothing_left_behind() {
             "seed {seed}"
         );
     }
+}
+
+#[test]
+fn weights_share_the_clients_and_weight_zero_takes_none() {
+    // Smooth WRR over weights 2:1:1:0 (the fourth drained).
+    let mut s = Sim::new(Setup { weights: vec![2, 1, 1, 0], balance: Algorithm::Wrr, ..Setup::default() });
+    for _ in 0..8 {
+        s.client(Plan { out: b"x".to_vec(), shutdown_when_sent: true, ..Plan::default() });
+    }
+    s.finish(Duration::from_secs(60));
+    assert_eq!(s.per_backend(), vec![4, 2, 2, 0]);
+    assert_eq!(s.proxy.stats.pairs_ended, 8);
+}
+
+#[test]
+fn a_refused_backend_is_retried_on_the_next_one_with_weight() {
+    // Backend 1 refuses; the retry skips the drained backend 2 for backend 3.
+    let mut s = Sim::new(Setup {
+        listening: vec![0, 3],
+        weights: vec![0, 1, 0, 1],
+        balance: Algorithm::LeastConn,
+        ..Setup::default()
+    });
+    for _ in 0..4 {
+        s.client(Plan { out: b"x".to_vec(), shutdown_when_sent: true, ..Plan::default() });
+    }
+    s.finish(Duration::from_secs(60));
+    assert_eq!(s.per_backend(), vec![0, 0, 0, 4]);
+    let st = s.proxy.stats;
+    assert_eq!((st.clients_reset_no_backend, st.pairs_ended), (0, 4));
+    assert!(st.backend_retries >= 1, "{st:?}");
+}
+
+#[test]
+fn maglev_sends_a_client_to_the_same_backend_every_time() {
+    let mut s = Sim::new(Setup { balance: Algorithm::Maglev { source_affinity: true }, ..Setup::default() });
+    for _ in 0..8 {
+        s.client(Plan { out: b"x".to_vec(), shutdown_when_sent: true, ..Plan::default() });
+    }
+    s.finish(Duration::from_secs(60));
+    // One client address, source affinity: one backend for all of them.
+    let per = s.per_backend();
+    assert_eq!(per.iter().filter(|&&n| n > 0).count(), 1, "{per:?}");
+    assert_eq!(per.iter().sum::<usize>(), 8);
 }
