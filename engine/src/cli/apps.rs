@@ -64,6 +64,7 @@ pub fn proxy_config(p: &super::config::ProxySettings, macs: &[[u8; 6]], shard: u
         sources: Sources::new(p.source_first, p.source_last, lo, hi).expect("checked by resolve"),
         connect_timeout: p.connect_timeout,
         idle_timeout: p.idle_timeout,
+        eject: p.eject,
     }
 }
 

@@ -452,6 +452,15 @@ pub struct Settings {
     /// send a flow to the same backend [default: 0].
     #[arg(long, value_name = "N", help_heading = "Proxy")]
     pub maglev_seed: Option<u64>,
+    /// Proxy app: a backend whose connects fail this many times in a row
+    /// (refused or silent) on a shard takes no new client from it for
+    /// --eject-time; 0 never ejects [default: 5].
+    #[arg(long, value_name = "N", help_heading = "Proxy")]
+    pub eject_after: Option<u16>,
+    /// Proxy app: how long an ejected backend rests, doubled for each
+    /// ejection in a row up to 8x [default: 30s].
+    #[arg(long, value_name = "DURATION", help_heading = "Proxy")]
+    pub eject_time: Option<Secs>,
     /// Proxy app: the IPv4 addresses floodgate owns for its connections to
     /// the backends, a range A-B (or one address). Each (address, port) is
     /// reused only after 2MSL in TIME-WAIT, so per shard and backend at most
@@ -510,7 +519,7 @@ impl Settings {
             frame_size, rx_ring, tx_ring, connections, time_wait_capacity, time_wait_capacity_v6, time_wait_policy, buffers,
             buffer_size, events, half_open_budget, max_conns_per_source, source_table, msl, fin_wait2_timeout, keepalive_idle,
             keepalive_interval, keepalive_probes, syn_cookies, xdp_syn_cookies, max_send_buffer, max_recv_buffer, mtu, congestion, nodelay,
-            http_body, http_max_header_bytes, http_header_timeout, http_keepalive_timeout, idle_timeout, backend, balance, maglev_seed, source_addrs, source_ports,
+            http_body, http_max_header_bytes, http_header_timeout, http_keepalive_timeout, idle_timeout, backend, balance, maglev_seed, eject_after, eject_time, source_addrs, source_ports,
             backend_connect_timeout, proxy_idle_timeout, proxy_protocol, drain, stall_timeout)
     }
 
@@ -760,6 +769,8 @@ pub struct ProxySettings {
     pub balance: crate::app::proxy::balance::Algorithm,
     /// `--balance maglev`: the table, built once, shared by the shards.
     pub maglev: Option<std::sync::Arc<crate::app::proxy::maglev::Table>>,
+    /// Passive ejection, `None` when off.
+    pub eject: Option<crate::app::proxy::Eject>,
     pub source_first: Ipv4Addr,
     pub source_last: Ipv4Addr,
     /// Every shard's slice of the source ports, in shard order.
@@ -842,11 +853,23 @@ impl Settings {
         if connect_timeout.is_zero() {
             return Err("--backend-connect-timeout must be more than 0".into());
         }
+        let d = crate::app::proxy::EJECT;
+        let eject = match self.eject_after.unwrap_or(d.after) {
+            0 => None,
+            after => {
+                let time = self.eject_time.map_or(d.time, |s| s.0);
+                if time.is_zero() {
+                    return Err("--eject-time must be more than 0 (--eject-after 0 turns ejection off)".into());
+                }
+                Some(crate::app::proxy::Eject { after, time })
+            }
+        };
         Ok(ProxySettings {
             backends,
             weights,
             balance,
             maglev,
+            eject,
             source_first: first,
             source_last: last,
             shard_ports,
@@ -1116,6 +1139,11 @@ mod tests {
         let file = Settings::from_toml("backend = [\"198.18.2.10:80@2\"]\nbalance = \"least-conn\"\n").unwrap();
         assert_eq!(file.backend.unwrap()[0], BackendArg { addr: "198.18.2.10:80".parse().unwrap(), weight: 2 });
         assert_eq!(file.balance, Some(BalanceArg::LeastConn));
+        let p = proxy(&["--backend", "198.18.2.10:80"]).unwrap().proxy.unwrap();
+        assert_eq!(p.eject, Some(crate::app::proxy::EJECT));
+        let p = proxy(&["--backend", "198.18.2.10:80", "--eject-after", "2", "--eject-time", "1s"]).unwrap();
+        assert_eq!(p.proxy.unwrap().eject.map(|e| (e.after, e.time)), Some((2, Duration::from_secs(1))));
+        assert_eq!(proxy(&["--backend", "198.18.2.10:80", "--eject-after", "0"]).unwrap().proxy.unwrap().eject, None);
     }
 
     #[test]

@@ -13,6 +13,13 @@
 //!   alone with source affinity, so every box sends a flow to the same
 //!   backend.
 //!
+//! A backend may be set unavailable (ejected after failures, `mod.rs`): it
+//! then takes no new client, as with weight 0. Maglev does not rebuild its
+//! table for it: a flow whose slot names an unavailable backend goes to the
+//! next slot's available backend, so flows of the healthy backends do not
+//! move at all, and boxes that agree on which backends are out agree on
+//! where their flows go.
+//!
 //! The state is sized at start; `pick` allocates nothing.
 
 use super::maglev;
@@ -56,6 +63,8 @@ pub struct Balancer {
     credit: Box<[i64]>,
     /// `least-conn`: each backend's active connections on this shard.
     active: Box<[u32]>,
+    /// Not ejected.
+    available: Box<[bool]>,
     /// `rr` position, and where `least-conn` starts looking (ties in turn).
     next: usize,
     /// `maglev`: the table, built once and shared by the shards.
@@ -73,15 +82,29 @@ impl Balancer {
             total_weight: weights.iter().map(|&w| w as i64).sum(),
             credit: vec![0; weights.len()].into(),
             active: vec![0; weights.len()].into(),
+            available: vec![true; weights.len()].into(),
             next: 0,
             table,
         }
     }
 
-    /// The backend for a new client, `None` when no backend has weight.
+    /// Backend `i` takes new clients: weight above 0 and not ejected.
+    #[inline]
+    pub fn eligible(&self, i: usize) -> bool {
+        self.weights.get(i).is_some_and(|&w| w > 0) && self.available[i]
+    }
+
+    /// Ejects (`false`) or restores (`true`) backend `i`.
+    pub fn set_available(&mut self, i: usize, up: bool) {
+        if let Some(a) = self.available.get_mut(i) {
+            *a = up;
+        }
+    }
+
+    /// The backend for a new client, `None` when no backend is eligible.
     pub fn pick(&mut self, client: &SocketAddr, listener: &SocketAddr) -> Option<usize> {
         let n = self.weights.len();
-        if self.total_weight == 0 {
+        if self.total_weight == 0 || !(0..n).any(|i| self.eligible(i)) {
             return None;
         }
         match self.algorithm {
@@ -89,29 +112,35 @@ impl Balancer {
                 for _ in 0..n {
                     let i = self.next % n;
                     self.next = (i + 1) % n;
-                    if self.weights[i] > 0 {
+                    if self.eligible(i) {
                         return Some(i);
                     }
                 }
                 None
             }
             Algorithm::Wrr => {
-                let mut best = None::<usize>;
+                // nginx: only the peers that may be chosen gain credit, and
+                // the one chosen pays their total.
+                let (mut best, mut total) = (None::<usize>, 0i64);
                 for i in 0..n {
+                    if !self.eligible(i) {
+                        continue;
+                    }
                     self.credit[i] += self.weights[i] as i64;
-                    if self.weights[i] > 0 && best.map_or(true, |b| self.credit[i] > self.credit[b]) {
+                    total += self.weights[i] as i64;
+                    if best.map_or(true, |b| self.credit[i] > self.credit[b]) {
                         best = Some(i);
                     }
                 }
                 let b = best?;
-                self.credit[b] -= self.total_weight;
+                self.credit[b] -= total;
                 Some(b)
             }
             Algorithm::LeastConn => {
                 let mut best = None::<usize>;
                 for k in 0..n {
                     let i = (self.next + k) % n;
-                    if self.weights[i] == 0 {
+                    if !self.eligible(i) {
                         continue;
                     }
                     // active_i / w_i < active_b / w_b, without division.
@@ -129,7 +158,10 @@ impl Balancer {
             }
             Algorithm::Maglev { source_affinity } => {
                 let t = self.table.as_ref()?;
-                t.lookup(t.flow_hash(client, listener, source_affinity))
+                let (weights, available) = (&self.weights, &self.available);
+                t.lookup_where(t.flow_hash(client, listener, source_affinity), |i| {
+                    weights.get(i).is_some_and(|&w| w > 0) && available[i]
+                })
             }
         }
     }
@@ -146,11 +178,6 @@ impl Balancer {
         if let Some(a) = self.active.get_mut(i) {
             *a = a.saturating_sub(1);
         }
-    }
-
-    /// The backend's weight (0: drained, never picked, not retried on).
-    pub fn weight(&self, i: usize) -> u32 {
-        self.weights.get(i).copied().unwrap_or(0)
     }
 }
 
@@ -218,5 +245,62 @@ mod tests {
         assert_eq!("maglev".parse(), Ok(Algorithm::Maglev { source_affinity: false }));
         assert_eq!("least-conn".parse(), Ok(Algorithm::LeastConn));
         assert!("random".parse::<Algorithm>().unwrap_err().contains("least-conn"));
+    }
+}
+
+#[cfg(test)]
+mod ejection_tests {
+    use super::*;
+
+    const VIP: ([u8; 4], u16) = ([198, 18, 0, 1], 80);
+
+    fn client(i: u32) -> SocketAddr {
+        SocketAddr::from(((0xcb00_7100 + i).to_be_bytes(), (i % 60_000) as u16))
+    }
+
+    #[test]
+    fn an_ejected_backend_takes_no_client_under_every_algorithm() {
+        let backends: Vec<_> = (0..4).map(|i| (client(1000 + i), 1)).collect();
+        let t = Arc::new(maglev::Table::build(&backends, maglev::DEFAULT_SIZE, 0).unwrap());
+        for algo in
+            [Algorithm::RoundRobin, Algorithm::Wrr, Algorithm::LeastConn, Algorithm::Maglev { source_affinity: false }]
+        {
+            let mut b = Balancer::new(algo, &[1; 4], Some(t.clone()));
+            b.set_available(2, false);
+            let mut seen = [0u32; 4];
+            for i in 0..4000 {
+                let k = b.pick(&client(i), &SocketAddr::from(VIP)).unwrap();
+                b.opened(k);
+                seen[k] += 1;
+            }
+            assert_eq!(seen[2], 0, "{algo:?}: {seen:?}");
+            assert!(seen.iter().enumerate().all(|(i, &n)| i == 2 || n > 900), "{algo:?}: {seen:?}");
+            for i in 0..4 {
+                b.set_available(i, false);
+            }
+            assert_eq!(b.pick(&client(1), &SocketAddr::from(VIP)), None, "{algo:?}: all out, none");
+        }
+    }
+
+    /// Maglev without a rebuild: the flows of healthy backends stay where
+    /// they were; only the ejected backend's flows move.
+    #[test]
+    fn maglev_ejection_moves_only_the_ejected_backends_flows() {
+        let backends: Vec<_> = (0..5).map(|i| (client(2000 + i), 1)).collect();
+        let t = Arc::new(maglev::Table::build(&backends, maglev::DEFAULT_SIZE, 0).unwrap());
+        let mut b = Balancer::new(Algorithm::Maglev { source_affinity: false }, &[1; 5], Some(t));
+        let before: Vec<_> = (0..100_000).map(|i| b.pick(&client(i), &SocketAddr::from(VIP)).unwrap()).collect();
+        b.set_available(3, false);
+        let mut moved = 0;
+        for (i, &was) in before.iter().enumerate() {
+            let now = b.pick(&client(i as u32), &SocketAddr::from(VIP)).unwrap();
+            if was == 3 {
+                assert_ne!(now, 3);
+                moved += 1;
+            } else {
+                assert_eq!(now, was, "flow {i} moved off a healthy backend");
+            }
+        }
+        assert!((15_000..25_000).contains(&moved), "{moved} flows were on backend 3");
     }
 }

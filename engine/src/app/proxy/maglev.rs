@@ -181,6 +181,16 @@ impl Table {
         (s != NONE).then_some(s as usize)
     }
 
+    /// As `lookup`, but a slot whose backend fails `ok` passes the flow on
+    /// to the next slot (in table order) whose backend passes: the flows of
+    /// the backends that pass never move.
+    #[inline]
+    pub fn lookup_where(&self, flow_hash: u64, ok: impl Fn(usize) -> bool) -> Option<usize> {
+        let m = self.slots.len();
+        let start = (flow_hash % m as u64) as usize;
+        (0..m).map(|k| self.slots[(start + k) % m]).find(|&s| s != NONE && ok(s as usize)).map(|s| s as usize)
+    }
+
     /// The hash of a client's flow that `lookup` takes: its source address
     /// and port and the listener's address and port, or (source affinity)
     /// the source address alone. Same seed, same hash on every box.

@@ -68,8 +68,13 @@ counters! {
         backend_retries,
         /// Clients reset because no backend could be reached.
         clients_reset_no_backend,
-        /// New clients for which the balancer had no backend (every weight 0).
-        no_backend_weight,
+        /// New clients for which the balancer had no backend (every one
+        /// ejected or of weight 0): reset at once.
+        no_backend_available,
+        /// Backends ejected after consecutive connect failures (passive health).
+        backend_ejections,
+        /// Ejected backends given new clients again after their ejection time.
+        backend_readmissions,
         /// Active opens refused: no free source address and port among the candidates tried.
         source_ports_exhausted,
         /// Source candidates skipped: the 4-tuple held by a connection.
@@ -138,6 +143,8 @@ pub struct ProxyConfig {
     pub connect_timeout: Duration,
     /// `None`: no idle timeout.
     pub idle_timeout: Option<Duration>,
+    /// `None`: backends are never ejected.
+    pub eject: Option<Eject>,
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -163,17 +170,83 @@ struct Side {
 struct PoolState {
     pool: Pool,
     balancer: Balancer,
+    /// Per backend: passive health.
+    health: Vec<Health>,
+    /// Backends ejected now.
+    ejected: u32,
+    eject: Option<Eject>,
     /// Per backend: the source cursor.
     cursors: Vec<u64>,
 }
 
+/// Passive health checking: a backend that fails `after` connects in a row
+/// (refused, or silent for the connect timeout) takes no new client for
+/// `time`, doubled on each ejection in a row up to 8x (as Envoy's outlier
+/// detection lengthens `base_ejection_time`); a connect that succeeds
+/// clears both counts. Each shard judges from its own connects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Eject {
+    pub after: u16,
+    pub time: Duration,
+}
+
+/// Default: 5 failures in a row eject for 30 s (Envoy's consecutive
+/// gateway-failure defaults).
+pub const EJECT: Eject = Eject { after: 5, time: Duration::from_secs(30) };
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Health {
+    fails: u16,
+    /// Ejections in a row, for the back-off.
+    ejections: u8,
+    until: Option<Instant>,
+}
+
 impl PoolState {
-    fn new(pool: Pool) -> PoolState {
+    fn new(pool: Pool, eject: Option<Eject>) -> PoolState {
         let weights: Vec<u32> = pool.backends.iter().map(|b| b.weight).collect();
         PoolState {
             balancer: Balancer::new(pool.balance, &weights, pool.maglev.clone()),
             cursors: vec![0; pool.backends.len()],
+            health: vec![Health::default(); pool.backends.len()],
+            ejected: 0,
+            eject,
             pool,
+        }
+    }
+
+    /// Backends whose ejection time is over take new clients again.
+    fn readmit(&mut self, now: Instant, stats: &mut ProxyStats) {
+        if self.ejected == 0 {
+            return;
+        }
+        for (i, h) in self.health.iter_mut().enumerate() {
+            if h.until.is_some_and(|u| u <= now) {
+                h.until = None;
+                h.fails = 0;
+                self.ejected -= 1;
+                self.balancer.set_available(i, true);
+                stats.backend_readmissions += 1;
+            }
+        }
+    }
+
+    fn connect_failed(&mut self, i: usize, now: Instant, stats: &mut ProxyStats) {
+        let (Some(e), Some(h)) = (self.eject, self.health.get_mut(i)) else { return };
+        h.fails = h.fails.saturating_add(1);
+        if h.fails >= e.after && h.until.is_none() {
+            h.until = Some(now + e.time * (1u32 << h.ejections.min(3)));
+            h.ejections = h.ejections.saturating_add(1);
+            self.ejected += 1;
+            self.balancer.set_available(i, false);
+            stats.backend_ejections += 1;
+        }
+    }
+
+    fn connect_succeeded(&mut self, i: usize) {
+        if let Some(h) = self.health.get_mut(i) {
+            h.fails = 0;
+            h.ejections = 0;
         }
     }
 }
@@ -192,7 +265,7 @@ impl Proxy {
     /// A proxy for up to `connections` connections (the endpoint's table;
     /// both sides of a pair are connections in it).
     pub fn new(connections: usize, cfg: ProxyConfig) -> Proxy {
-        let pools = cfg.pools.into_iter().map(PoolState::new).collect();
+        let pools = cfg.pools.into_iter().map(|p| PoolState::new(p, cfg.eject)).collect();
         Proxy {
             sides: vec![Side::default(); connections],
             pools,
@@ -283,18 +356,19 @@ impl Proxy {
         if n == 0 {
             return false;
         }
+        ps.readmit(now, &mut self.stats);
         let bi = if side.attempts == 0 {
             let Some(t) = ep.tuple(c) else { return false };
             match ps.balancer.pick(&t.remote(), &t.local()) {
                 Some(i) => i,
                 None => {
-                    self.stats.no_backend_weight += 1;
+                    self.stats.no_backend_available += 1;
                     return false;
                 }
             }
         } else {
             // The retry: the next backend that takes new clients.
-            match (1..n).map(|k| (side.tried as usize + k) % n).find(|&i| ps.balancer.weight(i) > 0) {
+            match (1..n).map(|k| (side.tried as usize + k) % n).find(|&i| ps.balancer.eligible(i)) {
                 Some(i) => i,
                 None => return false,
             }
@@ -355,6 +429,11 @@ impl Proxy {
 
     /// The backend side `b` failed before connecting: the next backend, or an RST for the client.
     fn backend_failed(&mut self, ep: &mut Endpoint, now: Instant, b: Handle) {
+        if let Some(&s) = self.side(b) {
+            if let Some(ps) = self.pools.get_mut(s.pool as usize) {
+                ps.connect_failed(s.tried as usize, now, &mut self.stats);
+            }
+        }
         let Some(c) = self.side(b).and_then(|s| s.peer) else {
             self.forget(b);
             return;
@@ -382,7 +461,11 @@ impl Proxy {
         };
         side.connected = true;
         side.paired = true;
+        let (pool, bi) = (side.pool as usize, side.tried as usize);
         let Some(c) = side.peer else { return self.reset(ep, b) };
+        if let Some(ps) = self.pools.get_mut(pool) {
+            ps.connect_succeeded(bi);
+        }
         self.stats.backend_connected += 1;
         self.stats.pairs_opened += 1;
         let Some(cs) = self.side_mut(c) else {

@@ -236,6 +236,7 @@ struct Setup {
     /// Each pool backend's weight (default 1 each), and the algorithm.
     weights: Vec<u32>,
     balance: Algorithm,
+    eject: Option<Eject>,
 }
 
 impl Default for Setup {
@@ -252,6 +253,7 @@ impl Default for Setup {
             respond: Box::new(|_| Plan::default()),
             weights: vec![],
             balance: Algorithm::RoundRobin,
+            eject: None,
         }
     }
 }
@@ -301,7 +303,13 @@ impl Sim {
         let pool = Pool { backends, proxy_protocol: s.proxy_protocol, balance: s.balance, maglev };
         let proxy = Proxy::new(
             512,
-            ProxyConfig { pools: vec![pool], sources, connect_timeout: CONNECT_TIMEOUT, idle_timeout: s.idle },
+            ProxyConfig {
+                pools: vec![pool],
+                sources,
+                connect_timeout: CONNECT_TIMEOUT,
+                idle_timeout: s.idle,
+                eject: s.eject,
+            },
         );
         let (a, b) = memory::pair(s.faults, s.seed);
         a.set_now(now);
@@ -381,6 +389,11 @@ impl Sim {
             }
             self.now = next;
         }
+    }
+
+    /// Steps and jumps time for `d`.
+    fn run_for(&mut self, d: Duration) {
+        self.drive(d, |_| false);
     }
 
     /// Connections each backend (0..4) accepted.
@@ -877,4 +890,48 @@ fn maglev_sends_a_client_to_the_same_backend_every_time() {
     let per = s.per_backend();
     assert_eq!(per.iter().filter(|&&n| n > 0).count(), 1, "{per:?}");
     assert_eq!(per.iter().sum::<usize>(), 8);
+}
+
+#[test]
+fn a_failing_backend_is_ejected_then_readmitted_after_its_rest() {
+    // Backend 1 refuses. With ejection after 2 failures for 5 s, it costs
+    // two retries, then the clients go straight to the others.
+    let eject = Eject { after: 2, time: Duration::from_secs(5) };
+    let mut s = Sim::new(Setup { listening: vec![0, 2, 3], eject: Some(eject), ..Setup::default() });
+    for _ in 0..12 {
+        s.client(Plan { out: b"x".to_vec(), shutdown_when_sent: true, ..Plan::default() });
+        s.run_for(Duration::from_millis(50));
+    }
+    s.finish(Duration::from_secs(2));
+    let st = s.proxy.stats;
+    assert_eq!((st.backend_ejections, st.backend_retries, st.clients_reset_no_backend), (1, 2, 0), "{st:?}");
+    let per = s.per_backend();
+    assert_eq!((per[1], per.iter().sum::<usize>()), (0, 12), "{per:?}");
+    // After its rest it is tried again (and, still refusing, ejected again
+    // after 2 more failures, for twice as long).
+    s.run_for(Duration::from_secs(6));
+    for _ in 0..12 {
+        s.client(Plan { out: b"x".to_vec(), shutdown_when_sent: true, ..Plan::default() });
+        s.run_for(Duration::from_millis(50));
+    }
+    s.finish(Duration::from_secs(2));
+    let st = s.proxy.stats;
+    assert_eq!((st.backend_readmissions, st.backend_ejections, st.backend_retries), (1, 2, 4), "{st:?}");
+    assert_eq!(st.clients_reset_no_backend, 0);
+}
+
+#[test]
+fn with_every_backend_ejected_clients_are_reset_at_once() {
+    let eject = Eject { after: 1, time: Duration::from_secs(60) };
+    let mut s = Sim::new(Setup { pool: vec![0, 1], listening: vec![], eject: Some(eject), ..Setup::default() });
+    // The first client's two tries eject both backends.
+    s.client(Plan { out: b"x".to_vec(), ..Plan::default() });
+    s.finish(Duration::from_secs(2));
+    for _ in 0..3 {
+        s.client(Plan { out: b"x".to_vec(), ..Plan::default() });
+    }
+    s.finish(Duration::from_secs(2));
+    let st = s.proxy.stats;
+    assert_eq!((st.backend_ejections, st.no_backend_available, st.clients_reset_no_backend), (2, 3, 4), "{st:?}");
+    assert_eq!(st.backend_connects, 2, "no connect is tried while every backend rests");
 }
