@@ -39,6 +39,9 @@ impl AppStats for Proxy {
     fn name(&self) -> &'static str {
         "proxy"
     }
+    fn for_each_backend(&self, f: &mut dyn FnMut(usize, std::net::SocketAddr, &crate::app::proxy::BackendStats)) {
+        Proxy::for_each_backend(self, f)
+    }
     fn for_each_stat(&self, f: &mut dyn FnMut(&'static str, &'static str, u64)) {
         self.stats.for_each(f)
     }

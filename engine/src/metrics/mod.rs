@@ -262,6 +262,60 @@ pub fn render(view: &View<'_>) -> String {
             }
         }
 
+        // The proxy's backends, by pool and address, on each shard.
+        if shards.iter().any(|(_, s)| !s.backends.is_empty()) {
+            type Get = fn(&crate::app::proxy::BackendStats) -> u64;
+            for (name, kind, help, get) in [
+                (
+                    "floodgate_proxy_backend_up",
+                    "gauge",
+                    "1 while the backend takes new clients (weight above 0, not ejected).",
+                    (|b| b.up as u64) as Get,
+                ),
+                (
+                    "floodgate_proxy_backend_active",
+                    "gauge",
+                    "Connections to the backend now (from the active open to the end).",
+                    |b| b.active,
+                ),
+                ("floodgate_proxy_backend_connects_total", "counter", "Active opens to the backend started.", |b| {
+                    b.connects
+                }),
+                (
+                    "floodgate_proxy_backend_connect_failures_total",
+                    "counter",
+                    "Active opens to the backend refused or unanswered.",
+                    |b| b.connect_failures,
+                ),
+                (
+                    "floodgate_proxy_backend_ejections_total",
+                    "counter",
+                    "Times the backend was ejected after failures in a row.",
+                    |b| b.ejections,
+                ),
+                (
+                    "floodgate_proxy_backend_bytes_to_total",
+                    "counter",
+                    "Bytes carried from clients to the backend.",
+                    |b| b.bytes_to,
+                ),
+                (
+                    "floodgate_proxy_backend_bytes_from_total",
+                    "counter",
+                    "Bytes carried from the backend to clients.",
+                    |b| b.bytes_from,
+                ),
+            ] {
+                f.head(name, kind, help);
+                for (id, s) in &shards {
+                    for (pool, addr, b) in &s.backends {
+                        let (pool, addr) = (pool.to_string(), addr.to_string());
+                        f.sample(name, &[("shard", id), ("pool", &pool), ("backend", &addr)], get(b));
+                    }
+                }
+            }
+        }
+
         // The AF_XDP link.
         for (i, (n, _)) in first.link.fields().iter().enumerate() {
             let name = format!("floodgate_link_{n}_total");
@@ -323,6 +377,16 @@ mod tests {
         let mut app = [AppCounter::default(); MAX_APP_COUNTERS];
         app[0] = AppCounter { name: "requests", help: "Requests answered.", value: 7 };
         Snapshot {
+            backends: vec![(
+                0,
+                std::net::SocketAddr::from(([198, 18, 2, 10], 80)),
+                crate::app::proxy::BackendStats {
+                    connects: 5 + shard as u64,
+                    active: 2,
+                    up: true,
+                    ..Default::default()
+                },
+            )],
             shard,
             queue: shard as u32,
             cpu: Some(shard),
@@ -374,6 +438,9 @@ mod tests {
             "floodgate_connections_time_wait{shard=\"2\"} 4",
             "floodgate_wire_drops_total{shard=\"0\",reason=\"bad_tcp_checksum\"} 0",
             "floodgate_http_requests_total{shard=\"2\"} 7",
+            "floodgate_proxy_backend_connects_total{shard=\"2\",pool=\"0\",backend=\"198.18.2.10:80\"} 7",
+            "floodgate_proxy_backend_up{shard=\"0\",pool=\"0\",backend=\"198.18.2.10:80\"} 1",
+            "floodgate_proxy_backend_active{shard=\"0\",pool=\"0\",backend=\"198.18.2.10:80\"} 2",
             "floodgate_link_rx_frames_total{shard=\"0\"} 99",
             "floodgate_xdp_program_frames_total{verdict=\"redirect\"} 5",
             "floodgate_info{version=\"0.1.0\",iface=\"fg-s0\",app=\"http\",xdp_mode=\"native\"} 1",

@@ -96,7 +96,11 @@ pub trait AppStats {
     /// The application's name, for metric names (`http`, `echo`, `sink`).
     fn name(&self) -> &'static str;
     fn for_each_stat(&self, f: &mut dyn FnMut(&'static str, &'static str, u64));
+    /// Per-backend figures (the proxy): pool index, address, figures.
+    fn for_each_backend(&self, _f: &mut dyn FnMut(usize, std::net::SocketAddr, &BackendStats)) {}
 }
+
+use crate::app::proxy::BackendStats;
 
 /// One application counter.
 #[derive(Clone, Copy, Debug, Default)]
@@ -109,6 +113,8 @@ pub struct AppCounter {
 /// A shard's state at one instant: a plain copy, sent to the control thread.
 #[derive(Clone, Debug)]
 pub struct Snapshot {
+    /// Per backend (the proxy): pool, address, figures.
+    pub backends: Vec<(usize, std::net::SocketAddr, BackendStats)>,
     pub shard: usize,
     pub queue: u32,
     pub cpu: Option<usize>,
@@ -347,7 +353,12 @@ impl<A: App + AppStats> Shard<A> {
                 app_len += 1;
             }
         });
+        // Empty (no allocation) but for the proxy; once per snapshot, off
+        // the packet path.
+        let mut backends = Vec::new();
+        self.app.for_each_backend(&mut |pool, addr, st| backends.push((pool, addr, *st)));
         let s = Snapshot {
+            backends,
             shard: self.spec.index,
             queue: self.link.queue(),
             cpu: self.spec.cpu,

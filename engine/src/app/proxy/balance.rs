@@ -173,6 +173,11 @@ impl Balancer {
         }
     }
 
+    /// Connections to backend `i` now.
+    pub fn active(&self, i: usize) -> u32 {
+        self.active.get(i).copied().unwrap_or(0)
+    }
+
     /// A connection to backend `i` ended.
     pub fn closed(&mut self, i: usize) {
         if let Some(a) = self.active.get_mut(i) {

@@ -172,6 +172,8 @@ struct PoolState {
     balancer: Balancer,
     /// Per backend: passive health.
     health: Vec<Health>,
+    /// Per backend: its figures.
+    figures: Vec<BackendStats>,
     /// Backends ejected now.
     ejected: u32,
     eject: Option<Eject>,
@@ -194,6 +196,22 @@ pub struct Eject {
 /// gateway-failure defaults).
 pub const EJECT: Eject = Eject { after: 5, time: Duration::from_secs(30) };
 
+/// One backend's figures on one shard, for the per-backend metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BackendStats {
+    /// Active opens started.
+    pub connects: u64,
+    /// Active opens refused or unanswered.
+    pub connect_failures: u64,
+    /// Connections to it now (from the active open to the end).
+    pub active: u64,
+    pub ejections: u64,
+    /// Taking new clients now: weight above 0 and not ejected.
+    pub up: bool,
+    pub bytes_to: u64,
+    pub bytes_from: u64,
+}
+
 #[derive(Clone, Copy, Debug, Default)]
 struct Health {
     fails: u16,
@@ -209,6 +227,7 @@ impl PoolState {
             balancer: Balancer::new(pool.balance, &weights, pool.maglev.clone()),
             cursors: vec![0; pool.backends.len()],
             health: vec![Health::default(); pool.backends.len()],
+            figures: vec![BackendStats::default(); pool.backends.len()],
             ejected: 0,
             eject,
             pool,
@@ -232,6 +251,9 @@ impl PoolState {
     }
 
     fn connect_failed(&mut self, i: usize, now: Instant, stats: &mut ProxyStats) {
+        if let Some(f) = self.figures.get_mut(i) {
+            f.connect_failures += 1;
+        }
         let (Some(e), Some(h)) = (self.eject, self.health.get_mut(i)) else { return };
         h.fails = h.fails.saturating_add(1);
         if h.fails >= e.after && h.until.is_none() {
@@ -240,6 +262,7 @@ impl PoolState {
             self.ejected += 1;
             self.balancer.set_available(i, false);
             stats.backend_ejections += 1;
+            self.figures[i].ejections += 1;
         }
     }
 
@@ -292,6 +315,18 @@ impl Proxy {
 
     fn side_mut(&mut self, h: Handle) -> Option<&mut Side> {
         self.sides.get_mut(h.index() as usize).filter(|s| s.handle == Some(h))
+    }
+
+    /// Every backend's figures, pool by pool, with its address.
+    pub fn for_each_backend(&self, f: &mut dyn FnMut(usize, SocketAddr, &BackendStats)) {
+        for (p, ps) in self.pools.iter().enumerate() {
+            for (i, b) in ps.pool.backends.iter().enumerate() {
+                let mut st = ps.figures[i];
+                st.active = ps.balancer.active(i) as u64;
+                st.up = ps.balancer.eligible(i);
+                f(p, b.addr, &st);
+            }
+        }
     }
 
     /// Drops a side's state; counts the pair as ended when it was the last.
@@ -423,6 +458,9 @@ impl Proxy {
         cs.attempts += 1;
         cs.tried = bi as u16;
         self.stats.backend_connects += 1;
+        if let Some(f) = self.pools.get_mut(side.pool as usize).and_then(|ps| ps.figures.get_mut(bi)) {
+            f.connects += 1;
+        }
         let _ = ep.set_deadline(b, Some(now + self.connect_timeout));
         true
     }
@@ -509,10 +547,18 @@ impl Proxy {
         }
         // After `to` was shut, `from` has sent FIN and has nothing left.
         let moved = if ts.shut { 0 } else { self.copy(ep, from, to) };
+        let b = if fs.backend { fs } else { ts };
+        let f = self.pools.get_mut(b.pool as usize).and_then(|ps| ps.figures.get_mut(b.tried as usize));
         if fs.backend {
             self.stats.bytes_backend_to_client += moved;
+            if let Some(f) = f {
+                f.bytes_from += moved;
+            }
         } else {
             self.stats.bytes_client_to_backend += moved;
+            if let Some(f) = f {
+                f.bytes_to += moved;
+            }
         }
         if self.side(from).is_none() {
             return; // reset during the copy

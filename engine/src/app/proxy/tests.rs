@@ -858,6 +858,15 @@ fn weights_share_the_clients_and_weight_zero_takes_none() {
     s.finish(Duration::from_secs(60));
     assert_eq!(s.per_backend(), vec![4, 2, 2, 0]);
     assert_eq!(s.proxy.stats.pairs_ended, 8);
+    // The per-backend figures the metrics export.
+    let mut figures = vec![];
+    s.proxy.for_each_backend(&mut |pool, addr, f| figures.push((pool, addr, f.connects, f.bytes_to, f.active, f.up)));
+    let want: Vec<_> = [(4, true), (2, true), (2, true), (0, false)]
+        .iter()
+        .enumerate()
+        .map(|(i, &(n, up))| (0, backend(i as u8), n, n, 0, up))
+        .collect();
+    assert_eq!(figures, want);
 }
 
 #[test]
@@ -917,6 +926,14 @@ fn a_failing_backend_is_ejected_then_readmitted_after_its_rest() {
     s.finish(Duration::from_secs(2));
     let st = s.proxy.stats;
     assert_eq!((st.backend_readmissions, st.backend_ejections, st.backend_retries), (1, 2, 4), "{st:?}");
+    let mut f1 = None;
+    s.proxy.for_each_backend(&mut |_, addr, f| {
+        if addr == backend(1) {
+            f1 = Some(*f);
+        }
+    });
+    let f1 = f1.unwrap();
+    assert_eq!((f1.connects, f1.connect_failures, f1.ejections, f1.up), (4, 4, 2, false));
     assert_eq!(st.clients_reset_no_backend, 0);
 }
 
