@@ -108,7 +108,7 @@ pub fn serve(cli: Settings) -> Result<(), String> {
     };
 
     let backend_macs = match &cfg.proxy {
-        Some(p) => proxy_start(&cfg, p, &program)?,
+        Some(p) => proxy_start(&cfg, p, &program, mode)?,
         None => Vec::new(),
     };
     let cpus = cfg.cpus.clone().unwrap_or_else(allowed_cpus);
@@ -259,7 +259,12 @@ const BACKEND_ARP_TIMEOUT: Duration = Duration::from_secs(3);
 /// `--iface` (one-armed: the backends are neighbours on the served link, or
 /// at least answer ARP there). A backend that does not answer ARP stops
 /// the start with a clear message.
-fn proxy_start(cfg: &Resolved, p: &ProxySettings, program: &XdpProgram) -> Result<Vec<[u8; 6]>, String> {
+fn proxy_start(
+    cfg: &Resolved,
+    p: &ProxySettings,
+    program: &XdpProgram,
+    mode: xdp::AttachedMode,
+) -> Result<Vec<[u8; 6]>, String> {
     tracing::info!(
         backends = %p.backends.iter().map(|b| b.to_string()).collect::<Vec<_>>().join(","),
         sources = %format!("{}-{}", p.source_first, p.source_last),
@@ -272,7 +277,11 @@ fn proxy_start(cfg: &Resolved, p: &ProxySettings, program: &XdpProgram) -> Resul
     let lo = p.shard_ports.iter().map(|r| r.0).min().unwrap_or(0);
     let hi = p.shard_ports.iter().map(|r| r.1).max().unwrap_or(0);
     program.set_sources(p.source_first, p.source_last, lo, hi).map_err(|e| e.to_string())?;
-    if let Some(n) = xdp::program::rx_queue_count(&cfg.iface).filter(|&n| n > cfg.queues) {
+    // Generic XDP on veth sees every frame on queue 0; native mode sees the
+    // queue the sender (veth) or RSS (a NIC) picked. (Generic mode on a
+    // multi-queue NIC is not told apart here: it would need the warning too.)
+    let unserved = xdp::program::rx_queue_count(&cfg.iface).filter(|&n| n > cfg.queues);
+    if let Some(n) = unserved.filter(|_| mode == xdp::AttachedMode::Native) {
         tracing::warn!(
             "proxy: {} has {n} RX queues but only queue 0 has a shard: segments landing on the others go to the \
              kernel (counted in floodgate_xdp_program_frames_total{{verdict=\"redirect_no_xsk\"}}); on veth use \
