@@ -374,6 +374,7 @@ pub struct Settings {
 
     /// Proxy app: the backends, round-robin (IPv4; reached on --iface, a
     /// one-armed front end; their MACs from the kernel's ARP table at start).
+    /// One shard for now: --queues 1 (on veth with --xdp-mode generic).
     #[arg(long, value_name = "ADDR:PORT[,ADDR:PORT...]", value_delimiter = ',', help_heading = "Proxy")]
     pub backend: Option<Vec<SocketAddr>>,
     /// Proxy app: the IPv4 addresses floodgate owns for its connections to

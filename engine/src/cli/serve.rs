@@ -542,3 +542,13 @@ impl Control<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_proxy_runs_one_shard() {
+        assert!(super::proxy_one_shard(1).is_ok());
+        let e = super::proxy_one_shard(2).unwrap_err();
+        assert!(e.contains("--queues 1") && e.contains("2 asked"), "{e}");
+    }
+}
