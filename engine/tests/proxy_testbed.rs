@@ -179,12 +179,32 @@ fn proxy(port: &str, backends: &[String], extra: &[&str]) -> Proc {
     p
 }
 
-/// A scratch directory for one test's backend files.
-fn scratch(name: &str) -> PathBuf {
+/// A scratch directory for one test's backend files: removed when the
+/// test passes, kept (and named) when it fails.
+struct Scratch(PathBuf);
+
+impl std::ops::Deref for Scratch {
+    type Target = std::path::Path;
+    fn deref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("backend files kept in {}", self.0.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+fn scratch(name: &str) -> Scratch {
     let d = std::env::temp_dir().join(format!("fg-proxy-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
-    d
+    Scratch(d)
 }
 
 /// Debian's nginx in fgt-be on the four backend addresses, port 80, each
