@@ -129,7 +129,7 @@ up() {
 
     ip -n "$SRV" link set "$SRV_IF" up
     ip -n "$CLI" link set "$CLI_IF" up
-    [ "${FG_TESTBED_BACKENDS:-0}" = 1 ] && backends_up
+    if [ "${FG_TESTBED_BACKENDS:-0}" = 1 ]; then backends_up; fi
     echo "testbed: up ($SRV/$SRV_IF ${SRV_ADDR%/*} <-> $CLI/$CLI_IF ${CLI_ADDR%/*}, .$CLI_EXTRA_FIRST-.$CLI_EXTRA_LAST, $QUEUES queues)"
 }
 
