@@ -15,6 +15,10 @@
  * ICMP "fragmentation needed" (IPv4 type 3 code 4) and ICMPv6 "packet too big"
  * (type 2) that quote a TCP segment from an owned (address, port) go to the
  * same socket, for path MTU discovery (the engine checks them, RFC 5927).
+ * TCP frames to an owned source (address, port) in `sources` (the proxy's
+ * backend side, --source-addrs x --source-ports: the backends' replies) go
+ * to the same socket too, counted in source_reply; the address's other
+ * ports stay the kernel's.
  * Everything else (ARP, other ICMP, other ports, IPv4 fragments, IPv6 with extension
  * headers, anything truncated or malformed) passes to the kernel. Every verdict
  * is counted in the per-CPU `stats` map (struct fg_stats, floodgate.h).
@@ -51,6 +55,13 @@ struct {
 	__type(key, struct fg_vip_key);
 	__type(value, struct fg_vip);
 } vips SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, FG_MAX_SOURCES);
+	__type(key, struct fg_source_key);
+	__type(value, struct fg_source);
+} sources SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -121,6 +132,16 @@ static __always_inline int owned(struct fg_vip_key *key)
 	return bpf_map_lookup_elem(&vips, key) != 0;
 }
 
+/* Whether (`addr`, `port_be`) is an owned source: the address is in
+ * `sources` and the port in its range. The key's address is read in place. */
+static __always_inline int owned_source(struct fg_vip_key *key)
+{
+	struct fg_source *src = bpf_map_lookup_elem(&sources, key->addr);
+	__u16 port = bpf_ntohs(key->port);
+
+	return src && port >= src->port_lo && port <= src->port_hi;
+}
+
 /* The ICMP error at `off` (within `end`) quotes an IP packet at `off` + 8;
  * `family` 4 or 6. Reads the quoted source address and TCP source port
  * into `key`; 0 when the quote is not a TCP segment the program can read. */
@@ -174,7 +195,10 @@ static __always_inline int icmp_verdict(struct xdp_md *ctx, __u32 off, __u32 end
 		PASS(pass_not_tcp);
 	if (family == 4 ? (icmp[0] != ICMP_DEST_UNREACH || icmp[1] != ICMP_FRAG_NEEDED) : icmp[0] != ICMPV6_PKT_TOOBIG)
 		PASS(pass_not_tcp);
-	if (!quoted_source(data, data_end, off, end, family, &key) || !owned(&key))
+	if (!quoted_source(data, data_end, off, end, family, &key))
+		PASS(pass_not_tcp);
+	/* Our segment's source: a VIP's port, or a source port of the proxy's. */
+	if (!owned_source(&key) && !owned(&key))
 		PASS(pass_not_tcp);
 	COUNT(icmp_too_big);
 	return steer(ctx);
@@ -274,6 +298,11 @@ int floodgate_xdp(struct xdp_md *ctx)
 
 	vip = bpf_map_lookup_elem(&vips, &key);
 	if (!vip) {
+		/* A backend's reply to the proxy: to one of its source ports. */
+		if (owned_source(&key)) {
+			COUNT(source_reply);
+			return steer(ctx);
+		}
 		/* Port 0 owns every port of its address: the load generator's
 		 * source addresses, whose replies come to ephemeral ports. */
 		key.port = 0;

@@ -23,6 +23,8 @@ typedef uint64_t __u64;
 /* Maximum number of RX queues (XSKMAP entries) and of (VIP, port) pairs. */
 #define FG_MAX_QUEUES 256
 #define FG_MAX_VIPS 1024
+/* Maximum number of owned source addresses (the proxy's --source-addrs). */
+#define FG_MAX_SOURCES 65536
 
 /*
  * Key of the `vips` hash map: a destination the engine owns.
@@ -34,6 +36,26 @@ struct fg_vip_key {
 	__u8 addr[16];
 	__u16 port;
 	__u16 pad;
+};
+
+/*
+ * Key of the `sources` hash map: an address the engine opens connections
+ * from (the proxy's backend side, --source-addrs), so the replies to it are
+ * the engine's. IPv6, or IPv4 as v4-mapped (::ffff:a.b.c.d), network order.
+ */
+struct fg_source_key {
+	__u8 addr[16];
+};
+
+/*
+ * Value of the `sources` map: the TCP ports of that address the engine owns
+ * (every shard's slice together), host byte order, inclusive. The other
+ * ports stay the kernel's, so its own connections from the address work.
+ */
+struct fg_source {
+	__u16 port_lo;
+	__u16 port_hi;
+	__u32 pad;
 };
 
 /* fg_vip.flags: answer this VIP's SYNs with SYN cookies in XDP (syncookie.h). */
@@ -107,6 +129,10 @@ struct fg_stats {
 	 * segment from an owned (address, port), steered to the engine for
 	 * path MTU discovery: not a verdict (also counted in redirect) */
 	__u64 icmp_too_big;
+	/* a TCP segment to an owned source (address, port): a backend's reply
+	 * to the proxy, steered to the engine: not a verdict (also counted in
+	 * redirect or redirect_no_xsk) */
+	__u64 source_reply;
 };
 
 #endif /* FLOODGATE_H */

@@ -12,9 +12,10 @@ set -euo pipefail
 # nftables: loss injection on the testbed. python3, curl, wrk: the testbed's
 #   clients (tests and deploy/run-testbed.sh). netbase: /etc/services, without
 #   which wrk cannot resolve the port of an http:// URL (minimal images lack
-#   it). ca-certificates: rustup.
+#   it). ca-certificates: rustup. nginx-light: the proxy tests' HTTP backends
+#   (engine/tests/proxy_testbed.rs; run by the test, not as a service).
 PKGS=(build-essential pkg-config clang llvm libelf-dev zlib1g-dev m4 libpcap-dev
-      iproute2 ethtool nftables procps python3 curl wrk netbase ca-certificates)
+      iproute2 ethtool nftables procps python3 curl wrk netbase ca-certificates nginx-light)
 
 missing=()
 for p in "${PKGS[@]}"; do

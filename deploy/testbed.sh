@@ -39,6 +39,21 @@
 #    into AF_XDP; with rx on, veth marks frames CHECKSUM_UNNECESSARY and a
 #    wrong checksum from the engine would go unnoticed.
 #
+# Backends for the proxy (FG_TESTBED_BACKENDS=1 at `up`; off by default, so
+# the other tests' fg-s0/fg-c0 see exactly what they saw before):
+#
+#   fg-srv: fg-s0 ─── veth ─── fg-c0 :fg-cli
+#                                └─ macvlan (bridge) fg-b0 198.18.2.10-.13/24 :fg-be
+#
+# The backend namespace P-be hangs on the client's side of the link through
+# a macvlan of fg-c0, so the backends are neighbours of fg-s0 on the served
+# link: floodgate is a one-armed front end (backends reached through
+# --iface fg-s0, their MACs by ARP on fg-s0). fg-srv gets an on-link route
+# to 198.18.2.0/24 on fg-s0 and fg-be one to 198.18.0.0/24 on fg-b0, so the
+# backends answer the proxy's source addresses (which must be addresses of
+# fg-srv, e.g. 198.18.0.1 on ports the kernel does not use, so its ARP
+# answers for them). IPv6 is off in fg-be: it sends nothing by itself.
+#
 # Usage: testbed.sh up|down|status      (root; idempotent; `down` removes all,
 # ending any process still running inside the two namespaces)
 #
@@ -55,6 +70,11 @@ case "$NS_PREFIX" in
 esac
 SRV=$NS_PREFIX-srv
 CLI=$NS_PREFIX-cli
+BE=$NS_PREFIX-be
+BE_IF=fg-b0
+BE_NET=198.18.2.0/24
+BE_FIRST=10
+BE_LAST=13
 SRV_IF=fg-s0
 CLI_IF=fg-c0
 SRV_ADDR=198.18.0.1/24
@@ -109,12 +129,33 @@ up() {
 
     ip -n "$SRV" link set "$SRV_IF" up
     ip -n "$CLI" link set "$CLI_IF" up
+    if [ "${FG_TESTBED_BACKENDS:-0}" = 1 ]; then backends_up; fi
     echo "testbed: up ($SRV/$SRV_IF ${SRV_ADDR%/*} <-> $CLI/$CLI_IF ${CLI_ADDR%/*}, .$CLI_EXTRA_FIRST-.$CLI_EXTRA_LAST, $QUEUES queues)"
+}
+
+# The backend namespace (see the header).
+backends_up() {
+    have_ns "$BE" || ip netns add "$BE"
+    # Before any interface exists: no DAD, no router solicitation, no MLD.
+    ip netns exec "$BE" sysctl -q -w net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1 ||
+        die "cannot turn IPv6 off in $BE"
+    if ! have_link "$BE" "$BE_IF"; then
+        ip -n "$CLI" link del "$BE_IF" 2>/dev/null || true
+        ip -n "$CLI" link add "$BE_IF" link "$CLI_IF" type macvlan mode bridge
+        ip -n "$CLI" link set "$BE_IF" netns "$BE"
+    fi
+    ip -n "$BE" link set lo up
+    for i in $(seq "$BE_FIRST" "$BE_LAST"); do
+        echo "addr replace 198.18.2.$i/24 dev $BE_IF"
+    done | ip -n "$BE" -batch -
+    ip -n "$BE" link set "$BE_IF" up
+    ip -n "$BE" route replace "${SRV_ADDR%.*/*}.0/24" dev "$BE_IF"
+    ip -n "$SRV" route replace "$BE_NET" dev "$SRV_IF"
 }
 
 down() {
     need_root
-    for ns in "$SRV" "$CLI"; do
+    for ns in "$BE" "$SRV" "$CLI"; do
         have_ns "$ns" || continue
         # A process left inside keeps the namespace (and the veth) alive.
         pids=$(ip netns pids "$ns" 2>/dev/null || true)
@@ -159,6 +200,9 @@ status() {
             grep -E '^(rx-checksumming|tx-checksumming|tcp-segmentation-offload):' | sed 's/^/  /'
     else
         echo "$CLI_IF: absent"; ok=1
+    fi
+    if have_ns "$BE" && have_link "$BE" "$BE_IF"; then
+        echo "netns $BE: $BE_IF $(ip -n "$BE" -4 addr show dev "$BE_IF" | grep -c 'inet ') IPv4 addresses (backends)"
     fi
     if mountpoint -q /sys/fs/bpf; then echo "bpffs: mounted"; else echo "bpffs: not mounted"; ok=1; fi
     return $ok

@@ -285,3 +285,72 @@ fn port_zero_owns_every_port_of_its_address() {
     }
     expect(&p, "other address", &syn4(Ipv4Addr::new(198, 18, 0, 99), 80, &[]), XDP_PASS, Counter::NotVip);
 }
+
+/// The proxy's backend side: TCP segments to an owned source address and
+/// one of its ports (a backend's SYN-ACK, data, RST) are steered and counted
+/// in `source_reply`; the address's other ports, other addresses and
+/// non-TCP stay the kernel's; a path-MTU error quoting a segment from an
+/// owned source port is steered too. The map follows `set_sources`.
+#[test]
+fn backend_replies_to_owned_sources_are_steered() {
+    if !require_root("bpf_prog::backend_replies_to_owned_sources_are_steered") {
+        return;
+    }
+    const SRC_A: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 1);
+    const SRC_B: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 2);
+    const BACKEND: Ipv4Addr = Ipv4Addr::new(198, 18, 2, 10);
+    let p = program();
+    p.set_sources(SRC_A, SRC_B, 10000, 19999).expect("set sources");
+    assert_eq!(p.source_ports(IpAddr::V4(SRC_B)), Some((10000, 19999)));
+    assert_eq!(p.source_ports(IpAddr::V4(BACKEND)), None);
+    let reply = |dst: Ipv4Addr, dport: u16, flags: u8, payload: &[u8]| {
+        concat(eth(ETH_P_IP, &[]), ipv4(BACKEND, dst, 6, &tcp(8080, dport, 5000, 1001, flags, payload)))
+    };
+    let replies = |p: &XdpProgram| p.stats().expect("stats").source_reply;
+    let owned = [
+        ("SYN-ACK to the first port", reply(SRC_A, 10000, TCP_SYN | TCP_ACK, &[])),
+        ("data to the last port", reply(SRC_B, 19999, TCP_ACK, b"hello")),
+        ("RST", reply(SRC_A, 12345, 0x04, &[])),
+        ("FIN", reply(SRC_B, 15000, TCP_FIN | TCP_ACK, &[])),
+    ];
+    for (name, frame) in &owned {
+        let before = replies(&p);
+        expect(&p, name, frame, XDP_PASS, Counter::RedirectNoXsk);
+        assert_eq!(replies(&p), before + 1, "{name}: counted as a source reply");
+    }
+    let before = replies(&p);
+    let kernels = [
+        ("port below the range", reply(SRC_A, 9999, TCP_ACK, &[]), Counter::NotVip),
+        ("port above the range", reply(SRC_B, 20000, TCP_ACK, &[]), Counter::NotVip),
+        ("address past the range", reply(Ipv4Addr::new(198, 18, 1, 3), 10000, TCP_ACK, &[]), Counter::NotVip),
+        ("as IPv6 ::ffff: (bogus on the wire)", syn6(SRC_A.to_ipv6_mapped(), 10000, &[]), Counter::NotVip),
+        (
+            "UDP to an owned port",
+            concat(eth(ETH_P_IP, &[]), ipv4(BACKEND, SRC_A, 17, &[0x1f, 0x90, 0x27, 0x10, 0, 8, 0, 0])),
+            Counter::NotTcp,
+        ),
+    ];
+    for (name, frame, counter) in &kernels {
+        expect(&p, name, frame, XDP_PASS, *counter);
+    }
+    assert_eq!(replies(&p), before, "none of those is a source reply");
+
+    // Path MTU: a router's error about a segment we sent from a source port.
+    let mut q = ipv4(SRC_A, BACKEND, 6, &tcp(10001, 8080, 1000, 1, TCP_ACK, &[0; 1400]));
+    q.truncate(28);
+    let before = p.stats().unwrap().icmp_too_big;
+    expect(&p, "frag needed about a backend-side segment", &icmp4(3, 4, &q), XDP_PASS, Counter::RedirectNoXsk);
+    assert_eq!(p.stats().unwrap().icmp_too_big, before + 1);
+    let mut q = ipv4(SRC_A, BACKEND, 6, &tcp(30000, 8080, 1000, 1, TCP_ACK, &[0; 1400]));
+    q.truncate(28);
+    expect(&p, "frag needed about the kernel's port", &icmp4(3, 4, &q), XDP_PASS, Counter::NotTcp);
+
+    // A new range replaces the old one.
+    p.set_sources(SRC_B, SRC_B, 30000, 30000).unwrap();
+    assert_eq!(p.source_ports(IpAddr::V4(SRC_A)), None);
+    expect(&p, "old address dropped", &reply(SRC_A, 10000, TCP_ACK, &[]), XDP_PASS, Counter::NotVip);
+    expect(&p, "old ports dropped", &reply(SRC_B, 10000, TCP_ACK, &[]), XDP_PASS, Counter::NotVip);
+    expect(&p, "new port owned", &reply(SRC_B, 30000, TCP_ACK, &[]), XDP_PASS, Counter::RedirectNoXsk);
+    // The VIP is still served as before.
+    expect(&p, "VIP SYN", &syn4(VIP4, PORT, &[]), XDP_PASS, Counter::RedirectNoXsk);
+}

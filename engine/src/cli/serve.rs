@@ -59,6 +59,9 @@ pub fn serve(cli: Settings) -> Result<(), String> {
         None => cli,
     };
     let cfg = settings.resolve(xdp::program::rx_queue_count)?;
+    if cfg.proxy.is_some() {
+        proxy_one_shard(cfg.queues)?;
+    }
     let signals = Signals::install(&[libc::SIGINT, libc::SIGTERM])
         .map_err(|e| format!("cannot install the signal handlers: {e}"))?;
 
@@ -105,7 +108,7 @@ pub fn serve(cli: Settings) -> Result<(), String> {
     };
 
     let backend_macs = match &cfg.proxy {
-        Some(p) => proxy_start(&cfg, p)?,
+        Some(p) => proxy_start(&cfg, p, &program, mode)?,
         None => Vec::new(),
     };
     let cpus = cfg.cpus.clone().unwrap_or_else(allowed_cpus);
@@ -231,14 +234,37 @@ where
     )
 }
 
+/// The proxy runs one shard: a backend's reply lands on the RX queue the
+/// backend's side picked (on veth the sending CPU's, on a NIC its RSS hash
+/// of the 4-tuple), which is not yet steered to the shard that opened the
+/// connection (no Toeplitz-chosen source port, no hand-off ring between
+/// shards), so with several shards half the replies would reach a shard
+/// that does not own their connection. Refused rather than half-working.
+fn proxy_one_shard(queues: u32) -> Result<(), String> {
+    if queues > 1 {
+        return Err(format!(
+            "--app proxy runs one shard for now (--queues 1; {queues} asked): the backends' replies are not yet \
+             steered to the shard that opened the connection (on veth they land on the sending CPU's queue)"
+        ));
+    }
+    Ok(())
+}
+
 /// How long start-up waits for a backend's ARP answer.
 const BACKEND_ARP_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// The proxy's start: logs the source space and the sustainable rate, and
-/// resolves every backend's MAC on `--iface` (one-armed: the backends are
-/// neighbours on the served link). A backend that does not answer ARP
-/// stops the start with a clear message.
-fn proxy_start(cfg: &Resolved, p: &ProxySettings) -> Result<Vec<[u8; 6]>, String> {
+/// The proxy's start: logs the source space and the sustainable rate,
+/// has the XDP program steer the backends' replies (TCP to `--source-addrs`
+/// x `--source-ports`) to the sockets, and resolves every backend's MAC on
+/// `--iface` (one-armed: the backends are neighbours on the served link, or
+/// at least answer ARP there). A backend that does not answer ARP stops
+/// the start with a clear message.
+fn proxy_start(
+    cfg: &Resolved,
+    p: &ProxySettings,
+    program: &XdpProgram,
+    mode: xdp::AttachedMode,
+) -> Result<Vec<[u8; 6]>, String> {
     tracing::info!(
         backends = %p.backends.iter().map(|b| b.to_string()).collect::<Vec<_>>().join(","),
         sources = %format!("{}-{}", p.source_first, p.source_last),
@@ -248,10 +274,22 @@ fn proxy_start(cfg: &Resolved, p: &ProxySettings) -> Result<Vec<[u8; 6]>, String
         p.rate_per_backend,
         cfg.tcp.time_wait()
     );
-    tracing::warn!(
-        "proxy: the XDP program does not yet steer the backends' replies (to --source-addrs) to the shards: \
-         on a real interface the backend side is not served yet (sans-IO core only)"
-    );
+    let lo = p.shard_ports.iter().map(|r| r.0).min().unwrap_or(0);
+    let hi = p.shard_ports.iter().map(|r| r.1).max().unwrap_or(0);
+    program.set_sources(p.source_first, p.source_last, lo, hi).map_err(|e| e.to_string())?;
+    // Generic XDP on veth sees every frame on queue 0; native mode sees the
+    // queue the sender (veth) or RSS (a NIC) picked. (Generic mode on a
+    // multi-queue NIC is not told apart here: it would need the warning too.)
+    let unserved = xdp::program::rx_queue_count(&cfg.iface).filter(|&n| n > cfg.queues);
+    if let Some(n) = unserved.filter(|_| mode == xdp::AttachedMode::Native) {
+        tracing::warn!(
+            "proxy: {} has {n} RX queues but only queue 0 has a shard: segments landing on the others go to the \
+             kernel (counted in floodgate_xdp_program_frames_total{{verdict=\"redirect_no_xsk\"}}); on veth use \
+             --xdp-mode generic (every frame on queue 0), on a NIC `ethtool -L {} combined 1`",
+            cfg.iface,
+            cfg.iface
+        );
+    }
     p.backends
         .iter()
         .map(|b| {
@@ -502,5 +540,15 @@ impl Control<'_> {
         for s in &self.shards {
             s.send(c);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_proxy_runs_one_shard() {
+        assert!(super::proxy_one_shard(1).is_ok());
+        let e = super::proxy_one_shard(2).unwrap_err();
+        assert!(e.contains("--queues 1") && e.contains("2 asked"), "{e}");
     }
 }

@@ -362,6 +362,14 @@ pub fn render(view: &View<'_>) -> String {
              (address, port) that the program steered to a shard for path MTU discovery",
         );
         f.sample(name, &[], x.icmp_too_big);
+        let name = "floodgate_xdp_source_replies_total";
+        f.head(
+            name,
+            "counter",
+            "TCP segments to an owned source (address, port) of the proxy's backend side \
+             (a backend's replies) that the program steered to a shard",
+        );
+        f.sample(name, &[], x.source_reply);
     }
     out
 }

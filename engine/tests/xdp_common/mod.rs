@@ -167,6 +167,9 @@ pub fn sh(cmd: &mut Command) -> (bool, String) {
 pub const TESTBED_NS: &str = "fgt";
 pub const SRV_NS: &str = "fgt-srv";
 pub const CLI_NS: &str = "fgt-cli";
+/// The backend namespace (`FG_TESTBED_BACKENDS=1`, see deploy/testbed.sh):
+/// `fg-b0`, a macvlan of fg-c0, with 198.18.2.10-13.
+pub const BE_NS: &str = "fgt-be";
 
 /// `deploy/testbed.sh ARG` on the tests' namespaces.
 pub fn testbed_sh(arg: &str) -> (bool, String) {
@@ -203,6 +206,17 @@ impl Testbed {
         let lock = TestbedLock::take();
         let (ok, out) = testbed_sh("up");
         assert!(ok, "testbed.sh up failed:\n{out}");
+        Testbed { _lock: lock }
+    }
+
+    /// [`Testbed::up`] with the backend namespace [`BE_NS`] too.
+    pub fn up_with_backends() -> Self {
+        let lock = TestbedLock::take();
+        let (ok, out) = sh(Command::new(repo().join("deploy/testbed.sh"))
+            .arg("up")
+            .env("FG_TESTBED_NS", TESTBED_NS)
+            .env("FG_TESTBED_BACKENDS", "1"));
+        assert!(ok, "testbed.sh up (with backends) failed:\n{out}");
         Testbed { _lock: lock }
     }
 }

@@ -44,6 +44,56 @@ impl VipKey {
     }
 }
 
+/// `struct fg_source_key`: an address the engine opens connections from
+/// (the proxy's `--source-addrs`); IPv4 as v4-mapped, network order.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SourceKey {
+    pub addr: [u8; 16],
+}
+
+const _: () = assert!(size_of::<SourceKey>() == 16);
+
+impl SourceKey {
+    pub fn new(addr: IpAddr) -> Self {
+        let addr = match addr {
+            IpAddr::V4(a) => a.to_ipv6_mapped().octets(),
+            IpAddr::V6(a) => a.octets(),
+        };
+        SourceKey { addr }
+    }
+}
+
+/// `struct fg_source`, the value of the `sources` map: the ports of the
+/// address the engine owns, inclusive, host byte order.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SourcePorts {
+    pub port_lo: u16,
+    pub port_hi: u16,
+    pub pad: u32,
+}
+
+const _: () = assert!(size_of::<SourcePorts>() == 8);
+
+impl SourcePorts {
+    pub fn as_bytes(&self) -> [u8; 8] {
+        let mut b = [0u8; 8];
+        b[0..2].copy_from_slice(&self.port_lo.to_ne_bytes());
+        b[2..4].copy_from_slice(&self.port_hi.to_ne_bytes());
+        b
+    }
+
+    pub fn from_bytes(b: &[u8]) -> Option<Self> {
+        let b: &[u8; 8] = b.get(..8)?.try_into().ok()?;
+        Some(SourcePorts {
+            port_lo: u16::from_ne_bytes([b[0], b[1]]),
+            port_hi: u16::from_ne_bytes([b[2], b[3]]),
+            pad: 0,
+        })
+    }
+}
+
 /// `fg_vip.flags`: answer this VIP's SYNs with SYN cookies in XDP.
 pub const VIP_XDP_COOKIES: u8 = 0x1;
 
@@ -179,13 +229,17 @@ pub struct BpfStats {
     /// owned (address, port), steered to the engine (not a verdict: also
     /// counted as `redirect` or `redirect_no_xsk`).
     pub icmp_too_big: u64,
+    /// A TCP segment to an owned source (address, port): a backend's reply
+    /// to the proxy, steered to the engine (not a verdict: also counted as
+    /// `redirect` or `redirect_no_xsk`).
+    pub source_reply: u64,
 }
 
-const _: () = assert!(size_of::<BpfStats>() == 12 * 8);
+const _: () = assert!(size_of::<BpfStats>() == 13 * 8);
 
 impl BpfStats {
     /// `(metric name, value)` for every counter, in header order.
-    pub fn fields(&self) -> [(&'static str, u64); 12] {
+    pub fn fields(&self) -> [(&'static str, u64); 13] {
         [
             ("redirect", self.redirect),
             ("redirect_no_xsk", self.redirect_no_xsk),
@@ -199,13 +253,16 @@ impl BpfStats {
             ("syn_cookie_error", self.syn_cookie_error),
             ("syn_cookie_fallback", self.syn_cookie_fallback),
             ("icmp_too_big", self.icmp_too_big),
+            ("source_reply", self.source_reply),
         ]
     }
 
-    /// The verdict counters: every field but `syn_cookie_fallback` and
-    /// `icmp_too_big`, which count reasons.
+    /// The verdict counters: every field but `syn_cookie_fallback`,
+    /// `icmp_too_big` and `source_reply`, which count reasons.
     pub fn verdicts(&self) -> impl Iterator<Item = (&'static str, u64)> {
-        self.fields().into_iter().filter(|(n, _)| !matches!(*n, "syn_cookie_fallback" | "icmp_too_big"))
+        self.fields()
+            .into_iter()
+            .filter(|(n, _)| !matches!(*n, "syn_cookie_fallback" | "icmp_too_big" | "source_reply"))
     }
 
     /// Sum of every verdict counter: the number of frames the program has seen.
@@ -236,6 +293,7 @@ impl BpfStats {
             syn_cookie_error: f(9),
             syn_cookie_fallback: f(10),
             icmp_too_big: f(11),
+            source_reply: f(12),
         })
     }
 
@@ -252,5 +310,6 @@ impl BpfStats {
         self.syn_cookie_error += o.syn_cookie_error;
         self.syn_cookie_fallback += o.syn_cookie_fallback;
         self.icmp_too_big += o.icmp_too_big;
+        self.source_reply += o.source_reply;
     }
 }

@@ -22,13 +22,13 @@ use std::ffi::CString;
 use std::fmt;
 use std::io;
 use std::mem::size_of;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::str::FromStr;
 
 use libbpf_rs::{MapCore, MapFlags, MapHandle, ObjectBuilder};
 
-use super::abi::{BpfStats, CookieConfig, VipConfig, VipKey};
+use super::abi::{BpfStats, CookieConfig, SourceKey, SourcePorts, VipConfig, VipKey};
 
 /// Name of the XDP entry point in `bpf/floodgate.bpf.c`.
 pub const PROGRAM_NAME: &str = "floodgate_xdp";
@@ -144,6 +144,7 @@ pub struct XdpProgram {
     prog: OwnedFd,
     xsks: MapHandle,
     vips: MapHandle,
+    sources: MapHandle,
     cookie_cfg: MapHandle,
     stats: MapHandle,
     attachment: Option<Attachment>,
@@ -190,6 +191,7 @@ impl XdpProgram {
             prog,
             xsks: map("xsks_map")?,
             vips: map("vips")?,
+            sources: map("sources")?,
             cookie_cfg: map("cookie_cfg")?,
             stats: map("stats")?,
             attachment: None,
@@ -206,6 +208,8 @@ impl XdpProgram {
         };
         check("vips key", p.vips.key_size(), size_of::<VipKey>())?;
         check("vips value", p.vips.value_size(), size_of::<VipConfig>())?;
+        check("sources key", p.sources.key_size(), size_of::<SourceKey>())?;
+        check("sources value", p.sources.value_size(), size_of::<SourcePorts>())?;
         check("cookie_cfg value", p.cookie_cfg.value_size(), size_of::<CookieConfig>())?;
         check("stats value", p.stats.value_size(), size_of::<BpfStats>())?;
         Ok(p)
@@ -361,6 +365,48 @@ impl XdpProgram {
                 VipKey { addr, port_be: u16::from_ne_bytes([k[16], k[17]]), pad: 0 }
             })
             .collect()
+    }
+
+    /// Makes the owned sources exactly the addresses `first..=last`, each
+    /// with the ports `lo..=hi`: TCP segments to them (a backend's replies
+    /// to the proxy) go to the AF_XDP sockets; their other ports stay the
+    /// kernel's. An empty range (`last < first`) owns none.
+    pub fn set_sources(&self, first: Ipv4Addr, last: Ipv4Addr, lo: u16, hi: u16) -> Result<(), XdpError> {
+        let (a, b) = (u32::from(first), u32::from(last));
+        let n = b.checked_add(1).map_or(0, |e| e.saturating_sub(a));
+        if n > self.sources.max_entries() {
+            return Err(XdpError::new(format!(
+                "{n} source addresses, more than the {} of the sources map (FG_MAX_SOURCES in bpf/floodgate.h)",
+                self.sources.max_entries()
+            )));
+        }
+        let stale: Vec<Vec<u8>> = self
+            .sources
+            .keys()
+            .filter(|k| {
+                k.len() != 16
+                    || !k.starts_with(&[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff])
+                    || !(a..=b).contains(&u32::from_be_bytes([k[12], k[13], k[14], k[15]]))
+            })
+            .collect();
+        for k in stale {
+            let _ = self.sources.delete(&k);
+        }
+        let ports = SourcePorts { port_lo: lo, port_hi: hi, pad: 0 }.as_bytes();
+        for i in 0..n {
+            let addr = IpAddr::V4(Ipv4Addr::from(a + i));
+            self.sources
+                .update(&SourceKey::new(addr).addr, &ports, MapFlags::ANY)
+                .map_err(|e| XdpError::bpf(format!("cannot add the source address {addr}"), e))?;
+        }
+        Ok(())
+    }
+
+    /// The ports owned on source address `addr`, if it is one.
+    pub fn source_ports(&self, addr: IpAddr) -> Option<(u16, u16)> {
+        let key = SourceKey::new(addr).addr;
+        let v = self.sources.lookup(&key, MapFlags::ANY).ok().flatten()?;
+        SourcePorts::from_bytes(&v).map(|p| (p.port_lo, p.port_hi))
     }
 
     /// Points RX queue `queue` at the AF_XDP socket `fd`. The kernel removes

@@ -1,0 +1,647 @@
+//! `floodgate serve --app proxy` against real peers: clients (curl, wrk, a
+//! Python socket client) in `fgt-cli`, floodgate in `fgt-srv` on `fg-s0`,
+//! real backends in `fgt-be` (deploy/testbed.sh with FG_TESTBED_BACKENDS=1:
+//! a macvlan of fg-c0 with 198.18.2.10-13, so the proxy is one-armed and
+//! reaches the backends through fg-s0 as well). The proxy's source address
+//! is the server's own 198.18.0.1 on ports 10000-29999, outside the
+//! kernel's ephemeral range, so the kernel there answers ARP for it and the
+//! XDP program steers the replies (the `sources` map). One shard
+//! (`--queues 1`) in generic XDP mode: on veth every frame then arrives on
+//! queue 0 (serve.rs refuses a multi-shard proxy: replies are not yet
+//! steered to the shard that opened their connection).
+//!
+//! Root only: skipped loudly otherwise, never under CI=true. Every test
+//! holds the testbed lock and is bounded in count and time.
+//!
+//! * `http_through_nginx_backends_round_robin`: Debian's nginx on the four
+//!   backend addresses, each answering with its own name; 8 curl requests
+//!   go to be0..be3 twice each; wrk keep-alive and `Connection: close`
+//!   through the proxy with 0 errors, the close run spread evenly.
+//! * `echo_with_proxy_v2_carries_the_client_address`: a Python echo
+//!   backend checks the PROXY v2 header of every connection; one connection
+//!   from a chosen client address and port finds exactly them in the
+//!   header; then 5,000 echo connections with random payloads and both
+//!   close orders, every byte right, every header good.
+//! * `echo_with_loss_on_both_legs`: 2,000 echo connections (PROXY v2 on)
+//!   with 5 % random loss both ways on the client's leg (nftables in
+//!   fgt-cli) and on the backends' leg (in fgt-be, their SYN-ACKs spared:
+//!   see the test): every byte right, every header good, every pair
+//!   ended, floodgate retransmitted.
+//! * `unreachable_or_killed_backends_reset_or_end_the_client`: backends that
+//!   refuse (no listener): each client is accepted, both backends tried,
+//!   then reset; counted. A backend killed under open pairs: every client
+//!   sees its connection end (FIN or RST), none hangs, and new clients are
+//!   reset.
+
+mod xdp_common;
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use floodgate::shard::runner::SNAPSHOT_EVERY;
+use xdp_common::{repo, require_root, sh, Testbed, BE_NS, CLI_NS, SRV_NS};
+
+const VIP: &str = "198.18.0.1";
+const METRICS: &str = "127.0.0.1:9100";
+const BACKENDS: [&str; 4] = ["198.18.2.10", "198.18.2.11", "198.18.2.12", "198.18.2.13"];
+
+fn in_ns(ns: &str, args: &[&str]) -> Command {
+    let mut c = Command::new("ip");
+    c.args(["netns", "exec", ns]).args(args);
+    c
+}
+
+/// A process started in a namespace; SIGKILLed on drop if still running.
+struct Proc {
+    child: Child,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Proc {
+    fn spawn(ns: &str, args: &[&str]) -> Proc {
+        let mut child = in_ns(ns, args)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {args:?}: {e}"));
+        let log = Arc::new(Mutex::new(Vec::new()));
+        for out in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let l = log.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(out).lines().map_while(Result::ok) {
+                    l.lock().unwrap().push(line);
+                }
+            });
+        }
+        Proc { child, log }
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    /// Bounded wait until a line of its output contains `what`.
+    fn wait_for(&mut self, what: &str, within: Duration) {
+        let end = Instant::now() + within;
+        while !self.log().contains(what) {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                panic!("exited with {st} before {what:?}:\n{}", self.log());
+            }
+            assert!(Instant::now() < end, "no {what:?} within {within:?}:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGKILL: the process ends without a word (its sockets close as the
+    /// kernel closes them).
+    fn kill(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    /// SIGTERM, then SIGKILL after 3 s (nginx's master ends its workers).
+    fn stop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            // SAFETY: signalling our own child (ip netns exec execs the command).
+            unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+            let end = Instant::now() + Duration::from_secs(3);
+            while Instant::now() < end {
+                if let Ok(Some(_)) = self.child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        self.kill();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.stop();
+        if std::thread::panicking() {
+            eprintln!("process log:\n{}", self.log());
+        }
+    }
+}
+
+/// The metrics text, scraped with curl inside fgt-srv.
+fn scrape() -> Option<String> {
+    let (ok, out) = sh(&mut in_ns(SRV_NS, &["curl", "-sS", "-m", "3", &format!("http://{METRICS}/metrics")]));
+    ok.then_some(out)
+}
+
+/// Sum over every sample (all shards, all labels) of the family `name`.
+fn metric(text: &str, name: &str) -> u64 {
+    text.lines()
+        .filter(|l| l.starts_with(name) && matches!(l.as_bytes().get(name.len()), Some(b'{') | Some(b' ')))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+/// Waits (bounded) until `cond` holds on a fresh scrape; returns it.
+fn wait_metrics(what: &str, within: Duration, cond: impl Fn(&str) -> bool) -> String {
+    let end = Instant::now() + within;
+    let mut last = String::new();
+    while Instant::now() < end {
+        if let Some(m) = scrape() {
+            if cond(&m) {
+                return m;
+            }
+            last = m;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("{what}: not within {within:?}; last scrape:\n{last}");
+}
+
+/// `floodgate serve --app proxy` on fg-s0 towards `backends`, ready.
+fn proxy(port: &str, backends: &[String], extra: &[&str]) -> Proc {
+    let list = backends.join(",");
+    let mut args = vec![env!("CARGO_BIN_EXE_floodgate"), "serve", "--iface", "fg-s0", "--vip", VIP, "--port", port];
+    args.extend_from_slice(&["--app", "proxy", "--backend", &list, "--source-addrs", VIP]);
+    args.extend_from_slice(&["--source-ports", "10000-29999", "--queues", "1", "--xdp-mode", "generic"]);
+    args.extend_from_slice(&["--metrics", METRICS, "--connections", "16384", "--buffers", "4096", "--msl", "2"]);
+    args.extend_from_slice(extra);
+    let mut p = Proc::spawn(SRV_NS, &args);
+    p.wait_for("ready", Duration::from_secs(30));
+    wait_metrics("the shard reports", Duration::from_secs(30), |m| metric(m, "floodgate_listening") >= 1);
+    p
+}
+
+/// A scratch directory for one test's backend files: removed when the
+/// test passes, kept (and named) when it fails.
+struct Scratch(PathBuf);
+
+impl std::ops::Deref for Scratch {
+    type Target = std::path::Path;
+    fn deref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("backend files kept in {}", self.0.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+fn scratch(name: &str) -> Scratch {
+    let d = std::env::temp_dir().join(format!("fg-proxy-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    Scratch(d)
+}
+
+/// Debian's nginx in fgt-be on the four backend addresses, port 80, each
+/// answering `beN` and logging the address it served to `access.log`.
+fn nginx(dir: &std::path::Path) -> Proc {
+    let d = dir.display();
+    let mut conf = format!(
+        "worker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\nevents {{ worker_connections 4096; }}\n\
+         http {{\n  log_format addr $server_addr;\n  access_log {d}/access.log addr;\n  keepalive_requests 1000000;\n  \
+         client_body_temp_path {d}/body;\n"
+    );
+    for (i, a) in BACKENDS.iter().enumerate() {
+        conf += &format!("  server {{ listen {a}:80; location / {{ return 200 \"be{i}\\n\"; }} }}\n");
+    }
+    conf += "}\n";
+    let path = dir.join("nginx.conf");
+    std::fs::write(&path, conf).unwrap();
+    let mut p = Proc::spawn(
+        BE_NS,
+        &["nginx", "-g", "daemon off;", "-c", path.to_str().unwrap(), "-p", dir.to_str().unwrap(), "-e", "stderr"],
+    );
+    // Ready when every address answers (from inside fgt-be, not through the proxy).
+    let end = Instant::now() + Duration::from_secs(15);
+    for a in BACKENDS {
+        loop {
+            let (ok, out) = sh(&mut in_ns(BE_NS, &["curl", "-sS", "-m", "1", &format!("http://{a}/")]));
+            if ok {
+                break;
+            }
+            assert!(Instant::now() < end, "nginx on {a} not up:\n{out}\n{}", p.log());
+            if let Ok(Some(st)) = p.child.try_wait() {
+                panic!("nginx exited with {st}:\n{}", p.log());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    p
+}
+
+/// Requests each backend address served, from nginx's access log.
+fn served(dir: &std::path::Path) -> HashMap<String, u64> {
+    let mut m = HashMap::new();
+    for l in std::fs::read_to_string(dir.join("access.log")).unwrap_or_default().lines() {
+        *m.entry(l.trim().to_string()).or_insert(0) += 1;
+    }
+    m
+}
+
+/// wrk in fgt-cli for `secs` with `conns` connections; returns the number
+/// of requests after asserting 0 socket errors and 0 non-2xx.
+fn wrk(conns: u32, secs: u32, close: bool) -> u64 {
+    let (c, d) = (conns.to_string(), format!("{secs}s"));
+    let mut args = vec!["timeout", "60", "wrk", "-t1", "-c", &c, "-d", &d];
+    if close {
+        args.extend_from_slice(&["-H", "Connection: close"]);
+    }
+    let url = format!("http://{VIP}:80/");
+    args.push(&url);
+    let (ok, out) = sh(&mut in_ns(CLI_NS, &args));
+    eprintln!("wrk (close {close}):\n{out}");
+    assert!(ok, "wrk failed:\n{out}");
+    assert!(!out.contains("Socket errors"), "socket errors:\n{out}");
+    assert!(!out.contains("Non-2xx"), "non-2xx answers:\n{out}");
+    let line = out.lines().find(|l| l.contains("requests in")).expect("wrk summary");
+    line.split_whitespace().next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn http_through_nginx_backends_round_robin() {
+    if !require_root("proxy_testbed::http_through_nginx_backends_round_robin") {
+        return;
+    }
+    let _tb = Testbed::up_with_backends();
+    let dir = scratch("http");
+    let _nginx = nginx(&dir);
+    let backends: Vec<String> = BACKENDS.iter().map(|a| format!("{a}:80")).collect();
+    let _fg = proxy("80", &backends, &[]);
+
+    // One connection per curl: the backends in turn, from the first.
+    let mut names = Vec::new();
+    for _ in 0..8 {
+        let (ok, out) = sh(&mut in_ns(CLI_NS, &["curl", "-sS", "-m", "5", &format!("http://{VIP}/")]));
+        assert!(ok, "curl through the proxy:\n{out}");
+        names.push(out.trim().to_string());
+    }
+    let first: usize = names[0].trim_start_matches("be").parse().expect("a backend's name");
+    for (i, n) in names.iter().enumerate() {
+        assert_eq!(n, &format!("be{}", (first + i) % 4), "round-robin: {names:?}");
+    }
+
+    let before = served(&dir);
+    let keepalive = wrk(16, 3, false);
+    let after_ka = served(&dir);
+    let close = wrk(16, 3, true);
+    let after = served(&dir);
+    let delta = |a: &HashMap<String, u64>, b: &HashMap<String, u64>, k: &str| {
+        a.get(k).copied().unwrap_or(0) - b.get(k).copied().unwrap_or(0)
+    };
+    let ka: Vec<u64> = BACKENDS.iter().map(|k| delta(&after_ka, &before, k)).collect();
+    let cl: Vec<u64> = BACKENDS.iter().map(|k| delta(&after, &after_ka, k)).collect();
+    eprintln!("keep-alive: {keepalive} requests, per backend {ka:?}; close: {close} requests, per backend {cl:?}");
+    assert!(ka.iter().all(|&n| n > 0), "16 keep-alive connections reach all four backends: {ka:?}");
+    assert!(close >= 100, "Connection: close requests went through: {close}");
+    // Each request has its own connection, handed out in turn; only the
+    // connections cut at the end of the run (at most 16) are not served.
+    let (lo, hi) = (cl.iter().min().unwrap(), cl.iter().max().unwrap());
+    assert!(hi - lo <= 17, "Connection: close spread round-robin: {cl:?}");
+    // nginx may also have served requests whose answers wrk did not wait for at the end.
+    assert!(cl.iter().sum::<u64>() + ka.iter().sum::<u64>() >= keepalive + close, "nginx served every request");
+
+    // Once the last snapshot is in, every pair opened has ended and every
+    // client accepted got its backend.
+    let m = wait_metrics("every pair ended", Duration::from_secs(10), |m| {
+        let opened = metric(m, "floodgate_proxy_pairs_opened_total");
+        opened > 0
+            && opened == metric(m, "floodgate_proxy_pairs_ended_total")
+            && opened == metric(m, "floodgate_proxy_clients_accepted_total")
+    });
+    assert_eq!(metric(&m, "floodgate_proxy_clients_reset_no_backend_total"), 0);
+    assert_eq!(metric(&m, "floodgate_proxy_backend_refused_total"), 0);
+    assert_eq!(metric(&m, "floodgate_proxy_backend_connect_timeouts_total"), 0);
+    assert!(metric(&m, "floodgate_xdp_source_replies_total") > 0, "backend replies steered by the sources map");
+}
+
+/// The echo backend (peers/ppv2_echo.py) in fgt-be on `listen`.
+fn echo_backend(listen: &str, log: &std::path::Path, header: bool) -> Proc {
+    let script = repo().join("engine/tests/peers/ppv2_echo.py");
+    let mut args = vec!["python3", script.to_str().unwrap(), "--listen", listen, "--log", log.to_str().unwrap()];
+    if !header {
+        args.push("--no-header");
+    }
+    let mut p = Proc::spawn(BE_NS, &args);
+    p.wait_for("listening", Duration::from_secs(10));
+    p
+}
+
+/// Python in fgt-cli: `code` with `sys.argv[1:] = args`; its stdout.
+fn py_cli(code: &str, args: &[&str]) -> String {
+    let mut a = vec!["timeout", "60", "python3", "-c", code];
+    a.extend_from_slice(args);
+    let (ok, out) = sh(&mut in_ns(CLI_NS, &a));
+    assert!(ok, "python client failed:\n{out}");
+    out
+}
+
+const ONE_ECHO: &str = r#"
+import socket, sys
+s = socket.socket()
+s.bind((sys.argv[1], 0))
+s.settimeout(10)
+s.connect((sys.argv[2], int(sys.argv[3])))
+msg = b"hello through the proxy" * 100
+s.sendall(msg)
+s.shutdown(socket.SHUT_WR)
+got = b""
+while True:
+    d = s.recv(65536)
+    if not d:
+        break
+    got += d
+assert got == msg, (len(got), len(msg))
+print("port", s.getsockname()[1])
+"#;
+
+#[test]
+fn echo_with_proxy_v2_carries_the_client_address() {
+    if !require_root("proxy_testbed::echo_with_proxy_v2_carries_the_client_address") {
+        return;
+    }
+    const N: u32 = 5000;
+    let _tb = Testbed::up_with_backends();
+    let dir = scratch("ppv2");
+    let log = dir.join("headers.log");
+    let listen: Vec<String> = BACKENDS.iter().map(|a| format!("{a}:7")).collect();
+    let _be = echo_backend(&listen.join(","), &log, true);
+    let _fg = proxy("7", &listen, &["--proxy-protocol", "v2"]);
+
+    // One connection from a chosen address: its header names it exactly.
+    let out = py_cli(ONE_ECHO, &["198.18.0.42", VIP, "7"]);
+    let port: u16 = out.split_whitespace().nth(1).and_then(|p| p.parse().ok()).expect("client port");
+    let lines = std::fs::read_to_string(&log).unwrap();
+    let rec: Vec<&str> = lines.lines().next().expect("a header recorded").split(' ').collect();
+    let port = port.to_string();
+    assert_eq!(rec[..5], ["ok", "198.18.0.42", port.as_str(), VIP, "7"], "PROXY v2 header: {rec:?}");
+    assert_eq!(rec[5], VIP, "the backend's peer is the proxy's source address");
+    let sport: u16 = rec[6].parse().unwrap();
+    assert!((10000..=29999).contains(&sport), "from a source port of the proxy: {sport}");
+
+    // Many connections, random payloads, both close orders.
+    let script = repo().join("engine/tests/peers/echo_client.py");
+    let (n, c) = (N.to_string(), "200".to_string());
+    let args = ["timeout", "120", "python3", script.to_str().unwrap(), "--server", VIP, "--port", "7"];
+    let mut args = args.to_vec();
+    args.extend_from_slice(&["--connections", &n, "--concurrency", &c, "--sources", "198.18.0.10-73"]);
+    args.extend_from_slice(&["--timeout", "30", "--total-timeout", "100", "--seed", "12"]);
+    let t0 = Instant::now();
+    let (ok, out) = sh(&mut in_ns(CLI_NS, &args));
+    eprintln!("echo client through the proxy ({:?}): {out}", t0.elapsed());
+    assert!(ok, "echo client failed:\n{out}");
+    let line = out.lines().find(|l| l.starts_with("ok=")).expect("summary");
+    assert!(line.contains(&format!("ok={N} failed=0")), "{line}");
+    assert!(line.contains(&format!("client_first={}", N.div_ceil(2))), "{line}");
+
+    // The backend's view: one good header per connection, each from one of
+    // the client's addresses, to the VIP, through the proxy's source.
+    let lines = std::fs::read_to_string(&log).unwrap();
+    let recs: Vec<Vec<&str>> = lines.lines().map(|l| l.split(' ').collect()).collect();
+    assert_eq!(recs.len() as u32, N + 1, "one record per connection");
+    let mut distinct = std::collections::HashSet::new();
+    for r in &recs[1..] {
+        assert_eq!(r[0], "ok", "bad PROXY header: {r:?}");
+        let last: u32 = r[1].strip_prefix("198.18.0.").and_then(|x| x.parse().ok()).unwrap_or(0);
+        assert!((10..=73).contains(&last), "client address from the client's range: {r:?}");
+        assert_eq!((r[3], r[4], r[5]), (VIP, "7", VIP), "{r:?}");
+        distinct.insert((r[1], r[2]));
+    }
+    assert_eq!(distinct.len() as u32, N, "every connection's own client address and port");
+
+    let m = wait_metrics("every pair ended", Duration::from_secs(20), |m| {
+        metric(m, "floodgate_proxy_pairs_ended_total") == u64::from(N) + 1
+    });
+    assert_eq!(metric(&m, "floodgate_proxy_proxy_headers_sent_total"), u64::from(N) + 1);
+    assert_eq!(metric(&m, "floodgate_proxy_pairs_opened_total"), u64::from(N) + 1);
+    assert_eq!(
+        metric(&m, "floodgate_proxy_bytes_client_to_backend_total"),
+        metric(&m, "floodgate_proxy_bytes_backend_to_client_total"),
+        "echo: as many bytes back as forth"
+    );
+    assert_eq!(metric(&m, "floodgate_proxy_resets_to_client_total"), 0);
+    assert_eq!(metric(&m, "floodgate_proxy_backend_refused_total"), 0);
+}
+
+/// An nftables table `fgtest` in `ns`.
+fn nft(ns: &str, rules: &str) {
+    let script = format!("table inet fgtest {{\n{rules}\n}}\n");
+    let mut child = in_ns(ns, &["nft", "-f", "-"]).stdin(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("nft");
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), script.as_bytes()).unwrap();
+    drop(child.stdin.take());
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "nft -f failed in {ns}: {}\n{script}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// Removes the `fgtest` tables on drop (the namespaces go with the testbed
+/// anyway; this keeps a failed run from leaving loss behind).
+struct Loss;
+
+impl Drop for Loss {
+    fn drop(&mut self) {
+        for ns in [CLI_NS, BE_NS] {
+            let _ = sh(&mut in_ns(ns, &["nft", "delete", "table", "inet", "fgtest"]));
+        }
+    }
+}
+
+#[test]
+fn echo_with_loss_on_both_legs() {
+    if !require_root("proxy_testbed::echo_with_loss_on_both_legs") {
+        return;
+    }
+    const N: u32 = 2000;
+    let _tb = Testbed::up_with_backends();
+    let dir = scratch("loss");
+    let log = dir.join("headers.log");
+    let listen: Vec<String> = BACKENDS.iter().map(|a| format!("{a}:7")).collect();
+    let _be = echo_backend(&listen.join(","), &log, true);
+    // A SYN and its retransmissions all lost within the connect timeout
+    // would send the client to the next backend: long enough to be rare.
+    let _fg = proxy("7", &listen, &["--proxy-protocol", "v2", "--backend-connect-timeout", "10"]);
+    let loss = Loss;
+    nft(
+        CLI_NS,
+        &format!(
+            "chain in {{ type filter hook input priority 0; iifname \"fg-c0\" ip saddr {VIP} tcp sport 7 numgen random mod 100 < 5 drop; }}\n\
+             chain out {{ type filter hook output priority 0; oifname \"fg-c0\" ip daddr {VIP} tcp dport 7 numgen random mod 100 < 5 drop; }}"
+        ),
+    );
+    // The backends' SYN-ACKs are spared: a drop in OUTPUT is an error
+    // (EPERM) to the sender, and Linux removes a request whose SYN-ACK
+    // retransmission fails, so the backend would reset the connection when
+    // floodgate's data arrives, which no loss on a real link causes.
+    // (floodgate's SYN retransmission is still tested: SYNs are dropped.)
+    nft(
+        BE_NS,
+        &format!(
+            "chain in {{ type filter hook input priority 0; iifname \"fg-b0\" ip saddr {VIP} tcp dport 7 numgen random mod 100 < 5 drop; }}\n\
+             chain out {{ type filter hook output priority 0; oifname \"fg-b0\" ip daddr {VIP} tcp sport 7 \
+             tcp flags & (syn | ack) != syn | ack numgen random mod 100 < 5 drop; }}"
+        ),
+    );
+    let script = repo().join("engine/tests/peers/echo_client.py");
+    let n = N.to_string();
+    let mut args = vec!["timeout", "120", "python3", script.to_str().unwrap(), "--server", VIP, "--port", "7"];
+    args.extend_from_slice(&["--connections", &n, "--concurrency", "200", "--sources", "198.18.0.10-73"]);
+    args.extend_from_slice(&["--timeout", "60", "--total-timeout", "100", "--seed", "5"]);
+    let t0 = Instant::now();
+    let (ok, out) = sh(&mut in_ns(CLI_NS, &args));
+    eprintln!("echo client through the proxy with loss ({:?}): {out}", t0.elapsed());
+    if !ok {
+        std::thread::sleep(SNAPSHOT_EVERY * 2);
+        let m = scrape().unwrap_or_default();
+        let counters: Vec<&str> = m.lines().filter(|l| l.starts_with("floodgate_") && !l.ends_with(" 0")).collect();
+        panic!("echo client failed:\n{out}\nfloodgate's counters:\n{}", counters.join("\n"));
+    }
+    let line = out.lines().find(|l| l.starts_with("ok=")).expect("summary");
+    assert!(line.contains(&format!("ok={N} failed=0")), "{line}");
+    drop(loss);
+
+    let m = wait_metrics("every pair ended", Duration::from_secs(60), |m| {
+        metric(m, "floodgate_proxy_pairs_ended_total") == u64::from(N)
+    });
+    let lines = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(lines.lines().count() as u32, N, "one header per connection");
+    assert!(lines.lines().all(|l| l.starts_with("ok ")), "every PROXY header good");
+    let verdict = |v: &str| {
+        m.lines()
+            .find(|l| l.starts_with(&format!("floodgate_xdp_program_frames_total{{verdict=\"{v}\"}}")))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    eprintln!(
+        "server: xdp redirect_no_xsk {}, rsts sent {}, retransmits {}, backend retries {}, resets to client {}, to backend {}",
+        verdict("redirect_no_xsk"),
+        metric(&m, "floodgate_tcp_rsts_sent_total"),
+        metric(&m, "floodgate_tcp_retransmits_total"),
+        metric(&m, "floodgate_proxy_backend_retries_total"),
+        metric(&m, "floodgate_proxy_resets_to_client_total"),
+        metric(&m, "floodgate_proxy_resets_to_backend_total"),
+    );
+    assert!(metric(&m, "floodgate_tcp_retransmits_total") > 0, "5 % loss makes floodgate retransmit");
+    assert_eq!(metric(&m, "floodgate_proxy_clients_reset_no_backend_total"), 0);
+    assert_eq!(metric(&m, "floodgate_proxy_pairs_opened_total"), u64::from(N));
+}
+
+/// Connects `n` clients, each sends a line and reads: prints one word per
+/// client: `reset`, `eof` or `data`.
+const RESET_PROBE: &str = r#"
+import socket, sys
+for i in range(int(sys.argv[3])):
+    s = socket.socket()
+    s.settimeout(10)
+    try:
+        # The RST may come before connect() has looked at the handshake.
+        s.connect((sys.argv[1], int(sys.argv[2])))
+        s.sendall(b"x\n")
+        d = s.recv(100)
+        print("data" if d else "eof")
+    except ConnectionResetError:
+        print("reset")
+    except socket.timeout:
+        print("timeout")
+    s.close()
+"#;
+
+/// Opens `n` connections, checks each echoes, waits for a line on stdin,
+/// then reads each until it ends: one word per connection.
+const HOLD_THEN_READ: &str = r#"
+import socket, sys
+socks = []
+for i in range(int(sys.argv[3])):
+    s = socket.socket()
+    s.settimeout(10)
+    s.connect((sys.argv[1], int(sys.argv[2])))
+    s.sendall(b"ping")
+    assert s.recv(100) == b"ping"
+    socks.append(s)
+print("open", flush=True)
+sys.stdin.readline()
+for s in socks:
+    try:
+        d = s.recv(100)
+        print("eof" if not d else "data", flush=True)
+    except ConnectionResetError:
+        print("reset", flush=True)
+    except socket.timeout:
+        print("timeout", flush=True)
+"#;
+
+#[test]
+fn unreachable_or_killed_backends_reset_or_end_the_client() {
+    if !require_root("proxy_testbed::unreachable_or_killed_backends_reset_or_end_the_client") {
+        return;
+    }
+    let _tb = Testbed::up_with_backends();
+    let dir = scratch("reset");
+
+    // Nothing listens on port 9 in fgt-be: both backends answer RST.
+    {
+        let refusing = vec![format!("{}:9", BACKENDS[2]), format!("{}:9", BACKENDS[3])];
+        let mut fg = proxy("9", &refusing, &[]);
+        let out = py_cli(RESET_PROBE, &[VIP, "9", "20"]);
+        let words: Vec<&str> = out.split_whitespace().collect();
+        assert_eq!(words, vec!["reset"; 20], "every client reset:\n{out}");
+        let m = wait_metrics("resets counted", Duration::from_secs(10), |m| {
+            metric(m, "floodgate_proxy_clients_reset_no_backend_total") == 20
+        });
+        assert_eq!(metric(&m, "floodgate_proxy_backend_refused_total"), 40, "both backends tried per client");
+        assert_eq!(metric(&m, "floodgate_proxy_backend_retries_total"), 20);
+        assert_eq!(metric(&m, "floodgate_proxy_pairs_opened_total"), 0);
+        fg.kill();
+    }
+
+    // A backend killed under open pairs.
+    let log = dir.join("echo.log");
+    let listen = format!("{}:7", BACKENDS[0]);
+    let mut be = echo_backend(&listen, &log, false);
+    let _fg = proxy("7", std::slice::from_ref(&listen), &["--backend-connect-timeout", "1"]);
+    const HELD: u32 = 20;
+    let mut hold = in_ns(CLI_NS, &["timeout", "60", "python3", "-c", HOLD_THEN_READ, VIP, "7", &HELD.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn the holding client");
+    let mut out = BufReader::new(hold.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "open", "20 pairs echo");
+    wait_metrics("pairs open", Duration::from_secs(10), |m| {
+        metric(m, "floodgate_proxy_pairs_opened_total") == u64::from(HELD)
+    });
+    be.kill();
+    use std::io::Write;
+    hold.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    let st = hold.wait().unwrap();
+    assert!(st.success(), "holding client: {st}\n{rest}");
+    let words: Vec<&str> = rest.split_whitespace().collect();
+    assert_eq!(words.len() as u32, HELD, "{rest}");
+    assert!(words.iter().all(|w| *w == "eof" || *w == "reset"), "every client's connection ended: {words:?}");
+    // New clients: the one backend refuses twice (first try and retry).
+    let out = py_cli(RESET_PROBE, &[VIP, "7", "5"]);
+    assert_eq!(out.split_whitespace().collect::<Vec<_>>(), vec!["reset"; 5], "{out}");
+    // (The shards' snapshots come every SNAPSHOT_EVERY: wait for the last.)
+    let m = wait_metrics("pairs ended and resets counted", Duration::from_secs(10), |m| {
+        metric(m, "floodgate_proxy_pairs_ended_total") == u64::from(HELD)
+            && metric(m, "floodgate_proxy_clients_reset_no_backend_total") == 5
+    });
+    assert_eq!(metric(&m, "floodgate_proxy_backend_refused_total"), 10);
+}
