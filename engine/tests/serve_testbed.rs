@@ -5,9 +5,10 @@
 //! testbed lock (/tmp/floodgate-testbed.lock) for its whole run, and every
 //! load is bounded in count and time.
 //!
-//! * `http_curl_and_wrk`: curl gets 200 and the body; wrk keep-alive and
-//!   `Connection: close` for 10 s each, 0 socket errors and 0 non-2xx; the
-//!   TIME-WAIT gauge rises, then falls back to 0 after 2MSL (MSL 2 s).
+//! * `http_curl_and_wrk` (and `_over_ipv6`): curl gets 200 and the body;
+//!   wrk keep-alive and `Connection: close` for 10 s each, 0 socket errors
+//!   and 0 non-2xx; the TIME-WAIT gauge rises, none is evicted, then it
+//!   falls back to 0 after 2MSL (MSL 2 s).
 //! * `echo_20k_connections` / `echo_20k_connections_with_loss`: 20,000
 //!   connections from 64 source addresses, random payloads, every byte
 //!   checked, half closed by the client first and half by the server last;
@@ -247,10 +248,14 @@ fn nft_clear() {
 /// One wrk run from fgt-cli; returns requests/s after checking 0 socket
 /// errors and 0 non-2xx responses.
 fn wrk(extra: &[&str]) -> f64 {
+    wrk_url(&format!("http://{VIP}/"), extra)
+}
+
+/// `wrk`, against `url`.
+fn wrk_url(url: &str, extra: &[&str]) -> f64 {
     let mut args = vec!["timeout", "30", "wrk", "-t1", "-c64", "-d10s", "--timeout", "5s"];
     args.extend_from_slice(extra);
-    let url = format!("http://{VIP}/");
-    args.push(&url);
+    args.push(url);
     let (ok, out) = sh(&mut in_cli(&args));
     eprintln!("wrk {extra:?}:\n{out}");
     assert!(ok, "wrk failed:\n{out}");
@@ -274,16 +279,35 @@ fn http_curl_and_wrk() {
     if !require_root("serve_testbed::http_curl_and_wrk") {
         return;
     }
-    let _tb = Testbed::up();
-    let mut fg = Floodgate::start(&["--port", "80", "--app", "http", "--msl", "2"]);
+    http_run(VIP, &[]);
+}
 
-    let (ok, out) = sh(&mut in_cli(&["curl", "-sS", "-m", "5", "-w", "\n%{http_code}", &format!("http://{VIP}/")]));
+/// The same over IPv6: floodgate serves both families, the clients speak
+/// IPv6 (2001:db8::2 to 2001:db8::1, deploy/testbed.sh).
+#[test]
+fn http_curl_and_wrk_over_ipv6() {
+    if !require_root("serve_testbed::http_curl_and_wrk_over_ipv6") {
+        return;
+    }
+    http_run("[2001:db8::1]", &["--vip", "2001:db8::1"]);
+}
+
+/// curl, then wrk keep-alive and `Connection: close` against `host`; then
+/// the TIME-WAIT entries the server holds last 2MSL and none is evicted.
+fn http_run(host: &str, args: &[&str]) {
+    let _tb = Testbed::up();
+    let mut all = vec!["--port", "80", "--app", "http", "--msl", "2"];
+    all.extend_from_slice(args);
+    let mut fg = Floodgate::start(&all);
+    let url = format!("http://{host}/");
+
+    let (ok, out) = sh(&mut in_cli(&["curl", "-g", "-sS", "-m", "5", "-w", "\n%{http_code}", &url]));
     assert!(ok, "curl: {out}");
     assert_eq!(out, "Hello, World!\n200", "curl gets 200 and the body");
 
-    let keepalive = wrk(&[]);
-    let close = wrk(&["-H", "Connection: close"]);
-    eprintln!("wrk on the testbed: keep-alive {keepalive:.0} req/s, Connection: close {close:.0} req/s");
+    let keepalive = wrk_url(&url, &[]);
+    let close = wrk_url(&url, &["-H", "Connection: close"]);
+    eprintln!("wrk to {host} on the testbed: keep-alive {keepalive:.0} req/s, Connection: close {close:.0} req/s");
 
     // The server closed first: it holds TIME-WAIT, for 2MSL = 4 s. Shards
     // publish their counters every SNAPSHOT_EVERY: wait for a snapshot taken
@@ -294,6 +318,7 @@ fn http_curl_and_wrk() {
     let tw = metric(&m, "floodgate_connections_time_wait");
     assert!(tw > 0, "TIME-WAIT entries right after the Connection: close run");
     assert!(metric(&m, "floodgate_tcp_time_wait_entered_total") >= tw);
+    assert_eq!(metric(&m, "floodgate_tcp_time_wait_evicted_total"), 0, "every entry lasts 2MSL");
     let t0 = Instant::now();
     let m = wait_metrics("TIME-WAIT back to 0", Duration::from_secs(15), |m| {
         metric(m, "floodgate_connections_time_wait") == 0
