@@ -9,10 +9,11 @@
 //!   wrk keep-alive and `Connection: close` for 10 s each, 0 socket errors
 //!   and 0 non-2xx; the TIME-WAIT gauge rises, none is evicted, then it
 //!   falls back to 0 after 2MSL (MSL 2 s).
-//! * `echo_20k_connections` / `echo_20k_connections_with_loss`: 20,000
-//!   connections from 64 source addresses, random payloads, every byte
-//!   checked, half closed by the client first and half by the server last;
-//!   the second with 5 % random loss both ways (nftables in fgt-cli).
+//! * `echo_20k_connections` / `echo_20k_connections_with_loss` (and
+//!   `_over_ipv6`): 20,000 connections from 64 source addresses, random
+//!   payloads, every byte checked, half closed by the client first and half
+//!   by the server last; the second with 5 % random loss both ways
+//!   (nftables in fgt-cli).
 //! * `keepalive_reclaims_a_vanished_client`: idle 2 s, interval 1 s, 3
 //!   probes; the client's namespace goes silent (nftables drops all).
 //! * `drain_on_sigterm`: new connections refused, an open one finishes.
@@ -57,6 +58,49 @@ use floodgate::shard::runner::SNAPSHOT_EVERY;
 use xdp_common::{repo, require_root, sh, Testbed, CLI_NS, SRV_NS};
 
 const VIP: &str = "198.18.0.1";
+/// The server's IPv6 address on the testbed (deploy/testbed.sh).
+const VIP6: &str = "2001:db8::1";
+
+/// The address family a test runs over (a parameter, not a copied test).
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Family {
+    V4,
+    V6,
+}
+
+impl Family {
+    /// The server's address.
+    fn vip(self) -> &'static str {
+        match self {
+            Family::V4 => VIP,
+            Family::V6 => VIP6,
+        }
+    }
+
+    /// fgt-cli's 64 extra source addresses, as tests/peers/ clients take them.
+    fn sources(self) -> &'static str {
+        match self {
+            Family::V4 => "198.18.0.10-73",
+            Family::V6 => "2001:db8::10-73",
+        }
+    }
+
+    /// `floodgate serve` options beyond `--vip VIP` that this family needs.
+    fn serve_args(self) -> &'static [&'static str] {
+        match self {
+            Family::V4 => &[],
+            Family::V6 => &["--vip", VIP6],
+        }
+    }
+
+    /// The nftables match on this family's addresses (`ip` or `ip6`).
+    fn nft(self) -> &'static str {
+        match self {
+            Family::V4 => "ip",
+            Family::V6 => "ip6",
+        }
+    }
+}
 const METRICS: &str = "127.0.0.1:9100";
 
 fn in_cli(args: &[&str]) -> Command {
@@ -279,7 +323,7 @@ fn http_curl_and_wrk() {
     if !require_root("serve_testbed::http_curl_and_wrk") {
         return;
     }
-    http_run(VIP, &[]);
+    http_run(Family::V4);
 }
 
 /// The same over IPv6: floodgate serves both families, the clients speak
@@ -289,16 +333,20 @@ fn http_curl_and_wrk_over_ipv6() {
     if !require_root("serve_testbed::http_curl_and_wrk_over_ipv6") {
         return;
     }
-    http_run("[2001:db8::1]", &["--vip", "2001:db8::1"]);
+    http_run(Family::V6);
 }
 
-/// curl, then wrk keep-alive and `Connection: close` against `host`; then
+/// curl, then wrk keep-alive and `Connection: close` over `family`; then
 /// the TIME-WAIT entries the server holds last 2MSL and none is evicted.
-fn http_run(host: &str, args: &[&str]) {
+fn http_run(family: Family) {
     let _tb = Testbed::up();
     let mut all = vec!["--port", "80", "--app", "http", "--msl", "2"];
-    all.extend_from_slice(args);
+    all.extend_from_slice(family.serve_args());
     let mut fg = Floodgate::start(&all);
+    let host = match family {
+        Family::V4 => VIP.to_string(),
+        Family::V6 => format!("[{VIP6}]"),
+    };
     let url = format!("http://{host}/");
 
     let (ok, out) = sh(&mut in_cli(&["curl", "-g", "-sS", "-m", "5", "-w", "\n%{http_code}", &url]));
@@ -332,7 +380,7 @@ fn http_run(host: &str, args: &[&str]) {
 }
 
 /// Runs the Python echo client; returns its summary line.
-fn echo_client(connections: u32, concurrency: u32, timeout_s: u32) -> String {
+fn echo_client(family: Family, connections: u32, concurrency: u32, timeout_s: u32) -> String {
     let script = repo().join("engine/tests/peers/echo_client.py");
     let (ok, out) = sh(&mut in_cli(&[
         "timeout",
@@ -340,7 +388,7 @@ fn echo_client(connections: u32, concurrency: u32, timeout_s: u32) -> String {
         "python3",
         script.to_str().unwrap(),
         "--server",
-        VIP,
+        family.vip(),
         "--port",
         "7",
         "--connections",
@@ -348,7 +396,7 @@ fn echo_client(connections: u32, concurrency: u32, timeout_s: u32) -> String {
         "--concurrency",
         &concurrency.to_string(),
         "--sources",
-        "198.18.0.10-73",
+        family.sources(),
         "--timeout",
         &timeout_s.to_string(),
         "--total-timeout",
@@ -362,15 +410,20 @@ fn echo_client(connections: u32, concurrency: u32, timeout_s: u32) -> String {
     line
 }
 
-fn echo_run(loss: bool) {
+fn echo_run(family: Family, loss: bool) {
     let _tb = Testbed::up();
-    let mut fg = Floodgate::start(&["--port", "7", "--app", "echo", "--msl", "2"]);
+    let mut args = vec!["--port", "7", "--app", "echo", "--msl", "2"];
+    args.extend_from_slice(family.serve_args());
+    let mut fg = Floodgate::start(&args);
     if loss {
-        nft("chain in { type filter hook input priority 0; iifname \"fg-c0\" ip saddr 198.18.0.1 tcp sport 7 numgen random mod 100 < 5 drop; }\n\
-             chain out { type filter hook output priority 0; oifname \"fg-c0\" ip daddr 198.18.0.1 tcp dport 7 numgen random mod 100 < 5 drop; }");
+        let (ip, vip) = (family.nft(), family.vip());
+        nft(&format!(
+            "chain in {{ type filter hook input priority 0; iifname \"fg-c0\" {ip} saddr {vip} tcp sport 7 numgen random mod 100 < 5 drop; }}\n\
+             chain out {{ type filter hook output priority 0; oifname \"fg-c0\" {ip} daddr {vip} tcp dport 7 numgen random mod 100 < 5 drop; }}"
+        ));
     }
     let n = 20_000;
-    let line = if loss { echo_client(n, 1000, 120) } else { echo_client(n, 500, 60) };
+    let line = if loss { echo_client(family, n, 1000, 120) } else { echo_client(family, n, 500, 60) };
     nft_clear();
     // Every connection ends on the server too (LAST-ACK retransmissions
     // under loss may take a few seconds).
@@ -381,7 +434,7 @@ fn echo_run(loss: bool) {
     let closed = metric(&m, "floodgate_tcp_connections_closed_total");
     let echoed = metric(&m, "floodgate_echo_bytes_echoed_total");
     eprintln!(
-        "loss={loss}: {line}; server: accepted {accepted} closed {closed} echoed {echoed} B, retransmits {}, \
+        "{family:?} loss={loss}: {line}; server: accepted {accepted} closed {closed} echoed {echoed} B, retransmits {}, \
          reset_by_peer {}, aborted {}, timed_out {}",
         metric(&m, "floodgate_tcp_retransmits_total"),
         metric(&m, "floodgate_tcp_connections_reset_by_peer_total"),
@@ -402,7 +455,15 @@ fn echo_20k_connections() {
     if !require_root("serve_testbed::echo_20k_connections") {
         return;
     }
-    echo_run(false);
+    echo_run(Family::V4, false);
+}
+
+#[test]
+fn echo_20k_connections_over_ipv6() {
+    if !require_root("serve_testbed::echo_20k_connections_over_ipv6") {
+        return;
+    }
+    echo_run(Family::V6, false);
 }
 
 #[test]
@@ -410,7 +471,15 @@ fn echo_20k_connections_with_loss() {
     if !require_root("serve_testbed::echo_20k_connections_with_loss") {
         return;
     }
-    echo_run(true);
+    echo_run(Family::V4, true);
+}
+
+#[test]
+fn echo_20k_connections_with_loss_over_ipv6() {
+    if !require_root("serve_testbed::echo_20k_connections_with_loss_over_ipv6") {
+        return;
+    }
+    echo_run(Family::V6, true);
 }
 
 /// A client that connects, says hello, gets the echo, then holds the
