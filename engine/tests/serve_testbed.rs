@@ -17,8 +17,9 @@
 //! * `synflood_answered_in_xdp` (and `_over_ipv6`): floodgate-load
 //!   `synflood` at 20,000 SYNs/s for 2 s against `--xdp-syn-cookies
 //!   always`: >= 99 % answered, every SYN-ACK sent by XDP, no SYN in a shard.
-//! * `keepalive_reclaims_a_vanished_client`: idle 2 s, interval 1 s, 3
-//!   probes; the client's namespace goes silent (nftables drops all).
+//! * `keepalive_reclaims_a_vanished_client` (and `_over_ipv6`): idle 2 s,
+//!   interval 1 s, 3 probes; the client's namespace goes silent (nftables
+//!   drops all).
 //! * `drain_on_sigterm`: new connections refused, an open one finishes.
 //! * `idle_engine_uses_no_cpu`: < 2 % CPU over 10 s.
 //! * `neighbour_resolution`: `neigh::resolve_wait` finds fg-c0's MAC.
@@ -485,11 +486,11 @@ fn echo_20k_connections_with_loss_over_ipv6() {
     echo_run(Family::V6, true);
 }
 
-/// A client that connects, says hello, gets the echo, then holds the
-/// connection open without a word for `secs`.
+/// A client that connects to argv[2] (either family), says hello, gets the
+/// echo, then holds the connection open without a word for argv[1] seconds.
 const HOLDER: &str = r#"
 import socket, sys, time
-s = socket.create_connection(("198.18.0.1", 7), timeout=5)
+s = socket.create_connection((sys.argv[2], 7), timeout=5)
 s.sendall(b"hello")
 assert s.recv(5) == b"hello"
 print("connected", flush=True)
@@ -501,8 +502,22 @@ fn keepalive_reclaims_a_vanished_client() {
     if !require_root("serve_testbed::keepalive_reclaims_a_vanished_client") {
         return;
     }
+    keepalive_run(Family::V4);
+}
+
+#[test]
+fn keepalive_reclaims_a_vanished_client_over_ipv6() {
+    if !require_root("serve_testbed::keepalive_reclaims_a_vanished_client_over_ipv6") {
+        return;
+    }
+    keepalive_run(Family::V6);
+}
+
+/// Idle 2 s, interval 1 s, 3 probes, and a client over `family` that goes
+/// silent: the connection is reclaimed after the probes.
+fn keepalive_run(family: Family) {
     let _tb = Testbed::up();
-    let mut fg = Floodgate::start(&[
+    let mut args = vec![
         "--port",
         "7",
         "--app",
@@ -513,8 +528,11 @@ fn keepalive_reclaims_a_vanished_client() {
         "1s",
         "--keepalive-probes",
         "3",
-    ]);
-    let mut holder = in_cli(&["python3", "-c", HOLDER, "30"]).stdout(Stdio::piped()).spawn().expect("holder");
+    ];
+    args.extend_from_slice(family.serve_args());
+    let mut fg = Floodgate::start(&args);
+    let mut holder =
+        in_cli(&["python3", "-c", HOLDER, "30", family.vip()]).stdout(Stdio::piped()).spawn().expect("holder");
     let mut line = String::new();
     BufReader::new(holder.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
     assert_eq!(line.trim(), "connected");
@@ -529,7 +547,7 @@ fn keepalive_reclaims_a_vanished_client() {
         metric(m, "floodgate_tcp_keepalive_timeouts_total") == 1 && metric(m, "floodgate_connection_table_used") == 0
     });
     let probes = metric(&m, "floodgate_tcp_keepalive_probes_sent_total");
-    eprintln!("keepalive: {probes} probes, connection reclaimed after {:?} of silence", t0.elapsed());
+    eprintln!("{family:?} keepalive: {probes} probes, connection reclaimed after {:?} of silence", t0.elapsed());
     assert!(probes >= 3, "3 probes before giving up, got {probes}");
     assert_eq!(metric(&m, "floodgate_connections_established"), 0);
     nft_clear();
