@@ -30,6 +30,11 @@ to the serving core would: RPS steers the kernel stack's receive to the
 receiver's core (softirq there), and veth's NAPI, where XDP and AF_XDP
 receive run, becomes a kernel thread (threaded NAPI) pinned to that core.
 
+--family 6 runs the same over IPv6: 2001:db8::1 instead of 198.18.0.1 (both
+servers, every client; floodgate-load's sources follow the target), the
+results written as compare-v6.*. The XDP_TX reflector is IPv4 only, so that
+ceiling is left out there.
+
 Prints a table of medians and ratios and writes it as Markdown, plus a PNG
 plot (gnuplot), into the results folder. Every load is bounded in time.
 Needs root; the script brings its testbed up (and down again) itself.
@@ -53,6 +58,8 @@ ROOT = Path(__file__).resolve().parent.parent
 TESTBED_NS = "fgb"
 SRV, CLI = f"{TESTBED_NS}-srv", f"{TESTBED_NS}-cli"
 VIP = "198.18.0.1"
+# VIP as a URL host or socket address (brackets for IPv6); --family sets both.
+HOST = VIP
 BODY = "Hello, World!"
 SERVER_CPU = 0
 CLIENT_CPU = 1
@@ -112,7 +119,7 @@ class Server:
         while time.time() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{self.name} exited: {self.proc.stderr.read()}")
-            r = subprocess.run(ns(CLI, f"curl -s -m 1 http://{VIP}:{self.port}/"), shell=True,
+            r = subprocess.run(ns(CLI, f"curl -s -m 1 http://{HOST}:{self.port}/"), shell=True,
                                capture_output=True, text=True)
             if r.stdout == BODY:
                 return
@@ -149,7 +156,7 @@ http {{
     access_log off;
     keepalive_requests 1000000;
     server {{
-        listen {VIP}:8080 reuseport backlog=65535;
+        listen {HOST}:8080 reuseport backlog=65535;
         location / {{ default_type text/plain; return 200 "{BODY}"; }}
     }}
 }}
@@ -165,7 +172,7 @@ def nginx_worker_pid(tmp):
 
 def run_wrk(port, seconds, conns, close):
     header = "-H 'Connection: close'" if close else ""
-    out = sh(ns(CLI, f"taskset -c {CLIENT_CPU} wrk -t1 -c{conns} -d{seconds}s {header} http://{VIP}:{port}/"),
+    out = sh(ns(CLI, f"taskset -c {CLIENT_CPU} wrk -t1 -c{conns} -d{seconds}s {header} http://{HOST}:{port}/"),
              timeout=seconds + 30)
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
@@ -176,7 +183,7 @@ def run_wrk(port, seconds, conns, close):
 
 def run_load(mode, port, seconds, extra=""):
     with tempfile.NamedTemporaryFile(suffix=".json") as f:
-        sh(ns(CLI, f"{ROOT}/target/release/floodgate-load {mode} --iface fg-c0 --target {VIP}:{port} "
+        sh(ns(CLI, f"{ROOT}/target/release/floodgate-load {mode} --iface fg-c0 --target {HOST}:{port} "
                    f"--cpus {CLIENT_CPU} --duration {seconds} --json {f.name} {extra}"), timeout=seconds + 60)
         j = json.loads(Path(f.name).read_text())
     if mode == "synflood":
@@ -277,6 +284,8 @@ def measure(server, fn, rx_mode):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--family", type=int, choices=[4, 6], default=4,
+                    help="6: everything over IPv6 (2001:db8::1), results as compare-v6.*")
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--results", default=str(ROOT / "results"))
     ap.add_argument("--skip-build", action="store_true")
@@ -284,9 +293,13 @@ def main():
     ap.add_argument("--rx-mode", choices=["own", "sender"], default="own",
                     help="where receive work runs: on the receiver's core (own) or veth's default, the sender's")
     a = ap.parse_args()
+    global VIP, HOST
+    if a.family == 6:
+        VIP, HOST = "2001:db8::1", "[2001:db8::1]"
     if a.report_only:
         j = json.loads(Path(a.report_only).read_text())
         a.rx_mode, a.rounds, a.seconds = j["rx_mode"], j.get("rounds", a.rounds), j.get("seconds", a.seconds)
+        a.family = j.get("family", 4)
         return write_report(a, j["results"], j["reflector"], j["time_wait"], j.get("shard_syns", []))
     if os.geteuid() != 0:
         sys.exit("compare: needs root (network namespaces, XDP)")
@@ -321,7 +334,8 @@ def main():
     tmp = Path(tempfile.mkdtemp(prefix="fg-compare-"))
     fg_cmd = (f"taskset -c {SERVER_CPU} {ROOT}/target/release/floodgate serve --iface fg-s0 "
               f"--vip {VIP} --port 80 --app http --queues 1 --http-body '{BODY}' "
-              f"--connections 1048576 --time-wait-capacity 16777216 --time-wait-capacity-v6 65536 --metrics 127.0.0.1:9100 --drain 1s")
+              f"--connections 1048576 --time-wait-capacity 16777216 "
+              f"--time-wait-capacity-v6 {16777216 if a.family == 6 else 65536} --metrics 127.0.0.1:9100 --drain 1s")
     fg = Server("floodgate", fg_cmd, 80, pid_of=lambda: int(sh("pgrep -n -x floodgate").split()[0]))
     # The same engine with every SYN answered by its shard, never in XDP.
     fg_shard_syns = Server("floodgate", fg_cmd + " --xdp-syn-cookies off", 80,
@@ -361,6 +375,8 @@ def main():
         shard_syns = []
         for rnd in range(a.rounds):
             for mode in REFLECTORS:
+                if mode == "xdp-tx" and a.family == 6:
+                    continue  # reflector.bpf.c answers IPv4 SYNs only
                 rate = run_reflector(mode, a.seconds, a.rx_mode)
                 print(f"round {rnd + 1} reflector {mode:7} SYN-ACK/s {rate:.0f}", flush=True)
                 if rate > 0:  # 0: the reflector did not come up, not a measurement
@@ -389,7 +405,7 @@ def write_report(a, results, ceiling, time_wait, shard_syns):
     out.mkdir(parents=True, exist_ok=True)
     cpu = sh("grep -m1 'model name' /proc/cpuinfo || true").split(":")[-1].strip() or "unknown CPU"
     lines = [
-        f"# floodgate vs the Linux kernel (nginx), {time.strftime('%Y-%m-%d %H:%M')}",
+        f"# floodgate vs the Linux kernel (nginx), IPv{a.family}, {time.strftime('%Y-%m-%d %H:%M')}",
         "",
         f"Machine: {os.cpu_count()} cores ({cpu}), kernel {os.uname().release}; testbed veth pair; "
         f"server on CPU {SERVER_CPU}, clients on CPU {CLIENT_CPU}; {a.rounds} rounds of {a.seconds} s, "
@@ -442,6 +458,9 @@ def write_report(a, results, ceiling, time_wait, shard_syns):
                  "SYN reaches the shard.")
     lines.append("")
     for mode, label in [("xdp-tx", "XDP_TX reflector (the ceiling)"), ("af-xdp", "AF_XDP in-place reflector")]:
+        if mode == "xdp-tx" and a.family == 6:
+            lines.append(f"- {label}: IPv4 only, not run.")
+            continue
         cm = med(ceiling.get(mode, []))
         pct = (lambda v: f"{100 * v / cm:.0f}%") if cm else (lambda v: "n/a")
         lines.append(f"- {label}: {cm:,.0f} SYN-ACK/s; floodgate answers {pct(syn)} of it by default"
@@ -452,18 +471,20 @@ def write_report(a, results, ceiling, time_wait, shard_syns):
                  f"entered, {time_wait.get('evicted', 0):,} cut short by a full table.")
     lines.append("")
     md = "\n".join(lines)
-    (out / "compare.md").write_text(md + "\n")
-    (out / "compare.json").write_text(json.dumps({"rx_mode": a.rx_mode, "rounds": a.rounds, "seconds": a.seconds,
+    stem = "compare" if a.family == 4 else "compare-v6"
+    (out / f"{stem}.md").write_text(md + "\n")
+    (out / f"{stem}.json").write_text(json.dumps({"rx_mode": a.rx_mode, "rounds": a.rounds, "seconds": a.seconds,
+                                                  "family": a.family,
                                                   "results": results, "reflector": ceiling, "time_wait": time_wait,
                                                   "shard_syns": shard_syns}, indent=1))
     print(md)
-    dat = out / "compare.dat"
+    dat = out / f"{stem}.dat"
     dat.write_text("".join(f"\"{n}\" {f:.0f} {k:.0f}\n" for n, f, k in rows))
     if shutil.which("gnuplot"):
         script = f"""
 set terminal pngcairo size 1100,650 noenhanced
-set output '{out / "compare.png"}'
-set title 'floodgate vs nginx on the Linux kernel (medians)'
+set output '{out / f"{stem}.png"}'
+set title 'floodgate vs nginx on the Linux kernel, IPv{a.family} (medians)'
 set style data histograms
 set style histogram clustered gap 1
 set style fill solid 0.8 border -1

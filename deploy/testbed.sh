@@ -2,11 +2,16 @@
 # The two-namespace testbed: floodgate in `fg-srv`, Linux clients in `fg-cli`.
 #
 #   fg-srv: fg-s0 198.18.0.1/24 ──── veth ──── fg-c0 198.18.0.2/24, .10-.73  :fg-cli
+#                 2001:db8::1/64                      2001:db8::2/64, ::10-::73
 #
 # Both ends have 2 RX and 2 TX queues, so a 2-queue engine has a socket per
 # queue (which queue a frame lands on follows the sending core's TX queue).
-# Addresses are in the benchmark range 198.18.0.0/15 (RFC 2544) and exist
-# only inside the namespaces.
+# Addresses are in the benchmark range 198.18.0.0/15 (RFC 2544) and, for
+# IPv6, the documentation prefix 2001:db8::/32 (RFC 3849); they exist only
+# inside the namespaces. IPv6 addresses are added without duplicate address
+# detection (nodad), so they are usable at once; the kernel in fg-srv holds
+# 2001:db8::1 to answer neighbour discovery for floodgate (which learns the
+# client's MAC from its frames), as it answers ARP for 198.18.0.1.
 #
 # What XDP on veth needs, measured on Linux 6.x:
 #  - Native XDP works on fg-s0 with nothing on the peer: attaching a program
@@ -79,6 +84,8 @@ SRV_IF=fg-s0
 CLI_IF=fg-c0
 SRV_ADDR=198.18.0.1/24
 CLI_ADDR=198.18.0.2/24
+SRV_ADDR6=2001:db8::1/64
+CLI_ADDR6=2001:db8::2/64
 CLI_EXTRA_FIRST=10
 CLI_EXTRA_LAST=73
 QUEUES=2
@@ -115,22 +122,34 @@ up() {
     ip -n "$SRV" link set lo up
     ip -n "$CLI" link set lo up
     ip -n "$SRV" addr replace "$SRV_ADDR" dev "$SRV_IF"
+    ip -n "$SRV" addr replace "$SRV_ADDR6" dev "$SRV_IF" nodad
     {
         echo "addr replace $CLI_ADDR dev $CLI_IF"
+        echo "addr replace $CLI_ADDR6 dev $CLI_IF nodad"
         for i in $(seq "$CLI_EXTRA_FIRST" "$CLI_EXTRA_LAST"); do
             echo "addr replace 198.18.0.$i/24 dev $CLI_IF"
+            echo "addr replace 2001:db8::$i/64 dev $CLI_IF nodad"
         done
     } | ip -n "$CLI" -batch -
 
     ip netns exec "$CLI" sysctl -q -w net.core.txrehash=0 ||
         die "cannot set net.core.txrehash=0 in $CLI"
+    # No router on the pair: no router solicitations, no RAs heeded, and no
+    # DAD for the link-local addresses either (set before the links go up),
+    # so the kernels' own IPv6 chatter is a few MLD reports at link-up.
+    ip netns exec "$SRV" sysctl -q -w "net.ipv6.conf.$SRV_IF.accept_dad=0" \
+        "net.ipv6.conf.$SRV_IF.accept_ra=0" "net.ipv6.conf.$SRV_IF.router_solicitations=0" >/dev/null ||
+        die "cannot set the IPv6 sysctls of $SRV_IF"
+    ip netns exec "$CLI" sysctl -q -w "net.ipv6.conf.$CLI_IF.accept_dad=0" \
+        "net.ipv6.conf.$CLI_IF.accept_ra=0" "net.ipv6.conf.$CLI_IF.router_solicitations=0" >/dev/null ||
+        die "cannot set the IPv6 sysctls of $CLI_IF"
     ip netns exec "$CLI" ethtool -K "$CLI_IF" rx off tx off >/dev/null 2>&1 ||
         die "cannot turn checksum offload off on $CLI_IF"
 
     ip -n "$SRV" link set "$SRV_IF" up
     ip -n "$CLI" link set "$CLI_IF" up
     if [ "${FG_TESTBED_BACKENDS:-0}" = 1 ]; then backends_up; fi
-    echo "testbed: up ($SRV/$SRV_IF ${SRV_ADDR%/*} <-> $CLI/$CLI_IF ${CLI_ADDR%/*}, .$CLI_EXTRA_FIRST-.$CLI_EXTRA_LAST, $QUEUES queues)"
+    echo "testbed: up ($SRV/$SRV_IF ${SRV_ADDR%/*} ${SRV_ADDR6%/*} <-> $CLI/$CLI_IF ${CLI_ADDR%/*} ${CLI_ADDR6%/*}, .$CLI_EXTRA_FIRST-.$CLI_EXTRA_LAST, $QUEUES queues)"
 }
 
 # The backend namespace (see the header).

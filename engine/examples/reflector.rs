@@ -220,8 +220,6 @@ fn install_signal_handlers() {
 fn run_af_xdp(args: &Args) -> Result<(), String> {
     let mut prog = XdpProgram::load().map_err(|e| e.to_string())?;
     let mode = prog.attach(&args.iface, args.xdp_mode).map_err(|e| e.to_string())?;
-    let vips: Vec<(IpAddr, u16)> = args.ports.iter().map(|&p| (args.vip, p)).collect();
-    prog.set_vips(&vips).map_err(|e| e.to_string())?;
     out_nonl!("reflector: {} XDP {mode}", args.iface);
     if let Some(why) = prog.native_fallback_reason() {
         out_nonl!(" (native refused: {why})");
@@ -236,6 +234,11 @@ fn run_af_xdp(args: &Args) -> Result<(), String> {
         out!("reflector: queue {q} bound, {}", x.bind_mode());
         links.push(x);
     }
+    // Claimed only once every queue has its socket: until then a frame to
+    // the VIP (a previous run's straggler, an early SYN) is the kernel's,
+    // so `redirect_no_xsk` counts only a queue left without a socket.
+    let vips: Vec<(IpAddr, u16)> = args.ports.iter().map(|&p| (args.vip, p)).collect();
+    prog.set_vips(&vips).map_err(|e| e.to_string())?;
     out!("reflector: ready, answering SYNs to {} port(s) {:?} for {} s", args.vip, args.ports, args.seconds);
 
     let deadline = Instant::now() + Duration::from_secs(args.seconds);

@@ -5,15 +5,21 @@
 //! testbed lock (/tmp/floodgate-testbed.lock) for its whole run, and every
 //! load is bounded in count and time.
 //!
-//! * `http_curl_and_wrk`: curl gets 200 and the body; wrk keep-alive and
-//!   `Connection: close` for 10 s each, 0 socket errors and 0 non-2xx; the
-//!   TIME-WAIT gauge rises, then falls back to 0 after 2MSL (MSL 2 s).
-//! * `echo_20k_connections` / `echo_20k_connections_with_loss`: 20,000
-//!   connections from 64 source addresses, random payloads, every byte
-//!   checked, half closed by the client first and half by the server last;
-//!   the second with 5 % random loss both ways (nftables in fgt-cli).
-//! * `keepalive_reclaims_a_vanished_client`: idle 2 s, interval 1 s, 3
-//!   probes; the client's namespace goes silent (nftables drops all).
+//! * `http_curl_and_wrk` (and `_over_ipv6`): curl gets 200 and the body;
+//!   wrk keep-alive and `Connection: close` for 10 s each, 0 socket errors
+//!   and 0 non-2xx; the TIME-WAIT gauge rises, none is evicted, then it
+//!   falls back to 0 after 2MSL (MSL 2 s).
+//! * `echo_20k_connections` / `echo_20k_connections_with_loss` (and
+//!   `_over_ipv6`): 20,000 connections from 64 source addresses, random
+//!   payloads, every byte checked, half closed by the client first and half
+//!   by the server last; the second with 5 % random loss both ways
+//!   (nftables in fgt-cli).
+//! * `synflood_answered_in_xdp` (and `_over_ipv6`): floodgate-load
+//!   `synflood` at 20,000 SYNs/s for 2 s against `--xdp-syn-cookies
+//!   always`: >= 99 % answered, every SYN-ACK sent by XDP, no SYN in a shard.
+//! * `keepalive_reclaims_a_vanished_client` (and `_over_ipv6`): idle 2 s,
+//!   interval 1 s, 3 probes; the client's namespace goes silent (nftables
+//!   drops all).
 //! * `drain_on_sigterm`: new connections refused, an open one finishes.
 //! * `idle_engine_uses_no_cpu`: < 2 % CPU over 10 s.
 //! * `neighbour_resolution`: `neigh::resolve_wait` finds fg-c0's MAC.
@@ -56,6 +62,49 @@ use floodgate::shard::runner::SNAPSHOT_EVERY;
 use xdp_common::{repo, require_root, sh, Testbed, CLI_NS, SRV_NS};
 
 const VIP: &str = "198.18.0.1";
+/// The server's IPv6 address on the testbed (deploy/testbed.sh).
+const VIP6: &str = "2001:db8::1";
+
+/// The address family a test runs over (a parameter, not a copied test).
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Family {
+    V4,
+    V6,
+}
+
+impl Family {
+    /// The server's address.
+    fn vip(self) -> &'static str {
+        match self {
+            Family::V4 => VIP,
+            Family::V6 => VIP6,
+        }
+    }
+
+    /// fgt-cli's 64 extra source addresses, as tests/peers/ clients take them.
+    fn sources(self) -> &'static str {
+        match self {
+            Family::V4 => "198.18.0.10-73",
+            Family::V6 => "2001:db8::10-73",
+        }
+    }
+
+    /// `floodgate serve` options beyond `--vip VIP` that this family needs.
+    fn serve_args(self) -> &'static [&'static str] {
+        match self {
+            Family::V4 => &[],
+            Family::V6 => &["--vip", VIP6],
+        }
+    }
+
+    /// The nftables match on this family's addresses (`ip` or `ip6`).
+    fn nft(self) -> &'static str {
+        match self {
+            Family::V4 => "ip",
+            Family::V6 => "ip6",
+        }
+    }
+}
 const METRICS: &str = "127.0.0.1:9100";
 
 fn in_cli(args: &[&str]) -> Command {
@@ -247,10 +296,14 @@ fn nft_clear() {
 /// One wrk run from fgt-cli; returns requests/s after checking 0 socket
 /// errors and 0 non-2xx responses.
 fn wrk(extra: &[&str]) -> f64 {
+    wrk_url(&format!("http://{VIP}/"), extra)
+}
+
+/// `wrk`, against `url`.
+fn wrk_url(url: &str, extra: &[&str]) -> f64 {
     let mut args = vec!["timeout", "30", "wrk", "-t1", "-c64", "-d10s", "--timeout", "5s"];
     args.extend_from_slice(extra);
-    let url = format!("http://{VIP}/");
-    args.push(&url);
+    args.push(url);
     let (ok, out) = sh(&mut in_cli(&args));
     eprintln!("wrk {extra:?}:\n{out}");
     assert!(ok, "wrk failed:\n{out}");
@@ -274,16 +327,39 @@ fn http_curl_and_wrk() {
     if !require_root("serve_testbed::http_curl_and_wrk") {
         return;
     }
-    let _tb = Testbed::up();
-    let mut fg = Floodgate::start(&["--port", "80", "--app", "http", "--msl", "2"]);
+    http_run(Family::V4);
+}
 
-    let (ok, out) = sh(&mut in_cli(&["curl", "-sS", "-m", "5", "-w", "\n%{http_code}", &format!("http://{VIP}/")]));
+/// The same over IPv6: floodgate serves both families, the clients speak
+/// IPv6 (2001:db8::2 to 2001:db8::1, deploy/testbed.sh).
+#[test]
+fn http_curl_and_wrk_over_ipv6() {
+    if !require_root("serve_testbed::http_curl_and_wrk_over_ipv6") {
+        return;
+    }
+    http_run(Family::V6);
+}
+
+/// curl, then wrk keep-alive and `Connection: close` over `family`; then
+/// the TIME-WAIT entries the server holds last 2MSL and none is evicted.
+fn http_run(family: Family) {
+    let _tb = Testbed::up();
+    let mut all = vec!["--port", "80", "--app", "http", "--msl", "2"];
+    all.extend_from_slice(family.serve_args());
+    let mut fg = Floodgate::start(&all);
+    let host = match family {
+        Family::V4 => VIP.to_string(),
+        Family::V6 => format!("[{VIP6}]"),
+    };
+    let url = format!("http://{host}/");
+
+    let (ok, out) = sh(&mut in_cli(&["curl", "-g", "-sS", "-m", "5", "-w", "\n%{http_code}", &url]));
     assert!(ok, "curl: {out}");
     assert_eq!(out, "Hello, World!\n200", "curl gets 200 and the body");
 
-    let keepalive = wrk(&[]);
-    let close = wrk(&["-H", "Connection: close"]);
-    eprintln!("wrk on the testbed: keep-alive {keepalive:.0} req/s, Connection: close {close:.0} req/s");
+    let keepalive = wrk_url(&url, &[]);
+    let close = wrk_url(&url, &["-H", "Connection: close"]);
+    eprintln!("wrk to {host} on the testbed: keep-alive {keepalive:.0} req/s, Connection: close {close:.0} req/s");
 
     // The server closed first: it holds TIME-WAIT, for 2MSL = 4 s. Shards
     // publish their counters every SNAPSHOT_EVERY: wait for a snapshot taken
@@ -294,6 +370,7 @@ fn http_curl_and_wrk() {
     let tw = metric(&m, "floodgate_connections_time_wait");
     assert!(tw > 0, "TIME-WAIT entries right after the Connection: close run");
     assert!(metric(&m, "floodgate_tcp_time_wait_entered_total") >= tw);
+    assert_eq!(metric(&m, "floodgate_tcp_time_wait_evicted_total"), 0, "every entry lasts 2MSL");
     let t0 = Instant::now();
     let m = wait_metrics("TIME-WAIT back to 0", Duration::from_secs(15), |m| {
         metric(m, "floodgate_connections_time_wait") == 0
@@ -307,7 +384,7 @@ fn http_curl_and_wrk() {
 }
 
 /// Runs the Python echo client; returns its summary line.
-fn echo_client(connections: u32, concurrency: u32, timeout_s: u32) -> String {
+fn echo_client(family: Family, connections: u32, concurrency: u32, timeout_s: u32) -> String {
     let script = repo().join("engine/tests/peers/echo_client.py");
     let (ok, out) = sh(&mut in_cli(&[
         "timeout",
@@ -315,7 +392,7 @@ fn echo_client(connections: u32, concurrency: u32, timeout_s: u32) -> String {
         "python3",
         script.to_str().unwrap(),
         "--server",
-        VIP,
+        family.vip(),
         "--port",
         "7",
         "--connections",
@@ -323,7 +400,7 @@ fn echo_client(connections: u32, concurrency: u32, timeout_s: u32) -> String {
         "--concurrency",
         &concurrency.to_string(),
         "--sources",
-        "198.18.0.10-73",
+        family.sources(),
         "--timeout",
         &timeout_s.to_string(),
         "--total-timeout",
@@ -337,15 +414,20 @@ fn echo_client(connections: u32, concurrency: u32, timeout_s: u32) -> String {
     line
 }
 
-fn echo_run(loss: bool) {
+fn echo_run(family: Family, loss: bool) {
     let _tb = Testbed::up();
-    let mut fg = Floodgate::start(&["--port", "7", "--app", "echo", "--msl", "2"]);
+    let mut args = vec!["--port", "7", "--app", "echo", "--msl", "2"];
+    args.extend_from_slice(family.serve_args());
+    let mut fg = Floodgate::start(&args);
     if loss {
-        nft("chain in { type filter hook input priority 0; iifname \"fg-c0\" ip saddr 198.18.0.1 tcp sport 7 numgen random mod 100 < 5 drop; }\n\
-             chain out { type filter hook output priority 0; oifname \"fg-c0\" ip daddr 198.18.0.1 tcp dport 7 numgen random mod 100 < 5 drop; }");
+        let (ip, vip) = (family.nft(), family.vip());
+        nft(&format!(
+            "chain in {{ type filter hook input priority 0; iifname \"fg-c0\" {ip} saddr {vip} tcp sport 7 numgen random mod 100 < 5 drop; }}\n\
+             chain out {{ type filter hook output priority 0; oifname \"fg-c0\" {ip} daddr {vip} tcp dport 7 numgen random mod 100 < 5 drop; }}"
+        ));
     }
     let n = 20_000;
-    let line = if loss { echo_client(n, 1000, 120) } else { echo_client(n, 500, 60) };
+    let line = if loss { echo_client(family, n, 1000, 120) } else { echo_client(family, n, 500, 60) };
     nft_clear();
     // Every connection ends on the server too (LAST-ACK retransmissions
     // under loss may take a few seconds).
@@ -356,7 +438,7 @@ fn echo_run(loss: bool) {
     let closed = metric(&m, "floodgate_tcp_connections_closed_total");
     let echoed = metric(&m, "floodgate_echo_bytes_echoed_total");
     eprintln!(
-        "loss={loss}: {line}; server: accepted {accepted} closed {closed} echoed {echoed} B, retransmits {}, \
+        "{family:?} loss={loss}: {line}; server: accepted {accepted} closed {closed} echoed {echoed} B, retransmits {}, \
          reset_by_peer {}, aborted {}, timed_out {}",
         metric(&m, "floodgate_tcp_retransmits_total"),
         metric(&m, "floodgate_tcp_connections_reset_by_peer_total"),
@@ -377,7 +459,15 @@ fn echo_20k_connections() {
     if !require_root("serve_testbed::echo_20k_connections") {
         return;
     }
-    echo_run(false);
+    echo_run(Family::V4, false);
+}
+
+#[test]
+fn echo_20k_connections_over_ipv6() {
+    if !require_root("serve_testbed::echo_20k_connections_over_ipv6") {
+        return;
+    }
+    echo_run(Family::V6, false);
 }
 
 #[test]
@@ -385,14 +475,22 @@ fn echo_20k_connections_with_loss() {
     if !require_root("serve_testbed::echo_20k_connections_with_loss") {
         return;
     }
-    echo_run(true);
+    echo_run(Family::V4, true);
 }
 
-/// A client that connects, says hello, gets the echo, then holds the
-/// connection open without a word for `secs`.
+#[test]
+fn echo_20k_connections_with_loss_over_ipv6() {
+    if !require_root("serve_testbed::echo_20k_connections_with_loss_over_ipv6") {
+        return;
+    }
+    echo_run(Family::V6, true);
+}
+
+/// A client that connects to argv[2] (either family), says hello, gets the
+/// echo, then holds the connection open without a word for argv[1] seconds.
 const HOLDER: &str = r#"
 import socket, sys, time
-s = socket.create_connection(("198.18.0.1", 7), timeout=5)
+s = socket.create_connection((sys.argv[2], 7), timeout=5)
 s.sendall(b"hello")
 assert s.recv(5) == b"hello"
 print("connected", flush=True)
@@ -404,8 +502,22 @@ fn keepalive_reclaims_a_vanished_client() {
     if !require_root("serve_testbed::keepalive_reclaims_a_vanished_client") {
         return;
     }
+    keepalive_run(Family::V4);
+}
+
+#[test]
+fn keepalive_reclaims_a_vanished_client_over_ipv6() {
+    if !require_root("serve_testbed::keepalive_reclaims_a_vanished_client_over_ipv6") {
+        return;
+    }
+    keepalive_run(Family::V6);
+}
+
+/// Idle 2 s, interval 1 s, 3 probes, and a client over `family` that goes
+/// silent: the connection is reclaimed after the probes.
+fn keepalive_run(family: Family) {
     let _tb = Testbed::up();
-    let mut fg = Floodgate::start(&[
+    let mut args = vec![
         "--port",
         "7",
         "--app",
@@ -416,8 +528,11 @@ fn keepalive_reclaims_a_vanished_client() {
         "1s",
         "--keepalive-probes",
         "3",
-    ]);
-    let mut holder = in_cli(&["python3", "-c", HOLDER, "30"]).stdout(Stdio::piped()).spawn().expect("holder");
+    ];
+    args.extend_from_slice(family.serve_args());
+    let mut fg = Floodgate::start(&args);
+    let mut holder =
+        in_cli(&["python3", "-c", HOLDER, "30", family.vip()]).stdout(Stdio::piped()).spawn().expect("holder");
     let mut line = String::new();
     BufReader::new(holder.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
     assert_eq!(line.trim(), "connected");
@@ -432,7 +547,7 @@ fn keepalive_reclaims_a_vanished_client() {
         metric(m, "floodgate_tcp_keepalive_timeouts_total") == 1 && metric(m, "floodgate_connection_table_used") == 0
     });
     let probes = metric(&m, "floodgate_tcp_keepalive_probes_sent_total");
-    eprintln!("keepalive: {probes} probes, connection reclaimed after {:?} of silence", t0.elapsed());
+    eprintln!("{family:?} keepalive: {probes} probes, connection reclaimed after {:?} of silence", t0.elapsed());
     assert!(probes >= 3, "3 probes before giving up, got {probes}");
     assert_eq!(metric(&m, "floodgate_connections_established"), 0);
     nft_clear();
@@ -1000,6 +1115,77 @@ fn floodgate_load_bin() -> std::path::PathBuf {
         assert!(ok && bin.exists(), "cannot build floodgate-load:\n{out}");
     }
     bin
+}
+
+/// floodgate-load `synflood` (its own XDP program on fg-c0, so veth hands
+/// it the XDP_TX replies) against `--xdp-syn-cookies always`, 2 s at 20,000
+/// SYNs/s from the 64 client addresses of `family` (floodgate-load's
+/// default sources follow the target's family): every SYN is answered
+/// in XDP with a cookie SYN-ACK that comes back to the generator, and none
+/// reaches a shard.
+fn synflood_run(family: Family) {
+    let load = floodgate_load_bin();
+    let _tb = Testbed::up();
+    let mut args = vec!["--port", "80", "--app", "http", "--xdp-syn-cookies", "always"];
+    args.extend_from_slice(family.serve_args());
+    let mut fg = Floodgate::start(&args);
+    let target = match family {
+        Family::V4 => format!("{VIP}:80"),
+        Family::V6 => format!("[{VIP6}]:80"),
+    };
+    let json = std::env::temp_dir().join(format!("fg-synflood-{family:?}-{}.json", std::process::id()));
+    let (ok, out) = sh(&mut in_cli(&[
+        "timeout",
+        "30",
+        load.to_str().unwrap(),
+        "synflood",
+        "--iface",
+        "fg-c0",
+        "--target",
+        &target,
+        "--queues",
+        "0,1",
+        "--rate",
+        "20000",
+        "--duration",
+        "2",
+        "--json",
+        json.to_str().unwrap(),
+    ]));
+    let summary = std::fs::read_to_string(&json).unwrap_or_default();
+    let _ = std::fs::remove_file(&json);
+    assert!(ok, "floodgate-load synflood:\n{out}");
+    let num = |k: &str| -> u64 {
+        let v = summary.split(&format!("\"{k}\":")).nth(1).unwrap_or_else(|| panic!("no {k} in {summary}"));
+        v.split([',', '}']).next().unwrap().parse::<f64>().unwrap() as u64
+    };
+    let (syns, synacks) = (num("syns_sent"), num("synacks"));
+    std::thread::sleep(2 * SNAPSHOT_EVERY);
+    let m = scrape().expect("scrape");
+    let in_xdp = labelled(&m, XDP_COOKIES_SENT);
+    eprintln!("{family:?} synflood: {syns} SYNs sent, {synacks} SYN-ACKs back, {in_xdp} answered in XDP\n{out}");
+    assert!(syns >= 20_000, "2 s at 20,000/s: {summary}");
+    assert!(synacks * 100 >= syns * 99, "nearly every SYN answered (veth loses nothing): {summary}");
+    assert!(in_xdp >= synacks, "every SYN-ACK came from XDP: {in_xdp} < {synacks}");
+    assert_eq!(metric(&m, "floodgate_tcp_syns_received_total"), 0, "no SYN reached a shard");
+    assert_eq!(metric(&m, "floodgate_xdp_syn_cookie_fallback_total"), 0, "none left to a shard");
+    fg.stop();
+}
+
+#[test]
+fn synflood_answered_in_xdp() {
+    if !require_root("serve_testbed::synflood_answered_in_xdp") {
+        return;
+    }
+    synflood_run(Family::V4);
+}
+
+#[test]
+fn synflood_answered_in_xdp_over_ipv6() {
+    if !require_root("serve_testbed::synflood_answered_in_xdp_over_ipv6") {
+        return;
+    }
+    synflood_run(Family::V6);
 }
 
 /// The issue-11 load: 10,000 connections each pushing 16 KiB messages at

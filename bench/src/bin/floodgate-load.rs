@@ -14,7 +14,7 @@ use floodgate::tcp::{Capacity, Endpoint, Secrets, TcpConfig};
 use floodgate::time::Instant as FgInstant;
 use floodgate_bench::load::synflood::{FloodTotals, SynFlood};
 use floodgate_bench::load::{report, LoadApp, LoadConfig, Mode, Totals};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
@@ -40,12 +40,19 @@ struct Args {
     /// Interface to send from (its peer leads to the target).
     #[arg(long)]
     iface: String,
-    /// Target address and port.
-    #[arg(long, default_value = "198.18.0.1:80")]
-    target: SocketAddr,
-    /// Source addresses: a range A-B or a comma list (must be routed back to this interface).
-    #[arg(long, default_value = "198.18.0.10-198.18.0.73")]
-    sources: String,
+    /// Target address and port, `[addr]:port` for IPv6 [default: 198.18.0.1:80, with -6
+    /// [2001:db8::1]:80].
+    #[arg(long)]
+    target: Option<SocketAddr>,
+    /// Source addresses, of the target's family: a range A-B (IPv4 or IPv6, counted as numbers)
+    /// or a comma list; they must be routed back to this interface [default: the testbed's
+    /// client addresses, 198.18.0.10-198.18.0.73, with -6 2001:db8::10 to 2001:db8::73 as
+    /// deploy/testbed.sh writes them].
+    #[arg(long)]
+    sources: Option<String>,
+    /// IPv6: the testbed's IPv6 target and client addresses as the defaults.
+    #[arg(short = '6', long = "ipv6")]
+    ipv6: bool,
     /// cps/rps/echo: also send SYNs as fast as the loop allows from these addresses (a range or
     /// list), in the same threads: a SYN flood beside the measured load. Their SYN-ACKs are not
     /// taken by this program; they go to the kernel, which should drop them (nft), as replies to
@@ -108,17 +115,57 @@ extern "C" fn on_signal(_: libc::c_int) {
     STOP.store(true, Ordering::Relaxed);
 }
 
+impl Args {
+    fn target(&self) -> SocketAddr {
+        self.target.unwrap_or(if self.ipv6 {
+            SocketAddr::from((Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1), 80))
+        } else {
+            SocketAddr::from((Ipv4Addr::new(198, 18, 0, 1), 80))
+        })
+    }
+
+    /// `--sources`, or the testbed's client addresses of the target's family.
+    fn sources(&self) -> Result<Vec<IpAddr>, String> {
+        match &self.sources {
+            Some(s) => parse_sources(s),
+            None if self.target().is_ipv6() => {
+                // deploy/testbed.sh adds 2001:db8::$i for i in 10..=73: hex groups that read
+                // like the IPv4 octets, not one numeric range.
+                (10..=73).map(|i| format!("2001:db8::{i}").parse().map_err(|_| format!("bad address ::{i}"))).collect()
+            }
+            None => parse_sources("198.18.0.10-198.18.0.73"),
+        }
+    }
+}
+
 fn parse_sources(s: &str) -> Result<Vec<IpAddr>, String> {
     if let Some((a, b)) = s.split_once('-') {
-        let a: Ipv4Addr = a.trim().parse().map_err(|_| format!("bad address {a:?}"))?;
-        let b: Ipv4Addr = b.trim().parse().map_err(|_| format!("bad address {b:?}"))?;
-        let (a, b) = (u32::from(a), u32::from(b));
-        if b < a || b - a > 65535 {
+        let a: IpAddr = a.trim().parse().map_err(|_| format!("bad address {a:?}"))?;
+        let b: IpAddr = b.trim().parse().map_err(|_| format!("bad address {b:?}"))?;
+        let (lo, hi) = match (a, b) {
+            (IpAddr::V4(a), IpAddr::V4(b)) => (u32::from(a) as u128, u32::from(b) as u128),
+            (IpAddr::V6(a), IpAddr::V6(b)) => (u128::from(a), u128::from(b)),
+            _ => return Err(format!("range {s:?} mixes IPv4 and IPv6")),
+        };
+        if hi < lo || hi - lo > 65535 {
             return Err(format!("bad range {s:?}"));
         }
-        return Ok((a..=b).map(|x| IpAddr::V4(Ipv4Addr::from(x))).collect());
+        return Ok((lo..=hi)
+            .map(|x| match a {
+                IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::from(x as u32)),
+                IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::from(x)),
+            })
+            .collect());
     }
     s.split(',').map(|x| x.trim().parse().map_err(|_| format!("bad address {x:?}"))).collect()
+}
+
+/// Every source of `what` in the target's family: a segment cannot cross families.
+fn same_family(what: &str, sources: &[IpAddr], target: SocketAddr) -> Result<(), String> {
+    match sources.iter().find(|a| a.is_ipv6() != target.is_ipv6()) {
+        Some(a) => Err(format!("{what} {a} is not of the target's family ({})", target.ip())),
+        None => Ok(()),
+    }
 }
 
 /// Per-second reports from the queue threads.
@@ -142,20 +189,26 @@ fn run(args: Args) -> Result<(), String> {
     if args.duration == 0 || args.duration > 3600 {
         return Err("--duration must be between 1 and 3600 seconds".into());
     }
-    let sources = parse_sources(&args.sources)?;
+    let target = args.target();
+    if args.ipv6 && target.is_ipv4() {
+        return Err(format!("-6 with an IPv4 --target {target}"));
+    }
+    let sources = args.sources()?;
     let flood_sources = match &args.flood_sources {
         Some(_) if args.mode == ModeArg::Synflood => return Err("--flood-sources is for cps, rps and echo".into()),
         Some(f) => parse_sources(f)?,
         None => Vec::new(),
     };
+    same_family("source", &sources, target)?;
+    same_family("flood source", &flood_sources, target)?;
     // SAFETY: the handler only stores to an atomic.
     unsafe {
         libc::signal(libc::SIGINT, on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t);
         libc::signal(libc::SIGTERM, on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t);
     }
     let src_mac = neigh::interface_mac(&args.iface).ok_or_else(|| format!("cannot read the MAC of {}", args.iface))?;
-    let dst_mac = neigh::resolve_wait(&args.iface, args.target.ip(), Duration::from_secs(3))
-        .ok_or_else(|| format!("no neighbour entry for {} on {} (is it reachable?)", args.target.ip(), args.iface))?;
+    let dst_mac = neigh::resolve_wait(&args.iface, target.ip(), Duration::from_secs(3))
+        .ok_or_else(|| format!("no neighbour entry for {} on {} (is it reachable?)", target.ip(), args.iface))?;
 
     let mut prog = XdpProgram::load().map_err(|e| e.to_string())?;
     let mode = match args.xdp_mode {
@@ -181,7 +234,7 @@ fn run(args: Args) -> Result<(), String> {
     println!(
         "floodgate-load {mode_name}: {} -> {} from {} sources, {} queue(s), XDP {attached}, {}",
         args.iface,
-        args.target,
+        target,
         sources.len(),
         links.len(),
         links[0].bind_mode()
@@ -356,7 +409,7 @@ fn worker(
     let share = |x: u32| (x / n + u32::from(k < x % n)).max(1);
     let mut last_report = Instant::now();
     if args.mode == ModeArg::Synflood {
-        let mut f = SynFlood::new(src_mac, dst_mac, args.target, sources, 0x9e37_79b9_7f4a_7c15 ^ k as u64);
+        let mut f = SynFlood::new(src_mac, dst_mac, args.target(), sources, 0x9e37_79b9_7f4a_7c15 ^ k as u64);
         let rate = if args.rate == 0 { None } else { Some(share(args.rate) as u64) };
         while Instant::now() < deadline && !STOP.load(Ordering::Relaxed) {
             let due = rate.map_or(64, |r| {
@@ -416,7 +469,7 @@ fn worker(
     let mut ep = Endpoint::new(cfg, cap, src_mac, Secrets::from_bytes(*b"floodgate-load: a fixed test key"), clock());
     let lc = LoadConfig {
         mode,
-        target: args.target,
+        target: args.target(),
         sources,
         ports,
         next_hop: dst_mac,
@@ -429,7 +482,7 @@ fn worker(
     };
     let mut app = LoadApp::new(lc, cap.connections as usize);
     let mut flood = (!flood_sources.is_empty())
-        .then(|| SynFlood::new(src_mac, dst_mac, args.target, flood_sources, 0x51f1_00d5 ^ k as u64));
+        .then(|| SynFlood::new(src_mac, dst_mac, args.target(), flood_sources, 0x51f1_00d5 ^ k as u64));
     let mut drain_until = None;
     loop {
         let now = clock();
@@ -468,4 +521,39 @@ fn worker(
         link.stats().fields().iter().filter(|(_, v)| *v > 0).map(|(n, v)| format!("{n}={v}")).collect();
     eprintln!("queue {}: link {}", link.queue(), st.join(" "));
     Outcome::Load(Box::new(app), flood.map(|f| f.totals).unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sources_of_either_family() {
+        let v4 = parse_sources("198.18.0.10-198.18.0.73").unwrap();
+        assert_eq!((v4.len(), v4[63]), (64, "198.18.0.73".parse().unwrap()));
+        let v6 = parse_sources("2001:db8::fffe-2001:db8::1:1").unwrap();
+        let want: Vec<IpAddr> =
+            ["2001:db8::fffe", "2001:db8::ffff", "2001:db8::1:0", "2001:db8::1:1"].map(|a| a.parse().unwrap()).to_vec();
+        assert_eq!(v6, want, "a numeric range, carried across groups");
+        assert!(parse_sources("198.18.0.1-2001:db8::1").unwrap_err().contains("mixes"));
+        assert!(parse_sources("2001:db8::2-2001:db8::1").is_err());
+        assert!(parse_sources("2001:db8::-2001:db8::1:0").is_err(), "more than 65536 addresses");
+        assert_eq!(parse_sources("2001:db8::2, 198.18.0.2").unwrap().len(), 2);
+    }
+
+    #[test]
+    fn minus_six_picks_the_testbeds_ipv6_addresses() {
+        let a = Args::try_parse_from(["floodgate-load", "synflood", "--iface", "fg-c0", "-6"]).unwrap();
+        assert_eq!(a.target(), "[2001:db8::1]:80".parse().unwrap());
+        let s = a.sources().unwrap();
+        assert_eq!((s.len(), s[0], s[63]), (64, "2001:db8::10".parse().unwrap(), "2001:db8::73".parse().unwrap()));
+        let a = Args::try_parse_from(["floodgate-load", "cps", "--iface", "fg-c0", "--target", "[2001:db8::1]:8080"])
+            .unwrap();
+        assert!(a.sources().unwrap().iter().all(|s| s.is_ipv6()), "the default sources follow the target");
+        let a = Args::try_parse_from(["floodgate-load", "cps", "--iface", "fg-c0"]).unwrap();
+        assert_eq!(a.target(), "198.18.0.1:80".parse().unwrap());
+        assert_eq!(a.sources().unwrap().len(), 64);
+        let t = a.target();
+        assert!(same_family("source", &parse_sources("2001:db8::10").unwrap(), t).is_err());
+    }
 }

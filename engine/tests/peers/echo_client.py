@@ -7,6 +7,8 @@ Runs in fg-cli (Linux's own TCP stack) against floodgate's `echo` app:
   echo_client.py --server 198.18.0.1 --port 7 --connections 20000 \
       --concurrency 500 --sources 198.18.0.10-73 --timeout 60 --seed 1
 
+or over IPv6 with --server 2001:db8::1 --sources 2001:db8::10-73.
+
 Connection i sends a random payload (1 byte to 32 KiB) and reads it back
 while it is still sending (the server's windows and buffers push back).
 Even i: the client closes first (close() once every byte has come back; the
@@ -30,10 +32,13 @@ import time
 
 
 def parse_sources(spec):
-    base, _, rng = spec.rpartition(".")
+    """198.18.0.10-73, or 2001:db8::10-73 (the last group's digits written
+    as decimals, as deploy/testbed.sh adds them: ::10 to ::73)."""
+    sep = ":" if ":" in spec else "."
+    base, _, rng = spec.rpartition(sep)
     lo, _, hi = rng.partition("-")
     hi = hi or lo
-    return ["%s.%d" % (base, i) for i in range(int(lo), int(hi) + 1)]
+    return ["%s%s%d" % (base, sep, i) for i in range(int(lo), int(hi) + 1)]
 
 
 class Conn:
@@ -65,6 +70,7 @@ def main():
     a = ap.parse_args()
 
     sources = parse_sources(a.sources)
+    family = socket.AF_INET6 if ":" in a.server else socket.AF_INET
     rnd = random.Random(a.seed)
     sel = selectors.DefaultSelector()
     started = time.monotonic()
@@ -98,7 +104,7 @@ def main():
         # Mostly small payloads, some larger than a buffer chunk.
         n = rnd.randint(1, 2048) if rnd.random() < 0.8 else rnd.randint(2049, a.max_payload)
         payload = rnd.randbytes(n)
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s = socket.socket(family, socket.SOCK_STREAM)
         s.setblocking(False)
         s.bind((sources[i % len(sources)], 0))
         c = Conn(i, s, payload, time.monotonic() + a.timeout, "client" if i % 2 == 0 else "server")
