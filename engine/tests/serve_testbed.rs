@@ -498,8 +498,8 @@ fn idle_engine_uses_no_cpu() {
     fg.stop();
 }
 
-/// The same with `--busy-poll on`. On the testbed it falls back (veth's
-/// sockets are copy mode: no NAPI ID, see `link::xdp::busy_poll`), so this
+/// The same with `--busy-poll on`. On the testbed it falls back (veth gives
+/// its sockets no NAPI ID, see `link::xdp::busy_poll`), so this
 /// checks that asking for it costs an idle engine nothing either.
 #[test]
 fn idle_engine_uses_no_cpu_busy_polling() {
@@ -512,9 +512,10 @@ fn idle_engine_uses_no_cpu_busy_polling() {
     fg.stop();
 }
 
-/// veth has no zero-copy, and on Linux 6.13+ a copy-mode socket gets no
-/// NAPI ID, with veth's NAPI on (GRO) or off: `--busy-poll auto` says so,
-/// serves as before, and never touches the interface.
+/// veth never links its RX queues to its NAPI (`netif_queue_set_napi`), so
+/// on Linux 6.13+ an AF_XDP socket on it gets no NAPI ID, with veth's NAPI
+/// on (GRO) or off: `--busy-poll auto` says so, serves as before, and never
+/// touches the interface.
 #[test]
 fn busy_poll_unavailable_is_reported_and_serving_goes_on() {
     if !require_root("serve_testbed::busy_poll_unavailable_is_reported_and_serving_goes_on") {

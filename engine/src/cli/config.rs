@@ -272,9 +272,9 @@ pub struct Settings {
     /// SO_BUSY_POLL_BUDGET on the socket; napi_defer_hard_irqs = 2 and
     /// gro_flush_timeout = 200 µs on the interface while serving, the old
     /// values restored at exit, or at the next start after a crash). A
-    /// socket the kernel gives no NAPI ID (on Linux 6.13+ every copy-mode
-    /// socket: veth, generic XDP) is served as with `off`, and said so in
-    /// the log and in floodgate_shard_info{busy_poll} [default: off].
+    /// socket the kernel gives no NAPI ID (Linux 6.13+: the driver must link
+    /// its queues to their NAPI; veth does not) is served as with `off`, and
+    /// said so in the log and in floodgate_shard_info{busy_poll} [default: off].
     #[arg(long, value_enum, value_name = "MODE", help_heading = "XDP")]
     pub busy_poll: Option<BusyPollArg>,
     /// SO_BUSY_POLL in µs: any non-zero value arms busy polling; the shard's

@@ -365,16 +365,16 @@ impl<A: App + AppStats> Shard<A> {
                 shard = index,
                 iface,
                 queue,
-                "busy polling asked for (--busy-poll on) but the socket has no NAPI ID: copy-mode AF_XDP \
-                 (veth, generic XDP) gets none on Linux 6.13+, zero-copy needs a driver that links its \
-                 queues to their NAPI; serving without busy polling"
+                "busy polling asked for (--busy-poll on) but the socket has no NAPI ID: the driver does not \
+                 link this RX queue to its NAPI (veth never does; Linux 6.13 only for zero-copy); serving \
+                 without busy polling"
             ),
             BusyPollState::Unavailable => tracing::warn!(
                 shard = index,
                 iface,
                 queue,
-                "busy polling unavailable: the socket has no NAPI ID (copy-mode AF_XDP, as on veth or \
-                 generic XDP, gets none on Linux 6.13+); serving without it"
+                "busy polling unavailable: the socket has no NAPI ID (the driver does not link this RX queue \
+                 to its NAPI; veth never does); serving without it"
             ),
             BusyPollState::Off | BusyPollState::Pending => {}
         }

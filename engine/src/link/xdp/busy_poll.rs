@@ -26,15 +26,16 @@
 //! * Linux 6.13 and later: "net: napi: Add napi_config" (86e25f40aa1e) moved
 //!   the ID's assignment to `napi_enable`, after the drivers register their
 //!   rxqs, so that copy read 0; "xsk: Bring back busy polling support"
-//!   (Fomichev, 2025) then dropped it and resolves the ID in `xsk_bind`
-//!   instead, **for zero-copy sockets only** (`if (xs->zc && ...)`, from
-//!   the queue's NAPI set by `netif_queue_set_napi`). A copy-mode socket,
-//!   and so every socket on veth (no zero-copy) or on generic XDP, never
-//!   gets an ID and cannot busy-poll.
+//!   (5ef44b3cb43b) resolves the ID in `xsk_bind` instead, from the NAPI the
+//!   driver linked to the queue with `netif_queue_set_napi` (`rxq->napi`),
+//!   for zero-copy sockets only in 6.13, for copy mode too since
+//!   b95ed5517354 (6.15, 6.14 stable). A driver that never links its queues
+//!   gives no socket an ID: veth does not (drivers/net/veth.c has no
+//!   `netif_queue_set_napi`, and no zero-copy either), with GRO on or off,
+//!   so no AF_XDP socket on veth can busy-poll on these kernels.
 //!
-//! So the link reads `SO_INCOMING_NAPI_ID` right after the bind (6.13+
-//! zero-copy: decided there) and again once frames have arrived (older
-//! kernels) ([`probe`]), and reports [`BusyPollState::Unavailable`] when it
+//! So the link reads `SO_INCOMING_NAPI_ID` right after the bind (6.13+:
+//! decided there) and again once frames have arrived (older kernels) ([`probe`]), and reports [`BusyPollState::Unavailable`] when it
 //! is still 0: the socket options are cleared and the shard runs as with
 //! `--busy-poll off`.
 
