@@ -521,14 +521,21 @@ impl Xdp {
     }
 
     /// Sets the busy-poll socket options if asked for: active if the bind
-    /// gave the socket a NAPI ID, else pending until frames have arrived.
+    /// gave the socket a NAPI ID, unavailable if it did not on Linux 6.13+
+    /// (options cleared), else pending until frames have arrived.
     fn start_busy_poll(&mut self, cfg: &BusyPollConfig) {
         if cfg.mode == BusyPollMode::Off {
             return;
         }
         self.busy = match busy_poll::enable(self.fd, cfg) {
-            // Zero-copy on 6.13+: the bind has recorded the ID already.
-            Ok(()) => busy_poll::probe(0, busy_poll::napi_id(self.fd)),
+            // 6.13+: the bind has recorded the ID, or never will.
+            Ok(()) => match busy_poll::probe_at_bind(busy_poll::napi_id(self.fd), busy_poll::kernel_version()) {
+                BusyPollState::Unavailable => {
+                    busy_poll::disable(self.fd);
+                    BusyPollState::Unavailable
+                }
+                s => s,
+            },
             Err(e) => {
                 tracing::warn!(iface = %self.ifname, queue = self.queue, "busy polling refused by the kernel: {e}");
                 busy_poll::disable(self.fd);

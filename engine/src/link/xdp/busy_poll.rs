@@ -34,10 +34,11 @@
 //!   `netif_queue_set_napi`, and no zero-copy either), with GRO on or off,
 //!   so no AF_XDP socket on veth can busy-poll on these kernels.
 //!
-//! So the link reads `SO_INCOMING_NAPI_ID` right after the bind (6.13+:
-//! decided there) and again once frames have arrived (older kernels) ([`probe`]), and reports [`BusyPollState::Unavailable`] when it
-//! is still 0: the socket options are cleared and the shard runs as with
-//! `--busy-poll off`.
+//! So the link reads `SO_INCOMING_NAPI_ID` right after the bind, where a
+//! 6.13+ kernel has decided ([`probe_at_bind`]), and on older kernels again
+//! once frames have arrived ([`probe`]), and reports
+//! [`BusyPollState::Unavailable`] when it is still 0: the socket options
+//! are cleared and the shard runs as with `--busy-poll off`.
 
 use std::fmt;
 use std::os::fd::RawFd;
@@ -188,6 +189,33 @@ pub fn napi_id(fd: RawFd) -> u32 {
     }
 }
 
+/// The state right after the bind: on Linux 6.13+ `xsk_bind` has set the
+/// NAPI ID or never will; before, the first frame may still bring it.
+pub fn probe_at_bind(napi_id: u32, kernel: Option<(u32, u32)>) -> BusyPollState {
+    match (napi_id, kernel) {
+        (id, _) if id != 0 => BusyPollState::Active(id),
+        (_, Some(v)) if v >= (6, 13) => BusyPollState::Unavailable,
+        _ => BusyPollState::Pending,
+    }
+}
+
+/// The running kernel's (major, minor), from `uname`.
+pub fn kernel_version() -> Option<(u32, u32)> {
+    // SAFETY: a zeroed utsname is a valid value to pass.
+    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+    // SAFETY: `u` is valid for the kernel to write.
+    if unsafe { libc::uname(&mut u) } != 0 {
+        return None;
+    }
+    let release: String = u.release.iter().take_while(|&&c| c != 0).map(|&c| c as u8 as char).collect();
+    parse_release(&release)
+}
+
+fn parse_release(r: &str) -> Option<(u32, u32)> {
+    let mut it = r.split(|c: char| !c.is_ascii_digit());
+    Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
+}
+
 /// The state after `rx_frames` frames: a NAPI ID makes it active; frames
 /// without one make it unavailable; no frames yet leave it pending.
 pub fn probe(rx_frames: u64, napi_id: u32) -> BusyPollState {
@@ -208,6 +236,19 @@ mod tests {
         assert_eq!("auto".parse(), Ok(BusyPollMode::Auto));
         assert_eq!("on".parse(), Ok(BusyPollMode::On));
         assert!("yes".parse::<BusyPollMode>().is_err());
+    }
+
+    #[test]
+    fn a_6_13_kernel_decides_at_the_bind() {
+        assert_eq!(probe_at_bind(8193, Some((6, 18))), BusyPollState::Active(8193));
+        assert_eq!(probe_at_bind(0, Some((6, 18))), BusyPollState::Unavailable);
+        assert_eq!(probe_at_bind(0, Some((6, 13))), BusyPollState::Unavailable);
+        assert_eq!(probe_at_bind(0, Some((6, 12))), BusyPollState::Pending);
+        assert_eq!(probe_at_bind(0, None), BusyPollState::Pending);
+        assert_eq!(parse_release("6.18.44-fc-v1045"), Some((6, 18)));
+        assert_eq!(parse_release("5.15.0-91-generic"), Some((5, 15)));
+        assert_eq!(parse_release("x"), None);
+        assert!(kernel_version().is_some());
     }
 
     #[test]
