@@ -29,6 +29,15 @@ receiver's work on its own core, as a NIC whose queue interrupt is affined
 to the serving core would: RPS steers the kernel stack's receive to the
 receiver's core (softirq there), and veth's NAPI, where XDP and AF_XDP
 receive run, becomes a kernel thread (threaded NAPI) pinned to that core.
+`busy-poll` is `own` plus a third server in the same rounds: floodgate with
+`--busy-poll on` (preferred busy polling of its AF_XDP socket); the report
+adds its row, which mode its shard got (`floodgate_shard_info{busy_poll}`:
+on veth, whose queues are not linked to their NAPI, `unavailable` on Linux 6.13+)
+and each floodgate's system calls per received frame.
+
+Beside the figures: the CPU model (lscpu), the steal time of the run (from
+/proc/stat: other guests on the host) and the load average (other work on
+this machine).
 
 --family 6 runs the same over IPv6: 2001:db8::1 instead of 198.18.0.1 (both
 servers, every client; floodgate-load's sources follow the target), the
@@ -108,8 +117,9 @@ def ticks_per_sec():
 class Server:
     """A server process in fg-srv whose CPU time we can read."""
 
-    def __init__(self, name, cmd, port, pid_of=None):
+    def __init__(self, name, cmd, port, pid_of=None, label=None):
         self.name, self.cmd, self.port, self.pid_of = name, cmd, port, pid_of
+        self.label = label or name
         self.proc = None
 
     def start(self):
@@ -181,6 +191,24 @@ def run_wrk(port, seconds, conns, close):
     return {"rate": rps, "errors": errs + (int(non2xx.group(1)) if non2xx else 0)}
 
 
+def cpu_totals():
+    """(steal, all) ticks summed over the CPUs, from /proc/stat."""
+    f = Path("/proc/stat").read_text().splitlines()[0].split()
+    v = [int(x) for x in f[1:9]]
+    return v[7], sum(v)
+
+
+def fg_counters():
+    """floodgate's own counters that show where its kernel crossings go."""
+    out = sh(ns(SRV, "curl -s -m 2 http://127.0.0.1:9100/metrics"), check=False)
+    got = {"busy_poll": sorted(set(re.findall(r'^floodgate_shard_info\{[^}]*busy_poll="(\w+)"', out, re.M)))}
+    for key in ["link_rx_frames", "link_tx_wakeups", "link_fill_wakeups", "link_busy_polls", "shard_sleeps",
+                "shard_yields", "shard_syscalls", "shard_turns"]:
+        got[key] = sum(int(float(m)) for m in re.findall(
+            rf"^floodgate_{key}_total(?:{{[^}}]*}})? (\S+)$", out, re.M))
+    return got
+
+
 def run_load(mode, port, seconds, extra=""):
     with tempfile.NamedTemporaryFile(suffix=".json") as f:
         sh(ns(CLI, f"{ROOT}/target/release/floodgate-load {mode} --iface fg-c0 --target {HOST}:{port} "
@@ -194,12 +222,16 @@ def run_load(mode, port, seconds, extra=""):
 
 
 REFLECTORS = ["xdp-tx", "af-xdp"]
+LOADS = ["cps-wrk", "cps", "rps-wrk", "rps", "synflood"]
 RX_MODES = {
     "own": "Receive work on the receiver's core (`--rx-mode own`): RPS steers the kernel stack's receive to "
            "its own core; veth's NAPI, where XDP and AF_XDP receive run, is threaded and pinned there.",
     "sender": "Receive work on the sender's core (`--rx-mode sender`, veth's default): each server's receive "
               "runs on the client core, and the client's receive on the server core.",
+    "busy-poll": "Receive work on the receiver's core as in `own` (`--rx-mode busy-poll`), with a third server in "
+                 "the same rounds: floodgate with `--busy-poll on`.",
 }
+OWN_CORE = ("own", "busy-poll")
 
 
 def run_reflector(mode, seconds, rx_mode):
@@ -215,7 +247,7 @@ def run_reflector(mode, seconds, rx_mode):
             # XDP_TX hands the reply to the peer's RX queue numbered after the
             # CPU running fg-s0's NAPI: the server core when it is pinned there
             # (own), else the sending core.
-            queue = SERVER_CPU if rx_mode == "own" else CLIENT_CPU
+            queue = SERVER_CPU if rx_mode in OWN_CORE else CLIENT_CPU
         return run_load("synflood", 80, seconds, f"--queues {queue}")["rate"]
     finally:
         os.killpg(refl.pid, signal.SIGTERM)
@@ -228,7 +260,7 @@ def synflood_queues(server, rx_mode):
     the client's RX queue numbered after the CPU running fg-s0's NAPI, which
     in `sender` mode is the client core; floodgate sends them so under a
     flood (cookies in XDP), so the generator then listens on that queue too."""
-    if server.port != 80 or rx_mode == "own":
+    if server.port != 80 or rx_mode in OWN_CORE:
         return ""
     return f"--queues 0,{CLIENT_CPU} --cpus {CLIENT_CPU}"
 
@@ -246,7 +278,7 @@ def time_wait_counters():
 def set_rx_mode(mode):
     """`own`: each side's receive work on its own core (see the module doc).
     The testbed is fresh, so `sender`, veth's default, needs nothing."""
-    if mode != "own":
+    if mode not in OWN_CORE:
         return
     for side, dev, cpu in [(SRV, "fg-s0", SERVER_CPU), (CLI, "fg-c0", CLIENT_CPU)]:
         mask = format(1 << cpu, "x")
@@ -261,7 +293,7 @@ def set_rx_mode(mode):
 def pin_napi(mode):
     """`own`: thread the server veth's NAPI if it has one, and pin every NAPI
     thread of each veth to its side's core."""
-    if mode != "own":
+    if mode not in OWN_CORE:
         return
     # Fails when fg-s0 has no NAPI (nginx): its receive is RPS's softirq then.
     sh(ns(SRV, "sh -c 'echo 1 > /sys/class/net/fg-s0/threaded' 2>/dev/null"), check=False)
@@ -290,8 +322,12 @@ def main():
     ap.add_argument("--results", default=str(ROOT / "results"))
     ap.add_argument("--skip-build", action="store_true")
     ap.add_argument("--report-only", metavar="JSON", help="re-render the report from a compare.json; run nothing")
-    ap.add_argument("--rx-mode", choices=["own", "sender"], default="own",
-                    help="where receive work runs: on the receiver's core (own) or veth's default, the sender's")
+    ap.add_argument("--rx-mode", choices=["own", "sender", "busy-poll"], default="own",
+                    help="where receive work runs: on the receiver's core (own) or veth's default, the sender's; "
+                         "busy-poll: own, plus floodgate with --busy-poll on as a third server")
+    ap.add_argument("--loads", default=",".join(LOADS),
+                    help=f"comma-separated subset of {','.join(LOADS)}; the SYN-ACK ceilings (reflectors) run "
+                         "only with synflood")
     a = ap.parse_args()
     global VIP, HOST
     if a.family == 6:
@@ -300,7 +336,11 @@ def main():
         j = json.loads(Path(a.report_only).read_text())
         a.rx_mode, a.rounds, a.seconds = j["rx_mode"], j.get("rounds", a.rounds), j.get("seconds", a.seconds)
         a.family = j.get("family", 4)
-        return write_report(a, j["results"], j["reflector"], j["time_wait"], j.get("shard_syns", []))
+        return write_report(a, j["results"], j["reflector"], j["time_wait"], j.get("shard_syns", []),
+                            j.get("machine", {}), j.get("counters", {}))
+    wanted = a.loads.split(",")
+    if any(w not in LOADS for w in wanted):
+        sys.exit(f"compare: --loads takes {','.join(LOADS)}")
     if os.geteuid() != 0:
         sys.exit("compare: needs root (network namespaces, XDP)")
     sh(f"{ROOT}/deploy/install-deps.sh", capture=False)
@@ -337,6 +377,8 @@ def main():
               f"--connections 1048576 --time-wait-capacity 16777216 "
               f"--time-wait-capacity-v6 {16777216 if a.family == 6 else 65536} --metrics 127.0.0.1:9100 --drain 1s")
     fg = Server("floodgate", fg_cmd, 80, pid_of=lambda: int(sh("pgrep -n -x floodgate").split()[0]))
+    fg_bp = Server("floodgate", fg_cmd + " --busy-poll on", 80,
+                   pid_of=lambda: int(sh("pgrep -n -x floodgate").split()[0]), label="floodgate busy-poll")
     # The same engine with every SYN answered by its shard, never in XDP.
     fg_shard_syns = Server("floodgate", fg_cmd + " --xdp-syn-cookies off", 80,
                            pid_of=lambda: int(sh("pgrep -n -x floodgate").split()[0]))
@@ -350,30 +392,41 @@ def main():
         ("SYN-ACK/s, floodgate-load synflood",
          lambda s: run_load("synflood", s.port, a.seconds, synflood_queues(s, a.rx_mode)), True),
     ]
-    results = {name: {"floodgate": [], "nginx": []} for name, _, _ in loads}
+    loads = [ld for ld, key in zip(loads, LOADS) if key in wanted]
+    servers = [fg, ngx] + ([fg_bp] if a.rx_mode == "busy-poll" else [])
+    results = {name: {s.label: [] for s in servers} for name, _, _ in loads}
     time_wait = {}
+    counters = {}
+    steal0, total0 = cpu_totals()
+    machine = {"load_before": os.getloadavg()}
     try:
         for rnd in range(a.rounds):
-            for server in ([fg, ngx] if rnd % 2 == 0 else [ngx, fg]):
+            k = rnd % len(servers)
+            for server in servers[k:] + servers[:k]:
                 server.start()
                 try:
                     for name, fn, per_conn in loads:
                         r = measure(server, lambda: fn(server), a.rx_mode)
                         r["per_conn"] = per_conn
-                        results[name][server.name].append(r)
-                        print(f"round {rnd + 1} {server.name:9} {name:38} {r['rate']:>12.0f}/s  "
+                        results[name][server.label].append(r)
+                        print(f"round {rnd + 1} {server.label:19} {name:38} {r['rate']:>12.0f}/s  "
                               f"cpu {r['cpu_s']:.2f}s  errors {r['errors']}", flush=True)
                 finally:
+                    if server.name == "floodgate":
+                        c = fg_counters()
+                        acc = counters.setdefault(server.label, {})
+                        for key, v in c.items():
+                            acc[key] = sorted(set(acc.get(key, []) + v)) if key == "busy_poll" else acc.get(key, 0) + v
                     if server is fg:
                         tw = time_wait_counters()
-                        for k, v in tw.items():
-                            time_wait[k] = time_wait.get(k, 0) + v
+                        for k2, v in tw.items():
+                            time_wait[k2] = time_wait.get(k2, 0) + v
                     server.stop()
         # The ceilings, stateless SYN-ACK reflectors on the same veth: XDP_TX
         # in the XDP program itself, and AF_XDP in place (floodgate's link).
         ceiling = {mode: [] for mode in REFLECTORS}
         shard_syns = []
-        for rnd in range(a.rounds):
+        for rnd in range(a.rounds if "synflood" in wanted else 0):
             for mode in REFLECTORS:
                 if mode == "xdp-tx" and a.family == 6:
                     continue  # reflector.bpf.c answers IPv4 SYNs only
@@ -390,20 +443,25 @@ def main():
             shard_syns.append(r)
     finally:
         fg.stop()
+        fg_bp.stop()
         fg_shard_syns.stop()
         ngx.stop()
+    steal1, total1 = cpu_totals()
+    machine["steal_pct"] = 100 * (steal1 - steal0) / max(total1 - total0, 1)
+    machine["load_after"] = os.getloadavg()
 
-    write_report(a, results, ceiling, time_wait, shard_syns)
+    write_report(a, results, ceiling, time_wait, shard_syns, machine, counters)
 
 
 def med(xs):
     return statistics.median(xs) if xs else float("nan")
 
 
-def write_report(a, results, ceiling, time_wait, shard_syns):
+def write_report(a, results, ceiling, time_wait, shard_syns, machine, counters):
     out = Path(a.results)
     out.mkdir(parents=True, exist_ok=True)
-    cpu = sh("grep -m1 'model name' /proc/cpuinfo || true").split(":")[-1].strip() or "unknown CPU"
+    cpu = (sh("lscpu | grep -m1 'Model name' || true").split(":")[-1].strip()
+           or sh("grep -m1 'model name' /proc/cpuinfo || true").split(":")[-1].strip() or "unknown CPU")
     lines = [
         f"# floodgate vs the Linux kernel (nginx), IPv{a.family}, {time.strftime('%Y-%m-%d %H:%M')}",
         "",
@@ -416,6 +474,10 @@ def write_report(a, results, ceiling, time_wait, shard_syns):
         "",
         RX_MODES[a.rx_mode],
         "",
+        f"Steal during the run: {machine.get('steal_pct', float('nan')):.1f} % of all CPU time; load average "
+        f"(1/5/15 min) before {'/'.join(f'{x:.2f}' for x in machine.get('load_before', []))}, after "
+        f"{'/'.join(f'{x:.2f}' for x in machine.get('load_after', []))} (other work on the machine).",
+        "",
         "| load | floodgate | nginx (kernel) | ratio | core busy fg / nginx | core µs/conn fg / nginx "
         "| core ratio | process µs/conn fg / nginx | errors fg / nginx |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
@@ -424,6 +486,8 @@ def write_report(a, results, ceiling, time_wait, shard_syns):
     best = {}
     for name, r in results.items():
         f, n = r["floodgate"], r["nginx"]
+        if not f or not n:
+            continue
         fr, nr = med([x["rate"] for x in f]), med([x["rate"] for x in n])
 
         def per_conn(xs, key):
@@ -450,6 +514,39 @@ def write_report(a, results, ceiling, time_wait, shard_syns):
         if fr and nr:
             lines.append(f"- {group}: floodgate {fr:,.0f}/s ({fl}) against nginx {nr:,.0f}/s ({nl}): {fr / nr:.2f}x; "
                          f"core µs per connection or request {fc:.2f} against {nc:.2f}: {nc / fc if fc else 0:.2f}x.")
+    if "floodgate busy-poll" in next(iter(results.values()), {}):
+        lines += ["", "floodgate with `--busy-poll on`, same rounds:", "",
+                  "| load | floodgate busy-poll | vs floodgate own | vs nginx | core µs/conn busy-poll / own / nginx "
+                  "| errors |", "|---|---:|---:|---:|---:|---:|"]
+        for name, r in results.items():
+            b, f, n = r["floodgate busy-poll"], r["floodgate"], r["nginx"]
+            if not b:
+                continue
+
+            def pc(xs):
+                return med([x["core_s"] / max(x["rate"] * a.seconds, 1) * 1e6 for x in xs])
+            br, fr, nr = (med([x["rate"] for x in xs]) for xs in (b, f, n))
+            lines.append(f"| {name} | {br:,.0f}/s | {br / fr if fr else 0:.2f}x | {br / nr if nr else 0:.2f}x | "
+                         f"{pc(b):.2f} / {pc(f):.2f} / {pc(n):.2f} | {sum(x['errors'] for x in b)} |")
+    if counters:
+        lines += ["", "floodgate's system calls (all loads of a server run, summed over its shards):", ""]
+        for label, c in counters.items():
+            rx = max(c.get("link_rx_frames", 0), 1)
+            lines.append(f"- {label}: busy_poll {','.join(c.get('busy_poll', [])) or '?'}; "
+                         f"{c.get('shard_syscalls', 0) / rx:.3f} syscalls per received frame "
+                         f"(TX kicks {c.get('link_tx_wakeups', 0) / rx:.3f}, fill kicks "
+                         f"{c.get('link_fill_wakeups', 0) / rx:.3f}, busy polls {c.get('link_busy_polls', 0) / rx:.3f}, "
+                         f"yields {c.get('shard_yields', 0) / rx:.3f}, sleeps {c.get('shard_sleeps', 0) / rx:.3f}; "
+                         f"{c.get('link_rx_frames', 0) / max(c.get('shard_turns', 0), 1):.2f} frames per turn).")
+    if "SYN-ACK/s, floodgate-load synflood" not in results:
+        md = "\n".join(lines + [""])
+        (out / "compare.md").write_text(md + "\n")
+        (out / "compare.json").write_text(json.dumps({"rx_mode": a.rx_mode, "rounds": a.rounds, "seconds": a.seconds,
+                                                      "results": results, "reflector": ceiling,
+                                                      "time_wait": time_wait, "shard_syns": shard_syns,
+                                                      "machine": machine, "counters": counters}, indent=1))
+        print(md)
+        return
     syn = med([x["rate"] for x in results["SYN-ACK/s, floodgate-load synflood"]["floodgate"]])
     shard = med([x["rate"] for x in shard_syns])
     lines.append("")
@@ -476,7 +573,8 @@ def write_report(a, results, ceiling, time_wait, shard_syns):
     (out / f"{stem}.json").write_text(json.dumps({"rx_mode": a.rx_mode, "rounds": a.rounds, "seconds": a.seconds,
                                                   "family": a.family,
                                                   "results": results, "reflector": ceiling, "time_wait": time_wait,
-                                                  "shard_syns": shard_syns}, indent=1))
+                                                  "shard_syns": shard_syns, "machine": machine,
+                                                  "counters": counters}, indent=1))
     print(md)
     dat = out / f"{stem}.dat"
     dat.write_text("".join(f"\"{n}\" {f:.0f} {k:.0f}\n" for n, f, k in rows))

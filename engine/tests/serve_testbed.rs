@@ -609,6 +609,83 @@ fn idle_engine_uses_no_cpu() {
     }
     let _tb = Testbed::up();
     let mut fg = Floodgate::start(&["--port", "80", "--app", "http"]);
+    idle_cpu_below_2_percent(&fg);
+    fg.stop();
+}
+
+/// The same with `--busy-poll on`. On the testbed it falls back (veth gives
+/// its sockets no NAPI ID, see `link::xdp::busy_poll`), so this
+/// checks that asking for it costs an idle engine nothing either.
+#[test]
+fn idle_engine_uses_no_cpu_busy_polling() {
+    if !require_root("serve_testbed::idle_engine_uses_no_cpu_busy_polling") {
+        return;
+    }
+    let _tb = Testbed::up();
+    let mut fg = Floodgate::start(&["--port", "80", "--app", "http", "--busy-poll", "on"]);
+    idle_cpu_below_2_percent(&fg);
+    fg.stop();
+}
+
+/// veth never links its RX queues to its NAPI (`netif_queue_set_napi`), so
+/// on Linux 6.13+ an AF_XDP socket on it gets no NAPI ID, with veth's NAPI
+/// on (GRO) or off: `--busy-poll auto` says so, serves as before, and never
+/// touches the interface.
+#[test]
+fn busy_poll_unavailable_is_reported_and_serving_goes_on() {
+    if !require_root("serve_testbed::busy_poll_unavailable_is_reported_and_serving_goes_on") {
+        return;
+    }
+    let _tb = Testbed::up();
+    for gro in ["off", "on"] {
+        let (ok, out) = sh(Command::new("ip").args(["netns", "exec", SRV_NS, "ethtool", "-K", "fg-s0", "gro", gro]));
+        assert!(ok, "{out}");
+        let before = napi_settings();
+        let mut fg = Floodgate::start(&["--port", "80", "--app", "http", "--busy-poll", "auto"]);
+        // Linux 6.13+ decides at the bind; before, frames on both queues
+        // decide both shards (the flows hash over the client's two TX
+        // queues, which feed the server's two RX queues).
+        let m = (0..40)
+            .find_map(|_| {
+                curl_ok();
+                let m = scrape()?;
+                (labelled_count(&m, "busy_poll=\"pending\"") == 0).then_some(m)
+            })
+            .unwrap_or_else(|| panic!("both shards decided busy polling:\n{}", fg.log()));
+        let info: Vec<&str> = m.lines().filter(|l| l.starts_with("floodgate_shard_info")).collect();
+        eprintln!("veth, GRO {gro}: {info:?}");
+        assert_eq!(labelled_count(&m, "busy_poll=\"unavailable\""), 2, "{m}\n{}", fg.log());
+        assert!(fg.log().contains("busy polling unavailable"), "{}", fg.log());
+        // A snapshot taken after the curl's frames.
+        std::thread::sleep(SNAPSHOT_EVERY * 2);
+        let m = scrape().expect("metrics");
+        assert_eq!(metric(&m, "floodgate_link_busy_polls_total"), 0, "{m}");
+        assert!(metric(&m, "floodgate_link_rx_frames_total") > 0, "{m}");
+        assert!(metric(&m, "floodgate_shard_syscalls_total") > 0, "{m}");
+        assert_eq!(napi_settings(), before, "the interface untouched");
+        curl_ok();
+        fg.stop();
+    }
+}
+
+/// fg-s0's `napi_defer_hard_irqs` and `gro_flush_timeout`.
+fn napi_settings() -> (String, String) {
+    let read = |a: &str| {
+        let (ok, out) =
+            sh(Command::new("ip").args(["netns", "exec", SRV_NS, "cat", &format!("/sys/class/net/fg-s0/{a}")]));
+        assert!(ok, "{out}");
+        out.trim().to_string()
+    };
+    (read("napi_defer_hard_irqs"), read("gro_flush_timeout"))
+}
+
+/// Lines of `floodgate_shard_info` carrying `label`.
+fn labelled_count(text: &str, label: &str) -> usize {
+    text.lines().filter(|l| l.starts_with("floodgate_shard_info{") && l.contains(label)).count()
+}
+
+/// Samples the engine's CPU time over 10 s of idleness.
+fn idle_cpu_below_2_percent(fg: &Floodgate) {
     std::thread::sleep(Duration::from_secs(1));
     let ticks = |pid: i32| -> u64 {
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
@@ -625,7 +702,6 @@ fn idle_engine_uses_no_cpu() {
     let cpu = (c1 - c0) as f64 / hz / (t1 - t0).as_secs_f64();
     eprintln!("idle engine: {:.2} % CPU over {:?} (2 shards)", cpu * 100.0, t1 - t0);
     assert!(cpu < 0.02, "idle engine used {:.2} % CPU", cpu * 100.0);
-    fg.stop();
 }
 
 #[test]

@@ -75,7 +75,7 @@ fn a_panicking_shard_reports_and_the_others_stop() {
         let mut shards = Vec::new();
         for queue in 0..2 {
             let link = Xdp::bind(&program, "fg-s0", queue, &XdpConfig::default()).expect("bind");
-            let spec = ShardSpec { index: queue as usize, cpu: None, epoch };
+            let spec = ShardSpec { index: queue as usize, cpu: None, epoch, busy_poll: Default::default() };
             let make = move |now: Instant| {
                 let cap = Capacity { connections: 1024, time_wait: 1024, buffers: 1024, ..Capacity::default() };
                 let mut ep = Endpoint::new(TcpConfig::default(), cap, mac, Secrets::random(), now);

@@ -13,7 +13,7 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 use serde::Deserialize;
 
-use crate::link::xdp::{XdpConfig, XdpMode, ZeroCopy};
+use crate::link::xdp::{BusyPollConfig, BusyPollMode, XdpConfig, XdpMode, ZeroCopy};
 use crate::table::TwFullPolicy;
 use crate::tcp::config::{half_open_budgets, HALF_OPEN_AUTO};
 use crate::tcp::{Capacity, Congestion, CookieMode, Keepalive, TcpConfig};
@@ -87,6 +87,18 @@ pub enum ZeroCopyArg {
     Auto,
     /// Copy mode.
     Off,
+}
+
+/// Preferred busy polling of the AF_XDP sockets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BusyPollArg {
+    /// Interrupts / softirq / NAPI threads receive, as without the option.
+    Off,
+    /// Busy-poll the queues that have a NAPI ID; the others as `off` (logged).
+    Auto,
+    /// As auto, but a queue without a NAPI ID is logged as an error.
+    On,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Deserialize)]
@@ -322,6 +334,20 @@ pub struct Settings {
     /// TX/completion ring size per queue, a power of two [default: 2048].
     #[arg(long, value_name = "N", help_heading = "XDP")]
     pub tx_ring: Option<u32>,
+    /// Preferred busy polling (Linux 5.11+): each shard's own recvfrom/sendto
+    /// runs its queue's NAPI poll (SO_PREFER_BUSY_POLL, SO_BUSY_POLL,
+    /// SO_BUSY_POLL_BUDGET on the socket; napi_defer_hard_irqs = 2 and
+    /// gro_flush_timeout = 200 µs on the interface while serving, the old
+    /// values restored at exit, or at the next start after a crash). A
+    /// socket the kernel gives no NAPI ID (Linux 6.13+: the driver must link
+    /// its queues to their NAPI; veth does not) is served as with `off`, and
+    /// said so in the log and in floodgate_shard_info{busy_poll} [default: off].
+    #[arg(long, value_enum, value_name = "MODE", help_heading = "XDP")]
+    pub busy_poll: Option<BusyPollArg>,
+    /// SO_BUSY_POLL in µs: any non-zero value arms busy polling; the shard's
+    /// calls never block, so each polls once [default: 20].
+    #[arg(long, value_name = "USEC", help_heading = "XDP")]
+    pub busy_poll_usec: Option<u32>,
 
     /// Connections (established and half-open) per shard, preallocated [default: 65536].
     #[arg(long, value_name = "N", help_heading = "Limits (per shard)")]
@@ -517,7 +543,7 @@ impl Settings {
     pub fn over(self, file: Settings) -> Settings {
         let cli = self;
         merge_fields!(cli, file; iface, vip, port, app, queues, cpus, metrics, xdp_mode, zero_copy,
-            frame_size, rx_ring, tx_ring, connections, time_wait_capacity, time_wait_capacity_v6, time_wait_policy, buffers,
+            frame_size, rx_ring, tx_ring, busy_poll, busy_poll_usec, connections, time_wait_capacity, time_wait_capacity_v6, time_wait_policy, buffers,
             buffer_size, events, half_open_budget, max_conns_per_source, source_table, msl, fin_wait2_timeout, keepalive_idle,
             keepalive_interval, keepalive_probes, syn_cookies, xdp_syn_cookies, max_send_buffer, max_recv_buffer, mtu, congestion, nodelay,
             http_body, http_max_header_bytes, http_header_timeout, http_keepalive_timeout, idle_timeout, backend, balance, maglev_seed, eject_after, eject_time, source_addrs, source_ports,
@@ -683,8 +709,21 @@ impl Settings {
                 Some(ZeroCopyArg::Auto) => ZeroCopy::Auto,
                 Some(ZeroCopyArg::Off) => ZeroCopy::Off,
             },
+            busy_poll: BusyPollConfig {
+                mode: match self.busy_poll {
+                    None => xdp_def.busy_poll.mode,
+                    Some(BusyPollArg::Off) => BusyPollMode::Off,
+                    Some(BusyPollArg::Auto) => BusyPollMode::Auto,
+                    Some(BusyPollArg::On) => BusyPollMode::On,
+                },
+                usec: self.busy_poll_usec.unwrap_or(xdp_def.busy_poll.usec),
+                budget: xdp_def.batch as u16,
+            },
             ..xdp_def
         };
+        if !(1..=1_000_000).contains(&xdp.busy_poll.usec) {
+            return Err(format!("--busy-poll-usec {} must be between 1 and 1000000", xdp.busy_poll.usec));
+        }
         if xdp.frame_size != 2048 && xdp.frame_size != 4096 {
             return Err(format!("--frame-size {} must be 2048 or 4096", xdp.frame_size));
         }

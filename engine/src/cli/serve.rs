@@ -16,6 +16,12 @@
 //!   exit ends them.
 //! * Start-up fails: a clear message and status 1 (the program, if already
 //!   attached, is dropped on the way out).
+//!
+//! With `--busy-poll`, the interface's `napi_defer_hard_irqs` and
+//! `gro_flush_timeout` are set when the first shard reports busy polling
+//! active, and restored on each of these paths (the `NapiTuning` is dropped
+//! with the control loop); after a crash or SIGKILL the next start restores
+//! them from the state file ([`crate::link::napi_tuning`]).
 
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
@@ -34,6 +40,7 @@ use crate::app::proxy::Proxy;
 use crate::app::sink::Sink;
 use crate::app::App;
 use crate::link::ifstate::IfWatch;
+use crate::link::napi_tuning::{self, NapiTuning, NapiValues, Places};
 use crate::link::xdp::{self, Xdp, XdpProgram};
 use crate::metrics::{self, Info, MetricsServer, View};
 use crate::shard::runner::{self, allowed_cpus, Report, ShardSpec};
@@ -48,6 +55,12 @@ const CONTROL_TICK: Duration = Duration::from_millis(100);
 const WATCH_EVERY: Duration = Duration::from_millis(100);
 /// How long stopping shards get to end before the process leaves without them.
 const STOP_GRACE: Duration = Duration::from_secs(5);
+/// The interface's settings while busy polling: two empty polls in a row
+/// before the interrupt is re-armed, and a watchdog of the shard's own spin
+/// time (`runner::BUSY_POLL`), after which a shard that went to sleep gets
+/// its frames through the interrupt path again.
+const BUSY_POLL_NAPI: NapiValues =
+    NapiValues { defer_hard_irqs: 2, gro_flush_timeout: runner::BUSY_POLL.as_nanos() as u64 };
 
 /// Runs the serve command; `Err` is a message for the operator.
 pub fn serve(cli: Settings) -> Result<(), String> {
@@ -61,6 +74,15 @@ pub fn serve(cli: Settings) -> Result<(), String> {
     let cfg = settings.resolve(xdp::program::rx_queue_count)?;
     if cfg.proxy.is_some() {
         proxy_one_shard(cfg.queues)?;
+    }
+    // A run that crashed while busy polling left the interface tuned.
+    for (iface, v) in NapiTuning::recover(&Places::default()) {
+        tracing::warn!(
+            iface,
+            napi_defer_hard_irqs = v.defer_hard_irqs,
+            gro_flush_timeout = v.gro_flush_timeout,
+            "restored the NAPI settings a previous run left changed (it did not exit cleanly)"
+        );
     }
     let signals = Signals::install(&[libc::SIGINT, libc::SIGTERM])
         .map_err(|e| format!("cannot install the signal handlers: {e}"))?;
@@ -118,7 +140,12 @@ pub fn serve(cli: Settings) -> Result<(), String> {
     let cookies = XdpCookies::start(&program, &cfg, owned, &secrets, epoch)?;
     let mut shards = Vec::with_capacity(links.len());
     for (i, link) in links.into_iter().enumerate() {
-        let spec = ShardSpec { index: i, cpu: cpus.get(i % cpus.len().max(1)).copied(), epoch };
+        let spec = ShardSpec {
+            index: i,
+            cpu: cpus.get(i % cpus.len().max(1)).copied(),
+            epoch,
+            busy_poll: cfg.xdp.busy_poll.mode,
+        };
         let r = match cfg.app {
             AppKind::Http => {
                 let http = super::apps::http_config(&cfg);
@@ -188,6 +215,7 @@ pub fn serve(cli: Settings) -> Result<(), String> {
         cookies,
         watchdog,
         ifwatch,
+        napi: NapiPlan::new(&cfg),
     }
     .run(cfg.drain);
     program.detach();
@@ -370,6 +398,60 @@ struct Control<'a> {
     cookies: XdpCookies<'a>,
     watchdog: Watchdog,
     ifwatch: IfWatch,
+    napi: NapiPlan,
+}
+
+/// The interface half of busy polling: applied once, when a shard first
+/// reports it active (a queue without a NAPI ID never changes the
+/// interface), restored when dropped.
+struct NapiPlan {
+    iface: Option<String>,
+    tuning: Option<NapiTuning>,
+}
+
+impl NapiPlan {
+    fn new(cfg: &super::config::Resolved) -> NapiPlan {
+        let on = cfg.xdp.busy_poll.mode != xdp::BusyPollMode::Off;
+        NapiPlan { iface: on.then(|| cfg.iface.clone()), tuning: None }
+    }
+
+    fn on_snapshot(&mut self, s: &Snapshot) {
+        if !s.busy_poll.is_active() {
+            return;
+        }
+        let Some(iface) = self.iface.take() else { return };
+        let places = Places::default();
+        if !napi_tuning::supported(&places, &iface) {
+            tracing::warn!(iface, "no napi_defer_hard_irqs on the interface: busy polling without deferred interrupts");
+            return;
+        }
+        match NapiTuning::apply(&iface, BUSY_POLL_NAPI, places) {
+            Ok(t) => {
+                let old = t.old();
+                tracing::info!(
+                    iface,
+                    "busy polling: napi_defer_hard_irqs {} -> {}, gro_flush_timeout {} -> {} ns (restored at exit)",
+                    old.defer_hard_irqs,
+                    BUSY_POLL_NAPI.defer_hard_irqs,
+                    old.gro_flush_timeout,
+                    BUSY_POLL_NAPI.gro_flush_timeout
+                );
+                self.tuning = Some(t);
+            }
+            Err(e) => tracing::warn!(iface, "cannot set the NAPI settings for busy polling: {e}"),
+        }
+    }
+}
+
+impl Drop for NapiPlan {
+    fn drop(&mut self) {
+        if let Some(mut t) = self.tuning.take() {
+            match t.restore() {
+                Ok(()) => tracing::info!(iface = t.iface(), "NAPI settings restored"),
+                Err(e) => tracing::warn!(iface = t.iface(), "cannot restore the NAPI settings: {e}"),
+            }
+        }
+    }
 }
 
 impl Control<'_> {
@@ -407,6 +489,7 @@ impl Control<'_> {
             for r in self.reports.try_iter() {
                 match r {
                     Report::Snapshot(s) => {
+                        self.napi.on_snapshot(&s);
                         let i = s.shard;
                         latest[i] = Some(*s);
                     }

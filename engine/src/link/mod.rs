@@ -8,6 +8,7 @@
 //! and benchmarks.
 
 pub mod ifstate;
+pub mod napi_tuning;
 pub mod xdp;
 
 /// What to do with a received frame once its handler returns.

@@ -48,11 +48,18 @@
 //!   ([`desc`]); a bad one is dropped and counted, never a panic.
 //! * Every frame the link drops is counted by reason in [`XdpLinkStats`],
 //!   together with the kernel's own per-socket drop counters (`XDP_STATISTICS`).
+//! * With preferred busy polling ([`busy_poll`], `--busy-poll`) active, every
+//!   `flush` makes exactly one system call, whatever the rings ask: a
+//!   `sendto` when frames wait on the TX ring (it busy-polls the queue's
+//!   NAPI, then transmits), else a `recvfrom(MSG_DONTWAIT)` (it busy-polls,
+//!   which is the RX side's only driver then). Counted in `tx_wakeups` and
+//!   `busy_polls`.
 //!
 //! The XDP program that steers frames to the socket is [`program::XdpProgram`];
 //! [`Xdp::bind`] registers the socket in its XSKMAP.
 
 pub mod abi;
+pub mod busy_poll;
 pub mod desc;
 pub mod program;
 
@@ -65,6 +72,7 @@ use xsk_rs::config::{BindFlags, FrameSize, Interface, LibxdpFlags, QueueSize, So
 use xsk_rs::{CompQueue, FillQueue, FrameDesc, RxQueue, Socket, TxQueue, Umem};
 
 pub use abi::{monotonic_now, BpfStats, CookieConfig, SourceKey, SourcePorts, VipConfig, VipKey, VIP_XDP_COOKIES};
+pub use busy_poll::{BusyPollConfig, BusyPollMode, BusyPollState};
 pub use desc::{BadDesc, UmemShape};
 pub use program::{AttachedMode, XdpError, XdpMode, XdpProgram};
 
@@ -126,6 +134,8 @@ pub struct XdpConfig {
     /// Bind with `XDP_USE_NEED_WAKEUP` (recommended: no syscalls while the
     /// kernel is busy anyway).
     pub need_wakeup: bool,
+    /// Preferred busy polling of the socket (`--busy-poll`).
+    pub busy_poll: BusyPollConfig,
 }
 
 impl Default for XdpConfig {
@@ -137,6 +147,7 @@ impl Default for XdpConfig {
             batch: 64,
             zero_copy: ZeroCopy::Auto,
             need_wakeup: true,
+            busy_poll: BusyPollConfig::default(),
         }
     }
 }
@@ -218,6 +229,9 @@ pub struct XdpLinkStats {
     pub tx_kick_stalls: u64,
     /// `recvfrom` kicks for the fill ring.
     pub fill_wakeups: u64,
+    /// `recvfrom(MSG_DONTWAIT)` calls that busy-poll the queue's NAPI (one
+    /// per flush that had nothing to transmit, busy polling active).
+    pub busy_polls: u64,
     /// Kicks that failed with an unexpected error.
     pub wakeup_errors: u64,
     /// Kernel: frames dropped for lack of a fill-ring frame.
@@ -236,7 +250,7 @@ pub struct XdpLinkStats {
 
 impl XdpLinkStats {
     /// `(metric name, value)` for every counter.
-    pub fn fields(&self) -> [(&'static str, u64); 22] {
+    pub fn fields(&self) -> [(&'static str, u64); 23] {
         [
             ("rx_frames", self.rx_frames),
             ("tx_frames", self.tx_frames),
@@ -253,6 +267,7 @@ impl XdpLinkStats {
             ("tx_wakeups", self.tx_wakeups),
             ("tx_kick_stalls", self.tx_kick_stalls),
             ("fill_wakeups", self.fill_wakeups),
+            ("busy_polls", self.busy_polls),
             ("wakeup_errors", self.wakeup_errors),
             ("kernel_rx_fill_empty", self.kernel_rx_fill_empty),
             ("kernel_rx_ring_full", self.kernel_rx_ring_full),
@@ -313,6 +328,8 @@ pub struct Xdp {
     fill_enough: usize,
     /// What a descriptor from the kernel must fit in.
     shape: UmemShape,
+    /// Where busy polling stands; `flush` busy-polls only when active.
+    busy: BusyPollState,
 }
 
 impl fmt::Debug for Xdp {
@@ -365,7 +382,8 @@ impl Xdp {
         let mut last_err = None;
         for &mode in attempts {
             match Self::try_bind(ifname, queue, cfg, mode) {
-                Ok(x) => {
+                Ok(mut x) => {
+                    x.start_busy_poll(&cfg.busy_poll);
                     program.register_xsk(queue, x.fd)?;
                     return Ok(x);
                 }
@@ -498,7 +516,51 @@ impl Xdp {
             fill_size: cfg.fill_ring(),
             fill_enough: (cfg.rx_ring as usize + cfg.batch).min(cfg.fill_ring() as usize),
             shape: UmemShape::new(cfg.frame_size, cfg.frame_count()),
+            busy: BusyPollState::Off,
         })
+    }
+
+    /// Sets the busy-poll socket options if asked for: active if the bind
+    /// gave the socket a NAPI ID, unavailable if it did not on Linux 6.13+
+    /// (options cleared), else pending until frames have arrived.
+    fn start_busy_poll(&mut self, cfg: &BusyPollConfig) {
+        if cfg.mode == BusyPollMode::Off {
+            return;
+        }
+        self.busy = match busy_poll::enable(self.fd, cfg) {
+            // 6.13+: the bind has recorded the ID, or never will.
+            Ok(()) => match busy_poll::probe_at_bind(busy_poll::napi_id(self.fd), busy_poll::kernel_version()) {
+                BusyPollState::Unavailable => {
+                    busy_poll::disable(self.fd);
+                    BusyPollState::Unavailable
+                }
+                s => s,
+            },
+            Err(e) => {
+                tracing::warn!(iface = %self.ifname, queue = self.queue, "busy polling refused by the kernel: {e}");
+                busy_poll::disable(self.fd);
+                BusyPollState::Unavailable
+            }
+        };
+    }
+
+    /// Where busy polling stands.
+    pub fn busy_poll(&self) -> BusyPollState {
+        self.busy
+    }
+
+    /// While busy polling is pending and frames have arrived: reads the
+    /// socket's NAPI ID once and decides (active, or unavailable and the
+    /// socket options cleared). Returns the new state when it changed.
+    pub fn probe_busy_poll(&mut self) -> Option<BusyPollState> {
+        if self.busy != BusyPollState::Pending || self.pool.stats.rx_frames == 0 {
+            return None;
+        }
+        self.busy = busy_poll::probe(self.pool.stats.rx_frames, busy_poll::napi_id(self.fd));
+        if self.busy == BusyPollState::Unavailable {
+            busy_poll::disable(self.fd);
+        }
+        Some(self.busy)
     }
 
     /// Zero-copy or copy, as the kernel reports it.
@@ -598,8 +660,20 @@ impl Xdp {
         }
     }
 
+    /// One busy poll of the queue's NAPI: a non-blocking `recvfrom`, which
+    /// runs the poll (`sk_busy_loop`) and, preferring busy polling, does not
+    /// wake the driver (`xsk_no_wakeup`).
+    fn busy_poll_rx(&mut self) {
+        self.pool.stats.busy_polls += 1;
+        self.recv_kick();
+    }
+
     fn kick_fill(&mut self) {
         self.pool.stats.fill_wakeups += 1;
+        self.recv_kick();
+    }
+
+    fn recv_kick(&mut self) {
         // SAFETY: a zero-length recvfrom with no buffers is the documented
         // fill-ring wake-up; it touches no memory.
         let rc = unsafe {
@@ -695,6 +769,9 @@ impl Link for Xdp {
     }
 
     fn flush(&mut self) {
+        if self.busy.is_active() {
+            return self.flush_busy();
+        }
         // 1. Completions first: every frame reaped is a frame `send` and the
         //    fill ring can use this turn.
         self.reap_completions();
@@ -736,6 +813,28 @@ impl Link for Xdp {
 }
 
 impl Xdp {
+    /// `flush` while busy polling: the same ring work, and exactly one
+    /// system call. The rings' need-wakeup flags do not matter here: the
+    /// application, not an interrupt, drives the NAPI now, so it must
+    /// enter the kernel every turn (napi.rst), and one entry does both
+    /// directions (`__xsk_sendmsg` busy-polls before it transmits).
+    fn flush_busy(&mut self) {
+        self.reap_completions();
+        self.produce_pending();
+        // The busy poll receives into the fill ring's frames: top it up first.
+        self.refill();
+        if self.tx_ring - self.tx_q.nb_free_exact() > 0 {
+            self.kick_tx();
+            if self.tx_ring - self.tx_q.nb_free_exact() > 0 {
+                self.pool.stats.tx_kick_stalls += 1;
+            }
+            self.reap_completions();
+            self.refill();
+        } else {
+            self.busy_poll_rx();
+        }
+    }
+
     /// One RX batch of at most `budget` frames through `handler`.
     fn rx_batch_once<H>(&mut self, budget: usize, handler: &mut H) -> usize
     where

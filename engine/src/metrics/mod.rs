@@ -67,6 +67,7 @@ fn link_help(name: &str) -> &'static str {
         "tx_cancelled" => "Sends cancelled by their writer (not a drop).",
         "tx_wakeups" => "sendto() kicks of the TX ring.",
         "fill_wakeups" => "recvfrom() kicks of the fill ring.",
+        "busy_polls" => "recvfrom(MSG_DONTWAIT) busy polls of the queue's NAPI (preferred busy polling).",
         "wakeup_errors" => "Kicks that failed with an unexpected error.",
         "kernel_rx_fill_empty" => "Kernel: frames dropped because the fill ring was empty.",
         "kernel_rx_ring_full" => "Kernel: frames dropped because the RX ring was full.",
@@ -175,13 +176,19 @@ pub fn render(view: &View<'_>) -> String {
     f.head(
         "floodgate_shard_info",
         "gauge",
-        "Per shard: its RX queue, its CPU and the AF_XDP bind mode obtained (zero-copy or copy); always 1.",
+        "Per shard: its RX queue, its CPU, the AF_XDP bind mode obtained (zero-copy or copy) and preferred busy \
+         polling (off; pending until frames arrive; active; unavailable: the queue has no NAPI ID); always 1.",
     );
     for (id, s) in &shards {
         let q = s.queue.to_string();
         let cpu = s.cpu.map_or_else(|| "any".to_string(), |c| c.to_string());
         let bind = s.bind_mode.to_string();
-        f.sample("floodgate_shard_info", &[("shard", id), ("queue", &q), ("cpu", &cpu), ("bind_mode", &bind)], 1);
+        let busy = s.busy_poll.as_str();
+        f.sample(
+            "floodgate_shard_info",
+            &[("shard", id), ("queue", &q), ("cpu", &cpu), ("bind_mode", &bind), ("busy_poll", busy)],
+            1,
+        );
     }
 
     // Gauges of the connection state.
@@ -328,6 +335,17 @@ pub fn render(view: &View<'_>) -> String {
         for (name, help, get) in [
             ("floodgate_shard_turns_total", "Turns of the shard's run loop.", (|s| s.turns) as fn(&Snapshot) -> u64),
             ("floodgate_shard_sleeps_total", "Times the shard slept on its socket, idle.", |s| s.sleeps),
+            (
+                "floodgate_shard_yields_total",
+                "sched_yield calls of the spinning shard (none while busy polling).",
+                |s| s.yields,
+            ),
+            (
+                "floodgate_shard_syscalls_total",
+                "System calls of the shard's data path: TX kicks, fill kicks, busy polls, sleeps and yields \
+                 (over floodgate_link_rx_frames_total: syscalls per frame).",
+                |s| s.syscalls(),
+            ),
         ] {
             f.head(name, "counter", help);
             for (id, s) in &shards {
@@ -415,6 +433,8 @@ mod tests {
             app_len: 1,
             turns: 1,
             sleeps: 1,
+            yields: 0,
+            busy_poll: crate::link::xdp::BusyPollState::Off,
         }
     }
 
@@ -452,7 +472,7 @@ mod tests {
             "floodgate_link_rx_frames_total{shard=\"0\"} 99",
             "floodgate_xdp_program_frames_total{verdict=\"redirect\"} 5",
             "floodgate_info{version=\"0.1.0\",iface=\"fg-s0\",app=\"http\",xdp_mode=\"native\"} 1",
-            "floodgate_shard_info{shard=\"2\",queue=\"2\",cpu=\"2\",bind_mode=\"copy\"} 1",
+            "floodgate_shard_info{shard=\"2\",queue=\"2\",cpu=\"2\",bind_mode=\"copy\",busy_poll=\"off\"} 1",
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
         }

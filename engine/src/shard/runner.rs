@@ -7,11 +7,21 @@
 //!       step(endpoint, link, app, now)     (RX up to a ring, app, timers, flush TX, refill)
 //!       control commands (try_recv)        Drain | Stop
 //!       every 250 ms: a Snapshot to the control thread (try_send: never blocks)
-//!       nothing received?      sched_yield (a NAPI thread may share the core)
+//!       nothing received?      sched_yield (a NAPI thread may share the core;
+//!                            not with preferred busy polling active)
 //!       idle for BUSY_POLL?  sleep on mio: the XSK fd (RX ring non-empty) or the
 //!                            waker (a command), until the endpoint's next deadline
 //!   }
 //! ```
+//!
+//! With preferred busy polling active on the socket (`--busy-poll`,
+//! [`crate::link::xdp::busy_poll`]), the turn's flush is the turn's one
+//! system call and it runs the queue's NAPI poll itself, so there is no
+//! kernel thread to yield to: the shard spins on its flushes for
+//! [`BUSY_POLL`] after the last frame, then sleeps on mio exactly as
+//! without (the interface's `gro_flush_timeout` hands the NAPI back to
+//! interrupts meanwhile). While the socket's state is pending, each turn
+//! asks the link once whether frames have shown it a NAPI ID.
 //!
 //! Each turn takes up to a whole RX ring of frames before it flushes, not
 //! one 64-frame batch: a frame left on the RX ring is one the kernel may
@@ -49,7 +59,7 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use crate::app::App;
-use crate::link::xdp::{BindMode, Xdp, XdpLinkStats};
+use crate::link::xdp::{BindMode, BusyPollMode, BusyPollState, Xdp, XdpLinkStats};
 use crate::link::Link;
 use crate::tcp::{Endpoint, Stats};
 use crate::time::Instant;
@@ -137,6 +147,18 @@ pub struct Snapshot {
     /// Run-loop turns, and sleeps on the socket.
     pub turns: u64,
     pub sleeps: u64,
+    /// `sched_yield` calls of the spinning shard (0 while busy polling).
+    pub yields: u64,
+    /// Preferred busy polling of the socket.
+    pub busy_poll: BusyPollState,
+}
+
+impl Snapshot {
+    /// Every system call the shard made on its data path: the link's kicks
+    /// and busy polls, its sleeps (epoll_wait) and its yields.
+    pub fn syscalls(&self) -> u64 {
+        self.link.tx_wakeups + self.link.fill_wakeups + self.link.busy_polls + self.sleeps + self.yields
+    }
 }
 
 impl Snapshot {
@@ -183,6 +205,8 @@ pub struct ShardSpec {
     pub cpu: Option<usize>,
     /// The shared epoch of every shard's clock (the engine's start).
     pub epoch: std::time::Instant,
+    /// What `--busy-poll` asked for (the link knows what it got).
+    pub busy_poll: BusyPollMode,
 }
 
 /// Starts a shard thread over `link`. `make` runs on the new thread, after
@@ -211,7 +235,8 @@ where
             }
             let now = clock(spec.epoch);
             let (ep, app) = make(now);
-            let mut s = Shard { spec, link, ep, app, poll, commands: cmd_rx, reports, turns: 0, sleeps: 0, beat };
+            let mut s =
+                Shard { spec, link, ep, app, poll, commands: cmd_rx, reports, turns: 0, sleeps: 0, yields: 0, beat };
             s.run();
         }));
         let panic = result.err().map(|e| {
@@ -240,11 +265,16 @@ struct Shard<A> {
     reports: Sender<Report>,
     turns: u64,
     sleeps: u64,
+    yields: u64,
     beat: Arc<AtomicU64>,
 }
 
 impl<A: App + AppStats> Shard<A> {
     fn run(&mut self) {
+        if self.spec.busy_poll != BusyPollMode::Off && self.link.busy_poll() != BusyPollState::Pending {
+            // Decided at the bind (zero-copy on Linux 6.13+, or refused).
+            self.report_busy_poll(self.link.busy_poll());
+        }
         let mut events = Events::with_capacity(4);
         let mut last_rx = clock(self.spec.epoch);
         let mut next_snapshot = last_rx;
@@ -258,6 +288,11 @@ impl<A: App + AppStats> Shard<A> {
             self.beat.store(self.turns, Ordering::Relaxed);
             if rx > 0 {
                 last_rx = now;
+            }
+            if let Some(state) = self.link.probe_busy_poll() {
+                self.report_busy_poll(state);
+                // The control thread sets the interface up for it (or not).
+                self.send_snapshot();
             }
             loop {
                 match self.commands.try_recv() {
@@ -282,11 +317,13 @@ impl<A: App + AppStats> Shard<A> {
                 next_snapshot = now + SNAPSHOT_EVERY;
             }
             if now - last_rx < BUSY_POLL {
-                if rx == 0 {
+                if rx == 0 && !self.link.busy_poll().is_active() {
                     // Nothing came: let whatever shares this core run first.
                     // With threaded NAPI that is the kernel thread doing our
                     // own receive (XDP, the AF_XDP copy); spinning past it
-                    // only delays the frames we wait for.
+                    // only delays the frames we wait for. (Busy polling, the
+                    // flush just ran that receive itself.)
+                    self.yields += 1;
                     std::thread::yield_now();
                 }
                 continue;
@@ -321,6 +358,31 @@ impl<A: App + AppStats> Shard<A> {
                     tracing::error!(shard = self.spec.index, iface = self.link.ifname(), "AF_XDP socket: {e}");
                 }
             }
+        }
+    }
+
+    fn report_busy_poll(&self, state: BusyPollState) {
+        let (index, iface, queue) = (self.spec.index, self.link.ifname(), self.link.queue());
+        match state {
+            BusyPollState::Active(napi) => {
+                tracing::info!(shard = index, iface, queue, napi, "preferred busy polling active")
+            }
+            BusyPollState::Unavailable if self.spec.busy_poll == BusyPollMode::On => tracing::error!(
+                shard = index,
+                iface,
+                queue,
+                "busy polling asked for (--busy-poll on) but the socket has no NAPI ID: the driver does not \
+                 link this RX queue to its NAPI (veth never does; Linux 6.13 only for zero-copy); serving \
+                 without busy polling"
+            ),
+            BusyPollState::Unavailable => tracing::warn!(
+                shard = index,
+                iface,
+                queue,
+                "busy polling unavailable: the socket has no NAPI ID (the driver does not link this RX queue \
+                 to its NAPI; veth never does); serving without it"
+            ),
+            BusyPollState::Off | BusyPollState::Pending => {}
         }
     }
 
@@ -379,6 +441,8 @@ impl<A: App + AppStats> Shard<A> {
             app_len,
             turns: self.turns,
             sleeps: self.sleeps,
+            yields: self.yields,
+            busy_poll: self.link.busy_poll(),
         };
         // Never block the data path on a slow control thread.
         let _ = self.reports.try_send(Report::Snapshot(Box::new(s)));
