@@ -148,9 +148,10 @@ impl Tcb {
     }
 
     /// Any window reduction (ECE, fast retransmit, timeout) is announced
-    /// by CWR on the next new data (§6.1.2).
+    /// by CWR on the next new data (§6.1.2); a SYN's or SYN-ACK's timeout
+    /// is not one (no data was sent).
     pub(super) fn ecn_queue_cwr(&mut self) {
-        if self.has(flag::ECN) {
+        if self.has(flag::ECN) && self.state.is_synchronized() {
             self.set(flag::ECN_CWR);
         }
     }

@@ -324,3 +324,20 @@ fn cookie_connections_remember_ecn_in_the_timestamp() {
         }
     }
 }
+
+/// A SYN-ACK's timeout is no window reduction: it goes again with ECE,
+/// and the connection's first data carries no CWR.
+#[test]
+fn a_retransmitted_syn_ack_keeps_ece_and_owes_no_cwr() {
+    let mut h = Harness::new(TcpConfig::default());
+    let sa = h.send1(ecn_syn());
+    let (_, again) = h.advance_until_output(Duration::from_secs(5));
+    assert_eq!((again[0].control, again[0].seq), (SYN | ACK | ECE, sa.seq));
+    h.send0(seg(ACK, C1, sa.seq + 1));
+    let c = h.accepted();
+    assert!(has(&h, c, flag::ECN) && !has(&h, c, flag::ECN_CWR));
+    h.ep.write(c, b"first").unwrap();
+    let d = h.flush();
+    assert_eq!((d[0].control, d[0].ecn), (ACK | PSH, ECT0));
+    h.ep.check_invariants().unwrap();
+}
