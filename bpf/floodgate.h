@@ -60,6 +60,9 @@ struct fg_source {
 
 /* fg_vip.flags: answer this VIP's SYNs with SYN cookies in XDP (syncookie.h). */
 #define FG_VIP_XDP_COOKIES 0x1
+/* fg_vip.flags: the listener accepts ECN (RFC 3168): an ECN-setup SYN gets
+ * ECE in the SYN-ACK, and the answer rides in the TSval's low bit (ecn.rs). */
+#define FG_VIP_ECN 0x2
 
 /*
  * Value of the `vips` map: how the listener behind (addr, port) answers a

@@ -42,6 +42,8 @@
 #define TCP_SYN 0x02
 #define TCP_RST 0x04
 #define TCP_ACK 0x10
+#define TCP_ECE 0x40
+#define TCP_CWR 0x80
 
 #define OPT_EOL 0
 #define OPT_NOP 1
@@ -266,15 +268,19 @@ static __always_inline __u32 cookie_synack(const __u8 *hdr, const struct syn_opt
 					   __u8 *out)
 {
 	__u64 counter = now_us / COOKIE_EPOCH_US, h;
-	__u32 peer_isn = be32_at(&hdr[4]), data_word, cookie, tcp_len;
+	__u32 peer_isn = be32_at(&hdr[4]), data_word, cookie, tcp_len, ts;
 	__u16 mss_eff;
-	__u8 peer_ws, sack;
+	__u8 peer_ws, sack, ecn_ok;
 
 	mss_eff = o->has_mss ? o->mss : DEFAULT_MSS;
 	if (mss_eff > vip->mss)
 		mss_eff = vip->mss;
 	peer_ws = o->has_ws && vip->window_scale > 0;
 	sack = vip->sack && o->sack;
+	/* ecn.rs: an ECN-setup SYN (ECE and CWR), accepted only where the
+	 * TSval can carry the answer back. */
+	ecn_ok = (vip->flags & FG_VIP_ECN) && vip->timestamps && o->has_ts &&
+		 (hdr[13] & (TCP_ECE | TCP_CWR)) == (TCP_ECE | TCP_CWR);
 	data_word = cookie_data(mss_eff, o, peer_ws, sack);
 	h = tuple_hash(cfg->cookie_key, t, (counter << 40) ^ ((__u64)data_word << 32) ^ (__u64)peer_isn);
 	cookie = ((__u32)(counter & 3) << 30) | (data_word << COOKIE_MAC_BITS) | ((__u32)h & COOKIE_MAC_MASK);
@@ -286,7 +292,7 @@ static __always_inline __u32 cookie_synack(const __u8 *hdr, const struct syn_opt
 	out[3] = hdr[1];
 	put_be32(&out[4], cookie);
 	put_be32(&out[8], peer_isn + 1);
-	out[13] = TCP_SYN | TCP_ACK;
+	out[13] = TCP_SYN | TCP_ACK | (ecn_ok ? TCP_ECE : 0);
 	out[14] = vip->window >> 8;
 	out[15] = vip->window & 0xff;
 	out[20] = OPT_MSS;
@@ -300,7 +306,9 @@ static __always_inline __u32 cookie_synack(const __u8 *hdr, const struct syn_opt
 		out[25] = sack ? 2 : OPT_NOP;
 		out[26] = OPT_TS;
 		out[27] = 10;
-		put_be32(&out[28], (__u32)(now_us / 1000) + (__u32)(h >> 32));
+		/* ecn.rs, cookie_tsval: the low bit says ECN, never ahead of the clock. */
+		ts = (__u32)(now_us / 1000) + (__u32)(h >> 32);
+		put_be32(&out[28], ts - ((ts ^ ecn_ok) & 1));
 		put_be32(&out[32], o->tsval);
 		tcp_len = 36;
 	} else if (sack) {

@@ -340,6 +340,43 @@ mod tests {
         assert_eq!((c.rto_expiries, c.retransmits, s.rto_expiries), (0, 0, 0), "nothing was lost");
     }
 
+    /// An ECN-capable bottleneck (marks CE above 30 kB queued, drops only
+    /// at twice the BDP): the sender backs off on the marks alone, so the
+    /// queue stays near the mark and nothing is lost or sent twice. The
+    /// same link without ECN lets the queue grow several times deeper
+    /// (until the window, not the path, limits it).
+    #[test]
+    fn a_ce_marking_bottleneck_holds_the_queue_without_loss() {
+        let rtt = Duration::from_millis(10);
+        let bdp = Bottleneck::bdp(100_000_000, rtt);
+        let limit = 2 * 125_000;
+        let mark = 30_000;
+        let run = |ecn| {
+            let b = Bottleneck { queue: memory::QueueLimit::Bytes(limit), mark_ce_above: Some(mark), ..bdp };
+            let up = Faults { delay: rtt / 2, bottleneck: Some(b), ..Faults::default() };
+            let down = Faults { delay: rtt / 2, ..Faults::default() };
+            let cfg = TcpConfig { ecn, ..TcpConfig::default() };
+            let total = 20_000_000;
+            let mut p = bulk_to(Checker::default(), cfg, up, down, total, 1);
+            transfer(&mut p, total);
+            p
+        };
+        let p = run(crate::tcp::Ecn::On);
+        let (st, c, s) = (p.client.link.stats(), &p.client.ep.stats, &p.server.ep.stats);
+        assert_eq!((c.ecn_negotiated, s.ecn_negotiated), (1, 1));
+        assert!(st.ce_marked > 0 && s.ecn_ce_received == st.ce_marked, "{st:?}");
+        assert!(c.ecn_cwnd_reductions > 0 && c.ecn_ece_received >= c.ecn_cwnd_reductions);
+        assert_eq!(st.queue_dropped, 0);
+        assert_eq!((c.retransmits, c.fast_retransmits, c.sack_retransmits, c.rto_expiries), (0, 0, 0, 0));
+        let ecn_queue = st.max_queue_bytes;
+        assert!(ecn_queue < limit as u64 / 2, "the queue stays near the mark: {ecn_queue}");
+
+        let p = run(crate::tcp::Ecn::Off);
+        let (st, c) = (p.client.link.stats(), &p.client.ep.stats);
+        assert_eq!((st.ce_marked, c.ecn_negotiated), (0, 0));
+        assert!(st.max_queue_bytes > 3 * ecn_queue, "{st:?}");
+    }
+
     #[test]
     fn burst_loss_is_recovered() {
         let ge = GilbertElliott::bursty(0.02, 3.0);

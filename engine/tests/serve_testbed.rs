@@ -48,6 +48,9 @@
 //!   messages for 15 s; 0 frames dropped for an empty fill ring, every byte
 //!   echoed right, and (optimised builds, `cargo test --release`) RTO
 //!   expiries under 1 % of the segments sent; prints the aggregate rate.
+//! * `ecn_with_a_linux_client`: a Linux client with net.ipv4.tcp_ecn = 1
+//!   negotiates ECN; the response arrives ECT(0) (nftables counts it), the
+//!   request marked CE on the way is counted and echoed.
 
 mod xdp_common;
 
@@ -380,6 +383,66 @@ fn http_run(family: Family) {
     assert_eq!(metric(&m, "floodgate_connections_established"), 0);
     assert_eq!(metric(&m, "floodgate_tcp_connections_timed_out_total"), 0);
     assert_eq!(metric(&m, "floodgate_link_kernel_rx_invalid_descs_total"), 0);
+    fg.stop();
+}
+
+/// ECN (RFC 3168) with Linux as the peer: the client asks for it
+/// (net.ipv4.tcp_ecn = 1 in fgt-cli) and the engine, passive by default,
+/// agrees; the response arrives ECT(0) (counted by nftables on the client)
+/// and Linux takes it; the client's request, marked CE on its way out as a
+/// congested router would, is counted and echoed, and the transfer ends
+/// normally.
+#[test]
+fn ecn_with_a_linux_client() {
+    if !require_root("serve_testbed::ecn_with_a_linux_client") {
+        return;
+    }
+    let _tb = Testbed::up();
+    let (_, before) = sh(&mut in_cli(&["sysctl", "-n", "net.ipv4.tcp_ecn"]));
+    let (ok, out) = sh(&mut in_cli(&["sysctl", "-qw", "net.ipv4.tcp_ecn=1"]));
+    assert!(ok, "sysctl: {out}");
+    nft(r#"
+        counter ect_in { }
+        counter ce_out { }
+        chain o { type filter hook output priority 0; tcp dport 80 ip ecn ect0 ip ecn set ce counter name "ce_out"; }
+        chain i { type filter hook input priority 0; tcp sport 80 ip ecn ect0 counter name "ect_in"; }
+    "#);
+    let body = "e".repeat(100_000);
+    let mut fg = Floodgate::start(&["--port", "80", "--app", "http", "--http-body", &body]);
+    let (ok, out) = sh(&mut in_cli(&[
+        "curl",
+        "-sS",
+        "-m",
+        "5",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code} %{size_download}",
+        &format!("http://{VIP}/"),
+    ]));
+    let counter = |name: &str| {
+        let (_, l) = sh(&mut in_cli(&["nft", "list", "counter", "inet", "fgtest", name]));
+        l.split_whitespace().skip_while(|w| *w != "packets").nth(1).and_then(|n| n.parse::<u64>().ok()).unwrap_or(0)
+    };
+    let (ect_in, ce_out) = (counter("ect_in"), counter("ce_out"));
+    nft_clear();
+    let _ = sh(&mut in_cli(&["sysctl", "-qw", &format!("net.ipv4.tcp_ecn={}", before.trim())]));
+    assert!(ok, "curl: {out}");
+    assert_eq!(out, "200 100000", "the whole body, over ECN");
+    std::thread::sleep(2 * SNAPSHOT_EVERY);
+    let m = scrape().expect("scrape");
+    eprintln!(
+        "ECN with Linux: {ect_in} ECT(0) segments in, {ce_out} CE-marked out; engine: negotiated {}, ect sent {}, ce received {}",
+        metric(&m, "floodgate_tcp_ecn_negotiated_total"),
+        metric(&m, "floodgate_tcp_ecn_ect_sent_total"),
+        metric(&m, "floodgate_tcp_ecn_ce_received_total")
+    );
+    assert_eq!(metric(&m, "floodgate_tcp_ecn_negotiated_total"), 1);
+    // (The client's veth may coalesce segments (GRO): packets, not segments.)
+    assert!(ect_in > 0, "the response arrived ECT(0)");
+    assert!(metric(&m, "floodgate_tcp_ecn_ect_sent_total") >= (100_000 / 1448).max(ect_in));
+    assert!(ce_out >= 1, "Linux sent its request ECT(0)");
+    assert_eq!(metric(&m, "floodgate_tcp_ecn_ce_received_total"), ce_out);
     fg.stop();
 }
 

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use floodgate::link::xdp::{monotonic_now, BpfStats, CookieConfig, VipConfig, XdpProgram, VIP_XDP_COOKIES};
 use floodgate::link::{RxAction, TxSink};
-use floodgate::tcp::{Capacity, CookieMode, Endpoint, Secrets, State, TcpConfig};
+use floodgate::tcp::{Capacity, CookieMode, Ecn, Endpoint, Secrets, State, TcpConfig};
 use floodgate::time::Instant;
 use floodgate::wire::{self, Frame};
 use xdp_common::*;
@@ -206,8 +206,10 @@ fn xdp_cookie_synack_is_the_engines() {
     if !require_root("xdp_cookie_synack_is_the_engines") {
         return;
     }
-    let settings: [(&str, TcpConfig); 4] = [
+    let settings: [(&str, TcpConfig); 6] = [
         ("defaults", always_cookies(|_| {})),
+        ("ecn off", always_cookies(|c| c.ecn = Ecn::Off)),
+        ("ecn on", always_cookies(|c| c.ecn = Ecn::On)),
         ("no timestamps", always_cookies(|c| c.timestamps = false)),
         ("no sack", always_cookies(|c| c.sack = false)),
         (
@@ -225,9 +227,20 @@ fn xdp_cookie_synack_is_the_engines() {
             for (shape, opts) in shapes() {
                 same_reply(&mut r, &format!("{family} / {setting} / {shape}"), &segment_over(v6, TCP_SYN, &opts, &[]));
             }
-            // A SYN with ECE|CWR (ECN setup) or PSH is still a SYN.
+            // A SYN with ECE|CWR (ECN setup) or PSH is still a SYN; the
+            // ECN answer (ECE, the TSval's low bit) is the engine's too.
             let ecn = segment_over(v6, TCP_SYN | 0xc0, &LINUX_SYN_OPTIONS, &[]);
-            same_reply(&mut r, &format!("{family} / {setting} / ecn"), &ecn);
+            let reply = same_reply(&mut r, &format!("{family} / {setting} / ecn"), &ecn);
+            let Ok(Frame::Tcp(p)) = wire::parse_tcp_frame(&reply, true) else { panic!("a SYN-ACK") };
+            let want = cfg.ecn != Ecn::Off && cfg.timestamps;
+            assert_eq!(p.tcp.control.bits() & 0xc0, if want { 0x40 } else { 0 }, "{family} / {setting}: ECE alone");
+            if let Some((tsval, _)) = p.tcp.options.timestamp {
+                assert_eq!(tsval & 1 == 1, want, "{family} / {setting}: TSval's low bit");
+            }
+            // ECE alone is no ECN setup.
+            let ece = segment_over(v6, TCP_SYN | 0x40, &LINUX_SYN_OPTIONS, &[]);
+            let reply = same_reply(&mut r, &format!("{family} / {setting} / ece"), &ece);
+            assert_eq!(reply[tcp_at(&reply) + 13], 0x12, "{family} / {setting}: SYN|ACK");
         }
     }
 }
@@ -240,7 +253,8 @@ fn ack_to_an_xdp_synack_opens_a_connection() {
     for v6 in [false, true] {
         let family = if v6 { "IPv6" } else { "IPv4" };
         let mut r = rig(TcpConfig::default());
-        let (verdict, synack, _, _) = xdp_run(&r, &segment_over(v6, TCP_SYN, &LINUX_SYN_OPTIONS, &[]));
+        // An ECN-setup SYN (ECE|CWR): the connection has ECN.
+        let (verdict, synack, _, _) = xdp_run(&r, &segment_over(v6, TCP_SYN | 0xc0, &LINUX_SYN_OPTIONS, &[]));
         assert_eq!(verdict, XDP_TX, "{family}");
         let Ok(Frame::Tcp(p)) = wire::parse_tcp_frame(&synack, true) else { panic!("{family}: a TCP SYN-ACK") };
         assert_eq!(p.tcp.ack_number.map(|a| a.0), Some(PEER_ISN + 1));
@@ -265,7 +279,9 @@ fn ack_to_an_xdp_synack_opens_a_connection() {
             assert_eq!(t.remote_addr.as_v4().is_none(), v6, "{family}");
             assert_eq!(tcb.state, State::Established, "{h:?}");
             assert_eq!(tcb.snd_una, cookie + 1);
+            assert!(tcb.has(floodgate::tcp::tcb::flag::ECN), "{family}: ECN from the TSval");
         });
+        assert_eq!(r.ep.stats.ecn_negotiated, 1, "{family}");
         // A forged cookie does not.
         r.ep.on_frame(r.now, &mut ack_from(40001), &mut sent);
         assert_eq!((r.ep.stats.cookies_accepted, r.ep.stats.cookies_rejected), (1, 1), "{family}");

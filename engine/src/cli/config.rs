@@ -16,7 +16,7 @@ use serde::Deserialize;
 use crate::link::xdp::{BusyPollConfig, BusyPollMode, XdpConfig, XdpMode, ZeroCopy};
 use crate::table::TwFullPolicy;
 use crate::tcp::config::{half_open_budgets, HALF_OPEN_AUTO};
-use crate::tcp::{Capacity, Congestion, CookieMode, Keepalive, TcpConfig};
+use crate::tcp::{Capacity, Congestion, CookieMode, Ecn, Keepalive, TcpConfig};
 
 /// Which application the shards run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Deserialize)]
@@ -143,6 +143,18 @@ pub enum CongestionArg {
     Cubic,
     /// NewReno (RFC 5681, RFC 6582).
     Newreno,
+}
+
+/// ECN negotiation (RFC 3168), as Linux's net.ipv4.tcp_ecn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EcnArg {
+    /// Never (tcp_ecn = 0).
+    Off,
+    /// Accepted when the client's SYN asks; not asked for (tcp_ecn = 2).
+    Passive,
+    /// Also asked for on our own connections: the proxy's to its backends (tcp_ecn = 1).
+    On,
 }
 
 /// Whether the proxy sends a PROXY protocol header to its backends.
@@ -441,6 +453,13 @@ pub struct Settings {
     /// --app http, false for echo and sink].
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", help_heading = "TCP")]
     pub nodelay: Option<bool>,
+    /// Explicit Congestion Notification (RFC 3168): off; passive, accepted
+    /// when a client's SYN asks for it; on, also asked for on floodgate's
+    /// own connections (the proxy's to its backends). With ECN a router
+    /// marks packets instead of dropping them and the window shrinks
+    /// without a retransmission [default: passive, as Linux].
+    #[arg(long, value_enum, value_name = "MODE", help_heading = "TCP")]
+    pub ecn: Option<EcnArg>,
 
     /// HTTP app: the body of every 200 response [default: "Hello, World!", 13 bytes].
     #[arg(long, value_name = "TEXT", help_heading = "Applications")]
@@ -545,7 +564,7 @@ impl Settings {
         merge_fields!(cli, file; iface, vip, port, app, queues, cpus, metrics, xdp_mode, zero_copy,
             frame_size, rx_ring, tx_ring, busy_poll, busy_poll_usec, connections, time_wait_capacity, time_wait_capacity_v6, time_wait_policy, buffers,
             buffer_size, events, half_open_budget, max_conns_per_source, source_table, msl, fin_wait2_timeout, keepalive_idle,
-            keepalive_interval, keepalive_probes, syn_cookies, xdp_syn_cookies, max_send_buffer, max_recv_buffer, mtu, congestion, nodelay,
+            keepalive_interval, keepalive_probes, syn_cookies, xdp_syn_cookies, max_send_buffer, max_recv_buffer, mtu, congestion, nodelay, ecn,
             http_body, http_max_header_bytes, http_header_timeout, http_keepalive_timeout, idle_timeout, backend, balance, maglev_seed, eject_after, eject_time, source_addrs, source_ports,
             backend_connect_timeout, proxy_idle_timeout, proxy_protocol, drain, stall_timeout)
     }
@@ -623,6 +642,12 @@ impl Settings {
                 Some(CongestionArg::Newreno) => Congestion::NewReno,
             },
             nodelay: self.nodelay.unwrap_or(app.nodelay()),
+            ecn: match self.ecn {
+                None => def.ecn,
+                Some(EcnArg::Off) => Ecn::Off,
+                Some(EcnArg::Passive) => Ecn::Passive,
+                Some(EcnArg::On) => Ecn::On,
+            },
             max_send_buffer: self.max_send_buffer.unwrap_or(def.max_send_buffer),
             max_recv_buffer: self.max_recv_buffer.unwrap_or(def.max_recv_buffer),
             ..def
@@ -1097,6 +1122,21 @@ mod tests {
         let file = Settings::from_toml("congestion = \"newreno\"\nnodelay = false").unwrap();
         let t = cli(BASE).over(file).resolve(|_| None).unwrap().tcp;
         assert_eq!((t.congestion, t.nodelay), (Congestion::NewReno, false));
+    }
+
+    #[test]
+    fn ecn_mode_from_the_command_line_and_the_file() {
+        let resolve = |extra: &[&str], file: &str| {
+            let mut a = BASE.to_vec();
+            a.extend_from_slice(extra);
+            cli(&a).over(Settings::from_toml(file).unwrap()).resolve(|_| None).unwrap().tcp.ecn
+        };
+        assert_eq!(resolve(&[], ""), Ecn::Passive, "Linux's default");
+        assert_eq!(resolve(&["--ecn", "on"], ""), Ecn::On);
+        assert_eq!(resolve(&["--ecn", "off"], ""), Ecn::Off);
+        assert_eq!(resolve(&[], "ecn = \"on\""), Ecn::On);
+        assert_eq!(resolve(&["--ecn", "passive"], "ecn = \"off\""), Ecn::Passive, "the command line wins");
+        assert!(Settings::from_toml("ecn = \"maybe\"").is_err());
     }
 
     #[test]

@@ -172,7 +172,9 @@ impl<'a> XdpCookies<'a> {
 
     fn apply(&self, on: bool) -> Result<(), String> {
         for &(addr, port) in &self.owned {
-            let vip = VipConfig { flags: if on { VIP_XDP_COOKIES } else { 0 }, ..self.vip[addr.is_ipv6() as usize] };
+            let base = self.vip[addr.is_ipv6() as usize];
+            let flags = (base.flags & !VIP_XDP_COOKIES) | if on { VIP_XDP_COOKIES } else { 0 };
+            let vip = VipConfig { flags, ..base };
             self.program.set_vip_config(addr, port, &vip).map_err(|e| e.to_string())?;
         }
         Ok(())

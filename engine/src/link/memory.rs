@@ -5,8 +5,9 @@
 //! the MTU check, the test's filter (drop, hold back, corrupt chosen frames),
 //! Bernoulli loss, Gilbert–Elliott burst loss, random corruption, duplication,
 //! and then the bottleneck: a link of a given rate with a drop-tail queue in
-//! front of it (frames leave in order, each after its serialization time),
-//! followed by the one-way delay and, only if asked, jitter (which reorders).
+//! front of it (frames leave in order, each after its serialization time;
+//! optionally ECN-capable, marking ECT frames CE above a queue threshold,
+//! RFC 3168 §5), followed by the one-way delay and, only if asked, jitter (which reorders).
 //! Every drop is counted in [`PipeStats`]. The TX side can also refuse frames,
 //! as a full AF_XDP TX ring does, so the engine's backpressure path runs.
 //!
@@ -15,6 +16,7 @@
 
 use super::{Link, RxAction, TxSink};
 use crate::time::{Duration, Instant};
+use crate::wire;
 use std::cell::RefCell;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
@@ -88,6 +90,11 @@ impl GilbertElliott {
 pub struct Bottleneck {
     pub rate_bps: u64,
     pub queue: QueueLimit,
+    /// An ECN-capable queue (RFC 3168 §5, a step marker as DCTCP's K): an
+    /// ECT frame arriving with more than this many bytes queued is marked
+    /// CE instead of being held to the drop-tail limit's mercy. `None`:
+    /// drop-tail only.
+    pub mark_ce_above: Option<usize>,
 }
 
 /// How much the bottleneck's queue holds, counting the frame on the wire.
@@ -102,7 +109,7 @@ impl Bottleneck {
     /// for a round-trip time of `rtt`.
     pub fn bdp(rate_bps: u64, rtt: Duration) -> Bottleneck {
         let bytes = rate_bps as u128 * rtt.as_micros() / 8_000_000;
-        Bottleneck { rate_bps, queue: QueueLimit::Bytes(bytes as usize) }
+        Bottleneck { rate_bps, queue: QueueLimit::Bytes(bytes as usize), mark_ce_above: None }
     }
 
     /// Nanoseconds `len` bytes take on the wire.
@@ -212,6 +219,8 @@ pub struct PipeStats {
     pub queued: u64,
     /// Frames the full queue dropped (drop-tail).
     pub queue_dropped: u64,
+    /// ECT frames the queue marked CE (`Bottleneck::mark_ce_above`).
+    pub ce_marked: u64,
     /// The most bytes and frames the queue held.
     pub max_queue_bytes: u64,
     pub max_queue_frames: u64,
@@ -375,7 +384,7 @@ impl Pipe {
         }
         self.enqueue(now, frame, spare);
     }
-    fn enqueue(&mut self, now: Instant, frame: Vec<u8>, spare: &mut Vec<Vec<u8>>) {
+    fn enqueue(&mut self, now: Instant, mut frame: Vec<u8>, spare: &mut Vec<Vec<u8>>) {
         let mut at = now;
         if let Some(b) = self.faults.bottleneck {
             let now_ns = now.total_micros() * 1000;
@@ -394,6 +403,12 @@ impl Pipe {
                 self.stats.queue_dropped += 1;
                 spare.push(frame);
                 return;
+            }
+            if b.mark_ce_above.is_some_and(|k| self.backlog_bytes > k)
+                && matches!(wire::ecn_of(&frame), Some(wire::ecn::ECT0 | wire::ecn::ECT1))
+            {
+                wire::set_ecn(&mut frame, wire::ecn::CE);
+                self.stats.ce_marked += 1;
             }
             self.busy_until_ns = self.busy_until_ns.max(now_ns) + b.serialization_ns(frame.len());
             self.backlog.push_back((self.busy_until_ns, frame.len()));
@@ -629,7 +644,7 @@ mod tests {
 
     #[test]
     fn the_bottleneck_delivers_at_its_rate_in_order_after_the_delay() {
-        let b = Bottleneck { rate_bps: MBIT_100, queue: QueueLimit::Frames(10_000) };
+        let b = Bottleneck { rate_bps: MBIT_100, queue: QueueLimit::Frames(10_000), mark_ce_above: None };
         let delay = Duration::from_millis(5);
         let (mut a, mut z) = pair(Faults { bottleneck: Some(b), delay, ..Faults::default() }, 1);
         for n in 0..1000 {
@@ -650,7 +665,7 @@ mod tests {
 
     #[test]
     fn frames_slower_than_the_link_never_queue() {
-        let b = Bottleneck { rate_bps: MBIT_100, queue: QueueLimit::Frames(2) };
+        let b = Bottleneck { rate_bps: MBIT_100, queue: QueueLimit::Frames(2), mark_ce_above: None };
         let (mut a, mut z) = pair(Faults { bottleneck: Some(b), ..Faults::default() }, 1);
         for n in 0..100 {
             a.set_now(Instant::from_micros(200 * n as u64));
@@ -663,7 +678,7 @@ mod tests {
     #[test]
     fn the_queue_drops_at_its_limit_and_takes_frames_again_as_it_drains() {
         for limit in [QueueLimit::Frames(10), QueueLimit::Bytes(15_000)] {
-            let b = Bottleneck { rate_bps: MBIT_100, queue: limit };
+            let b = Bottleneck { rate_bps: MBIT_100, queue: limit, mark_ce_above: None };
             let (mut a, mut z) = pair(Faults { bottleneck: Some(b), ..Faults::default() }, 1);
             for n in 0..100 {
                 send_n(&mut a, n, 1500);

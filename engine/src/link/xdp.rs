@@ -71,7 +71,9 @@ use std::str::FromStr;
 use xsk_rs::config::{BindFlags, FrameSize, Interface, LibxdpFlags, QueueSize, SocketConfig, UmemConfig};
 use xsk_rs::{CompQueue, FillQueue, FrameDesc, RxQueue, Socket, TxQueue, Umem};
 
-pub use abi::{monotonic_now, BpfStats, CookieConfig, SourceKey, SourcePorts, VipConfig, VipKey, VIP_XDP_COOKIES};
+pub use abi::{
+    monotonic_now, BpfStats, CookieConfig, SourceKey, SourcePorts, VipConfig, VipKey, VIP_ECN, VIP_XDP_COOKIES,
+};
 pub use busy_poll::{BusyPollConfig, BusyPollMode, BusyPollState};
 pub use desc::{BadDesc, UmemShape};
 pub use program::{AttachedMode, XdpError, XdpMode, XdpProgram};

@@ -34,6 +34,21 @@ pub enum Congestion {
     NewReno,
 }
 
+/// Explicit Congestion Notification (RFC 3168 §6.1), as Linux's
+/// `net.ipv4.tcp_ecn`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Ecn {
+    /// Never: SYNs asking for ECN are answered without it (Linux's 0).
+    Off,
+    /// Accepted when the peer's SYN asks for it; not asked for in our
+    /// own SYNs (Linux's 2, its default).
+    #[default]
+    Passive,
+    /// Asked for in our SYNs (active opens: the proxy's backend side)
+    /// and accepted (Linux's 1).
+    On,
+}
+
 /// RFC 9293 §3.8.4 keepalive: idle time, probe interval, probe count.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Keepalive {
@@ -111,6 +126,8 @@ pub struct TcpConfig {
     /// leaves even while an earlier small one is unacknowledged. Sender
     /// silly-window avoidance stays on either way.
     pub nodelay: bool,
+    /// ECN negotiation (`ecn.rs`).
+    pub ecn: Ecn,
 }
 
 impl Default for TcpConfig {
@@ -140,6 +157,7 @@ impl Default for TcpConfig {
             source_limit: None,
             congestion: Congestion::Cubic,
             nodelay: false,
+            ecn: Ecn::Passive,
         }
     }
 }

@@ -17,7 +17,8 @@ pub struct L2 {
 
 pub fn seg_from_repr<'a>(r: &TcpRepr<'a>) -> Seg<'a> {
     Seg {
-        control: r.control.bits() & 0x1f,
+        // URG is not acted on; ECE and CWR are (RFC 3168 §6.1).
+        control: r.control.bits() & !0x20,
         seq: r.seq_number,
         ack: r.ack_number.unwrap_or(SeqNumber(0)),
         window: r.window_len,
@@ -27,6 +28,7 @@ pub fn seg_from_repr<'a>(r: &TcpRepr<'a>) -> Seg<'a> {
         timestamp: r.options.timestamp,
         sack: r.options.sack_blocks,
         payload: r.payload,
+        ecn: 0,
     }
 }
 
@@ -35,8 +37,18 @@ pub fn seg_from_repr<'a>(r: &TcpRepr<'a>) -> Seg<'a> {
 #[inline]
 pub fn segment_frame(buf: &mut [u8], l2: &L2, t: &FourTuple, out: &Outgoing, payload: &[u8]) -> usize {
     let repr = header_repr(t, out, payload);
-    wire::emit_tcp_frame(buf, MacAddr(l2.src), MacAddr(l2.dst), l2.vlan, t.local_addr, t.remote_addr, &repr)
-        .unwrap_or(0)
+    let n = wire::emit_tcp_frame(buf, MacAddr(l2.src), MacAddr(l2.dst), l2.vlan, t.local_addr, t.remote_addr, &repr)
+        .unwrap_or(0);
+    mark_ect(buf, n, out)
+}
+
+/// ECT(0) into the IP header of a frame just written, when `out` asks.
+#[inline(always)]
+fn mark_ect(buf: &mut [u8], n: usize, out: &Outgoing) -> usize {
+    if out.ect && n > 0 {
+        wire::set_ecn(&mut buf[..n], wire::ecn::ECT0);
+    }
+    n
 }
 
 /// [`segment_frame`] with the `out.payload_len` payload bytes written
@@ -52,7 +64,7 @@ pub fn segment_frame_with(
 ) -> usize {
     let repr = header_repr(t, out, &[]);
     let len = out.payload_len as usize;
-    wire::emit_tcp_frame_with(
+    let n = wire::emit_tcp_frame_with(
         buf,
         MacAddr(l2.src),
         MacAddr(l2.dst),
@@ -63,7 +75,8 @@ pub fn segment_frame_with(
         len,
         fill,
     )
-    .unwrap_or(0)
+    .unwrap_or(0);
+    mark_ect(buf, n, out)
 }
 
 #[inline(always)]
@@ -116,6 +129,7 @@ mod tests {
                     sack: [None; crate::wire::MAX_SACK_BLOCKS],
                     payload_offset: 0,
                     payload_len: len as u32,
+                    ect: len > 1,
                 };
                 let (mut a, mut b) = ([0xa5u8; 1600], [0xa5u8; 1600]);
                 let na = segment_frame(&mut a, &l2, &t, &out, &data[..len]);

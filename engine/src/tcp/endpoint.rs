@@ -12,9 +12,10 @@
 
 use super::buffer::BufferPool;
 use super::config::{
-    half_open_budgets, Capacity, CookieMode, HalfOpenBudgetError, TcpConfig, TimeWaitRst, COOKIE_VALID,
+    half_open_budgets, Capacity, CookieMode, Ecn, HalfOpenBudgetError, TcpConfig, TimeWaitRst, COOKIE_VALID,
     OOW_ACK_INTERVAL,
 };
+use super::ecn;
 use super::emit::{self, L2};
 use super::events::{CloseReason, Event, EventQueue};
 use super::input::{ev, Drop};
@@ -313,7 +314,7 @@ impl Endpoint {
             local_port: parsed.tcp.dst_port,
             remote_port: parsed.tcp.src_port,
         };
-        let seg = emit::seg_from_repr(&parsed.tcp);
+        let seg = Seg { ecn: parsed.ecn, ..emit::seg_from_repr(&parsed.tcp) };
         self.handling_frame = true;
         self.on_segment(now, &l2, &tuple, &seg, tx);
         self.handling_frame = false;
@@ -399,6 +400,7 @@ impl Endpoint {
             sack: [None; crate::wire::MAX_SACK_BLOCKS],
             payload_offset: 0,
             payload_len: 0,
+            ect: false,
         };
         if self.transmit(l2, t, &out, &[], tx) {
             self.stats.rsts_sent += 1;
@@ -482,6 +484,7 @@ impl Endpoint {
         let (iss, ts_offset) = self.secrets.isn(t, now);
         let mut tcb = Tcb::new(cfg, iss, ts_offset, l2);
         tcb.negotiate(cfg, seg, is_v6);
+        tcb.ecn_accept(cfg, seg);
         tcb.state = State::SynReceived;
         tcb.listener = li;
         tcb.set(flag::PASSIVE | flag::HALF_OPEN);
@@ -525,15 +528,17 @@ impl Endpoint {
         let cookie = self.secrets.make_cookie(t, seg.seq, &opts, now);
         // As Linux's tcp_synq_overflow: cookie ACKs are expected from now.
         self.listeners[li as usize - 1].cookie_sent_ms = Some(now.total_millis());
+        // ECN's answer rides in our TSval, so it needs timestamps.
+        let ecn_ok = cfg.timestamps && seg.timestamp.is_some() && ecn::syn_requests(cfg, seg);
         let timestamp = match (cfg.timestamps, seg.timestamp) {
             (true, Some((tsval, _))) => {
                 let off = self.secrets.ts_offset(t);
-                Some(((now.total_millis() as u32).wrapping_add(off), tsval))
+                Some((ecn::cookie_tsval((now.total_millis() as u32).wrapping_add(off), ecn_ok), tsval))
             }
             _ => None,
         };
         let out = Outgoing {
-            control: ctl::SYN | ctl::ACK,
+            control: ctl::SYN | ctl::ACK | if ecn_ok { ctl::ECE } else { 0 },
             seq: cookie,
             ack: seg.seq + 1,
             window: self.synack_window(),
@@ -546,6 +551,7 @@ impl Endpoint {
             sack: [None; crate::wire::MAX_SACK_BLOCKS],
             payload_offset: 0,
             payload_len: 0,
+            ect: false,
         };
         if self.transmit(l2, t, &out, &[], tx) {
             self.stats.cookies_sent += 1;
@@ -576,6 +582,11 @@ impl Endpoint {
             ..Seg::default()
         };
         tcb.negotiate(&cfg, &syn, is_v6);
+        if let (true, Some((_, tsecr))) = (tcb.has(flag::TS), seg.timestamp) {
+            if cfg.ecn != Ecn::Off && ecn::cookie_ecn_ok(tsecr) {
+                tcb.set(flag::ECN);
+            }
+        }
         tcb.state = State::SynReceived;
         tcb.snd_nxt = iss + 1;
         tcb.snd_max = iss + 1;
@@ -684,6 +695,7 @@ impl Endpoint {
             sack: [None; crate::wire::MAX_SACK_BLOCKS],
             payload_offset: 0,
             payload_len: 0,
+            ect: false,
         };
         self.transmit(l2, t, &out, &[], tx);
         true
@@ -759,6 +771,9 @@ impl Endpoint {
             tcb.close_reason = CloseReason::Aborted;
         }
         if events & ev::ESTABLISHED != 0 {
+            if tcb.has(flag::ECN) {
+                self.stats.ecn_negotiated += 1;
+            }
             if tcb.has(flag::PASSIVE) {
                 self.stats.connections_accepted += 1;
                 self.push_event(Event::Accepted(h));
@@ -885,7 +900,10 @@ impl Endpoint {
             Some(i) => Some(self.dsacks.swap_remove(i)),
             None => None,
         };
-        while let Some(mut out) = tcb.poll_output(now, cfg, &mut self.pool) {
+        loop {
+            let snd_max_before = tcb.snd_max;
+            let Some(mut out) = tcb.poll_output(now, cfg, &mut self.pool) else { break };
+            tcb.ecn_mark(&mut out, snd_max_before);
             if let Some((_, s, e)) = dsack.take() {
                 // RFC 2883 §4: the duplicate first, then the usual blocks.
                 out.sack.copy_within(0..wire::MAX_SACK_BLOCKS - 1, 1);
@@ -914,6 +932,7 @@ impl Endpoint {
                 return false;
             }
             self.stats.segments_out += 1;
+            self.stats.ecn_ect_sent += out.ect as u64;
             if out.control & ctl::SYN != 0 && out.control & ctl::ACK != 0 && tcb.retries > 0 {
                 self.stats.synacks_retransmitted += 1;
             }
@@ -1336,6 +1355,7 @@ impl Endpoint {
         if cfg.timestamps {
             tcb.set(flag::TS);
         }
+        tcb.ecn_request(&cfg);
         let h = match self.conns.insert(tuple, tcb) {
             Ok(h) => h,
             Err(e) => {

@@ -296,6 +296,7 @@ impl Tcb {
             self.oow_ack(now, seg, &mut out);
             return out;
         }
+        self.ecn_on_receive(pool, seg);
         self.process_ack(now, cfg, pool, seg, &mut out);
         if self.on_fin_acked(now, cfg, &mut out) {
             return out;
@@ -398,6 +399,7 @@ impl Tcb {
     /// timer rules and RFC 5681 window growth.
     fn process_ack(&mut self, now: Instant, cfg: &TcpConfig, pool: &mut BufferPool, seg: &Seg, out: &mut Input) {
         let snd_una_before = self.snd_una;
+        let flight_before = self.flight();
         // SACK recovery and RACK-TLP (`recovery.rs`) when SACK is on and
         // the connection has sender state; else NewReno below.
         let sack_recovery = self.sack_recovery();
@@ -448,7 +450,8 @@ impl Tcb {
                         self.cwnd = self.cwnd.saturating_add(mss);
                     }
                 }
-            } else {
+            } else if !self.ecn_in_reduction(pool) {
+                // (An ECN reduction's window holds the window where it is.)
                 self.cc_on_ack(now, pool, acked as u32);
             }
             self.dupacks = 0;
@@ -530,6 +533,7 @@ impl Tcb {
         if self.snd_wnd == 0 && !self.tx.is_empty() && self.rto_at == NEVER {
             self.rto_at = (now + ms(self.rto_ms)).total_millis();
         }
+        self.ecn_on_ack(now, pool, seg, flight_before);
         // The ACK carrying our SYN-ACK's echo also times the handshake.
         if self.has(flag::TS) {
             if let Some((tsval, _)) = seg.timestamp {
@@ -569,6 +573,7 @@ impl Tcb {
         }
         // The family was fixed by connect (flag::V6).
         self.negotiate(&c, seg, self.has(flag::V6));
+        self.ecn_syn_ack(seg);
         self.set(flag::ACK_NOW);
         self.rto_at = NEVER;
         self.retries = 0;
@@ -585,7 +590,9 @@ impl Tcb {
             }
             return Input { events: ev::ESTABLISHED, ..Input::default() };
         }
-        // Simultaneous open (RFC 9293 §3.5 figure 8): SYN-RECEIVED, send SYN-ACK.
+        // Simultaneous open (RFC 9293 §3.5 figure 8): SYN-RECEIVED, send
+        // SYN-ACK (without ECN: RFC 3168 does not define it here).
+        self.clear(flag::ECN);
         self.state = State::SynReceived;
         self.snd_nxt = self.iss;
         Input::default()

@@ -8,6 +8,7 @@
 pub mod buffer;
 pub mod cc;
 pub mod config;
+pub mod ecn;
 pub mod emit;
 pub mod endpoint;
 pub mod events;
@@ -27,7 +28,7 @@ pub mod tcb;
 pub mod timers;
 pub mod window;
 
-pub use config::{Capacity, Congestion, CookieMode, Keepalive, TcpConfig, TimeWaitRst};
+pub use config::{Capacity, Congestion, CookieMode, Ecn, Keepalive, TcpConfig, TimeWaitRst};
 pub use endpoint::{Endpoint, Error, Listener, TupleUse};
 pub use events::{CloseReason, Event};
 pub use secret::Secrets;

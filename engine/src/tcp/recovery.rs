@@ -101,6 +101,10 @@ pub struct RecoveryCounts {
     pub sack_blocks_invalid: u64,
     pub scoreboard_full: u64,
     pub rack_log_merged: u64,
+    /// ECN (`ecn.rs`): CE marks received, ECE received, window reductions.
+    pub ecn_ce_received: u64,
+    pub ecn_ece_received: u64,
+    pub ecn_cwnd_reductions: u64,
 }
 
 impl RecoveryCounts {
@@ -116,6 +120,9 @@ impl RecoveryCounts {
         st.sack_blocks_invalid += self.sack_blocks_invalid;
         st.sack_scoreboard_full += self.scoreboard_full;
         st.rack_log_merged += self.rack_log_merged;
+        st.ecn_ce_received += self.ecn_ce_received;
+        st.ecn_ece_received += self.ecn_ece_received;
+        st.ecn_cwnd_reductions += self.ecn_cwnd_reductions;
         *self = RecoveryCounts::default();
     }
 }
@@ -642,6 +649,7 @@ impl Tcb {
             sack: [None; MAX_SACK_BLOCKS],
             payload_offset: (seq - self.snd_una) as u32,
             payload_len: payload,
+            ect: false,
         };
         if self.has(flag::SACK) {
             out.sack = self.rx.out_of_order(pool).sack_blocks();

@@ -20,6 +20,8 @@ pub struct Seg<'a> {
     /// SACK blocks (RFC 2018), as received: checked by the scoreboard.
     pub sack: [Option<(SeqNumber, SeqNumber)>; MAX_SACK_BLOCKS],
     pub payload: &'a [u8],
+    /// The IP header's ECN field (`wire::ecn`, RFC 3168 §5).
+    pub ecn: u8,
 }
 
 impl Seg<'_> {
@@ -34,6 +36,12 @@ impl Seg<'_> {
     }
     pub fn has_ack(&self) -> bool {
         self.control & ctl::ACK != 0
+    }
+    pub fn ece(&self) -> bool {
+        self.control & ctl::ECE != 0
+    }
+    pub fn cwr(&self) -> bool {
+        self.control & ctl::CWR != 0
     }
     /// SEG.LEN: payload plus one for SYN and one for FIN (RFC 9293 §3.4).
     pub fn len(&self) -> usize {

@@ -53,6 +53,9 @@ pub struct SendState {
     /// A retransmission or probe handed out by `poll_output` (seq, len,
     /// kind), so `unsend` can take it back.
     pub handout: Option<(SeqNumber, u32, u8)>,
+    /// SND.MAX when the last ECN window reduction was made: ECE on ACKs
+    /// up to it belongs to the same window (RFC 3168 §6.1.2).
+    pub ecn_end: SeqNumber,
 }
 
 /// The slab of a shard: one slot per busy sender.

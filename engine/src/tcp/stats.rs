@@ -123,6 +123,20 @@ counters! {
         /// Transmission-log entries merged because the log was full (RACK
         /// then judges those bytes lost later, never earlier).
         rack_log_merged,
+        /// Connections that reached ESTABLISHED with ECN negotiated (RFC 3168 §6.1.1).
+        ecn_negotiated,
+        /// Data segments sent with ECT(0) in the IP header (new data of
+        /// ECN connections: not retransmissions, probes or pure ACKs).
+        ecn_ect_sent,
+        /// Data segments received with CE (a router's congestion mark) on
+        /// ECN connections: echoed with ECE until the peer's CWR.
+        ecn_ce_received,
+        /// ACKs received with ECE on ECN connections (every one while the
+        /// peer echoes, so several per congestion event).
+        ecn_ece_received,
+        /// Congestion-window reductions made for ECE (at most one per
+        /// window of data, none during loss recovery; RFC 3168 §6.1.2).
+        ecn_cwnd_reductions,
         /// Data dropped for lack of a receive buffer chunk.
         drop_no_buffer,
         /// Receive buffers grown by autotuning (the application kept up

@@ -83,6 +83,18 @@ pub mod flag {
     /// The silly-window override timeout fired (RFC 9293 §3.8.6.2.1): the
     /// segment held for a small window goes out at the next output.
     pub const SWS_OVERRIDE: u32 = 1 << 23;
+    /// ECN (RFC 3168 §6.1.1): requested in our SYN (SYN-SENT), accepted
+    /// for the peer's SYN (SYN-RECEIVED), negotiated (from ESTABLISHED).
+    pub const ECN: u32 = 1 << 24;
+    /// A data segment arrived with CE: ECE on every ACK until a segment
+    /// with CWR comes (RFC 3168 §6.1.3).
+    pub const ECN_ECE: u32 = 1 << 25;
+    /// The window was reduced for an ECE: CWR goes on the next new data
+    /// segment (RFC 3168 §6.1.2).
+    pub const ECN_CWR: u32 = 1 << 26;
+    /// In an ECN window reduction: no second one until SND.UNA passes the
+    /// end recorded in the sender slot (`SendState::ecn_end`).
+    pub const ECN_REDUCING: u32 = 1 << 27;
 }
 
 /// Control bits of a segment to send.
@@ -92,6 +104,9 @@ pub mod ctl {
     pub const RST: u8 = 0x04;
     pub const PSH: u8 = 0x08;
     pub const ACK: u8 = 0x10;
+    /// ECN-Echo and Congestion Window Reduced (RFC 3168 §6.1).
+    pub const ECE: u8 = 0x40;
+    pub const CWR: u8 = 0x80;
 }
 
 /// One segment the endpoint should write: headers, plus `payload_len` bytes
@@ -111,6 +126,9 @@ pub struct Outgoing {
     pub sack: [Option<(SeqNumber, SeqNumber)>; MAX_SACK_BLOCKS],
     pub payload_offset: u32,
     pub payload_len: u32,
+    /// ECT(0) in the IP header (RFC 3168 §6.1.2): new data of an
+    /// ECN-capable connection (`ecn.rs`).
+    pub ect: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -339,6 +357,7 @@ impl Tcb {
             sack: [None; MAX_SACK_BLOCKS],
             payload_offset: 0,
             payload_len: 0,
+            ect: false,
         };
         if self.has(flag::SACK) {
             out.sack = self.rx.out_of_order(pool).sack_blocks();
@@ -354,6 +373,7 @@ impl Tcb {
             State::TimeWait => return None,
             State::SynSent | State::SynReceived if self.snd_nxt == self.iss => {
                 out.control = if self.state == State::SynSent { ctl::SYN } else { ctl::SYN | ctl::ACK };
+                out.control |= self.ecn_syn_bits();
                 if self.state == State::SynSent {
                     out.ack = SeqNumber(0);
                 }
@@ -522,6 +542,7 @@ impl Tcb {
     pub fn unsend(&mut self, out: &Outgoing, pool: &mut BufferPool) {
         // An ACK rides on whatever goes next; a bare one is sent on its own.
         self.set(flag::ACK_NOW);
+        self.ecn_unsend(out);
         if self.recovery_unsend(pool, out) {
             return;
         }
@@ -694,6 +715,7 @@ impl Tcb {
                 s.snd_sml = una;
                 s.max_snd_wnd = wnd;
                 s.cubic.hystart.window_end = una;
+                s.ecn_end = una;
             }
         }
         self.snd_slot != NIL
@@ -705,6 +727,9 @@ impl Tcb {
         if self.snd_slot != NIL && (force || (self.tx.is_empty() && self.flight() == 0)) {
             pool.senders.release(self.snd_slot);
             self.snd_slot = NIL;
+            // Nothing in flight: an ECN reduction's window is over (a CWR
+            // still owed stays owed, `flag::ECN_CWR`).
+            self.clear(flag::ECN_REDUCING);
         }
     }
 

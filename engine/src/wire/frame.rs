@@ -20,6 +20,63 @@ pub const DEFAULT_HOP_LIMIT: u8 = 64;
 /// emitted frames are zero-padded to it.
 pub const MIN_FRAME_LEN: usize = 60;
 
+/// The ECN field, the low two bits of the IPv4 TOS byte and of the IPv6
+/// traffic class (RFC 3168 §5).
+pub mod ecn {
+    pub const MASK: u8 = 0b11;
+    pub const NOT_ECT: u8 = 0b00;
+    pub const ECT1: u8 = 0b01;
+    pub const ECT0: u8 = 0b10;
+    /// Congestion Experienced, set by a router instead of dropping.
+    pub const CE: u8 = 0b11;
+}
+
+/// Sets the ECN field of the IP header of an emitted TCP frame (untagged
+/// or 802.1Q, IPv4 or IPv6) to `codepoint`, updating the IPv4 header
+/// checksum incrementally (RFC 1624; the TCP checksum does not cover the
+/// IP header). False, with the frame untouched, if it is not IP.
+pub fn set_ecn(frame: &mut [u8], codepoint: u8) -> bool {
+    let codepoint = codepoint & ecn::MASK;
+    match ip_header(frame) {
+        Some((ip, L3::V4)) => {
+            let old = read_u16(frame, ip);
+            let new = (old & !(ecn::MASK as u16)) | codepoint as u16;
+            write_u16(frame, ip, new);
+            let csum = read_u16(frame, ip + 10);
+            write_u16(frame, ip + 10, checksum::update16(csum, old, new));
+            true
+        }
+        Some((ip, L3::V6)) => {
+            // Traffic class bits 0-1 are bits 4-5 of the second byte.
+            frame[ip + 1] = (frame[ip + 1] & !(ecn::MASK << 4)) | codepoint << 4;
+            true
+        }
+        None => false,
+    }
+}
+
+/// The ECN field of a frame's IP header (untagged or 802.1Q), `None` if
+/// it is not IP.
+pub fn ecn_of(frame: &[u8]) -> Option<u8> {
+    match ip_header(frame)? {
+        (ip, L3::V4) => Some(frame[ip + 1] & ecn::MASK),
+        (ip, L3::V6) => Some((frame[ip + 1] >> 4) & ecn::MASK),
+    }
+}
+
+/// Where the fixed IP header of a frame starts, and its family.
+fn ip_header(frame: &[u8]) -> Option<(usize, L3)> {
+    let (ty, ip) = match frame.get(12..14)? {
+        [0x81, 0x00] => (frame.get(16..18)?, ethernet::VLAN_HEADER_LEN),
+        t => (t, ethernet::HEADER_LEN),
+    };
+    match ty {
+        [0x08, 0x00] if frame.len() >= ip + ipv4::HEADER_LEN => Some((ip, L3::V4)),
+        [0x86, 0xdd] if frame.len() >= ip + ipv6::HEADER_LEN => Some((ip, L3::V6)),
+        _ => None,
+    }
+}
+
 /// The network layer a frame carried.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum L3 {
@@ -56,6 +113,8 @@ pub struct ParsedFrame<'a> {
     pub dst: Addr,
     /// IPv4 TTL or IPv6 hop limit.
     pub ttl_or_hop: u8,
+    /// The ECN field of the IP header (RFC 3168 §5): [`ecn`]`::*`.
+    pub ecn: u8,
     pub tcp: TcpRepr<'a>,
     pub l3: L3,
 }
@@ -147,6 +206,7 @@ fn parse_v4_fast(f: &[u8], verify: bool) -> Option<ParsedFrame<'_>> {
         src: Addr::v4([f[26], f[27], f[28], f[29]]),
         dst: Addr::v4([f[30], f[31], f[32], f[33]]),
         ttl_or_hop: f[ETH + 8],
+        ecn: f[ETH + 1] & ecn::MASK,
         tcp: TcpRepr {
             src_port: read_u16(seg, 0),
             dst_port: read_u16(seg, 2),
@@ -186,7 +246,15 @@ pub(crate) fn parse_any(frame: &[u8], verify_checksums: bool) -> Result<Frame<'_
             let dst = Addr::v4(ip_repr.dst_addr);
             let tcp = TcpPacket::new_checked(ip.payload())?;
             let tcp = TcpRepr::parse(&tcp, &src, &dst, verify_checksums)?;
-            Ok(Frame::Tcp(ParsedFrame { eth: eth_repr, src, dst, ttl_or_hop: ip_repr.ttl, tcp, l3: L3::V4 }))
+            Ok(Frame::Tcp(ParsedFrame {
+                eth: eth_repr,
+                src,
+                dst,
+                ttl_or_hop: ip_repr.ttl,
+                ecn: ip_repr.dscp_ecn & ecn::MASK,
+                tcp,
+                l3: L3::V4,
+            }))
         }
         EtherType::Ipv6 => {
             let ip = Ipv6Packet::new_checked(payload)?;
@@ -201,7 +269,15 @@ pub(crate) fn parse_any(frame: &[u8], verify_checksums: bool) -> Result<Frame<'_
             }
             let tcp = TcpPacket::new_checked(upper)?;
             let tcp = TcpRepr::parse(&tcp, &src, &dst, verify_checksums)?;
-            Ok(Frame::Tcp(ParsedFrame { eth: eth_repr, src, dst, ttl_or_hop: ip_repr.hop_limit, tcp, l3: L3::V6 }))
+            Ok(Frame::Tcp(ParsedFrame {
+                eth: eth_repr,
+                src,
+                dst,
+                ttl_or_hop: ip_repr.hop_limit,
+                ecn: ip_repr.traffic_class & ecn::MASK,
+                tcp,
+                l3: L3::V6,
+            }))
         }
         EtherType::Arp => {
             let arp = ArpPacket::new_checked(payload)?;
@@ -548,6 +624,55 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// RFC 3168 §5: the ECN field changes the IPv4 header checksum (the
+    /// incremental update must equal a full recomputation), not the TCP
+    /// checksum; IPv6 has no header checksum. Parsed back with checksums
+    /// verified, in every frame shape.
+    #[test]
+    fn ecn_field_set_and_parsed_with_valid_checksums() {
+        let v6_client = Addr("2001:db8::2".parse::<std::net::Ipv6Addr>().unwrap().octets());
+        let v6_server = Addr("2001:db8::1".parse::<std::net::Ipv6Addr>().unwrap().octets());
+        let data = TcpRepr { control: Control::ACK | Control::PSH, payload: b"0123456789", ..syn_ack_repr() };
+        for (src, dst) in [(SERVER, CLIENT), (v6_server, v6_client)] {
+            for vlan in [None, Some(100)] {
+                let mut orig = [0u8; 256];
+                let n = emit_tcp_frame(&mut orig, SERVER_MAC, CLIENT_MAC, vlan, src, dst, &data).unwrap();
+                assert_eq!(tcp_of(parse_tcp_frame(&orig[..n], true).unwrap()).ecn, ecn::NOT_ECT);
+                for cp in [ecn::ECT0, ecn::ECT1, ecn::CE, ecn::NOT_ECT] {
+                    let mut f = orig;
+                    assert!(set_ecn(&mut f[..n], cp));
+                    let p = tcp_of(parse_tcp_frame(&f[..n], true).unwrap());
+                    assert_eq!((p.ecn, p.tcp), (cp, data), "{src:?} {vlan:?} {cp}");
+                    assert_eq!(ecn_of(&f[..n]), Some(cp));
+                    let ip = if vlan.is_some() { 18 } else { 14 };
+                    if src.is_v4() {
+                        assert_eq!(f[ip + 1], cp, "DSCP 0, ECN {cp}");
+                        let mut full = f;
+                        Ipv4Packet::new_unchecked(&mut full[ip..n]).fill_checksum();
+                        assert_eq!(f[..n], full[..n], "incremental = full checksum");
+                        if cp != ecn::NOT_ECT {
+                            assert_ne!(f[ip + 10..ip + 12], orig[ip + 10..ip + 12], "the header checksum moved");
+                        }
+                    } else {
+                        assert_eq!(Ipv6Packet::new_unchecked(&f[ip..n]).traffic_class(), cp);
+                    }
+                    // Only the ECN bits (and the IPv4 header checksum) differ.
+                    let diff: Vec<usize> = (0..n).filter(|&i| f[i] != orig[i]).collect();
+                    assert!(diff.iter().all(|&i| i == ip + 1 || (src.is_v4() && (i == ip + 10 || i == ip + 11))));
+                    if cp == ecn::NOT_ECT {
+                        assert!(diff.is_empty());
+                    }
+                }
+            }
+        }
+        let mut arp = [0u8; 60];
+        arp[12..14].copy_from_slice(&[0x08, 0x06]);
+        assert!(!set_ecn(&mut arp, ecn::ECT0));
+        assert_eq!(ecn_of(&arp), None);
+        assert_eq!(arp[15], 0);
+        assert!(!set_ecn(&mut [0x08, 0x00], ecn::ECT0));
     }
 
     #[test]

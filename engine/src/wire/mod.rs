@@ -27,8 +27,8 @@ mod fuzz_tests;
 pub use arp::{ArpOperation, ArpPacket, ArpRepr};
 pub use ethernet::{EtherType, EthernetFrame, EthernetRepr, MacAddr};
 pub use frame::{
-    emit_tcp_frame, emit_tcp_frame_with, parse_tcp_frame, tcp_frame_len, Frame, ParsedFrame, DEFAULT_HOP_LIMIT, L3,
-    MIN_FRAME_LEN,
+    ecn, ecn_of, emit_tcp_frame, emit_tcp_frame_with, parse_tcp_frame, set_ecn, tcp_frame_len, Frame, ParsedFrame,
+    DEFAULT_HOP_LIMIT, L3, MIN_FRAME_LEN,
 };
 pub use ipv4::{Ipv4Packet, Ipv4Repr};
 pub use ipv6::{Ipv6Packet, Ipv6Repr};

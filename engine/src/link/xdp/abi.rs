@@ -10,7 +10,7 @@ use std::mem::size_of;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use crate::tcp::{Capacity, Secrets, TcpConfig};
+use crate::tcp::{Capacity, Ecn, Secrets, TcpConfig};
 
 /// `struct fg_vip_key`: a destination (address, TCP port) the engine owns.
 #[repr(C)]
@@ -96,6 +96,9 @@ impl SourcePorts {
 
 /// `fg_vip.flags`: answer this VIP's SYNs with SYN cookies in XDP.
 pub const VIP_XDP_COOKIES: u8 = 0x1;
+/// `fg_vip.flags`: the listener accepts ECN (`tcp::ecn`): the XDP program's
+/// cookie SYN-ACK answers an ECN-setup SYN as the engine does.
+pub const VIP_ECN: u8 = 0x2;
 
 /// `struct fg_vip`, the value of the `vips` map: how the listener behind a
 /// VIP answers a SYN, so that the XDP program's cookie SYN-ACK is the one the
@@ -121,10 +124,11 @@ const _: () = assert!(size_of::<VipConfig>() == 8);
 
 impl VipConfig {
     /// The SYN-ACK settings of a listener with `cfg` on an endpoint of
-    /// capacity `cap`, for an IPv4 or (`v6`) an IPv6 VIP.
+    /// capacity `cap`, for an IPv4 or (`v6`) an IPv6 VIP; `VIP_ECN` is
+    /// added from `cfg`.
     pub fn for_listener(cfg: &TcpConfig, cap: &Capacity, flags: u8, v6: bool) -> Self {
         VipConfig {
-            flags,
+            flags: flags | if cfg.ecn != Ecn::Off { VIP_ECN } else { 0 },
             window_scale: cfg.window_scale,
             sack: cfg.sack as u8,
             timestamps: cfg.timestamps as u8,

@@ -147,6 +147,7 @@ impl Tcb {
     pub fn cc_on_congestion(&mut self, now: Instant, pool: &mut BufferPool) {
         let flight = self.flight();
         self.with_cc(pool, |cc, w| cc.on_congestion_event(w, now.total_micros(), flight));
+        self.ecn_queue_cwr();
     }
 
     /// Recovery ended: SND.UNA passed `recover`.
@@ -159,6 +160,7 @@ impl Tcb {
     pub fn cc_on_rto(&mut self, _now: Instant, pool: &mut BufferPool) {
         let flight = self.flight();
         self.with_cc(pool, |cc, w| cc.on_rto(w, flight));
+        self.ecn_queue_cwr();
     }
 
     /// Before sending new data with nothing in flight: when nothing was

@@ -6,7 +6,8 @@
 //! held by exactly one ring (chunks held = the sum of the rings' chains),
 //! buffers within the listener's maximum and the out-of-order ranges
 //! within the window advertised, every sender slot held by one connection,
-//! the SACK scoreboard within SND.UNA..SND.MAX (RFC 6675 §3), and a timer
+//! the SACK scoreboard within SND.UNA..SND.MAX (RFC 6675 §3), ECN state
+//! only on ECN connections (RFC 3168 §6.1), and a timer
 //! armed for every connection with a deadline (else it would never end).
 
 use super::Endpoint;
@@ -32,6 +33,12 @@ impl Endpoint {
                     "snd_una {} snd_nxt {} snd_max {} out of order",
                     tcb.snd_una, tcb.snd_nxt, tcb.snd_max
                 ));
+            }
+            // ECN's state (`ecn.rs`) only on a connection that uses ECN, and
+            // none of it before the handshake is done.
+            let ecn_state = flag::ECN_ECE | flag::ECN_CWR | flag::ECN_REDUCING;
+            if tcb.flags & ecn_state != 0 && (!tcb.has(flag::ECN) || !tcb.state.is_synchronized()) {
+                return at(format!("ECN state {:#x} without ECN negotiated", tcb.flags & ecn_state));
             }
             // In flight: the bytes sent from the send buffer, plus SYN and FIN.
             if tcb.flight() as usize > tcb.tx.len() + 2 {

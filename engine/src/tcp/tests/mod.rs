@@ -5,6 +5,7 @@ mod cc;
 mod close;
 mod cookies;
 mod data;
+mod ecn;
 mod flood;
 mod handshake;
 mod output;
@@ -42,6 +43,8 @@ pub const ACK: u8 = ctl::ACK;
 pub const FIN: u8 = ctl::FIN;
 pub const RST: u8 = ctl::RST;
 pub const PSH: u8 = ctl::PSH;
+pub const ECE: u8 = ctl::ECE;
+pub const CWR: u8 = ctl::CWR;
 
 /// Frames an endpoint sent.
 #[derive(Default)]
@@ -75,6 +78,8 @@ pub struct S {
     /// SACK blocks, as sent or parsed (RFC 2018).
     pub sack: [Option<(SeqNumber, SeqNumber)>; wire::MAX_SACK_BLOCKS],
     pub payload: Vec<u8>,
+    /// The IP header's ECN field (`wire::ecn`).
+    pub ecn: u8,
 }
 
 /// A client segment: `control`, `seq`, `ack`, window 65535, nothing else.
@@ -107,6 +112,9 @@ pub fn frame_of(s: &S, from: ([u8; 6], Addr, u16), to: ([u8; 6], Addr, u16)) -> 
     let mut buf = vec![0u8; 2048];
     let n = wire::emit_tcp_frame(&mut buf, MacAddr(from.0), MacAddr(to.0), None, from.1, to.1, &repr).unwrap();
     buf.truncate(n);
+    if s.ecn != 0 {
+        assert!(wire::set_ecn(&mut buf, s.ecn));
+    }
     buf
 }
 
@@ -127,6 +135,7 @@ pub fn parse(frame: &[u8]) -> (FourTuple, S) {
         ts: r.options.timestamp,
         sack: r.options.sack_blocks,
         payload: r.payload.to_vec(),
+        ecn: p.ecn,
     };
     (t, s)
 }

@@ -299,9 +299,11 @@ fn set_up(link: &crate::link::Memory, p: &Path) {
         burst: p.burst.map(|(rate, len)| GilbertElliott::bursty(rate, len)),
         corrupt: p.corrupt,
         mtu: None,
-        bottleneck: p
-            .bottleneck
-            .map(|(mbit, frames)| Bottleneck { rate_bps: mbit * 1_000_000, queue: QueueLimit::Frames(frames) }),
+        bottleneck: p.bottleneck.map(|(mbit, frames)| Bottleneck {
+            rate_bps: mbit * 1_000_000,
+            queue: QueueLimit::Frames(frames),
+            mark_ce_above: None,
+        }),
     });
     // Only one filter per pipe: the chosen drops, else the held frame.
     if !p.drops.is_empty() {

@@ -174,3 +174,33 @@ fn a_half_closed_connection_with_a_live_peer_stays_until_closed() {
     assert_eq!(h.ep.state(c), None);
     assert_eq!(h.take_events(), vec![Event::Closed(c, CloseReason::FinWait2Timeout)]);
 }
+
+/// Without keepalive, a half-closed connection (the application shut down
+/// its sending side and still reads) has no engine timer in FIN-WAIT-2,
+/// as a Linux socket the application holds (tcp_fin_timeout is for
+/// orphans): the peer may still send, for as long as it likes. Like an
+/// ESTABLISHED connection without keepalive, what bounds it is the
+/// application: its deadline fires there, and its close then starts the
+/// FIN-WAIT-2 timeout, which reclaims the entry.
+#[test]
+fn without_keepalive_a_half_closed_connection_is_bounded_by_the_application() {
+    let (mut h, c, s1) = established(TcpConfig { keepalive: None, ..TcpConfig::default() });
+    h.ep.shutdown(c).unwrap();
+    h.flush();
+    h.send(seg(ACK, C1, s1 + 1));
+    assert_eq!(h.ep.state(c), Some(State::FinWait2));
+    assert!(!h.ep.timer_armed(c), "no engine timer: the application holds the connection");
+    h.ep.set_deadline(c, Some(h.now + Duration::from_secs(30))).unwrap();
+    h.take_events();
+    let (took, out) = h.advance_until_output(HOUR);
+    assert!(out.is_empty());
+    assert_eq!(took, HOUR, "nothing sent");
+    assert_eq!(h.take_events(), vec![Event::Deadline(c)]);
+    assert_eq!(h.ep.state(c), Some(State::FinWait2));
+    h.ep.close(c).unwrap();
+    assert!(h.flush().is_empty());
+    h.advance(TcpConfig::default().fin_wait2_timeout);
+    assert_eq!(h.ep.state(c), None);
+    assert_eq!(h.take_events(), vec![Event::Closed(c, CloseReason::FinWait2Timeout)]);
+    assert_eq!((h.ep.connections(), h.ep.armed_timers()), (0, 0));
+}
