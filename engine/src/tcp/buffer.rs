@@ -375,6 +375,18 @@ impl Ring {
         next
     }
 
+    /// Forgets the out-of-order ranges (their bytes are never delivered);
+    /// a ring left without bytes returns its chunks.
+    pub fn discard_out_of_order(&mut self, pool: &mut BufferPool) {
+        if self.first == NIL {
+            return;
+        }
+        pool.head[self.first as usize].ooo.clear();
+        if self.len == 0 {
+            self.clear(pool);
+        }
+    }
+
     /// Empties the ring and returns its chunks to the pool.
     pub fn clear(&mut self, pool: &mut BufferPool) {
         let mut c = self.first;

@@ -723,6 +723,9 @@ impl Endpoint {
         if res.oow_limited {
             self.stats.oow_acks_rate_limited += 1;
         }
+        if res.ooo_discarded {
+            self.stats.out_of_order_discarded_at_fin += 1;
+        }
         if let Some((s, e)) = res.dsack {
             if let Some(p) = self.dsacks.iter_mut().find(|p| p.0 == h) {
                 *p = (h, s, e);

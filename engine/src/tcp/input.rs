@@ -65,6 +65,8 @@ pub struct Input {
     /// A duplicate segment to report as the first SACK block of the ACK
     /// (a D-SACK, RFC 2883 §4), when SACK is in use.
     pub dsack: Option<(SeqNumber, SeqNumber)>,
+    /// The peer's FIN came before bytes held beyond a hole: discarded.
+    pub ooo_discarded: bool,
 }
 
 impl Input {
@@ -379,6 +381,13 @@ impl Tcb {
             self.rcv_nxt += 1;
             self.set(flag::FIN_RECEIVED | flag::ACK_NOW);
             out.events |= ev::PEER_FIN;
+            if !self.rx.out_of_order(pool).is_empty() {
+                // Bytes beyond the end of the stream: a broken or hostile
+                // peer. Nothing after the FIN can be delivered.
+                self.rx.discard_out_of_order(pool);
+                self.clear(flag::HOLE);
+                out.ooo_discarded = true;
+            }
             match self.state {
                 State::SynReceived | State::Established => {
                     self.state = State::CloseWait;

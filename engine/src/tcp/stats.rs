@@ -90,6 +90,10 @@ counters! {
         drop_out_of_order,
         /// Segments beyond rcv_nxt kept for reassembly (not drops).
         out_of_order_queued,
+        /// Connections whose peer's FIN came before bytes it had sent beyond
+        /// it: those bytes, held out of order, were discarded (as Linux's
+        /// `tcp_fin` purges its out-of-order queue).
+        out_of_order_discarded_at_fin,
         /// Connections that queued bytes and found no free sender slot
         /// (congestion-control and SACK state): they send with NewReno
         /// and no scoreboard.

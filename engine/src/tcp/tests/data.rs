@@ -346,6 +346,31 @@ fn a_partly_filled_hole_delivers_up_to_the_next_one() {
     assert_eq!(h.ep.buffers_free(), 64, "every chunk back in the pool");
 }
 
+/// Found by the `endpoint` fuzz target: a FIN that ends the stream before
+/// bytes the peer had sent beyond a hole. Nothing after a FIN can be
+/// delivered, so the bytes held beyond it are discarded (Linux's `tcp_fin`
+/// purges its out-of-order queue), counted, and no range is left at
+/// RCV.NXT (the invariant the fuzzer tripped).
+#[test]
+fn a_fin_before_bytes_held_beyond_a_hole_discards_them() {
+    let (mut h, c, s1) = established();
+    h.send1(S { payload: vec![2; 7], ..seg(ACK, C1 + 7, s1) });
+    assert_eq!(h.ep.stats.out_of_order_queued, 1);
+    let a = h.send1(S { payload: vec![1; 6], ..seg(ACK | FIN, C1, s1) });
+    assert_eq!(a.ack, C1 + 7, "the 6 bytes and the FIN");
+    assert_eq!(h.ep.state(c), Some(State::CloseWait));
+    assert_eq!(h.ep.stats.out_of_order_discarded_at_fin, 1);
+    h.ep.check_invariants().unwrap();
+    assert_eq!(read_all(&mut h, c), vec![1; 6]);
+    // The bytes beyond, sent again, are beyond the end of the stream.
+    h.send(S { payload: vec![2; 7], ..seg(ACK, C1 + 7, s1) });
+    h.ep.check_invariants().unwrap();
+    assert_eq!(read_all(&mut h, c), Vec::<u8>::new());
+    h.ep.close(c).unwrap();
+    h.flush();
+    assert_eq!(h.ep.buffers_free(), 64, "every chunk back in the pool");
+}
+
 #[test]
 fn more_holes_than_a_chunk_tracks_are_dropped_and_counted() {
     let (mut h, c, s1) = established();
