@@ -94,8 +94,6 @@ pub fn serve(cli: Settings) -> Result<(), String> {
         None => tracing::info!(iface = %cfg.iface, "XDP attached in {mode} mode"),
     }
     let owned: Vec<(IpAddr, u16)> = cfg.vips.iter().flat_map(|&v| cfg.ports.iter().map(move |&p| (v, p))).collect();
-    program.set_vips(&owned).map_err(|e| e.to_string())?;
-    warn_unreachable_vips(&cfg);
     let ifindex = xdp::program::ifindex(&cfg.iface).map_err(|e| e.to_string())?;
     let ifwatch = IfWatch::new(ifindex).map_err(|e| format!("socket for the link state: {e}"))?;
     let mac = crate::neigh::interface_mac(&cfg.iface)
@@ -114,6 +112,11 @@ pub fn serve(cli: Settings) -> Result<(), String> {
         );
         links.push(link);
     }
+    // The VIPs are claimed only once every queue has its socket: a frame
+    // steered before would find none (`redirect_no_xsk`) and go to the
+    // kernel, which answers it with an RST.
+    program.set_vips(&owned).map_err(|e| e.to_string())?;
+    warn_unreachable_vips(&cfg);
 
     let poll = Poll::new().map_err(|e| format!("poll: {e}"))?;
     poll.registry()
