@@ -590,7 +590,10 @@ fn unreachable_or_killed_backends_reset_or_end_the_client() {
     let _tb = Testbed::up_with_backends();
     let dir = scratch("reset");
 
-    // Nothing listens on port 9 in fgt-be: both backends answer RST.
+    // Nothing listens on port 9 in fgt-be: both backends answer RST. Each
+    // client tries both; after 5 failures in a row (--eject-after's
+    // default) each backend is ejected, and the 15 clients after that are
+    // reset at once without a connect.
     {
         let refusing = vec![format!("{}:9", BACKENDS[2]), format!("{}:9", BACKENDS[3])];
         let mut fg = proxy("9", &refusing, &[]);
@@ -600,9 +603,13 @@ fn unreachable_or_killed_backends_reset_or_end_the_client() {
         let m = wait_metrics("resets counted", Duration::from_secs(10), |m| {
             metric(m, "floodgate_proxy_clients_reset_no_backend_total") == 20
         });
-        assert_eq!(metric(&m, "floodgate_proxy_backend_refused_total"), 40, "both backends tried per client");
-        assert_eq!(metric(&m, "floodgate_proxy_backend_retries_total"), 20);
+        assert_eq!(metric(&m, "floodgate_proxy_backend_refused_total"), 10, "both backends tried by 5 clients");
+        assert_eq!(metric(&m, "floodgate_proxy_backend_retries_total"), 5);
+        assert_eq!(metric(&m, "floodgate_proxy_backend_ejections_total"), 2);
+        assert_eq!(metric(&m, "floodgate_proxy_no_backend_available_total"), 15);
         assert_eq!(metric(&m, "floodgate_proxy_pairs_opened_total"), 0);
+        assert_eq!(metric(&m, "floodgate_backend_up"), 0, "both out");
+        assert_eq!(metric(&m, "floodgate_backend_connect_failures_total"), 10);
         fg.kill();
     }
 
@@ -635,7 +642,9 @@ fn unreachable_or_killed_backends_reset_or_end_the_client() {
     let words: Vec<&str> = rest.split_whitespace().collect();
     assert_eq!(words.len() as u32, HELD, "{rest}");
     assert!(words.iter().all(|w| *w == "eof" || *w == "reset"), "every client's connection ended: {words:?}");
-    // New clients: the one backend refuses twice (first try and retry).
+    // New clients: the one backend refuses the first try and the retry on
+    // itself, until its fifth failure in a row ejects it (the third
+    // client); the last two are reset at once.
     let out = py_cli(RESET_PROBE, &[VIP, "7", "5"]);
     assert_eq!(out.split_whitespace().collect::<Vec<_>>(), vec!["reset"; 5], "{out}");
     // (The shards' snapshots come every SNAPSHOT_EVERY: wait for the last.)
@@ -643,5 +652,7 @@ fn unreachable_or_killed_backends_reset_or_end_the_client() {
         metric(m, "floodgate_proxy_pairs_ended_total") == u64::from(HELD)
             && metric(m, "floodgate_proxy_clients_reset_no_backend_total") == 5
     });
-    assert_eq!(metric(&m, "floodgate_proxy_backend_refused_total"), 10);
+    assert_eq!(metric(&m, "floodgate_proxy_backend_refused_total"), 5);
+    assert_eq!(metric(&m, "floodgate_proxy_backend_ejections_total"), 1);
+    assert_eq!(metric(&m, "floodgate_proxy_no_backend_available_total"), 2);
 }

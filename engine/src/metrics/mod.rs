@@ -274,44 +274,36 @@ pub fn render(view: &View<'_>) -> String {
             type Get = fn(&crate::app::proxy::BackendStats) -> u64;
             for (name, kind, help, get) in [
                 (
-                    "floodgate_proxy_backend_up",
+                    "floodgate_backend_up",
                     "gauge",
                     "1 while the backend takes new clients (weight above 0, not ejected).",
                     (|b| b.up as u64) as Get,
                 ),
                 (
-                    "floodgate_proxy_backend_active",
+                    "floodgate_backend_active",
                     "gauge",
                     "Connections to the backend now (from the active open to the end).",
                     |b| b.active,
                 ),
-                ("floodgate_proxy_backend_connects_total", "counter", "Active opens to the backend started.", |b| {
-                    b.connects
-                }),
+                ("floodgate_backend_connects_total", "counter", "Active opens to the backend started.", |b| b.connects),
                 (
-                    "floodgate_proxy_backend_connect_failures_total",
+                    "floodgate_backend_connect_failures_total",
                     "counter",
                     "Active opens to the backend refused or unanswered.",
                     |b| b.connect_failures,
                 ),
                 (
-                    "floodgate_proxy_backend_ejections_total",
+                    "floodgate_backend_ejections_total",
                     "counter",
                     "Times the backend was ejected after failures in a row.",
                     |b| b.ejections,
                 ),
-                (
-                    "floodgate_proxy_backend_bytes_to_total",
-                    "counter",
-                    "Bytes carried from clients to the backend.",
-                    |b| b.bytes_to,
-                ),
-                (
-                    "floodgate_proxy_backend_bytes_from_total",
-                    "counter",
-                    "Bytes carried from the backend to clients.",
-                    |b| b.bytes_from,
-                ),
+                ("floodgate_backend_bytes_to_total", "counter", "Bytes carried from clients to the backend.", |b| {
+                    b.bytes_to
+                }),
+                ("floodgate_backend_bytes_from_total", "counter", "Bytes carried from the backend to clients.", |b| {
+                    b.bytes_from
+                }),
             ] {
                 f.head(name, kind, help);
                 for (id, s) in &shards {
@@ -466,9 +458,9 @@ mod tests {
             "floodgate_connections_time_wait{shard=\"2\"} 4",
             "floodgate_wire_drops_total{shard=\"0\",reason=\"bad_tcp_checksum\"} 0",
             "floodgate_http_requests_total{shard=\"2\"} 7",
-            "floodgate_proxy_backend_connects_total{shard=\"2\",pool=\"0\",backend=\"198.18.2.10:80\"} 7",
-            "floodgate_proxy_backend_up{shard=\"0\",pool=\"0\",backend=\"198.18.2.10:80\"} 1",
-            "floodgate_proxy_backend_active{shard=\"0\",pool=\"0\",backend=\"198.18.2.10:80\"} 2",
+            "floodgate_backend_connects_total{shard=\"2\",pool=\"0\",backend=\"198.18.2.10:80\"} 7",
+            "floodgate_backend_up{shard=\"0\",pool=\"0\",backend=\"198.18.2.10:80\"} 1",
+            "floodgate_backend_active{shard=\"0\",pool=\"0\",backend=\"198.18.2.10:80\"} 2",
             "floodgate_link_rx_frames_total{shard=\"0\"} 99",
             "floodgate_xdp_program_frames_total{verdict=\"redirect\"} 5",
             "floodgate_info{version=\"0.1.0\",iface=\"fg-s0\",app=\"http\",xdp_mode=\"native\"} 1",

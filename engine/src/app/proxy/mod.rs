@@ -402,8 +402,9 @@ impl Proxy {
                 }
             }
         } else {
-            // The retry: the next backend that takes new clients.
-            match (1..n).map(|k| (side.tried as usize + k) % n).find(|&i| ps.balancer.eligible(i)) {
+            // The retry: the next backend that takes new clients, the same
+            // one last (a pool of one is retried on itself).
+            match (1..=n).map(|k| (side.tried as usize + k) % n).find(|&i| ps.balancer.eligible(i)) {
                 Some(i) => i,
                 None => return false,
             }
