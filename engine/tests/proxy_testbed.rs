@@ -43,10 +43,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use floodgate::shard::runner::SNAPSHOT_EVERY;
-use xdp_common::{repo, require_root, sh, Testbed, BE_NS, CLI_NS, SRV_NS};
+use xdp_common::{metric, repo, require_root, scrape, sh, wait_metrics, Testbed, BE_NS, CLI_NS, METRICS, SRV_NS};
 
 const VIP: &str = "198.18.0.1";
-const METRICS: &str = "127.0.0.1:9100";
 const BACKENDS: [&str; 4] = ["198.18.2.10", "198.18.2.11", "198.18.2.12", "198.18.2.13"];
 
 fn in_ns(ns: &str, args: &[&str]) -> Command {
@@ -133,36 +132,6 @@ impl Drop for Proc {
             eprintln!("process log:\n{}", self.log());
         }
     }
-}
-
-/// The metrics text, scraped with curl inside fgt-srv.
-fn scrape() -> Option<String> {
-    let (ok, out) = sh(&mut in_ns(SRV_NS, &["curl", "-sS", "-m", "3", &format!("http://{METRICS}/metrics")]));
-    ok.then_some(out)
-}
-
-/// Sum over every sample (all shards, all labels) of the family `name`.
-fn metric(text: &str, name: &str) -> u64 {
-    text.lines()
-        .filter(|l| l.starts_with(name) && matches!(l.as_bytes().get(name.len()), Some(b'{') | Some(b' ')))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum::<f64>() as u64
-}
-
-/// Waits (bounded) until `cond` holds on a fresh scrape; returns it.
-fn wait_metrics(what: &str, within: Duration, cond: impl Fn(&str) -> bool) -> String {
-    let end = Instant::now() + within;
-    let mut last = String::new();
-    while Instant::now() < end {
-        if let Some(m) = scrape() {
-            if cond(&m) {
-                return m;
-            }
-            last = m;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("{what}: not within {within:?}; last scrape:\n{last}");
 }
 
 /// `floodgate serve --app proxy` on fg-s0 towards `backends`, ready.

@@ -62,7 +62,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use floodgate::shard::runner::SNAPSHOT_EVERY;
-use xdp_common::{repo, require_root, sh, Testbed, CLI_NS, SRV_NS};
+use xdp_common::{metric, repo, require_root, scrape, sh, wait_metrics, Testbed, CLI_NS, METRICS, SRV_NS};
 
 const VIP: &str = "198.18.0.1";
 /// The server's IPv6 address on the testbed (deploy/testbed.sh).
@@ -108,7 +108,6 @@ impl Family {
         }
     }
 }
-const METRICS: &str = "127.0.0.1:9100";
 
 fn in_cli(args: &[&str]) -> Command {
     let mut c = Command::new("ip");
@@ -239,47 +238,6 @@ impl Drop for Floodgate {
             eprintln!("floodgate log:\n{}", self.log());
         }
     }
-}
-
-/// The metrics text, scraped with curl inside fgt-srv.
-fn scrape() -> Option<String> {
-    let (ok, out) = sh(Command::new("ip").args([
-        "netns",
-        "exec",
-        SRV_NS,
-        "curl",
-        "-sS",
-        "-m",
-        "3",
-        &format!("http://{METRICS}/metrics"),
-    ]));
-    ok.then_some(out)
-}
-
-/// Sum over every sample (all shards, all labels) of the family `name`.
-fn metric(text: &str, name: &str) -> u64 {
-    text.lines()
-        .filter(|l| l.starts_with(name) && matches!(l.as_bytes().get(name.len()), Some(b'{') | Some(b' ')))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum::<f64>() as u64
-}
-
-/// Waits (bounded) until `cond` holds on a fresh scrape; returns the scrape.
-fn wait_metrics(what: &str, within: Duration, cond: impl Fn(&str) -> bool) -> String {
-    let end = Instant::now() + within;
-    let mut last = String::new();
-    while Instant::now() < end {
-        if let Some(m) = scrape() {
-            if cond(&m) {
-                return m;
-            }
-            last = m;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    let interesting: Vec<&str> =
-        last.lines().filter(|l| !l.starts_with('#') && !l.ends_with(" 0") && !l.contains("_info{")).collect();
-    panic!("{what}: not within {within:?}; last scrape (non-zero):\n{}", interesting.join("\n"));
 }
 
 /// nftables rules in fgt-cli (table `inet fgtest`, removed by the testbed's drop).

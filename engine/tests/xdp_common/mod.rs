@@ -229,3 +229,39 @@ impl Drop for Testbed {
         }
     }
 }
+
+/// Where the tests' floodgate serves its metrics (inside `SRV_NS`).
+pub const METRICS: &str = "127.0.0.1:9100";
+
+/// The metrics text, scraped with curl inside fgt-srv.
+pub fn scrape() -> Option<String> {
+    let url = format!("http://{METRICS}/metrics");
+    let (ok, out) = sh(Command::new("ip").args(["netns", "exec", SRV_NS, "curl", "-sS", "-m", "3", &url]));
+    ok.then_some(out)
+}
+
+/// Sum over every sample (all shards, all labels) of the family `name`.
+pub fn metric(text: &str, name: &str) -> u64 {
+    text.lines()
+        .filter(|l| l.starts_with(name) && matches!(l.as_bytes().get(name.len()), Some(b'{') | Some(b' ')))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+/// Waits (bounded) until `cond` holds on a fresh scrape; returns the scrape.
+pub fn wait_metrics(what: &str, within: std::time::Duration, cond: impl Fn(&str) -> bool) -> String {
+    let end = std::time::Instant::now() + within;
+    let mut last = String::new();
+    while std::time::Instant::now() < end {
+        if let Some(m) = scrape() {
+            if cond(&m) {
+                return m;
+            }
+            last = m;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let interesting: Vec<&str> =
+        last.lines().filter(|l| !l.starts_with('#') && !l.ends_with(" 0") && !l.contains("_info{")).collect();
+    panic!("{what}: not within {within:?}; last scrape (non-zero):\n{}", interesting.join("\n"));
+}
