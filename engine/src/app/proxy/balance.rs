@@ -58,7 +58,6 @@ impl std::str::FromStr for Algorithm {
 pub struct Balancer {
     algorithm: Algorithm,
     weights: Box<[u32]>,
-    total_weight: i64,
     /// `wrr`: each backend's credit.
     credit: Box<[i64]>,
     /// `least-conn`: each backend's active connections on this shard.
@@ -79,7 +78,6 @@ impl Balancer {
         Balancer {
             algorithm,
             weights: weights.into(),
-            total_weight: weights.iter().map(|&w| w as i64).sum(),
             credit: vec![0; weights.len()].into(),
             active: vec![0; weights.len()].into(),
             available: vec![true; weights.len()].into(),
@@ -104,9 +102,6 @@ impl Balancer {
     /// The backend for a new client, `None` when no backend is eligible.
     pub fn pick(&mut self, client: &SocketAddr, listener: &SocketAddr) -> Option<usize> {
         let n = self.weights.len();
-        if self.total_weight == 0 || !(0..n).any(|i| self.eligible(i)) {
-            return None;
-        }
         match self.algorithm {
             Algorithm::RoundRobin => {
                 for _ in 0..n {
@@ -157,6 +152,10 @@ impl Balancer {
                 Some(b)
             }
             Algorithm::Maglev { source_affinity } => {
+                // None eligible: say so now rather than scan every slot.
+                if !(0..n).any(|i| self.eligible(i)) {
+                    return None;
+                }
                 let t = self.table.as_ref()?;
                 let (weights, available) = (&self.weights, &self.available);
                 t.lookup_where(t.flow_hash(client, listener, source_affinity), |i| {
