@@ -102,10 +102,7 @@ impl Proc {
     /// SIGKILL: the process ends without a word (its sockets close as the
     /// kernel closes them).
     fn kill(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+        xdp_common::kill_and_reap(&mut self.child);
     }
 
     /// SIGTERM, then SIGKILL after 3 s (nginx's master ends its workers).
@@ -226,7 +223,7 @@ fn served(dir: &std::path::Path) -> HashMap<String, u64> {
 /// of requests after asserting 0 socket errors and 0 non-2xx.
 fn wrk(conns: u32, secs: u32, close: bool) -> u64 {
     let (c, d) = (conns.to_string(), format!("{secs}s"));
-    let mut args = vec!["timeout", "60", "wrk", "-t1", "-c", &c, "-d", &d];
+    let mut args = vec!["timeout", "-k", "10", "60", "wrk", "-t1", "-c", &c, "-d", &d];
     if close {
         args.extend_from_slice(&["-H", "Connection: close"]);
     }
@@ -312,7 +309,7 @@ fn echo_backend(listen: &str, log: &std::path::Path, header: bool) -> Proc {
 
 /// Python in fgt-cli: `code` with `sys.argv[1:] = args`; its stdout.
 fn py_cli(code: &str, args: &[&str]) -> String {
-    let mut a = vec!["timeout", "60", "python3", "-c", code];
+    let mut a = vec!["timeout", "-k", "10", "60", "python3", "-c", code];
     a.extend_from_slice(args);
     let (ok, out) = sh(&mut in_ns(CLI_NS, &a));
     assert!(ok, "python client failed:\n{out}");
@@ -365,7 +362,7 @@ fn echo_with_proxy_v2_carries_the_client_address() {
     // Many connections, random payloads, both close orders.
     let script = repo().join("engine/tests/peers/echo_client.py");
     let (n, c) = (N.to_string(), "200".to_string());
-    let args = ["timeout", "120", "python3", script.to_str().unwrap(), "--server", VIP, "--port", "7"];
+    let args = ["timeout", "-k", "10", "120", "python3", script.to_str().unwrap(), "--server", VIP, "--port", "7"];
     let mut args = args.to_vec();
     args.extend_from_slice(&["--connections", &n, "--concurrency", &c, "--sources", "198.18.0.10-73"]);
     args.extend_from_slice(&["--timeout", "30", "--total-timeout", "100", "--seed", "12"]);
@@ -465,7 +462,7 @@ fn echo_with_loss_on_both_legs() {
     );
     let script = repo().join("engine/tests/peers/echo_client.py");
     let n = N.to_string();
-    let mut args = vec!["timeout", "120", "python3", script.to_str().unwrap(), "--server", VIP, "--port", "7"];
+    let mut args = vec!["timeout", "-k", "10", "120", "python3", script.to_str().unwrap(), "--server", VIP, "--port", "7"];
     args.extend_from_slice(&["--connections", &n, "--concurrency", "200", "--sources", "198.18.0.10-73"]);
     args.extend_from_slice(&["--timeout", "60", "--total-timeout", "100", "--seed", "5"]);
     let t0 = Instant::now();
@@ -588,7 +585,7 @@ fn unreachable_or_killed_backends_reset_or_end_the_client() {
     let mut be = echo_backend(&listen, &log, false);
     let _fg = proxy("7", std::slice::from_ref(&listen), &["--backend-connect-timeout", "1"]);
     const HELD: u32 = 20;
-    let mut hold = in_ns(CLI_NS, &["timeout", "60", "python3", "-c", HOLD_THEN_READ, VIP, "7", &HELD.to_string()])
+    let mut hold = in_ns(CLI_NS, &["timeout", "-k", "10", "60", "python3", "-c", HOLD_THEN_READ, VIP, "7", &HELD.to_string()])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

@@ -230,10 +230,7 @@ impl Floodgate {
 
 impl Drop for Floodgate {
     fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+        xdp_common::kill_and_reap(&mut self.child);
         if std::thread::panicking() {
             eprintln!("floodgate log:\n{}", self.log());
         }
@@ -262,7 +259,7 @@ fn wrk(extra: &[&str]) -> f64 {
 
 /// `wrk`, against `url`.
 fn wrk_url(url: &str, extra: &[&str]) -> f64 {
-    let mut args = vec!["timeout", "30", "wrk", "-t1", "-c64", "-d10s", "--timeout", "5s"];
+    let mut args = vec!["timeout", "-k", "10", "30", "wrk", "-t1", "-c64", "-d10s", "--timeout", "5s"];
     args.extend_from_slice(extra);
     args.push(url);
     let (ok, out) = sh(&mut in_cli(&args));
@@ -409,6 +406,8 @@ fn echo_client(family: Family, connections: u32, concurrency: u32, timeout_s: u3
     let script = repo().join("engine/tests/peers/echo_client.py");
     let (ok, out) = sh(&mut in_cli(&[
         "timeout",
+        "-k",
+        "10",
         "900",
         "python3",
         script.to_str().unwrap(),
@@ -572,8 +571,7 @@ fn keepalive_run(family: Family) {
     assert!(probes >= 3, "3 probes before giving up, got {probes}");
     assert_eq!(metric(&m, "floodgate_connections_established"), 0);
     nft_clear();
-    let _ = holder.kill();
-    let _ = holder.wait();
+    xdp_common::kill_and_reap(&mut holder);
     fg.stop();
 }
 
@@ -1053,6 +1051,8 @@ fn slowloris_50k_connections_are_reclaimed() {
     // niced, so that it slows itself down rather than the server.
     let loris = in_cli(&[
         "timeout",
+        "-k",
+        "10",
         "100",
         "nice",
         "-n",
@@ -1208,7 +1208,8 @@ fn floodgate_load_bin() -> std::path::PathBuf {
         } else {
             cmd.args(["--profile", "test"]);
         }
-        let (ok, out) = sh(&mut cmd);
+        // A build from scratch on a slow machine takes minutes.
+        let (ok, out) = xdp_common::sh_within(&mut cmd, Duration::from_secs(1200));
         assert!(ok && bin.exists(), "cannot build floodgate-load:\n{out}");
     }
     bin
@@ -1233,6 +1234,8 @@ fn synflood_run(family: Family) {
     let json = std::env::temp_dir().join(format!("fg-synflood-{family:?}-{}.json", std::process::id()));
     let (ok, out) = sh(&mut in_cli(&[
         "timeout",
+        "-k",
+        "10",
         "30",
         load.to_str().unwrap(),
         "synflood",
@@ -1309,6 +1312,8 @@ fn echo_load_10k_connections_loses_nothing_by_itself() {
     let t0 = Instant::now();
     let (ok, out) = sh(&mut in_cli(&[
         "timeout",
+        "-k",
+        "10",
         "60",
         load.to_str().unwrap(),
         "echo",

@@ -123,10 +123,7 @@ impl Reflector {
 
 impl Drop for Reflector {
     fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+        xdp_common::kill_and_reap(&mut self.child);
     }
 }
 

@@ -10,11 +10,15 @@ use floodgate::flow::Addr;
 use floodgate::wire::{checksum, EtherType, EthernetFrame, Ipv6Packet, Ipv6Repr};
 
 const TCP: u8 = 6;
+const ICMP: u8 = 1;
+const ICMPV6: u8 = 58;
 
-/// Writes correct IPv4 header and TCP checksums into `frame` where its
-/// layers can be found (Ethernet, optional VLAN tag, IPv4 with any IHL and
-/// a total length within the frame, or IPv6 whose extension-header walk
-/// the engine accepts; TCP of at least 20 bytes). Returns whether it did,
+/// Writes correct IPv4 header, TCP and ICMP (v4 and v6: the engine checks
+/// those of "fragmentation needed" and "packet too big") checksums into
+/// `frame` where its layers can be found (Ethernet, optional VLAN tag,
+/// IPv4 with any IHL and a total length within the frame, or IPv6 whose
+/// extension-header walk the engine accepts; TCP of at least 20 bytes,
+/// ICMP of at least 8). Returns whether it did,
 /// so that the engine then must agree that the checksums are good.
 pub fn fix_checksums(frame: &mut [u8]) -> bool {
     let (ethertype, l3_at) = match EthernetFrame::new_checked(&*frame) {
@@ -35,6 +39,9 @@ pub fn fix_checksums(frame: &mut [u8]) -> bool {
             ip[10..12].fill(0);
             let c = checksum::finish(checksum::data(&ip[..ihl]));
             ip[10..12].copy_from_slice(&c.to_be_bytes());
+            if ip[9] == ICMP {
+                return fix_icmp(&mut ip[ihl..total], None);
+            }
             if ip[9] != TCP {
                 return true;
             }
@@ -43,19 +50,39 @@ pub fn fix_checksums(frame: &mut [u8]) -> bool {
             fix_tcp(&mut ip[ihl..total], &src, &dst)
         }
         EtherType::Ipv6 => {
-            let (src, dst, upper_at, upper_len) = {
+            let (src, dst, next, upper_at, upper_len) = {
                 let Ok(p) = Ipv6Packet::new_checked(&frame[l3_at..]) else { return false };
                 let Ok((repr, upper)) = Ipv6Repr::parse_with_payload(&p) else { return false };
-                if u8::from(repr.next_header) != TCP {
-                    return false;
-                }
                 let at = upper.as_ptr() as usize - frame.as_ptr() as usize;
-                (Addr(repr.src_addr), Addr(repr.dst_addr), at, upper.len())
+                (Addr(repr.src_addr), Addr(repr.dst_addr), u8::from(repr.next_header), at, upper.len())
             };
-            fix_tcp(&mut frame[upper_at..upper_at + upper_len], &src, &dst)
+            let upper = &mut frame[upper_at..upper_at + upper_len];
+            match next {
+                TCP => fix_tcp(upper, &src, &dst),
+                ICMPV6 => fix_icmp(upper, Some((&src, &dst))),
+                _ => false,
+            }
         }
         _ => false,
     }
+}
+
+/// The ICMP checksum (at offset 2); ICMPv6's covers a pseudo-header of
+/// the packet's `addrs`.
+fn fix_icmp(msg: &mut [u8], addrs: Option<(&Addr, &Addr)>) -> bool {
+    if msg.len() < 8 {
+        return false;
+    }
+    msg[2..4].fill(0);
+    let sum = match addrs {
+        None => checksum::data(msg),
+        Some((src, dst)) => {
+            checksum::combine(&[checksum::pseudo_header(src, dst, ICMPV6, msg.len() as u32), checksum::data(msg)])
+        }
+    };
+    let c = checksum::finish(sum);
+    msg[2..4].copy_from_slice(&c.to_be_bytes());
+    true
 }
 
 fn fix_tcp(seg: &mut [u8], src: &Addr, dst: &Addr) -> bool {

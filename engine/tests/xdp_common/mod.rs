@@ -150,12 +150,123 @@ pub fn repo() -> PathBuf {
 }
 
 pub fn sh(cmd: &mut Command) -> (bool, String) {
-    match cmd.output() {
-        Ok(o) => (
-            o.status.success(),
-            format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)),
-        ),
-        Err(e) => (false, format!("cannot run {cmd:?}: {e}")),
+    sh_within(cmd, SH_LIMIT)
+}
+
+/// The longest any one command of the root tests may run: every load in
+/// them is bounded far below it, so reaching it means a hang, and the
+/// command is killed (it and everything it started) rather than left to
+/// hold the testbed until CI's own time runs out.
+pub const SH_LIMIT: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// `sh` with its own bound: at `within` the command and every process it
+/// started (found through /proc, since `timeout` and daemons leave the
+/// process group) get SIGTERM, 5 s later SIGKILL, and the result is a
+/// failure whose output says so.
+pub fn sh_within(cmd: &mut Command, within: std::time::Duration) -> (bool, String) {
+    use std::io::Read;
+    use std::process::Stdio;
+    use std::time::Instant;
+    let mut child = match cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn() {
+        Ok(c) => c,
+        Err(e) => return (false, format!("cannot run {cmd:?}: {e}")),
+    };
+    let reader = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = r.read_to_end(&mut buf);
+            buf
+        })
+    };
+    let out = reader(Box::new(child.stdout.take().expect("piped stdout")));
+    let err = reader(Box::new(child.stderr.take().expect("piped stderr")));
+    let t0 = Instant::now();
+    let mut killed = None;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(st)) => break Some(st),
+            Ok(None) => {}
+            Err(_) => break None,
+        }
+        if killed.is_none() && t0.elapsed() >= within {
+            signal_tree(child.id() as i32, libc::SIGTERM);
+            killed = Some(libc::SIGTERM);
+        } else if killed == Some(libc::SIGTERM) && t0.elapsed() >= within + std::time::Duration::from_secs(5) {
+            signal_tree(child.id() as i32, libc::SIGKILL);
+            killed = Some(libc::SIGKILL);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    // A process that left the group may still hold a pipe: the group is
+    // gone, so take what the readers have, without waiting on it forever.
+    let (out, err) = (join_within(out), join_within(err));
+    let mut text = format!("{}{}", String::from_utf8_lossy(&out), String::from_utf8_lossy(&err));
+    if killed.is_some() {
+        text.push_str(&format!("\n*** {cmd:?} killed: still running after {within:?} ***\n"));
+        let _ = std::io::Write::write_all(&mut std::io::stderr(), text.as_bytes());
+    }
+    (killed.is_none() && status.is_some_and(|s| s.success()), text)
+}
+
+/// Sends `sig` to `root` and all its descendants (children first listed
+/// from /proc/*/stat, so none is missed by being re-parented meanwhile).
+pub fn signal_tree(root: i32, sig: i32) {
+    let mut parent_of = Vec::new();
+    if let Ok(dir) = std::fs::read_dir("/proc") {
+        for e in dir.flatten() {
+            let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else { continue };
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+            // pid (comm) state ppid ...: comm may hold spaces, so after the last ')'.
+            let ppid = stat.rsplit_once(')').and_then(|(_, r)| r.split_whitespace().nth(1)?.parse::<i32>().ok());
+            if let Some(pp) = ppid {
+                parent_of.push((pid, pp));
+            }
+        }
+    }
+    let mut tree = vec![root];
+    let mut i = 0;
+    while i < tree.len() {
+        let p = tree[i];
+        tree.extend(parent_of.iter().filter(|&&(_, pp)| pp == p).map(|&(c, _)| c));
+        i += 1;
+    }
+    for pid in tree.into_iter().rev() {
+        // SAFETY: kill has no memory preconditions; a stale pid is ESRCH.
+        unsafe { libc::kill(pid, sig) };
+    }
+}
+
+/// SIGKILL to `child` and all it started, then a bounded wait for it to be
+/// reaped: a process stuck in the kernel (state D) is reported and left,
+/// not waited on forever.
+pub fn kill_and_reap(child: &mut std::process::Child) {
+    if let Ok(Some(_)) = child.try_wait() {
+        return;
+    }
+    signal_tree(child.id() as i32, libc::SIGKILL);
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::time::Instant::now() < end {
+        if !matches!(child.try_wait(), Ok(None)) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let pid = child.id();
+    let wchan = std::fs::read_to_string(format!("/proc/{pid}/wchan")).unwrap_or_default();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let state = status.lines().find(|l| l.starts_with("State:")).unwrap_or("State: ?");
+    eprintln!("*** process {pid} not reaped 20 s after SIGKILL ({state}, in {wchan}); left behind ***");
+}
+
+fn join_within(h: std::thread::JoinHandle<Vec<u8>>) -> Vec<u8> {
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !h.is_finished() && std::time::Instant::now() < end {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    if h.is_finished() {
+        h.join().unwrap_or_default()
+    } else {
+        b"(output cut: a process outside the command's group holds its pipe)".to_vec()
     }
 }
 
@@ -197,32 +308,81 @@ impl TestbedLock {
 }
 
 /// Brings the testbed up; takes it down on drop, even when the test panics.
+/// A watchdog ends a test that holds it past [`TESTBED_LIMIT`].
 pub struct Testbed {
     _lock: TestbedLock,
+    held: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
+
+/// The longest any root test may hold the testbed. The longest test takes
+/// a few minutes on a slow machine; past this it is stuck: the watchdog
+/// lists what runs in the tests' namespaces, kills it (the test then fails
+/// on what it was waiting for), and if the test still holds the testbed a
+/// minute later ends the whole test process, so a hang costs minutes and
+/// says where it was, never CI's whole time.
+pub const TESTBED_LIMIT: std::time::Duration = std::time::Duration::from_secs(900);
 
 impl Testbed {
     pub fn up() -> Self {
-        let lock = TestbedLock::take();
-        let (ok, out) = testbed_sh("up");
-        assert!(ok, "testbed.sh up failed:\n{out}");
-        Testbed { _lock: lock }
+        Self::up_env(&[])
     }
 
     /// [`Testbed::up`] with the backend namespace [`BE_NS`] too.
     pub fn up_with_backends() -> Self {
+        Self::up_env(&[("FG_TESTBED_BACKENDS", "1")])
+    }
+
+    fn up_env(env: &[(&str, &str)]) -> Self {
         let lock = TestbedLock::take();
         let (ok, out) = sh(Command::new(repo().join("deploy/testbed.sh"))
             .arg("up")
             .env("FG_TESTBED_NS", TESTBED_NS)
-            .env("FG_TESTBED_BACKENDS", "1"));
-        assert!(ok, "testbed.sh up (with backends) failed:\n{out}");
-        Testbed { _lock: lock }
+            .envs(env.iter().copied()));
+        assert!(ok, "testbed.sh up failed:\n{out}");
+        let held = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let test = std::thread::current().name().unwrap_or("a root test").to_string();
+        let h = held.clone();
+        std::thread::spawn(move || watchdog(&test, &h));
+        Testbed { _lock: lock, held }
+    }
+}
+
+fn watchdog(test: &str, held: &std::sync::atomic::AtomicBool) {
+    use std::sync::atomic::Ordering;
+    let t0 = std::time::Instant::now();
+    let still = |limit: std::time::Duration| {
+        while t0.elapsed() < limit {
+            if !held.load(Ordering::Relaxed) {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        held.load(Ordering::Relaxed)
+    };
+    if !still(TESTBED_LIMIT) {
+        return;
+    }
+    let ps = sh_within(Command::new("ps").args(["-eo", "pid,ppid,stat,wchan:24,etimes,args"]), std::time::Duration::from_secs(10)).1;
+    let mut msg = format!("\n*** WATCHDOG: {test} has held the testbed for {TESTBED_LIMIT:?}; killing what runs in its namespaces ***\n{ps}\n");
+    for ns in [SRV_NS, CLI_NS, BE_NS] {
+        let (_, pids) = sh_within(Command::new("ip").args(["netns", "pids", ns]), std::time::Duration::from_secs(10));
+        msg.push_str(&format!("{ns}: {}\n", pids.split_whitespace().collect::<Vec<_>>().join(" ")));
+        for pid in pids.split_whitespace().filter_map(|p| p.parse::<i32>().ok()) {
+            // SAFETY: kill has no memory preconditions.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    }
+    let _ = std::io::Write::write_all(&mut std::io::stderr(), msg.as_bytes());
+    if still(TESTBED_LIMIT + std::time::Duration::from_secs(60)) {
+        let msg = format!("\n*** WATCHDOG: {test} still holds the testbed; ending the test process ***\n");
+        let _ = std::io::Write::write_all(&mut std::io::stderr(), msg.as_bytes());
+        std::process::exit(101);
     }
 }
 
 impl Drop for Testbed {
     fn drop(&mut self) {
+        self.held.store(false, std::sync::atomic::Ordering::Relaxed);
         let (ok, out) = testbed_sh("down");
         if !ok {
             eprintln!("testbed.sh down failed:\n{out}");
