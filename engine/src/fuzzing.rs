@@ -7,10 +7,11 @@ use crate::wire;
 
 pub use crate::app::http::{parse_pieces as http_parse_pieces, ParsedReply};
 
-/// The metrics server's answer to the request bytes read so far: status and
-/// the whole response, or `None` while the head is incomplete.
-pub fn metrics_answer(req: &[u8], body: &mut dyn FnMut() -> String) -> Option<(u16, Vec<u8>)> {
-    crate::metrics::server::answer(req, body)
+/// The metrics server's answer to the request bytes read so far from a
+/// client (`local`: on a loopback address): status and the whole
+/// response, or `None` while the head is incomplete.
+pub fn metrics_answer(req: &[u8], local: bool, pages: &mut dyn crate::metrics::Pages) -> Option<(u16, Vec<u8>)> {
+    crate::metrics::server::answer(req, local, pages)
 }
 
 /// The layer-by-layer frame parse that the IPv4 fast path of

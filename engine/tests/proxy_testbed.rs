@@ -27,6 +27,11 @@
 //!   fgt-cli) and on the backends' leg (in fgt-be, their SYN-ACKs spared:
 //!   see the test): every byte right, every header good, every pair
 //!   ended, floodgate retransmitted.
+//! * `ctl_drains_and_undrains_a_backend_under_traffic`: `floodgate ctl
+//!   drain` while wrk keeps 16 keep-alive connections busy: wrk sees no
+//!   error, new connections avoid the drained backend, the metrics show
+//!   weight 0; `undrain` brings it back; an unknown backend and draining
+//!   the last one are refused.
 //! * `unreachable_or_killed_backends_reset_or_end_the_client`: backends that
 //!   refuse (no listener): each client is accepted, both backends tried,
 //!   then reset; counted. A backend killed under open pairs: every client
@@ -293,6 +298,79 @@ fn http_through_nginx_backends_round_robin() {
     assert_eq!(metric(&m, "floodgate_proxy_backend_refused_total"), 0);
     assert_eq!(metric(&m, "floodgate_proxy_backend_connect_timeouts_total"), 0);
     assert!(metric(&m, "floodgate_xdp_source_replies_total") > 0, "backend replies steered by the sources map");
+}
+
+/// `floodgate ctl` in fgt-srv (the admin interface is on the metrics
+/// listener, 127.0.0.1 there); its output, after asserting success.
+fn ctl(args: &[&str]) -> String {
+    let mut a = vec![env!("CARGO_BIN_EXE_floodgate"), "ctl", "--metrics", METRICS];
+    a.extend_from_slice(args);
+    let (ok, out) = sh(&mut in_ns(SRV_NS, &a));
+    assert!(ok, "floodgate ctl {args:?}:\n{out}");
+    out
+}
+
+/// The names of `n` curl answers through the proxy, one connection each.
+fn curl_names(n: usize) -> Vec<String> {
+    (0..n)
+        .map(|_| {
+            let (ok, out) = sh(&mut in_ns(CLI_NS, &["curl", "-sS", "-m", "5", &format!("http://{VIP}/")]));
+            assert!(ok, "curl through the proxy:\n{out}");
+            out.trim().to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn ctl_drains_and_undrains_a_backend_under_traffic() {
+    if !require_root("proxy_testbed::ctl_drains_and_undrains_a_backend_under_traffic") {
+        return;
+    }
+    let _tb = Testbed::up_with_backends();
+    let dir = scratch("ctl");
+    let _nginx = nginx(&dir);
+    let backends: Vec<String> = BACKENDS.iter().map(|a| format!("{a}:80")).collect();
+    let _fg = proxy("80", &backends, &[]);
+    let list = ctl(&["backends"]);
+    assert_eq!(list.lines().count(), 5, "a header and four backends:\n{list}");
+
+    // Keep-alive traffic runs across the drain: the connections on the
+    // drained backend go on (wrk sees no error), new ones avoid it.
+    let load = std::thread::spawn(|| wrk(16, 6, false));
+    std::thread::sleep(Duration::from_secs(2));
+    let out = ctl(&["drain", &backends[0]]);
+    assert!(out.contains(&backends[0]) && out.contains("drained"), "{out}");
+    let before = served(&dir);
+    let names = curl_names(6);
+    assert!(!names.contains(&"be0".to_string()), "a drained backend takes no new client: {names:?}");
+    let requests = load.join().expect("wrk across the drain");
+    let after = served(&dir);
+    let be0 = after.get(BACKENDS[0]).copied().unwrap_or(0) - before.get(BACKENDS[0]).copied().unwrap_or(0);
+    eprintln!("keep-alive across the drain: {requests} requests; be0 served {be0} of them after the drain");
+    let m = wait_metrics("the drain in the metrics", Duration::from_secs(5), |m| {
+        m.contains(&format!("floodgate_backend_weight{{shard=\"0\",pool=\"0\",backend=\"{}\"}} 0", backends[0]))
+    });
+    assert_eq!(metric(&m, "floodgate_proxy_clients_reset_no_backend_total"), 0);
+    let list = ctl(&["backends"]);
+    assert!(list.lines().any(|l| l.contains(&backends[0]) && l.contains("drained")), "{list}");
+
+    // Undrained: it takes its turn again.
+    let out = ctl(&["undrain", &backends[0]]);
+    assert!(out.contains(" up "), "{out}");
+    let names = curl_names(8);
+    assert!(names.contains(&"be0".to_string()), "undrained, it serves again: {names:?}");
+
+    // Refusals: an unknown backend; the last one taking clients.
+    let mut a = vec![env!("CARGO_BIN_EXE_floodgate"), "ctl", "--metrics", METRICS, "drain", "198.18.2.99:80"];
+    let (ok, out) = sh(&mut in_ns(SRV_NS, &a));
+    assert!(!ok && out.contains("404"), "{out}");
+    for b in &backends[1..] {
+        ctl(&["drain", b]);
+    }
+    a[5] = backends[0].as_str();
+    let (ok, out) = sh(&mut in_ns(SRV_NS, &a));
+    assert!(!ok && out.contains("last backend"), "{out}");
+    assert_eq!(curl_names(4), ["be0"; 4]);
 }
 
 /// The echo backend (peers/ppv2_echo.py) in fgt-be on `listen`.

@@ -6,21 +6,39 @@
 //! complete or too long; the response well-formed (status line, one
 //! Content-Length equal to the body, HEAD without body, `Connection:
 //! close`); 431 exactly for a request longer than the limit, 200 only
-//! for GET or HEAD of `/` or `/metrics`.
+//! for GET or HEAD of `/` or `/metrics`, or an admin page (`/backends`
+//! and below) read, or changed from a loopback client; 403 exactly for a
+//! change from elsewhere. The first byte of the input says whether the
+//! client is on loopback.
 #![no_main]
 
 use floodgate::fuzzing::metrics_answer;
+use floodgate::metrics::Pages;
 use libfuzzer_sys::fuzz_target;
 
 const MAX_REQUEST: usize = 8192;
 const BODY: &str = "floodgate_up 1\n";
 
+/// Metrics, and an admin interface that has every page.
+struct Both;
+
+impl Pages for Both {
+    fn metrics(&mut self) -> String {
+        BODY.to_string()
+    }
+    fn admin(&mut self, _method: &str, _path: &str, _query: &str) -> Option<(u16, String)> {
+        Some((200, "admin\n".to_string()))
+    }
+}
+
 fuzz_target!(|data: &[u8]| {
+    let Some((&first, data)) = data.split_first() else { return };
+    let local = first & 1 == 1;
     let mut req = Vec::new();
     let mut answer = None;
     for piece in data.chunks(2048) {
         req.extend_from_slice(piece);
-        answer = metrics_answer(&req, &mut || BODY.to_string());
+        answer = metrics_answer(&req, local, &mut Both);
         if answer.is_some() {
             break;
         }
@@ -49,12 +67,17 @@ fuzz_target!(|data: &[u8]| {
     } else {
         assert_eq!(body, cls[0]);
     }
+    let path = target.split('?').next().unwrap_or("");
+    let admin = path == "/backends" || path.starts_with("/backends/");
+    let reads = matches!(method, "GET" | "HEAD");
     if status == 200 {
-        assert!(matches!(method, "GET" | "HEAD"), "200 to {line:?}");
-        let path = target.split('?').next().unwrap_or("");
-        assert!(path == "/" || path == "/metrics", "200 for {path:?}");
+        assert!(reads || (admin && local), "200 to {line:?} (local: {local})");
+        assert!(path == "/" || path == "/metrics" || admin, "200 for {path:?}");
         if path == "/metrics" && !is_head {
             assert!(resp.ends_with(BODY.as_bytes()));
         }
+    }
+    if status != 431 {
+        assert_eq!(status == 403, admin && !reads && !local, "{line:?} (local: {local})");
     }
 });

@@ -32,4 +32,17 @@ pub(crate) mod testutil;
 pub trait App {
     /// One event; the application may act on the connection at once.
     fn on_event(&mut self, ep: &mut Endpoint, now: Instant, ev: Event);
+
+    /// An order from the operator (the admin interface), given to every
+    /// shard between two turns. Applications without such settings ignore it.
+    fn order(&mut self, _ep: &mut Endpoint, _now: Instant, _order: &Order) {}
+}
+
+/// What the operator may change while floodgate runs.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Order {
+    /// Backend `backend` of pool `pool` takes new clients in proportion to
+    /// `weight` from now on; 0 drains it (its connections go on). `maglev`:
+    /// the pool's table rebuilt for the new weights, when it changed.
+    Weight { pool: usize, backend: usize, weight: u32, maglev: Option<std::sync::Arc<proxy::maglev::Table>> },
 }

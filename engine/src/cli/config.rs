@@ -834,6 +834,9 @@ pub struct ProxySettings {
     pub balance: crate::app::proxy::balance::Algorithm,
     /// `--balance maglev`: the table, built once, shared by the shards.
     pub maglev: Option<std::sync::Arc<crate::app::proxy::maglev::Table>>,
+    /// `--maglev-seed` (0 by default): the admin interface rebuilds the
+    /// table with it when a weight changes.
+    pub maglev_seed: u64,
     /// Passive ejection, `None` when off.
     pub eject: Option<crate::app::proxy::Eject>,
     pub source_first: Ipv4Addr,
@@ -934,6 +937,7 @@ impl Settings {
             weights,
             balance,
             maglev,
+            maglev_seed: self.maglev_seed.unwrap_or(0),
             eject,
             source_first: first,
             source_last: last,

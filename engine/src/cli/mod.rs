@@ -1,8 +1,11 @@
 //! The `floodgate` command line: `floodgate serve ...` (and its config file),
-//! logging set-up, exit status.
+//! `floodgate ctl ...` (the admin interface's client), logging set-up, exit
+//! status.
 
+pub mod admin;
 pub mod apps;
 pub mod config;
+pub mod ctl;
 pub mod serve;
 pub mod signals;
 pub mod watchdog;
@@ -47,6 +50,9 @@ pub enum Cmd {
     /// Serve TCP on an interface over AF_XDP (needs root).
     #[command(long_about = SERVE_LONG)]
     Serve(Box<Settings>),
+    /// Talk to a running floodgate's admin interface: list the proxy's
+    /// backends, set a weight, drain, undrain (from the same host).
+    Ctl(ctl::CtlArgs),
 }
 
 /// Sets up logging to stderr: RUST_LOG, default `info`.
@@ -67,6 +73,16 @@ pub fn main() -> ExitCode {
             Err(e) => {
                 tracing::error!("{e}");
                 eprintln!("floodgate: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Cmd::Ctl(a) => match ctl::run(&a) {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("floodgate ctl: {e}");
                 ExitCode::FAILURE
             }
         },

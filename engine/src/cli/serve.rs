@@ -30,6 +30,7 @@ use crossbeam_channel::Receiver;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 
+use super::admin::Admin;
 use super::config::{AppKind, ProxySettings, Resolved, Settings};
 use super::signals::{self, Signals};
 use super::watchdog::{Change, Watchdog};
@@ -42,7 +43,7 @@ use crate::app::App;
 use crate::link::ifstate::IfWatch;
 use crate::link::napi_tuning::{self, NapiTuning, NapiValues, Places};
 use crate::link::xdp::{self, Xdp, XdpProgram};
-use crate::metrics::{self, Info, MetricsServer, View};
+use crate::metrics::{self, Info, MetricsServer, Pages, View};
 use crate::shard::runner::{self, allowed_cpus, Report, ShardSpec};
 use crate::shard::{AppStats, Command, ShardHandle, Snapshot};
 use crate::tcp::{Endpoint, Secrets, Stats};
@@ -219,6 +220,7 @@ pub fn serve(cli: Settings) -> Result<(), String> {
         watchdog,
         ifwatch,
         napi: NapiPlan::new(&cfg),
+        admin: cfg.proxy.as_ref().map(Admin::new).unwrap_or_default(),
     }
     .run(cfg.drain);
     program.detach();
@@ -402,6 +404,28 @@ struct Control<'a> {
     watchdog: Watchdog,
     ifwatch: IfWatch,
     napi: NapiPlan,
+    admin: Admin,
+}
+
+/// The metrics server's pages: the metrics, and the admin interface,
+/// whose orders are collected for the shards.
+struct ControlPages<'a, F: FnMut() -> String> {
+    metrics: F,
+    admin: &'a mut Admin,
+    latest: &'a [Option<Snapshot>],
+    orders: Vec<crate::app::Order>,
+}
+
+impl<F: FnMut() -> String> Pages for ControlPages<'_, F> {
+    fn metrics(&mut self) -> String {
+        (self.metrics)()
+    }
+
+    fn admin(&mut self, method: &str, path: &str, query: &str) -> Option<(u16, String)> {
+        let (status, text, orders) = self.admin.answer(method, path, query, self.latest)?;
+        self.orders.extend(orders);
+        Some((status, text))
+    }
 }
 
 /// The interface half of busy polling: applied once, when a shard first
@@ -541,17 +565,28 @@ impl Control<'_> {
                         let draining = phase != Phase::Running;
                         let dog = &self.watchdog;
                         let stalled: Vec<bool> = (0..n).map(|i| dog.stalled(i)).collect();
-                        m.ready(self.poll.registry(), e.token(), &mut || {
-                            metrics::render(&View {
-                                info,
-                                shards: &latest,
-                                xdp: program.stats().ok(),
-                                draining,
-                                uptime_secs: epoch.elapsed().as_secs_f64(),
-                                stalled: &stalled,
-                                link: dog.link_state(),
-                            })
-                        });
+                        let mut pages = ControlPages {
+                            metrics: || {
+                                metrics::render(&View {
+                                    info,
+                                    shards: &latest,
+                                    xdp: program.stats().ok(),
+                                    draining,
+                                    uptime_secs: epoch.elapsed().as_secs_f64(),
+                                    stalled: &stalled,
+                                    link: dog.link_state(),
+                                })
+                            },
+                            admin: &mut self.admin,
+                            latest: &latest,
+                            orders: Vec::new(),
+                        };
+                        m.ready(self.poll.registry(), e.token(), &mut pages);
+                        for o in std::mem::take(&mut pages.orders) {
+                            for s in &self.shards {
+                                s.send(Command::App(o.clone()));
+                            }
+                        }
                     }
                 }
             }
@@ -624,7 +659,7 @@ impl Control<'_> {
 
     fn broadcast(&self, c: Command) {
         for s in &self.shards {
-            s.send(c);
+            s.send(c.clone());
         }
     }
 }

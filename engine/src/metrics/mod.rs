@@ -10,7 +10,7 @@
 
 pub(crate) mod server;
 
-pub use server::MetricsServer;
+pub use server::{MetricsServer, Pages, ADMIN_PREFIX};
 
 use std::fmt::Write;
 
@@ -280,6 +280,12 @@ pub fn render(view: &View<'_>) -> String {
                     (|b| b.up as u64) as Get,
                 ),
                 (
+                    "floodgate_backend_weight",
+                    "gauge",
+                    "The backend's weight now (0: drained by the operator).",
+                    |b| b.weight as u64,
+                ),
+                (
                     "floodgate_backend_active",
                     "gauge",
                     "Connections to the backend now (from the active open to the end).",
@@ -387,7 +393,7 @@ pub fn render(view: &View<'_>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::link::xdp::{BindMode, XdpLinkStats};
+    use crate::link::xdp::XdpLinkStats;
     use crate::shard::runner::{AppCounter, MAX_APP_COUNTERS};
     use crate::tcp::Stats;
 
@@ -405,12 +411,8 @@ mod tests {
                     ..Default::default()
                 },
             )],
-            shard,
-            queue: shard as u32,
             cpu: Some(shard),
-            bind_mode: BindMode::Copy,
             stats: Stats { syns_received: 10 + shard as u64, ..Stats::default() },
-            wire_errors: [0; wire::Error::ALL.len()],
             not_tcp: 3,
             link: XdpLinkStats { rx_frames: 99, ..XdpLinkStats::default() },
             connections: 5,
@@ -425,8 +427,7 @@ mod tests {
             app_len: 1,
             turns: 1,
             sleeps: 1,
-            yields: 0,
-            busy_poll: crate::link::xdp::BusyPollState::Off,
+            ..Snapshot::blank(shard)
         }
     }
 

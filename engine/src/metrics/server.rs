@@ -2,6 +2,12 @@
 //! response per connection (`Connection: close`), bounded request size,
 //! bounded number of clients, idle clients dropped. Runs in the control
 //! thread's poll loop, beside the signal pipe.
+//!
+//! It also carries the admin interface ([`Pages::admin`], `/backends...`):
+//! anyone who can reach the listener may read it, but a request that
+//! changes something (any method but GET and HEAD) is taken only from a
+//! loopback address, and refused with 403 from anywhere else, whatever
+//! address `--metrics` binds.
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
@@ -18,8 +24,31 @@ pub const MAX_CLIENTS: usize = 256;
 /// A client that has not finished in this long is dropped.
 pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// What the server answers besides its fixed pages.
+pub trait Pages {
+    /// The metrics text (`/metrics`).
+    fn metrics(&mut self) -> String;
+    /// The admin interface: the status and text for `method` on `path`
+    /// (with `query`, the part after `?`), `None` when no such page exists.
+    fn admin(&mut self, _method: &str, _path: &str, _query: &str) -> Option<(u16, String)> {
+        None
+    }
+}
+
+/// A closure is a server with metrics only.
+impl<F: FnMut() -> String> Pages for F {
+    fn metrics(&mut self) -> String {
+        self()
+    }
+}
+
+/// The admin interface's paths: `/backends` and below.
+pub const ADMIN_PREFIX: &str = "/backends";
+
 struct Client {
     stream: TcpStream,
+    /// The client connected from a loopback address (may change settings).
+    local: bool,
     req: Vec<u8>,
     resp: Vec<u8>,
     written: usize,
@@ -68,8 +97,8 @@ impl MetricsServer {
         token == self.listener_token || self.clients.contains_key(&token)
     }
 
-    /// Handles readiness of `token`; `body` renders the metrics.
-    pub fn ready(&mut self, registry: &Registry, token: Token, body: &mut dyn FnMut() -> String) {
+    /// Handles readiness of `token`; `body` renders the pages.
+    pub fn ready(&mut self, registry: &Registry, token: Token, body: &mut dyn Pages) {
         if token == self.listener_token {
             return self.accept(registry);
         }
@@ -99,7 +128,7 @@ impl MetricsServer {
     fn accept(&mut self, registry: &Registry) {
         loop {
             match self.listener.accept() {
-                Ok((mut stream, _)) => {
+                Ok((mut stream, peer)) => {
                     if self.clients.len() >= MAX_CLIENTS {
                         self.rejected += 1;
                         continue; // dropped: closed
@@ -108,7 +137,14 @@ impl MetricsServer {
                     if registry.register(&mut stream, token, Interest::READABLE | Interest::WRITABLE).is_ok() {
                         self.clients.insert(
                             token,
-                            Client { stream, req: Vec::new(), resp: Vec::new(), written: 0, since: Instant::now() },
+                            Client {
+                                stream,
+                                local: peer.ip().is_loopback(),
+                                req: Vec::new(),
+                                resp: Vec::new(),
+                                written: 0,
+                                since: Instant::now(),
+                            },
                         );
                     }
                 }
@@ -133,7 +169,7 @@ impl MetricsServer {
     }
 
     /// Reads the request (edge-triggered: until WouldBlock), answers, writes.
-    fn drive(c: &mut Client, body: &mut dyn FnMut() -> String, scrapes: &mut u64) -> io::Result<Step> {
+    fn drive(c: &mut Client, body: &mut dyn Pages, scrapes: &mut u64) -> io::Result<Step> {
         if c.resp.is_empty() {
             let mut buf = [0u8; 2048];
             loop {
@@ -150,7 +186,7 @@ impl MetricsServer {
                     Err(e) => return Err(e),
                 }
             }
-            match answer(&c.req, body) {
+            match answer(&c.req, c.local, body) {
                 Some((status, resp)) => {
                     if status == 200 {
                         *scrapes += 1;
@@ -176,13 +212,14 @@ impl MetricsServer {
 
 /// The status and the whole response to the request bytes read so far, or
 /// `None` while the head is incomplete (no empty line yet, within
-/// [`MAX_REQUEST`]). Pure, so the fuzz target `metrics_request` drives it.
-pub(crate) fn answer(req: &[u8], body: &mut dyn FnMut() -> String) -> Option<(u16, Vec<u8>)> {
+/// [`MAX_REQUEST`]); `local`: from a loopback address. Pure, so the fuzz
+/// target `metrics_request` drives it.
+pub(crate) fn answer(req: &[u8], local: bool, body: &mut dyn Pages) -> Option<(u16, Vec<u8>)> {
     if req.len() > MAX_REQUEST {
         return Some((431, response(431, "text/plain", b"request too large\n", false)));
     }
     find_head_end(req)?;
-    let (status, ctype, payload, head) = route(req, body);
+    let (status, ctype, payload, head) = route(req, local, body);
     Some((status, response(status, ctype, payload.as_bytes(), head)))
 }
 
@@ -191,14 +228,28 @@ fn find_head_end(b: &[u8]) -> Option<usize> {
 }
 
 /// (status, content type, body, HEAD?)
-fn route(req: &[u8], body: &mut dyn FnMut() -> String) -> (u16, &'static str, String, bool) {
+fn route(req: &[u8], local: bool, body: &mut dyn Pages) -> (u16, &'static str, String, bool) {
     let line = req.split(|&b| b == b'\n').next().unwrap_or(b"");
     let line = String::from_utf8_lossy(line);
     let mut parts = line.split_whitespace();
     let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    let path = target.split('?').next().unwrap_or("");
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let reads = matches!(method, "GET" | "HEAD");
+    if path == ADMIN_PREFIX || path.strip_prefix(ADMIN_PREFIX).is_some_and(|r| r.starts_with('/')) {
+        const TEXT: &str = "text/plain; charset=utf-8";
+        if !reads && !local {
+            return (403, TEXT, "admin changes are taken from loopback addresses only\n".into(), false);
+        }
+        return match body.admin(method, path, query) {
+            Some((status, text)) => (status, TEXT, text, method == "HEAD"),
+            None if reads => (404, "text/plain", format!("not found: {path}\n"), method == "HEAD"),
+            None => (405, "text/plain", "method not allowed\n".into(), false),
+        };
+    }
     match (method, path) {
-        ("GET" | "HEAD", "/metrics") => (200, "text/plain; version=0.0.4; charset=utf-8", body(), method == "HEAD"),
+        ("GET" | "HEAD", "/metrics") => {
+            (200, "text/plain; version=0.0.4; charset=utf-8", body.metrics(), method == "HEAD")
+        }
         ("GET" | "HEAD", "/") => {
             (200, "text/plain; charset=utf-8", "floodgate: metrics at /metrics\n".into(), method == "HEAD")
         }
@@ -210,8 +261,11 @@ fn route(req: &[u8], body: &mut dyn FnMut() -> String) -> (u16, &'static str, St
 fn response(status: u16, ctype: &str, body: &[u8], head_only: bool) -> Vec<u8> {
     let reason = match status {
         200 => "OK",
+        400 => "Bad Request",
+        403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        409 => "Conflict",
         431 => "Request Header Fields Too Large",
         _ => "Error",
     };
@@ -274,5 +328,32 @@ mod tests {
         }
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         assert_eq!(t.join().unwrap(), 21);
+    }
+
+    /// The admin pages: read from anywhere, changed from loopback only.
+    #[test]
+    fn admin_changes_only_from_loopback() {
+        struct Admin(u32);
+        impl Pages for Admin {
+            fn metrics(&mut self) -> String {
+                String::new()
+            }
+            fn admin(&mut self, method: &str, path: &str, query: &str) -> Option<(u16, String)> {
+                self.0 += 1;
+                (path != "/backends/none").then(|| (200, format!("{method} {path} {query}\n")))
+            }
+        }
+        let mut a = Admin(0);
+        let status = |a: &mut Admin, req: &[u8], local: bool| answer(req, local, a).unwrap().0;
+        assert_eq!(status(&mut a, b"GET /backends HTTP/1.1\r\n\r\n", false), 200);
+        assert_eq!(status(&mut a, b"POST /backends/drain?backend=1.2.3.4:80 HTTP/1.1\r\n\r\n", false), 403);
+        assert_eq!(a.0, 1, "a refused change never reaches the admin interface");
+        let (st, resp) = answer(b"POST /backends/drain?backend=1.2.3.4:80 HTTP/1.1\r\n\r\n", true, &mut a).unwrap();
+        assert_eq!(st, 200);
+        assert!(resp.ends_with(b"POST /backends/drain backend=1.2.3.4:80\n"));
+        assert_eq!(status(&mut a, b"GET /backends/none HTTP/1.1\r\n\r\n", true), 404);
+        assert_eq!(status(&mut a, b"PUT /backends/none HTTP/1.1\r\n\r\n", true), 405);
+        assert_eq!(status(&mut a, b"GET /backendsx HTTP/1.1\r\n\r\n", true), 404, "not an admin path");
+        assert_eq!(a.0, 4);
     }
 }

@@ -5,7 +5,7 @@
 //!   loop {
 //!       now = clock                        (once per turn)
 //!       step(endpoint, link, app, now)     (RX up to a ring, app, timers, flush TX, refill)
-//!       control commands (try_recv)        Drain | Stop
+//!       control commands (try_recv)        Drain | Stop | CookiesInFlight | App
 //!       every 250 ms: a Snapshot to the control thread (try_send: never blocks)
 //!       nothing received?      sched_yield (a NAPI thread may share the core;
 //!                            not with preferred busy polling active)
@@ -79,7 +79,7 @@ pub const SNAPSHOT_EVERY: Duration = Duration::from_millis(250);
 pub const MAX_APP_COUNTERS: usize = 32;
 
 /// Orders from the control thread.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Command {
     /// Stop accepting; let the connections in the table finish.
     Drain,
@@ -89,6 +89,8 @@ pub enum Command {
     /// (`Endpoint::note_cookies_in_flight`). Sent when that starts and
     /// every second while it goes on.
     CookiesInFlight,
+    /// For the application: the operator changed a setting (admin interface).
+    App(crate::app::Order),
 }
 
 /// What a shard tells the control thread.
@@ -164,6 +166,36 @@ impl Snapshot {
 impl Snapshot {
     pub fn app_counters(&self) -> &[AppCounter] {
         &self.app[..self.app_len]
+    }
+
+    /// Shard `shard` with nothing counted yet (tests build on it).
+    #[cfg(test)]
+    pub(crate) fn blank(shard: usize) -> Snapshot {
+        Snapshot {
+            backends: Vec::new(),
+            shard,
+            queue: shard as u32,
+            cpu: None,
+            bind_mode: BindMode::Copy,
+            stats: Stats::default(),
+            wire_errors: [0; wire::Error::ALL.len()],
+            not_tcp: 0,
+            link: XdpLinkStats::default(),
+            connections: 0,
+            half_open: 0,
+            time_wait: 0,
+            connection_capacity: 0,
+            time_wait_capacity: 0,
+            buffers_free: 0,
+            listening: false,
+            app_name: "proxy",
+            app: [AppCounter::default(); MAX_APP_COUNTERS],
+            app_len: 0,
+            turns: 0,
+            sleeps: 0,
+            yields: 0,
+            busy_poll: BusyPollState::Off,
+        }
     }
 }
 
@@ -304,6 +336,7 @@ impl<A: App + AppStats> Shard<A> {
                         draining = true;
                     }
                     Ok(Command::CookiesInFlight) => self.ep.note_cookies_in_flight(now),
+                    Ok(Command::App(order)) => self.app.order(&mut self.ep, now, &order),
                     Ok(Command::Stop) | Err(TryRecvError::Disconnected) => return self.stop(now),
                     Err(TryRecvError::Empty) => break,
                 }

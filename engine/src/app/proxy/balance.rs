@@ -20,7 +20,14 @@
 //! move at all, and boxes that agree on which backends are out agree on
 //! where their flows go.
 //!
-//! The state is sized at start; `pick` allocates nothing.
+//! The operator may change a backend's weight while it runs
+//! ([`Balancer::set_weight`], from the admin interface): weight 0 drains it
+//! (no new client; its connections go on), any other weight gives it that
+//! share of new clients from now on. Maglev drains as it ejects, without a
+//! new table; a new non-zero weight comes with a table rebuilt for it by
+//! the control thread.
+//!
+//! The state is sized at start; `pick` and `set_weight` allocate nothing.
 
 use super::maglev;
 use std::net::SocketAddr;
@@ -97,6 +104,24 @@ impl Balancer {
         if let Some(a) = self.available.get_mut(i) {
             *a = up;
         }
+    }
+
+    /// Backend `i` takes new clients in proportion to `weight` from now on
+    /// (0: none). `table`: Maglev's table rebuilt for the new weights
+    /// (`None` keeps the current one, as for a drain). Smooth WRR starts
+    /// its credits afresh, so the new shares hold from the next pick.
+    pub fn set_weight(&mut self, i: usize, weight: u32, table: Option<Arc<maglev::Table>>) {
+        let Some(w) = self.weights.get_mut(i) else { return };
+        *w = weight;
+        self.credit.fill(0);
+        if table.is_some() {
+            self.table = table;
+        }
+    }
+
+    /// Backend `i`'s weight now.
+    pub fn weight(&self, i: usize) -> u32 {
+        self.weights.get(i).copied().unwrap_or(0)
     }
 
     /// The backend for a new client, `None` when no backend is eligible.
@@ -249,6 +274,66 @@ mod tests {
         assert_eq!("maglev".parse(), Ok(Algorithm::Maglev { source_affinity: false }));
         assert_eq!("least-conn".parse(), Ok(Algorithm::LeastConn));
         assert!("random".parse::<Algorithm>().unwrap_err().contains("least-conn"));
+    }
+}
+
+#[cfg(test)]
+mod weight_tests {
+    use super::*;
+
+    const VIP: ([u8; 4], u16) = ([198, 18, 0, 1], 80);
+
+    fn client(i: u32) -> SocketAddr {
+        SocketAddr::from(((0xcb00_7100 + i).to_be_bytes(), (i % 60_000) as u16))
+    }
+
+    fn shares(b: &mut Balancer, n: usize, picks: u32) -> Vec<u32> {
+        let mut seen = vec![0u32; n];
+        for i in 0..picks {
+            seen[b.pick(&client(i), &SocketAddr::from(VIP)).unwrap()] += 1;
+        }
+        seen
+    }
+
+    #[test]
+    fn weight_zero_drains_and_a_new_weight_takes_its_share_at_once() {
+        for algo in [Algorithm::RoundRobin, Algorithm::Wrr, Algorithm::LeastConn] {
+            let mut b = Balancer::new(algo, &[1, 1, 1], None);
+            b.set_weight(1, 0, None);
+            let seen = shares(&mut b, 3, 3000);
+            assert_eq!(seen[1], 0, "{algo:?}: drained: {seen:?}");
+            b.set_weight(1, 1, None);
+            assert!(shares(&mut b, 3, 3000).iter().all(|&n| n == 1000), "{algo:?}: undrained");
+        }
+        // Smooth WRR follows a new weight from the next pick: 1:1:1 -> 1:2:1.
+        let mut b = Balancer::new(Algorithm::Wrr, &[1, 1, 1], None);
+        shares(&mut b, 3, 1);
+        b.set_weight(1, 2, None);
+        assert_eq!(b.weight(1), 2);
+        assert_eq!(shares(&mut b, 3, 4000), [1000, 2000, 1000]);
+    }
+
+    /// A Maglev drain needs no new table, and moves only the drained
+    /// backend's flows; a new weight comes with its table.
+    #[test]
+    fn maglev_drains_without_a_rebuild_and_reweights_with_one() {
+        let addrs: Vec<SocketAddr> = (0..4).map(|i| client(3000 + i)).collect();
+        let build = |w: &[u32]| {
+            let b: Vec<_> = addrs.iter().copied().zip(w.iter().copied()).collect();
+            Arc::new(maglev::Table::build(&b, maglev::DEFAULT_SIZE, 0).unwrap())
+        };
+        let algo = Algorithm::Maglev { source_affinity: false };
+        let mut b = Balancer::new(algo, &[1; 4], Some(build(&[1; 4])));
+        let before: Vec<_> = (0..40_000).map(|i| b.pick(&client(i), &SocketAddr::from(VIP)).unwrap()).collect();
+        b.set_weight(0, 0, None);
+        for (i, &was) in before.iter().enumerate() {
+            let now = b.pick(&client(i as u32), &SocketAddr::from(VIP)).unwrap();
+            assert!(if was == 0 { now != 0 } else { now == was }, "flow {i}: {was} -> {now}");
+        }
+        b.set_weight(0, 1, None);
+        b.set_weight(3, 3, Some(build(&[1, 1, 1, 3])));
+        let seen = shares(&mut b, 4, 60_000);
+        assert!((27_000..33_000).contains(&seen[3]), "weight 3 of 6: {seen:?}");
     }
 }
 

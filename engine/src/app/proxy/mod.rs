@@ -31,7 +31,7 @@ pub mod source;
 #[cfg(test)]
 mod tests;
 
-use super::App;
+use super::{App, Order};
 use crate::counters::counters;
 use crate::flow::FourTuple;
 use crate::table::Handle;
@@ -208,6 +208,8 @@ pub struct BackendStats {
     pub ejections: u64,
     /// Taking new clients now: weight above 0 and not ejected.
     pub up: bool,
+    /// Its weight now (0: drained).
+    pub weight: u32,
     pub bytes_to: u64,
     pub bytes_from: u64,
 }
@@ -324,9 +326,23 @@ impl Proxy {
                 let mut st = ps.figures[i];
                 st.active = ps.balancer.active(i) as u64;
                 st.up = ps.balancer.eligible(i);
+                st.weight = ps.balancer.weight(i);
                 f(p, b.addr, &st);
             }
         }
+    }
+
+    /// Sets a backend's weight ([`Order::Weight`]); false for a backend
+    /// that does not exist.
+    pub fn set_weight(&mut self, pool: usize, backend: usize, weight: u32, table: Option<Arc<maglev::Table>>) -> bool {
+        let Some(ps) = self.pools.get_mut(pool) else { return false };
+        let Some(b) = ps.pool.backends.get_mut(backend) else { return false };
+        b.weight = weight;
+        if table.is_some() {
+            ps.pool.maglev = table.clone();
+        }
+        ps.balancer.set_weight(backend, weight, table);
+        true
     }
 
     /// Drops a side's state; counts the pair as ended when it was the last.
@@ -702,6 +718,16 @@ impl App for Proxy {
             },
             Event::Closed(h, reason) => self.closed(ep, now, h, reason),
             Event::Deadline(h) => self.deadline(ep, now, h),
+        }
+    }
+
+    fn order(&mut self, _ep: &mut Endpoint, _now: Instant, order: &Order) {
+        match order {
+            Order::Weight { pool, backend, weight, maglev } => {
+                if !self.set_weight(*pool, *backend, *weight, maglev.clone()) {
+                    self.stats.stale_events += 1;
+                }
+            }
         }
     }
 }

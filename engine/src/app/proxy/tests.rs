@@ -952,3 +952,40 @@ fn with_every_backend_ejected_clients_are_reset_at_once() {
     assert_eq!((st.backend_ejections, st.no_backend_available, st.clients_reset_no_backend), (2, 3, 4), "{st:?}");
     assert_eq!(st.backend_connects, 2, "no connect is tried while every backend rests");
 }
+
+/// The operator drains a backend (`Order::Weight` 0, the admin interface):
+/// its pair in flight goes on to the last byte, new clients go elsewhere;
+/// undrained, it takes clients again.
+#[test]
+fn a_drained_backend_keeps_its_pairs_and_takes_no_new_client() {
+    let faults = Faults { delay: Duration::from_millis(5), ..Faults::default() };
+    let mut s = Sim::new(Setup { pool: vec![0, 1], faults, ..Setup::default() });
+    let big = s.client(Plan { out: payload(9, 300_000), shutdown_when_sent: true, ..Plan::default() });
+    assert!(s.drive(Duration::from_secs(5), |s| s.backend_of(big).is_some()), "the first pair opens");
+    let on = s.backend_of(big).map(|b| s.conn(b).local.unwrap()).expect("its backend");
+    assert_eq!(on, backend(0), "round-robin starts with the first");
+    assert!(s.conn(big).out_off < 300_000, "still under way when the drain comes");
+    let drain = Order::Weight { pool: 0, backend: 0, weight: 0, maglev: None };
+    s.proxy.order(&mut s.pep, s.now, &drain);
+    for _ in 0..4 {
+        s.client(Plan { out: b"x".to_vec(), shutdown_when_sent: true, ..Plan::default() });
+    }
+    s.finish(Duration::from_secs(60));
+    assert_eq!(s.per_backend(), vec![1, 4, 0, 0], "after the drain, only backend 1");
+    let b = s.backend_of(big).unwrap();
+    assert_eq!(s.conn(b).received, payload(9, 300_000), "the drained backend's pair carried every byte");
+    assert_eq!(s.conn(big).closed, Some(CloseReason::Normal));
+    let mut figures = vec![];
+    s.proxy.for_each_backend(&mut |_, _, f| figures.push((f.weight, f.up)));
+    assert_eq!(figures, [(0, false), (1, true)]);
+    // Undrained: its turn comes again.
+    s.proxy.order(&mut s.pep, s.now, &Order::Weight { pool: 0, backend: 0, weight: 1, maglev: None });
+    for _ in 0..2 {
+        s.client(Plan { out: b"x".to_vec(), shutdown_when_sent: true, ..Plan::default() });
+    }
+    s.finish(Duration::from_secs(60));
+    assert_eq!(s.per_backend(), vec![2, 5, 0, 0]);
+    // An order for a backend that does not exist changes nothing and is counted.
+    s.proxy.order(&mut s.pep, s.now, &Order::Weight { pool: 0, backend: 7, weight: 1, maglev: None });
+    assert_eq!(s.proxy.stats.stale_events, 1);
+}
