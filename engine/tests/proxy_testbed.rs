@@ -32,6 +32,11 @@
 //!   error, new connections avoid the drained backend, the metrics show
 //!   weight 0; `undrain` brings it back; an unknown backend and draining
 //!   the last one are refused.
+//! * `sighup_reloads_the_backends_under_traffic`: the backends come from
+//!   `--config`; the file changes under wrk keep-alive traffic (one backend
+//!   out, two in, one at weight 2) and SIGHUP applies it: wrk sees no
+//!   error, curl finds the new set by weight, the removed one is listed as
+//!   such; a broken file is refused and the running set stays.
 //! * `unreachable_or_killed_backends_reset_or_end_the_client`: backends that
 //!   refuse (no listener): each client is accepted, both backends tried,
 //!   then reset; counted. A backend killed under open pairs: every client
@@ -140,7 +145,10 @@ impl Drop for Proc {
 fn proxy(port: &str, backends: &[String], extra: &[&str]) -> Proc {
     let list = backends.join(",");
     let mut args = vec![env!("CARGO_BIN_EXE_floodgate"), "serve", "--iface", "fg-s0", "--vip", VIP, "--port", port];
-    args.extend_from_slice(&["--app", "proxy", "--backend", &list, "--source-addrs", VIP]);
+    if !backends.is_empty() {
+        args.extend_from_slice(&["--backend", &list]);
+    }
+    args.extend_from_slice(&["--app", "proxy", "--source-addrs", VIP]);
     args.extend_from_slice(&["--source-ports", "10000-29999", "--queues", "1", "--xdp-mode", "generic"]);
     args.extend_from_slice(&["--metrics", METRICS, "--connections", "16384", "--buffers", "4096", "--msl", "2"]);
     args.extend_from_slice(extra);
@@ -371,6 +379,54 @@ fn ctl_drains_and_undrains_a_backend_under_traffic() {
     let (ok, out) = sh(&mut in_ns(SRV_NS, &a));
     assert!(!ok && out.contains("last backend"), "{out}");
     assert_eq!(curl_names(4), ["be0"; 4]);
+}
+
+#[test]
+fn sighup_reloads_the_backends_under_traffic() {
+    if !require_root("proxy_testbed::sighup_reloads_the_backends_under_traffic") {
+        return;
+    }
+    let _tb = Testbed::up_with_backends();
+    let dir = scratch("reload");
+    let _nginx = nginx(&dir);
+    let conf = dir.join("floodgate.toml");
+    let write = |backends: &str| std::fs::write(&conf, format!("backend = [{backends}]\n")).unwrap();
+    write("\"198.18.2.10:80\", \"198.18.2.11:80\"");
+    let mut fg = proxy("80", &[], &["--config", conf.to_str().unwrap(), "--balance", "wrr"]);
+    let hup = |fg: &Proc| {
+        // SAFETY: signalling our own child (ip netns exec execs floodgate).
+        unsafe { libc::kill(fg.child.id() as i32, libc::SIGHUP) };
+    };
+    let mut names = curl_names(4);
+    names.sort();
+    assert_eq!(names, ["be0", "be0", "be1", "be1"]);
+
+    // Keep-alive traffic across the reload: be0 leaves, be2 and be3 come.
+    let load = std::thread::spawn(|| wrk(16, 6, false));
+    std::thread::sleep(Duration::from_secs(2));
+    write("\"198.18.2.11:80\", \"198.18.2.12:80\", \"198.18.2.13:80@2\"");
+    hup(&fg);
+    fg.wait_for("reloaded the backends", Duration::from_secs(10));
+    let requests = load.join().expect("wrk across the reload");
+    eprintln!("keep-alive across the reload: {requests} requests, 0 errors");
+    let mut names = curl_names(8);
+    names.sort();
+    assert_eq!(names, ["be1", "be1", "be2", "be2", "be3", "be3", "be3", "be3"], "the new backends, by weight");
+    let list = ctl(&["backends"]);
+    assert!(list.lines().any(|l| l.contains("198.18.2.10:80") && l.contains("removed")), "{list}");
+
+    // A file that does not check out is refused; the running backends stay.
+    write("\"nope\"");
+    hup(&fg);
+    fg.wait_for("refused, the running configuration stays", Duration::from_secs(10));
+    let mut names = curl_names(4);
+    names.sort();
+    assert_eq!(names.iter().filter(|n| *n == "be3").count(), 2, "{names:?}");
+    let m = wait_metrics("every pair ended", Duration::from_secs(10), |m| {
+        metric(m, "floodgate_proxy_pairs_opened_total") == metric(m, "floodgate_proxy_pairs_ended_total")
+    });
+    assert_eq!(metric(&m, "floodgate_proxy_clients_reset_no_backend_total"), 0);
+    assert_eq!(metric(&m, "floodgate_proxy_resets_to_client_total"), 0, "no connection broken by the reload");
 }
 
 /// The echo backend (peers/ppv2_echo.py) in fgt-be on `listen`.

@@ -42,7 +42,10 @@ pub trait App {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Order {
     /// Backend `backend` of pool `pool` takes new clients in proportion to
-    /// `weight` from now on; 0 drains it (its connections go on). `maglev`:
-    /// the pool's table rebuilt for the new weights, when it changed.
-    Weight { pool: usize, backend: usize, weight: u32, maglev: Option<std::sync::Arc<proxy::maglev::Table>> },
+    /// `weight` from now on; 0 drains it (its connections go on).
+    Weight { pool: usize, backend: usize, weight: u32 },
+    /// A new backend, at the pool's next index (a reload).
+    AddBackend { pool: usize, backend: proxy::Backend },
+    /// The pool's Maglev table, rebuilt for new weights or backends.
+    Maglev { pool: usize, table: std::sync::Arc<proxy::maglev::Table> },
 }

@@ -15,6 +15,12 @@
 //! Maglev a drain needs no new table (flows of the other backends do not
 //! move, as for an ejection); a new non-zero weight rebuilds the table here,
 //! in the control thread, and the shards swap it in.
+//!
+//! A reload (SIGHUP, [`Admin::reload`]) gives every backend the file's
+//! weight (undoing `ctl` changes), adds the new backends at the pool's next
+//! indices (their MACs resolved first; one that does not answer refuses
+//! the whole reload) and sets the ones no longer listed to weight 0, shown
+//! as `removed`: their connections go on, as for a drain.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -40,13 +46,37 @@ struct PoolAdmin {
     maglev_seed: u64,
     /// The weights the shards' Maglev table was built for.
     table_weights: Vec<u32>,
+    /// No longer in the configuration (weight 0 until the restart).
+    removed: Vec<bool>,
 }
 
 impl PoolAdmin {
     /// Maglev's view of the weights: a drained backend keeps its slots
-    /// (the shards skip it), so a drain or an undrain needs no new table.
+    /// (the shards skip it), so a drain or an undrain needs no new table;
+    /// a removed one has none.
     fn table_weights(&self) -> Vec<u32> {
-        self.weights.iter().zip(&self.before_drain).map(|(&w, &b)| if w == 0 { b } else { w }).collect()
+        (0..self.weights.len())
+            .map(|i| match (self.removed[i], self.weights[i]) {
+                (true, _) => 0,
+                (false, 0) => self.before_drain[i],
+                (false, w) => w,
+            })
+            .collect()
+    }
+
+    /// The Maglev order when the table's weights changed.
+    fn maglev_order(&mut self, pool: usize) -> Result<Option<Order>, String> {
+        if !matches!(self.balance, Algorithm::Maglev { .. }) {
+            return Ok(None);
+        }
+        let tw = self.table_weights();
+        if tw == self.table_weights {
+            return Ok(None);
+        }
+        let b: Vec<_> = self.backends.iter().copied().zip(tw.iter().copied()).collect();
+        let t = maglev::Table::build(&b, maglev::DEFAULT_SIZE, self.maglev_seed).map_err(|e| e.to_string())?;
+        self.table_weights = tw;
+        Ok(Some(Order::Maglev { pool, table: Arc::new(t) }))
     }
 }
 
@@ -71,6 +101,7 @@ impl Admin {
                 balance: p.balance,
                 maglev_seed: p.maglev_seed,
                 table_weights: p.weights.clone(),
+                removed: vec![false; p.weights.len()],
             }],
         }
     }
@@ -111,6 +142,9 @@ impl Admin {
         let pools = self.pools.len();
         let ps = self.pools.get_mut(pool).ok_or((404, format!("no pool {pool} (there are {pools})")))?;
         let i = ps.backends.iter().position(|b| *b == addr).ok_or((404, format!("pool {pool} has no backend {addr}")))?;
+        if ps.removed[i] {
+            return Err((409, format!("{addr} was removed from the configuration (reload); it stays at weight 0")));
+        }
         let weight = match action {
             Action::Weight => {
                 let w = q.get("weight").ok_or((400, "which weight? weight=0-10000".to_string()))?;
@@ -138,20 +172,64 @@ impl Admin {
         if weight > 0 {
             ps.before_drain[i] = weight;
         }
-        let mut table = None;
-        if matches!(ps.balance, Algorithm::Maglev { .. }) {
-            let tw = ps.table_weights();
-            if tw != ps.table_weights {
-                let b: Vec<_> = ps.backends.iter().copied().zip(tw.iter().copied()).collect();
-                let t = maglev::Table::build(&b, maglev::DEFAULT_SIZE, ps.maglev_seed).map_err(|e| (500, e.to_string()))?;
-                table = Some(Arc::new(t));
-                ps.table_weights = tw;
+        let mut orders = vec![Order::Weight { pool, backend: i, weight }];
+        orders.extend(ps.maglev_order(pool).map_err(|e| (500, e))?);
+        tracing::info!(pool, backend = %addr, was, weight, "admin: backend weight set");
+        let line = self.line(pool, i, &sum_figures(latest, pool, addr));
+        Ok((200, format!("{HEADER}\n{line}\n"), orders))
+    }
+
+    /// A reload's backends for pool 0: `mac_of` resolves a new backend's
+    /// next hop. The orders for the shards, or why the reload is refused
+    /// (then nothing changed).
+    pub fn reload(
+        &mut self,
+        backends: &[(SocketAddr, u32)],
+        mut mac_of: impl FnMut(SocketAddr) -> Result<[u8; 6], String>,
+    ) -> Result<Vec<Order>, String> {
+        let pool = 0;
+        let Some(ps) = self.pools.get_mut(pool) else {
+            return Err("no backends: floodgate serves --app proxy only".into());
+        };
+        if backends.iter().all(|b| b.1 == 0) {
+            return Err("every backend has weight 0, so no client could be served".into());
+        }
+        let mut added = Vec::new();
+        for &(addr, weight) in backends.iter().filter(|(a, _)| !ps.backends.contains(a)) {
+            added.push(crate::app::proxy::Backend { addr, mac: mac_of(addr)?, weight });
+        }
+        let mut orders = Vec::new();
+        for i in 0..ps.backends.len() {
+            let (weight, removed) = match backends.iter().find(|b| b.0 == ps.backends[i]) {
+                Some(&(_, w)) => (w, false),
+                None => (0, true),
+            };
+            if weight != ps.weights[i] {
+                orders.push(Order::Weight { pool, backend: i, weight });
+            }
+            if removed != ps.removed[i] || weight != ps.weights[i] {
+                tracing::info!(pool, backend = %ps.backends[i], was = ps.weights[i], weight, removed, "reload: backend changed");
+            }
+            ps.weights[i] = weight;
+            ps.configured[i] = weight;
+            ps.removed[i] = removed;
+            if weight > 0 {
+                ps.before_drain[i] = weight;
             }
         }
-        tracing::info!(pool, backend = %addr, was, weight, "admin: backend weight set");
-        let order = Order::Weight { pool, backend: i, weight, maglev: table };
-        let line = self.line(pool, i, &sum_figures(latest, pool, addr));
-        Ok((200, format!("{}\n{line}\n", HEADER), vec![order]))
+        for b in added {
+            tracing::info!(pool, backend = %b.addr, weight = b.weight, "reload: backend added");
+            ps.backends.push(b.addr);
+            ps.configured.push(b.weight);
+            ps.weights.push(b.weight);
+            ps.before_drain.push(b.weight);
+            ps.removed.push(false);
+            // The table the shards have does not know it yet.
+            ps.table_weights.push(0);
+            orders.push(Order::AddBackend { pool, backend: b });
+        }
+        orders.extend(ps.maglev_order(pool)?);
+        Ok(orders)
     }
 
     /// The table of every backend.
@@ -170,6 +248,7 @@ impl Admin {
         let ps = &self.pools[pool];
         let w = ps.weights[i];
         let state = match (w, f.shards, f.down) {
+            _ if ps.removed[i] => "removed",
             (0, _, _) => "drained",
             (_, 0, _) => "unknown",
             (_, _, 0) => "up",
@@ -296,10 +375,12 @@ mod tests {
         }
     }
 
+    /// The weight order, and whether a new Maglev table follows it.
     fn weight_order(a: &Answer) -> (usize, u32, bool) {
         match a.2.as_slice() {
-            [Order::Weight { backend, weight, maglev, .. }] => (*backend, *weight, maglev.is_some()),
-            o => panic!("one order expected: {o:?}"),
+            [Order::Weight { backend, weight, .. }] => (*backend, *weight, false),
+            [Order::Weight { backend, weight, .. }, Order::Maglev { .. }] => (*backend, *weight, true),
+            o => panic!("a weight order expected: {o:?}"),
         }
     }
 
@@ -358,11 +439,44 @@ mod tests {
         let r = a.answer("POST", "/backends/undrain", "backend=198.18.2.12:80", &[]).unwrap();
         assert_eq!(weight_order(&r), (2, 1, false));
         let r = a.answer("POST", "/backends/weight", "backend=198.18.2.12:80&weight=2", &[]).unwrap();
-        let Order::Weight { maglev: Some(t), .. } = &r.2[0] else { panic!("a new table") };
+        assert_eq!(weight_order(&r), (2, 2, true));
+        let Order::Maglev { table: t, .. } = &r.2[1] else { panic!("a new table") };
         let b: Vec<_> = a.pools[0].backends.iter().copied().zip([1, 1, 2]).collect();
         let fresh = maglev::Table::build(&b, maglev::DEFAULT_SIZE, 7).unwrap();
         assert_eq!(t.shares(3), fresh.shares(3));
         assert_eq!((0..1000u64).map(|h| t.lookup(h * 7919)).collect::<Vec<_>>(), (0..1000u64).map(|h| fresh.lookup(h * 7919)).collect::<Vec<_>>());
+    }
+
+    /// A reload: weights from the file, a new backend (its MAC resolved),
+    /// a removed one at weight 0; a backend that does not resolve, or a
+    /// file with no weight left, changes nothing.
+    #[test]
+    fn reload_sets_adds_and_removes_backends() {
+        let mut a = Admin::new(&settings(Algorithm::Maglev { source_affinity: false }, &[1, 1, 1]));
+        let b = |i: u8| SocketAddr::from(([198, 18, 2, 10 + i], 80));
+        a.answer("POST", "/backends/drain", "backend=198.18.2.10:80", &[]).unwrap();
+        let mac = |_: SocketAddr| Ok([2, 0, 0, 0, 0, 9]);
+        let orders = a.reload(&[(b(0), 2), (b(1), 1), (b(3), 1)], mac).unwrap();
+        let want_add = crate::app::proxy::Backend { addr: b(3), mac: [2, 0, 0, 0, 0, 9], weight: 1 };
+        assert_eq!(orders.len(), 4, "{orders:?}");
+        assert_eq!(orders[0], Order::Weight { pool: 0, backend: 0, weight: 2 }, "the file's weight, drain undone");
+        assert_eq!(orders[1], Order::Weight { pool: 0, backend: 2, weight: 0 }, "removed");
+        assert_eq!(orders[2], Order::AddBackend { pool: 0, backend: want_add });
+        let Order::Maglev { table, .. } = &orders[3] else { panic!("a table for the new set: {orders:?}") };
+        let fresh = maglev::Table::build(&[(b(0), 2), (b(1), 1), (b(2), 0), (b(3), 1)], maglev::DEFAULT_SIZE, 7).unwrap();
+        assert_eq!(table.shares(4), fresh.shares(4));
+        let list = a.answer("GET", "/backends", "", &[]).unwrap().1;
+        let states: Vec<&str> = list.lines().skip(1).map(|l| l.split_whitespace().nth(4).unwrap()).collect();
+        assert_eq!(states, ["unknown", "unknown", "removed", "unknown"], "{list}");
+        let r = a.answer("POST", "/backends/undrain", "backend=198.18.2.12:80", &[]).unwrap();
+        assert_eq!(r.0, 409, "a removed backend stays out: {}", r.1);
+        // The same file again: nothing to do.
+        assert_eq!(a.reload(&[(b(0), 2), (b(1), 1), (b(3), 1)], mac).unwrap(), []);
+        // Refused, and nothing changed.
+        let e = a.reload(&[(b(0), 1), (b(4), 1)], |x| Err(format!("{x}: no ARP answer"))).unwrap_err();
+        assert!(e.contains("no ARP answer"), "{e}");
+        assert!(a.reload(&[(b(0), 0)], mac).unwrap_err().contains("weight 0"));
+        assert_eq!(a.reload(&[(b(0), 2), (b(1), 1), (b(3), 1)], mac).unwrap(), []);
     }
 
     #[test]

@@ -65,6 +65,7 @@ const BUSY_POLL_NAPI: NapiValues =
 
 /// Runs the serve command; `Err` is a message for the operator.
 pub fn serve(cli: Settings) -> Result<(), String> {
+    let reload = cli.config.clone().map(|path| Reload { cli: cli.clone(), path });
     let settings = match &cli.config {
         Some(path) => {
             let file = Settings::from_file(path)?;
@@ -72,6 +73,7 @@ pub fn serve(cli: Settings) -> Result<(), String> {
         }
         None => cli,
     };
+    let running = reload.as_ref().map(|_| Reload::comparable(&settings)).unwrap_or_default();
     let cfg = settings.resolve(xdp::program::rx_queue_count)?;
     if cfg.proxy.is_some() {
         proxy_one_shard(cfg.queues)?;
@@ -85,7 +87,7 @@ pub fn serve(cli: Settings) -> Result<(), String> {
             "restored the NAPI settings a previous run left changed (it did not exit cleanly)"
         );
     }
-    let signals = Signals::install(&[libc::SIGINT, libc::SIGTERM])
+    let signals = Signals::install(&[libc::SIGINT, libc::SIGTERM, libc::SIGHUP])
         .map_err(|e| format!("cannot install the signal handlers: {e}"))?;
 
     let mut program = XdpProgram::load().map_err(|e| e.to_string())?;
@@ -221,6 +223,9 @@ pub fn serve(cli: Settings) -> Result<(), String> {
         ifwatch,
         napi: NapiPlan::new(&cfg),
         admin: cfg.proxy.as_ref().map(Admin::new).unwrap_or_default(),
+        reload,
+        running,
+        iface: cfg.iface.clone(),
     }
     .run(cfg.drain);
     program.detach();
@@ -405,6 +410,40 @@ struct Control<'a> {
     ifwatch: IfWatch,
     napi: NapiPlan,
     admin: Admin,
+    /// Where SIGHUP re-reads the backends from (`None`: no --config).
+    reload: Option<Reload>,
+    /// The settings started with, less the backends ([`Reload::comparable`]).
+    running: String,
+    iface: String,
+}
+
+/// What a reload needs: the command line as given and the file it named.
+struct Reload {
+    cli: Settings,
+    path: std::path::PathBuf,
+}
+
+impl Reload {
+    /// The settings a reload cannot change, in a form to compare: all but
+    /// the backends.
+    fn comparable(s: &Settings) -> String {
+        let mut s = s.clone();
+        s.backend = None;
+        format!("{s:?}")
+    }
+
+    /// Re-reads and checks the whole configuration; the backends with
+    /// their weights, and whether anything else changed.
+    fn read(&self, running: &str) -> Result<(Vec<(std::net::SocketAddr, u32)>, bool), String> {
+        let merged = self.cli.clone().over(Settings::from_file(&self.path)?);
+        let cfg = merged.resolve(xdp::program::rx_queue_count)?;
+        let p = cfg.proxy.ok_or("not --app proxy: only a proxy's backends can be reloaded")?;
+        if self.cli.backend.is_some() {
+            tracing::warn!("reload: the backends come from the command line (--backend); the file's are not used");
+        }
+        let others = Self::comparable(&merged) != running;
+        Ok((p.backends.into_iter().zip(p.weights).collect(), others))
+    }
 }
 
 /// The metrics server's pages: the metrics, and the admin interface,
@@ -540,6 +579,12 @@ impl Control<'_> {
             for e in events.iter() {
                 if e.token() == SIGNAL {
                     for sig in self.signals.take() {
+                        if sig == libc::SIGHUP {
+                            if phase == Phase::Running {
+                                self.reload();
+                            }
+                            continue;
+                        }
                         phase = match phase {
                             Phase::Running => {
                                 tracing::info!(
@@ -655,6 +700,42 @@ impl Control<'_> {
         let state = self.ifwatch.state();
         self.watchdog.link(now, state, log);
         self.watchdog.verdict(now)
+    }
+
+    /// SIGHUP: the backends from the configuration file, applied without
+    /// touching an established connection; a file that does not check
+    /// out, or a new backend that does not answer ARP, is refused with
+    /// the reason, and the running configuration stays.
+    fn reload(&mut self) {
+        let Some(src) = &self.reload else {
+            tracing::warn!("SIGHUP: started without --config, nothing to reload");
+            return;
+        };
+        let path = src.path.display().to_string();
+        let (backends, others) = match src.read(&self.running) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!("reload of {path} refused, the running configuration stays: {e}");
+                return;
+            }
+        };
+        let iface = self.iface.clone();
+        let mac_of = |a: std::net::SocketAddr| {
+            crate::neigh::resolve_wait(&iface, a.ip(), BACKEND_ARP_TIMEOUT)
+                .ok_or_else(|| format!("new backend {a}: no ARP answer on {iface} within {BACKEND_ARP_TIMEOUT:?}"))
+        };
+        match self.admin.reload(&backends, mac_of) {
+            Ok(orders) => {
+                tracing::info!(changes = orders.len(), "reloaded the backends from {path}");
+                for o in orders {
+                    self.broadcast(Command::App(o));
+                }
+            }
+            Err(e) => tracing::error!("reload of {path} refused, the running configuration stays: {e}"),
+        }
+        if others {
+            tracing::warn!("reload: settings other than the backends changed in {path}; they take effect at the next start");
+        }
     }
 
     fn broadcast(&self, c: Command) {

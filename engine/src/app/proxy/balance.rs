@@ -27,7 +27,8 @@
 //! new table; a new non-zero weight comes with a table rebuilt for it by
 //! the control thread.
 //!
-//! The state is sized at start; `pick` and `set_weight` allocate nothing.
+//! The state is sized at start and grows only when a reload adds a
+//! backend; `pick` and `set_weight` allocate nothing.
 
 use super::maglev;
 use std::net::SocketAddr;
@@ -64,13 +65,13 @@ impl std::str::FromStr for Algorithm {
 #[derive(Debug, Clone)]
 pub struct Balancer {
     algorithm: Algorithm,
-    weights: Box<[u32]>,
+    weights: Vec<u32>,
     /// `wrr`: each backend's credit.
-    credit: Box<[i64]>,
+    credit: Vec<i64>,
     /// `least-conn`: each backend's active connections on this shard.
-    active: Box<[u32]>,
+    active: Vec<u32>,
     /// Not ejected.
-    available: Box<[bool]>,
+    available: Vec<bool>,
     /// `rr` position, and where `least-conn` starts looking (ties in turn).
     next: usize,
     /// `maglev`: the table, built once and shared by the shards.
@@ -85,9 +86,9 @@ impl Balancer {
         Balancer {
             algorithm,
             weights: weights.into(),
-            credit: vec![0; weights.len()].into(),
-            active: vec![0; weights.len()].into(),
-            available: vec![true; weights.len()].into(),
+            credit: vec![0; weights.len()],
+            active: vec![0; weights.len()],
+            available: vec![true; weights.len()],
             next: 0,
             table,
         }
@@ -107,16 +108,27 @@ impl Balancer {
     }
 
     /// Backend `i` takes new clients in proportion to `weight` from now on
-    /// (0: none). `table`: Maglev's table rebuilt for the new weights
-    /// (`None` keeps the current one, as for a drain). Smooth WRR starts
-    /// its credits afresh, so the new shares hold from the next pick.
-    pub fn set_weight(&mut self, i: usize, weight: u32, table: Option<Arc<maglev::Table>>) {
+    /// (0: none). Smooth WRR starts its credits afresh, so the new shares
+    /// hold from the next pick. Maglev keeps its table (a drain skips the
+    /// backend's slots); a new share there needs [`Balancer::set_table`].
+    pub fn set_weight(&mut self, i: usize, weight: u32) {
         let Some(w) = self.weights.get_mut(i) else { return };
         *w = weight;
         self.credit.fill(0);
-        if table.is_some() {
-            self.table = table;
-        }
+    }
+
+    /// A new backend at the next index (a reload); it allocates, once.
+    pub fn add(&mut self, weight: u32) {
+        self.weights.push(weight);
+        self.credit.push(0);
+        self.active.push(0);
+        self.available.push(true);
+        self.credit.fill(0);
+    }
+
+    /// Maglev's table rebuilt for new weights or backends.
+    pub fn set_table(&mut self, table: Arc<maglev::Table>) {
+        self.table = Some(table);
     }
 
     /// Backend `i`'s weight now.
@@ -299,16 +311,16 @@ mod weight_tests {
     fn weight_zero_drains_and_a_new_weight_takes_its_share_at_once() {
         for algo in [Algorithm::RoundRobin, Algorithm::Wrr, Algorithm::LeastConn] {
             let mut b = Balancer::new(algo, &[1, 1, 1], None);
-            b.set_weight(1, 0, None);
+            b.set_weight(1, 0);
             let seen = shares(&mut b, 3, 3000);
             assert_eq!(seen[1], 0, "{algo:?}: drained: {seen:?}");
-            b.set_weight(1, 1, None);
+            b.set_weight(1, 1);
             assert!(shares(&mut b, 3, 3000).iter().all(|&n| n == 1000), "{algo:?}: undrained");
         }
         // Smooth WRR follows a new weight from the next pick: 1:1:1 -> 1:2:1.
         let mut b = Balancer::new(Algorithm::Wrr, &[1, 1, 1], None);
         shares(&mut b, 3, 1);
-        b.set_weight(1, 2, None);
+        b.set_weight(1, 2);
         assert_eq!(b.weight(1), 2);
         assert_eq!(shares(&mut b, 3, 4000), [1000, 2000, 1000]);
     }
@@ -325,13 +337,14 @@ mod weight_tests {
         let algo = Algorithm::Maglev { source_affinity: false };
         let mut b = Balancer::new(algo, &[1; 4], Some(build(&[1; 4])));
         let before: Vec<_> = (0..40_000).map(|i| b.pick(&client(i), &SocketAddr::from(VIP)).unwrap()).collect();
-        b.set_weight(0, 0, None);
+        b.set_weight(0, 0);
         for (i, &was) in before.iter().enumerate() {
             let now = b.pick(&client(i as u32), &SocketAddr::from(VIP)).unwrap();
             assert!(if was == 0 { now != 0 } else { now == was }, "flow {i}: {was} -> {now}");
         }
-        b.set_weight(0, 1, None);
-        b.set_weight(3, 3, Some(build(&[1, 1, 1, 3])));
+        b.set_weight(0, 1);
+        b.set_weight(3, 3);
+        b.set_table(build(&[1, 1, 1, 3]));
         let seen = shares(&mut b, 4, 60_000);
         assert!((27_000..33_000).contains(&seen[3]), "weight 3 of 6: {seen:?}");
     }

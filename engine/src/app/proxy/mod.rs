@@ -332,16 +332,30 @@ impl Proxy {
         }
     }
 
-    /// Sets a backend's weight ([`Order::Weight`]); false for a backend
-    /// that does not exist.
-    pub fn set_weight(&mut self, pool: usize, backend: usize, weight: u32, table: Option<Arc<maglev::Table>>) -> bool {
-        let Some(ps) = self.pools.get_mut(pool) else { return false };
-        let Some(b) = ps.pool.backends.get_mut(backend) else { return false };
-        b.weight = weight;
-        if table.is_some() {
-            ps.pool.maglev = table.clone();
+    /// Carries out an operator's order; false for a pool or backend that
+    /// does not exist.
+    pub fn apply(&mut self, order: &Order) -> bool {
+        match order {
+            Order::Weight { pool, backend, weight } => {
+                let Some(ps) = self.pools.get_mut(*pool) else { return false };
+                let Some(b) = ps.pool.backends.get_mut(*backend) else { return false };
+                b.weight = *weight;
+                ps.balancer.set_weight(*backend, *weight);
+            }
+            Order::AddBackend { pool, backend } => {
+                let Some(ps) = self.pools.get_mut(*pool) else { return false };
+                ps.pool.backends.push(*backend);
+                ps.balancer.add(backend.weight);
+                ps.health.push(Health::default());
+                ps.figures.push(BackendStats::default());
+                ps.cursors.push(0);
+            }
+            Order::Maglev { pool, table } => {
+                let Some(ps) = self.pools.get_mut(*pool) else { return false };
+                ps.pool.maglev = Some(table.clone());
+                ps.balancer.set_table(table.clone());
+            }
         }
-        ps.balancer.set_weight(backend, weight, table);
         true
     }
 
@@ -722,12 +736,8 @@ impl App for Proxy {
     }
 
     fn order(&mut self, _ep: &mut Endpoint, _now: Instant, order: &Order) {
-        match order {
-            Order::Weight { pool, backend, weight, maglev } => {
-                if !self.set_weight(*pool, *backend, *weight, maglev.clone()) {
-                    self.stats.stale_events += 1;
-                }
-            }
+        if !self.apply(order) {
+            self.stats.stale_events += 1;
         }
     }
 }

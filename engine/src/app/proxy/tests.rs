@@ -955,7 +955,8 @@ fn with_every_backend_ejected_clients_are_reset_at_once() {
 
 /// The operator drains a backend (`Order::Weight` 0, the admin interface):
 /// its pair in flight goes on to the last byte, new clients go elsewhere;
-/// undrained, it takes clients again.
+/// undrained, it takes clients again; a backend added by a reload takes
+/// its turn.
 #[test]
 fn a_drained_backend_keeps_its_pairs_and_takes_no_new_client() {
     let faults = Faults { delay: Duration::from_millis(5), ..Faults::default() };
@@ -965,7 +966,7 @@ fn a_drained_backend_keeps_its_pairs_and_takes_no_new_client() {
     let on = s.backend_of(big).map(|b| s.conn(b).local.unwrap()).expect("its backend");
     assert_eq!(on, backend(0), "round-robin starts with the first");
     assert!(s.conn(big).out_off < 300_000, "still under way when the drain comes");
-    let drain = Order::Weight { pool: 0, backend: 0, weight: 0, maglev: None };
+    let drain = Order::Weight { pool: 0, backend: 0, weight: 0 };
     s.proxy.order(&mut s.pep, s.now, &drain);
     for _ in 0..4 {
         s.client(Plan { out: b"x".to_vec(), shutdown_when_sent: true, ..Plan::default() });
@@ -979,13 +980,21 @@ fn a_drained_backend_keeps_its_pairs_and_takes_no_new_client() {
     s.proxy.for_each_backend(&mut |_, _, f| figures.push((f.weight, f.up)));
     assert_eq!(figures, [(0, false), (1, true)]);
     // Undrained: its turn comes again.
-    s.proxy.order(&mut s.pep, s.now, &Order::Weight { pool: 0, backend: 0, weight: 1, maglev: None });
+    s.proxy.order(&mut s.pep, s.now, &Order::Weight { pool: 0, backend: 0, weight: 1 });
     for _ in 0..2 {
         s.client(Plan { out: b"x".to_vec(), shutdown_when_sent: true, ..Plan::default() });
     }
     s.finish(Duration::from_secs(60));
     assert_eq!(s.per_backend(), vec![2, 5, 0, 0]);
+    // A reload adds a backend: it takes its turn from the next client.
+    let add = Order::AddBackend { pool: 0, backend: Backend { addr: backend(2), mac: FAR_MAC, weight: 1 } };
+    s.proxy.order(&mut s.pep, s.now, &add);
+    for _ in 0..3 {
+        s.client(Plan { out: b"x".to_vec(), shutdown_when_sent: true, ..Plan::default() });
+    }
+    s.finish(Duration::from_secs(60));
+    assert_eq!(s.per_backend(), vec![3, 6, 1, 0]);
     // An order for a backend that does not exist changes nothing and is counted.
-    s.proxy.order(&mut s.pep, s.now, &Order::Weight { pool: 0, backend: 7, weight: 1, maglev: None });
+    s.proxy.order(&mut s.pep, s.now, &Order::Weight { pool: 0, backend: 7, weight: 1 });
     assert_eq!(s.proxy.stats.stale_events, 1);
 }
