@@ -7,6 +7,8 @@
 //!
 //! [`BulkSender`] and [`bulk`] set up one bulk transfer to the `sink`
 //! application, as the goodput harness (`sim-goodput`) and tests use it.
+//! A [`Family`] names the two ends' addresses, so a test runs the same
+//! case over IPv4 and IPv6.
 
 use crate::app::sink::Sink;
 use crate::app::App;
@@ -16,6 +18,35 @@ use crate::shard;
 use crate::table::Handle;
 use crate::tcp::{Capacity, CloseReason, Endpoint, Event, Secrets, TcpConfig};
 use crate::time::{Duration, Instant};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+/// The IP family a simulated pair talks over: the server at 198.18.0.1
+/// and the client at 198.18.0.2 (RFC 2544's benchmark range), or the same
+/// ends as 2001:db8::1 and 2001:db8::2 (RFC 3849's documentation prefix).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Family {
+    V4,
+    V6,
+}
+
+impl Family {
+    pub const BOTH: [Family; 2] = [Family::V4, Family::V6];
+
+    fn host(self, last: u8) -> IpAddr {
+        match self {
+            Family::V4 => IpAddr::V4(Ipv4Addr::new(198, 18, 0, last)),
+            Family::V6 => IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, last as u16)),
+        }
+    }
+
+    pub fn server(self, port: u16) -> SocketAddr {
+        SocketAddr::new(self.host(1), port)
+    }
+
+    pub fn client(self, port: u16) -> SocketAddr {
+        SocketAddr::new(self.host(2), port)
+    }
+}
 
 /// One side: an endpoint, its end of the pipe, its application.
 pub struct Peer<A: App> {
@@ -171,7 +202,8 @@ impl App for BulkSender {
 /// MAC addresses and the server's address of [`bulk`].
 pub const BULK_CLIENT_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 2];
 pub const BULK_SERVER_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 1];
-pub const BULK_SERVER: &str = "198.18.0.1:9";
+/// The port the server of [`bulk`] listens on, at `Family::server`.
+pub const BULK_SERVER_PORT: u16 = 9;
 
 /// Room for one connection with large buffers: 1024 chunks of 16 KiB.
 pub fn bulk_capacity() -> Capacity {
@@ -179,21 +211,34 @@ pub fn bulk_capacity() -> Capacity {
 }
 
 /// A client sending `total` bytes to a [`Sink`] over pipes with `up`
-/// (client to server) and `down` faults; the connection is opened.
+/// (client to server) and `down` faults, over IPv4; the connection is opened.
 pub fn bulk(cfg: TcpConfig, up: Faults, down: Faults, total: u64, seed: u64) -> Pair<BulkSender, Sink> {
     bulk_to(Sink::new().with_idle_timeout(None), cfg, up, down, total, seed)
 }
 
 /// The same with another application on the server.
 pub fn bulk_to<S: App>(app: S, cfg: TcpConfig, up: Faults, down: Faults, total: u64, seed: u64) -> Pair<BulkSender, S> {
+    bulk_over(Family::V4, app, cfg, up, down, total, seed)
+}
+
+/// The same over either family.
+pub fn bulk_over<S: App>(
+    family: Family,
+    app: S,
+    cfg: TcpConfig,
+    up: Faults,
+    down: Faults,
+    total: u64,
+    seed: u64,
+) -> Pair<BulkSender, S> {
     let now = Instant::from_secs(1000);
     let mut server = Endpoint::new(cfg, bulk_capacity(), BULK_SERVER_MAC, Secrets::from_bytes([42; 32]), now);
-    server.listen(None, 9, cfg).expect("listen");
+    server.listen(None, BULK_SERVER_PORT, cfg).expect("listen");
     let client = Endpoint::new(cfg, bulk_capacity(), BULK_CLIENT_MAC, Secrets::from_bytes([7; 32]), now);
     let mut p = Pair::new(now, (client, BulkSender::new(total)), (server, app), up, seed);
     p.server.link.set_faults(down);
-    let local = "198.18.0.2:40000".parse().expect("address");
-    p.client.ep.connect(now, local, BULK_SERVER.parse().expect("address"), BULK_SERVER_MAC).expect("connect");
+    let (local, remote) = (family.client(40000), family.server(BULK_SERVER_PORT));
+    p.client.ep.connect(now, local, remote, BULK_SERVER_MAC).expect("connect");
     p
 }
 
@@ -202,6 +247,33 @@ mod tests {
     use super::*;
     use crate::link::memory::{self, Bottleneck, GilbertElliott, Verdict};
     use crate::wire;
+
+    /// Runs cases written as `fn name(fam: Family)` as the tests `name::v4`
+    /// and `name::v6`.
+    macro_rules! both_families {
+        ($($name:ident),+ $(,)?) => {$(
+            mod $name {
+                #[test]
+                fn v4() {
+                    super::$name(super::Family::V4)
+                }
+                #[test]
+                fn v6() {
+                    super::$name(super::Family::V6)
+                }
+            }
+        )+};
+    }
+
+    both_families!(
+        a_transfer_through_a_bottleneck_never_beats_the_link,
+        the_chosen_data_segment_is_lost_and_retransmitted,
+        a_segment_held_back_arrives_late_and_the_stream_stays_in_order,
+        corrupted_frames_fail_the_checksum_and_are_counted_by_the_endpoint,
+        a_refusing_tx_ring_is_backpressure_not_loss,
+        a_ce_marking_bottleneck_holds_the_queue_without_loss,
+        burst_loss_is_recovered,
+    );
 
     /// Reads every byte and checks it is the next one of [`pattern`].
     #[derive(Default)]
@@ -246,27 +318,27 @@ mod tests {
         assert_eq!(p.client.app.closed, Some(CloseReason::Normal));
     }
 
-    fn pair_with(up: Faults, down: Faults, total: u64) -> Pair<BulkSender, Checker> {
-        bulk_to(Checker::default(), TcpConfig::default(), up, down, total, 1)
+    fn pair_with(fam: Family, up: Faults, down: Faults, total: u64) -> Pair<BulkSender, Checker> {
+        bulk_over(fam, Checker::default(), TcpConfig::default(), up, down, total, 1)
     }
 
     fn wire_errors(ep: &Endpoint) -> u64 {
         ep.wire_errors.iter().sum::<u64>() + ep.not_tcp
     }
 
-    #[test]
-    fn a_transfer_through_a_bottleneck_never_beats_the_link() {
+    fn a_transfer_through_a_bottleneck_never_beats_the_link(fam: Family) {
         let rtt = Duration::from_millis(10);
         let f = Faults { delay: rtt / 2, bottleneck: Some(Bottleneck::bdp(100_000_000, rtt)), ..Faults::default() };
         let total = 2_000_000;
-        let mut p = pair_with(f, f, total);
+        let mut p = pair_with(fam, f, f, total);
         let start = p.now;
         transfer(&mut p, total);
         let st = p.client.link.stats();
         // Slow start may overshoot the one-BDP queue (drops are recovered);
         // whatever it does, no frame beats the link.
         assert!(st.queued > total / 1500, "{st:?}");
-        // Every frame of the transfer crossed the link at 100 Mbit/s.
+        // Every frame of the transfer crossed the link at 100 Mbit/s (at
+        // least 66 bytes of headers each: Ethernet, IPv4, TCP).
         let wire_bits = (total + st.queued * 66) as f64 * 8.0;
         assert!((p.now - start).as_secs_f64() >= wire_bits / 100e6);
     }
@@ -277,29 +349,26 @@ mod tests {
         s.retransmits + s.fast_retransmits + s.sack_retransmits + s.tlp_probes
     }
 
-    #[test]
-    fn the_chosen_data_segment_is_lost_and_retransmitted() {
-        let mut p = pair_with(Faults::default(), Faults::default(), 100_000);
+    fn the_chosen_data_segment_is_lost_and_retransmitted(fam: Family) {
+        let mut p = pair_with(fam, Faults::default(), Faults::default(), 100_000);
         p.client.link.set_filter(Some(memory::drop_nth(&[5], memory::is_data)));
         transfer(&mut p, 100_000);
         assert_eq!(p.client.link.stats().filtered, 1);
         assert!(resent(&p.client.ep) >= 1);
     }
 
-    #[test]
-    fn a_segment_held_back_arrives_late_and_the_stream_stays_in_order() {
+    fn a_segment_held_back_arrives_late_and_the_stream_stays_in_order(fam: Family) {
         let f = Faults { delay: Duration::from_millis(1), ..Faults::default() };
-        let mut p = pair_with(f, f, 100_000);
+        let mut p = pair_with(fam, f, f, 100_000);
         p.client.link.set_filter(Some(memory::hold_nth(4, 3, memory::is_data)));
         transfer(&mut p, 100_000);
         assert_eq!(p.client.link.stats().reordered, 1);
     }
 
-    #[test]
-    fn corrupted_frames_fail_the_checksum_and_are_counted_by_the_endpoint() {
+    fn corrupted_frames_fail_the_checksum_and_are_counted_by_the_endpoint(fam: Family) {
         // One chosen data segment corrupted: the server counts one bad
         // frame, and the segment is sent again.
-        let mut p = pair_with(Faults::default(), Faults::default(), 100_000);
+        let mut p = pair_with(fam, Faults::default(), Faults::default(), 100_000);
         let mut data = 0;
         p.client.link.set_filter(Some(Box::new(move |_, f| {
             data += memory::is_data(f) as u32;
@@ -319,7 +388,7 @@ mod tests {
         // The receiver sends few frames (an ACK per batch of segments), so
         // its direction is corrupted more often to be sure to see some.
         let f = Faults { corrupt: 0.03, delay: Duration::from_micros(300), ..Faults::default() };
-        let mut p = pair_with(f, Faults { corrupt: 0.2, ..f }, 300_000);
+        let mut p = pair_with(fam, f, Faults { corrupt: 0.2, ..f }, 300_000);
         transfer(&mut p, 300_000);
         let (up, down) = (p.client.link.stats(), p.server.link.stats());
         assert!(up.corrupted > 5 && down.corrupted > 0, "{up:?} {down:?}");
@@ -327,10 +396,9 @@ mod tests {
         assert_eq!(wire_errors(&p.client.ep), down.corrupted);
     }
 
-    #[test]
-    fn a_refusing_tx_ring_is_backpressure_not_loss() {
+    fn a_refusing_tx_ring_is_backpressure_not_loss(fam: Family) {
         let f = Faults { delay: Duration::from_millis(1), ..Faults::default() };
-        let mut p = pair_with(f, f, 300_000);
+        let mut p = pair_with(fam, f, f, 300_000);
         p.client.link.set_tx_refusal(Some(memory::refuse_every(4)));
         p.server.link.set_tx_refusal(Some(memory::refuse_every(3)));
         transfer(&mut p, 300_000);
@@ -345,8 +413,7 @@ mod tests {
     /// queue stays near the mark and nothing is lost or sent twice. The
     /// same link without ECN lets the queue grow several times deeper
     /// (until the window, not the path, limits it).
-    #[test]
-    fn a_ce_marking_bottleneck_holds_the_queue_without_loss() {
+    fn a_ce_marking_bottleneck_holds_the_queue_without_loss(fam: Family) {
         let rtt = Duration::from_millis(10);
         let bdp = Bottleneck::bdp(100_000_000, rtt);
         let limit = 2 * 125_000;
@@ -357,7 +424,7 @@ mod tests {
             let down = Faults { delay: rtt / 2, ..Faults::default() };
             let cfg = TcpConfig { ecn, ..TcpConfig::default() };
             let total = 20_000_000;
-            let mut p = bulk_to(Checker::default(), cfg, up, down, total, 1);
+            let mut p = bulk_over(fam, Checker::default(), cfg, up, down, total, 1);
             transfer(&mut p, total);
             p
         };
@@ -377,11 +444,10 @@ mod tests {
         assert!(st.max_queue_bytes > 3 * ecn_queue, "{st:?}");
     }
 
-    #[test]
-    fn burst_loss_is_recovered() {
+    fn burst_loss_is_recovered(fam: Family) {
         let ge = GilbertElliott::bursty(0.02, 3.0);
         let f = Faults { burst: Some(ge), delay: Duration::from_millis(2), ..Faults::default() };
-        let mut p = pair_with(f, Faults { delay: Duration::from_millis(2), ..Faults::default() }, 300_000);
+        let mut p = pair_with(fam, f, Faults { delay: Duration::from_millis(2), ..Faults::default() }, 300_000);
         transfer(&mut p, 300_000);
         assert!(p.client.link.stats().burst_lost > 0);
     }

@@ -3,17 +3,17 @@
 //! bytes each way and the two sides close in a random order. Every byte
 //! must arrive exactly once and in order, every connection must end
 //! normally (CLOSED, or TIME-WAIT and then CLOSED), and after 2MSL no table
-//! entry, timer or buffer may be left on either side.
+//! entry, timer or buffer may be left on either side. Each case runs over
+//! IPv4 and over IPv6 (the family is a parameter of `run`).
 
 use floodgate::app::App;
 use floodgate::link::memory::Faults;
-use floodgate::sim::Pair;
+use floodgate::sim::{Family, Pair};
 use floodgate::table::Handle;
 use floodgate::tcp::{Capacity, CloseReason, Endpoint, Event, Secrets, TcpConfig};
 use floodgate::time::{Duration, Instant};
-use std::net::SocketAddr;
 
-const SERVER: &str = "198.18.0.1:80";
+const SERVER_PORT: u16 = 80;
 const CLIENT_MAC: [u8; 6] = [2, 0, 0, 0, 0, 2];
 const SERVER_MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
 
@@ -47,6 +47,7 @@ struct ConnState {
 /// Both sides run this application, each in its role.
 struct Tester {
     client: bool,
+    family: Family,
     plans: Vec<Plan>,
     conns: Vec<ConnState>,
     /// Client only: next connection to open, and how many are open.
@@ -58,9 +59,10 @@ struct Tester {
 }
 
 impl Tester {
-    fn new(client: bool, plans: Vec<Plan>, capacity: usize, max_open: u32) -> Tester {
+    fn new(client: bool, family: Family, plans: Vec<Plan>, capacity: usize, max_open: u32) -> Tester {
         Tester {
             client,
+            family,
             plans,
             conns: vec![ConnState::default(); capacity],
             next: 0,
@@ -104,8 +106,8 @@ impl Tester {
     fn open_more(&mut self, ep: &mut Endpoint, now: Instant) {
         while self.client && self.open < self.max_open && (self.next as usize) < self.plans.len() {
             let id = self.next;
-            let local: SocketAddr = format!("198.18.0.2:{}", 1024 + id).parse().unwrap();
-            match ep.connect(now, local, SERVER.parse().unwrap(), SERVER_MAC) {
+            let local = self.family.client((1024 + id) as u16);
+            match ep.connect(now, local, self.family.server(SERVER_PORT), SERVER_MAC) {
                 Ok(h) => {
                     self.conns[h.index() as usize] =
                         ConnState { handle: Some(h), id, live: true, ..ConnState::default() };
@@ -189,7 +191,11 @@ impl App for Tester {
         }
         match ev {
             Event::Accepted(h) => {
-                let port = ep.tuple(h).unwrap().remote_port;
+                let t = ep.tuple(h).unwrap();
+                if t.remote().ip() != self.family.client(0).ip() {
+                    self.errors.push(format!("accepted from {} over {:?}", t.remote(), self.family));
+                }
+                let port = t.remote_port;
                 self.conns[h.index() as usize] =
                     ConnState { handle: Some(h), id: (port - 1024) as u32, live: true, ..Default::default() };
                 self.pump(ep, h);
@@ -240,7 +246,7 @@ impl Rng {
     }
 }
 
-fn run(n: u32, faults: Faults, seed: u64) {
+fn run(family: Family, n: u32, faults: Faults, seed: u64) {
     let mut rng = Rng(seed);
     let plans: Vec<Plan> = (0..n)
         .map(|_| Plan {
@@ -267,9 +273,9 @@ fn run(n: u32, faults: Faults, seed: u64) {
     let now = Instant::from_secs(1);
     let client_ep = Endpoint::new(cfg, cap, CLIENT_MAC, Secrets::from_bytes([1; 32]), now);
     let mut server_ep = Endpoint::new(cfg, cap, SERVER_MAC, Secrets::from_bytes([2; 32]), now);
-    server_ep.listen(None, 80, cfg).unwrap();
-    let client = Tester::new(true, plans.clone(), cap.connections as usize, 1000);
-    let server = Tester::new(false, plans, cap.connections as usize, 0);
+    server_ep.listen(None, SERVER_PORT, cfg).unwrap();
+    let client = Tester::new(true, family, plans.clone(), cap.connections as usize, 1000);
+    let server = Tester::new(false, family, plans, cap.connections as usize, 0);
     let mut pair = Pair::new(now, (client_ep, client), (server_ep, server), faults, seed);
     pair.client.app.open_more(&mut pair.client.ep, now);
 
@@ -278,24 +284,35 @@ fn run(n: u32, faults: Faults, seed: u64) {
     if !c.errors.is_empty() || !s.errors.is_empty() {
         eprintln!("client {:?}\nserver {:?}", pair.client.ep.stats, pair.server.ep.stats);
     }
-    assert!(c.errors.is_empty(), "client errors ({}): {:?}", c.errors.len(), &c.errors[..c.errors.len().min(10)]);
-    assert!(s.errors.is_empty(), "server errors ({}): {:?}", s.errors.len(), &s.errors[..s.errors.len().min(10)]);
-    assert!(finished, "client done {}/{n}, server done {}/{n}", c.done, s.done);
+    assert!(
+        c.errors.is_empty(),
+        "{family:?} client errors ({}): {:?}",
+        c.errors.len(),
+        &c.errors[..c.errors.len().min(10)]
+    );
+    assert!(
+        s.errors.is_empty(),
+        "{family:?} server errors ({}): {:?}",
+        s.errors.len(),
+        &s.errors[..s.errors.len().min(10)]
+    );
+    assert!(finished, "{family:?}: client done {}/{n}, server done {}/{n}", c.done, s.done);
 
     // Every connection is gone after 2MSL; nothing leaks.
     pair.drive(Duration::from_secs(300), |_| false);
     for (side, ep) in [("client", &pair.client.ep), ("server", &pair.server.ep)] {
+        let side = format!("{family:?} {side}");
         assert_eq!(ep.connections(), 0, "{side}: connections left");
         assert_eq!(ep.time_wait(), 0, "{side}: TIME-WAIT left");
         assert_eq!(ep.armed_timers(), 0, "{side}: timers left");
         assert_eq!(ep.buffers_free(), cap.buffers as usize, "{side}: buffers leaked");
-        assert_eq!(ep.half_open(), 0);
+        assert_eq!(ep.half_open(), 0, "{side}: half-open left");
         assert_eq!(ep.stats.events_overflow, 0, "{side}: events lost");
     }
     let tw = pair.client.ep.stats.time_wait_entered + pair.server.ep.stats.time_wait_entered;
-    assert!(tw >= n as u64 * 9 / 10, "nearly every connection went through TIME-WAIT on one side: {tw}");
+    assert!(tw >= n as u64 * 9 / 10, "{family:?}: nearly every connection went through TIME-WAIT on one side: {tw}");
     eprintln!(
-        "{n} connections, loss {:.0}%: client {:?}\nserver {:?}\npipe {:?} / {:?}",
+        "{n} connections over {family:?}, loss {:.0}%: client {:?}\nserver {:?}\npipe {:?} / {:?}",
         faults.loss * 100.0,
         pair.client.ep.stats,
         pair.server.ep.stats,
@@ -304,13 +321,11 @@ fn run(n: u32, faults: Faults, seed: u64) {
     );
 }
 
-#[test]
-fn ten_thousand_connections_without_loss() {
-    run(10_000, Faults { delay: Duration::from_micros(100), ..Faults::default() }, 0x1234_5678);
+fn without_loss(family: Family) {
+    run(family, 10_000, Faults { delay: Duration::from_micros(100), ..Faults::default() }, 0x1234_5678);
 }
 
-#[test]
-fn ten_thousand_connections_with_5_percent_loss_duplication_and_reordering() {
+fn with_5_percent_loss_duplication_and_reordering(family: Family) {
     let faults = Faults {
         loss: 0.05,
         duplicate: 0.01,
@@ -318,5 +333,25 @@ fn ten_thousand_connections_with_5_percent_loss_duplication_and_reordering() {
         jitter: Duration::from_micros(300),
         ..Faults::default()
     };
-    run(10_000, faults, 0x9abc_def0);
+    run(family, 10_000, faults, 0x9abc_def0);
+}
+
+#[test]
+fn ten_thousand_connections_without_loss_v4() {
+    without_loss(Family::V4);
+}
+
+#[test]
+fn ten_thousand_connections_without_loss_v6() {
+    without_loss(Family::V6);
+}
+
+#[test]
+fn ten_thousand_connections_with_5_percent_loss_duplication_and_reordering_v4() {
+    with_5_percent_loss_duplication_and_reordering(Family::V4);
+}
+
+#[test]
+fn ten_thousand_connections_with_5_percent_loss_duplication_and_reordering_v6() {
+    with_5_percent_loss_duplication_and_reordering(Family::V6);
 }

@@ -42,7 +42,7 @@ pub struct Faults {
     /// Burst loss on top of `loss`.
     pub burst: Option<GilbertElliott>,
     /// Probability a frame has one byte changed (after the Ethernet header,
-    /// so the IP or TCP checksum must catch it).
+    /// in a byte the IP or TCP checksum covers, so it must be caught).
     pub corrupt: f64,
     /// Largest IP packet (frame less its Ethernet header and VLAN tag) the
     /// path carries; longer frames are dropped and counted. `None`: no limit.
@@ -309,15 +309,30 @@ impl Pipe {
         let l2 = if frame.len() >= 14 && frame[12..14] == [0x81, 0x00] { 18 } else { 14 };
         frame.len().saturating_sub(l2) > mtu
     }
-    /// Changes one byte after the Ethernet header (a single changed byte
-    /// always changes the 16-bit one's-complement sum, so it is caught).
+    /// Changes one byte after the Ethernet header that a checksum covers
+    /// (a single changed byte always changes the 16-bit one's-complement
+    /// sum, so it is caught). IPv6 has no header checksum, and its TCP
+    /// pseudo-header leaves out the traffic class, flow label (IP header
+    /// bytes 0-3) and hop limit (byte 7) (RFC 8200 §8.1): on a real path
+    /// only the link's CRC guards them, so they are never changed here.
     fn corrupt(&mut self, frame: &mut [u8]) {
-        if frame.len() <= 14 {
+        let l2 = if frame.len() >= 18 && frame[12..14] == [0x81, 0x00] { 18 } else { 14 };
+        if frame.len() <= l2 {
             return;
         }
-        let at = 14 + (self.next() * (frame.len() - 14) as f64) as usize;
+        let ipv6 = frame[l2 - 2..l2] == [0x86, 0xdd] && frame.len() >= l2 + 40;
+        // Covered bytes: all after the Ethernet header, or over IPv6 the
+        // payload length and next header (IP bytes 4-6), then from the
+        // source address on.
+        let covered = if ipv6 { frame.len() - l2 - 5 } else { frame.len() - l2 };
+        let k = ((self.next() * covered as f64) as usize).min(covered - 1);
+        let at = match (ipv6, k) {
+            (true, 0..=2) => l2 + 4 + k,
+            (true, _) => l2 + 8 + (k - 3),
+            (false, _) => l2 + k,
+        };
         let flip = 1 + (self.next() * 255.0) as u8;
-        frame[at.min(frame.len() - 1)] ^= flip;
+        frame[at] ^= flip;
         self.stats.corrupted += 1;
     }
     fn push(&mut self, now: Instant, mut frame: Vec<u8>, spare: &mut Vec<Vec<u8>>) {
@@ -797,6 +812,30 @@ mod tests {
             });
         }
         assert_eq!(a.stats().corrupted, 200);
+    }
+
+    #[test]
+    fn corruption_over_ipv6_spares_the_bytes_no_checksum_covers() {
+        // Traffic class, flow label and hop limit: no IPv6 checksum covers
+        // them, so the endpoint could not catch a change there.
+        let (mut a, mut z) = pair(Faults { corrupt: 1.0, ..Faults::default() }, 9);
+        let mut hit = [0u32; 100];
+        for _ in 0..2000 {
+            a.tx().send(|b| {
+                b[..100].fill(0x5a);
+                b[12..14].copy_from_slice(&[0x86, 0xdd]);
+                100
+            });
+            z.poll_rx(1, |f, _| {
+                let changed: Vec<usize> = (14..100).filter(|&i| f[i] != 0x5a).collect();
+                assert_eq!(changed.len(), 1);
+                hit[changed[0]] += 1;
+                RxAction::Release
+            });
+        }
+        let uncovered = [14, 15, 16, 17, 21];
+        assert!(uncovered.iter().all(|&i| hit[i] == 0), "{hit:?}");
+        assert!((14..100).filter(|i| !uncovered.contains(i)).all(|i| hit[i] > 0), "{hit:?}");
     }
 
     #[test]

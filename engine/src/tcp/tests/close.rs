@@ -3,9 +3,29 @@
 
 use super::*;
 
+both_families!(
+    passive_close_through_close_wait_and_last_ack,
+    last_ack_retransmits_fin_when_final_ack_is_lost_then_gives_up,
+    last_ack_after_a_shutdown_keeps_the_data_retry_budget,
+    active_close_into_time_wait,
+    fin_before_missing_data_is_not_processed_until_the_data_arrives,
+    unread_bytes_hold_time_wait_for_at_most_2msl,
+    simultaneous_close_goes_through_closing,
+    fin_retransmitted_in_fin_wait_1_and_closing,
+    fin_wait_2_times_out_when_peer_never_sends_fin,
+    close_with_unread_data_sends_rst_fully_read_sends_fin,
+    data_after_close_resets,
+    abort_sends_rst_and_frees_everything,
+    fin_that_also_acks_our_fin_goes_straight_to_time_wait,
+    close_in_syn_sent_goes_to_closed_silently,
+    close_in_syn_received_sends_fin_after_the_handshake,
+    close_after_shutdown_arms_the_fin_wait_2_timeout,
+    the_ack_of_our_fin_counts_when_our_window_is_shut,
+);
+
 /// An established connection with no options; returns (handle, our next seq).
-fn established(cfg: TcpConfig) -> (Harness, Handle, SeqNumber) {
-    let mut h = Harness::new(cfg);
+fn established(f: Family, cfg: TcpConfig) -> (Harness, Handle, SeqNumber) {
+    let mut h = Harness::new_over(f, cfg);
     let (c, iss) = h.establish();
     h.take_events();
     (h, c, iss + 1)
@@ -13,10 +33,9 @@ fn established(cfg: TcpConfig) -> (Harness, Handle, SeqNumber) {
 
 const C1: SeqNumber = SeqNumber(CLIENT_ISN.0 + 1);
 
-#[test]
-fn passive_close_through_close_wait_and_last_ack() {
+fn passive_close_through_close_wait_and_last_ack(f: Family) {
     // CONFORMANCE 14, first half.
-    let (mut h, c, s1) = established(TcpConfig::default());
+    let (mut h, c, s1) = established(f, TcpConfig::default());
     let a = h.send1(seg(FIN | ACK, C1, s1));
     assert_eq!((a.control, a.seq, a.ack), (ACK, s1, C1 + 1), "FIN consumes one sequence number");
     assert_eq!(h.ep.state(c), Some(State::CloseWait));
@@ -39,11 +58,10 @@ fn passive_close_through_close_wait_and_last_ack() {
     assert_eq!(h.ep.armed_timers(), 0);
 }
 
-#[test]
-fn last_ack_retransmits_fin_when_final_ack_is_lost_then_gives_up() {
+fn last_ack_retransmits_fin_when_final_ack_is_lost_then_gives_up(f: Family) {
     // The seeds' lost final ACK, from the passive closer's side.
     let cfg = TcpConfig::default();
-    let (mut h, c, s1) = established(cfg);
+    let (mut h, c, s1) = established(f, cfg);
     h.send1(seg(FIN | ACK, C1, s1));
     h.ep.close(c).unwrap();
     let f = h.flush();
@@ -67,14 +85,13 @@ fn last_ack_retransmits_fin_when_final_ack_is_lost_then_gives_up() {
     assert_eq!((r.control, r.seq), (RST, s1 + 1));
 }
 
-#[test]
-fn last_ack_after_a_shutdown_keeps_the_data_retry_budget() {
+fn last_ack_after_a_shutdown_keeps_the_data_retry_budget(f: Family) {
     // Found by the faulty-path property test once send buffers grew past a
     // chunk: the application wrote its whole response, shut down, and the
     // peer's FIN came while the data was still in flight. Not an orphan, so
     // the FIN's shorter budget must not apply to the data it waits behind.
     let cfg = TcpConfig { fin_retries: 2, ..TcpConfig::default() };
-    let (mut h, c, s1) = established(cfg);
+    let (mut h, c, s1) = established(f, cfg);
     h.send1(seg(FIN | ACK, C1, s1));
     assert_eq!(h.ep.write(c, b"response").unwrap(), 8);
     h.ep.shutdown(c).unwrap();
@@ -91,10 +108,9 @@ fn last_ack_after_a_shutdown_keeps_the_data_retry_budget() {
     assert_eq!(h.ep.state(c), None);
 }
 
-#[test]
-fn active_close_into_time_wait() {
+fn active_close_into_time_wait(f: Family) {
     // CONFORMANCE 15.
-    let (mut h, c, s1) = established(TcpConfig::default());
+    let (mut h, c, s1) = established(f, TcpConfig::default());
     h.ep.close(c).unwrap();
     let f = h.flush();
     assert_eq!((f[0].control, f[0].seq), (FIN | ACK, s1));
@@ -108,11 +124,10 @@ fn active_close_into_time_wait() {
     assert_eq!(h.take_events(), vec![Event::PeerClosed(c), Event::Closed(c, CloseReason::Normal)]);
 }
 
-#[test]
-fn fin_before_missing_data_is_not_processed_until_the_data_arrives() {
+fn fin_before_missing_data_is_not_processed_until_the_data_arrives(f: Family) {
     // CONFORMANCE 15 (reordered FIN in FIN-WAIT): out-of-order FIN is ACKed
     // with the old rcv_nxt, the connection waits for the hole.
-    let (mut h, c, s1) = established(TcpConfig::default());
+    let (mut h, c, s1) = established(f, TcpConfig::default());
     h.ep.shutdown(c).unwrap();
     h.flush();
     h.send0(seg(ACK, C1, s1 + 1));
@@ -132,14 +147,13 @@ fn fin_before_missing_data_is_not_processed_until_the_data_arrives() {
     assert_eq!((h.ep.state(c), h.ep.time_wait()), (None, 1));
 }
 
-#[test]
-fn unread_bytes_hold_time_wait_for_at_most_2msl() {
+fn unread_bytes_hold_time_wait_for_at_most_2msl(f: Family) {
     // After a shutdown, TIME-WAIT with unread bytes is held in the table
     // for the application to read them; one that never reads must not
     // hold the entry for ever: after 2MSL the bytes are discarded
     // (counted) and TIME-WAIT goes on in its own table.
     let cfg = TcpConfig::default();
-    let (mut h, c, s1) = established(cfg);
+    let (mut h, c, s1) = established(f, cfg);
     h.ep.shutdown(c).unwrap();
     h.flush();
     h.send0(seg(ACK, C1, s1 + 1));
@@ -152,9 +166,8 @@ fn unread_bytes_hold_time_wait_for_at_most_2msl() {
     assert_eq!(h.ep.stats.time_wait_unread_discarded, 4);
 }
 
-#[test]
-fn simultaneous_close_goes_through_closing() {
-    let (mut h, c, s1) = established(TcpConfig::default());
+fn simultaneous_close_goes_through_closing(f: Family) {
+    let (mut h, c, s1) = established(f, TcpConfig::default());
     h.ep.close(c).unwrap();
     h.flush();
     // The peer's FIN crosses ours: it does not ack our FIN.
@@ -166,10 +179,9 @@ fn simultaneous_close_goes_through_closing() {
     assert_eq!(h.ep.time_wait(), 1);
 }
 
-#[test]
-fn fin_retransmitted_in_fin_wait_1_and_closing() {
+fn fin_retransmitted_in_fin_wait_1_and_closing(f: Family) {
     // CONFORMANCE 16.
-    let (mut h, c, s1) = established(TcpConfig::default());
+    let (mut h, c, s1) = established(f, TcpConfig::default());
     h.ep.close(c).unwrap();
     h.flush();
     let (took, out) = h.advance_until_output(Duration::from_secs(5));
@@ -182,11 +194,10 @@ fn fin_retransmitted_in_fin_wait_1_and_closing() {
     assert_eq!((out[0].control, out[0].seq, out[0].ack), (FIN | ACK, s1, C1 + 1));
 }
 
-#[test]
-fn fin_wait_2_times_out_when_peer_never_sends_fin() {
+fn fin_wait_2_times_out_when_peer_never_sends_fin(f: Family) {
     // CONFORMANCE 20.
     let cfg = TcpConfig { fin_wait2_timeout: Duration::from_secs(60), ..TcpConfig::default() };
-    let (mut h, c, s1) = established(cfg);
+    let (mut h, c, s1) = established(f, cfg);
     h.ep.close(c).unwrap();
     h.flush();
     h.send0(seg(ACK, C1, s1 + 1));
@@ -200,10 +211,9 @@ fn fin_wait_2_times_out_when_peer_never_sends_fin() {
     assert_eq!(r.control, RST);
 }
 
-#[test]
-fn close_with_unread_data_sends_rst_fully_read_sends_fin() {
+fn close_with_unread_data_sends_rst_fully_read_sends_fin(f: Family) {
     // CONFORMANCE 21.
-    let (mut h, c, s1) = established(TcpConfig::default());
+    let (mut h, c, s1) = established(f, TcpConfig::default());
     h.send(S { payload: b"unread".to_vec(), ..seg(ACK | PSH, C1, s1) });
     h.ep.close(c).unwrap();
     let r = h.flush();
@@ -211,7 +221,7 @@ fn close_with_unread_data_sends_rst_fully_read_sends_fin() {
     assert_eq!((r[0].control, r[0].seq, r[0].ack), (RST | ACK, s1, C1 + 6));
     assert_eq!(h.ep.state(c), None);
 
-    let (mut h, c, s1) = established(TcpConfig::default());
+    let (mut h, c, s1) = established(f, TcpConfig::default());
     h.send(S { payload: b"read".to_vec(), ..seg(ACK | PSH, C1, s1) });
     let mut b = [0u8; 4];
     h.ep.read(c, &mut b).unwrap();
@@ -220,9 +230,8 @@ fn close_with_unread_data_sends_rst_fully_read_sends_fin() {
     assert_eq!(f.last().unwrap().control, FIN | ACK);
 }
 
-#[test]
-fn data_after_close_resets() {
-    let (mut h, c, s1) = established(TcpConfig::default());
+fn data_after_close_resets(f: Family) {
+    let (mut h, c, s1) = established(f, TcpConfig::default());
     h.ep.close(c).unwrap();
     h.flush();
     h.send0(seg(ACK, C1, s1 + 1));
@@ -232,9 +241,8 @@ fn data_after_close_resets() {
     assert_eq!(h.ep.stats.connections_aborted, 1);
 }
 
-#[test]
-fn abort_sends_rst_and_frees_everything() {
-    let (mut h, c, s1) = established(TcpConfig::default());
+fn abort_sends_rst_and_frees_everything(f: Family) {
+    let (mut h, c, s1) = established(f, TcpConfig::default());
     h.ep.write(c, b"pending").unwrap();
     h.ep.abort(c).unwrap();
     let r = h.flush();
@@ -245,10 +253,9 @@ fn abort_sends_rst_and_frees_everything() {
     assert!(h.take_events().is_empty(), "the application let go: no event");
 }
 
-#[test]
-fn fin_that_also_acks_our_fin_goes_straight_to_time_wait() {
+fn fin_that_also_acks_our_fin_goes_straight_to_time_wait(f: Family) {
     // FIN-WAIT-1 -> TIME-WAIT on FIN,ACK-of-our-FIN (RFC 9293 §3.10.7.4, eighth step).
-    let (mut h, c, s1) = established(TcpConfig::default());
+    let (mut h, c, s1) = established(f, TcpConfig::default());
     h.ep.close(c).unwrap();
     h.flush();
     let a = h.send1(seg(FIN | ACK, C1, s1 + 1));
@@ -257,10 +264,9 @@ fn fin_that_also_acks_our_fin_goes_straight_to_time_wait() {
     assert_eq!(h.ep.time_wait(), 1);
 }
 
-#[test]
-fn close_in_syn_sent_goes_to_closed_silently() {
+fn close_in_syn_sent_goes_to_closed_silently(f: Family) {
     // SYN-SENT -> CLOSED on CLOSE (RFC 9293 §3.10.4).
-    let mut h = Harness::new(TcpConfig::default());
+    let mut h = Harness::new_over(f, TcpConfig::default());
     let c = h.ep.connect(h.now, h.tuple().local(), h.tuple().remote(), CLIENT_MAC).unwrap();
     let syn = h.flush();
     assert_eq!(syn[0].control, SYN);
@@ -274,10 +280,9 @@ fn close_in_syn_sent_goes_to_closed_silently() {
     assert_eq!((r.control, r.seq), (RST, syn[0].seq + 1));
 }
 
-#[test]
-fn close_in_syn_received_sends_fin_after_the_handshake() {
+fn close_in_syn_received_sends_fin_after_the_handshake(f: Family) {
     // SYN-RECEIVED -> FIN-WAIT-1 on CLOSE (simultaneous open, then close).
-    let mut h = Harness::new(TcpConfig::default());
+    let mut h = Harness::new_over(f, TcpConfig::default());
     let c = h.ep.connect(h.now, h.tuple().local(), h.tuple().remote(), CLIENT_MAC).unwrap();
     let iss = h.flush()[0].seq;
     h.send1(syn(CLIENT_ISN));
@@ -291,9 +296,8 @@ fn close_in_syn_received_sends_fin_after_the_handshake() {
     assert_eq!((out[0].control, out[0].seq), (FIN | ACK, iss + 1));
 }
 
-#[test]
-fn close_after_shutdown_arms_the_fin_wait_2_timeout() {
-    let (mut h, c, s1) = established(TcpConfig::default());
+fn close_after_shutdown_arms_the_fin_wait_2_timeout(f: Family) {
+    let (mut h, c, s1) = established(f, TcpConfig::default());
     h.ep.shutdown(c).unwrap();
     h.flush();
     h.send0(seg(ACK, C1, s1 + 1));
@@ -312,9 +316,8 @@ fn close_after_shutdown_arms_the_fin_wait_2_timeout() {
 /// did not fit the window. RFC 9293's zero-window allowance processed the
 /// ACK but skipped the state change, so the connection stayed in
 /// FIN-WAIT-1 with its FIN acknowledged and no timer: held for ever.
-#[test]
-fn the_ack_of_our_fin_counts_when_our_window_is_shut() {
-    let (mut h, c, s1) = established(TcpConfig::default());
+fn the_ack_of_our_fin_counts_when_our_window_is_shut(f: Family) {
+    let (mut h, c, s1) = established(f, TcpConfig::default());
     // Fill the receive window; the application does not read.
     let wnd = h.ep.tcb(c).unwrap().rcv_wnd() as usize;
     let mut c2 = C1;

@@ -2,16 +2,25 @@
 
 use super::*;
 
+both_families!(
+    cookie_syn_ack_keeps_no_state_and_is_not_retransmitted,
+    cookie_ack_opens_connection_with_options_from_the_cookie,
+    cookie_ack_with_data_and_with_fin_are_accepted,
+    bad_cookies_and_wrong_flags_are_rejected,
+    auto_mode_switches_to_cookies_when_the_budget_is_spent,
+    cookie_with_timestamps_negotiates_them,
+    cookie_syn_ack_is_written_into_the_received_frame,
+);
+
 fn always() -> TcpConfig {
     TcpConfig { syn_cookies: CookieMode::Always, ..TcpConfig::default() }
 }
 
-#[test]
-fn cookie_syn_ack_keeps_no_state_and_is_not_retransmitted() {
-    let mut h = Harness::new(always());
+fn cookie_syn_ack_keeps_no_state_and_is_not_retransmitted(f: Family) {
+    let mut h = Harness::new_over(f, always());
     let sa = h.send1(S { ws: Some(9), sack_perm: true, ..syn(CLIENT_ISN) });
     assert_eq!((sa.control, sa.ack), (SYN | ACK, CLIENT_ISN + 1));
-    assert_eq!((sa.ws, sa.sack_perm, sa.mss), (Some(7), true, Some(1460)));
+    assert_eq!((sa.ws, sa.sack_perm, sa.mss), (Some(7), true, Some(f.mss())));
     assert_eq!(h.ep.connections(), 0);
     assert_eq!(h.ep.half_open(), 0);
     assert_eq!(h.ep.armed_timers(), 0);
@@ -19,9 +28,8 @@ fn cookie_syn_ack_keeps_no_state_and_is_not_retransmitted() {
     assert_eq!(h.ep.stats.cookies_sent, 1);
 }
 
-#[test]
-fn cookie_ack_opens_connection_with_options_from_the_cookie() {
-    let mut h = Harness::new(always());
+fn cookie_ack_opens_connection_with_options_from_the_cookie(f: Family) {
+    let mut h = Harness::new_over(f, always());
     let sa = h.send1(S { ws: Some(9), sack_perm: true, mss: Some(1400), ..syn(CLIENT_ISN) });
     h.send0(seg(ACK, CLIENT_ISN + 1, sa.seq + 1));
     let c = h.accepted();
@@ -34,24 +42,22 @@ fn cookie_ack_opens_connection_with_options_from_the_cookie() {
     assert_eq!(h.ep.half_open(), 0);
 }
 
-#[test]
-fn cookie_ack_with_data_and_with_fin_are_accepted() {
-    let mut h = Harness::new(always());
+fn cookie_ack_with_data_and_with_fin_are_accepted(f: Family) {
+    let mut h = Harness::new_over(f, always());
     let sa = h.send1(syn(CLIENT_ISN));
     h.send(S { payload: b"hello".to_vec(), ..seg(ACK | PSH, CLIENT_ISN + 1, sa.seq + 1) });
     let c = h.accepted();
     assert_eq!(h.ep.readable(c), 5);
 
-    let mut h = Harness::new(always());
+    let mut h = Harness::new_over(f, always());
     let sa = h.send1(syn(CLIENT_ISN));
     let a = h.send1(seg(ACK | FIN, CLIENT_ISN + 1, sa.seq + 1));
     assert_eq!((a.control, a.ack), (ACK, CLIENT_ISN + 2));
     assert_eq!(h.ep.state(h.accepted()), Some(State::CloseWait));
 }
 
-#[test]
-fn bad_cookies_and_wrong_flags_are_rejected() {
-    let mut h = Harness::new(always());
+fn bad_cookies_and_wrong_flags_are_rejected(f: Family) {
+    let mut h = Harness::new_over(f, always());
     let sa = h.send1(syn(CLIENT_ISN));
     // Wrong cookie, wrong peer sequence number.
     let r = h.send1(seg(ACK, CLIENT_ISN + 1, sa.seq + 2));
@@ -71,9 +77,8 @@ fn bad_cookies_and_wrong_flags_are_rejected() {
     assert_eq!(h.ep.connections(), 0);
 }
 
-#[test]
-fn auto_mode_switches_to_cookies_when_the_budget_is_spent() {
-    let mut h = Harness::new(TcpConfig { half_open_budget: 1, ..TcpConfig::default() });
+fn auto_mode_switches_to_cookies_when_the_budget_is_spent(f: Family) {
+    let mut h = Harness::new_over(f, TcpConfig { half_open_budget: 1, ..TcpConfig::default() });
     h.client_port = 1;
     h.send1(syn(CLIENT_ISN));
     assert_eq!(h.ep.half_open(), 1);
@@ -86,9 +91,8 @@ fn auto_mode_switches_to_cookies_when_the_budget_is_spent() {
     assert_eq!(h.ep.half_open(), 1);
 }
 
-#[test]
-fn cookie_with_timestamps_negotiates_them() {
-    let mut h = Harness::new(always());
+fn cookie_with_timestamps_negotiates_them(f: Family) {
+    let mut h = Harness::new_over(f, always());
     let sa = h.send1(S { ts: Some((777, 0)), ..syn(CLIENT_ISN) });
     let (tsval, ecr) = sa.ts.unwrap();
     assert_eq!(ecr, 777);
@@ -98,16 +102,11 @@ fn cookie_with_timestamps_negotiates_them() {
     assert_eq!(tcb.ts_recent, 778);
 }
 
-#[test]
-fn cookie_syn_ack_is_written_into_the_received_frame() {
+fn cookie_syn_ack_is_written_into_the_received_frame(f: Family) {
     // The SYN fast path: no TX frame, the SYN's own buffer carries the answer.
-    let mut h = Harness::new(always());
+    let mut h = Harness::new_over(f, always());
     let s = S { ws: Some(7), sack_perm: true, ts: Some((1, 0)), ..syn(CLIENT_ISN) };
-    let mut frame = super::frame_of(
-        &s,
-        (CLIENT_MAC, Addr::v4(CLIENT_IP), CLIENT_PORT),
-        (SERVER_MAC, Addr::v4(SERVER_IP), SERVER_PORT),
-    );
+    let mut frame = super::frame_of(&s, h.client_end(), h.server_end());
     let mut tx = Capture::default();
     let action = h.ep.on_frame(h.now, &mut frame, &mut tx);
     assert!(tx.frames.is_empty(), "no TX frame taken");

@@ -3,11 +3,36 @@
 
 use super::*;
 
+both_families!(
+    one_segment_gets_a_delayed_ack_after_40ms,
+    every_second_segment_is_acked_at_once,
+    response_rides_on_the_ack_of_the_request,
+    sending_respects_mss_and_peer_window,
+    window_update_when_the_application_reads,
+    lost_data_is_retransmitted_on_rto_with_backoff_then_reset,
+    rtt_sample_sets_rto_with_200ms_floor,
+    three_duplicate_acks_trigger_fast_retransmit,
+    zero_window_is_probed,
+    a_slow_reader_that_answers_probes_is_probed_for_as_long_as_it_reads_nothing,
+    unanswered_probes_time_out_and_acks_with_no_probe_out_buy_no_time,
+    active_open_handshake,
+    active_open_refused_by_rst,
+    simultaneous_open,
+    syn_is_retransmitted_then_the_open_fails,
+    acks_are_taken_even_when_our_window_is_shut,
+    writable_follows_when_the_buffer_pool_refills,
+    segments_beyond_a_hole_are_kept_and_delivered_when_it_fills,
+    a_partly_filled_hole_delivers_up_to_the_next_one,
+    a_fin_before_bytes_held_beyond_a_hole_discards_them,
+    more_holes_than_a_chunk_tracks_are_dropped_and_counted,
+    duplicate_acks_carry_sack_blocks_when_sack_was_negotiated,
+    no_sack_blocks_without_sack_permitted,
+);
+
 const C1: SeqNumber = SeqNumber(CLIENT_ISN.0 + 1);
 
-#[test]
-fn one_segment_gets_a_delayed_ack_after_40ms() {
-    let (mut h, c, s1) = established();
+fn one_segment_gets_a_delayed_ack_after_40ms(f: Family) {
+    let (mut h, c, s1) = established_over(f);
     h.send0(S { payload: vec![1; 100], ..seg(ACK | PSH, C1, s1) });
     assert_eq!(h.take_events(), vec![Event::Readable(c)]);
     let (took, out) = h.advance_until_output(Duration::from_secs(1));
@@ -15,17 +40,15 @@ fn one_segment_gets_a_delayed_ack_after_40ms() {
     assert_eq!((out[0].control, out[0].ack), (ACK, C1 + 100));
 }
 
-#[test]
-fn every_second_segment_is_acked_at_once() {
-    let (mut h, _, s1) = established();
+fn every_second_segment_is_acked_at_once(f: Family) {
+    let (mut h, _, s1) = established_over(f);
     h.send0(S { payload: vec![1; 1000], ..seg(ACK, C1, s1) });
     let a = h.send1(S { payload: vec![2; 1000], ..seg(ACK, C1 + 1000, s1) });
     assert_eq!(a.ack, C1 + 2000);
 }
 
-#[test]
-fn response_rides_on_the_ack_of_the_request() {
-    let (mut h, c, s1) = established();
+fn response_rides_on_the_ack_of_the_request(f: Family) {
+    let (mut h, c, s1) = established_over(f);
     let out = h.send(S { payload: b"GET / HTTP/1.1\r\n\r\n".to_vec(), ..seg(ACK | PSH, C1, s1) });
     assert!(out.is_empty());
     h.ep.write(c, b"HTTP/1.1 200 OK\r\n\r\n").unwrap();
@@ -35,9 +58,8 @@ fn response_rides_on_the_ack_of_the_request() {
     assert!(h.advance(Duration::from_millis(100)).is_empty(), "the delayed ACK went with the data");
 }
 
-#[test]
-fn sending_respects_mss_and_peer_window() {
-    let (mut h, c, s1) = established();
+fn sending_respects_mss_and_peer_window(f: Family) {
+    let (mut h, c, s1) = established_over(f);
     // The peer shrinks its window to 3000 bytes.
     h.send0(S { window: 3000, ..seg(ACK, C1, s1) });
     h.ep.write(c, &[7u8; 5000]).unwrap();
@@ -45,19 +67,19 @@ fn sending_respects_mss_and_peer_window() {
     let lens: Vec<usize> = out.iter().map(|s| s.payload.len()).collect();
     // The 80 bytes left of the window wait (sender SWS avoidance, RFC
     // 9293 §3.8.6.2.1): ACKs are coming that open it further.
-    assert_eq!(lens, vec![1460, 1460], "limited by the 3000-byte window");
-    assert_eq!(out[1].seq, s1 + 1460);
+    let mss = f.mss() as usize;
+    assert_eq!(lens, vec![mss, mss], "limited by the 3000-byte window");
+    assert_eq!(out[1].seq, s1 + mss);
     // The ACK opens the window: the rest goes out.
-    let out = h.send(S { window: 65535, ..seg(ACK, C1, s1 + 2920) });
+    let out = h.send(S { window: 65535, ..seg(ACK, C1, s1 + 2 * mss) });
     let rest: Vec<(SeqNumber, usize)> = out.iter().map(|s| (s.seq, s.payload.len())).collect();
-    assert_eq!(rest, vec![(s1 + 2920, 1460), (s1 + 4380, 620)]);
+    assert_eq!(rest, vec![(s1 + 2 * mss, mss), (s1 + 3 * mss, 5000 - 3 * mss)]);
 }
 
-#[test]
-fn window_update_when_the_application_reads() {
+fn window_update_when_the_application_reads(f: Family) {
     let cap =
         Capacity { connections: 4, time_wait: 4, buffers: 4, buffer_size: 4096, events: 64, ..Capacity::default() };
-    let mut h = Harness::with_capacity(TcpConfig::default(), cap);
+    let mut h = Harness::with_capacity_over(f, TcpConfig::default(), cap);
     let (c, iss) = h.establish();
     let s1 = iss + 1;
     h.send0(S { payload: vec![0; 1024], ..seg(ACK, C1, s1) });
@@ -72,10 +94,9 @@ fn window_update_when_the_application_reads() {
     assert_eq!(u[0].window, 4096);
 }
 
-#[test]
-fn lost_data_is_retransmitted_on_rto_with_backoff_then_reset() {
+fn lost_data_is_retransmitted_on_rto_with_backoff_then_reset(f: Family) {
     let cfg = TcpConfig::default();
-    let (mut h, c, s1) = established();
+    let (mut h, c, s1) = established_over(f);
     h.ep.write(c, b"hello").unwrap();
     assert_eq!(h.flush().len(), 1);
     let mut gaps = Vec::new();
@@ -93,9 +114,8 @@ fn lost_data_is_retransmitted_on_rto_with_backoff_then_reset() {
     assert_eq!(h.ep.stats.connections_timed_out, 1);
 }
 
-#[test]
-fn rtt_sample_sets_rto_with_200ms_floor() {
-    let (mut h, c, s1) = established();
+fn rtt_sample_sets_rto_with_200ms_floor(f: Family) {
+    let (mut h, c, s1) = established_over(f);
     h.ep.write(c, b"x").unwrap();
     h.flush();
     h.now += Duration::from_millis(10);
@@ -105,22 +125,21 @@ fn rtt_sample_sets_rto_with_200ms_floor() {
     assert_eq!(tcb.rto_ms, 200, "srtt + 4 rttvar = 30 ms, floored at 200");
 }
 
-#[test]
-fn three_duplicate_acks_trigger_fast_retransmit() {
-    let (mut h, c, s1) = established();
-    h.ep.write(c, &[9u8; 1460 * 4]).unwrap();
+fn three_duplicate_acks_trigger_fast_retransmit(f: Family) {
+    let (mut h, c, s1) = established_over(f);
+    let mss = f.mss() as usize;
+    h.ep.write(c, &vec![9u8; 4 * mss]).unwrap();
     assert_eq!(h.flush().len(), 4);
-    h.send0(seg(ACK, C1, s1 + 1460));
-    h.send0(seg(ACK, C1, s1 + 1460));
-    h.send0(seg(ACK, C1, s1 + 1460));
-    let out = h.send(seg(ACK, C1, s1 + 1460));
+    h.send0(seg(ACK, C1, s1 + mss));
+    h.send0(seg(ACK, C1, s1 + mss));
+    h.send0(seg(ACK, C1, s1 + mss));
+    let out = h.send(seg(ACK, C1, s1 + mss));
     assert_eq!(out.len(), 1);
-    assert_eq!((out[0].seq, out[0].payload.len()), (s1 + 1460, 1460));
+    assert_eq!((out[0].seq, out[0].payload.len()), (s1 + mss, mss));
 }
 
-#[test]
-fn zero_window_is_probed() {
-    let (mut h, c, s1) = established();
+fn zero_window_is_probed(f: Family) {
+    let (mut h, c, s1) = established_over(f);
     h.send0(S { window: 0, ..seg(ACK, C1, s1) });
     h.ep.write(c, b"blocked").unwrap();
     assert!(h.flush().is_empty(), "window closed");
@@ -138,12 +157,11 @@ fn next_probe(h: &mut Harness, limit: Duration) -> S {
     out.into_iter().next().unwrap()
 }
 
-#[test]
-fn a_slow_reader_that_answers_probes_is_probed_for_as_long_as_it_reads_nothing() {
+fn a_slow_reader_that_answers_probes_is_probed_for_as_long_as_it_reads_nothing(f: Family) {
     // RFC 9293 §3.8.6.1: probing goes on while the receiver answers. Here
     // for an hour, past the 12 retries and 847 s after which a live reader
     // used to be reset as timed out.
-    let (mut h, c, s1) = established();
+    let (mut h, c, s1) = established_over(f);
     h.send0(S { window: 0, ..seg(ACK, C1, s1) });
     h.ep.write(c, b"waiting").unwrap();
     let start = h.now;
@@ -163,10 +181,9 @@ fn a_slow_reader_that_answers_probes_is_probed_for_as_long_as_it_reads_nothing()
     assert_eq!((out[0].seq, out[0].payload.as_slice()), (s1, &b"waiting"[..]));
 }
 
-#[test]
-fn unanswered_probes_time_out_and_acks_with_no_probe_out_buy_no_time() {
+fn unanswered_probes_time_out_and_acks_with_no_probe_out_buy_no_time(f: Family) {
     let cfg = TcpConfig { max_retries: 3, ..TcpConfig::default() };
-    let mut h = Harness::new(cfg);
+    let mut h = Harness::new_over(f, cfg);
     let (c, iss) = h.establish();
     h.take_events();
     let s1 = iss + 1;
@@ -193,15 +210,14 @@ fn unanswered_probes_time_out_and_acks_with_no_probe_out_buy_no_time() {
     assert_eq!(h.ep.state(c), None);
 }
 
-#[test]
-fn active_open_handshake() {
-    let mut h = Harness::new(TcpConfig::default());
+fn active_open_handshake(f: Family) {
+    let mut h = Harness::new_over(f, TcpConfig::default());
     let c = h.ep.connect(h.now, h.tuple().local(), h.tuple().remote(), CLIENT_MAC).unwrap();
     let out = h.flush();
     assert_eq!(out.len(), 1);
     let s = &out[0];
     assert_eq!(s.control, SYN);
-    assert_eq!((s.mss, s.ws, s.sack_perm), (Some(1460), Some(7), true));
+    assert_eq!((s.mss, s.ws, s.sack_perm), (Some(f.mss()), Some(7), true));
     assert!(s.ts.is_some());
     assert_eq!(h.ep.state(c), Some(State::SynSent));
     let iss = s.seq;
@@ -213,9 +229,8 @@ fn active_open_handshake() {
     assert_eq!((tcb.state, tcb.mss, tcb.snd_wscale, tcb.rcv_wscale), (State::Established, 1400, 0, 0));
 }
 
-#[test]
-fn active_open_refused_by_rst() {
-    let mut h = Harness::new(TcpConfig::default());
+fn active_open_refused_by_rst(f: Family) {
+    let mut h = Harness::new_over(f, TcpConfig::default());
     let c = h.ep.connect(h.now, h.tuple().local(), h.tuple().remote(), CLIENT_MAC).unwrap();
     let iss = h.flush()[0].seq;
     // An ACK for something else: RST with its ack, connection stays.
@@ -229,9 +244,8 @@ fn active_open_refused_by_rst() {
     assert_eq!(h.take_events(), vec![Event::Closed(c, CloseReason::Refused)]);
 }
 
-#[test]
-fn simultaneous_open() {
-    let mut h = Harness::new(TcpConfig::default());
+fn simultaneous_open(f: Family) {
+    let mut h = Harness::new_over(f, TcpConfig::default());
     let c = h.ep.connect(h.now, h.tuple().local(), h.tuple().remote(), CLIENT_MAC).unwrap();
     let iss = h.flush()[0].seq;
     let sa = h.send1(syn(CLIENT_ISN));
@@ -242,10 +256,9 @@ fn simultaneous_open() {
     assert_eq!(h.take_events(), vec![Event::Connected(c)]);
 }
 
-#[test]
-fn syn_is_retransmitted_then_the_open_fails() {
+fn syn_is_retransmitted_then_the_open_fails(f: Family) {
     let cfg = TcpConfig::default();
-    let mut h = Harness::new(cfg);
+    let mut h = Harness::new_over(f, cfg);
     let c = h.ep.connect(h.now, h.tuple().local(), h.tuple().remote(), CLIENT_MAC).unwrap();
     let iss = h.flush()[0].seq;
     for _ in 0..cfg.synack_retries {
@@ -257,13 +270,12 @@ fn syn_is_retransmitted_then_the_open_fails() {
     assert_eq!(h.take_events(), vec![Event::Closed(c, CloseReason::Refused)]);
 }
 
-#[test]
-fn acks_are_taken_even_when_our_window_is_shut() {
+fn acks_are_taken_even_when_our_window_is_shut(f: Family) {
     // RFC 9293 §3.10.7.4: with RCV.WND = 0 no segment is acceptable, "but
     // special allowance should be made to accept valid ACKs".
     let cap =
         Capacity { connections: 4, time_wait: 4, buffers: 4, buffer_size: 4096, events: 64, ..Capacity::default() };
-    let mut h = Harness::with_capacity(TcpConfig::default(), cap);
+    let mut h = Harness::with_capacity_over(f, TcpConfig::default(), cap);
     let (c, iss) = h.establish();
     let s1 = iss + 1;
     for i in 0..4 {
@@ -279,11 +291,10 @@ fn acks_are_taken_even_when_our_window_is_shut() {
     assert!(h.ep.tcb(c).unwrap().tx.is_empty());
 }
 
-#[test]
-fn writable_follows_when_the_buffer_pool_refills() {
+fn writable_follows_when_the_buffer_pool_refills(f: Family) {
     let cap =
         Capacity { connections: 4, time_wait: 4, buffers: 1, buffer_size: 4096, events: 64, ..Capacity::default() };
-    let mut h = Harness::with_capacity(TcpConfig::default(), cap);
+    let mut h = Harness::with_capacity_over(f, TcpConfig::default(), cap);
     h.client_port = 1;
     let (a, iss_a) = h.establish();
     h.client_port = 2;
@@ -307,11 +318,10 @@ fn read_all(h: &mut Harness, c: Handle) -> Vec<u8> {
     out
 }
 
-#[test]
-fn segments_beyond_a_hole_are_kept_and_delivered_when_it_fills() {
+fn segments_beyond_a_hole_are_kept_and_delivered_when_it_fills(f: Family) {
     // RFC 9293 §3.10.7.4; RFC 5681 §4.2: each out-of-order segment gets a
     // duplicate ACK at once, and so does the one that fills the hole.
-    let (mut h, c, s1) = established();
+    let (mut h, c, s1) = established_over(f);
     let data: Vec<u8> = (0..4000u32).map(|i| (i * 7 + i / 251) as u8).collect();
     let part = |a: usize, b: usize| S { payload: data[a..b].to_vec(), ..seg(ACK, C1 + a, s1) };
     for (a, b) in [(2000, 3000), (1000, 2000), (3000, 4000)] {
@@ -327,9 +337,8 @@ fn segments_beyond_a_hole_are_kept_and_delivered_when_it_fills() {
     assert_eq!(read_all(&mut h, c), data);
 }
 
-#[test]
-fn a_partly_filled_hole_delivers_up_to_the_next_one() {
-    let (mut h, c, s1) = established();
+fn a_partly_filled_hole_delivers_up_to_the_next_one(f: Family) {
+    let (mut h, c, s1) = established_over(f);
     let data: Vec<u8> = (0..5000u32).map(|i| (i % 253) as u8).collect();
     let part = |a: usize, b: usize| S { payload: data[a..b].to_vec(), ..seg(ACK, C1 + a, s1) };
     h.send1(part(1000, 2000));
@@ -351,9 +360,8 @@ fn a_partly_filled_hole_delivers_up_to_the_next_one() {
 /// delivered, so the bytes held beyond it are discarded (Linux's `tcp_fin`
 /// purges its out-of-order queue), counted, and no range is left at
 /// RCV.NXT (the invariant the fuzzer tripped).
-#[test]
-fn a_fin_before_bytes_held_beyond_a_hole_discards_them() {
-    let (mut h, c, s1) = established();
+fn a_fin_before_bytes_held_beyond_a_hole_discards_them(f: Family) {
+    let (mut h, c, s1) = established_over(f);
     h.send1(S { payload: vec![2; 7], ..seg(ACK, C1 + 7, s1) });
     assert_eq!(h.ep.stats.out_of_order_queued, 1);
     let a = h.send1(S { payload: vec![1; 6], ..seg(ACK | FIN, C1, s1) });
@@ -371,9 +379,8 @@ fn a_fin_before_bytes_held_beyond_a_hole_discards_them() {
     assert_eq!(h.ep.buffers_free(), 64, "every chunk back in the pool");
 }
 
-#[test]
-fn more_holes_than_a_chunk_tracks_are_dropped_and_counted() {
-    let (mut h, c, s1) = established();
+fn more_holes_than_a_chunk_tracks_are_dropped_and_counted(f: Family) {
+    let (mut h, c, s1) = established_over(f);
     let one = |k: usize| S { payload: vec![k as u8; 100], ..seg(ACK, C1 + 200 * k, s1) };
     for k in 1..=crate::tcp::reassembly::RANGES + 1 {
         h.send1(one(k));
@@ -389,11 +396,10 @@ fn more_holes_than_a_chunk_tracks_are_dropped_and_counted() {
     assert_eq!(got.len(), 200 * (crate::tcp::reassembly::RANGES + 2));
 }
 
-#[test]
-fn duplicate_acks_carry_sack_blocks_when_sack_was_negotiated() {
+fn duplicate_acks_carry_sack_blocks_when_sack_was_negotiated(f: Family) {
     // RFC 2018 §4: the first block holds the latest segment; the others
     // follow; they move with RCV.NXT. With timestamps, 3 blocks fit.
-    let mut h = Harness::new(TcpConfig::default());
+    let mut h = Harness::new_over(f, TcpConfig::default());
     let sa = h.send1(S { sack_perm: true, ts: Some((1, 0)), ..syn(CLIENT_ISN) });
     assert!(sa.sack_perm);
     let ts = Some((2, sa.ts.unwrap().0));
@@ -412,9 +418,8 @@ fn duplicate_acks_carry_sack_blocks_when_sack_was_negotiated() {
     assert_eq!((d.ack, d.sack), (C1 + 1100, [blk(2000, 2100), blk(5000, 5100), blk(3000, 3100), None]));
 }
 
-#[test]
-fn no_sack_blocks_without_sack_permitted() {
-    let (mut h, _, s1) = established();
+fn no_sack_blocks_without_sack_permitted(f: Family) {
+    let (mut h, _, s1) = established_over(f);
     let d = h.send1(S { payload: vec![1; 100], ..seg(ACK, C1 + 1000, s1) });
     assert_eq!((d.ack, d.sack), (C1, [None; crate::wire::MAX_SACK_BLOCKS]));
 }

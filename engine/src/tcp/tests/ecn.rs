@@ -7,6 +7,20 @@ use crate::tcp::config::{Congestion, Ecn};
 use crate::tcp::tcb::flag;
 use crate::wire::ecn::{CE, ECT0, NOT_ECT};
 
+both_families!(
+    passive_default_answers_an_ecn_setup_syn_with_ece_alone,
+    off_refuses_ecn_and_ignores_the_marks,
+    ece_and_ce_are_ignored_on_a_connection_without_ecn,
+    active_open_requests_ecn_only_when_on,
+    a_retransmitted_syn_gives_up_on_ecn,
+    ect_marks_new_data_only,
+    ce_is_echoed_until_cwr,
+    ece_reduces_the_window_once_per_window_and_sends_cwr,
+    ece_during_recovery_is_not_a_second_reduction,
+    cookie_connections_remember_ecn_in_the_timestamp,
+    a_retransmitted_syn_ack_keeps_ece_and_owes_no_cwr,
+);
+
 const C1: SeqNumber = SeqNumber(CLIENT_ISN.0 + 1);
 
 fn with(ecn: Ecn) -> TcpConfig {
@@ -24,8 +38,8 @@ fn has(h: &Harness, c: Handle, f: u32) -> bool {
 
 /// A passive connection set up with the client's ECN-setup SYN:
 /// (harness, connection, our SND.NXT).
-fn ecn_conn(cfg: TcpConfig) -> (Harness, Handle, SeqNumber) {
-    let mut h = Harness::new(cfg);
+fn ecn_conn(f: Family, cfg: TcpConfig) -> (Harness, Handle, SeqNumber) {
+    let mut h = Harness::new_over(f, cfg);
     let sa = h.send1(ecn_syn());
     h.send0(seg(ACK, C1, sa.seq + 1));
     let c = h.accepted();
@@ -33,10 +47,9 @@ fn ecn_conn(cfg: TcpConfig) -> (Harness, Handle, SeqNumber) {
     (h, c, sa.seq + 1)
 }
 
-#[test]
-fn passive_default_answers_an_ecn_setup_syn_with_ece_alone() {
+fn passive_default_answers_an_ecn_setup_syn_with_ece_alone(f: Family) {
     assert_eq!(TcpConfig::default().ecn, Ecn::Passive, "Linux's default, tcp_ecn = 2");
-    let mut h = Harness::new(TcpConfig::default());
+    let mut h = Harness::new_over(f, TcpConfig::default());
     let sa = h.send1(ecn_syn());
     assert_eq!(sa.control, SYN | ACK | ECE, "ECE, not CWR (§6.1.1)");
     assert_eq!(sa.ecn, NOT_ECT, "no ECT on a SYN-ACK");
@@ -47,7 +60,7 @@ fn passive_default_answers_an_ecn_setup_syn_with_ece_alone() {
 
     // Not an ECN-setup SYN: ECE alone, CWR alone, neither.
     for bits in [ECE, CWR, 0] {
-        let mut h = Harness::new(TcpConfig::default());
+        let mut h = Harness::new_over(f, TcpConfig::default());
         let sa = h.send1(S { control: SYN | bits, ..syn(CLIENT_ISN) });
         assert_eq!(sa.control, SYN | ACK, "bits {bits:#x}");
         h.send0(seg(ACK, C1, sa.seq + 1));
@@ -56,9 +69,8 @@ fn passive_default_answers_an_ecn_setup_syn_with_ece_alone() {
     }
 }
 
-#[test]
-fn off_refuses_ecn_and_ignores_the_marks() {
-    let (mut h, c, nxt) = ecn_conn(with(Ecn::Off));
+fn off_refuses_ecn_and_ignores_the_marks(f: Family) {
+    let (mut h, c, nxt) = ecn_conn(f, with(Ecn::Off));
     assert!(!has(&h, c, flag::ECN));
     assert_eq!(h.ep.stats.ecn_negotiated, 0);
     // CE on a connection without ECN is plain data: delivered, no ECE.
@@ -79,10 +91,9 @@ fn off_refuses_ecn_and_ignores_the_marks() {
     assert_eq!((h.ep.stats.ecn_ece_received, h.ep.stats.ecn_cwnd_reductions, h.ep.stats.ecn_ce_received), (0, 0, 0));
 }
 
-#[test]
-fn ece_and_ce_are_ignored_on_a_connection_without_ecn() {
+fn ece_and_ce_are_ignored_on_a_connection_without_ecn(f: Family) {
     // Passive mode, but the client did not ask.
-    let (mut h, c, nxt) = established();
+    let (mut h, c, nxt) = established_over(f);
     h.ep.write(c, &[7; 3000]).unwrap();
     let out = h.flush();
     assert!(out.iter().all(|s| s.ecn == NOT_ECT));
@@ -97,8 +108,7 @@ fn ece_and_ce_are_ignored_on_a_connection_without_ecn() {
 
 /// Our active open: the SYN asks only in `On`; the SYN-ACK's answer
 /// decides (ECE alone: yes; ECE with CWR, or none: no).
-#[test]
-fn active_open_requests_ecn_only_when_on() {
+fn active_open_requests_ecn_only_when_on(f: Family) {
     for (mode, answer, negotiated) in [
         (Ecn::On, ECE, true),
         (Ecn::On, ECE | CWR, false),
@@ -106,7 +116,7 @@ fn active_open_requests_ecn_only_when_on() {
         (Ecn::Passive, ECE, false),
         (Ecn::Off, ECE, false),
     ] {
-        let mut h = Harness::new(with(mode));
+        let mut h = Harness::new_over(f, with(mode));
         let c = h.ep.connect(h.now, h.tuple().local(), h.tuple().remote(), CLIENT_MAC).unwrap();
         let s = h.flush();
         assert_eq!(s.len(), 1);
@@ -123,9 +133,8 @@ fn active_open_requests_ecn_only_when_on() {
     }
 }
 
-#[test]
-fn a_retransmitted_syn_gives_up_on_ecn() {
-    let mut h = Harness::new(with(Ecn::On));
+fn a_retransmitted_syn_gives_up_on_ecn(f: Family) {
+    let mut h = Harness::new_over(f, with(Ecn::On));
     let c = h.ep.connect(h.now, h.tuple().local(), h.tuple().remote(), CLIENT_MAC).unwrap();
     assert_eq!(h.flush()[0].control, SYN | ECE | CWR);
     let (_, again) = h.advance_until_output(Duration::from_secs(5));
@@ -136,9 +145,8 @@ fn a_retransmitted_syn_gives_up_on_ecn() {
 
 /// ECT(0) goes on new data only: not on pure ACKs, retransmissions,
 /// zero-window probes or a bare FIN (RFC 3168 §6.1.1, §6.1.5, §6.1.6).
-#[test]
-fn ect_marks_new_data_only() {
-    let (mut h, c, nxt) = ecn_conn(TcpConfig::default());
+fn ect_marks_new_data_only(f: Family) {
+    let (mut h, c, nxt) = ecn_conn(f, TcpConfig::default());
     h.ep.write(c, &[7; 3000]).unwrap();
     let out = h.flush();
     assert_eq!(out.len(), 3);
@@ -179,9 +187,8 @@ fn ect_marks_new_data_only() {
 
 /// The receiver (§6.1.3): CE on data sets ECE on every ACK, data
 /// segments' too, until the sender's CWR arrives; the first at once.
-#[test]
-fn ce_is_echoed_until_cwr() {
-    let (mut h, c, nxt) = ecn_conn(TcpConfig::default());
+fn ce_is_echoed_until_cwr(f: Family) {
+    let (mut h, c, nxt) = ecn_conn(f, TcpConfig::default());
     let mut rcv = C1;
     let mut data = |h: &mut Harness, ctl: u8, ecn: u8| {
         let out = h.send(S { payload: vec![1; 100], ecn, ..seg(ACK | PSH | ctl, rcv, nxt) });
@@ -219,10 +226,9 @@ fn ce_is_echoed_until_cwr() {
 /// The sender (§6.1.2): an ECE halves the window (the algorithm's
 /// reduction) once per window of data, retransmits nothing, holds the
 /// window for that window's rest, and puts CWR on the next new data.
-#[test]
-fn ece_reduces_the_window_once_per_window_and_sends_cwr() {
+fn ece_reduces_the_window_once_per_window_and_sends_cwr(f: Family) {
     for cc in [Congestion::Cubic, Congestion::NewReno] {
-        let (mut h, c, nxt) = ecn_conn(TcpConfig { congestion: cc, ..TcpConfig::default() });
+        let (mut h, c, nxt) = ecn_conn(f, TcpConfig { congestion: cc, ..TcpConfig::default() });
         h.ep.write(c, &[7; 100_000]).unwrap();
         let flight = h.flush();
         assert_eq!(flight.len(), 10, "the initial window");
@@ -272,9 +278,8 @@ fn ece_reduces_the_window_once_per_window_and_sends_cwr() {
 
 /// During loss recovery the window was already reduced: an ECE then is
 /// no second reduction (one response per window, RFC 3168 §6.1.2).
-#[test]
-fn ece_during_recovery_is_not_a_second_reduction() {
-    let (mut h, c, nxt) = ecn_conn(TcpConfig::default());
+fn ece_during_recovery_is_not_a_second_reduction(f: Family) {
+    let (mut h, c, nxt) = ecn_conn(f, TcpConfig::default());
     h.ep.write(c, &[7; 100_000]).unwrap();
     let flight = h.flush();
     let mss = flight[0].payload.len();
@@ -294,8 +299,7 @@ fn ece_during_recovery_is_not_a_second_reduction() {
 /// SYN cookies keep no state: ECN's answer rides in the low bit of our
 /// TSval and comes back in the ACK's TSecr (as Linux). Without
 /// timestamps a cookie connection goes without ECN.
-#[test]
-fn cookie_connections_remember_ecn_in_the_timestamp() {
+fn cookie_connections_remember_ecn_in_the_timestamp(f: Family) {
     let always = |ecn| TcpConfig { syn_cookies: CookieMode::Always, ecn, ..TcpConfig::default() };
     for (mode, ask, ts, want) in [
         (Ecn::Passive, true, true, true),
@@ -304,7 +308,7 @@ fn cookie_connections_remember_ecn_in_the_timestamp() {
         (Ecn::Off, true, true, false),
         (Ecn::Passive, true, false, false),
     ] {
-        let mut h = Harness::new(always(mode));
+        let mut h = Harness::new_over(f, always(mode));
         let s = if ask { ecn_syn() } else { syn(CLIENT_ISN) };
         let sa = h.send1(S { ts: ts.then_some((5000, 0)), ..s });
         assert_eq!(h.ep.connections(), 0, "a cookie: no state");
@@ -327,9 +331,8 @@ fn cookie_connections_remember_ecn_in_the_timestamp() {
 
 /// A SYN-ACK's timeout is no window reduction: it goes again with ECE,
 /// and the connection's first data carries no CWR.
-#[test]
-fn a_retransmitted_syn_ack_keeps_ece_and_owes_no_cwr() {
-    let mut h = Harness::new(TcpConfig::default());
+fn a_retransmitted_syn_ack_keeps_ece_and_owes_no_cwr(f: Family) {
+    let mut h = Harness::new_over(f, TcpConfig::default());
     let sa = h.send1(ecn_syn());
     let (_, again) = h.advance_until_output(Duration::from_secs(5));
     assert_eq!((again[0].control, again[0].seq), (SYN | ACK | ECE, sa.seq));

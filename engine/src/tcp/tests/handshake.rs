@@ -2,18 +2,36 @@
 
 use super::*;
 
+both_families!(
+    passive_open_answers_syn_with_syn_ack,
+    syn_ack_answers_offered_options,
+    final_ack_establishes_and_announces,
+    final_ack_not_iss_plus_one_gets_rst,
+    listener_answers_bare_ack_and_syn_ack_with_rst_and_ignores_rst,
+    data_segment_completes_handshake_when_final_ack_is_lost,
+    syn_ack_retransmitted_with_backoff_then_given_up,
+    retransmitted_syn_gets_the_same_syn_ack,
+    stale_syn_answered_by_rst_leaves_nothing_behind,
+    rst_in_syn_received_exact_in_window_outside,
+    syn_with_fin_or_rst_is_dropped,
+    port_without_listener_gets_rst,
+    half_open_budget_with_cookies_off_drops_and_counts,
+    full_table_answers_with_cookie_and_resets_its_ack_counted,
+    stop_listening_refuses_new_handshakes_and_keeps_connections,
+    duplicate_syn_and_final_ack_in_one_batch,
+);
+
 fn cfg() -> TcpConfig {
     TcpConfig::default()
 }
 
-#[test]
-fn passive_open_answers_syn_with_syn_ack() {
+fn passive_open_answers_syn_with_syn_ack(f: Family) {
     // CONFORMANCE 1: SYN-ACK acks ISS+1, carries MSS; options only when offered.
-    let mut h = Harness::new(cfg());
+    let mut h = Harness::new_over(f, cfg());
     let sa = h.send1(syn(CLIENT_ISN));
     assert_eq!(sa.control, SYN | ACK);
     assert_eq!(sa.ack, CLIENT_ISN + 1);
-    assert_eq!(sa.mss, Some(1460));
+    assert_eq!(sa.mss, Some(f.mss()), "1500 less the IP and TCP headers");
     assert_eq!((sa.ws, sa.sack_perm, sa.ts), (None, false, None), "nothing offered, nothing answered");
     assert!(sa.payload.is_empty());
     assert_eq!(h.ep.half_open(), 1);
@@ -21,12 +39,11 @@ fn passive_open_answers_syn_with_syn_ack() {
     assert!(h.take_events().is_empty(), "no connection before the handshake completes");
 }
 
-#[test]
-fn syn_ack_answers_offered_options() {
-    let mut h = Harness::new(cfg());
+fn syn_ack_answers_offered_options(f: Family) {
+    let mut h = Harness::new_over(f, cfg());
     let s = S { ws: Some(8), sack_perm: true, ts: Some((5000, 0)), mss: Some(1400), ..syn(CLIENT_ISN) };
     let sa = h.send1(s);
-    assert_eq!(sa.mss, Some(1460), "we advertise ours; the smaller one is used for sending");
+    assert_eq!(sa.mss, Some(f.mss()), "we advertise ours; the smaller one is used for sending");
     assert_eq!(sa.ws, Some(7));
     assert!(sa.sack_perm);
     let (_, ecr) = sa.ts.expect("timestamps answered");
@@ -39,20 +56,18 @@ fn syn_ack_answers_offered_options() {
     assert_eq!(tcb.snd_wnd, 65535 << 8);
 }
 
-#[test]
-fn final_ack_establishes_and_announces() {
-    let mut h = Harness::new(cfg());
+fn final_ack_establishes_and_announces(f: Family) {
+    let mut h = Harness::new_over(f, cfg());
     let (c, _) = h.establish();
     assert_eq!(h.ep.state(c), Some(State::Established));
     assert_eq!(h.ep.half_open(), 0);
     assert_eq!(h.ep.stats.connections_accepted, 1);
 }
 
-#[test]
-fn final_ack_not_iss_plus_one_gets_rst() {
+fn final_ack_not_iss_plus_one_gets_rst(f: Family) {
     // CONFORMANCE 2: RST with seq = SEG.ACK, and the half-open entry stays.
     for delta in [0usize, 2, 1000] {
-        let mut h = Harness::new(cfg());
+        let mut h = Harness::new_over(f, cfg());
         let sa = h.send1(syn(CLIENT_ISN));
         let rst = h.send1(seg(ACK, CLIENT_ISN + 1, sa.seq + delta));
         assert_eq!(rst.control, RST);
@@ -64,10 +79,9 @@ fn final_ack_not_iss_plus_one_gets_rst() {
     }
 }
 
-#[test]
-fn listener_answers_bare_ack_and_syn_ack_with_rst_and_ignores_rst() {
+fn listener_answers_bare_ack_and_syn_ack_with_rst_and_ignores_rst(f: Family) {
     // CONFORMANCE 3.
-    let mut h = Harness::new(cfg());
+    let mut h = Harness::new_over(f, cfg());
     let r = h.send1(seg(ACK, SeqNumber(5), SeqNumber(777)));
     assert_eq!((r.control, r.seq), (RST, SeqNumber(777)));
     let r = h.send1(seg(SYN | ACK, SeqNumber(5), SeqNumber(888)));
@@ -77,10 +91,9 @@ fn listener_answers_bare_ack_and_syn_ack_with_rst_and_ignores_rst() {
     assert_eq!(h.ep.connections(), 0);
 }
 
-#[test]
-fn data_segment_completes_handshake_when_final_ack_is_lost() {
+fn data_segment_completes_handshake_when_final_ack_is_lost(f: Family) {
     // CONFORMANCE 4.
-    let mut h = Harness::new(cfg());
+    let mut h = Harness::new_over(f, cfg());
     let sa = h.send1(syn(CLIENT_ISN));
     h.send(S { payload: b"GET /".to_vec(), ..seg(ACK | PSH, CLIENT_ISN + 1, sa.seq + 1) });
     let c = h.accepted();
@@ -90,11 +103,10 @@ fn data_segment_completes_handshake_when_final_ack_is_lost() {
     assert_eq!(&buf[..5], b"GET /");
 }
 
-#[test]
-fn syn_ack_retransmitted_with_backoff_then_given_up() {
+fn syn_ack_retransmitted_with_backoff_then_given_up(f: Family) {
     // The seeds' lost final ACK; CONFORMANCE 5 (same ISS).
     let c = cfg();
-    let mut h = Harness::new(c);
+    let mut h = Harness::new_over(f, c);
     let sa = h.send1(syn(CLIENT_ISN));
     let mut expected = Duration::from_secs(1);
     for _ in 0..c.synack_retries {
@@ -114,9 +126,8 @@ fn syn_ack_retransmitted_with_backoff_then_given_up() {
     assert!(h.take_events().is_empty());
 }
 
-#[test]
-fn retransmitted_syn_gets_the_same_syn_ack() {
-    let mut h = Harness::new(cfg());
+fn retransmitted_syn_gets_the_same_syn_ack(f: Family) {
+    let mut h = Harness::new_over(f, cfg());
     let a = h.send1(syn(CLIENT_ISN));
     h.now += Duration::from_millis(300);
     let b = h.send1(syn(CLIENT_ISN));
@@ -124,11 +135,10 @@ fn retransmitted_syn_gets_the_same_syn_ack() {
     assert_eq!(h.ep.connections(), 1);
 }
 
-#[test]
-fn stale_syn_answered_by_rst_leaves_nothing_behind() {
+fn stale_syn_answered_by_rst_leaves_nothing_behind(f: Family) {
     // The seeds' old duplicate SYN: the client answers our SYN-ACK with an
     // RST (seq = its ISN + 1 as the SYN-ACK acked), and no connection stays.
-    let mut h = Harness::new(cfg());
+    let mut h = Harness::new_over(f, cfg());
     let sa = h.send1(syn(CLIENT_ISN));
     h.send0(seg(RST, sa.ack, SeqNumber(0)));
     assert_eq!(h.ep.connections(), 0);
@@ -140,10 +150,9 @@ fn stale_syn_answered_by_rst_leaves_nothing_behind() {
     assert_eq!(r.control, RST);
 }
 
-#[test]
-fn rst_in_syn_received_exact_in_window_outside() {
+fn rst_in_syn_received_exact_in_window_outside(f: Family) {
     // CONFORMANCE 6.
-    let mut h = Harness::new(cfg());
+    let mut h = Harness::new_over(f, cfg());
     let sa = h.send1(syn(CLIENT_ISN));
     let ch = h.send1(seg(RST, CLIENT_ISN + 10, SeqNumber(0)));
     assert_eq!((ch.control, ch.seq, ch.ack), (ACK, sa.seq + 1, CLIENT_ISN + 1), "challenge ACK");
@@ -154,30 +163,27 @@ fn rst_in_syn_received_exact_in_window_outside() {
     assert_eq!(h.ep.connections(), 0);
 }
 
-#[test]
-fn syn_with_fin_or_rst_is_dropped() {
-    let mut h = Harness::new(cfg());
+fn syn_with_fin_or_rst_is_dropped(f: Family) {
+    let mut h = Harness::new_over(f, cfg());
     h.send0(S { control: SYN | FIN, ..syn(CLIENT_ISN) });
     h.send0(S { control: SYN | RST, ..syn(CLIENT_ISN) });
     assert_eq!(h.ep.stats.drop_bad_flags, 2);
     assert_eq!(h.ep.connections(), 0);
 }
 
-#[test]
-fn port_without_listener_gets_rst() {
+fn port_without_listener_gets_rst(f: Family) {
     // RFC 9293 §3.10.7.1: SYN to a closed port gets RST|ACK acking it.
-    let mut h = Harness::new(cfg());
+    let mut h = Harness::new_over(f, cfg());
     h.ep = Endpoint::new(cfg(), Capacity::default(), SERVER_MAC, Secrets::from_bytes([1; 32]), h.now);
     let r = h.send1(syn(CLIENT_ISN));
     assert_eq!((r.control, r.seq, r.ack), (RST | ACK, SeqNumber(0), CLIENT_ISN + 1));
     h.send0(seg(RST, CLIENT_ISN, SeqNumber(0)));
 }
 
-#[test]
-fn half_open_budget_with_cookies_off_drops_and_counts() {
+fn half_open_budget_with_cookies_off_drops_and_counts(f: Family) {
     // CONFORMANCE 8 (Never mode): past the budget SYNs are dropped, counted.
     let c = TcpConfig { half_open_budget: 2, syn_cookies: CookieMode::Never, ..cfg() };
-    let mut h = Harness::new(c);
+    let mut h = Harness::new_over(f, c);
     for port in 0..2 {
         h.client_port = 1000 + port;
         h.send1(syn(CLIENT_ISN));
@@ -188,13 +194,12 @@ fn half_open_budget_with_cookies_off_drops_and_counts() {
     assert_eq!(h.ep.half_open(), 2);
 }
 
-#[test]
-fn full_table_answers_with_cookie_and_resets_its_ack_counted() {
+fn full_table_answers_with_cookie_and_resets_its_ack_counted(f: Family) {
     // CONFORMANCE 8: table full; the completing ACK cannot be admitted, and
     // the client hears so (RST) rather than hanging.
     let cap =
         Capacity { connections: 1, time_wait: 4, buffers: 4, buffer_size: 4096, events: 16, ..Capacity::default() };
-    let mut h = Harness::with_capacity(cfg(), cap);
+    let mut h = Harness::with_capacity_over(f, cfg(), cap);
     h.establish();
     h.client_port = 40001;
     let sa = h.send1(syn(CLIENT_ISN));
@@ -205,11 +210,10 @@ fn full_table_answers_with_cookie_and_resets_its_ack_counted() {
     assert_eq!(h.ep.connections(), 1);
 }
 
-#[test]
-fn stop_listening_refuses_new_handshakes_and_keeps_connections() {
+fn stop_listening_refuses_new_handshakes_and_keeps_connections(f: Family) {
     // The drain at shutdown: established connections carry on, new SYNs get
     // RST (seq 0, ack = SYN + 1) as on a closed port, and nothing is kept.
-    let mut h = Harness::new(cfg());
+    let mut h = Harness::new_over(f, cfg());
     let (c, iss) = h.establish();
     assert!(h.ep.is_listening());
     h.ep.stop_listening();
@@ -229,16 +233,14 @@ fn stop_listening_refuses_new_handshakes_and_keeps_connections() {
     assert_eq!(h.ep.readable(c), 4, "data after stop_listening is delivered (ACK delayed)");
 }
 
-#[test]
-fn duplicate_syn_and_final_ack_in_one_batch() {
+fn duplicate_syn_and_final_ack_in_one_batch(f: Family) {
     // Seen on the testbed under loss: the client's SYN retransmission and its
     // ACK of our (timer-)retransmitted SYN-ACK arrive in the same RX batch.
     // The duplicate SYN rewinds SND.NXT to ISS to resend the SYN-ACK; the ACK
     // then establishes before any flush. What follows must start at ISS + 1.
-    let mut h = Harness::new(cfg());
+    let mut h = Harness::new_over(f, cfg());
     let sa = h.send1(syn(CLIENT_ISN));
-    let from = (CLIENT_MAC, Addr::v4(CLIENT_IP), h.client_port);
-    let to = (SERVER_MAC, Addr::v4(SERVER_IP), SERVER_PORT);
+    let (from, to) = (h.client_end(), h.server_end());
     let mut tx = Capture::default();
     for s in [syn(CLIENT_ISN), seg(ACK, CLIENT_ISN + 1, sa.seq + 1)] {
         let mut f = frame_of(&s, from, to);

@@ -1,5 +1,25 @@
 //! Scenario tests of the TCP engine with a virtual clock: a segment goes in
 //! at a given time, and the test asserts exactly the segments that come back.
+//!
+//! The harness speaks either IP family ([`Family`]); a scenario written as
+//! `fn name(f: Family)` runs over both with `both_families!(name)`.
+
+/// Runs scenarios written as `fn name(f: Family)` over IPv4 and IPv6: each
+/// `name` gets the tests `name::v4` and `name::v6` (one body, a parameter).
+macro_rules! both_families {
+    ($($name:ident),+ $(,)?) => {$(
+        mod $name {
+            #[test]
+            fn v4() {
+                super::$name(super::Family::V4)
+            }
+            #[test]
+            fn v6() {
+                super::$name(super::Family::V6)
+            }
+        }
+    )+};
+}
 
 mod cc;
 mod close;
@@ -35,6 +55,39 @@ pub const CLIENT_IP: [u8; 4] = [198, 18, 0, 2];
 pub const SERVER_IP6: Addr = Addr([0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
 pub const CLIENT_IP6: Addr = Addr([0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
 pub const SERVER_PORT: u16 = 80;
+
+/// The IP family a scenario runs over: the same two ends as IPv4
+/// (198.18.0.0/15, RFC 2544) or IPv6 (2001:db8::/32, RFC 3849).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Family {
+    V4,
+    V6,
+}
+
+impl Family {
+    pub fn server(self) -> Addr {
+        match self {
+            Family::V4 => Addr::v4(SERVER_IP),
+            Family::V6 => SERVER_IP6,
+        }
+    }
+
+    pub fn client(self) -> Addr {
+        match self {
+            Family::V4 => Addr::v4(CLIENT_IP),
+            Family::V6 => CLIENT_IP6,
+        }
+    }
+
+    /// The MSS of a 1500-byte MTU: what we advertise by default, and the
+    /// most a segment carries (less 40 or 60 bytes of IP and TCP headers).
+    pub fn mss(self) -> u16 {
+        match self {
+            Family::V4 => 1460,
+            Family::V6 => 1440,
+        }
+    }
+}
 pub const CLIENT_PORT: u16 = 40000;
 pub const CLIENT_ISN: SeqNumber = SeqNumber(1_000_000);
 
@@ -143,23 +196,36 @@ pub fn parse(frame: &[u8]) -> (FourTuple, S) {
 /// One connection established with default settings, its events taken:
 /// (harness, connection, our SND.NXT).
 pub fn established() -> (Harness, Handle, SeqNumber) {
-    let mut h = Harness::new(TcpConfig::default());
+    established_over(Family::V4)
+}
+
+pub fn established_over(f: Family) -> (Harness, Handle, SeqNumber) {
+    let mut h = Harness::new_over(f, TcpConfig::default());
     let (c, iss) = h.establish();
     h.take_events();
     (h, c, iss + 1)
 }
 
-/// An endpoint listening on 198.18.0.1:80, a client at 198.18.0.2, a clock.
+/// An endpoint listening on port 80 of every address, a client talking to
+/// it over one family (198.18.0.2 to 198.18.0.1, or 2001:db8::2 to
+/// 2001:db8::1), a clock.
 pub struct Harness {
     pub ep: Endpoint,
     pub now: Instant,
     pub events: Vec<Event>,
     pub client_port: u16,
+    pub family: Family,
 }
 
 impl Harness {
+    /// Over IPv4.
     pub fn new(cfg: TcpConfig) -> Harness {
-        Self::with_capacity(
+        Self::new_over(Family::V4, cfg)
+    }
+
+    pub fn new_over(f: Family, cfg: TcpConfig) -> Harness {
+        Self::with_capacity_over(
+            f,
             cfg,
             Capacity {
                 connections: 64,
@@ -172,20 +238,35 @@ impl Harness {
         )
     }
 
+    /// Over IPv4.
     pub fn with_capacity(cfg: TcpConfig, cap: Capacity) -> Harness {
+        Self::with_capacity_over(Family::V4, cfg, cap)
+    }
+
+    pub fn with_capacity_over(f: Family, cfg: TcpConfig, cap: Capacity) -> Harness {
         let now = Instant::from_secs(1000);
         let mut ep = Endpoint::new(cfg, cap, SERVER_MAC, Secrets::from_bytes([42; 32]), now);
         ep.listen(None, SERVER_PORT, cfg).unwrap();
-        Harness { ep, now, events: Vec::new(), client_port: CLIENT_PORT }
+        Harness { ep, now, events: Vec::new(), client_port: CLIENT_PORT, family: f }
     }
 
     pub fn tuple(&self) -> FourTuple {
         FourTuple {
-            local_addr: Addr::v4(SERVER_IP),
-            remote_addr: Addr::v4(CLIENT_IP),
+            local_addr: self.family.server(),
+            remote_addr: self.family.client(),
             local_port: SERVER_PORT,
             remote_port: self.client_port,
         }
+    }
+
+    /// The client's end of the connection, as `frame_of` takes it.
+    pub fn client_end(&self) -> ([u8; 6], Addr, u16) {
+        (CLIENT_MAC, self.family.client(), self.client_port)
+    }
+
+    /// The server's end of the connection, as `frame_of` takes it.
+    pub fn server_end(&self) -> ([u8; 6], Addr, u16) {
+        (SERVER_MAC, self.family.server(), SERVER_PORT)
     }
 
     pub fn collect(&mut self, tx: Capture) -> Vec<S> {
@@ -210,11 +291,7 @@ impl Harness {
     /// Delivers a client segment now; returns every segment the server sent.
     #[track_caller]
     pub fn send(&mut self, s: S) -> Vec<S> {
-        let mut frame = frame_of(
-            &s,
-            (CLIENT_MAC, Addr::v4(CLIENT_IP), self.client_port),
-            (SERVER_MAC, Addr::v4(SERVER_IP), SERVER_PORT),
-        );
+        let mut frame = frame_of(&s, self.client_end(), self.server_end());
         let mut tx = Capture::default();
         if let RxAction::Transmit(n) = self.ep.on_frame(self.now, &mut frame, &mut tx) {
             // A reply written into the received frame.

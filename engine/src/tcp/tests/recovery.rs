@@ -6,15 +6,24 @@
 use super::*;
 use crate::tcp::tcb::Tcb;
 
+// The basics of SACK recovery, RACK and TLP over both families; the rest
+// are arithmetic on one MSS, over IPv4.
+both_families!(
+    rfc6675_the_hole_below_sacked_data_is_resent_first_and_once,
+    rfc6675_two_holes_are_both_resent_each_once_lowest_first,
+    rack_detects_a_loss_after_reo_wnd_without_three_dupacks,
+    rack_reo_wnd_is_zero_once_dupthresh_segments_are_sacked,
+    tlp_fires_at_two_srtt_and_resends_the_last_segment,
+    tlp_probe_that_repairs_a_tail_loss_is_counted,
+);
+
+/// The IPv4 MSS the single-family tests count in.
 pub const MSS: usize = 1460;
 
 /// A harness with 64 KiB buffers, so a window's worth can be queued.
-pub fn big_harness() -> Harness {
-    big_harness_with(TcpConfig::default())
-}
-
-pub fn big_harness_with(cfg: TcpConfig) -> Harness {
-    Harness::with_capacity(
+pub fn big_harness_over(f: Family, cfg: TcpConfig) -> Harness {
+    Harness::with_capacity_over(
+        f,
         cfg,
         Capacity {
             connections: 64,
@@ -34,7 +43,15 @@ pub fn sack_established() -> (Harness, Handle, SeqNumber) {
 }
 
 pub fn sack_established_with(cfg: TcpConfig) -> (Harness, Handle, SeqNumber) {
-    let mut h = big_harness_with(cfg);
+    sack_established_over_with(Family::V4, cfg)
+}
+
+pub fn sack_established_over(f: Family) -> (Harness, Handle, SeqNumber) {
+    sack_established_over_with(f, TcpConfig::default())
+}
+
+pub fn sack_established_over_with(f: Family, cfg: TcpConfig) -> (Harness, Handle, SeqNumber) {
+    let mut h = big_harness_over(f, cfg);
     let sa = h.send1(S { sack_perm: true, ..syn(CLIENT_ISN) });
     assert!(sa.sack_perm);
     h.send0(seg(ACK, CLIENT_ISN + 1, sa.seq + 1));
@@ -45,7 +62,11 @@ pub fn sack_established_with(cfg: TcpConfig) -> (Harness, Handle, SeqNumber) {
 
 /// The same without SACK: NewReno.
 pub fn plain_established() -> (Harness, Handle, SeqNumber) {
-    let mut h = big_harness();
+    plain_established_over(Family::V4)
+}
+
+pub fn plain_established_over(f: Family) -> (Harness, Handle, SeqNumber) {
+    let mut h = big_harness_over(f, TcpConfig::default());
     let sa = h.send1(syn(CLIENT_ISN));
     h.send0(seg(ACK, CLIENT_ISN + 1, sa.seq + 1));
     let c = h.accepted();
@@ -104,14 +125,15 @@ pub fn check_payloads(out: &[S], base: SeqNumber, base_off: usize) {
     }
 }
 
-/// Ten full segments in flight from `nxt` (at offset `off`), plus `more`
-/// bytes queued behind them.
+/// Ten full segments (of the family's MSS) in flight from `nxt` (at
+/// offset `off`), plus `more` bytes queued behind them.
 fn ten_in_flight(h: &mut Harness, c: Handle, nxt: SeqNumber, off: usize, more: usize) -> Vec<S> {
+    let mss = h.family.mss() as usize;
     let cwnd = tcb(h, c).cwnd as usize;
-    assert!(cwnd >= 10 * MSS, "cwnd {cwnd}");
-    let out = write(h, c, off, 10 * MSS + more);
+    assert!(cwnd >= 10 * mss, "cwnd {cwnd}");
+    let out = write(h, c, off, 10 * mss + more);
     let first: Vec<_> = data(&out, nxt).into_iter().take(10).collect();
-    assert_eq!(first, (0..10).map(|k| (k * MSS, MSS)).collect::<Vec<_>>());
+    assert_eq!(first, (0..10).map(|k| (k * mss, mss)).collect::<Vec<_>>());
     check_payloads(&out, nxt, off);
     out
 }
@@ -120,9 +142,10 @@ fn seg_at(nxt: SeqNumber, k: usize) -> (SeqNumber, SeqNumber) {
     (nxt + k * MSS, nxt + (k + 1) * MSS)
 }
 
-#[test]
-fn rfc6675_the_hole_below_sacked_data_is_resent_first_and_once() {
-    let (mut h, c, nxt) = sack_established();
+fn rfc6675_the_hole_below_sacked_data_is_resent_first_and_once(f: Family) {
+    let mss = f.mss() as usize;
+    let seg_at = |nxt: SeqNumber, k: usize| (nxt + k * mss, nxt + (k + 1) * mss);
+    let (mut h, c, nxt) = sack_established_over(f);
     // Ten segments fill the initial window exactly: nothing new is left,
     // so all the sender can do in recovery is what NextSeg allows.
     ten_in_flight(&mut h, c, nxt, 0, 0);
@@ -134,7 +157,7 @@ fn rfc6675_the_hole_below_sacked_data_is_resent_first_and_once() {
     // Three segments SACKed above it: IsLost(SND.UNA) (RFC 6675 §4), and
     // recovery resends exactly the hole.
     let out = h.send(sack(nxt, &[(seg_at(nxt, 1).0, seg_at(nxt, 3).1)]));
-    assert_eq!(data(&out, nxt), vec![(0, MSS)], "the hole, first");
+    assert_eq!(data(&out, nxt), vec![(0, mss)], "the hole, first");
     check_payloads(&out, nxt, 0);
     assert!(tcb(&h, c).has(crate::tcp::tcb::flag::RECOVERY));
     // The rest of the window is SACKed one by one: the hole is not resent
@@ -146,15 +169,16 @@ fn rfc6675_the_hole_below_sacked_data_is_resent_first_and_once() {
     }
     assert!(resent.is_empty(), "resent again: {resent:?}");
     // The retransmission arrives: everything is acknowledged, recovery ends.
-    h.send(sack(nxt + 10 * MSS, &[]));
+    h.send(sack(nxt + 10 * mss, &[]));
     assert!(!tcb(&h, c).has(crate::tcp::tcb::flag::RECOVERY));
     assert_eq!((h.ep.stats.fast_retransmits, h.ep.stats.sack_retransmits), (1, 1));
     assert_eq!(h.ep.stats.retransmits, 0, "no go-back-N");
 }
 
-#[test]
-fn rfc6675_two_holes_are_both_resent_each_once_lowest_first() {
-    let (mut h, c, nxt) = sack_established();
+fn rfc6675_two_holes_are_both_resent_each_once_lowest_first(f: Family) {
+    let mss = f.mss() as usize;
+    let seg_at = |nxt: SeqNumber, k: usize| (nxt + k * mss, nxt + (k + 1) * mss);
+    let (mut h, c, nxt) = sack_established_over(f);
     ten_in_flight(&mut h, c, nxt, 0, 0);
     h.advance(Duration::from_millis(10));
     // Segments 0 and 2 lost; 1 and 3.. arrive.
@@ -163,7 +187,7 @@ fn rfc6675_two_holes_are_both_resent_each_once_lowest_first() {
     for k in 3..10 {
         sent.extend(data(&h.send(sack(nxt, &[(seg_at(nxt, 3).0, seg_at(nxt, k).1), seg_at(nxt, 1)])), nxt));
     }
-    assert_eq!(sent, vec![(0, MSS), (2 * MSS, MSS)], "each hole once, SND.UNA's first");
+    assert_eq!(sent, vec![(0, mss), (2 * mss, mss)], "each hole once, SND.UNA's first");
     assert_eq!(h.ep.stats.sack_retransmits, 2);
 }
 
@@ -260,11 +284,12 @@ fn rfc6937_proportional_part_sends_ssthresh_over_recoverfs_of_what_is_delivered(
     assert!((sent as f64 - expect).abs() <= 1.0, "{sent} segments for {delivered} delivered, ratio {ratio}");
 }
 
-#[test]
-fn rack_detects_a_loss_after_reo_wnd_without_three_dupacks() {
+fn rack_detects_a_loss_after_reo_wnd_without_three_dupacks(f: Family) {
+    let mss = f.mss() as usize;
+    let seg_at = |nxt: SeqNumber, k: usize| (nxt + k * mss, nxt + (k + 1) * mss);
     // RFC 8985 §6.2: one segment SACKed after the lost one, and RACK.rtt +
     // reo_wnd (min_RTT / 4) later it is lost: no DupThresh needed.
-    let (mut h, c, nxt) = sack_established();
+    let (mut h, c, nxt) = sack_established_over(f);
     let rtt = Duration::from_millis(20);
     let (nxt, off) = warm_up(&mut h, c, nxt, rtt);
     ten_in_flight(&mut h, c, nxt, off, 0);
@@ -276,7 +301,7 @@ fn rack_detects_a_loss_after_reo_wnd_without_three_dupacks() {
     // reo_wnd = min_RTT / 4 = 5 ms after the SACK (the segments left in
     // the same millisecond, RACK.rtt = 20 ms).
     assert_eq!(waited, rtt / 4, "the reordering timer");
-    assert_eq!(data(&out, nxt), vec![(0, MSS)]);
+    assert_eq!(data(&out, nxt), vec![(0, mss)]);
     check_payloads(&out, nxt, off);
     assert_eq!(h.ep.stats.rack_lost_segments, 1);
     assert_eq!(h.ep.stats.fast_retransmits, 1);
@@ -284,11 +309,12 @@ fn rack_detects_a_loss_after_reo_wnd_without_three_dupacks() {
     assert_eq!(tcb(&h, c).dupacks, 1);
 }
 
-#[test]
-fn rack_reo_wnd_is_zero_once_dupthresh_segments_are_sacked() {
+fn rack_reo_wnd_is_zero_once_dupthresh_segments_are_sacked(f: Family) {
+    let mss = f.mss() as usize;
+    let seg_at = |nxt: SeqNumber, k: usize| (nxt + k * mss, nxt + (k + 1) * mss);
     // RFC 8985 §6.2 step 4: no reordering seen and three segments SACKed:
     // reo_wnd = 0, the loss is declared on that ACK.
-    let (mut h, c, nxt) = sack_established();
+    let (mut h, c, nxt) = sack_established_over(f);
     let (nxt, off) = warm_up(&mut h, c, nxt, Duration::from_millis(20));
     ten_in_flight(&mut h, c, nxt, off, 0);
     h.advance(Duration::from_millis(20));
@@ -297,22 +323,22 @@ fn rack_reo_wnd_is_zero_once_dupthresh_segments_are_sacked() {
     // two SMSS, but RACK with reo_wnd = 0 needs only DupThresh segments.
     h.send(sack(nxt, &[seg_at(nxt, 3), seg_at(nxt, 1)]));
     let out = h.send(sack(nxt, &[seg_at(nxt, 5), seg_at(nxt, 3), seg_at(nxt, 1)]));
-    assert_eq!(data(&out, nxt)[0], (0, MSS));
+    assert_eq!(data(&out, nxt)[0], (0, mss));
     assert!(h.ep.stats.rack_lost_segments >= 1);
 }
 
-#[test]
-fn tlp_fires_at_two_srtt_and_resends_the_last_segment() {
+fn tlp_fires_at_two_srtt_and_resends_the_last_segment(f: Family) {
+    let mss = f.mss() as usize;
     // RFC 8985 §7: with nothing new to send, the probe is the last segment,
     // 2 * SRTT after it left; then the RTO watches.
-    let (mut h, c, nxt) = sack_established();
+    let (mut h, c, nxt) = sack_established_over(f);
     let rtt = Duration::from_millis(20);
     let (nxt, off) = warm_up(&mut h, c, nxt, rtt);
-    let out = write(&mut h, c, off, 5 * MSS);
+    let out = write(&mut h, c, off, 5 * mss);
     assert_eq!(data(&out, nxt).len(), 5);
     let (waited, out) = h.advance_until_output(Duration::from_secs(5));
     assert_eq!(waited, 2 * rtt, "PTO = 2 * SRTT");
-    assert_eq!(data(&out, nxt), vec![(4 * MSS, MSS)], "the last segment");
+    assert_eq!(data(&out, nxt), vec![(4 * mss, mss)], "the last segment");
     check_payloads(&out, nxt, off);
     assert_eq!(h.ep.stats.tlp_probes, 1);
     assert_eq!(h.ep.stats.rto_expiries, 0);
@@ -320,7 +346,7 @@ fn tlp_fires_at_two_srtt_and_resends_the_last_segment() {
     let rto = Duration::from_millis(tcb(&h, c).rto_ms as u64);
     let (waited, out) = h.advance_until_output(Duration::from_secs(5));
     assert_eq!(waited, rto);
-    assert_eq!(data(&out, nxt)[0], (0, MSS));
+    assert_eq!(data(&out, nxt)[0], (0, mss));
     assert_eq!((h.ep.stats.tlp_probes, h.ep.stats.rto_expiries), (1, 1));
 }
 
@@ -354,23 +380,23 @@ fn tlp_fires_no_later_than_the_rto_would() {
     assert_eq!((h.ep.stats.tlp_probes, h.ep.stats.rto_expiries), (1, 0));
 }
 
-#[test]
-fn tlp_probe_that_repairs_a_tail_loss_is_counted() {
+fn tlp_probe_that_repairs_a_tail_loss_is_counted(f: Family) {
+    let mss = f.mss() as usize;
     // The last segment is lost; the probe resends it and the peer's ACK
     // covers data sent after the probe (Linux tcp_process_tlp_ack).
-    let (mut h, c, nxt) = sack_established();
+    let (mut h, c, nxt) = sack_established_over(f);
     let rtt = Duration::from_millis(20);
     let (nxt, off) = warm_up(&mut h, c, nxt, rtt);
-    write(&mut h, c, off, 5 * MSS);
+    write(&mut h, c, off, 5 * mss);
     h.advance(rtt);
     // 0-3 arrive; 4 is lost.
-    h.send(sack(nxt + 4 * MSS, &[]));
+    h.send(sack(nxt + 4 * mss, &[]));
     let (_, out) = h.advance_until_output(Duration::from_secs(5));
-    assert_eq!(data(&out, nxt), vec![(4 * MSS, MSS)]);
+    assert_eq!(data(&out, nxt), vec![(4 * mss, mss)]);
     // The probe arrives, and more data goes (beyond TLP.end_seq) and is ACKed.
-    write(&mut h, c, off + 5 * MSS, MSS);
-    h.send(sack(nxt + 5 * MSS, &[]));
-    h.send(sack(nxt + 6 * MSS, &[]));
+    write(&mut h, c, off + 5 * mss, mss);
+    h.send(sack(nxt + 5 * mss, &[]));
+    h.send(sack(nxt + 6 * mss, &[]));
     assert_eq!((h.ep.stats.tlp_probes, h.ep.stats.tlp_recoveries), (1, 1));
 }
 

@@ -3,11 +3,23 @@
 
 use super::*;
 
+both_families!(
+    exact_rst_aborts_in_every_synchronized_state,
+    in_window_rst_gets_challenge_ack,
+    out_of_window_rst_is_dropped_silently,
+    syn_in_synchronized_state_gets_challenge_ack_never_aborts,
+    out_of_window_segments_are_acked_not_delivered,
+    ack_of_unsent_data_is_dropped_and_acked_in_every_state,
+    data_without_ack_flag_is_dropped,
+    never_answer_rst_with_rst,
+    paws_drops_old_timestamps,
+);
+
 const C1: SeqNumber = SeqNumber(CLIENT_ISN.0 + 1);
 
 /// Builds a connection in `state`; returns (harness, handle, our SND.NXT, peer's next seq).
-fn in_state(state: State) -> (Harness, Handle, SeqNumber, SeqNumber) {
-    let mut h = Harness::new(TcpConfig::default());
+fn in_state(f: Family, state: State) -> (Harness, Handle, SeqNumber, SeqNumber) {
+    let mut h = Harness::new_over(f, TcpConfig::default());
     let (c, iss) = h.establish();
     let s1 = iss + 1;
     let (snd, rcv) = match state {
@@ -49,10 +61,9 @@ fn in_state(state: State) -> (Harness, Handle, SeqNumber, SeqNumber) {
 const STATES: [State; 6] =
     [State::Established, State::FinWait1, State::FinWait2, State::CloseWait, State::Closing, State::LastAck];
 
-#[test]
-fn exact_rst_aborts_in_every_synchronized_state() {
+fn exact_rst_aborts_in_every_synchronized_state(f: Family) {
     for st in STATES {
-        let (mut h, c, _, rcv) = in_state(st);
+        let (mut h, c, _, rcv) = in_state(f, st);
         h.send0(seg(RST, rcv, SeqNumber(0)));
         assert_eq!(h.ep.state(c), None, "{st}");
         assert_eq!(h.take_events(), vec![Event::Closed(c, CloseReason::Reset)], "{st}");
@@ -60,10 +71,9 @@ fn exact_rst_aborts_in_every_synchronized_state() {
     }
 }
 
-#[test]
-fn in_window_rst_gets_challenge_ack() {
+fn in_window_rst_gets_challenge_ack(f: Family) {
     for st in STATES {
-        let (mut h, c, snd, rcv) = in_state(st);
+        let (mut h, c, snd, rcv) = in_state(f, st);
         let a = h.send1(seg(RST, rcv + 100, SeqNumber(0)));
         assert_eq!((a.control, a.seq, a.ack), (ACK, snd, rcv), "{st}");
         assert_eq!(h.ep.state(c), Some(st));
@@ -71,21 +81,19 @@ fn in_window_rst_gets_challenge_ack() {
     }
 }
 
-#[test]
-fn out_of_window_rst_is_dropped_silently() {
+fn out_of_window_rst_is_dropped_silently(f: Family) {
     for st in STATES {
-        let (mut h, c, _, rcv) = in_state(st);
+        let (mut h, c, _, rcv) = in_state(f, st);
         h.send0(seg(RST, rcv + 1_000_000, SeqNumber(0)));
         h.send0(seg(RST, rcv - 1, SeqNumber(0)));
         assert_eq!(h.ep.state(c), Some(st), "{st}");
     }
 }
 
-#[test]
-fn syn_in_synchronized_state_gets_challenge_ack_never_aborts() {
+fn syn_in_synchronized_state_gets_challenge_ack_never_aborts(f: Family) {
     // CONFORMANCE 10, RFC 5961 §4.
     for st in STATES {
-        let (mut h, c, snd, rcv) = in_state(st);
+        let (mut h, c, snd, rcv) = in_state(f, st);
         for seq in [rcv, rcv + 5, rcv + 1_000_000, rcv - 100] {
             // One challenge ACK per connection per 500 ms (flood.rs).
             h.now += Duration::from_millis(500);
@@ -96,10 +104,9 @@ fn syn_in_synchronized_state_gets_challenge_ack_never_aborts() {
     }
 }
 
-#[test]
-fn out_of_window_segments_are_acked_not_delivered() {
+fn out_of_window_segments_are_acked_not_delivered(f: Family) {
     // CONFORMANCE 11: each flag, window edge +-1.
-    let (mut h, c, snd, rcv) = in_state(State::Established);
+    let (mut h, c, snd, rcv) = in_state(f, State::Established);
     let wnd = h.ep.tcb(c).unwrap().rcv_wnd() as usize;
     for (seq, what) in [(rcv - 2, "below"), (rcv + wnd, "right edge"), (rcv + wnd + 1, "past edge")] {
         for control in [ACK, ACK | PSH, ACK | FIN] {
@@ -114,11 +121,10 @@ fn out_of_window_segments_are_acked_not_delivered() {
     assert_eq!(h.ep.stats.out_of_order_queued, 1, "in window but beyond rcv_nxt: kept for reassembly");
 }
 
-#[test]
-fn ack_of_unsent_data_is_dropped_and_acked_in_every_state() {
+fn ack_of_unsent_data_is_dropped_and_acked_in_every_state(f: Family) {
     // CONFORMANCE 12.
     for st in STATES {
-        let (mut h, c, snd, rcv) = in_state(st);
+        let (mut h, c, snd, rcv) = in_state(f, st);
         let a =
             h.send1(S { payload: if st.can_receive() { b"d".to_vec() } else { vec![] }, ..seg(ACK, rcv, snd + 10) });
         assert_eq!((a.control, a.seq, a.ack), (ACK, snd, rcv), "{st}");
@@ -127,19 +133,17 @@ fn ack_of_unsent_data_is_dropped_and_acked_in_every_state() {
     }
 }
 
-#[test]
-fn data_without_ack_flag_is_dropped() {
+fn data_without_ack_flag_is_dropped(f: Family) {
     // CONFORMANCE 13.
-    let (mut h, c, snd, rcv) = in_state(State::Established);
+    let (mut h, c, snd, rcv) = in_state(f, State::Established);
     h.send0(S { payload: b"noack".to_vec(), ..seg(PSH, rcv, snd) });
     assert_eq!(h.ep.readable(c), 0);
     assert_eq!(h.ep.stats.drop_no_ack, 1);
 }
 
-#[test]
-fn never_answer_rst_with_rst() {
+fn never_answer_rst_with_rst(f: Family) {
     // CONFORMANCE 23.
-    let mut h = Harness::new(TcpConfig::default());
+    let mut h = Harness::new_over(f, TcpConfig::default());
     h.client_port = 5;
     for control in [RST, RST | ACK] {
         h.send0(seg(control, SeqNumber(1), SeqNumber(2)));
@@ -153,9 +157,8 @@ fn never_answer_rst_with_rst() {
     assert_eq!((r.control, r.seq), (RST, SeqNumber(55)));
 }
 
-#[test]
-fn paws_drops_old_timestamps() {
-    let mut h = Harness::new(TcpConfig::default());
+fn paws_drops_old_timestamps(f: Family) {
+    let mut h = Harness::new_over(f, TcpConfig::default());
     let sa = h.send1(S { ts: Some((1000, 0)), ..syn(CLIENT_ISN) });
     let tsv = sa.ts.unwrap().0;
     h.send0(S { ts: Some((1001, tsv)), ..seg(ACK, C1, sa.seq + 1) });

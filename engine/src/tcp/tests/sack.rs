@@ -1,8 +1,15 @@
 //! SACK as the receiver reports it: D-SACK (RFC 2883 §4), a duplicate
 //! segment reported in the first block of the ACK it provokes.
 
-use super::recovery::{plain_established, sack_established};
+use super::recovery::{plain_established_over, sack_established_over};
 use super::*;
+
+both_families!(
+    a_duplicate_below_rcv_nxt_is_reported_as_the_first_block,
+    a_partly_duplicate_segment_reports_the_old_part,
+    a_duplicate_beyond_a_hole_is_reported_then_its_range,
+    without_sack_a_duplicate_gets_a_plain_ack,
+);
 
 fn data_seg(seq: SeqNumber, ack: SeqNumber, len: usize) -> S {
     S { payload: vec![7; len], ..seg(ACK | PSH, seq, ack) }
@@ -12,9 +19,8 @@ fn block(s: SeqNumber, e: SeqNumber) -> Option<(SeqNumber, SeqNumber)> {
     Some((s, e))
 }
 
-#[test]
-fn a_duplicate_below_rcv_nxt_is_reported_as_the_first_block() {
-    let (mut h, _, nxt) = sack_established();
+fn a_duplicate_below_rcv_nxt_is_reported_as_the_first_block(f: Family) {
+    let (mut h, _, nxt) = sack_established_over(f);
     let base = CLIENT_ISN + 1;
     h.send(data_seg(base, nxt, 100));
     h.advance(Duration::from_millis(100));
@@ -31,9 +37,8 @@ fn a_duplicate_below_rcv_nxt_is_reported_as_the_first_block() {
     assert_eq!((a.ack, a.sack[0]), (base + 200, None));
 }
 
-#[test]
-fn a_partly_duplicate_segment_reports_the_old_part() {
-    let (mut h, _, nxt) = sack_established();
+fn a_partly_duplicate_segment_reports_the_old_part(f: Family) {
+    let (mut h, _, nxt) = sack_established_over(f);
     let base = CLIENT_ISN + 1;
     h.send(data_seg(base, nxt, 100));
     let out = h.send(data_seg(base + 50, nxt, 100));
@@ -42,11 +47,10 @@ fn a_partly_duplicate_segment_reports_the_old_part() {
     assert_eq!(a.sack[0], block(base + 50, base + 100));
 }
 
-#[test]
-fn a_duplicate_beyond_a_hole_is_reported_then_its_range() {
+fn a_duplicate_beyond_a_hole_is_reported_then_its_range(f: Family) {
     // RFC 2883 §4 (2): the first block is the duplicate, the second the
     // out-of-order range holding it.
-    let (mut h, _, nxt) = sack_established();
+    let (mut h, _, nxt) = sack_established_over(f);
     let base = CLIENT_ISN + 1;
     let a = h.send1(data_seg(base + 1000, nxt, 100));
     assert_eq!(a.sack[0], block(base + 1000, base + 1100));
@@ -55,9 +59,8 @@ fn a_duplicate_beyond_a_hole_is_reported_then_its_range() {
     assert_eq!((a.sack[0], a.sack[1]), (block(base + 1000, base + 1100), block(base + 1000, base + 1100)));
 }
 
-#[test]
-fn without_sack_a_duplicate_gets_a_plain_ack() {
-    let (mut h, _, nxt) = plain_established();
+fn without_sack_a_duplicate_gets_a_plain_ack(f: Family) {
+    let (mut h, _, nxt) = plain_established_over(f);
     let base = CLIENT_ISN + 1;
     h.send(data_seg(base, nxt, 100));
     h.advance(Duration::from_millis(100));

@@ -3,19 +3,31 @@
 
 use super::*;
 
+both_families!(
+    keepalive_probes_after_2h_every_75s_then_resets_after_10,
+    an_answered_probe_restarts_the_idle_period,
+    every_segment_from_the_peer_resets_the_idle_timer,
+    keepalive_can_be_off,
+    keepalive_numbers_are_configurable,
+    the_peers_keepalive_probe_is_answered,
+    no_probe_while_data_is_in_flight,
+    keepalive_ends_a_half_closed_connection_whose_peer_vanished,
+    a_half_closed_connection_with_a_live_peer_stays_until_closed,
+    without_keepalive_a_half_closed_connection_is_bounded_by_the_application,
+);
+
 const C1: SeqNumber = SeqNumber(CLIENT_ISN.0 + 1);
 const HOUR: Duration = Duration::from_secs(3600);
 
-fn established(cfg: TcpConfig) -> (Harness, Handle, SeqNumber) {
-    let mut h = Harness::new(cfg);
+fn established(f: Family, cfg: TcpConfig) -> (Harness, Handle, SeqNumber) {
+    let mut h = Harness::new_over(f, cfg);
     let (c, iss) = h.establish();
     h.take_events();
     (h, c, iss + 1)
 }
 
-#[test]
-fn keepalive_probes_after_2h_every_75s_then_resets_after_10() {
-    let (mut h, c, s1) = established(TcpConfig::default());
+fn keepalive_probes_after_2h_every_75s_then_resets_after_10(f: Family) {
+    let (mut h, c, s1) = established(f, TcpConfig::default());
     let (took, out) = h.advance_until_output(3 * HOUR);
     assert_eq!(took, 2 * HOUR);
     assert_eq!(out.len(), 1);
@@ -36,9 +48,8 @@ fn keepalive_probes_after_2h_every_75s_then_resets_after_10() {
     assert_eq!(h.ep.armed_timers(), 0);
 }
 
-#[test]
-fn an_answered_probe_restarts_the_idle_period() {
-    let (mut h, c, s1) = established(TcpConfig::default());
+fn an_answered_probe_restarts_the_idle_period(f: Family) {
+    let (mut h, c, s1) = established(f, TcpConfig::default());
     h.advance_until_output(3 * HOUR);
     h.advance_until_output(HOUR);
     h.send0(seg(ACK, C1, s1));
@@ -47,9 +58,8 @@ fn an_answered_probe_restarts_the_idle_period() {
     assert_eq!(took, 2 * HOUR);
 }
 
-#[test]
-fn every_segment_from_the_peer_resets_the_idle_timer() {
-    let (mut h, c, s1) = established(TcpConfig::default());
+fn every_segment_from_the_peer_resets_the_idle_timer(f: Family) {
+    let (mut h, c, s1) = established(f, TcpConfig::default());
     assert!(h.advance(HOUR).is_empty());
     h.send(S { payload: b"ping".to_vec(), ..seg(ACK, C1, s1) });
     let mut b = [0u8; 4];
@@ -60,19 +70,17 @@ fn every_segment_from_the_peer_resets_the_idle_timer() {
     assert_eq!(out[0].seq, s1 - 1);
 }
 
-#[test]
-fn keepalive_can_be_off() {
-    let (mut h, c, _) = established(TcpConfig { keepalive: None, ..TcpConfig::default() });
+fn keepalive_can_be_off(f: Family) {
+    let (mut h, c, _) = established(f, TcpConfig { keepalive: None, ..TcpConfig::default() });
     let (_, out) = h.advance_until_output(10 * HOUR);
     assert!(out.is_empty());
     assert_eq!(h.ep.state(c), Some(State::Established));
     assert_eq!(h.ep.armed_timers(), 0);
 }
 
-#[test]
-fn keepalive_numbers_are_configurable() {
+fn keepalive_numbers_are_configurable(f: Family) {
     let ka = Keepalive { idle: Duration::from_secs(2), interval: Duration::from_secs(1), probes: 3 };
-    let (mut h, c, _) = established(TcpConfig { keepalive: Some(ka), ..TcpConfig::default() });
+    let (mut h, c, _) = established(f, TcpConfig { keepalive: Some(ka), ..TcpConfig::default() });
     let mut times = Vec::new();
     let start = h.now;
     loop {
@@ -89,9 +97,8 @@ fn keepalive_numbers_are_configurable() {
     assert_eq!(h.ep.state(c), None);
 }
 
-#[test]
-fn the_peers_keepalive_probe_is_answered() {
-    let (mut h, c, s1) = established(TcpConfig::default());
+fn the_peers_keepalive_probe_is_answered(f: Family) {
+    let (mut h, c, s1) = established(f, TcpConfig::default());
     let a = h.send1(seg(ACK, C1 - 1, s1));
     assert_eq!((a.control, a.seq, a.ack), (ACK, s1, C1));
     let a = h.send1(S { payload: vec![0], ..seg(ACK, C1 - 1, s1) });
@@ -99,11 +106,10 @@ fn the_peers_keepalive_probe_is_answered() {
     assert_eq!(h.ep.readable(c), 0);
 }
 
-#[test]
-fn no_probe_while_data_is_in_flight() {
+fn no_probe_while_data_is_in_flight(f: Family) {
     let ka = Keepalive { idle: Duration::from_secs(2), interval: Duration::from_secs(1), probes: 3 };
     let cfg = TcpConfig { keepalive: Some(ka), max_retries: 2, ..TcpConfig::default() };
-    let (mut h, c, s1) = established(cfg);
+    let (mut h, c, s1) = established(f, cfg);
     h.ep.write(c, b"data").unwrap();
     h.flush();
     let mut seen = Vec::new();
@@ -119,9 +125,8 @@ fn no_probe_while_data_is_in_flight() {
 /// (FIN-WAIT-2, the application still reading), no timer was armed, so a
 /// peer that vanished held the connection and its receive buffer for ever.
 /// Keepalive now watches a half-closed connection as it does ESTABLISHED.
-#[test]
-fn keepalive_ends_a_half_closed_connection_whose_peer_vanished() {
-    let (mut h, c, s1) = established(TcpConfig::default());
+fn keepalive_ends_a_half_closed_connection_whose_peer_vanished(f: Family) {
+    let (mut h, c, s1) = established(f, TcpConfig::default());
     let buffers = h.ep.buffers_free();
     h.send(S { payload: b"unread".to_vec(), ..seg(ACK | PSH, C1, s1) });
     let c2 = C1 + 6;
@@ -151,9 +156,8 @@ fn keepalive_ends_a_half_closed_connection_whose_peer_vanished() {
 
 /// The same half-closed connection whose peer answers the probes lives on
 /// (it may still send), and closing it then starts the FIN-WAIT-2 timeout.
-#[test]
-fn a_half_closed_connection_with_a_live_peer_stays_until_closed() {
-    let (mut h, c, s1) = established(TcpConfig::default());
+fn a_half_closed_connection_with_a_live_peer_stays_until_closed(f: Family) {
+    let (mut h, c, s1) = established(f, TcpConfig::default());
     h.ep.shutdown(c).unwrap();
     h.flush();
     h.send(seg(ACK, C1, s1 + 1));
@@ -182,9 +186,8 @@ fn a_half_closed_connection_with_a_live_peer_stays_until_closed() {
 /// ESTABLISHED connection without keepalive, what bounds it is the
 /// application: its deadline fires there, and its close then starts the
 /// FIN-WAIT-2 timeout, which reclaims the entry.
-#[test]
-fn without_keepalive_a_half_closed_connection_is_bounded_by_the_application() {
-    let (mut h, c, s1) = established(TcpConfig { keepalive: None, ..TcpConfig::default() });
+fn without_keepalive_a_half_closed_connection_is_bounded_by_the_application(f: Family) {
+    let (mut h, c, s1) = established(f, TcpConfig { keepalive: None, ..TcpConfig::default() });
     h.ep.shutdown(c).unwrap();
     h.flush();
     h.send(seg(ACK, C1, s1 + 1));

@@ -4,11 +4,25 @@
 use super::*;
 use crate::tcp::config::TwFullPolicy;
 
+both_families!(
+    time_wait_ends_exactly_2msl_after_the_last_fin,
+    retransmitted_fin_is_reacked_and_restarts_2msl,
+    rst_in_time_wait_is_ignored_by_default,
+    rst_in_time_wait_closes_under_the_close_policy,
+    new_syn_with_higher_sequence_reopens,
+    new_syn_with_lower_sequence_gets_an_ack,
+    new_syn_with_higher_timestamp_reopens_even_with_lower_sequence,
+    in_window_duplicate_ack_gets_nothing_and_old_data_gets_an_ack,
+    full_time_wait_table_evicts_the_oldest_and_counts,
+    full_time_wait_table_under_refuse_new_drops_new_syns_and_counts,
+    cookie_ack_from_an_xdp_handshake_reopens,
+);
+
 const C1: SeqNumber = SeqNumber(CLIENT_ISN.0 + 1);
 
 /// A connection we closed first, now in TIME-WAIT; returns our SND.NXT.
-fn time_wait(cfg: TcpConfig, ts: bool) -> (Harness, SeqNumber) {
-    let mut h = Harness::new(cfg);
+fn time_wait(f: Family, cfg: TcpConfig, ts: bool) -> (Harness, SeqNumber) {
+    let mut h = Harness::new_over(f, cfg);
     let sa = h.send1(S { ts: ts.then_some((100, 0)), ..syn(CLIENT_ISN) });
     let ecr = sa.ts.map(|t| t.0).unwrap_or(0);
     let tsopt = |v| ts.then_some((v, ecr));
@@ -28,9 +42,8 @@ fn msl(secs: u64) -> TcpConfig {
     TcpConfig { msl: Duration::from_secs(secs), ..TcpConfig::default() }
 }
 
-#[test]
-fn time_wait_ends_exactly_2msl_after_the_last_fin() {
-    let (mut h, _) = time_wait(TcpConfig::default(), false);
+fn time_wait_ends_exactly_2msl_after_the_last_fin(f: Family) {
+    let (mut h, _) = time_wait(f, TcpConfig::default(), false);
     assert!(h.advance(Duration::from_millis(59_999)).is_empty());
     assert_eq!(h.ep.time_wait(), 1, "default MSL 30 s: 2MSL = 60 s");
     h.advance(Duration::from_millis(1));
@@ -38,10 +51,9 @@ fn time_wait_ends_exactly_2msl_after_the_last_fin() {
     assert_eq!(h.ep.stats.time_wait_expired, 1);
 }
 
-#[test]
-fn retransmitted_fin_is_reacked_and_restarts_2msl() {
+fn retransmitted_fin_is_reacked_and_restarts_2msl(f: Family) {
     // The seeds' lost final ACK, from the active closer's side; CONFORMANCE 17.
-    let (mut h, snd) = time_wait(msl(10), false);
+    let (mut h, snd) = time_wait(f, msl(10), false);
     h.advance(Duration::from_secs(15));
     let a = h.send1(seg(FIN | ACK, C1, snd));
     assert_eq!((a.control, a.seq, a.ack), (ACK, snd, C1 + 1));
@@ -55,64 +67,69 @@ fn retransmitted_fin_is_reacked_and_restarts_2msl() {
     assert_eq!((r.control, r.seq), (RST, snd));
 }
 
-#[test]
-fn rst_in_time_wait_is_ignored_by_default() {
+fn rst_in_time_wait_is_ignored_by_default(f: Family) {
     // CONFORMANCE 18, RFC 1337.
-    let (mut h, _) = time_wait(TcpConfig::default(), false);
+    let (mut h, _) = time_wait(f, TcpConfig::default(), false);
     h.send0(seg(RST, C1 + 1, SeqNumber(0)));
     assert_eq!(h.ep.time_wait(), 1);
     assert_eq!(h.ep.stats.rsts_ignored, 1);
 }
 
-#[test]
-fn rst_in_time_wait_closes_under_the_close_policy() {
-    let (mut h, _) = time_wait(TcpConfig { time_wait_rst: TimeWaitRst::Close, ..TcpConfig::default() }, false);
+fn rst_in_time_wait_closes_under_the_close_policy(f: Family) {
+    let (mut h, _) = time_wait(f, TcpConfig { time_wait_rst: TimeWaitRst::Close, ..TcpConfig::default() }, false);
     h.send0(seg(RST, C1 + 1, SeqNumber(0)));
     assert_eq!(h.ep.time_wait(), 0);
     assert_eq!(h.ep.stats.time_wait_reset, 1);
 }
 
-#[test]
-fn new_syn_with_higher_sequence_reopens() {
+fn new_syn_with_higher_sequence_reopens(f: Family) {
     // CONFORMANCE 19, RFC 6191 without timestamps.
-    let (mut h, _) = time_wait(TcpConfig::default(), false);
+    let (mut h, _) = time_wait(f, TcpConfig::default(), false);
     let sa = h.send1(syn(C1 + 100_000));
     assert_eq!((sa.control, sa.ack), (SYN | ACK, C1 + 100_001));
     assert_eq!(h.ep.time_wait(), 0);
     assert_eq!(h.ep.stats.time_wait_reopened, 1);
 }
 
-#[test]
-fn new_syn_with_lower_sequence_gets_an_ack() {
-    let (mut h, snd) = time_wait(TcpConfig::default(), false);
+fn new_syn_with_lower_sequence_gets_an_ack(f: Family) {
+    let (mut h, snd) = time_wait(f, TcpConfig::default(), false);
     let a = h.send1(syn(CLIENT_ISN - 5));
     assert_eq!((a.control, a.seq, a.ack), (ACK, snd, C1 + 1));
     assert_eq!(h.ep.time_wait(), 1);
 }
 
-#[test]
-fn new_syn_with_higher_timestamp_reopens_even_with_lower_sequence() {
+fn new_syn_with_higher_timestamp_reopens_even_with_lower_sequence(f: Family) {
     // RFC 6191 §2: with timestamps, the timestamp decides.
-    let (mut h, snd) = time_wait(TcpConfig::default(), true);
+    let (mut h, snd) = time_wait(f, TcpConfig::default(), true);
     let a = h.send1(S { ts: Some((50, 0)), ..syn(CLIENT_ISN - 5) });
     assert_eq!((a.control, a.seq), (ACK, snd), "older timestamp: ACK");
     let sa = h.send1(S { ts: Some((5000, 0)), ..syn(CLIENT_ISN - 5) });
     assert_eq!(sa.control, SYN | ACK);
 }
 
-#[test]
-fn in_window_duplicate_ack_gets_nothing_and_old_data_gets_an_ack() {
-    let (mut h, snd) = time_wait(TcpConfig::default(), false);
+fn in_window_duplicate_ack_gets_nothing_and_old_data_gets_an_ack(f: Family) {
+    let (mut h, snd) = time_wait(f, TcpConfig::default(), false);
     h.send0(seg(ACK, C1 + 1, snd));
     let a = h.send1(S { payload: b"old".to_vec(), ..seg(ACK, CLIENT_ISN - 10, snd) });
     assert_eq!((a.control, a.ack), (ACK, C1 + 1));
 }
 
-#[test]
-fn full_time_wait_table_evicts_the_oldest_and_counts() {
-    let cap =
-        Capacity { connections: 8, time_wait: 1, buffers: 8, buffer_size: 4096, events: 64, ..Capacity::default() };
-    let mut h = Harness::with_capacity(TcpConfig::default(), cap);
+/// Room for one TIME-WAIT entry in each family's table.
+fn one_time_wait_entry() -> Capacity {
+    Capacity {
+        connections: 8,
+        time_wait: 1,
+        time_wait_v6: 1,
+        buffers: 8,
+        buffer_size: 4096,
+        events: 64,
+        ..Capacity::default()
+    }
+}
+
+fn full_time_wait_table_evicts_the_oldest_and_counts(f: Family) {
+    let cap = one_time_wait_entry();
+    let mut h = Harness::with_capacity_over(f, TcpConfig::default(), cap);
     for port in [1000u16, 1001] {
         h.client_port = port;
         h.take_events();
@@ -127,18 +144,9 @@ fn full_time_wait_table_evicts_the_oldest_and_counts() {
     assert_eq!(h.ep.stats.time_wait_entered, 2);
 }
 
-#[test]
-fn full_time_wait_table_under_refuse_new_drops_new_syns_and_counts() {
-    let cap = Capacity {
-        connections: 8,
-        time_wait: 1,
-        buffers: 8,
-        buffer_size: 4096,
-        events: 64,
-        time_wait_policy: TwFullPolicy::RefuseNew,
-        ..Capacity::default()
-    };
-    let mut h = Harness::with_capacity(TcpConfig::default(), cap);
+fn full_time_wait_table_under_refuse_new_drops_new_syns_and_counts(f: Family) {
+    let cap = Capacity { time_wait_policy: TwFullPolicy::RefuseNew, ..one_time_wait_entry() };
+    let mut h = Harness::with_capacity_over(f, TcpConfig::default(), cap);
     h.client_port = 1000;
     let (c, iss) = h.establish();
     h.ep.close(c).unwrap();
@@ -160,14 +168,13 @@ fn full_time_wait_table_under_refuse_new_drops_new_syns_and_counts() {
 /// engine; its third segment finds the tuple in TIME-WAIT. The cookie is
 /// the proof of a new connection: the entry gives way and the cookie ACK
 /// opens it. Any other ACK is answered from TIME-WAIT as before.
-#[test]
-fn cookie_ack_from_an_xdp_handshake_reopens() {
+fn cookie_ack_from_an_xdp_handshake_reopens(f: Family) {
     use crate::tcp::secret::CookieOptions;
-    let (mut h, snd_nxt) = time_wait(TcpConfig::default(), false);
+    let (mut h, snd_nxt) = time_wait(f, TcpConfig::default(), false);
     let a = h.send1(seg(ACK, C1 + 500, snd_nxt + 9));
     assert_eq!((a.control, a.seq, a.ack), (ACK, snd_nxt, C1 + 1), "an old ACK: answered from TIME-WAIT");
     let isn = CLIENT_ISN + 100_000;
-    let opts = CookieOptions { mss: 1460, window_scale: None, sack_permitted: false };
+    let opts = CookieOptions { mss: f.mss(), window_scale: None, sack_permitted: false };
     let cookie = Secrets::from_bytes([42; 32]).make_cookie(&h.tuple(), isn, &opts, h.now);
     // The control thread tells the shards that XDP sends cookies.
     h.ep.note_cookies_in_flight(h.now);
@@ -205,13 +212,13 @@ fn ipv6_time_wait_holds_its_own_configured_capacity() {
     // Each family gets the capacity it is given: 32 IPv6 entries last their
     // 2MSL (the IPv6 table once got an eighth of the IPv4 capacity).
     let cap = Capacity { connections: 8, time_wait: 32, time_wait_v6: 32, events: 64, ..Capacity::default() };
-    let h = server_closed_over(cap, CLIENT_IP6, SERVER_IP6, 32);
+    let h = server_closed_over(cap, Family::V6.client(), Family::V6.server(), 32);
     assert_eq!((h.ep.time_wait(), h.ep.stats.time_wait_evicted), (32, 0));
     // A smaller IPv6 table is full at its own size, and counts what it cuts.
     let cap = Capacity { connections: 8, time_wait: 32, time_wait_v6: 4, events: 64, ..Capacity::default() };
-    let h = server_closed_over(cap, CLIENT_IP6, SERVER_IP6, 6);
+    let h = server_closed_over(cap, Family::V6.client(), Family::V6.server(), 6);
     assert_eq!((h.ep.time_wait(), h.ep.stats.time_wait_evicted), (4, 2));
     // The IPv4 table is not touched by it.
-    let h = server_closed_over(cap, Addr::v4(CLIENT_IP), Addr::v4(SERVER_IP), 6);
+    let h = server_closed_over(cap, Family::V4.client(), Family::V4.server(), 6);
     assert_eq!((h.ep.time_wait(), h.ep.stats.time_wait_evicted), (6, 0));
 }
