@@ -37,6 +37,11 @@
 //!   out, two in, one at weight 2) and SIGHUP applies it: wrk sees no
 //!   error, curl finds the new set by weight, the removed one is listed as
 //!   such; a broken file is refused and the running set stays.
+//! * `checks_take_a_dead_backend_out_and_bring_it_back`: with the default
+//!   active checks, a backend whose kernel starts refusing (nftables in
+//!   fgt-be) is out within interval x fall (3.5 s with the snapshot
+//!   period), no client is sent to it, and it is back within rise x
+//!   interval once it answers again; the times are printed.
 //! * `unreachable_or_killed_backends_reset_or_end_the_client`: backends that
 //!   refuse (no listener): each client is accepted, both backends tried,
 //!   then reset; counted. A backend killed under open pairs: every client
@@ -429,6 +434,48 @@ fn sighup_reloads_the_backends_under_traffic() {
     assert_eq!(metric(&m, "floodgate_proxy_resets_to_client_total"), 0, "no connection broken by the reload");
 }
 
+/// The time until the metrics show `backend`'s floodgate_backend_up as
+/// `want` (bounded).
+fn until_up_is(backend: &str, want: u64, within: Duration) -> Duration {
+    let t0 = Instant::now();
+    let name = format!("floodgate_backend_up{{shard=\"0\",pool=\"0\",backend=\"{backend}\"}} {want}");
+    wait_metrics(&format!("{backend} up = {want}"), within, |m| m.lines().any(|l| l == name));
+    t0.elapsed()
+}
+
+#[test]
+fn checks_take_a_dead_backend_out_and_bring_it_back() {
+    if !require_root("proxy_testbed::checks_take_a_dead_backend_out_and_bring_it_back") {
+        return;
+    }
+    let _tb = Testbed::up_with_backends();
+    let dir = scratch("checks");
+    let _nginx = nginx(&dir);
+    let backends: Vec<String> = BACKENDS.iter().map(|a| format!("{a}:80")).collect();
+    // The default checks: every 1 s, out after 3 failures, back after 2 passes.
+    let _fg = proxy("80", &backends, &[]);
+    wait_metrics("checks pass", Duration::from_secs(5), |m| metric(m, "floodgate_backend_checks_total") >= 8);
+    let _rules = Loss;
+    // be2 dies: its kernel answers every connection with an RST.
+    nft(BE_NS, &format!("chain in {{ type filter hook input priority 0; ip daddr {} tcp dport 80 reject with tcp reset; }}", BACKENDS[2]));
+    let out = until_up_is(&backends[2], 0, Duration::from_secs(10));
+    let names = curl_names(6);
+    assert!(!names.contains(&"be2".to_string()), "no client for a backend that is down: {names:?}");
+    wrk(16, 2, true);
+    let _ = sh(&mut in_ns(BE_NS, &["nft", "delete", "table", "inet", "fgtest"]));
+    let back = until_up_is(&backends[2], 1, Duration::from_secs(10));
+    eprintln!("checks (1 s, fall 3, rise 2): a dead backend out after {out:?}, back {back:?} after it revived");
+    // Within interval x fall (and rise) of the change, plus a snapshot period and a scrape.
+    assert!(out <= Duration::from_millis(3500), "out after {out:?}");
+    assert!(back <= Duration::from_millis(2500), "back after {back:?}");
+    let m = scrape().expect("metrics");
+    assert_eq!(metric(&m, "floodgate_proxy_backends_marked_down_total"), 1);
+    assert_eq!(metric(&m, "floodgate_proxy_backends_marked_up_total"), 1);
+    assert_eq!(metric(&m, "floodgate_proxy_clients_reset_no_backend_total"), 0);
+    assert_eq!(metric(&m, "floodgate_proxy_backend_refused_total"), 0, "no client was sent to the dead backend");
+    assert!(curl_names(8).contains(&"be2".to_string()), "back in turn");
+}
+
 /// The echo backend (peers/ppv2_echo.py) in fgt-be on `listen`.
 fn echo_backend(listen: &str, log: &std::path::Path, header: bool) -> Proc {
     let script = repo().join("engine/tests/peers/ppv2_echo.py");
@@ -696,7 +743,8 @@ fn unreachable_or_killed_backends_reset_or_end_the_client() {
     // reset at once without a connect.
     {
         let refusing = vec![format!("{}:9", BACKENDS[2]), format!("{}:9", BACKENDS[3])];
-        let mut fg = proxy("9", &refusing, &[]);
+        // Passive ejection alone here (active checks would race it).
+        let mut fg = proxy("9", &refusing, &["--health-check", "off"]);
         let out = py_cli(RESET_PROBE, &[VIP, "9", "20"]);
         let words: Vec<&str> = out.split_whitespace().collect();
         assert_eq!(words, vec!["reset"; 20], "every client reset:\n{out}");

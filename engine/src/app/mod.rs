@@ -33,6 +33,16 @@ pub trait App {
     /// One event; the application may act on the connection at once.
     fn on_event(&mut self, ep: &mut Endpoint, now: Instant, ev: Event);
 
+    /// Once a turn, before the timers: work of the application's own
+    /// (the proxy's health checks). Must be cheap when there is none.
+    fn tick(&mut self, _ep: &mut Endpoint, _now: Instant) {}
+
+    /// When [`App::tick`] next has work (`None`: never), so that an idle
+    /// shard wakes for it.
+    fn next_tick(&self) -> Option<Instant> {
+        None
+    }
+
     /// An order from the operator (the admin interface), given to every
     /// shard between two turns. Applications without such settings ignore it.
     fn order(&mut self, _ep: &mut Endpoint, _now: Instant, _order: &Order) {}

@@ -252,7 +252,7 @@ impl Admin {
             (0, _, _) => "drained",
             (_, 0, _) => "unknown",
             (_, _, 0) => "up",
-            _ => "ejected",
+            _ => "down",
         };
         let b = &f.sum;
         format!(
@@ -286,7 +286,7 @@ struct Figures {
     sum: BackendStats,
     shards: usize,
     /// Shards on which it takes no new client though its weight is above
-    /// 0 there: ejected. (A snapshot taken before an undrain says weight 0
+    /// 0 there: ejected, or failing its checks. (A snapshot taken before an undrain says weight 0
     /// and is not counted.)
     down: usize,
 }
@@ -365,6 +365,7 @@ mod tests {
             maglev: None,
             maglev_seed: 7,
             eject: None,
+            check: None,
             source_first: "198.18.1.1".parse().unwrap(),
             source_last: "198.18.1.1".parse().unwrap(),
             shard_ports: vec![(1024, 65535)],
@@ -480,7 +481,7 @@ mod tests {
     }
 
     #[test]
-    fn figures_are_summed_over_the_shards_and_ejection_shows() {
+    fn figures_are_summed_over_the_shards_and_a_down_backend_shows() {
         let mut a = Admin::new(&settings(Algorithm::RoundRobin, &[1]));
         let addr = SocketAddr::from(([198, 18, 2, 10], 80));
         let snap = |active, up| {
@@ -491,7 +492,7 @@ mod tests {
         };
         let list = a.answer("GET", "/backends", "", &[snap(2, true), snap(3, false)]).unwrap().1;
         let f: Vec<&str> = list.lines().nth(1).unwrap().split_whitespace().collect();
-        assert_eq!((f[4], f[5], f[6]), ("ejected", "5", "20"), "{list}");
+        assert_eq!((f[4], f[5], f[6]), ("down", "5", "20"), "{list}");
         // Snapshots from before an undrain (weight 0 there) do not make it look ejected.
         let list = a.answer("GET", "/backends", "", &[snap(0, false), snap(2, true)]).unwrap().1;
         assert_eq!(list.lines().nth(1).unwrap().split_whitespace().nth(4), Some("up"), "{list}");

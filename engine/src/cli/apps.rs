@@ -68,6 +68,7 @@ pub fn proxy_config(p: &super::config::ProxySettings, macs: &[[u8; 6]], shard: u
         connect_timeout: p.connect_timeout,
         idle_timeout: p.idle_timeout,
         eject: p.eject,
+        check: p.check,
     }
 }
 

@@ -167,6 +167,16 @@ pub enum ProxyProtocolArg {
     V2,
 }
 
+/// The proxy's active health checks ([`crate::app::proxy::check`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HealthCheckArg {
+    /// None: only passive ejection judges the backends.
+    Off,
+    /// A TCP connect to the backend's address and port, reset once it answers.
+    Tcp,
+}
+
 /// How the proxy picks a backend for a new client ([`crate::app::proxy::balance`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -507,6 +517,23 @@ pub struct Settings {
     /// ejection in a row up to 8x [default: 30s].
     #[arg(long, value_name = "DURATION", help_heading = "Proxy")]
     pub eject_time: Option<Secs>,
+    /// Proxy app: active health checks of every backend from each shard
+    /// [default: tcp].
+    #[arg(long, value_enum, help_heading = "Proxy")]
+    pub health_check: Option<HealthCheckArg>,
+    /// Proxy app: time between two checks of a backend [default: 1s].
+    #[arg(long, value_name = "DURATION", help_heading = "Proxy")]
+    pub check_interval: Option<Secs>,
+    /// Proxy app: how long a check waits for the backend's answer, at
+    /// most --check-interval [default: 1s].
+    #[arg(long, value_name = "DURATION", help_heading = "Proxy")]
+    pub check_timeout: Option<Secs>,
+    /// Proxy app: failed checks in a row that take a backend out [default: 3].
+    #[arg(long, value_name = "N", help_heading = "Proxy")]
+    pub check_fall: Option<u16>,
+    /// Proxy app: passed checks in a row that bring it back [default: 2].
+    #[arg(long, value_name = "N", help_heading = "Proxy")]
+    pub check_rise: Option<u16>,
     /// Proxy app: the IPv4 addresses floodgate owns for its connections to
     /// the backends, a range A-B (or one address). Each (address, port) is
     /// reused only after 2MSL in TIME-WAIT, so per shard and backend at most
@@ -565,7 +592,7 @@ impl Settings {
             frame_size, rx_ring, tx_ring, busy_poll, busy_poll_usec, connections, time_wait_capacity, time_wait_capacity_v6, time_wait_policy, buffers,
             buffer_size, events, half_open_budget, max_conns_per_source, source_table, msl, fin_wait2_timeout, keepalive_idle,
             keepalive_interval, keepalive_probes, syn_cookies, xdp_syn_cookies, max_send_buffer, max_recv_buffer, mtu, congestion, nodelay, ecn,
-            http_body, http_max_header_bytes, http_header_timeout, http_keepalive_timeout, idle_timeout, backend, balance, maglev_seed, eject_after, eject_time, source_addrs, source_ports,
+            http_body, http_max_header_bytes, http_header_timeout, http_keepalive_timeout, idle_timeout, backend, balance, maglev_seed, eject_after, eject_time, health_check, check_interval, check_timeout, check_fall, check_rise, source_addrs, source_ports,
             backend_connect_timeout, proxy_idle_timeout, proxy_protocol, drain, stall_timeout)
     }
 
@@ -839,6 +866,8 @@ pub struct ProxySettings {
     pub maglev_seed: u64,
     /// Passive ejection, `None` when off.
     pub eject: Option<crate::app::proxy::Eject>,
+    /// Active health checks, `None` when off.
+    pub check: Option<crate::app::proxy::check::Check>,
     pub source_first: Ipv4Addr,
     pub source_last: Ipv4Addr,
     /// Every shard's slice of the source ports, in shard order.
@@ -932,7 +961,30 @@ impl Settings {
                 Some(crate::app::proxy::Eject { after, time })
             }
         };
+        let check = match self.health_check.unwrap_or(HealthCheckArg::Tcp) {
+            HealthCheckArg::Off => None,
+            HealthCheckArg::Tcp => {
+                let d = crate::app::proxy::check::CHECK;
+                let c = crate::app::proxy::check::Check {
+                    interval: self.check_interval.map_or(d.interval, |s| s.0),
+                    timeout: self.check_timeout.map_or(d.timeout, |s| s.0),
+                    rise: self.check_rise.unwrap_or(d.rise),
+                    fall: self.check_fall.unwrap_or(d.fall),
+                };
+                if c.interval.is_zero() || c.timeout.is_zero() || c.timeout > c.interval {
+                    return Err(format!(
+                        "--check-timeout ({:?}) must be more than 0 and at most --check-interval ({:?})",
+                        c.timeout, c.interval
+                    ));
+                }
+                if !(1..=100).contains(&c.rise) || !(1..=100).contains(&c.fall) {
+                    return Err("--check-rise and --check-fall must be 1-100".into());
+                }
+                Some(c)
+            }
+        };
         Ok(ProxySettings {
+            check,
             backends,
             weights,
             balance,
@@ -1228,6 +1280,18 @@ mod tests {
         let p = proxy(&["--backend", "198.18.2.10:80", "--eject-after", "2", "--eject-time", "1s"]).unwrap();
         assert_eq!(p.proxy.unwrap().eject.map(|e| (e.after, e.time)), Some((2, Duration::from_secs(1))));
         assert_eq!(proxy(&["--backend", "198.18.2.10:80", "--eject-after", "0"]).unwrap().proxy.unwrap().eject, None);
+        // Active checks: on by default, each setting checked.
+        let be = ["--backend", "198.18.2.10:80"];
+        let check = |extra: &[&str]| proxy(&[&be[..], extra].concat()).map(|r| r.proxy.unwrap().check);
+        assert_eq!(check(&[]).unwrap(), Some(crate::app::proxy::check::CHECK));
+        assert_eq!(check(&["--health-check", "off"]).unwrap(), None);
+        let c = check(&["--check-interval", "2s", "--check-timeout", "500ms", "--check-fall", "5", "--check-rise", "1"]);
+        let c = c.unwrap().unwrap();
+        assert_eq!((c.interval, c.timeout, c.fall, c.rise), (Duration::from_secs(2), Duration::from_millis(500), 5, 1));
+        assert!(check(&["--check-timeout", "2s"]).unwrap_err().contains("at most --check-interval"));
+        assert!(check(&["--check-fall", "0"]).unwrap_err().contains("1-100"));
+        let file = Settings::from_toml("health-check = \"off\"\ncheck-rise = 4\n").unwrap();
+        assert_eq!((file.health_check, file.check_rise), (Some(HealthCheckArg::Off), Some(4)));
     }
 
     #[test]

@@ -310,6 +310,15 @@ pub fn render(view: &View<'_>) -> String {
                 ("floodgate_backend_bytes_from_total", "counter", "Bytes carried from the backend to clients.", |b| {
                     b.bytes_from
                 }),
+                ("floodgate_backend_checks_total", "counter", "Active health checks of the backend started.", |b| {
+                    b.checks
+                }),
+                (
+                    "floodgate_backend_check_failures_total",
+                    "counter",
+                    "Active health checks of the backend refused or unanswered.",
+                    |b| b.check_failures,
+                ),
             ] {
                 f.head(name, kind, help);
                 for (id, s) in &shards {

@@ -18,7 +18,8 @@ pub const RX_BATCH: usize = 64;
 /// Runs one turn at `now`: up to `budget` received frames through the
 /// endpoint, in batches of [`RX_BATCH`] each followed by the application on
 /// the events they raised (so a large budget cannot overflow the event
-/// queue), the timers (and the application again), then the flush of
+/// queue), the application's own tick, the timers (and the application
+/// again), then the flush of
 /// everything queued. Returns the number of frames received (0 means the
 /// link was idle).
 pub fn step<L: Link, A: App>(ep: &mut Endpoint, link: &mut L, app: &mut A, now: Instant, budget: usize) -> usize {
@@ -31,6 +32,7 @@ pub fn step<L: Link, A: App>(ep: &mut Endpoint, link: &mut L, app: &mut A, now: 
             break;
         }
     }
+    app.tick(ep, now);
     {
         let mut tx = link.tx();
         ep.on_timers(now, &mut tx);

@@ -364,7 +364,7 @@ impl<A: App + AppStats> Shard<A> {
             // Idle: sleep until a frame arrives, a command comes, a timer
             // is due or the next snapshot.
             let mut wake_at = next_snapshot;
-            if let Some(d) = self.ep.next_deadline() {
+            for d in [self.ep.next_deadline(), self.app.next_tick()].into_iter().flatten() {
                 wake_at = wake_at.min(d);
             }
             let mut timeout = wake_at - clock(self.spec.epoch);

@@ -18,12 +18,16 @@
 //!   reclaims abandoned pairs.
 //! - PROXY protocol v2 ([`ppv2`]) is written as the backend's first bytes
 //!   when the listener asks for it.
+//! - Health: passive ejection after connect failures in a row ([`Eject`]),
+//!   and active checks ([`check`]): a backend out by either takes no new
+//!   client, and its connections go on.
 //!
 //! State lives in one array indexed by connection slot (`Handle::index`),
 //! sized to the connection table at start-up: each side knows its peer, so
 //! the array is the pair table. Nothing allocates per connection or per byte.
 
 pub mod balance;
+pub mod check;
 pub mod maglev;
 pub mod ppv2;
 pub mod source;
@@ -38,6 +42,7 @@ use crate::table::Handle;
 use crate::tcp::{CloseReason, Endpoint, Error, Event, TupleUse};
 use crate::time::{Duration, Instant};
 use balance::{Algorithm, Balancer};
+use check::{Check, CheckState};
 use source::{Sources, PROBES};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -107,6 +112,16 @@ counters! {
         send_blocked,
         /// Writes refused or short (a PROXY header without buffer space).
         write_errors,
+        /// Active health checks started (TCP connects to a backend).
+        health_checks,
+        /// Health checks refused (RST) or unanswered within the check timeout.
+        health_check_failures,
+        /// Health checks not started: no free source tuple, or the table full.
+        health_checks_not_started,
+        /// Backends taken out by their checks (fall failures in a row).
+        backends_marked_down,
+        /// Backends brought back by their checks (rise passes in a row).
+        backends_marked_up,
         /// Events for a connection the proxy does not know (stale or already reset).
         stale_events,
     }
@@ -145,6 +160,8 @@ pub struct ProxyConfig {
     pub idle_timeout: Option<Duration>,
     /// `None`: backends are never ejected.
     pub eject: Option<Eject>,
+    /// Active health checks; `None`: off.
+    pub check: Option<Check>,
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -154,6 +171,8 @@ struct Side {
     backend: bool,
     /// Client: always; backend: `Connected` seen.
     connected: bool,
+    /// An active health check's connection (no client, no bytes).
+    check: bool,
     /// The backend connected: this side belongs to an opened pair.
     paired: bool,
     /// The peer of this connection sent FIN (`PeerClosed`).
@@ -179,6 +198,9 @@ struct PoolState {
     eject: Option<Eject>,
     /// Per backend: the source cursor.
     cursors: Vec<u64>,
+    /// Per backend: its active checks (unused without `check`).
+    checks: Vec<CheckState>,
+    check: Option<Check>,
 }
 
 /// Passive health checking: a backend that fails `after` connects in a row
@@ -212,6 +234,9 @@ pub struct BackendStats {
     pub weight: u32,
     pub bytes_to: u64,
     pub bytes_from: u64,
+    /// Active health checks started, and those failed.
+    pub checks: u64,
+    pub check_failures: u64,
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -223,9 +248,11 @@ struct Health {
 }
 
 impl PoolState {
-    fn new(pool: Pool, eject: Option<Eject>) -> PoolState {
+    fn new(pool: Pool, eject: Option<Eject>, check: Option<Check>) -> PoolState {
         let weights: Vec<u32> = pool.backends.iter().map(|b| b.weight).collect();
         PoolState {
+            checks: vec![CheckState::new(Instant::ZERO); pool.backends.len()],
+            check,
             balancer: Balancer::new(pool.balance, &weights, pool.maglev.clone()),
             cursors: vec![0; pool.backends.len()],
             health: vec![Health::default(); pool.backends.len()],
@@ -236,20 +263,30 @@ impl PoolState {
         }
     }
 
-    /// Backends whose ejection time is over take new clients again.
+    /// Backends whose ejection time is over take new clients again
+    /// (unless their checks hold them out).
     fn readmit(&mut self, now: Instant, stats: &mut ProxyStats) {
         if self.ejected == 0 {
             return;
         }
-        for (i, h) in self.health.iter_mut().enumerate() {
+        for i in 0..self.health.len() {
+            let h = &mut self.health[i];
             if h.until.is_some_and(|u| u <= now) {
                 h.until = None;
                 h.fails = 0;
                 self.ejected -= 1;
-                self.balancer.set_available(i, true);
+                self.refresh(i);
                 stats.backend_readmissions += 1;
             }
         }
+    }
+
+    /// Backend `i` takes new clients while neither ejected nor failing its
+    /// checks (its weight is the balancer's own affair).
+    fn refresh(&mut self, i: usize) {
+        let ejected = self.health.get(i).is_some_and(|h| h.until.is_some());
+        let checked_down = self.checks.get(i).is_some_and(|c| !c.up);
+        self.balancer.set_available(i, !ejected && !checked_down);
     }
 
     fn connect_failed(&mut self, i: usize, now: Instant, stats: &mut ProxyStats) {
@@ -283,6 +320,8 @@ pub struct Proxy {
     sources: Sources,
     connect_timeout: Duration,
     idle_timeout: Option<Duration>,
+    /// The earliest check due (`Instant::ZERO` until the first tick).
+    next_check: Instant,
     pub stats: ProxyStats,
 }
 
@@ -290,13 +329,14 @@ impl Proxy {
     /// A proxy for up to `connections` connections (the endpoint's table;
     /// both sides of a pair are connections in it).
     pub fn new(connections: usize, cfg: ProxyConfig) -> Proxy {
-        let pools = cfg.pools.into_iter().map(|p| PoolState::new(p, cfg.eject)).collect();
+        let pools = cfg.pools.into_iter().map(|p| PoolState::new(p, cfg.eject, cfg.check)).collect();
         Proxy {
             sides: vec![Side::default(); connections],
             pools,
             sources: cfg.sources,
             connect_timeout: cfg.connect_timeout,
             idle_timeout: cfg.idle_timeout,
+            next_check: Instant::ZERO,
             stats: ProxyStats::default(),
         }
     }
@@ -349,6 +389,8 @@ impl Proxy {
                 ps.health.push(Health::default());
                 ps.figures.push(BackendStats::default());
                 ps.cursors.push(0);
+                ps.checks.push(CheckState::new(Instant::ZERO));
+                self.next_check = Instant::ZERO;
             }
             Order::Maglev { pool, table } => {
                 let Some(ps) = self.pools.get_mut(*pool) else { return false };
@@ -439,7 +481,108 @@ impl Proxy {
                 None => return false,
             }
         };
-        let backend = ps.pool.backends[bi];
+        let Some(b) = self.connect_to(ep, now, side.pool as usize, bi) else { return false };
+        let Some(slot) = self.sides.get_mut(b.index() as usize) else {
+            let _ = ep.abort(b);
+            return false;
+        };
+        *slot = Side {
+            handle: Some(b),
+            peer: Some(c),
+            backend: true,
+            tried: bi as u16,
+            pool: side.pool,
+            ..Side::default()
+        };
+        let cs = self.side_mut(c).expect("checked above");
+        cs.peer = Some(b);
+        cs.attempts += 1;
+        cs.tried = bi as u16;
+        self.stats.backend_connects += 1;
+        if let Some(ps) = self.pools.get_mut(side.pool as usize) {
+            ps.balancer.opened(bi);
+            if let Some(f) = ps.figures.get_mut(bi) {
+                f.connects += 1;
+            }
+        }
+        let _ = ep.set_deadline(b, Some(now + self.connect_timeout));
+        true
+    }
+
+    /// Starts the health checks that are due; cheap when none is.
+    pub fn tick(&mut self, ep: &mut Endpoint, now: Instant) {
+        if now < self.next_check {
+            return;
+        }
+        let mut next = None::<Instant>;
+        for p in 0..self.pools.len() {
+            let Some(c) = self.pools[p].check else { continue };
+            for i in 0..self.pools[p].checks.len() {
+                let st = self.pools[p].checks[i];
+                if st.in_flight.is_none() && st.due <= now {
+                    self.pools[p].checks[i].due = now + c.interval;
+                    self.start_check(ep, now, p, i, c.timeout);
+                }
+                let due = self.pools[p].checks[i].due;
+                next = Some(next.map_or(due, |n| n.min(due)));
+            }
+        }
+        // No checks anywhere: never again (until a reload adds a backend).
+        self.next_check = next.unwrap_or(Instant::from_micros(u64::MAX));
+    }
+
+    /// When [`Proxy::tick`] next has a check to start (`None`: never); a
+    /// driver that sleeps between events wakes for it.
+    pub fn next_check_at(&self) -> Option<Instant> {
+        (self.next_check != Instant::from_micros(u64::MAX)).then_some(self.next_check)
+    }
+
+    fn start_check(&mut self, ep: &mut Endpoint, now: Instant, pool: usize, bi: usize, timeout: Duration) {
+        let Some(b) = self.connect_to(ep, now, pool, bi) else {
+            self.stats.health_checks_not_started += 1;
+            return;
+        };
+        let Some(slot) = self.sides.get_mut(b.index() as usize) else {
+            let _ = ep.abort(b);
+            return;
+        };
+        *slot = Side { handle: Some(b), check: true, tried: bi as u16, pool: pool as u16, ..Side::default() };
+        let ps = &mut self.pools[pool];
+        ps.checks[bi].in_flight = Some(b);
+        ps.figures[bi].checks += 1;
+        self.stats.health_checks += 1;
+        let _ = ep.set_deadline(b, Some(now + timeout));
+    }
+
+    /// A check connection connected (`passed`), or was refused or timed
+    /// out. It is reset at once either way: no TIME-WAIT spent on it.
+    fn check_done(&mut self, ep: &mut Endpoint, h: Handle, passed: bool, abort: bool) {
+        let Some(&s) = self.side(h) else { return };
+        self.forget(h);
+        if abort {
+            let _ = ep.abort(h);
+        }
+        let (pool, bi) = (s.pool as usize, s.tried as usize);
+        let Some(ps) = self.pools.get_mut(pool) else { return };
+        let (Some(c), Some(st)) = (ps.check, ps.checks.get_mut(bi)) else { return };
+        if !passed {
+            self.stats.health_check_failures += 1;
+            ps.figures[bi].check_failures += 1;
+        }
+        match st.record(passed, &c) {
+            Some(true) => self.stats.backends_marked_up += 1,
+            Some(false) => self.stats.backends_marked_down += 1,
+            None => return,
+        }
+        ps.refresh(bi);
+    }
+
+    /// An active open to backend `bi` of `pool` from the next free source
+    /// tuple; `None` (counted) when none is free within [`PROBES`] tries or
+    /// the table is full.
+    fn connect_to(&mut self, ep: &mut Endpoint, now: Instant, pool: usize, bi: usize) -> Option<Handle> {
+        let ps = self.pools.get_mut(pool)?;
+        let backend = *ps.pool.backends.get(bi)?;
         let mut opened = None;
         for _ in 0..PROBES.min(self.sources.len().min(u32::MAX as u64) as u32) {
             let local = self.sources.get(ps.cursors[bi]);
@@ -463,37 +606,15 @@ impl Proxy {
                 Err(Error::InUse) => self.stats.source_tuples_in_use += 1,
                 Err(_) => {
                     self.stats.backend_table_full += 1;
-                    return false;
+                    return None;
                 }
             }
         }
         let Some(b) = opened else {
             self.stats.source_ports_exhausted += 1;
-            return false;
+            return None;
         };
-        let Some(slot) = self.sides.get_mut(b.index() as usize) else {
-            let _ = ep.abort(b);
-            return false;
-        };
-        *slot = Side {
-            handle: Some(b),
-            peer: Some(c),
-            backend: true,
-            tried: bi as u16,
-            pool: side.pool,
-            ..Side::default()
-        };
-        ps.balancer.opened(bi);
-        let cs = self.side_mut(c).expect("checked above");
-        cs.peer = Some(b);
-        cs.attempts += 1;
-        cs.tried = bi as u16;
-        self.stats.backend_connects += 1;
-        if let Some(f) = self.pools.get_mut(side.pool as usize).and_then(|ps| ps.figures.get_mut(bi)) {
-            f.connects += 1;
-        }
-        let _ = ep.set_deadline(b, Some(now + self.connect_timeout));
-        true
+        Some(b)
     }
 
     /// The backend side `b` failed before connecting: the next backend, or an RST for the client.
@@ -524,6 +645,9 @@ impl Proxy {
     }
 
     fn connected(&mut self, ep: &mut Endpoint, now: Instant, b: Handle) {
+        if self.side(b).is_some_and(|s| s.check) {
+            return self.check_done(ep, b, true, true);
+        }
         let Some(side) = self.side_mut(b).filter(|s| s.backend) else {
             self.stats.stale_events += 1;
             return;
@@ -674,6 +798,9 @@ impl Proxy {
             self.stats.stale_events += 1;
             return;
         };
+        if s.check {
+            return self.check_done(ep, h, false, false);
+        }
         if s.backend && !s.connected {
             self.stats.backend_refused += 1;
             return self.backend_failed(ep, now, h);
@@ -700,6 +827,9 @@ impl Proxy {
             self.stats.stale_events += 1;
             return;
         };
+        if s.check {
+            return self.check_done(ep, h, false, true);
+        }
         if s.backend && !s.connected {
             self.stats.backend_connect_timeouts += 1;
             let _ = ep.abort(h);
@@ -733,6 +863,14 @@ impl App for Proxy {
             Event::Closed(h, reason) => self.closed(ep, now, h, reason),
             Event::Deadline(h) => self.deadline(ep, now, h),
         }
+    }
+
+    fn tick(&mut self, ep: &mut Endpoint, now: Instant) {
+        Proxy::tick(self, ep, now)
+    }
+
+    fn next_tick(&self) -> Option<Instant> {
+        self.next_check_at()
     }
 
     fn order(&mut self, _ep: &mut Endpoint, _now: Instant, order: &Order) {

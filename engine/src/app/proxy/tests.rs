@@ -237,6 +237,7 @@ struct Setup {
     weights: Vec<u32>,
     balance: Algorithm,
     eject: Option<Eject>,
+    check: Option<check::Check>,
 }
 
 impl Default for Setup {
@@ -254,6 +255,7 @@ impl Default for Setup {
             weights: vec![],
             balance: Algorithm::RoundRobin,
             eject: None,
+            check: None,
         }
     }
 }
@@ -309,6 +311,7 @@ impl Sim {
                 connect_timeout: CONNECT_TIMEOUT,
                 idle_timeout: s.idle,
                 eject: s.eject,
+                check: s.check,
             },
         );
         let (a, b) = memory::pair(s.faults, s.seed);
@@ -364,7 +367,13 @@ impl Sim {
     }
 
     fn next_event(&self) -> Option<Instant> {
-        [self.plink.next_arrival(), self.flink.mem.next_arrival(), self.pep.next_deadline(), self.fep.next_deadline()]
+        [
+            self.plink.next_arrival(),
+            self.flink.mem.next_arrival(),
+            self.pep.next_deadline(),
+            self.fep.next_deadline(),
+            self.proxy.next_check_at(),
+        ]
             .into_iter()
             .flatten()
             .min()
@@ -997,4 +1006,49 @@ fn a_drained_backend_keeps_its_pairs_and_takes_no_new_client() {
     // An order for a backend that does not exist changes nothing and is counted.
     s.proxy.order(&mut s.pep, s.now, &Order::Weight { pool: 0, backend: 7, weight: 1 });
     assert_eq!(s.proxy.stats.stale_events, 1);
+}
+
+/// Active checks (`check.rs`): a backend that refuses is out after `fall`
+/// failed checks and takes no client meanwhile; listening again, it is
+/// back after `rise` passed ones. A silent one times out the same way.
+/// Check connections are reset, so none leaves TIME-WAIT behind.
+#[test]
+fn checks_take_a_refusing_or_silent_backend_out_and_bring_it_back() {
+    let c = check::Check { interval: Duration::from_secs(1), timeout: Duration::from_millis(500), rise: 2, fall: 3 };
+    let mut s = Sim::new(Setup {
+        listening: vec![0, 1, 3],
+        blackholed: vec![3],
+        check: Some(c),
+        proxy_protocol: false,
+        ..Setup::default()
+    });
+    // The first checks go out at once, then one a second: down after the
+    // third failure, before 3 s.
+    s.run_for(Duration::from_millis(2600));
+    let st = s.proxy.stats;
+    assert_eq!(st.backends_marked_down, 2, "backends 2 (refusing) and 3 (silent): {st:?}");
+    assert_eq!(st.health_checks, 12, "4 backends x 3 rounds");
+    assert_eq!(st.health_check_failures, 6);
+    let up = |s: &Sim| {
+        let mut v = vec![];
+        s.proxy.for_each_backend(&mut |_, _, f| v.push(f.up));
+        v
+    };
+    assert_eq!(up(&s), [true, true, false, false]);
+    assert_eq!(s.pep.time_wait(), 0, "check connections are reset, not closed into TIME-WAIT");
+    for _ in 0..6 {
+        s.client(Plan { out: b"x".to_vec(), shutdown_when_sent: true, ..Plan::default() });
+    }
+    s.run_for(Duration::from_millis(300));
+    let mut connects = vec![];
+    s.proxy.for_each_backend(&mut |_, _, f| connects.push(f.connects));
+    assert_eq!(connects, [3, 3, 0, 0], "clients only to the backends that pass");
+    assert_eq!(s.proxy.stats.clients_reset_no_backend, 0);
+    // Backend 2 listens again: back after two passes.
+    let cfg = TcpConfig::default();
+    s.fep.listen(Some(backend(2).ip()), 8080, cfg).unwrap();
+    s.run_for(Duration::from_secs(2));
+    assert_eq!(s.proxy.stats.backends_marked_up, 1);
+    assert_eq!(up(&s), [true, true, true, false]);
+    assert!(s.proxy.live_sides() <= 4, "only the checks under way hold state: {}", s.proxy.live_sides());
 }
