@@ -24,6 +24,8 @@ fuzz_target!(|data: &[u8]| {
     let cli = match Cli::try_parse_from(&args) {
         Ok(c) => match c.command {
             Cmd::Serve(s) => Some(*s),
+            // The arguments always begin with `serve`.
+            Cmd::Ctl(_) => unreachable!("parsed `floodgate serve ...` as ctl"),
         },
         Err(_) => None,
     };
@@ -47,6 +49,10 @@ fuzz_target!(|data: &[u8]| {
         assert!(r.http_max_header_bytes >= 64);
         if let Some(k) = r.tcp.keepalive {
             assert!(!k.idle.is_zero() && !k.interval.is_zero() && k.probes >= 1);
+        }
+        if let Some(c) = r.proxy.as_ref().and_then(|p| p.check) {
+            assert!(!c.timeout.is_zero() && c.timeout <= c.interval);
+            assert!((1..=100).contains(&c.rise) && (1..=100).contains(&c.fall));
         }
         // What start-up derives from it.
         let _ = (r.tcp.advertised_mss(false), r.tcp.advertised_mss(true), r.tcp.time_wait(), r.cap.synack_window());
