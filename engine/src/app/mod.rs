@@ -56,6 +56,11 @@ pub enum Order {
     Weight { pool: usize, backend: usize, weight: u32 },
     /// A new backend, at the pool's next index (a reload).
     AddBackend { pool: usize, backend: proxy::Backend },
+    /// The backend's connections end within `within`, spread evenly over
+    /// it: each gets a FIN towards the backend (as if its client had
+    /// half-closed), so the backend finishes and closes, and that FIN
+    /// reaches the client after the last byte. Sent after a drain.
+    Retire { pool: usize, backend: usize, within: crate::time::Duration },
     /// The pool's Maglev table, rebuilt for new weights or backends.
     Maglev { pool: usize, table: std::sync::Arc<proxy::maglev::Table> },
 }

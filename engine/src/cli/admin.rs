@@ -7,8 +7,10 @@
 //!   as configured, state, and its figures summed over the shards).
 //! - `POST /backends/weight?backend=ADDR:PORT&weight=W[&pool=P]`: from now
 //!   on the backend takes that share of new clients.
-//! - `POST /backends/drain?backend=...`: weight 0: no new client; its
-//!   connections go on until they end.
+//! - `POST /backends/drain?backend=...[&close_within=DURATION]`: weight 0:
+//!   no new client; its connections go on until they end, or, with
+//!   `close_within`, each is ended gently at its turn within that time
+//!   ([`Order::Retire`]).
 //! - `POST /backends/undrain?backend=...`: the weight it had before.
 //!
 //! Every change goes to every shard as an [`Order`] and is logged. Under
@@ -160,6 +162,14 @@ impl Admin {
                 return Err((409, format!("{addr} has never had a weight above 0: set one (weight)")));
             }
         };
+        let close_within = match (action, q.get("close_within")) {
+            (_, None) => None,
+            (Action::Drain, Some(d)) => {
+                let d = d.parse::<super::config::Secs>().map_err(|e| (400, format!("close_within: {e}")))?.0;
+                (!d.is_zero()).then_some(d)
+            }
+            (_, Some(_)) => return Err((400, "close_within goes with drain".into())),
+        };
         let others_out = ps.weights.iter().enumerate().all(|(k, &w)| k == i || w == 0);
         if weight == 0 && others_out {
             return Err((409, format!("{addr} is the last backend taking clients: drain another first")));
@@ -174,6 +184,10 @@ impl Admin {
         }
         let mut orders = vec![Order::Weight { pool, backend: i, weight }];
         orders.extend(ps.maglev_order(pool).map_err(|e| (500, e))?);
+        if let Some(within) = close_within {
+            tracing::info!(pool, backend = %addr, ?within, "admin: the backend's connections end within");
+            orders.push(Order::Retire { pool, backend: i, within });
+        }
         tracing::info!(pool, backend = %addr, was, weight, "admin: backend weight set");
         let line = self.line(pool, i, &sum_figures(latest, pool, addr));
         Ok((200, format!("{HEADER}\n{line}\n"), orders))
@@ -400,6 +414,19 @@ mod tests {
         let lines: Vec<&str> = list.1.lines().collect();
         assert_eq!(lines[0], HEADER);
         assert!(lines[1].split_whitespace().eq(["0", "198.18.2.10:80", "5", "1", "unknown", "0", "0", "0", "0", "0", "0"]));
+    }
+
+    #[test]
+    fn a_drain_may_end_the_connections_within_a_time() {
+        let mut a = Admin::new(&settings(Algorithm::Wrr, &[1, 1, 1]));
+        let r = a.answer("POST", "/backends/drain", "backend=198.18.2.10:80&close_within=1m", &[]).unwrap();
+        assert_eq!(r.0, 200, "{}", r.1);
+        let within = crate::time::Duration::from_secs(60);
+        assert_eq!(r.2, [Order::Weight { pool: 0, backend: 0, weight: 0 }, Order::Retire { pool: 0, backend: 0, within }]);
+        let r = a.answer("POST", "/backends/drain", "backend=198.18.2.11:80&close_within=soon", &[]).unwrap();
+        assert_eq!(r.0, 400, "{}", r.1);
+        let r = a.answer("POST", "/backends/weight", "backend=198.18.2.11:80&weight=2&close_within=1s", &[]).unwrap();
+        assert_eq!(r.0, 400, "{}", r.1);
     }
 
     #[test]

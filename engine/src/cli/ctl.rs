@@ -34,11 +34,16 @@ pub enum CtlCmd {
         #[arg(long, default_value_t = 0)]
         pool: usize,
     },
-    /// No new clients for a backend; its connections go on until they end.
+    /// No new clients for a backend; its connections go on until they end
+    /// (or, with --close-within, each ends gently at its turn within it).
     Drain {
         backend: SocketAddr,
         #[arg(long, default_value_t = 0)]
         pool: usize,
+        /// End the backend's connections within this time (e.g. 60s),
+        /// spread evenly: each gets a FIN towards the backend.
+        #[arg(long, value_name = "DURATION")]
+        close_within: Option<String>,
     },
     /// Give a drained backend back the weight it had.
     Undrain {
@@ -57,7 +62,10 @@ impl CtlCmd {
         match self {
             CtlCmd::Backends => ("GET", "/backends".into()),
             CtlCmd::Weight { backend, weight, pool } => ("POST", q("weight", *pool, backend, format!("&weight={weight}"))),
-            CtlCmd::Drain { backend, pool } => ("POST", q("drain", *pool, backend, String::new())),
+            CtlCmd::Drain { backend, pool, close_within } => {
+                let extra = close_within.as_ref().map(|d| format!("&close_within={}", encode(d))).unwrap_or_default();
+                ("POST", q("drain", *pool, backend, extra))
+            }
             CtlCmd::Undrain { backend, pool } => ("POST", q("undrain", *pool, backend, String::new())),
         }
     }
@@ -121,6 +129,8 @@ mod tests {
             ("POST", "/backends/weight?pool=1&backend=%5B2001%3Adb8%3A%3A2%3A10%5D%3A80&weight=5".into())
         );
         assert_eq!(parse(&["backends"]).what.request(), ("GET", "/backends".into()));
+        let a = parse(&["drain", "198.18.2.10:80", "--close-within", "90s"]);
+        assert_eq!(a.what.request().1, "/backends/drain?pool=0&backend=198.18.2.10%3A80&close_within=90s");
         assert!(T::try_parse_from(["ctl", "drain", "nope"]).is_err());
     }
 
@@ -151,7 +161,8 @@ mod tests {
         assert_eq!(run(&a).unwrap(), "pool backend\n0 198.18.2.10:80\n");
         assert!(t.join().unwrap().starts_with("GET /backends HTTP/1.1\r\n"));
         let (addr, t) = serve("409 Conflict", "198.18.2.10:80 is the last backend taking clients\n");
-        let a = CtlArgs { metrics: addr, what: CtlCmd::Drain { backend: "198.18.2.10:80".parse().unwrap(), pool: 0 } };
+        let drain = CtlCmd::Drain { backend: "198.18.2.10:80".parse().unwrap(), pool: 0, close_within: None };
+        let a = CtlArgs { metrics: addr, what: drain };
         let e = run(&a).unwrap_err();
         assert!(e.contains("409") && e.contains("last backend"), "{e}");
         t.join().unwrap();

@@ -112,6 +112,9 @@ counters! {
         send_blocked,
         /// Writes refused or short (a PROXY header without buffer space).
         write_errors,
+        /// Connections of a drained backend ended on the operator's order
+        /// (a FIN towards the backend at its time within the window).
+        retired,
         /// Active health checks started (TCP connects to a backend).
         health_checks,
         /// Health checks refused (RST) or unanswered within the check timeout.
@@ -173,6 +176,9 @@ struct Side {
     connected: bool,
     /// An active health check's connection (no client, no bytes).
     check: bool,
+    /// Client: when its pair is to end (a retired backend); its deadline
+    /// is the earlier of this and the idle timeout.
+    retire_at: Option<Instant>,
     /// The backend connected: this side belongs to an opened pair.
     paired: bool,
     /// The peer of this connection sent FIN (`PeerClosed`).
@@ -374,7 +380,7 @@ impl Proxy {
 
     /// Carries out an operator's order; false for a pool or backend that
     /// does not exist.
-    pub fn apply(&mut self, order: &Order) -> bool {
+    pub fn apply(&mut self, ep: &mut Endpoint, now: Instant, order: &Order) -> bool {
         match order {
             Order::Weight { pool, backend, weight } => {
                 let Some(ps) = self.pools.get_mut(*pool) else { return false };
@@ -391,6 +397,12 @@ impl Proxy {
                 ps.cursors.push(0);
                 ps.checks.push(CheckState::new(Instant::ZERO));
                 self.next_check = Instant::ZERO;
+            }
+            Order::Retire { pool, backend, within } => {
+                if self.pools.get(*pool).is_none_or(|ps| *backend >= ps.pool.backends.len()) {
+                    return false;
+                }
+                self.retire(ep, now, *pool, *backend, *within);
             }
             Order::Maglev { pool, table } => {
                 let Some(ps) = self.pools.get_mut(*pool) else { return false };
@@ -434,9 +446,53 @@ impl Proxy {
 
     /// Something moved: the pair's idle deadline (kept on the client side) starts again.
     fn touch(&self, ep: &mut Endpoint, client: Handle, now: Instant) {
-        if let Some(d) = self.idle_timeout {
-            let _ = ep.set_deadline(client, Some(now + d));
+        let retire = self.side(client).and_then(|s| s.retire_at);
+        let idle = self.idle_timeout.map(|d| now + d);
+        let at = match (idle, retire) {
+            (Some(i), Some(r)) => Some(i.min(r)),
+            (i, r) => i.or(r),
+        };
+        if at.is_some() {
+            let _ = ep.set_deadline(client, at);
         }
+    }
+
+    /// [`Order::Retire`]: every pair on backend `bi` of `pool` gets its
+    /// time, the k-th of n at `now + within * k / n`.
+    fn retire(&mut self, ep: &mut Endpoint, now: Instant, pool: usize, bi: usize, within: Duration) {
+        let on = |s: &Side| s.backend && s.paired && s.pool as usize == pool && s.tried as usize == bi;
+        let n = self.sides.iter().filter(|s| s.handle.is_some() && on(s) && s.peer.is_some()).count() as u64;
+        let mut k = 0u64;
+        for i in 0..self.sides.len() {
+            let s = self.sides[i];
+            let (Some(_), Some(c)) = (s.handle, s.peer) else { continue };
+            if !on(&s) {
+                continue;
+            }
+            k += 1;
+            let at = now + within.mul_f64(k as f64 / n.max(1) as f64);
+            if let Some(cs) = self.side_mut(c) {
+                cs.retire_at = Some(at);
+                self.touch(ep, c, now);
+            }
+        }
+    }
+
+    /// A retired pair's time has come: FIN towards the backend, as if the
+    /// client had half-closed; the backend's own FIN ends the pair. The
+    /// idle timeout still bounds a backend that never closes.
+    fn end_retired(&mut self, ep: &mut Endpoint, now: Instant, c: Handle) {
+        let Some(cs) = self.side_mut(c) else { return };
+        cs.retire_at = None;
+        let peer = cs.peer;
+        self.stats.retired += 1;
+        if let Some(b) = peer.filter(|&b| self.side(b).is_some_and(|s| !s.shut)) {
+            let _ = ep.shutdown(b);
+            if let Some(bs) = self.side_mut(b) {
+                bs.shut = true;
+            }
+        }
+        self.touch(ep, c, now);
     }
 
     fn accepted(&mut self, ep: &mut Endpoint, now: Instant, c: Handle) {
@@ -700,7 +756,8 @@ impl Proxy {
         if !fs.connected || !ts.connected {
             return;
         }
-        // After `to` was shut, `from` has sent FIN and has nothing left.
+        // After `to` was shut, `from` has sent FIN and has nothing left,
+        // or (a retired pair) what it sends stays in its window.
         let moved = if ts.shut { 0 } else { self.copy(ep, from, to) };
         let b = if fs.backend { fs } else { ts };
         let f = self.pools.get_mut(b.pool as usize).and_then(|ps| ps.figures.get_mut(b.tried as usize));
@@ -830,6 +887,9 @@ impl Proxy {
         if s.check {
             return self.check_done(ep, h, false, true);
         }
+        if s.retire_at.is_some_and(|t| t <= now) {
+            return self.end_retired(ep, now, h);
+        }
         if s.backend && !s.connected {
             self.stats.backend_connect_timeouts += 1;
             let _ = ep.abort(h);
@@ -873,8 +933,8 @@ impl App for Proxy {
         self.next_check_at()
     }
 
-    fn order(&mut self, _ep: &mut Endpoint, _now: Instant, order: &Order) {
-        if !self.apply(order) {
+    fn order(&mut self, ep: &mut Endpoint, now: Instant, order: &Order) {
+        if !self.apply(ep, now, order) {
             self.stats.stale_events += 1;
         }
     }

@@ -1052,3 +1052,38 @@ fn checks_take_a_refusing_or_silent_backend_out_and_bring_it_back() {
     assert_eq!(up(&s), [true, true, true, false]);
     assert!(s.proxy.live_sides() <= 4, "only the checks under way hold state: {}", s.proxy.live_sides());
 }
+
+/// A drain with a maximum lifetime (`Order::Retire`): the drained
+/// backend's long-lived pairs end gently within the window, spread over
+/// it (a FIN to the backend, whose own FIN reaches the client after its
+/// last byte); the other backend's pairs are untouched.
+#[test]
+fn a_drain_with_a_lifetime_ends_the_backends_pairs_gently_over_the_window() {
+    let mut s = Sim::new(Setup { pool: vec![0, 1], ..Setup::default() });
+    // Four clients that send a little and stay: two pairs on each backend.
+    let clients: Vec<Handle> = (0..4).map(|_| s.client(Plan { out: b"hi".to_vec(), ..Plan::default() })).collect();
+    s.run_for(Duration::from_millis(100));
+    assert_eq!(s.proxy.pairs_active(), 4);
+    let t0 = s.now;
+    for o in [
+        Order::Weight { pool: 0, backend: 0, weight: 0 },
+        Order::Retire { pool: 0, backend: 0, within: Duration::from_secs(10) },
+    ] {
+        s.proxy.order(&mut s.pep, s.now, &o);
+    }
+    let ended = |s: &Sim| clients.iter().filter(|c| s.conn(**c).closed.is_some()).count();
+    s.run_for(Duration::from_millis(4900));
+    assert_eq!(ended(&s), 0, "none before its time");
+    s.run_for(Duration::from_millis(200));
+    assert_eq!(ended(&s), 1, "the first at 5 s");
+    s.drive(Duration::from_secs(6), |s| s.now >= t0 + Duration::from_millis(10_100));
+    assert_eq!(ended(&s), 2, "the second at 10 s");
+    for c in &clients {
+        let on0 = s.backend_of(*c).is_some_and(|b| s.conn(b).local == Some(backend(0)));
+        let want = if on0 { Some(CloseReason::Normal) } else { None };
+        assert_eq!(s.conn(*c).closed, want, "backend 0's pairs end normally, backend 1's go on");
+    }
+    assert_eq!(s.proxy.stats.retired, 2);
+    assert_eq!(s.proxy.pairs_active(), 2);
+    assert_eq!((s.proxy.stats.resets_to_client, s.proxy.stats.resets_to_backend), (0, 0));
+}
