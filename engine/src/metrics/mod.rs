@@ -328,6 +328,20 @@ pub fn render(view: &View<'_>) -> String {
                     }
                 }
             }
+            let name = "floodgate_backend_connect_seconds";
+            f.head(name, "histogram", "Time from the SYN to a backend to its completed handshake.");
+            for (id, s) in &shards {
+                for (pool, addr, b) in &s.backends {
+                    let (pool, addr) = (pool.to_string(), addr.to_string());
+                    let labels = [("shard", id.as_str()), ("pool", &pool), ("backend", &addr)];
+                    for (le, n) in b.connect_latency.cumulative() {
+                        let le = le.map_or("+Inf".to_string(), |s| s.to_string());
+                        f.sample(&format!("{name}_bucket"), &[&labels[..], &[("le", &le)]].concat(), n);
+                    }
+                    f.sample(&format!("{name}_sum"), &labels, b.connect_latency.sum_us as f64 / 1e6);
+                    f.sample(&format!("{name}_count"), &labels, b.connect_latency.count());
+                }
+            }
         }
 
         // The AF_XDP link.
@@ -417,6 +431,11 @@ mod tests {
                     connects: 5 + shard as u64,
                     active: 2,
                     up: true,
+                    connect_latency: {
+                        let mut h = crate::app::proxy::latency::ConnectLatency::default();
+                        h.record(crate::time::Duration::from_micros(800));
+                        h
+                    },
                     ..Default::default()
                 },
             )],
@@ -471,6 +490,12 @@ mod tests {
             "floodgate_backend_connects_total{shard=\"2\",pool=\"0\",backend=\"198.18.2.10:80\"} 7",
             "floodgate_backend_up{shard=\"0\",pool=\"0\",backend=\"198.18.2.10:80\"} 1",
             "floodgate_backend_active{shard=\"0\",pool=\"0\",backend=\"198.18.2.10:80\"} 2",
+            "# TYPE floodgate_backend_connect_seconds histogram",
+            "floodgate_backend_connect_seconds_bucket{shard=\"0\",pool=\"0\",backend=\"198.18.2.10:80\",le=\"0.0001\"} 0",
+            "floodgate_backend_connect_seconds_bucket{shard=\"0\",pool=\"0\",backend=\"198.18.2.10:80\",le=\"0.001\"} 1",
+            "floodgate_backend_connect_seconds_bucket{shard=\"0\",pool=\"0\",backend=\"198.18.2.10:80\",le=\"+Inf\"} 1",
+            "floodgate_backend_connect_seconds_sum{shard=\"0\",pool=\"0\",backend=\"198.18.2.10:80\"} 0.0008",
+            "floodgate_backend_connect_seconds_count{shard=\"0\",pool=\"0\",backend=\"198.18.2.10:80\"} 1",
             "floodgate_link_rx_frames_total{shard=\"0\"} 99",
             "floodgate_xdp_program_frames_total{verdict=\"redirect\"} 5",
             "floodgate_info{version=\"0.1.0\",iface=\"fg-s0\",app=\"http\",xdp_mode=\"native\"} 1",
@@ -484,8 +509,13 @@ mod tests {
             if let Some(r) = l.strip_prefix("# TYPE ") {
                 assert!(declared.insert(r.split(' ').next().unwrap().to_string()), "family twice: {l}");
             } else if !l.starts_with('#') {
+                // A histogram's samples carry suffixes of its family's name.
                 let name = l.split(['{', ' ']).next().unwrap();
-                assert!(declared.contains(name), "sample before its TYPE: {l}");
+                let family = ["_bucket", "_sum", "_count"]
+                    .iter()
+                    .find_map(|x| name.strip_suffix(x).filter(|f| declared.contains(*f)))
+                    .unwrap_or(name);
+                assert!(declared.contains(family), "sample before its TYPE: {l}");
             }
         }
     }

@@ -28,6 +28,7 @@
 
 pub mod balance;
 pub mod check;
+pub mod latency;
 pub mod maglev;
 pub mod ppv2;
 pub mod source;
@@ -176,6 +177,8 @@ struct Side {
     connected: bool,
     /// An active health check's connection (no client, no bytes).
     check: bool,
+    /// Backend: when its SYN went out (for the connect latency).
+    opened_at: Instant,
     /// Client: when its pair is to end (a retired backend); its deadline
     /// is the earlier of this and the idle timeout.
     retire_at: Option<Instant>,
@@ -243,6 +246,8 @@ pub struct BackendStats {
     /// Active health checks started, and those failed.
     pub checks: u64,
     pub check_failures: u64,
+    /// Handshake times of the connects that completed.
+    pub connect_latency: latency::ConnectLatency,
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -548,6 +553,7 @@ impl Proxy {
             backend: true,
             tried: bi as u16,
             pool: side.pool,
+            opened_at: now,
             ..Side::default()
         };
         let cs = self.side_mut(c).expect("checked above");
@@ -710,10 +716,13 @@ impl Proxy {
         };
         side.connected = true;
         side.paired = true;
-        let (pool, bi) = (side.pool as usize, side.tried as usize);
+        let (pool, bi, opened_at) = (side.pool as usize, side.tried as usize, side.opened_at);
         let Some(c) = side.peer else { return self.reset(ep, b) };
         if let Some(ps) = self.pools.get_mut(pool) {
             ps.connect_succeeded(bi);
+            if let Some(f) = ps.figures.get_mut(bi) {
+                f.connect_latency.record(now.saturating_since(opened_at));
+            }
         }
         self.stats.backend_connected += 1;
         self.stats.pairs_opened += 1;

@@ -988,6 +988,13 @@ fn a_drained_backend_keeps_its_pairs_and_takes_no_new_client() {
     let mut figures = vec![];
     s.proxy.for_each_backend(&mut |_, _, f| figures.push((f.weight, f.up)));
     assert_eq!(figures, [(0, false), (1, true)]);
+    // Every completed connect timed: one round trip of 10 ms each.
+    let mut latency = vec![];
+    s.proxy.for_each_backend(&mut |_, _, f| latency.push((f.connects, f.connect_latency)));
+    for (connects, h) in latency {
+        assert_eq!(h.count(), connects);
+        assert_eq!(h.sum_us, connects * 10_000, "{h:?}");
+    }
     // Undrained: its turn comes again.
     s.proxy.order(&mut s.pep, s.now, &Order::Weight { pool: 0, backend: 0, weight: 1 });
     for _ in 0..2 {
