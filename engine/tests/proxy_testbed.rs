@@ -42,6 +42,9 @@
 //!   fgt-be) is out within interval x fall (3.5 s with the snapshot
 //!   period), no client is sent to it, and it is back within rise x
 //!   interval once it answers again; the times are printed.
+//! * `http_checks_pass_on_the_expected_status_only`: `--health-check http`
+//!   against nginx: its 200 passes (the GETs reach its log); expecting 204,
+//!   all four backends go down and a client is reset at once.
 //! * `unreachable_or_killed_backends_reset_or_end_the_client`: backends that
 //!   refuse (no listener): each client is accepted, both backends tried,
 //!   then reset; counted. A backend killed under open pairs: every client
@@ -474,6 +477,41 @@ fn checks_take_a_dead_backend_out_and_bring_it_back() {
     assert_eq!(metric(&m, "floodgate_proxy_clients_reset_no_backend_total"), 0);
     assert_eq!(metric(&m, "floodgate_proxy_backend_refused_total"), 0, "no client was sent to the dead backend");
     assert!(curl_names(8).contains(&"be2".to_string()), "back in turn");
+}
+
+#[test]
+fn http_checks_pass_on_the_expected_status_only() {
+    if !require_root("proxy_testbed::http_checks_pass_on_the_expected_status_only") {
+        return;
+    }
+    let _tb = Testbed::up_with_backends();
+    let dir = scratch("httpchk");
+    let _nginx = nginx(&dir);
+    let backends: Vec<String> = BACKENDS.iter().map(|a| format!("{a}:80")).collect();
+    // nginx answers 200: the default (2xx or 3xx) passes.
+    {
+        let mut fg = proxy("80", &backends, &["--health-check", "http", "--check-path", "/health"]);
+        let m = wait_metrics("8 checks", Duration::from_secs(5), |m| metric(m, "floodgate_backend_checks_total") >= 8);
+        assert_eq!(metric(&m, "floodgate_backend_check_failures_total"), 0);
+        assert_eq!(metric(&m, "floodgate_backend_up"), 4);
+        assert_eq!(curl_names(4).len(), 4);
+        let asked = served(&dir).values().sum::<u64>();
+        assert!(asked >= 8 + 4, "nginx logged the checks' GETs and the 4 requests: {asked}");
+        fg.kill();
+    }
+    // Expecting 204: every check fails, every backend goes down within
+    // interval x fall, and a client is reset at once.
+    let _fg = proxy("80", &backends, &["--health-check", "http", "--check-status", "204"]);
+    let t0 = Instant::now();
+    wait_metrics("all down", Duration::from_secs(6), |m| {
+        metric(m, "floodgate_proxy_backends_marked_down_total") == 4 && metric(m, "floodgate_backend_up") == 0
+    });
+    eprintln!("http checks expecting 204 from nginx's 200: all four down after {:?}", t0.elapsed());
+    let (ok, out) = sh(&mut in_ns(CLI_NS, &["curl", "-sS", "-m", "5", &format!("http://{VIP}/")]));
+    assert!(!ok, "no backend: the client is reset: {out}");
+    wait_metrics("the reset counted", Duration::from_secs(2), |m| {
+        metric(m, "floodgate_proxy_no_backend_available_total") == 1
+    });
 }
 
 /// The echo backend (peers/ppv2_echo.py) in fgt-be on `listen`.

@@ -380,6 +380,7 @@ mod tests {
             maglev_seed: 7,
             eject: None,
             check: None,
+            probe: Default::default(),
             source_first: "198.18.1.1".parse().unwrap(),
             source_last: "198.18.1.1".parse().unwrap(),
             shard_ports: vec![(1024, 65535)],

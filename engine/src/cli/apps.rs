@@ -69,6 +69,7 @@ pub fn proxy_config(p: &super::config::ProxySettings, macs: &[[u8; 6]], shard: u
         idle_timeout: p.idle_timeout,
         eject: p.eject,
         check: p.check,
+        probe: p.probe.clone(),
     }
 }
 

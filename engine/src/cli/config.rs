@@ -175,6 +175,9 @@ pub enum HealthCheckArg {
     Off,
     /// A TCP connect to the backend's address and port, reset once it answers.
     Tcp,
+    /// A TCP connect, then `GET --check-path`; the answer's status must be
+    /// --check-status (by default any 2xx or 3xx).
+    Http,
 }
 
 /// How the proxy picks a backend for a new client ([`crate::app::proxy::balance`]).
@@ -528,6 +531,13 @@ pub struct Settings {
     /// most --check-interval [default: 1s].
     #[arg(long, value_name = "DURATION", help_heading = "Proxy")]
     pub check_timeout: Option<Secs>,
+    /// Proxy app, --health-check http: the path asked for [default: /].
+    #[arg(long, value_name = "PATH", help_heading = "Proxy")]
+    pub check_path: Option<String>,
+    /// Proxy app, --health-check http: the status that passes [default:
+    /// any 2xx or 3xx].
+    #[arg(long, value_name = "CODE", help_heading = "Proxy")]
+    pub check_status: Option<u16>,
     /// Proxy app: failed checks in a row that take a backend out [default: 3].
     #[arg(long, value_name = "N", help_heading = "Proxy")]
     pub check_fall: Option<u16>,
@@ -592,7 +602,7 @@ impl Settings {
             frame_size, rx_ring, tx_ring, busy_poll, busy_poll_usec, connections, time_wait_capacity, time_wait_capacity_v6, time_wait_policy, buffers,
             buffer_size, events, half_open_budget, max_conns_per_source, source_table, msl, fin_wait2_timeout, keepalive_idle,
             keepalive_interval, keepalive_probes, syn_cookies, xdp_syn_cookies, max_send_buffer, max_recv_buffer, mtu, congestion, nodelay, ecn,
-            http_body, http_max_header_bytes, http_header_timeout, http_keepalive_timeout, idle_timeout, backend, balance, maglev_seed, eject_after, eject_time, health_check, check_interval, check_timeout, check_fall, check_rise, source_addrs, source_ports,
+            http_body, http_max_header_bytes, http_header_timeout, http_keepalive_timeout, idle_timeout, backend, balance, maglev_seed, eject_after, eject_time, health_check, check_interval, check_timeout, check_path, check_status, check_fall, check_rise, source_addrs, source_ports,
             backend_connect_timeout, proxy_idle_timeout, proxy_protocol, drain, stall_timeout)
     }
 
@@ -868,6 +878,8 @@ pub struct ProxySettings {
     pub eject: Option<crate::app::proxy::Eject>,
     /// Active health checks, `None` when off.
     pub check: Option<crate::app::proxy::check::Check>,
+    /// What a check asks of the backend.
+    pub probe: crate::app::proxy::check::Probe,
     pub source_first: Ipv4Addr,
     pub source_last: Ipv4Addr,
     /// Every shard's slice of the source ports, in shard order.
@@ -961,9 +973,26 @@ impl Settings {
                 Some(crate::app::proxy::Eject { after, time })
             }
         };
-        let check = match self.health_check.unwrap_or(HealthCheckArg::Tcp) {
+        let kind = self.health_check.unwrap_or(HealthCheckArg::Tcp);
+        if kind != HealthCheckArg::Http && (self.check_path.is_some() || self.check_status.is_some()) {
+            return Err("--check-path and --check-status go with --health-check http".into());
+        }
+        let probe = match kind {
+            HealthCheckArg::Http => {
+                let path = self.check_path.clone().unwrap_or_else(|| "/".into());
+                if !path.starts_with('/') || path.len() > 1024 || path.bytes().any(|b| b <= b' ' || b == 0x7f) {
+                    return Err(format!("--check-path {path:?}: a path from '/' without spaces or control bytes"));
+                }
+                if self.check_status.is_some_and(|c| !(100..=599).contains(&c)) {
+                    return Err("--check-status must be an HTTP status, 100-599".into());
+                }
+                crate::app::proxy::check::Probe::Http { path: path.into(), expect: self.check_status }
+            }
+            _ => crate::app::proxy::check::Probe::Connect,
+        };
+        let check = match kind {
             HealthCheckArg::Off => None,
-            HealthCheckArg::Tcp => {
+            HealthCheckArg::Tcp | HealthCheckArg::Http => {
                 let d = crate::app::proxy::check::CHECK;
                 let c = crate::app::proxy::check::Check {
                     interval: self.check_interval.map_or(d.interval, |s| s.0),
@@ -985,6 +1014,7 @@ impl Settings {
         };
         Ok(ProxySettings {
             check,
+            probe,
             backends,
             weights,
             balance,
@@ -1290,6 +1320,13 @@ mod tests {
         assert_eq!((c.interval, c.timeout, c.fall, c.rise), (Duration::from_secs(2), Duration::from_millis(500), 5, 1));
         assert!(check(&["--check-timeout", "2s"]).unwrap_err().contains("at most --check-interval"));
         assert!(check(&["--check-fall", "0"]).unwrap_err().contains("1-100"));
+        let http = |extra: &[&str]| proxy(&[&be[..], &["--health-check", "http"], extra].concat()).map(|r| r.proxy.unwrap());
+        let p = http(&["--check-path", "/healthz", "--check-status", "204"]).unwrap();
+        assert_eq!(p.probe, crate::app::proxy::check::Probe::Http { path: "/healthz".into(), expect: Some(204) });
+        assert_eq!(http(&[]).unwrap().probe, crate::app::proxy::check::Probe::Http { path: "/".into(), expect: None });
+        assert!(http(&["--check-path", "/a b"]).unwrap_err().contains("--check-path"));
+        assert!(http(&["--check-status", "99"]).unwrap_err().contains("100-599"));
+        assert!(check(&["--check-path", "/"]).unwrap_err().contains("--health-check http"));
         let file = Settings::from_toml("health-check = \"off\"\ncheck-rise = 4\n").unwrap();
         assert_eq!((file.health_check, file.check_rise), (Some(HealthCheckArg::Off), Some(4)));
     }

@@ -166,6 +166,8 @@ pub struct ProxyConfig {
     pub eject: Option<Eject>,
     /// Active health checks; `None`: off.
     pub check: Option<Check>,
+    /// What a check asks (the handshake, or an HTTP answer).
+    pub probe: check::Probe,
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -210,6 +212,12 @@ struct PoolState {
     /// Per backend: its active checks (unused without `check`).
     checks: Vec<CheckState>,
     check: Option<Check>,
+    /// An HTTP check's bytes, per backend (its Host), with a PROXY v2
+    /// `LOCAL` header first where the pool sends headers; empty for a
+    /// TCP check. Built at start.
+    check_requests: Vec<Vec<u8>>,
+    /// The status an HTTP check expects (`None`: 2xx or 3xx).
+    check_expect: Option<u16>,
 }
 
 /// Passive health checking: a backend that fails `after` connects in a row
@@ -259,9 +267,16 @@ struct Health {
 }
 
 impl PoolState {
-    fn new(pool: Pool, eject: Option<Eject>, check: Option<Check>) -> PoolState {
+    fn new(pool: Pool, eject: Option<Eject>, check: Option<Check>, probe: &check::Probe) -> PoolState {
         let weights: Vec<u32> = pool.backends.iter().map(|b| b.weight).collect();
+        let check_expect = match probe {
+            check::Probe::Http { expect, .. } => *expect,
+            check::Probe::Connect => None,
+        };
+        let check_requests = pool.backends.iter().map(|b| check_request(probe, &pool, b.addr)).collect();
         PoolState {
+            check_requests,
+            check_expect,
             checks: vec![CheckState::new(Instant::ZERO); pool.backends.len()],
             check,
             balancer: Balancer::new(pool.balance, &weights, pool.maglev.clone()),
@@ -324,10 +339,23 @@ impl PoolState {
     }
 }
 
+/// The bytes an HTTP check sends to `backend` (empty for a TCP check).
+fn check_request(probe: &check::Probe, pool: &Pool, backend: SocketAddr) -> Vec<u8> {
+    let check::Probe::Http { path, .. } = probe else { return Vec::new() };
+    let mut out = Vec::new();
+    if pool.proxy_protocol {
+        out.extend_from_slice(ppv2::encode_local().as_bytes());
+    }
+    out.extend_from_slice(&check::http_request(path, &backend.to_string()));
+    out
+}
+
 /// The proxy of one shard.
 pub struct Proxy {
     sides: Vec<Side>,
     pools: Vec<PoolState>,
+    /// For backends a reload adds.
+    probe: check::Probe,
     sources: Sources,
     connect_timeout: Duration,
     idle_timeout: Option<Duration>,
@@ -340,7 +368,7 @@ impl Proxy {
     /// A proxy for up to `connections` connections (the endpoint's table;
     /// both sides of a pair are connections in it).
     pub fn new(connections: usize, cfg: ProxyConfig) -> Proxy {
-        let pools = cfg.pools.into_iter().map(|p| PoolState::new(p, cfg.eject, cfg.check)).collect();
+        let pools = cfg.pools.into_iter().map(|p| PoolState::new(p, cfg.eject, cfg.check, &cfg.probe)).collect();
         Proxy {
             sides: vec![Side::default(); connections],
             pools,
@@ -348,6 +376,7 @@ impl Proxy {
             connect_timeout: cfg.connect_timeout,
             idle_timeout: cfg.idle_timeout,
             next_check: Instant::ZERO,
+            probe: cfg.probe,
             stats: ProxyStats::default(),
         }
     }
@@ -401,6 +430,7 @@ impl Proxy {
                 ps.figures.push(BackendStats::default());
                 ps.cursors.push(0);
                 ps.checks.push(CheckState::new(Instant::ZERO));
+                ps.check_requests.push(check_request(&self.probe, &ps.pool, backend.addr));
                 self.next_check = Instant::ZERO;
             }
             Order::Retire { pool, backend, within } => {
@@ -639,6 +669,25 @@ impl Proxy {
         ps.refresh(bi);
     }
 
+    /// An HTTP check's answer arrived (or its end): judge the status line.
+    fn check_answer(&mut self, ep: &mut Endpoint, h: Handle, ended: bool) {
+        let Some(&s) = self.side(h) else { return };
+        let expect = self.pools.get(s.pool as usize).and_then(|ps| ps.check_expect);
+        let mut head = [0u8; 12];
+        let mut got = 0;
+        // Look without taking: the status line may come in pieces.
+        let _ = ep.recv(h, |d| {
+            got = d.len().min(head.len());
+            head[..got].copy_from_slice(&d[..got]);
+            0
+        });
+        match check::http_verdict(&head[..got], expect) {
+            Some(passed) => self.check_done(ep, h, passed, true),
+            None if ended => self.check_done(ep, h, false, true),
+            None => {}
+        }
+    }
+
     /// An active open to backend `bi` of `pool` from the next free source
     /// tuple; `None` (counted) when none is free within [`PROBES`] tries or
     /// the table is full.
@@ -707,8 +756,18 @@ impl Proxy {
     }
 
     fn connected(&mut self, ep: &mut Endpoint, now: Instant, b: Handle) {
-        if self.side(b).is_some_and(|s| s.check) {
-            return self.check_done(ep, b, true, true);
+        if let Some(s) = self.side_mut(b).filter(|s| s.check) {
+            s.connected = true;
+            let (pool, bi) = (s.pool as usize, s.tried as usize);
+            let req = self.pools.get(pool).and_then(|ps| ps.check_requests.get(bi)).filter(|r| !r.is_empty());
+            let Some(req) = req else { return self.check_done(ep, b, true, true) };
+            // A fresh connection's send buffer takes the request whole.
+            let sent = ep.write(b, req) == Ok(req.len());
+            if !sent {
+                self.stats.write_errors += 1;
+                return self.check_done(ep, b, false, true);
+            }
+            return;
         }
         let Some(side) = self.side_mut(b).filter(|s| s.backend) else {
             self.stats.stale_events += 1;
@@ -914,6 +973,8 @@ impl App for Proxy {
         match ev {
             Event::Accepted(c) => self.accepted(ep, now, c),
             Event::Connected(b) => self.connected(ep, now, b),
+            Event::Readable(h) if self.side(h).is_some_and(|s| s.check) => self.check_answer(ep, h, false),
+            Event::PeerClosed(h) if self.side(h).is_some_and(|s| s.check) => self.check_answer(ep, h, true),
             Event::Readable(h) => {
                 if self.side(h).is_some() {
                     self.pump(ep, now, h);

@@ -238,6 +238,7 @@ struct Setup {
     balance: Algorithm,
     eject: Option<Eject>,
     check: Option<check::Check>,
+    probe: check::Probe,
 }
 
 impl Default for Setup {
@@ -256,6 +257,7 @@ impl Default for Setup {
             balance: Algorithm::RoundRobin,
             eject: None,
             check: None,
+            probe: check::Probe::Connect,
         }
     }
 }
@@ -312,6 +314,7 @@ impl Sim {
                 idle_timeout: s.idle,
                 eject: s.eject,
                 check: s.check,
+                probe: s.probe.clone(),
             },
         );
         let (a, b) = memory::pair(s.faults, s.seed);
@@ -1093,4 +1096,40 @@ fn a_drain_with_a_lifetime_ends_the_backends_pairs_gently_over_the_window() {
     assert_eq!(s.proxy.stats.retired, 2);
     assert_eq!(s.proxy.pairs_active(), 2);
     assert_eq!((s.proxy.stats.resets_to_client, s.proxy.stats.resets_to_backend), (0, 0));
+}
+
+/// HTTP checks: after a PROXY v2 `LOCAL` header (the pool sends headers)
+/// the check asks `GET /health`; a 200 passes by default and fails where
+/// 204 is expected.
+#[test]
+fn http_checks_judge_the_status_line_after_a_local_header() {
+    let c = check::Check { interval: Duration::from_secs(1), timeout: Duration::from_millis(500), rise: 2, fall: 3 };
+    for (expect, up) in [(None, true), (Some(204), false)] {
+        let ok = |_| Plan {
+            out: b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n".to_vec(),
+            send_after_received: 1,
+            ..Plan::default()
+        };
+        let mut s = Sim::new(Setup {
+            pool: vec![0, 1],
+            check: Some(c),
+            probe: check::Probe::Http { path: "/health".into(), expect },
+            respond: Box::new(ok),
+            ..Setup::default()
+        });
+        s.run_for(Duration::from_millis(2600));
+        let st = s.proxy.stats;
+        assert_eq!(st.health_checks, 6, "{expect:?}: {st:?}");
+        assert_eq!(st.health_check_failures, if up { 0 } else { 6 }, "{expect:?}: {st:?}");
+        let mut ups = vec![];
+        s.proxy.for_each_backend(&mut |_, _, f| ups.push(f.up));
+        assert_eq!(ups, [up, up], "{expect:?}");
+        assert_eq!(s.far.backends.len(), 6);
+        for b in &s.far.backends {
+            let conn = s.conn(*b);
+            assert_eq!(conn.ppv2, Some(Decoded::Local), "a LOCAL header first");
+            assert!(conn.received.starts_with(b"GET /health HTTP/1.1\r\nHost: 198.18.2.1"), "{:?}", String::from_utf8_lossy(&conn.received));
+        }
+        assert_eq!(s.pep.time_wait(), 0, "checks are reset once judged");
+    }
 }
