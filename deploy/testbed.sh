@@ -101,6 +101,12 @@ need_root() {
     done
 }
 
+# IPv6 in namespace $1: the kernel has it and new interfaces get it (not
+# booted with ipv6.disable=1, default.disable_ipv6 not set).
+v6_ok() {
+    [ "$(ip netns exec "$1" cat /proc/sys/net/ipv6/conf/default/disable_ipv6 2>/dev/null)" = 0 ]
+}
+
 up() {
     need_root
     # bpffs, for pinning maps/links and for libxdp.
@@ -119,16 +125,22 @@ up() {
             peer name "$CLI_IF" netns "$CLI" numtxqueues "$QUEUES" numrxqueues "$QUEUES"
     fi
 
+    local v6=1
+    if ! v6_ok "$SRV" || ! v6_ok "$CLI"; then
+        v6=0
+        echo "testbed: IPv6 is disabled in this kernel or its namespaces: the testbed is IPv4 only" \
+            "(floodgate's IPv6 tests need it)" >&2
+    fi
     ip -n "$SRV" link set lo up
     ip -n "$CLI" link set lo up
     ip -n "$SRV" addr replace "$SRV_ADDR" dev "$SRV_IF"
-    ip -n "$SRV" addr replace "$SRV_ADDR6" dev "$SRV_IF" nodad
+    if [ "$v6" = 1 ]; then ip -n "$SRV" addr replace "$SRV_ADDR6" dev "$SRV_IF" nodad; fi
     {
         echo "addr replace $CLI_ADDR dev $CLI_IF"
-        echo "addr replace $CLI_ADDR6 dev $CLI_IF nodad"
+        if [ "$v6" = 1 ]; then echo "addr replace $CLI_ADDR6 dev $CLI_IF nodad"; fi
         for i in $(seq "$CLI_EXTRA_FIRST" "$CLI_EXTRA_LAST"); do
             echo "addr replace 198.18.0.$i/24 dev $CLI_IF"
-            echo "addr replace 2001:db8::$i/64 dev $CLI_IF nodad"
+            if [ "$v6" = 1 ]; then echo "addr replace 2001:db8::$i/64 dev $CLI_IF nodad"; fi
         done
     } | ip -n "$CLI" -batch -
 
@@ -137,12 +149,14 @@ up() {
     # No router on the pair: no router solicitations, no RAs heeded, and no
     # DAD for the link-local addresses either (set before the links go up),
     # so the kernels' own IPv6 chatter is a few MLD reports at link-up.
-    ip netns exec "$SRV" sysctl -q -w "net.ipv6.conf.$SRV_IF.accept_dad=0" \
-        "net.ipv6.conf.$SRV_IF.accept_ra=0" "net.ipv6.conf.$SRV_IF.router_solicitations=0" >/dev/null ||
-        die "cannot set the IPv6 sysctls of $SRV_IF"
-    ip netns exec "$CLI" sysctl -q -w "net.ipv6.conf.$CLI_IF.accept_dad=0" \
-        "net.ipv6.conf.$CLI_IF.accept_ra=0" "net.ipv6.conf.$CLI_IF.router_solicitations=0" >/dev/null ||
-        die "cannot set the IPv6 sysctls of $CLI_IF"
+    if [ "$v6" = 1 ]; then
+        ip netns exec "$SRV" sysctl -q -w "net.ipv6.conf.$SRV_IF.accept_dad=0" \
+            "net.ipv6.conf.$SRV_IF.accept_ra=0" "net.ipv6.conf.$SRV_IF.router_solicitations=0" >/dev/null ||
+            die "cannot set the IPv6 sysctls of $SRV_IF"
+        ip netns exec "$CLI" sysctl -q -w "net.ipv6.conf.$CLI_IF.accept_dad=0" \
+            "net.ipv6.conf.$CLI_IF.accept_ra=0" "net.ipv6.conf.$CLI_IF.router_solicitations=0" >/dev/null ||
+            die "cannot set the IPv6 sysctls of $CLI_IF"
+    fi
     ip netns exec "$CLI" ethtool -K "$CLI_IF" rx off tx off >/dev/null 2>&1 ||
         die "cannot turn checksum offload off on $CLI_IF"
 
@@ -156,8 +170,10 @@ up() {
 backends_up() {
     have_ns "$BE" || ip netns add "$BE"
     # Before any interface exists: no DAD, no router solicitation, no MLD.
-    ip netns exec "$BE" sysctl -q -w net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1 ||
-        die "cannot turn IPv6 off in $BE"
+    if ip netns exec "$BE" test -d /proc/sys/net/ipv6; then
+        ip netns exec "$BE" sysctl -q -w net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1 ||
+            die "cannot turn IPv6 off in $BE"
+    fi
     if ! have_link "$BE" "$BE_IF"; then
         ip -n "$CLI" link del "$BE_IF" 2>/dev/null || true
         ip -n "$CLI" link add "$BE_IF" link "$CLI_IF" type macvlan mode bridge

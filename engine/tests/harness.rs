@@ -1,12 +1,13 @@
-//! The root tests' own harness (tests/xdp_common): a command that hangs is
-//! killed with everything it started, and reported, within its bound.
+//! The root tests' own harness (tests/xdp_common, deploy/testbed.sh): a
+//! command that hangs is killed with everything it started, and reported,
+//! within its bound; the testbed comes up IPv4-only where IPv6 is off.
 
 mod xdp_common;
 
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use xdp_common::{kill_and_reap, sh_within};
+use xdp_common::{kill_and_reap, repo, require_root, sh, sh_within, TestbedLock};
 
 #[test]
 fn a_hanging_command_and_its_children_are_killed_at_the_bound() {
@@ -45,4 +46,40 @@ fn kill_and_reap_ends_a_child_that_ignores_sigterm() {
     kill_and_reap(&mut child);
     assert!(child.try_wait().unwrap().is_some(), "reaped");
     assert!(t0.elapsed() < Duration::from_secs(5));
+}
+
+/// deploy/testbed.sh on namespaces whose new interfaces get no IPv6 (as on
+/// a kernel booted with ipv6.disable=1): it says so and brings the IPv4
+/// testbed up rather than failing.
+#[test]
+fn the_testbed_comes_up_ipv4_only_where_ipv6_is_off() {
+    if !require_root("harness::the_testbed_comes_up_ipv4_only_where_ipv6_is_off") {
+        return;
+    }
+    let _lock = TestbedLock::take();
+    let testbed = |arg: &str| sh(Command::new(repo().join("deploy/testbed.sh")).arg(arg).env("FG_TESTBED_NS", "fgq"));
+    struct Down<F: Fn(&str) -> (bool, String)>(F);
+    impl<F: Fn(&str) -> (bool, String)> Drop for Down<F> {
+        fn drop(&mut self) {
+            let _ = (self.0)("down");
+        }
+    }
+    let _down = Down(testbed);
+    for ns in ["fgq-srv", "fgq-cli"] {
+        let _ = sh(Command::new("ip").args(["netns", "add", ns]));
+        let (ok, out) = sh(Command::new("ip").args(["netns", "exec", ns, "sysctl", "-w"]).args([
+            "net.ipv6.conf.all.disable_ipv6=1",
+            "net.ipv6.conf.default.disable_ipv6=1",
+        ]));
+        assert!(ok, "{out}");
+    }
+    let (ok, out) = testbed("up");
+    assert!(ok, "testbed.sh up without IPv6:\n{out}");
+    assert!(out.contains("IPv4 only"), "it says so:\n{out}");
+    let (_, addrs) = sh(Command::new("ip").args(["-n", "fgq-cli", "addr", "show", "dev", "fg-c0"]));
+    assert!(addrs.contains("198.18.0.2/24") && addrs.contains("198.18.0.73/24"), "{addrs}");
+    assert!(!addrs.contains("2001:db8"), "{addrs}");
+    assert!(addrs.contains("LOWER_UP"), "the pair is up: {addrs}");
+    let (_, srv) = sh(Command::new("ip").args(["-n", "fgq-srv", "addr", "show", "dev", "fg-s0"]));
+    assert!(srv.contains("198.18.0.1/24") && !srv.contains("2001:db8"), "{srv}");
 }

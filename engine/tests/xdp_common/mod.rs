@@ -289,12 +289,12 @@ pub fn testbed_sh(arg: &str) -> (bool, String) {
 
 /// Holds an exclusive lock on the testbed for the whole test, so two test
 /// processes (or worktrees) never bring it up and down under each other.
-struct TestbedLock {
+pub struct TestbedLock {
     _file: std::fs::File,
 }
 
 impl TestbedLock {
-    fn take() -> Self {
+    pub fn take() -> Self {
         let f = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
