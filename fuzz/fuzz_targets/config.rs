@@ -25,7 +25,7 @@ fuzz_target!(|data: &[u8]| {
         Ok(c) => match c.command {
             Cmd::Serve(s) => Some(*s),
             // The arguments always begin with `serve`.
-            Cmd::Ctl(_) => unreachable!("parsed `floodgate serve ...` as ctl"),
+            Cmd::Ctl(_) | Cmd::Top(_) => unreachable!("parsed `floodgate serve ...` as another command"),
         },
         Err(_) => None,
     };

@@ -1,16 +1,12 @@
 //! `floodgate ctl`: the admin interface's command-line client. One HTTP
 //! request to the metrics listener of a running `floodgate serve` (see
-//! `cli::admin`), bounded in time; the answer's text is printed, and a
-//! refusal (any status but 200) is an error with the server's reason.
+//! `cli::admin`, and `cli::http_client` for the request), bounded in time;
+//! the answer's text is printed, and a refusal (any status but 200) is an
+//! error with the server's reason.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::time::Duration;
+use std::net::SocketAddr;
 
 use clap::{Args, Subcommand};
-
-/// How long the connect, and then the whole exchange, may take.
-const TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Args, Debug)]
 pub struct CtlArgs {
@@ -61,7 +57,9 @@ impl CtlCmd {
         };
         match self {
             CtlCmd::Backends => ("GET", "/backends".into()),
-            CtlCmd::Weight { backend, weight, pool } => ("POST", q("weight", *pool, backend, format!("&weight={weight}"))),
+            CtlCmd::Weight { backend, weight, pool } => {
+                ("POST", q("weight", *pool, backend, format!("&weight={weight}")))
+            }
             CtlCmd::Drain { backend, pool, close_within } => {
                 let extra = close_within.as_ref().map(|d| format!("&close_within={}", encode(d))).unwrap_or_default();
                 ("POST", q("drain", *pool, backend, extra))
@@ -84,23 +82,7 @@ fn encode(s: &str) -> String {
 /// Sends the request; the answer's text, or the error to print.
 pub fn run(a: &CtlArgs) -> Result<String, String> {
     let (method, target) = a.what.request();
-    let addr = a.metrics;
-    let mut s = TcpStream::connect_timeout(&addr, TIMEOUT)
-        .map_err(|e| format!("cannot reach floodgate's admin interface at {addr}: {e} (is it serving with --metrics {addr}?)"))?;
-    let _ = s.set_read_timeout(Some(TIMEOUT));
-    let _ = s.set_write_timeout(Some(TIMEOUT));
-    let req = format!("{method} {target} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-    s.write_all(req.as_bytes()).map_err(|e| format!("{addr}: {e}"))?;
-    let mut resp = Vec::new();
-    s.take(1 << 20).read_to_end(&mut resp).map_err(|e| format!("{addr}: no answer: {e}"))?;
-    let resp = String::from_utf8_lossy(&resp);
-    let (head, body) = resp.split_once("\r\n\r\n").ok_or_else(|| format!("{addr}: not an HTTP answer"))?;
-    let status = head.split_whitespace().nth(1).and_then(|c| c.parse::<u16>().ok());
-    match status {
-        Some(200) => Ok(body.to_string()),
-        Some(code) => Err(format!("{method} {target}: {code}: {}", body.trim_end())),
-        None => Err(format!("{addr}: not an HTTP answer")),
-    }
+    super::http_client::request(a.metrics, method, &target)
 }
 
 #[cfg(test)]
@@ -138,34 +120,18 @@ mod tests {
     /// other status an error carrying the server's reason.
     #[test]
     fn answers_and_refusals() {
-        let serve = |status: &'static str, body: &'static str| {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            let addr = l.local_addr().unwrap();
-            let t = std::thread::spawn(move || {
-                let (mut c, _) = l.accept().unwrap();
-                let mut req = Vec::new();
-                let mut buf = [0u8; 1024];
-                while !req.ends_with(b"\r\n\r\n") {
-                    let n = c.read(&mut buf).unwrap();
-                    assert!(n > 0);
-                    req.extend_from_slice(&buf[..n]);
-                }
-                let r = format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
-                c.write_all(r.as_bytes()).unwrap();
-                String::from_utf8(req).unwrap()
-            });
-            (addr, t)
-        };
-        let (addr, t) = serve("200 OK", "pool backend\n0 198.18.2.10:80\n");
+        use crate::cli::http_client::serve_canned;
+        let (addr, t) = serve_canned(vec![("200 OK", "pool backend\n0 198.18.2.10:80\n".into())]);
         let a = CtlArgs { metrics: addr, what: CtlCmd::Backends };
         assert_eq!(run(&a).unwrap(), "pool backend\n0 198.18.2.10:80\n");
-        assert!(t.join().unwrap().starts_with("GET /backends HTTP/1.1\r\n"));
-        let (addr, t) = serve("409 Conflict", "198.18.2.10:80 is the last backend taking clients\n");
+        assert!(t.join().unwrap()[0].starts_with("GET /backends HTTP/1.1\r\n"));
+        let (addr, t) =
+            serve_canned(vec![("409 Conflict", "198.18.2.10:80 is the last backend taking clients\n".into())]);
         let drain = CtlCmd::Drain { backend: "198.18.2.10:80".parse().unwrap(), pool: 0, close_within: None };
         let a = CtlArgs { metrics: addr, what: drain };
         let e = run(&a).unwrap_err();
         assert!(e.contains("409") && e.contains("last backend"), "{e}");
-        t.join().unwrap();
+        assert!(t.join().unwrap()[0].starts_with("POST /backends/drain?pool=0&backend=198.18.2.10%3A80 HTTP/1.1\r\n"));
         let gone = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
         let e = run(&CtlArgs { metrics: gone, what: CtlCmd::Backends }).unwrap_err();
         assert!(e.contains("cannot reach"), "{e}");

@@ -1,13 +1,15 @@
 //! The `floodgate` command line: `floodgate serve ...` (and its config file),
-//! `floodgate ctl ...` (the admin interface's client), logging set-up, exit
-//! status.
+//! `floodgate ctl ...` (the admin interface's client), `floodgate top` (a
+//! live view of a running engine), logging set-up, exit status.
 
 pub mod admin;
 pub mod apps;
 pub mod config;
 pub mod ctl;
+pub mod http_client;
 pub mod serve;
 pub mod signals;
+pub mod top;
 pub mod watchdog;
 pub mod xdp_cookies;
 
@@ -53,6 +55,10 @@ pub enum Cmd {
     /// Talk to a running floodgate's admin interface: list the proxy's
     /// backends, set a weight, drain, undrain (from the same host).
     Ctl(ctl::CtlArgs),
+    /// A live terminal view of a running floodgate, from its metrics:
+    /// per-shard connections and rates, the proxy's backends, health
+    /// (q quits); --once prints it as text.
+    Top(top::TopArgs),
 }
 
 /// Sets up logging to stderr: RUST_LOG, default `info`.
@@ -83,6 +89,16 @@ pub fn main() -> ExitCode {
             }
             Err(e) => {
                 eprintln!("floodgate ctl: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Cmd::Top(a) => match top::run(&a) {
+            Ok(text) => {
+                print!("{}", text.unwrap_or_default());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("floodgate top: {e}");
                 ExitCode::FAILURE
             }
         },
