@@ -15,7 +15,8 @@ fn a_hanging_command_and_its_children_are_killed_at_the_bound() {
     let t0 = Instant::now();
     // The inner shell leaves the process group (setsid), as `timeout` does,
     // and ignores SIGTERM: only the tree walk and SIGKILL end it.
-    let script = format!("echo started; setsid sh -c 'trap \"\" TERM; sleep 600; echo {marker}' & trap '' TERM; sleep 600");
+    let script =
+        format!("echo started; setsid sh -c 'trap \"\" TERM; sleep 600; echo {marker}' & trap '' TERM; sleep 600");
     let (ok, out) = sh_within(Command::new("sh").args(["-c", &script]), Duration::from_secs(1));
     let took = t0.elapsed();
     assert!(!ok, "{out}");
@@ -67,10 +68,9 @@ fn the_testbed_comes_up_ipv4_only_where_ipv6_is_off() {
     let _down = Down(testbed);
     for ns in ["fgq-srv", "fgq-cli"] {
         let _ = sh(Command::new("ip").args(["netns", "add", ns]));
-        let (ok, out) = sh(Command::new("ip").args(["netns", "exec", ns, "sysctl", "-w"]).args([
-            "net.ipv6.conf.all.disable_ipv6=1",
-            "net.ipv6.conf.default.disable_ipv6=1",
-        ]));
+        let (ok, out) = sh(Command::new("ip")
+            .args(["netns", "exec", ns, "sysctl", "-w"])
+            .args(["net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1"]));
         assert!(ok, "{out}");
     }
     let (ok, out) = testbed("up");

@@ -460,7 +460,13 @@ fn checks_take_a_dead_backend_out_and_bring_it_back() {
     wait_metrics("checks pass", Duration::from_secs(5), |m| metric(m, "floodgate_backend_checks_total") >= 8);
     let _rules = Loss;
     // be2 dies: its kernel answers every connection with an RST.
-    nft(BE_NS, &format!("chain in {{ type filter hook input priority 0; ip daddr {} tcp dport 80 reject with tcp reset; }}", BACKENDS[2]));
+    nft(
+        BE_NS,
+        &format!(
+            "chain in {{ type filter hook input priority 0; ip daddr {} tcp dport 80 reject with tcp reset; }}",
+            BACKENDS[2]
+        ),
+    );
     let out = until_up_is(&backends[2], 0, Duration::from_secs(10));
     let names = curl_names(6);
     assert!(!names.contains(&"be2".to_string()), "no client for a backend that is down: {names:?}");
@@ -681,7 +687,8 @@ fn echo_with_loss_on_both_legs() {
     );
     let script = repo().join("engine/tests/peers/echo_client.py");
     let n = N.to_string();
-    let mut args = vec!["timeout", "-k", "10", "120", "python3", script.to_str().unwrap(), "--server", VIP, "--port", "7"];
+    let mut args =
+        vec!["timeout", "-k", "10", "120", "python3", script.to_str().unwrap(), "--server", VIP, "--port", "7"];
     args.extend_from_slice(&["--connections", &n, "--concurrency", "200", "--sources", "198.18.0.10-73"]);
     args.extend_from_slice(&["--timeout", "60", "--total-timeout", "100", "--seed", "5"]);
     let t0 = Instant::now();
@@ -805,12 +812,13 @@ fn unreachable_or_killed_backends_reset_or_end_the_client() {
     let mut be = echo_backend(&listen, &log, false);
     let _fg = proxy("7", std::slice::from_ref(&listen), &["--backend-connect-timeout", "1"]);
     const HELD: u32 = 20;
-    let mut hold = in_ns(CLI_NS, &["timeout", "-k", "10", "60", "python3", "-c", HOLD_THEN_READ, VIP, "7", &HELD.to_string()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn the holding client");
+    let mut hold =
+        in_ns(CLI_NS, &["timeout", "-k", "10", "60", "python3", "-c", HOLD_THEN_READ, VIP, "7", &HELD.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn the holding client");
     let mut out = BufReader::new(hold.stdout.take().unwrap());
     let mut line = String::new();
     out.read_line(&mut line).unwrap();

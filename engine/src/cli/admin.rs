@@ -143,7 +143,8 @@ impl Admin {
         let addr: SocketAddr = addr.parse().map_err(|_| (400, format!("backend={addr:?}: expected ADDR:PORT")))?;
         let pools = self.pools.len();
         let ps = self.pools.get_mut(pool).ok_or((404, format!("no pool {pool} (there are {pools})")))?;
-        let i = ps.backends.iter().position(|b| *b == addr).ok_or((404, format!("pool {pool} has no backend {addr}")))?;
+        let i =
+            ps.backends.iter().position(|b| *b == addr).ok_or((404, format!("pool {pool} has no backend {addr}")))?;
         if ps.removed[i] {
             return Err((409, format!("{addr} was removed from the configuration (reload); it stays at weight 0")));
         }
@@ -414,7 +415,19 @@ mod tests {
         assert_eq!(list.0, 200);
         let lines: Vec<&str> = list.1.lines().collect();
         assert_eq!(lines[0], HEADER);
-        assert!(lines[1].split_whitespace().eq(["0", "198.18.2.10:80", "5", "1", "unknown", "0", "0", "0", "0", "0", "0"]));
+        assert!(lines[1].split_whitespace().eq([
+            "0",
+            "198.18.2.10:80",
+            "5",
+            "1",
+            "unknown",
+            "0",
+            "0",
+            "0",
+            "0",
+            "0",
+            "0"
+        ]));
     }
 
     #[test]
@@ -423,7 +436,10 @@ mod tests {
         let r = a.answer("POST", "/backends/drain", "backend=198.18.2.10:80&close_within=1m", &[]).unwrap();
         assert_eq!(r.0, 200, "{}", r.1);
         let within = crate::time::Duration::from_secs(60);
-        assert_eq!(r.2, [Order::Weight { pool: 0, backend: 0, weight: 0 }, Order::Retire { pool: 0, backend: 0, within }]);
+        assert_eq!(
+            r.2,
+            [Order::Weight { pool: 0, backend: 0, weight: 0 }, Order::Retire { pool: 0, backend: 0, within }]
+        );
         let r = a.answer("POST", "/backends/drain", "backend=198.18.2.11:80&close_within=soon", &[]).unwrap();
         assert_eq!(r.0, 400, "{}", r.1);
         let r = a.answer("POST", "/backends/weight", "backend=198.18.2.11:80&weight=2&close_within=1s", &[]).unwrap();
@@ -473,7 +489,10 @@ mod tests {
         let b: Vec<_> = a.pools[0].backends.iter().copied().zip([1, 1, 2]).collect();
         let fresh = maglev::Table::build(&b, maglev::DEFAULT_SIZE, 7).unwrap();
         assert_eq!(t.shares(3), fresh.shares(3));
-        assert_eq!((0..1000u64).map(|h| t.lookup(h * 7919)).collect::<Vec<_>>(), (0..1000u64).map(|h| fresh.lookup(h * 7919)).collect::<Vec<_>>());
+        assert_eq!(
+            (0..1000u64).map(|h| t.lookup(h * 7919)).collect::<Vec<_>>(),
+            (0..1000u64).map(|h| fresh.lookup(h * 7919)).collect::<Vec<_>>()
+        );
     }
 
     /// A reload: weights from the file, a new backend (its MAC resolved),
@@ -492,7 +511,8 @@ mod tests {
         assert_eq!(orders[1], Order::Weight { pool: 0, backend: 2, weight: 0 }, "removed");
         assert_eq!(orders[2], Order::AddBackend { pool: 0, backend: want_add });
         let Order::Maglev { table, .. } = &orders[3] else { panic!("a table for the new set: {orders:?}") };
-        let fresh = maglev::Table::build(&[(b(0), 2), (b(1), 1), (b(2), 0), (b(3), 1)], maglev::DEFAULT_SIZE, 7).unwrap();
+        let fresh =
+            maglev::Table::build(&[(b(0), 2), (b(1), 1), (b(2), 0), (b(3), 1)], maglev::DEFAULT_SIZE, 7).unwrap();
         assert_eq!(table.shares(4), fresh.shares(4));
         let list = a.answer("GET", "/backends", "", &[]).unwrap().1;
         let states: Vec<&str> = list.lines().skip(1).map(|l| l.split_whitespace().nth(4).unwrap()).collect();

@@ -1315,12 +1315,14 @@ mod tests {
         let check = |extra: &[&str]| proxy(&[&be[..], extra].concat()).map(|r| r.proxy.unwrap().check);
         assert_eq!(check(&[]).unwrap(), Some(crate::app::proxy::check::CHECK));
         assert_eq!(check(&["--health-check", "off"]).unwrap(), None);
-        let c = check(&["--check-interval", "2s", "--check-timeout", "500ms", "--check-fall", "5", "--check-rise", "1"]);
+        let c =
+            check(&["--check-interval", "2s", "--check-timeout", "500ms", "--check-fall", "5", "--check-rise", "1"]);
         let c = c.unwrap().unwrap();
         assert_eq!((c.interval, c.timeout, c.fall, c.rise), (Duration::from_secs(2), Duration::from_millis(500), 5, 1));
         assert!(check(&["--check-timeout", "2s"]).unwrap_err().contains("at most --check-interval"));
         assert!(check(&["--check-fall", "0"]).unwrap_err().contains("1-100"));
-        let http = |extra: &[&str]| proxy(&[&be[..], &["--health-check", "http"], extra].concat()).map(|r| r.proxy.unwrap());
+        let http =
+            |extra: &[&str]| proxy(&[&be[..], &["--health-check", "http"], extra].concat()).map(|r| r.proxy.unwrap());
         let p = http(&["--check-path", "/healthz", "--check-status", "204"]).unwrap();
         assert_eq!(p.probe, crate::app::proxy::check::Probe::Http { path: "/healthz".into(), expect: Some(204) });
         assert_eq!(http(&[]).unwrap().probe, crate::app::proxy::check::Probe::Http { path: "/".into(), expect: None });

@@ -734,7 +734,9 @@ impl Control<'_> {
             Err(e) => tracing::error!("reload of {path} refused, the running configuration stays: {e}"),
         }
         if others {
-            tracing::warn!("reload: settings other than the backends changed in {path}; they take effect at the next start");
+            tracing::warn!(
+                "reload: settings other than the backends changed in {path}; they take effect at the next start"
+            );
         }
     }
 

@@ -279,12 +279,9 @@ pub fn render(view: &View<'_>) -> String {
                     "1 while the backend takes new clients (weight above 0, not ejected).",
                     (|b| b.up as u64) as Get,
                 ),
-                (
-                    "floodgate_backend_weight",
-                    "gauge",
-                    "The backend's weight now (0: drained by the operator).",
-                    |b| b.weight as u64,
-                ),
+                ("floodgate_backend_weight", "gauge", "The backend's weight now (0: drained by the operator).", |b| {
+                    b.weight as u64
+                }),
                 (
                     "floodgate_backend_active",
                     "gauge",

@@ -362,7 +362,11 @@ fn watchdog(test: &str, held: &std::sync::atomic::AtomicBool) {
     if !still(TESTBED_LIMIT) {
         return;
     }
-    let ps = sh_within(Command::new("ps").args(["-eo", "pid,ppid,stat,wchan:24,etimes,args"]), std::time::Duration::from_secs(10)).1;
+    let ps = sh_within(
+        Command::new("ps").args(["-eo", "pid,ppid,stat,wchan:24,etimes,args"]),
+        std::time::Duration::from_secs(10),
+    )
+    .1;
     let mut msg = format!("\n*** WATCHDOG: {test} has held the testbed for {TESTBED_LIMIT:?}; killing what runs in its namespaces ***\n{ps}\n");
     for ns in [SRV_NS, CLI_NS, BE_NS] {
         let (_, pids) = sh_within(Command::new("ip").args(["netns", "pids", ns]), std::time::Duration::from_secs(10));

@@ -34,8 +34,7 @@ pub struct Check {
 
 /// Defaults: a check a second, each given a second; down after 3 failures
 /// (so within 3 s), up after 2 passes.
-pub const CHECK: Check =
-    Check { interval: Duration::from_secs(1), timeout: Duration::from_secs(1), rise: 2, fall: 3 };
+pub const CHECK: Check = Check { interval: Duration::from_secs(1), timeout: Duration::from_secs(1), rise: 2, fall: 3 };
 
 /// What a check asks of the backend.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -8,7 +8,8 @@ use crate::time::Duration;
 
 /// The buckets' upper bounds in microseconds; a last bucket (+Inf) holds
 /// the rest.
-pub const BOUNDS_US: [u64; 12] = [100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 1_000_000];
+pub const BOUNDS_US: [u64; 12] =
+    [100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 1_000_000];
 
 /// One backend's connect latencies on one shard.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -377,9 +377,9 @@ impl Sim {
             self.fep.next_deadline(),
             self.proxy.next_check_at(),
         ]
-            .into_iter()
-            .flatten()
-            .min()
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Steps and jumps time until `done` holds or `limit` passes.
@@ -1128,7 +1128,11 @@ fn http_checks_judge_the_status_line_after_a_local_header() {
         for b in &s.far.backends {
             let conn = s.conn(*b);
             assert_eq!(conn.ppv2, Some(Decoded::Local), "a LOCAL header first");
-            assert!(conn.received.starts_with(b"GET /health HTTP/1.1\r\nHost: 198.18.2.1"), "{:?}", String::from_utf8_lossy(&conn.received));
+            assert!(
+                conn.received.starts_with(b"GET /health HTTP/1.1\r\nHost: 198.18.2.1"),
+                "{:?}",
+                String::from_utf8_lossy(&conn.received)
+            );
         }
         assert_eq!(s.pep.time_wait(), 0, "checks are reset once judged");
     }
