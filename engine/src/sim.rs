@@ -248,23 +248,6 @@ mod tests {
     use crate::link::memory::{self, Bottleneck, GilbertElliott, Verdict};
     use crate::wire;
 
-    /// Runs cases written as `fn name(fam: Family)` as the tests `name::v4`
-    /// and `name::v6`.
-    macro_rules! both_families {
-        ($($name:ident),+ $(,)?) => {$(
-            mod $name {
-                #[test]
-                fn v4() {
-                    super::$name(super::Family::V4)
-                }
-                #[test]
-                fn v6() {
-                    super::$name(super::Family::V6)
-                }
-            }
-        )+};
-    }
-
     both_families!(
         a_transfer_through_a_bottleneck_never_beats_the_link,
         the_chosen_data_segment_is_lost_and_retransmitted,

@@ -628,9 +628,7 @@ impl Control<'_> {
                         };
                         m.ready(self.poll.registry(), e.token(), &mut pages);
                         for o in std::mem::take(&mut pages.orders) {
-                            for s in &self.shards {
-                                s.send(Command::App(o.clone()));
-                            }
+                            self.broadcast(Command::App(o));
                         }
                     }
                 }

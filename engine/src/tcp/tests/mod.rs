@@ -4,23 +4,6 @@
 //! The harness speaks either IP family ([`Family`]); a scenario written as
 //! `fn name(f: Family)` runs over both with `both_families!(name)`.
 
-/// Runs scenarios written as `fn name(f: Family)` over IPv4 and IPv6: each
-/// `name` gets the tests `name::v4` and `name::v6` (one body, a parameter).
-macro_rules! both_families {
-    ($($name:ident),+ $(,)?) => {$(
-        mod $name {
-            #[test]
-            fn v4() {
-                super::$name(super::Family::V4)
-            }
-            #[test]
-            fn v6() {
-                super::$name(super::Family::V6)
-            }
-        }
-    )+};
-}
-
 mod cc;
 mod close;
 mod cookies;
