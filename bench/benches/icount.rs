@@ -8,7 +8,8 @@
 //! The difference of the two counts divided by the difference of the
 //! iterations is the cost of one iteration, setup excluded. Scenarios:
 //! `syn_stateful`, `syn_cookie`, `ack_half_open`, `ack_cookie`, `http_conn`
-//! (as in `handshake.rs` / `http_conn.rs`, Linux SYN options),
+//! (as in `handshake.rs` / `http_conn.rs`, Linux SYN options), `ack_path`,
+//! `data_in` (as in `ack_path.rs`),
 //! `parse_syn`, `parse_syn_noverify`, `emit_synack`, `checksum_1500`.
 //! Not a criterion bench (`harness = false`, prints one line).
 
@@ -16,6 +17,7 @@ mod common;
 
 use std::hint::black_box;
 
+use common::bulk::{AckPath, DataIn};
 use common::scenarios::{self, FinalAck, HttpConn, SynSynack};
 use common::*;
 use floodgate::flow::Addr;
@@ -34,6 +36,8 @@ fn main() {
         "ack_half_open" => FinalAck::new(false).run(iters),
         "ack_cookie" => FinalAck::new(true).run(iters),
         "http_conn" => HttpConn::new().run(iters),
+        "ack_path" => AckPath::new().run(iters),
+        "data_in" => DataIn::new().run(iters),
         "parse_syn" | "parse_syn_noverify" => {
             let f = scenarios::syn_frames(linux_syn_options);
             let frame = f.get(0).to_vec();

@@ -157,18 +157,22 @@ pub fn tuple(i: u64) -> FourTuple {
     floodgate_bench::client_tuple(i)
 }
 
-/// Frames from client `i` to the server, in fixed 256-byte cells of one
-/// flat buffer (allocated once, refilled in place).
+/// Frames from client `i` to the server, in fixed-size cells (256 bytes
+/// unless asked for more) of one flat buffer (allocated once, refilled in
+/// place).
 pub struct Frames {
     buf: Vec<u8>,
     lens: Vec<u16>,
+    cell: usize,
 }
-
-const CELL: usize = 256;
 
 impl Frames {
     pub fn with_capacity(n: usize) -> Frames {
-        Frames { buf: vec![0; n * CELL], lens: vec![0; n] }
+        Frames::with_cells(n, 256)
+    }
+    /// `n` cells of `cell` bytes (a full-sized data segment needs 1,536).
+    pub fn with_cells(n: usize, cell: usize) -> Frames {
+        Frames { buf: vec![0; n * cell], lens: vec![0; n], cell }
     }
     pub fn len(&self) -> usize {
         self.lens.len()
@@ -187,7 +191,7 @@ impl Frames {
             options: s.options,
             payload: s.payload,
         };
-        let cell = &mut self.buf[at * CELL..(at + 1) * CELL];
+        let cell = &mut self.buf[at * self.cell..(at + 1) * self.cell];
         let n = wire::emit_tcp_frame(
             cell,
             MacAddr(CLIENT_MAC),
@@ -203,7 +207,7 @@ impl Frames {
     #[inline(always)]
     pub fn get(&self, at: usize) -> &[u8] {
         let n = self.lens[at] as usize;
-        &self.buf[at * CELL..at * CELL + n]
+        &self.buf[at * self.cell..at * self.cell + n]
     }
 }
 
@@ -273,4 +277,5 @@ pub fn count_events(ep: &mut Endpoint) -> [usize; 7] {
     }
     c
 }
+pub mod bulk;
 pub mod scenarios;
