@@ -60,7 +60,9 @@
 #define FAMILY_V4 (4ULL << 32)
 #define FAMILY_V6 (6ULL << 32)
 #define MAX_WINDOW_SHIFT 14
+/* The MSS of a peer that sent no option: RFC 9293 §3.7.1, RFC 8200 §5. */
 #define DEFAULT_MSS 536
+#define DEFAULT_MSS_V6 1220
 #define MAX_SACK_BLOCKS 4
 #define REPLY_TTL 64
 #define IP_DF 0x4000
@@ -212,9 +214,12 @@ __attribute__((noinline)) int fg_parse_syn_opts(const struct tcp_hdr_buf *h, __u
 }
 
 /* secret.rs, encode_options: MSS table index, the peer's shift (15: none), SACK. */
-static __always_inline __u32 cookie_data(__u16 mss, const struct syn_opts *o, __u8 peer_ws, __u8 sack)
+/* secret.rs COOKIE_MSS / COOKIE_MSS_V6: the MSS rounded down to the
+ * family's table, {536, 1300, 1440, 1460} or {1220, 1420, 1440, 8940}. */
+static __always_inline __u32 cookie_data(__u16 mss, const struct syn_opts *o, __u8 peer_ws, __u8 sack, int v6)
 {
-	__u32 idx = mss >= 1460 ? 3 : mss >= 1440 ? 2 : mss >= 1300 ? 1 : 0;
+	__u32 idx = v6 ? (mss >= 8940 ? 3 : mss >= 1440 ? 2 : mss >= 1420 ? 1 : 0)
+		       : (mss >= 1460 ? 3 : mss >= 1440 ? 2 : mss >= 1300 ? 1 : 0);
 	__u32 ws = peer_ws ? o->ws : 15;
 
 	return (idx << 5) | (ws << 1) | sack;
@@ -272,7 +277,7 @@ static __always_inline __u32 cookie_synack(const __u8 *hdr, const struct syn_opt
 	__u16 mss_eff;
 	__u8 peer_ws, sack, ecn_ok;
 
-	mss_eff = o->has_mss ? o->mss : DEFAULT_MSS;
+	mss_eff = o->has_mss ? o->mss : t->v6 ? DEFAULT_MSS_V6 : DEFAULT_MSS;
 	if (mss_eff > vip->mss)
 		mss_eff = vip->mss;
 	peer_ws = o->has_ws && vip->window_scale > 0;
@@ -281,7 +286,7 @@ static __always_inline __u32 cookie_synack(const __u8 *hdr, const struct syn_opt
 	 * TSval can carry the answer back. */
 	ecn_ok = (vip->flags & FG_VIP_ECN) && vip->timestamps && o->has_ts &&
 		 (hdr[13] & (TCP_ECE | TCP_CWR)) == (TCP_ECE | TCP_CWR);
-	data_word = cookie_data(mss_eff, o, peer_ws, sack);
+	data_word = cookie_data(mss_eff, o, peer_ws, sack, t->v6);
 	h = tuple_hash(cfg->cookie_key, t, (counter << 40) ^ ((__u64)data_word << 32) ^ (__u64)peer_isn);
 	cookie = ((__u32)(counter & 3) << 30) | (data_word << COOKIE_MAC_BITS) | ((__u32)h & COOKIE_MAC_MASK);
 

@@ -28,6 +28,19 @@ pub fn client_tuple(i: u64) -> FourTuple {
     FourTuple { local_addr: Addr::v4(SERVER.0), remote_addr: Addr::v4(ip), local_port: SERVER.1, remote_port: port }
 }
 
+/// The `i`-th client's connection over IPv6: the same address index and
+/// port inside 2001:db8::/32 (RFC 3849), to the server's 2001:db8::1.
+pub fn client_tuple_v6(i: u64) -> FourTuple {
+    let (ip, port) = client(i);
+    let mut remote = [0u8; 16];
+    remote[..4].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8]);
+    remote[12..].copy_from_slice(&ip);
+    let mut local = [0u8; 16];
+    local[..4].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8]);
+    local[15] = 1;
+    FourTuple { local_addr: Addr(local), remote_addr: Addr(remote), local_port: SERVER.1, remote_port: port }
+}
+
 /// The `i`-th client's connection in the compact IPv4 form.
 pub fn client_v4(i: u64) -> V4Tuple {
     let (ip, port) = client(i);

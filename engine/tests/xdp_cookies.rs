@@ -288,6 +288,33 @@ fn ack_to_an_xdp_synack_opens_a_connection() {
     }
 }
 
+/// A SYN without an MSS option: the connection the program's cookie opens
+/// gets the family's default MSS (RFC 9293 §3.7.1: 536; RFC 8200 §5:
+/// 1220 for IPv6), not IPv4's 536 for both.
+#[test]
+fn xdp_cookie_without_mss_option_gets_the_familys_default() {
+    if !require_root("xdp_cookie_without_mss_option_gets_the_familys_default") {
+        return;
+    }
+    for (v6, want) in [(false, 536), (true, 1220)] {
+        let mut r = rig(TcpConfig::default());
+        let (verdict, synack, _, _) = xdp_run(&r, &segment_over(v6, TCP_SYN, &[], &[]));
+        assert_eq!(verdict, XDP_TX, "v6 {v6}");
+        let Ok(Frame::Tcp(p)) = wire::parse_tcp_frame(&synack, true) else { panic!("a TCP SYN-ACK") };
+        let t = tcp_with_options(40000, PORT, PEER_ISN + 1, (p.tcp.seq_number + 1).0, TCP_ACK, &[], &[]);
+        let mut ack = if v6 {
+            concat(eth(0x86dd, &[]), ipv6(CLI6, VIP6, 6, &t))
+        } else {
+            concat(eth(0x0800, &[]), ipv4(CLI4, VIP4, 6, &t))
+        };
+        r.ep.on_frame(r.now, &mut ack, &mut Sent(Vec::new()));
+        assert_eq!(r.ep.stats.cookies_accepted, 1, "v6 {v6}");
+        let mut mss = 0;
+        r.ep.for_each_connection(|_, _, tcb| mss = tcb.mss);
+        assert_eq!(mss, want, "v6 {v6}");
+    }
+}
+
 /// SYNs the program leaves to the engine, untouched and counted.
 #[test]
 fn other_syns_go_to_the_engine() {

@@ -1,22 +1,25 @@
 //! Measures what the shard tables really cost in memory.
 //!
 //! Fills a `ConnTable` with N established connections (control block of B
-//! bytes) and a `TimeWaitTable<V4Tuple>` with M entries, both to capacity, and
+//! bytes), a `TimeWaitTable<V4Tuple>` with M entries and a
+//! `TimeWaitTable<FourTuple>` (IPv6) with M6 entries, each to capacity, and
 //! reports resident bytes per entry taken from the process's resident set
 //! (`/proc/self/smaps_rollup`, falling back to `/proc/self/statm`) before and
 //! after building each one: what the kernel actually committed, page
 //! rounding, huge pages and allocator overhead included, not `size_of`.
 //!
-//! usage: footprint [--conns N] [--timewait M] [--cb-bytes B] [--two-msl-ms T]
+//! usage: footprint [--conns N] [--timewait M] [--timewait-v6 M6] [--cb-bytes B] [--two-msl-ms T]
 //! (without --cb-bytes the table holds the engine's real control block)
-//! defaults: 10 000 000 connections, 60 000 000 TIME-WAIT, B = 160, T = 60 000.
+//! defaults: 10 000 000 connections, 60 000 000 IPv4 and 20 000 000 IPv6
+//! TIME-WAIT entries, T = 60 000.
 
 use std::hint::black_box;
 use std::time::Instant;
 
-use floodgate::table::{ConnTable, TimeWaitTable, TwFullPolicy, TwState};
+use floodgate::flow::FourTuple;
+use floodgate::table::{ConnTable, TimeWaitTable, TwFullPolicy, TwKey, TwState};
 use floodgate::wire::SeqNumber;
-use floodgate_bench::{client_tuple, client_v4};
+use floodgate_bench::{client_tuple, client_tuple_v6, client_v4};
 
 const GIB: f64 = (1u64 << 30) as f64;
 const BUDGET_BYTES: u64 = 24 << 30;
@@ -43,12 +46,14 @@ struct Cb<const N: usize>([u8; N]);
 struct Args {
     conns: u64,
     timewait: u64,
+    timewait_v6: u64,
     cb_bytes: usize,
     two_msl_ms: u32,
 }
 
 fn parse_args() -> Args {
-    let mut a = Args { conns: 10_000_000, timewait: 60_000_000, cb_bytes: 0, two_msl_ms: 60_000 };
+    let mut a =
+        Args { conns: 10_000_000, timewait: 60_000_000, timewait_v6: 20_000_000, cb_bytes: 0, two_msl_ms: 60_000 };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = || -> u64 {
@@ -58,13 +63,14 @@ fn parse_args() -> Args {
         match flag.as_str() {
             "--conns" => a.conns = value(),
             "--timewait" => a.timewait = value(),
+            "--timewait-v6" => a.timewait_v6 = value(),
             "--cb-bytes" => a.cb_bytes = value() as usize,
             "--two-msl-ms" => a.two_msl_ms = value() as u32,
             "-h" | "--help" => usage(""),
             other => usage(&format!("unknown argument {other}")),
         }
     }
-    if a.conns >= u32::MAX as u64 || a.timewait >= u32::MAX as u64 {
+    if a.conns >= u32::MAX as u64 || a.timewait >= u32::MAX as u64 || a.timewait_v6 >= u32::MAX as u64 {
         usage("counts must be below 2^32 - 1");
     }
     a
@@ -74,7 +80,7 @@ fn usage(msg: &str) -> ! {
     if !msg.is_empty() {
         eprintln!("footprint: {msg}");
     }
-    eprintln!("usage: footprint [--conns N] [--timewait M] [--cb-bytes B] [--two-msl-ms T]");
+    eprintln!("usage: footprint [--conns N] [--timewait M] [--timewait-v6 M6] [--cb-bytes B] [--two-msl-ms T]");
     std::process::exit(if msg.is_empty() { 0 } else { 2 })
 }
 
@@ -132,14 +138,20 @@ fn conn_table_dyn(n: u64, cb_bytes: usize) -> (usize, Measured, Box<dyn std::any
     usage("--cb-bytes at most 4096")
 }
 
-fn timewait_table(m: u64, two_msl_ms: u32) -> (Measured, Box<dyn std::any::Any>) {
+/// A TIME-WAIT table of `m` entries keyed by `key(i)` (IPv4's compact
+/// tuple or IPv6's `FourTuple`).
+fn timewait_table<K: TwKey + 'static>(
+    m: u64,
+    two_msl_ms: u32,
+    key: fn(u64) -> K,
+) -> (Measured, Box<dyn std::any::Any>) {
     let before = resident_bytes();
     let start = Instant::now();
     let mut t = TimeWaitTable::new(m as u32, two_msl_ms, TwFullPolicy::RefuseNew);
     let st = TwState { snd_nxt: SeqNumber(1), rcv_nxt: SeqNumber(2), ts_recent: 3, rcv_wnd: 65535, flags: 1 };
     // One 2MSL's worth of closes, spread over it, as in steady state.
     for i in 0..m {
-        t.insert(client_v4(i), st, i * two_msl_ms as u64 / m).expect("room for every entry");
+        t.insert(key(i), st, i * two_msl_ms as u64 / m).expect("room for every entry");
     }
     let after = resident_bytes();
     eprintln!("  time-wait table: {m} inserts in {:.1} s, {:?}", start.elapsed().as_secs_f64(), t.stats());
@@ -152,7 +164,10 @@ fn main() {
     let a = parse_args();
     let base = resident_bytes();
     let cb_desc = if a.cb_bytes == 0 { "the engine's Tcb".to_string() } else { format!("{} B", a.cb_bytes) };
-    println!("footprint: {} connections (control block: {cb_desc}), {} TIME-WAIT entries (IPv4)", a.conns, a.timewait);
+    println!(
+        "footprint: {} connections (control block: {cb_desc}), {} IPv4 and {} IPv6 TIME-WAIT entries",
+        a.conns, a.timewait, a.timewait_v6
+    );
     println!("process resident before: {:.1} MiB", base as f64 / (1 << 20) as f64);
 
     let (cb, conn, _conn_table) = conn_table_dyn(a.conns, a.cb_bytes);
@@ -161,7 +176,8 @@ fn main() {
     } else if cb != a.cb_bytes {
         println!("(control block rounded up to {cb} B)");
     }
-    let (tw, _tw_table) = timewait_table(a.timewait, a.two_msl_ms);
+    let (tw, _tw_table) = timewait_table(a.timewait, a.two_msl_ms, client_v4);
+    let (tw6, _tw6_table) = timewait_table::<FourTuple>(a.timewait_v6, a.two_msl_ms, client_tuple_v6);
 
     let per = |m: &Measured| {
         if m.entries == 0 {
@@ -177,13 +193,15 @@ fn main() {
         conn.reserved as f64 / GIB,
         cb
     );
-    println!(
-        "TIME-WAIT table:  {:>8.1} B/entry resident ({:.2} GiB measured; {:.2} GiB reserved)",
-        per(&tw),
-        tw.bytes as f64 / GIB,
-        tw.reserved as f64 / GIB
-    );
-    let total = conn.bytes + tw.bytes;
+    for (name, m) in [("TIME-WAIT, IPv4:", &tw), ("TIME-WAIT, IPv6:", &tw6)] {
+        println!(
+            "{name} {:>8.1} B/entry resident ({:.2} GiB measured; {:.2} GiB reserved)",
+            per(m),
+            m.bytes as f64 / GIB,
+            m.reserved as f64 / GIB
+        );
+    }
+    let total = conn.bytes + tw.bytes + tw6.bytes;
     let process = resident_bytes();
     println!(
         "total tables: {:.2} GiB; process resident {:.2} GiB; {} the 24 GiB budget",

@@ -20,7 +20,7 @@ use super::emit::{self, L2};
 use super::events::{CloseReason, Event, EventQueue};
 use super::input::{ev, Drop};
 use super::ratelimit::{oow_rate_limited, RateLimit};
-use super::secret::{CookieOptions, Secrets};
+use super::secret::{self, CookieOptions, Secrets};
 use super::seg::Seg;
 use super::state::State;
 use super::stats::Stats;
@@ -521,7 +521,7 @@ impl Endpoint {
         let cfg = &self.cfgs[li as usize];
         let peer_ws = seg.window_scale.filter(|_| cfg.window_scale > 0);
         let opts = CookieOptions {
-            mss: seg.mss.unwrap_or(536).min(cfg.advertised_mss(is_v6)),
+            mss: seg.mss.unwrap_or(secret::default_mss(is_v6)).min(cfg.advertised_mss(is_v6)),
             window_scale: peer_ws,
             sack_permitted: cfg.sack && seg.sack_permitted,
         };

@@ -98,7 +98,7 @@ impl Tcb {
     /// §3.2, RFC 2018 §2). `offered` says what our side offers or offered.
     pub fn negotiate(&mut self, cfg: &TcpConfig, seg: &Seg, ipv6: bool) {
         let ours = cfg.advertised_mss(ipv6);
-        let peer = seg.mss.unwrap_or(if ipv6 { 1220 } else { 536 });
+        let peer = seg.mss.unwrap_or(super::secret::default_mss(ipv6));
         let mut mss = ours.min(peer).max(64);
         self.clear(flag::TS | flag::SACK | flag::WSCALE | flag::V6);
         if ipv6 {

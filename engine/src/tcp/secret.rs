@@ -32,8 +32,31 @@ use crate::flow::FourTuple;
 use crate::time::Instant;
 use crate::wire::SeqNumber;
 
-/// MSS values a cookie can carry (RFC 4987 §3.6: a small table, indexed).
+/// MSS values a cookie can carry (RFC 4987 §3.6: a small table, indexed),
+/// per family, as Linux's `msstab`s: IPv4's smallest is RFC 9293 §3.7.1's
+/// default of 536; IPv6's is 1220, the IPv6 minimum MTU of 1280 less 60
+/// (RFC 8200 §5, the default a peer without an MSS option gets), so an
+/// IPv6 SYN without the option is not cut to 536.
 pub const COOKIE_MSS: [u16; 4] = [536, 1300, 1440, 1460];
+pub const COOKIE_MSS_V6: [u16; 4] = [1220, 1420, 1440, 8940];
+
+/// The MSS a peer that sent no MSS option may receive (RFC 9293 §3.7.1;
+/// RFC 8200 §5 for IPv6).
+pub const fn default_mss(v6: bool) -> u16 {
+    if v6 {
+        COOKIE_MSS_V6[0]
+    } else {
+        COOKIE_MSS[0]
+    }
+}
+
+fn cookie_table(t: &FourTuple) -> &'static [u16; 4] {
+    if t.remote_addr.is_v4() {
+        &COOKIE_MSS
+    } else {
+        &COOKIE_MSS_V6
+    }
+}
 const EPOCH_SECS: u64 = 64;
 const MAC_BITS: u32 = 23;
 const MAC_MASK: u32 = (1 << MAC_BITS) - 1;
@@ -189,26 +212,26 @@ impl Secrets {
         Self::hash_tuple(&self.cookie_key, t, extra) as u32 & MAC_MASK
     }
 
-    fn encode_options(o: &CookieOptions) -> u32 {
-        let mss_idx = COOKIE_MSS.iter().rposition(|&m| m <= o.mss).unwrap_or(0) as u32;
+    fn encode_options(table: &[u16; 4], o: &CookieOptions) -> u32 {
+        let mss_idx = table.iter().rposition(|&m| m <= o.mss).unwrap_or(0) as u32;
         let ws = o.window_scale.map_or(15, |s| s.min(14) as u32);
         (mss_idx << 5) | (ws << 1) | o.sack_permitted as u32
     }
 
-    fn decode_options(data: u32) -> CookieOptions {
+    fn decode_options(table: &[u16; 4], data: u32) -> CookieOptions {
         let ws = (data >> 1) & 0xf;
         CookieOptions {
-            mss: COOKIE_MSS[(data >> 5) as usize & 3],
+            mss: table[(data >> 5) as usize & 3],
             window_scale: if ws == 15 { None } else { Some(ws as u8) },
             sack_permitted: data & 1 == 1,
         }
     }
 
     /// The cookie to use as our ISN in answer to a SYN with `peer_isn`.
-    /// The MSS is rounded down to the table.
+    /// The MSS is rounded down to the family's table.
     pub fn make_cookie(&self, t: &FourTuple, peer_isn: SeqNumber, opts: &CookieOptions, now: Instant) -> SeqNumber {
         let counter = now.total_micros() / 1_000_000 / EPOCH_SECS;
-        let data = Self::encode_options(opts);
+        let data = Self::encode_options(cookie_table(t), opts);
         let mac = self.cookie_mac(t, peer_isn, counter, data);
         SeqNumber(((counter as u32 & 3) << 30) | (data << MAC_BITS) | mac)
     }
@@ -228,7 +251,7 @@ impl Secrets {
         let mac = cookie.0 & MAC_MASK;
         (0..2u64).filter_map(|age| now_counter.checked_sub(age)).find_map(|counter| {
             (counter & 3 == epoch && self.cookie_mac(t, peer_isn, counter, data) == mac)
-                .then(|| Self::decode_options(data))
+                .then(|| Self::decode_options(cookie_table(t), data))
         })
     }
 }
@@ -314,6 +337,23 @@ mod tests {
         assert_ne!(a, b);
         let (c, _) = Secrets::from_bytes([8; 32]).isn(&tuple(1000), t0);
         assert_ne!(a, c, "the key matters");
+    }
+
+    #[test]
+    fn ipv6_cookies_carry_ipv6_mss_values() {
+        let s = secrets();
+        let now = Instant::from_secs(1000);
+        let v6 = FourTuple::new("[2001:db8::1]:80".parse().unwrap(), "[2001:db8::2]:40000".parse().unwrap());
+        // A SYN without the option gets 1220 (not IPv4's 536); the rest
+        // round down within IPv6's table.
+        for (mss, want) in [(default_mss(true), 1220), (1300, 1220), (1440, 1440), (1460, 1440), (9000, 8940)] {
+            let o = CookieOptions { mss, window_scale: Some(7), sack_permitted: true };
+            let c = s.make_cookie(&v6, SeqNumber(77), &o, now);
+            assert_eq!(s.check_cookie(&v6, SeqNumber(77), c, now).unwrap().mss, want, "{mss}");
+        }
+        let o = CookieOptions { mss: default_mss(false), window_scale: None, sack_permitted: false };
+        let c = s.make_cookie(&tuple(5), SeqNumber(77), &o, now);
+        assert_eq!(s.check_cookie(&tuple(5), SeqNumber(77), c, now).unwrap().mss, 536);
     }
 
     #[test]

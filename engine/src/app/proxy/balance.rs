@@ -160,7 +160,7 @@ impl Balancer {
                     }
                     self.credit[i] += self.weights[i] as i64;
                     total += self.weights[i] as i64;
-                    if best.map_or(true, |b| self.credit[i] > self.credit[b]) {
+                    if best.is_none_or(|b| self.credit[i] > self.credit[b]) {
                         best = Some(i);
                     }
                 }
@@ -176,7 +176,7 @@ impl Balancer {
                         continue;
                     }
                     // active_i / w_i < active_b / w_b, without division.
-                    let better = best.map_or(true, |b| {
+                    let better = best.is_none_or(|b| {
                         (self.active[i] as u64) * (self.weights[b] as u64)
                             < (self.active[b] as u64) * (self.weights[i] as u64)
                     });

@@ -97,12 +97,12 @@ fn name(addr: &SocketAddr) -> ([u8; 19], usize) {
 }
 
 fn is_prime(m: u32) -> bool {
-    if m < 3 || m % 2 == 0 {
+    if m < 3 || m.is_multiple_of(2) {
         return false;
     }
     let mut d = 3u32;
     while (d as u64) * (d as u64) <= m as u64 {
-        if m % d == 0 {
+        if m.is_multiple_of(d) {
             return false;
         }
         d += 2;

@@ -5,6 +5,7 @@ use super::*;
 both_families!(
     cookie_syn_ack_keeps_no_state_and_is_not_retransmitted,
     cookie_ack_opens_connection_with_options_from_the_cookie,
+    cookie_without_mss_option_keeps_the_familys_default,
     cookie_ack_with_data_and_with_fin_are_accepted,
     bad_cookies_and_wrong_flags_are_rejected,
     auto_mode_switches_to_cookies_when_the_budget_is_spent,
@@ -36,10 +37,25 @@ fn cookie_ack_opens_connection_with_options_from_the_cookie(f: Family) {
     let tcb = h.ep.tcb(c).unwrap();
     assert_eq!(tcb.state, State::Established);
     assert_eq!((tcb.snd_wscale, tcb.rcv_wscale), (9, 7));
-    assert_eq!(tcb.mss, 1300, "MSS rounded down to the cookie table");
+    // Rounded down to the family's cookie table: {536, 1300, 1440, 1460}
+    // or, for IPv6, {1220, 1420, 1440, 8940}.
+    let want = if f == Family::V6 { 1220 } else { 1300 };
+    assert_eq!(tcb.mss, want, "MSS rounded down to the cookie table");
     assert!(tcb.has(super::super::tcb::flag::SACK));
     assert_eq!(h.ep.stats.cookies_accepted, 1);
     assert_eq!(h.ep.half_open(), 0);
+}
+
+/// A SYN without an MSS option: the peer may receive the family's default
+/// (RFC 9293 §3.7.1: 536; RFC 8200 §5: 1220 for IPv6), which the cookie
+/// must carry, not IPv4's for both.
+fn cookie_without_mss_option_keeps_the_familys_default(f: Family) {
+    let mut h = Harness::new_over(f, always());
+    let sa = h.send1(S { mss: None, ts: None, ws: None, sack_perm: false, ..syn(CLIENT_ISN) });
+    h.send0(seg(ACK, CLIENT_ISN + 1, sa.seq + 1));
+    let c = h.accepted();
+    let want = if f == Family::V6 { 1220 } else { 536 };
+    assert_eq!(h.ep.tcb(c).unwrap().mss, want);
 }
 
 fn cookie_ack_with_data_and_with_fin_are_accepted(f: Family) {
