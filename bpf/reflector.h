@@ -15,17 +15,18 @@
 #include <linux/types.h>
 #else
 #include <stdint.h>
+typedef uint8_t __u8;
 typedef uint16_t __u16;
 typedef uint32_t __u32;
 typedef uint64_t __u64;
 #endif
 
 /*
- * The one destination answered, set in .rodata before load (so the verifier
- * sees constants). vip and port in network byte order.
+ * The destination answered, set in .rodata before load (so the verifier
+ * sees constants). vip, vip6 and port in network byte order.
  */
 struct reflector_cfg {
-	/* IPv4 destination address answered */
+	/* IPv4 destination address answered (0: none) */
 	__u32 vip;
 	/* TCP destination port answered */
 	__u16 port;
@@ -33,6 +34,8 @@ struct reflector_cfg {
 	__u16 pad;
 	/* mixed into every ISN, so two runs do not repeat each other's */
 	__u32 isn_key;
+	/* IPv6 destination address answered (all zero: none) */
+	__u8 vip6[16];
 };
 
 /*
@@ -45,10 +48,10 @@ struct reflector_stats {
 	/* TCP to (vip, port) but not a SYN without ACK, RST and FIN: XDP_PASS */
 	__u64 pass_not_syn;
 	/* IPv4 TCP to vip with IP options, a fragment, or lengths that do not
-	 * fit the frame: XDP_PASS */
+	 * fit the frame; IPv6 TCP to vip6 whose lengths do not fit: XDP_PASS */
 	__u64 pass_malformed;
-	/* everything else (ARP, VLAN-tagged, IPv6, other addresses and ports,
-	 * frames too short for an IPv4 header): XDP_PASS */
+	/* everything else (ARP, VLAN-tagged, IPv6 with extension headers, other
+	 * addresses and ports, frames too short for an IP header): XDP_PASS */
 	__u64 pass_other;
 };
 

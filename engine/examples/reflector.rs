@@ -33,7 +33,7 @@
 //! bpf_link dies with the process even on SIGKILL).
 
 use std::mem::size_of;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::process::ExitCode;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -53,7 +53,7 @@ extern "C" fn on_signal(_: libc::c_int) {
 const USAGE: &str = "usage: reflector --iface IF --vip ADDR --port N[,N...] [--mode af-xdp|xdp-tx] [--seconds S]
   af-xdp only: [--queues Q[,Q...]] [--xdp-mode native|generic|auto] [--zero-copy require|auto|off] \
 [--frame-size 2048|4096]
-  xdp-tx: an IPv4 --vip and one --port";
+  xdp-tx: one --vip (IPv4 or IPv6) and one --port";
 
 /// Who writes and sends the SYN-ACKs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -148,9 +148,6 @@ fn parse_args() -> Result<Args, String> {
     if a.mode == Mode::XdpTx {
         if let Some(flag) = af_xdp_only.first() {
             return Err(format!("{flag} applies to --mode af-xdp only"));
-        }
-        if !a.vip.is_ipv4() {
-            return Err("--mode xdp-tx answers IPv4 only: --vip must be an IPv4 address".into());
         }
         if a.ports.len() != 1 || a.ports[0] == 0 {
             return Err("--mode xdp-tx answers exactly one port: --port N, N > 0".into());
@@ -289,12 +286,14 @@ static XDP_TX_OBJECT: &Aligned<[u8]> = &Aligned(*include_bytes!(concat!(env!("OU
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 struct ReflectorCfg {
-    /// IPv4 address in network order, as the program compares it.
+    /// IPv4 address in network order, as the program compares it (0: none).
     vip: [u8; 4],
     /// TCP port in network order.
     port: [u8; 2],
     pad: u16,
     isn_key: u32,
+    /// IPv6 address (all zero: none).
+    vip6: [u8; 16],
 }
 
 /// `struct reflector_stats` (bpf/reflector.h), one CPU's or summed.
@@ -307,20 +306,26 @@ struct ReflectorStats {
     pass_other: u64,
 }
 
-const _: () = assert!(size_of::<ReflectorCfg>() == 12);
+const _: () = assert!(size_of::<ReflectorCfg>() == 28);
 const _: () = assert!(size_of::<ReflectorStats>() == 32);
 
 impl ReflectorCfg {
-    fn new(vip: Ipv4Addr, port: u16, isn_key: u32) -> ReflectorCfg {
-        ReflectorCfg { vip: vip.octets(), port: port.to_be_bytes(), pad: 0, isn_key }
+    /// The program answers SYNs to `vip` (either family) and `port`.
+    fn new(vip: IpAddr, port: u16, isn_key: u32) -> ReflectorCfg {
+        let (v4, v6) = match vip {
+            IpAddr::V4(a) => (a.octets(), [0; 16]),
+            IpAddr::V6(a) => ([0; 4], a.octets()),
+        };
+        ReflectorCfg { vip: v4, port: port.to_be_bytes(), pad: 0, isn_key, vip6: v6 }
     }
 
-    fn to_bytes(self) -> [u8; 12] {
-        let mut b = [0u8; 12];
+    fn to_bytes(self) -> [u8; 28] {
+        let mut b = [0u8; 28];
         b[0..4].copy_from_slice(&self.vip);
         b[4..6].copy_from_slice(&self.port);
         b[6..8].copy_from_slice(&self.pad.to_ne_bytes());
         b[8..12].copy_from_slice(&self.isn_key.to_ne_bytes());
+        b[12..28].copy_from_slice(&self.vip6);
         b
     }
 }
@@ -352,7 +357,7 @@ impl ReflectorStats {
 /// `--mode xdp-tx`: `bpf/reflector.bpf.c` answers in the driver; this
 /// process only configures, attaches, waits and reports.
 fn run_xdp_tx(args: &Args) -> Result<(), String> {
-    let IpAddr::V4(vip) = args.vip else { return Err("--mode xdp-tx answers IPv4 only".into()) };
+    let vip = args.vip;
     let port = args.ports[0];
     let ifindex = floodgate::link::xdp::program::ifindex(&args.iface).map_err(|e| e.to_string())?;
 

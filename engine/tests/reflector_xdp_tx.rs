@@ -23,6 +23,7 @@ const CLI4: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
 const OTHER4: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 9);
 const VIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
 const CLI6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2);
+const OTHER6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 9);
 const PORT: u16 = 80;
 const CLIENT_PORT: u16 = 40000;
 const ISN_KEY: u32 = 0x5eed_1234;
@@ -81,12 +82,13 @@ impl Reflector {
                 .find(|m| m.name().to_string_lossy().ends_with(".rodata"))
                 .expect("the object has .rodata");
             let init = rodata.initial_value_mut().expect(".rodata has an initial value");
-            // struct reflector_cfg: vip, port (network order), pad, isn_key.
-            assert_eq!(init.len(), 12, "struct reflector_cfg changed: update this test and examples/reflector.rs");
+            // struct reflector_cfg: vip, port (network order), pad, isn_key, vip6.
+            assert_eq!(init.len(), 28, "struct reflector_cfg changed: update this test and examples/reflector.rs");
             init[0..4].copy_from_slice(&VIP4.octets());
             init[4..6].copy_from_slice(&PORT.to_be_bytes());
             init[6..8].copy_from_slice(&[0, 0]);
             init[8..12].copy_from_slice(&ISN_KEY.to_ne_bytes());
+            init[12..28].copy_from_slice(&VIP6.octets());
         }
         let obj = open.load().expect("load the XDP_TX program (the verifier log is on stderr)");
         Reflector { obj }
@@ -248,6 +250,70 @@ fn syn_to_the_vip_becomes_its_synack() {
     assert_synack("SYN with data", &reply, 1000, true);
 }
 
+fn syn6(flags: u8, dport: u16, payload: &[u8]) -> Vec<u8> {
+    let mut l4 = tcp(CLIENT_PORT, dport, 1000, 0, TCP_SYN, payload);
+    l4[13] = flags;
+    concat(eth(ETH_P_IPV6, &[]), ipv6(CLI6, VIP6, 6, &l4))
+}
+
+/// The IPv6 twin of `assert_synack` (RFC 8200 §3 header, §8.1 checksum).
+#[track_caller]
+fn assert_synack6(name: &str, reply: &[u8], seq: u32) {
+    assert_eq!(reply.len(), 14 + 40 + 24, "{name}: options, payload and padding are cut");
+    let p = match wire::parse_tcp_frame(reply, true) {
+        Ok(Frame::Tcp(p)) => p,
+        other => panic!("{name}: the reply does not parse with checksums verified: {other:?}\n{reply:02x?}"),
+    };
+    assert_eq!((p.eth.src_addr, p.eth.dst_addr), (MacAddr(SERVER_MAC), MacAddr(CLIENT_MAC)), "{name}: MACs");
+    assert_eq!((p.src, p.dst), (Addr::from(VIP6), Addr::from(CLI6)), "{name}: addresses");
+    assert_eq!(&reply[14..18], &[0x60, 0, 0, 0], "{name}: version 6, no traffic class or flow label");
+    assert_eq!(p.ttl_or_hop, 64);
+    assert_eq!((p.tcp.src_port, p.tcp.dst_port), (PORT, CLIENT_PORT), "{name}: ports");
+    assert_eq!(p.tcp.control, Control::SYN | Control::ACK, "{name}: exactly SYN|ACK");
+    assert_eq!(p.tcp.ack_number, Some(SeqNumber(seq.wrapping_add(1))), "{name}: ack = seq + 1");
+    assert_eq!(p.tcp.options.mss, Some(1440), "{name}: IPv6's MSS at MTU 1500");
+    assert!(p.tcp.payload.is_empty(), "{name}: no payload");
+    let mut bad = reply.to_vec();
+    bad[14 + 8] ^= 1; // a source address bit: the pseudo-header is summed
+    assert!(wire::parse_tcp_frame(&bad, true).is_err(), "{name}: the checksum covers the addresses");
+}
+
+#[test]
+fn ipv6_syn_to_the_vip_becomes_its_synack() {
+    if !require_root("reflector_xdp_tx::ipv6_syn_to_the_vip_becomes_its_synack") {
+        return;
+    }
+    let r = Reflector::load();
+    let linux_syn = syn6(TCP_SYN, PORT, &[]);
+    let reply = r.expect("IPv6 Linux SYN", &linux_syn, XDP_TX, Counter::Tx);
+    assert_synack6("IPv6 Linux SYN", &reply, 1000);
+    let with_data = syn6(TCP_SYN, PORT, b"GET / HTTP/1.1\r\n\r\n");
+    assert_synack6("IPv6 SYN with data", &r.expect("IPv6 SYN with data", &with_data, XDP_TX, Counter::Tx), 1000);
+
+    let mut ext = syn6(TCP_SYN, PORT, &[]);
+    ext[14 + 6] = 0; // next header: hop-by-hop options
+    let mut long_len = syn6(TCP_SYN, PORT, &[]);
+    long_len[14 + 4..14 + 6].copy_from_slice(&200u16.to_be_bytes());
+    let mut short_len = syn6(TCP_SYN, PORT, &[]);
+    short_len[14 + 4..14 + 6].copy_from_slice(&19u16.to_be_bytes());
+    use Counter::*;
+    for (name, frame, counter) in [
+        ("IPv6 ACK to the VIP", syn6(TCP_ACK, PORT, &[]), NotSyn),
+        ("IPv6 SYN-ACK to the VIP", syn6(TCP_SYN | TCP_ACK, PORT, &[]), NotSyn),
+        ("IPv6 SYN to another port", syn6(TCP_SYN, PORT + 1, &[]), Other),
+        ("IPv6 with an extension header", ext, Other),
+        ("IPv6 payload length past the frame", long_len, Malformed),
+        ("IPv6 payload length below a TCP header", short_len, Malformed),
+    ] {
+        r.expect(name, &frame, XDP_PASS, counter);
+    }
+    // Cut short anywhere, it passes untouched.
+    for len in 14..linux_syn.len() {
+        let counter = if len < 14 + 40 { Other } else { Malformed };
+        r.expect(&format!("IPv6 SYN cut at {len}"), &linux_syn[..len], XDP_PASS, counter);
+    }
+}
+
 #[test]
 fn everything_else_passes() {
     if !require_root("reflector_xdp_tx::everything_else_passes") {
@@ -281,7 +347,7 @@ fn everything_else_passes() {
         eth(ETH_P_IP, &[(ETH_P_8021Q, 100)]),
         ipv4(CLI4, VIP4, 6, &tcp(CLIENT_PORT, PORT, 1000, 0, TCP_SYN, &[])),
     );
-    let v6 = concat(eth(ETH_P_IPV6, &[]), ipv6(CLI6, VIP6, 6, &tcp(CLIENT_PORT, PORT, 1000, 0, TCP_SYN, &[])));
+    let v6 = concat(eth(ETH_P_IPV6, &[]), ipv6(CLI6, OTHER6, 6, &tcp(CLIENT_PORT, PORT, 1000, 0, TCP_SYN, &[])));
     let udp = concat(eth(ETH_P_IP, &[]), ipv4(CLI4, VIP4, 17, &[0x9c, 0x40, 0, 80, 0, 8, 0, 0]));
 
     use Counter::*;
@@ -297,7 +363,7 @@ fn everything_else_passes() {
         ("SYN to another port", syn(VIP4, PORT + 1), Other),
         ("SYN to another address", syn(OTHER4, PORT), Other),
         ("SYN, 802.1Q-tagged", tagged, Other),
-        ("SYN over IPv6", v6, Other),
+        ("SYN over IPv6 to another address", v6, Other),
         ("UDP to the VIP", udp, Other),
         ("ARP", arp, Other),
         ("IPv4 fragment", frag, Malformed),
