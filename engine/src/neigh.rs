@@ -69,7 +69,7 @@ pub fn resolve_wait(ifname: &str, addr: IpAddr, timeout: Duration) -> Option<Mac
     let mut last_probe: Option<Instant> = None;
     loop {
         // Re-probe every second: a failed entry needs a new datagram to retry.
-        if last_probe.map_or(true, |t| t.elapsed() >= Duration::from_secs(1)) {
+        if last_probe.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
             let _ = probe(ifname, addr);
             last_probe = Some(Instant::now());
         }

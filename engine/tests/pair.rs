@@ -252,7 +252,7 @@ fn run(family: Family, n: u32, faults: Faults, seed: u64) {
         .map(|_| Plan {
             up: (rng.next() % 20_000) as usize,
             down: (rng.next() % 20_000) as usize,
-            client_closes_first: rng.next() % 2 == 0,
+            client_closes_first: rng.next().is_multiple_of(2),
         })
         .collect();
     // The default MSL: 2MSL (60 s) outlasts the peer's backed-off FIN retransmissions.

@@ -1570,7 +1570,7 @@ mod tests {
                     input.extend_from_slice(b"\r\n");
                 }
                 input.extend_from_slice(format!("Content-Length: {body}\r\n\r\n").as_bytes());
-                input.extend(std::iter::repeat(b'G').take(*body));
+                input.extend(std::iter::repeat_n(b'G', *body));
                 want.push(if *head { Reply::Head(Persist::KeepAlive) } else { Reply::Get(Persist::KeepAlive) });
             }
             prop_assert_eq!(replies(&input, &cuts, 8192), want);

@@ -753,7 +753,7 @@ impl Settings {
         if self.half_open_budget == Some(0) {
             return Err("--half-open-budget must be at least 1".into());
         }
-        tcp.half_open_budget = half_open_budgets(std::iter::repeat(budget).take(listeners), cap.connections)
+        tcp.half_open_budget = half_open_budgets(std::iter::repeat_n(budget, listeners), cap.connections)
             .map_err(|e| {
                 let b = self.half_open_budget.map_or("(default)".to_string(), |b| b.to_string());
                 format!("--half-open-budget {b} for {listeners} listener(s) (VIPs x ports): {e}")

@@ -534,7 +534,7 @@ mod tests {
     }
 
     fn key(k: u8) -> FourTuple {
-        if k % 3 == 0 {
+        if k.is_multiple_of(3) {
             v6(k as u32)
         } else {
             v4(k as u32)

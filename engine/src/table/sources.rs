@@ -240,7 +240,7 @@ mod tests {
                     model.remove(&src);
                 }
             }
-            if x % 1000 == 0 {
+            if x.is_multiple_of(1000) {
                 for s in 0..100 {
                     assert_eq!(t.count(&v4(s)), model.get(&s).copied().unwrap_or(0));
                 }

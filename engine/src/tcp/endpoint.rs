@@ -361,7 +361,7 @@ impl Endpoint {
         }
         self.listeners
             .iter()
-            .position(|l| l.port == t.local_port && l.addr.map_or(true, |a| a == t.local_addr))
+            .position(|l| l.port == t.local_port && l.addr.is_none_or(|a| a == t.local_addr))
             .map(|i| i as u16 + 1)
     }
 

@@ -368,7 +368,7 @@ impl TcpOptions {
                     _ => return Err(Error::BadOption),
                 },
                 kind::SACK => {
-                    if data.is_empty() || data.len() % 8 != 0 || data.len() > 8 * MAX_SACK_BLOCKS {
+                    if data.is_empty() || !data.len().is_multiple_of(8) || data.len() > 8 * MAX_SACK_BLOCKS {
                         return Err(Error::BadOption);
                     }
                     for block in data.chunks_exact(8) {

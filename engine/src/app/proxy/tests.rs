@@ -822,7 +822,7 @@ fn property_every_byte_both_ways_under_loss_and_nothing_left_behind() {
             ..Faults::default()
         };
         let back_len = move |port: u16| random_len(seed * 7919 + port as u64, 40_000);
-        let backend_first = move |port: u16| (seed + port as u64) % 2 == 0;
+        let backend_first = move |port: u16| (seed + port as u64).is_multiple_of(2);
         let mut s = Sim::new(Setup {
             faults,
             seed,
