@@ -269,6 +269,48 @@ pub fn render(view: &View<'_>) -> String {
             }
         }
 
+        // Per listener (address:port), on each shard.
+        type Count = fn(&crate::tcp::ListenerCounts) -> u64;
+        for (name, kind, help, get) in [
+            (
+                "floodgate_listener_syns_received_total",
+                "counter",
+                "SYNs that reached the listener (answered statefully or with a cookie).",
+                (|c| c.syns) as Count,
+            ),
+            (
+                "floodgate_listener_connections_accepted_total",
+                "counter",
+                "Connections the listener established.",
+                |c| c.accepted,
+            ),
+            (
+                "floodgate_listener_connections_active",
+                "gauge",
+                "Connections the listener established that are still in the table.",
+                |c| c.active,
+            ),
+            (
+                "floodgate_listener_bytes_received_total",
+                "counter",
+                "Payload bytes received in order on the listener's connections.",
+                |c| c.bytes_received,
+            ),
+            (
+                "floodgate_listener_bytes_sent_total",
+                "counter",
+                "Payload bytes sent on the listener's connections and acknowledged.",
+                |c| c.bytes_sent,
+            ),
+        ] {
+            f.head(name, kind, help);
+            for (id, s) in &shards {
+                for (listener, c) in &s.listeners {
+                    f.sample(name, &[("shard", id), ("listener", listener)], get(c));
+                }
+            }
+        }
+
         // The proxy's backends, by pool and address, on each shard.
         if shards.iter().any(|(_, s)| !s.backends.is_empty()) {
             type Get = fn(&crate::app::proxy::BackendStats) -> u64;
@@ -436,6 +478,15 @@ mod tests {
                     ..Default::default()
                 },
             )],
+            listeners: vec![(
+                "198.18.0.1:80".into(),
+                crate::tcp::ListenerCounts {
+                    accepted: 4 + shard as u64,
+                    active: 1,
+                    bytes_sent: 71,
+                    ..Default::default()
+                },
+            )],
             cpu: Some(shard),
             stats: Stats { syns_received: 10 + shard as u64, ..Stats::default() },
             not_tcp: 3,
@@ -493,6 +544,10 @@ mod tests {
             "floodgate_backend_connect_seconds_bucket{shard=\"0\",pool=\"0\",backend=\"198.18.2.10:80\",le=\"+Inf\"} 1",
             "floodgate_backend_connect_seconds_sum{shard=\"0\",pool=\"0\",backend=\"198.18.2.10:80\"} 0.0008",
             "floodgate_backend_connect_seconds_count{shard=\"0\",pool=\"0\",backend=\"198.18.2.10:80\"} 1",
+            "floodgate_listener_connections_accepted_total{shard=\"2\",listener=\"198.18.0.1:80\"} 6",
+            "floodgate_listener_connections_active{shard=\"0\",listener=\"198.18.0.1:80\"} 1",
+            "floodgate_listener_bytes_sent_total{shard=\"0\",listener=\"198.18.0.1:80\"} 71",
+            "# TYPE floodgate_listener_connections_active gauge",
             "floodgate_link_rx_frames_total{shard=\"0\"} 99",
             "floodgate_xdp_program_frames_total{verdict=\"redirect\"} 5",
             "floodgate_info{version=\"0.1.0\",iface=\"fg-s0\",app=\"http\",xdp_mode=\"native\"} 1",

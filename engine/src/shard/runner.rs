@@ -61,7 +61,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use crate::app::App;
 use crate::link::xdp::{BindMode, BusyPollMode, BusyPollState, Xdp, XdpLinkStats};
 use crate::link::Link;
-use crate::tcp::{Endpoint, Stats};
+use crate::tcp::{Endpoint, Listener, ListenerCounts, Stats};
 use crate::time::Instant;
 use crate::wire;
 
@@ -127,6 +127,8 @@ pub struct AppCounter {
 pub struct Snapshot {
     /// Per backend (the proxy): pool, address, figures.
     pub backends: Vec<(usize, std::net::SocketAddr, BackendStats)>,
+    /// Per listener: "address:port" (`*:port` for any address), figures.
+    pub listeners: Vec<(String, ListenerCounts)>,
     pub shard: usize,
     pub queue: u32,
     pub cpu: Option<usize>,
@@ -155,6 +157,14 @@ pub struct Snapshot {
     pub busy_poll: BusyPollState,
 }
 
+/// A listener's label: `198.18.0.1:80`, `[2001:db8::1]:80`, `*:80`.
+fn listener_name(l: &Listener) -> String {
+    match l.addr.map(|a| a.to_ip()) {
+        Some(a) => std::net::SocketAddr::new(a, l.port).to_string(),
+        None => format!("*:{}", l.port),
+    }
+}
+
 impl Snapshot {
     /// Every system call the shard made on its data path: the link's kicks
     /// and busy polls, its sleeps (epoll_wait) and its yields.
@@ -173,6 +183,7 @@ impl Snapshot {
     pub(crate) fn blank(shard: usize) -> Snapshot {
         Snapshot {
             backends: Vec::new(),
+            listeners: Vec::new(),
             shard,
             queue: shard as u32,
             cpu: None,
@@ -452,8 +463,10 @@ impl<A: App + AppStats> Shard<A> {
         // the packet path.
         let mut backends = Vec::new();
         self.app.for_each_backend(&mut |pool, addr, st| backends.push((pool, addr, *st)));
+        let listeners = self.ep.listeners().iter().map(|l| (listener_name(l), l.counts)).collect();
         let s = Snapshot {
             backends,
+            listeners,
             shard: self.spec.index,
             queue: self.link.queue(),
             cpu: self.spec.cpu,

@@ -65,6 +65,24 @@ pub struct Listener {
     /// sends them (ms since the epoch): cookie ACKs are checked only within
     /// [`COOKIE_VALID`] of it.
     pub cookie_sent_ms: Option<u64>,
+    /// What came through it (`floodgate_listener_*`).
+    pub counts: ListenerCounts,
+}
+
+/// Per-listener figures: connections and payload bytes of the connections
+/// accepted on one (address, port). Bytes count when they are in order
+/// (received: RCV.NXT advanced) or acknowledged (sent: SND.UNA advanced),
+/// SYN and FIN not included.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ListenerCounts {
+    /// SYNs that reached the listener (answered statefully or by cookie).
+    pub syns: u64,
+    /// Connections established.
+    pub accepted: u64,
+    /// Connections established and not yet gone from the table.
+    pub active: u64,
+    pub bytes_received: u64,
+    pub bytes_sent: u64,
 }
 
 /// What became of an ACK to a listener.
@@ -199,6 +217,7 @@ impl Endpoint {
             half_open: 0,
             half_open_budget: 0,
             cookie_sent_ms: None,
+            counts: ListenerCounts::default(),
         });
         let budgets = half_open_budgets(self.cfgs[1..].iter().map(|c| c.half_open_budget), table);
         for (l, b) in self.listeners.iter_mut().zip(budgets.expect("checked above")) {
@@ -451,6 +470,7 @@ impl Endpoint {
             return;
         }
         self.stats.syns_received += 1;
+        self.listeners[li as usize - 1].counts.syns += 1;
         if self.source_refuses_syn(li, t) {
             return;
         }
@@ -705,7 +725,18 @@ impl Endpoint {
         let Some(tcb) = self.conns.get_mut(h) else { return };
         let cfg = &self.cfgs[tcb.listener as usize];
         let before = tcb.state;
+        let (rcv_before, una_before, fin_acked_before) = (tcb.rcv_nxt, tcb.snd_una, tcb.has(flag::FIN_ACKED));
         let res = tcb.input(now, cfg, &mut self.pool, seg);
+        if tcb.listener > 0 && tcb.state != State::SynReceived {
+            // Payload only: the peer's FIN, our SYN (acknowledged by the
+            // handshake's last segment) and our FIN take a sequence number each.
+            let c = &mut self.listeners[tcb.listener as usize - 1].counts;
+            let peer_fin = (res.events & ev::PEER_FIN != 0) as u64;
+            let ours =
+                (res.events & ev::ESTABLISHED != 0) as u64 + (!fin_acked_before && tcb.has(flag::FIN_ACKED)) as u64;
+            c.bytes_received += (tcb.rcv_nxt.diff(rcv_before).max(0) as u64).saturating_sub(peer_fin);
+            c.bytes_sent += (tcb.snd_una.diff(una_before).max(0) as u64).saturating_sub(ours);
+        }
         if let Some(d) = res.drop {
             let s = &mut self.stats;
             match d {
@@ -779,6 +810,12 @@ impl Endpoint {
             }
             if tcb.has(flag::PASSIVE) {
                 self.stats.connections_accepted += 1;
+                if tcb.listener > 0 {
+                    let c = &mut self.listeners[tcb.listener as usize - 1].counts;
+                    c.accepted += 1;
+                    c.active += 1;
+                    tcb.set(flag::LISTENER_ACTIVE);
+                }
                 self.push_event(Event::Accepted(h));
             } else {
                 self.stats.connections_connected += 1;
@@ -983,6 +1020,10 @@ impl Endpoint {
         }
         let half_open = tcb.has(flag::HALF_OPEN).then_some(tcb.listener);
         tcb.clear(flag::HALF_OPEN);
+        if tcb.has(flag::LISTENER_ACTIVE) {
+            tcb.clear(flag::LISTENER_ACTIVE);
+            self.listeners[tcb.listener as usize - 1].counts.active -= 1;
+        }
         tcb.tx.clear(&mut self.pool);
         tcb.rx.clear(&mut self.pool);
         tcb.sender_detach(&mut self.pool, true);

@@ -95,6 +95,8 @@ pub mod flag {
     /// In an ECN window reduction: no second one until SND.UNA passes the
     /// end recorded in the sender slot (`SendState::ecn_end`).
     pub const ECN_REDUCING: u32 = 1 << 27;
+    /// Counted in its listener's active connections (`ListenerCounts`).
+    pub const LISTENER_ACTIVE: u32 = 1 << 28;
 }
 
 /// Control bits of a segment to send.

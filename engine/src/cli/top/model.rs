@@ -98,6 +98,19 @@ pub struct BackendRow {
     pub bytes_from: Diff,
 }
 
+/// One listener (address:port), summed over the shards.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ListenerRow {
+    pub listener: String,
+    pub active: f64,
+    /// SYNs and established connections per second.
+    pub syns: Diff,
+    pub accepts: Diff,
+    /// Payload bytes per second received and sent (acknowledged).
+    pub bytes_in: Diff,
+    pub bytes_out: Diff,
+}
+
 /// The whole view.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Model {
@@ -116,6 +129,7 @@ pub struct Model {
     pub restarted: bool,
     pub shards: Vec<ShardRow>,
     pub total: ShardRow,
+    pub listeners: Vec<ListenerRow>,
     pub backends: Vec<BackendRow>,
 }
 
@@ -216,6 +230,7 @@ impl Model {
             restarted,
             shards,
             total,
+            listeners: listener_rows(&pair, secs),
             backends: backend_rows(&pair, secs),
         }
     }
@@ -276,6 +291,33 @@ fn shard_rows(pair: &Pair<'_>, secs: f64) -> Vec<ShardRow> {
                 rx_frames: rate("floodgate_link_rx_frames_total"),
                 tx_frames: rate("floodgate_link_tx_frames_total"),
                 drops: drops.per_sec(secs),
+            }
+        })
+        .collect()
+}
+
+/// The listeners, in the order first seen, each summed over shards.
+fn listener_rows(pair: &Pair<'_>, secs: f64) -> Vec<ListenerRow> {
+    let cur = pair.cur;
+    let mut keys: Vec<&str> = Vec::new();
+    for s in cur.family("floodgate_listener_connections_active") {
+        if let Some(l) = s.label("listener") {
+            if !keys.contains(&l) {
+                keys.push(l);
+            }
+        }
+    }
+    keys.into_iter()
+        .map(|listener| {
+            let of = |name: &'static str| cur.family(name).filter(move |s| s.label("listener") == Some(listener));
+            let rate = |name| of(name).map(|s| pair.diff(s)).fold(Diff::Unknown, |a, b| a + b).per_sec(secs);
+            ListenerRow {
+                listener: listener.to_string(),
+                active: of("floodgate_listener_connections_active").map(|s| s.value).sum(),
+                syns: rate("floodgate_listener_syns_received_total"),
+                accepts: rate("floodgate_listener_connections_accepted_total"),
+                bytes_in: rate("floodgate_listener_bytes_received_total"),
+                bytes_out: rate("floodgate_listener_bytes_sent_total"),
             }
         })
         .collect()
@@ -357,6 +399,12 @@ pub(crate) mod fixture {
             t += &format!("floodgate_link_tx_frames_total{{shard=\"{sh}\"}} {}\n", 950 * k * n);
             t += &format!("floodgate_link_kernel_rx_ring_full_total{{shard=\"{sh}\"}} {k}\n");
             t += &format!("floodgate_link_tx_wakeups_total{{shard=\"{sh}\"}} {}\n", 500 * k);
+            let l = format!("{{shard=\"{sh}\",listener=\"198.18.0.1:80\"}}");
+            t += &format!("floodgate_listener_syns_received_total{l} {}\n", 60 * k * n);
+            t += &format!("floodgate_listener_connections_accepted_total{l} {}\n", 50 * k * n);
+            t += &format!("floodgate_listener_connections_active{l} {}\n", 10 * n);
+            t += &format!("floodgate_listener_bytes_received_total{l} {}\n", 4000 * k * n);
+            t += &format!("floodgate_listener_bytes_sent_total{l} {}\n", 90_000 * k * n);
             for (b, up, w) in [("198.18.2.10:80", 1, 1), ("198.18.2.11:80", up1, 1), ("198.18.2.12:80", 1, 0)] {
                 let l = format!("{{shard=\"{sh}\",pool=\"0\",backend=\"{b}\"}}");
                 t += &format!("floodgate_backend_up{l} {}\n", up & (w as u8));

@@ -25,6 +25,7 @@ pub struct Grid {
 
 const SHARD_HEAD: &[&str] =
     &["shard", "state", "conns", "half-open", "time-wait", "new/s", "seg-in/s", "seg-out/s", "rx/s", "tx/s", "drops/s"];
+const LISTENER_HEAD: &[&str] = &["listener", "active", "syn/s", "conn/s", "in B/s", "out B/s"];
 const BACKEND_HEAD: &[&str] =
     &["pool", "backend", "state", "weight", "active", "conn/s", "conn-fail", "check-fail", "to B/s", "from B/s"];
 
@@ -125,6 +126,21 @@ pub fn shards(m: &Model) -> Grid {
     let mut rows: Vec<Vec<String>> = m.shards.iter().map(shard_cells).collect();
     rows.push(shard_cells(&m.total));
     Grid { title: "shards", head: SHARD_HEAD, left: 2, rows, totals: true }
+}
+
+/// The listeners' table, if any listener reported.
+pub fn listeners(m: &Model) -> Option<Grid> {
+    if m.listeners.is_empty() {
+        return None;
+    }
+    let rows = m
+        .listeners
+        .iter()
+        .map(|l| {
+            vec![l.listener.clone(), si(l.active), rate(l.syns), rate(l.accepts), rate(l.bytes_in), rate(l.bytes_out)]
+        })
+        .collect();
+    Some(Grid { title: "listeners", head: LISTENER_HEAD, left: 1, rows, totals: false })
 }
 
 /// The backends' table, if the engine runs the proxy.
@@ -230,6 +246,10 @@ impl Grid {
 pub fn text(m: &Model, source: &str) -> String {
     let mut out = format!("{}\n{source}, rates over {:.2} s\n\n", header(m), m.secs);
     shards(m).text(&mut out);
+    if let Some(l) = listeners(m) {
+        out.push('\n');
+        l.text(&mut out);
+    }
     if let Some(b) = backends(m) {
         out.push('\n');
         b.text(&mut out);
@@ -249,10 +269,12 @@ pub struct Screen<'a> {
 /// Draws the screen into the frame.
 pub fn draw(f: &mut Frame<'_>, s: &Screen<'_>) {
     let shard_grid = s.model.map(shards);
+    let listener_grid = s.model.and_then(listeners);
     let backend_grid = s.model.and_then(backends);
-    let [head, body, back] = Layout::vertical([
+    let [head, body, lis, back] = Layout::vertical([
         Constraint::Length(3),
         Constraint::Length(shard_grid.as_ref().map_or(0, Grid::height)),
+        Constraint::Length(listener_grid.as_ref().map_or(0, Grid::height)),
         Constraint::Min(0),
     ])
     .areas(f.area());
@@ -267,6 +289,9 @@ pub fn draw(f: &mut Frame<'_>, s: &Screen<'_>) {
     f.render_widget(Paragraph::new(lines), head);
     if let Some(g) = &shard_grid {
         f.render_widget(g.table(), body);
+    }
+    if let Some(g) = &listener_grid {
+        f.render_widget(g.table(), lis);
     }
     if let Some(g) = &backend_grid {
         f.render_widget(g.table(), back);
@@ -370,10 +395,13 @@ mod tests {
             lines[7],
             "total  ok        30          3        300    300   restart       5400  6600  5700       24"
         );
-        assert_eq!(lines[9], "backends:");
-        assert!(lines[12].starts_with("0     198.18.2.11:80  DOWN"), "{out}");
+        assert_eq!(lines[9], "listeners:");
+        assert_eq!(lines[10], "listener       active  syn/s  conn/s  in B/s  out B/s");
+        assert_eq!(lines[11], "198.18.0.1:80      30    360     300   24.0k   540.0k");
+        assert_eq!(lines[13], "backends:");
+        assert!(lines[16].starts_with("0     198.18.2.11:80  DOWN"), "{out}");
         assert!(
-            lines[12].ends_with("DOWN          1       6      80       6 +4       12 +8    4000      1.0M"),
+            lines[16].ends_with("DOWN          1       6      80       6 +4       12 +8    4000      1.0M"),
             "{out}"
         );
     }

@@ -11,6 +11,7 @@ mod data;
 mod ecn;
 mod flood;
 mod handshake;
+mod listeners;
 mod output;
 mod pmtu;
 mod properties;
