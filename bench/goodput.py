@@ -293,6 +293,10 @@ def transfer(kind, srv, port, size, limit, pct):
         got, seconds = int(got), float(t_total) - float(t_conn)
     core_s = (c.core_ticks(c.SERVER_CPU) - core0) / c.ticks_per_sec()
     steal1, total1 = c.cpu_totals()
+    if fg:
+        # The shard publishes its counters every 250 ms: let the last
+        # snapshot of the transfer reach the metrics.
+        time.sleep(0.6)
     after = (fg_metrics() if fg else {}, nstat(c.SRV), nstat(c.CLI), veth_drops())
     if kind == "bulk":
         if fg:
