@@ -475,6 +475,9 @@ def write_report(data, out):
         "retransmits; Linux: TcpRetransSegs in fgb-srv).",
         "- Loss each way in fgb-cli: nftables input drop towards the client, a tc BPF egress drop "
         "(TC_ACT_STOLEN, seen as sent) from it; GRO/GSO/TSO off on fg-c0 so one drop is one segment.",
+        f"- Core µs/MB: all busy time of CPU {c.SERVER_CPU} over the transfer. It measures the server only while "
+        "the transfer keeps that core busy; a server waiting out timeouts leaves it idle, and whatever else runs "
+        "on the machine (even at idle priority) fills it and is counted.",
         "",
         "| transfer | loss each way | floodgate Mbit/s | Linux Mbit/s | fg / Linux | core µs/MB fg / Linux "
         "| retransmitted segs fg / Linux | RTOs fg / Linux |",
