@@ -25,8 +25,9 @@ Loss, both ways, in the client's namespace, at each --loss percentage:
   - from the client: a tc BPF program on fg-c0's egress (bench/egress_loss.bpf.c)
     that drops P % of TCP frames with TC_ACT_STOLEN. An nftables drop on
     output would not do: the sending stack sees it as a local error (EPERM)
-    and its TCP sends the segment again at once, so nothing is lost on the
-    wire; TC_ACT_STOLEN reports the frame as sent, as a lossy wire would.
+    and its TCP keeps the segment and sends it at its next chance, so
+    nothing is lost on the wire; TC_ACT_STOLEN reports the frame as sent, as
+    a lossy wire would.
   - Both need one frame per packet: GRO on fg-c0 would merge frames before
     the input hook and GSO/TSO hand the egress hook 64 KB super-packets, so
     a "packet" dropped would be dozens of segments. fg-c0 has GRO, GSO and
