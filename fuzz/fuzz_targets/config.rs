@@ -60,10 +60,14 @@ fuzz_target!(|data: &[u8]| {
             1,
             HttpConfig {
                 body: r.http_body.clone().into_bytes(),
+                body_bytes: r.http_body_bytes,
                 max_header_bytes: r.http_max_header_bytes,
                 ..HttpConfig::default()
             },
         );
-        assert!(http.response().ends_with(r.http_body.as_bytes()));
+        match r.http_body_bytes {
+            None => assert!(http.response().ends_with(r.http_body.as_bytes())),
+            Some(n) => assert!(http.response().ends_with(format!("Content-Length: {n}\r\n\r\n").as_bytes())),
+        }
     }
 });

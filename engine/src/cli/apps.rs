@@ -77,6 +77,7 @@ pub fn proxy_config(p: &super::config::ProxySettings, macs: &[[u8; 6]], shard: u
 pub fn http_config(cfg: &super::config::Resolved) -> HttpConfig {
     HttpConfig {
         body: cfg.http_body.as_bytes().to_vec(),
+        body_bytes: cfg.http_body_bytes,
         max_header_bytes: cfg.http_max_header_bytes,
         header_timeout: cfg.http_header_timeout,
         keepalive_timeout: cfg.http_keepalive_timeout,
