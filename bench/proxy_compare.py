@@ -8,8 +8,11 @@ fgb-be (198.18.2.10-13: one Debian nginx worker answering `Hello, World!` on
 balancers, each pinned to core 0 with one thread or worker, take turns in A/B
 rounds with the same clients (wrk, core 1) and the same backends (core 1):
 
-  - floodgate `serve --app proxy` on port 80 (one shard, generic XDP: on veth
-    every frame then reaches queue 0, README "Proxy"), `--proxy-protocol v2`;
+  - floodgate `serve --app proxy` on port 80, one shard, `--proxy-protocol v2`,
+    native XDP (`--xdp-mode native`, the default here): XPS puts every frame
+    of both veths on TX queue 0, hence on the peer's RX queue 0, the shard's,
+    backend replies included (macvlan sends through fg-c0's queues), so
+    `redirect_no_xsk` stays 0; `--xdp-mode generic` is the testbed tests' way;
   - HAProxy from Debian, `mode tcp`, `nbthread 1`, `send-proxy-v2`, port 8080;
   - nginx `stream` from Debian, one worker, `proxy_protocol on`, port 8081.
 
@@ -25,10 +28,16 @@ Loads (each bounded in time):
   - rps: wrk keep-alive, 64 connections, p50/p99 (wrk --latency); the added
     latency is against the same wrk straight to a backend (port 81, no PROXY);
   - bulk1, bulk64: wrk keep-alive on /big with 1 and 64 connections, bytes/s;
+  - cpsload: floodgate-load cps (AF_XDP, 256 at once, the 64 client
+    addresses), a far cheaper client than wrk; `--sustained` uses it too;
   - idle (--idle N): N client connections through the balancer, one request
     each, then held: the balancer's resident memory and the kernel's socket
-    memory (Slab + TCP buffer pages, machine-wide) per pair, against the same
-    with no balancer process holding sockets (floodgate's run shows the peers').
+    memory (Slab + TCP buffer pages, machine-wide) per pair; floodgate holds no
+    kernel socket, so its run's kernel figure is the peers' (clients and
+    backends), and a kernel balancer's own is its run's minus that. Where no
+    process may hold more than RLIMIT_NOFILE's hard limit of descriptors (a
+    container without CAP_SYS_RESOURCE), N is bounded by it: a kernel balancer
+    takes two per pair, the backend nginx one.
 
 The `direct` column is wrk straight to one backend, no balancer and no veth:
 wrk runs in fgb-be itself (a macvlan in bridge mode does not reach its lower
@@ -593,7 +602,9 @@ def write_report(res, out):
              f"{'/'.join(f'{x:.2f}' for x in res['load_after'])}.", "",
              "Core 0 % and core 1 %: busy share of the balancer's core and of the client+backend core over the run "
              "(everything, softirq included). Core µs: core 0's busy time per connection (CPS), per request (RPS) "
-             "or per MiB (bulk). `direct`: wrk straight to one backend, no balancer: the testbed's bound.", "",
+             "or per MiB (bulk); in those rows the ratio columns are the other balancer's µs over floodgate's (above 1: "
+             "floodgate spends less). `direct`: wrk straight to one backend, no balancer (wrk in fgb-be): the testbed's "
+             "bound.", "",
              "| load | " + " | ".join(labels) + " | direct | fg / HAProxy | fg / nginx |",
              "|---|" + "---:|" * (len(labels) + 3)]
     for ld in res["results"]:
@@ -602,14 +613,14 @@ def write_report(res, out):
         dv = med([x.get("bytes_per_sec", 0) * 8 / 1e9 for x in d]) if ld.startswith("bulk") else med([x["rate"] for x in d])
         f = rate(ld, "floodgate") if "floodgate" in labels else float("nan")
         ratio = lambda lab: f"{f / rate(ld, lab):.2f}x" if lab in labels and rate(ld, lab) else "-"  # noqa: E731
-        lines.append(f"| {NAMES[ld]} | " + " | ".join(cells) + f" | {fmt(ld, dv)} | {ratio('haproxy')} | "
+        lines.append(f"| {NAMES[ld]} | " + " | ".join(cells) + f" | {fmt(ld, dv) if d else '-'} | {ratio('haproxy')} | "
                      f"{ratio('nginx stream')} |")
         lines.append(f"| &nbsp; core 0 % / core 1 % | " + " | ".join(
             f"{busy(ld, lab):.0f} / {busy(ld, lab, 'client_core_s'):.0f}" for lab in labels) +
-            f" | - / {med([100 * x['client_core_s'] / x['wall_s'] for x in d]):.0f} | | |")
+            (f" | - / {med([100 * x['client_core_s'] / x['wall_s'] for x in d]):.0f} | | |" if d else " | - | | |"))
         cu = {lab: core_us(ld, lab) for lab in labels}
-        cr = lambda lab: f"{cu[lab] / cu['floodgate']:.2f}x less" if lab in cu and cu.get("floodgate") else "-"  # noqa: E731
-        lines.append(f"| &nbsp; core 0 µs per {'MiB' if ld.startswith('bulk') else 'conn' if ld == 'cps' else 'req'} | "
+        cr = lambda lab: f"{cu[lab] / cu['floodgate']:.2f}x" if lab in cu and cu.get("floodgate") else "-"  # noqa: E731
+        lines.append(f"| &nbsp; core 0 µs per {'MiB' if ld.startswith('bulk') else 'conn' if ld.startswith('cps') else 'req'} | "
                      + " | ".join(f"{cu[lab]:.1f}" for lab in labels) + f" | | {cr('haproxy')} | {cr('nginx stream')} |")
         lines.append("| &nbsp; errors (all rounds) | " + " | ".join(
             str(sum(x["errors"] for x in res["results"][ld][lab])) for lab in labels) +
@@ -630,12 +641,18 @@ def write_report(res, out):
                          f"{r.get('error_kinds', '')}, steal {r['steal_pct']:.1f} %")
     if res.get("idle"):
         lines += ["", "Idle pairs (one request each, then held): memory per pair, deltas from before they opened:", "",
-                  "| balancer | pairs open | resident KiB/pair | kernel KiB/pair (machine-wide) | total RSS |",
-                  "|---|---:|---:|---:|---:|"]
+                  "| balancer | pairs open | resident KiB/pair | kernel KiB/pair (machine-wide) | balancer's own kernel "
+                  "KiB/pair | resident + own kernel KiB/pair | total RSS |",
+                  "|---|---:|---:|---:|---:|---:|---:|"]
+        # floodgate holds no kernel socket: the kernel memory of its run is
+        # the peers' (clients and backends), which every run has too.
+        fgk = res["idle"].get("floodgate")
+        peers = fgk["kernel_kib"] / max(fgk["pairs"], 1) if fgk else 0.0
         for lab, r in res["idle"].items():
             n = max(r["pairs"], 1)
-            lines.append(f"| {lab} | {r['pairs']:,} | {r['rss_kib'] / n:.2f} | {r['kernel_kib'] / n:.2f} | "
-                         f"{r['rss_total_kib'] / 1024:.0f} MiB |")
+            own = r["kernel_kib"] / n - peers if lab != "floodgate" else 0.0
+            lines.append(f"| {lab} | {r['pairs']:,} | {r['rss_kib'] / n:.2f} | {r['kernel_kib'] / n:.2f} | {own:.2f} | "
+                         f"{r['rss_kib'] / n + own:.2f} | {r['rss_total_kib'] / 1024:.0f} MiB |")
     md = "\n".join(lines) + "\n"
     (out / "proxy-compare.md").write_text(md)
     print(md)
