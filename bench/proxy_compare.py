@@ -632,6 +632,12 @@ def write_report(res, out):
                 f"{p(res['results'][ld][lab], 'p50_us'):.0f} / {p(res['results'][ld][lab], 'p99_us'):.0f} "
                 f"(+{p(res['results'][ld][lab], 'p50_us') - dp50:.0f} / +{p(res['results'][ld][lab], 'p99_us') - dp99:.0f})"
                 for lab in labels) + f" | {dp50:.0f} / {dp99:.0f} | | |")
+    # Nothing of the benchmark runs on core 0 during the direct runs: its
+    # busy time there is other work on the machine (builds, fuzzing).
+    direct = [x for r in res["results"].values() for x in r["direct"]]
+    if direct:
+        lines += ["", "Core 0 busy during the direct runs (no balancer; other work on the machine): "
+                  + ", ".join(f"{100 * x['core_s'] / x['wall_s']:.0f} %" for x in direct) + "."]
     if res.get("sustained"):
         lines += ["", "Sustained `Connection: close` (floodgate-load cps, 256 at once, one run each):", ""]
         for lab, r in res["sustained"].items():
@@ -654,6 +660,7 @@ def write_report(res, out):
             lines.append(f"| {lab} | {r['pairs']:,} | {r['rss_kib'] / n:.2f} | {r['kernel_kib'] / n:.2f} | {own:.2f} | "
                          f"{r['rss_kib'] / n + own:.2f} | {r['rss_total_kib'] / 1024:.0f} MiB |")
     md = "\n".join(lines) + "\n"
+    out.mkdir(parents=True, exist_ok=True)
     (out / "proxy-compare.md").write_text(md)
     print(md)
 
