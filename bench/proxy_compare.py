@@ -356,6 +356,7 @@ def idle_pairs(bal, n, hold):
     finally:
         os.killpg(p.pid, signal.SIGTERM)
         p.wait(timeout=30)
+        shutil.rmtree(script.parent, ignore_errors=True)
     return {"pairs": opened, "rss_kib": rss1 - rss0, "kernel_kib": k1 - k0, "rss_total_kib": rss1}
 
 
