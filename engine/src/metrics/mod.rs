@@ -364,6 +364,27 @@ pub fn render(view: &View<'_>) -> String {
                  (over floodgate_link_rx_frames_total: syscalls per frame).",
                 |s| s.syscalls(),
             ),
+            (
+                "floodgate_shard_handoff_sent_total",
+                "Frames this shard received for a connection another shard owns and passed to it (proxy on \
+                 several shards: a backend's reply on the wrong queue).",
+                |s| s.handoff.sent,
+            ),
+            (
+                "floodgate_shard_handoff_taken_total",
+                "Frames other shards passed to this one, fed to its endpoint as received frames.",
+                |s| s.handoff.taken,
+            ),
+            (
+                "floodgate_shard_handoff_ring_full_total",
+                "Drop: a frame for another shard's connection found the ring towards that shard full.",
+                |s| s.handoff.ring_full,
+            ),
+            (
+                "floodgate_shard_handoff_wakeups_total",
+                "Times this shard woke a sleeping shard to take the frames it passed on.",
+                |s| s.handoff.wakeups,
+            ),
         ] {
             f.head(name, "counter", help);
             for (id, s) in &shards {
