@@ -142,6 +142,7 @@ pub fn serve(cli: Settings) -> Result<(), String> {
     let epoch = std::time::Instant::now();
     let secrets = Secrets::random();
     let cookies = XdpCookies::start(&program, &cfg, owned, &secrets, epoch)?;
+    let steering = cfg.proxy.as_ref().and_then(|_| proxy_rss(&cfg));
     let mut handoffs = match &cfg.proxy {
         Some(p) => proxy_mesh(&cfg, p),
         None => Vec::new(),
@@ -175,7 +176,7 @@ pub fn serve(cli: Settings) -> Result<(), String> {
             AppKind::Proxy => {
                 let n = cfg.cap.connections as usize;
                 let p = cfg.proxy.as_ref().expect("resolved with --app proxy");
-                let pc = super::apps::proxy_config(p, &backend_macs, i);
+                let pc = super::apps::proxy_config(p, &backend_macs, i, steering.as_ref());
                 start(spec, link, hand, &cfg, mac, &secrets, report_tx.clone(), move || Proxy::new(n, pc))
             }
         };
@@ -309,6 +310,47 @@ fn proxy_mesh(cfg: &Resolved, p: &ProxySettings) -> Vec<Handoff> {
         handoff::mesh_bytes(cfg.queues as usize, slot) >> 10
     );
     handoff::mesh(map, slot).0
+}
+
+/// The NIC's RSS, for the proxy on several shards to choose source ports
+/// whose replies hash to the opening shard's queue ([`crate::link::rss`]).
+/// A device whose choice cannot be predicted (veth has no RSS; another
+/// hash function) is logged, and the hand-off alone brings the replies home.
+fn proxy_rss(cfg: &Resolved) -> Option<std::sync::Arc<crate::link::rss::Steering>> {
+    if cfg.queues < 2 {
+        return None;
+    }
+    let why = match crate::link::rss::read(&cfg.iface) {
+        Ok(rss) => match crate::link::rss::Steering::new(&rss) {
+            Ok(s) => {
+                let per_queue: Vec<usize> = (0..cfg.queues).map(|q| s.entries_for(q)).collect();
+                tracing::info!(
+                    iface = %cfg.iface,
+                    key_bytes = rss.key.len(),
+                    table = s.table_len(),
+                    entries_per_shard = ?per_queue,
+                    "proxy: source ports chosen so that each backend reply hashes to its shard's queue (Toeplitz)"
+                );
+                if let Some(q) = per_queue.iter().position(|&n| n == 0) {
+                    tracing::warn!(
+                        "proxy: no RSS table entry points at queue {q}: shard {q}'s replies all land elsewhere and \
+                         are handed over (ethtool -X {} equal {})",
+                        cfg.iface,
+                        cfg.queues
+                    );
+                }
+                return Some(std::sync::Arc::new(s));
+            }
+            Err(e) => e,
+        },
+        Err(e) => format!("its RSS key and table cannot be read ({e})"),
+    };
+    tracing::info!(
+        iface = %cfg.iface,
+        "proxy: the queue of a backend's reply cannot be predicted on this device: {why}; replies that land on \
+         another shard's queue are handed to their owner"
+    );
+    None
 }
 
 /// How long start-up waits for a backend's ARP answer.
