@@ -473,6 +473,7 @@ mod tests {
             app_len: 1,
             turns: 1,
             sleeps: 1,
+            handoff: crate::shard::handoff::HandoffStats { sent: 4, taken: 5, ring_full: 1, wakeups: 2 },
             ..Snapshot::blank(shard)
         }
     }
@@ -515,6 +516,10 @@ mod tests {
             "floodgate_backend_connect_seconds_sum{shard=\"0\",pool=\"0\",backend=\"198.18.2.10:80\"} 0.0008",
             "floodgate_backend_connect_seconds_count{shard=\"0\",pool=\"0\",backend=\"198.18.2.10:80\"} 1",
             "floodgate_link_rx_frames_total{shard=\"0\"} 99",
+            "floodgate_shard_handoff_sent_total{shard=\"0\"} 4",
+            "floodgate_shard_handoff_taken_total{shard=\"2\"} 5",
+            "floodgate_shard_handoff_ring_full_total{shard=\"0\"} 1",
+            "floodgate_shard_handoff_wakeups_total{shard=\"2\"} 2",
             "floodgate_xdp_program_frames_total{verdict=\"redirect\"} 5",
             "floodgate_info{version=\"0.1.0\",iface=\"fg-s0\",app=\"http\",xdp_mode=\"native\"} 1",
             "floodgate_shard_info{shard=\"2\",queue=\"2\",cpu=\"2\",bind_mode=\"copy\",busy_poll=\"off\"} 1",
