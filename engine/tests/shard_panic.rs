@@ -82,7 +82,7 @@ fn a_panicking_shard_reports_and_the_others_stop() {
                 ep.listen(Some(IpAddr::V4(VIP)), PORT, TcpConfig::default()).expect("listen");
                 (ep, PanicOnEvent)
             };
-            shards.push(floodgate::shard::runner::spawn(spec, link, make, report_tx.clone()).expect("spawn"));
+            shards.push(floodgate::shard::runner::spawn(spec, link, None, make, report_tx.clone()).expect("spawn"));
         }
 
         // A client connects: the shard that gets it accepts, and its

@@ -4,7 +4,7 @@
 use crate::app::echo::Echo;
 use crate::app::http::{Http, HttpConfig};
 use crate::app::proxy::source::Sources;
-use crate::app::proxy::{Backend, Pool, Proxy, ProxyConfig};
+use crate::app::proxy::{Backend, Pool, Proxy, ProxyConfig, RssChoice};
 use crate::app::sink::Sink;
 use crate::shard::AppStats;
 
@@ -49,7 +49,13 @@ impl AppStats for Proxy {
 
 /// Shard `shard`'s proxy settings: one pool (the backends with their
 /// next-hop MACs) for every listener, and the shard's slice of the ports.
-pub fn proxy_config(p: &super::config::ProxySettings, macs: &[[u8; 6]], shard: usize) -> ProxyConfig {
+/// `rss`: the NIC's steering, when read at start (shard `shard` serves queue `shard`).
+pub fn proxy_config(
+    p: &super::config::ProxySettings,
+    macs: &[[u8; 6]],
+    shard: usize,
+    rss: Option<&std::sync::Arc<crate::link::rss::Steering>>,
+) -> ProxyConfig {
     let (lo, hi) = p.shard_ports[shard];
     ProxyConfig {
         pools: vec![Pool {
@@ -70,6 +76,7 @@ pub fn proxy_config(p: &super::config::ProxySettings, macs: &[[u8; 6]], shard: u
         eject: p.eject,
         check: p.check,
         probe: p.probe.clone(),
+        rss: rss.map(|s| RssChoice { steering: s.clone(), queue: shard as u32 }),
     }
 }
 

@@ -504,8 +504,9 @@ pub struct Settings {
 
     /// Proxy app: the backends, each with an optional weight (IPv4; reached
     /// on --iface, a one-armed front end; their MACs from the kernel's ARP
-    /// table at start). Weight 0 drains a backend: no new clients. One
-    /// shard for now: --queues 1 (on veth with --xdp-mode generic).
+    /// table at start). Weight 0 drains a backend: no new clients. On
+    /// several shards a reply that lands on another shard's queue is
+    /// handed to the shard that owns its connection.
     #[arg(long, value_name = "ADDR:PORT[@WEIGHT][,...]", value_delimiter = ',', help_heading = "Proxy")]
     pub backend: Option<Vec<BackendArg>>,
     /// Proxy app: how a backend is chosen for a new client [default: rr].

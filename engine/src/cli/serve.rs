@@ -44,6 +44,7 @@ use crate::link::ifstate::IfWatch;
 use crate::link::napi_tuning::{self, NapiTuning, NapiValues, Places};
 use crate::link::xdp::{self, Xdp, XdpProgram};
 use crate::metrics::{self, Info, MetricsServer, Pages, View};
+use crate::shard::handoff::{self, Handoff, SourceMap};
 use crate::shard::runner::{self, allowed_cpus, Report, ShardSpec};
 use crate::shard::{AppStats, Command, ShardHandle, Snapshot};
 use crate::tcp::{Endpoint, Secrets, Stats};
@@ -75,9 +76,6 @@ pub fn serve(cli: Settings) -> Result<(), String> {
     };
     let running = reload.as_ref().map(|_| Reload::comparable(&settings)).unwrap_or_default();
     let cfg = settings.resolve(xdp::program::rx_queue_count)?;
-    if cfg.proxy.is_some() {
-        proxy_one_shard(cfg.queues)?;
-    }
     // A run that crashed while busy polling left the interface tuned.
     for (iface, v) in NapiTuning::recover(&Places::default()) {
         tracing::warn!(
@@ -144,8 +142,15 @@ pub fn serve(cli: Settings) -> Result<(), String> {
     let epoch = std::time::Instant::now();
     let secrets = Secrets::random();
     let cookies = XdpCookies::start(&program, &cfg, owned, &secrets, epoch)?;
+    let steering = cfg.proxy.as_ref().and_then(|_| proxy_rss(&cfg));
+    let mut handoffs = match &cfg.proxy {
+        Some(p) => proxy_mesh(&cfg, p),
+        None => Vec::new(),
+    }
+    .into_iter();
     let mut shards = Vec::with_capacity(links.len());
     for (i, link) in links.into_iter().enumerate() {
+        let hand = handoffs.next();
         let spec = ShardSpec {
             index: i,
             cpu: cpus.get(i % cpus.len().max(1)).copied(),
@@ -156,21 +161,23 @@ pub fn serve(cli: Settings) -> Result<(), String> {
             AppKind::Http => {
                 let http = super::apps::http_config(&cfg);
                 let n = cfg.cap.connections as usize;
-                start(spec, link, &cfg, mac, &secrets, report_tx.clone(), move || Http::new(n, http))
+                start(spec, link, hand, &cfg, mac, &secrets, report_tx.clone(), move || Http::new(n, http))
             }
             AppKind::Echo => {
                 let (n, idle) = (cfg.cap.connections as usize, cfg.idle_timeout);
-                start(spec, link, &cfg, mac, &secrets, report_tx.clone(), move || Echo::new(n).with_idle_timeout(idle))
+                let echo = move || Echo::new(n).with_idle_timeout(idle);
+                start(spec, link, hand, &cfg, mac, &secrets, report_tx.clone(), echo)
             }
             AppKind::Sink => {
                 let idle = cfg.idle_timeout;
-                start(spec, link, &cfg, mac, &secrets, report_tx.clone(), move || Sink::new().with_idle_timeout(idle))
+                let sink = move || Sink::new().with_idle_timeout(idle);
+                start(spec, link, hand, &cfg, mac, &secrets, report_tx.clone(), sink)
             }
             AppKind::Proxy => {
                 let n = cfg.cap.connections as usize;
-                let pc =
-                    super::apps::proxy_config(cfg.proxy.as_ref().expect("resolved with --app proxy"), &backend_macs, i);
-                start(spec, link, &cfg, mac, &secrets, report_tx.clone(), move || Proxy::new(n, pc))
+                let p = cfg.proxy.as_ref().expect("resolved with --app proxy");
+                let pc = super::apps::proxy_config(p, &backend_macs, i, steering.as_ref());
+                start(spec, link, hand, &cfg, mac, &secrets, report_tx.clone(), move || Proxy::new(n, pc))
             }
         };
         shards.push(r.map_err(|e| format!("cannot start shard {i}: {e}"))?);
@@ -234,9 +241,11 @@ pub fn serve(cli: Settings) -> Result<(), String> {
 }
 
 /// Starts one shard with its endpoint listening on every (VIP, port).
+#[allow(clippy::too_many_arguments)]
 fn start<A, M>(
     spec: ShardSpec,
     link: Xdp,
+    handoff: Option<Handoff>,
     cfg: &Resolved,
     mac: [u8; 6],
     secrets: &Secrets,
@@ -253,6 +262,7 @@ where
     runner::spawn(
         spec,
         link,
+        handoff,
         move |now| {
             let mut ep = Endpoint::new(tcp, cap, mac, secrets, now);
             for &(addr, port) in &listen {
@@ -272,20 +282,75 @@ where
     )
 }
 
-/// The proxy runs one shard: a backend's reply lands on the RX queue the
+/// The proxy on several shards: a backend's reply lands on the RX queue the
 /// backend's side picked (on veth the sending CPU's, on a NIC its RSS hash
-/// of the 4-tuple), which is not yet steered to the shard that opened the
-/// connection (no Toeplitz-chosen source port, no hand-off ring between
-/// shards), so with several shards half the replies would reach a shard
-/// that does not own their connection. Refused rather than half-working.
-fn proxy_one_shard(queues: u32) -> Result<(), String> {
-    if queues > 1 {
-        return Err(format!(
-            "--app proxy runs one shard for now (--queues 1; {queues} asked): the backends' replies are not yet \
-             steered to the shard that opened the connection (on veth they land on the sending CPU's queue)"
-        ));
+/// of the 4-tuple), not necessarily that of the shard that opened the
+/// connection, so every shard gets a ring to every other
+/// ([`crate::shard::handoff`]) and passes such frames to their owner.
+/// One shard needs none.
+fn proxy_mesh(cfg: &Resolved, p: &ProxySettings) -> Vec<Handoff> {
+    if cfg.queues < 2 {
+        return Vec::new();
     }
-    Ok(())
+    let lo = p.shard_ports.iter().map(|r| r.0).min().unwrap_or(0);
+    let hi = p.shard_ports.iter().map(|r| r.1).max().unwrap_or(0);
+    let map = SourceMap {
+        first: u32::from(p.source_first),
+        addrs: u32::from(p.source_last) - u32::from(p.source_first) + 1,
+        port_lo: lo,
+        port_hi: hi,
+        shards: cfg.queues,
+    };
+    let slot = cfg.xdp.frame_size as usize;
+    tracing::info!(
+        shards = cfg.queues,
+        rings = cfg.queues * (cfg.queues - 1),
+        slots = handoff::RING_SLOTS,
+        "proxy: replies that land on another shard's queue are handed to their owner ({} KiB of rings)",
+        handoff::mesh_bytes(cfg.queues as usize, slot) >> 10
+    );
+    handoff::mesh(map, slot).0
+}
+
+/// The NIC's RSS, for the proxy on several shards to choose source ports
+/// whose replies hash to the opening shard's queue ([`crate::link::rss`]).
+/// A device whose choice cannot be predicted (veth has no RSS; another
+/// hash function) is logged, and the hand-off alone brings the replies home.
+fn proxy_rss(cfg: &Resolved) -> Option<std::sync::Arc<crate::link::rss::Steering>> {
+    if cfg.queues < 2 {
+        return None;
+    }
+    let why = match crate::link::rss::read(&cfg.iface) {
+        Ok(rss) => match crate::link::rss::Steering::new(&rss) {
+            Ok(s) => {
+                let per_queue: Vec<usize> = (0..cfg.queues).map(|q| s.entries_for(q)).collect();
+                tracing::info!(
+                    iface = %cfg.iface,
+                    key_bytes = rss.key.len(),
+                    table = s.table_len(),
+                    entries_per_shard = ?per_queue,
+                    "proxy: source ports chosen so that each backend reply hashes to its shard's queue (Toeplitz)"
+                );
+                if let Some(q) = per_queue.iter().position(|&n| n == 0) {
+                    tracing::warn!(
+                        "proxy: no RSS table entry points at queue {q}: shard {q}'s replies all land elsewhere and \
+                         are handed over (ethtool -X {} equal {})",
+                        cfg.iface,
+                        cfg.queues
+                    );
+                }
+                return Some(std::sync::Arc::new(s));
+            }
+            Err(e) => e,
+        },
+        Err(e) => format!("its RSS key and table cannot be read ({e})"),
+    };
+    tracing::info!(
+        iface = %cfg.iface,
+        "proxy: the queue of a backend's reply cannot be predicted on this device: {why}; replies that land on \
+         another shard's queue are handed to their owner"
+    );
+    None
 }
 
 /// How long start-up waits for a backend's ARP answer.
@@ -321,11 +386,13 @@ fn proxy_start(
     let unserved = xdp::program::rx_queue_count(&cfg.iface).filter(|&n| n > cfg.queues);
     if let Some(n) = unserved.filter(|_| mode == xdp::AttachedMode::Native) {
         tracing::warn!(
-            "proxy: {} has {n} RX queues but only queue 0 has a shard: segments landing on the others go to the \
-             kernel (counted in floodgate_xdp_program_frames_total{{verdict=\"redirect_no_xsk\"}}); on veth use \
-             --xdp-mode generic (every frame on queue 0), on a NIC `ethtool -L {} combined 1`",
+            "proxy: {} has {n} RX queues but only queues 0-{} have a shard: segments landing on the others go to \
+             the kernel (counted in floodgate_xdp_program_frames_total{{verdict=\"redirect_no_xsk\"}}); serve \
+             every queue (--queues {n}), or on a NIC `ethtool -L {} combined {}`",
             cfg.iface,
-            cfg.iface
+            cfg.queues - 1,
+            cfg.iface,
+            cfg.queues
         );
     }
     p.backends
@@ -747,10 +814,55 @@ impl Control<'_> {
 
 #[cfg(test)]
 mod tests {
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        s: super::Settings,
+    }
+
+    /// A proxy on `queues` shards, as resolved from its command line.
+    fn proxy(queues: u32) -> super::Resolved {
+        let args = [
+            "floodgate",
+            "--iface",
+            "fg-s0",
+            "--vip",
+            "198.18.0.1",
+            "--port",
+            "80",
+            "--app",
+            "proxy",
+            "--backend",
+            "198.18.2.10:80",
+            "--source-addrs",
+            "198.18.0.1-198.18.0.2",
+            "--source-ports",
+            "10000-10999",
+            "--connections",
+            "2000",
+        ];
+        Cli::try_parse_from(args).unwrap().s.resolve(|_| Some(queues)).unwrap()
+    }
+
+    /// One shard needs no mesh; two get each a ring to the other, and a
+    /// reply to shard 1's port that reaches shard 0 goes to shard 1.
     #[test]
-    fn the_proxy_runs_one_shard() {
-        assert!(super::proxy_one_shard(1).is_ok());
-        let e = super::proxy_one_shard(2).unwrap_err();
-        assert!(e.contains("--queues 1") && e.contains("2 asked"), "{e}");
+    fn the_proxy_on_several_shards_gets_a_mesh() {
+        let one = proxy(1);
+        assert!(super::proxy_mesh(&one, one.proxy.as_ref().unwrap()).is_empty());
+        let two = proxy(2);
+        let mut ends = super::proxy_mesh(&two, two.proxy.as_ref().unwrap());
+        assert_eq!(ends.len(), 2);
+        let mut f = vec![0u8; 54];
+        f[12..14].copy_from_slice(&[0x08, 0x00]);
+        f[14] = 0x45;
+        f[23] = 6;
+        f[30..34].copy_from_slice(&[198, 18, 0, 2]);
+        f[36..38].copy_from_slice(&10500u16.to_be_bytes());
+        assert!(ends[0].divert(&f), "shard 1's port range starts at 10500");
+        assert!(!ends[1].divert(&f));
+        assert_eq!(ends[1].drain(usize::MAX, |_| {}), 1);
     }
 }

@@ -406,6 +406,27 @@ pub fn render(view: &View<'_>) -> String {
                  (over floodgate_link_rx_frames_total: syscalls per frame).",
                 |s| s.syscalls(),
             ),
+            (
+                "floodgate_shard_handoff_sent_total",
+                "Frames this shard received for a connection another shard owns and passed to it (proxy on \
+                 several shards: a backend's reply on the wrong queue).",
+                |s| s.handoff.sent,
+            ),
+            (
+                "floodgate_shard_handoff_taken_total",
+                "Frames other shards passed to this one, fed to its endpoint as received frames.",
+                |s| s.handoff.taken,
+            ),
+            (
+                "floodgate_shard_handoff_ring_full_total",
+                "Drop: a frame for another shard's connection found the ring towards that shard full.",
+                |s| s.handoff.ring_full,
+            ),
+            (
+                "floodgate_shard_handoff_wakeups_total",
+                "Times this shard woke a sleeping shard to take the frames it passed on.",
+                |s| s.handoff.wakeups,
+            ),
         ] {
             f.head(name, "counter", help);
             for (id, s) in &shards {
@@ -503,6 +524,7 @@ mod tests {
             app_len: 1,
             turns: 1,
             sleeps: 1,
+            handoff: crate::shard::handoff::HandoffStats { sent: 4, taken: 5, ring_full: 1, wakeups: 2 },
             ..Snapshot::blank(shard)
         }
     }
@@ -549,6 +571,10 @@ mod tests {
             "floodgate_listener_bytes_sent_total{shard=\"0\",listener=\"198.18.0.1:80\"} 71",
             "# TYPE floodgate_listener_connections_active gauge",
             "floodgate_link_rx_frames_total{shard=\"0\"} 99",
+            "floodgate_shard_handoff_sent_total{shard=\"0\"} 4",
+            "floodgate_shard_handoff_taken_total{shard=\"2\"} 5",
+            "floodgate_shard_handoff_ring_full_total{shard=\"0\"} 1",
+            "floodgate_shard_handoff_wakeups_total{shard=\"2\"} 2",
             "floodgate_xdp_program_frames_total{verdict=\"redirect\"} 5",
             "floodgate_info{version=\"0.1.0\",iface=\"fg-s0\",app=\"http\",xdp_mode=\"native\"} 1",
             "floodgate_shard_info{shard=\"2\",queue=\"2\",cpu=\"2\",bind_mode=\"copy\",busy_poll=\"off\"} 1",

@@ -3,12 +3,14 @@
 //! shared by the real shard and by the in-memory simulator, so tests and
 //! benchmarks run the very code production runs.
 
+pub mod handoff;
+pub mod ring;
 pub mod runner;
 
 pub use runner::{AppStats, Command, Report, ShardHandle, ShardSpec, Snapshot};
 
 use crate::app::App;
-use crate::link::Link;
+use crate::link::{Link, RxAction, TxSink};
 use crate::tcp::Endpoint;
 use crate::time::Instant;
 
@@ -23,14 +25,54 @@ pub const RX_BATCH: usize = 64;
 /// everything queued. Returns the number of frames received (0 means the
 /// link was idle).
 pub fn step<L: Link, A: App>(ep: &mut Endpoint, link: &mut L, app: &mut A, now: Instant, budget: usize) -> usize {
+    step_with(ep, link, app, now, budget, None)
+}
+
+/// [`step`] for a shard of a mesh ([`handoff`]): a received frame whose
+/// connection another shard owns goes to that shard's ring instead of the
+/// endpoint; after the link's frames, up to `budget` frames other shards
+/// handed to this one go through the endpoint exactly as received ones
+/// (an in-place reply is copied out to the TX side). Returns the frames
+/// received plus those taken (0: nothing to do).
+pub fn step_with<L: Link, A: App>(
+    ep: &mut Endpoint,
+    link: &mut L,
+    app: &mut A,
+    now: Instant,
+    budget: usize,
+    mut hand: Option<&mut handoff::Handoff>,
+) -> usize {
     let mut received = 0;
     loop {
-        let n = link.poll_rx((budget - received).min(RX_BATCH), |frame, tx| ep.on_frame(now, frame, tx));
+        let n = link.poll_rx((budget - received).min(RX_BATCH), |frame, tx| {
+            if hand.as_deref_mut().is_some_and(|h| h.divert(frame)) {
+                return RxAction::Release;
+            }
+            ep.on_frame(now, frame, tx)
+        });
         received += n;
         drain_events(ep, app, now);
         if n < RX_BATCH || received >= budget {
             break;
         }
+    }
+    if let Some(h) = hand {
+        h.notify();
+        let mut tx = link.tx();
+        received += h.drain(budget, |frame| {
+            if let RxAction::Transmit(len) = ep.on_frame(now, frame, &mut tx) {
+                let reply = &frame[..len.min(frame.len())];
+                tx.send(|buf| match buf.get_mut(..reply.len()) {
+                    Some(b) => {
+                        b.copy_from_slice(reply);
+                        reply.len()
+                    }
+                    None => 0,
+                });
+            }
+        });
+        drop(tx);
+        drain_events(ep, app, now);
     }
     app.tick(ep, now);
     {

@@ -4,13 +4,15 @@
 //! ```text
 //!   loop {
 //!       now = clock                        (once per turn)
-//!       step(endpoint, link, app, now)     (RX up to a ring, app, timers, flush TX, refill)
+//!       step(endpoint, link, app, now)     (RX up to a ring, frames handed over by
+//!                                           other shards, app, timers, flush TX, refill)
 //!       control commands (try_recv)        Drain | Stop | CookiesInFlight | App
 //!       every 250 ms: a Snapshot to the control thread (try_send: never blocks)
 //!       nothing received?      sched_yield (a NAPI thread may share the core;
 //!                            not with preferred busy polling active)
 //!       idle for BUSY_POLL?  sleep on mio: the XSK fd (RX ring non-empty) or the
-//!                            waker (a command), until the endpoint's next deadline
+//!                            waker (a command, or a frame another shard handed
+//!                            over: [`super::handoff`]), until the next deadline
 //!   }
 //! ```
 //!
@@ -65,7 +67,8 @@ use crate::tcp::{Endpoint, Listener, ListenerCounts, Stats};
 use crate::time::Instant;
 use crate::wire;
 
-use super::step;
+use super::handoff::{Handoff, HandoffStats};
+use super::step_with;
 
 const XSK: Token = Token(0);
 const WAKE: Token = Token(1);
@@ -155,6 +158,8 @@ pub struct Snapshot {
     pub yields: u64,
     /// Preferred busy polling of the socket.
     pub busy_poll: BusyPollState,
+    /// Frames passed between shards (zero without a mesh).
+    pub handoff: HandoffStats,
 }
 
 /// A listener's label: `198.18.0.1:80`, `[2001:db8::1]:80`, `*:80`.
@@ -206,6 +211,7 @@ impl Snapshot {
             sleeps: 0,
             yields: 0,
             busy_poll: BusyPollState::Off,
+            handoff: HandoffStats::default(),
         }
     }
 }
@@ -254,8 +260,16 @@ pub struct ShardSpec {
 
 /// Starts a shard thread over `link`. `make` runs on the new thread, after
 /// pinning, so the endpoint's and the application's preallocated tables
-/// are first touched on the shard's own core (and NUMA node).
-pub fn spawn<A, F>(spec: ShardSpec, link: Xdp, make: F, reports: Sender<Report>) -> io::Result<ShardHandle>
+/// are first touched on the shard's own core (and NUMA node). `handoff`:
+/// the shard's ends of the mesh, when frames may land on the wrong shard
+/// (the proxy on several queues).
+pub fn spawn<A, F>(
+    spec: ShardSpec,
+    link: Xdp,
+    handoff: Option<Handoff>,
+    make: F,
+    reports: Sender<Report>,
+) -> io::Result<ShardHandle>
 where
     A: App + AppStats,
     F: FnOnce(Instant) -> (Endpoint, A) + Send + 'static,
@@ -264,6 +278,9 @@ where
     let fd: RawFd = link.raw_fd();
     poll.registry().register(&mut SourceFd(&fd), XSK, Interest::READABLE)?;
     let waker = Arc::new(Waker::new(poll.registry(), WAKE)?);
+    if let Some(h) = &handoff {
+        h.own_bell().set_waker(waker.clone());
+    }
     let (cmd_tx, cmd_rx) = crossbeam_channel::unbounded();
     let heartbeat = Arc::new(AtomicU64::new(0));
     let beat = heartbeat.clone();
@@ -278,8 +295,20 @@ where
             }
             let now = clock(spec.epoch);
             let (ep, app) = make(now);
-            let mut s =
-                Shard { spec, link, ep, app, poll, commands: cmd_rx, reports, turns: 0, sleeps: 0, yields: 0, beat };
+            let mut s = Shard {
+                spec,
+                link,
+                handoff,
+                ep,
+                app,
+                poll,
+                commands: cmd_rx,
+                reports,
+                turns: 0,
+                sleeps: 0,
+                yields: 0,
+                beat,
+            };
             s.run();
         }));
         let panic = result.err().map(|e| {
@@ -301,6 +330,7 @@ pub fn clock(epoch: std::time::Instant) -> Instant {
 struct Shard<A> {
     spec: ShardSpec,
     link: Xdp,
+    handoff: Option<Handoff>,
     ep: Endpoint,
     app: A,
     poll: Poll,
@@ -326,7 +356,7 @@ impl<A: App + AppStats> Shard<A> {
         loop {
             let now = clock(self.spec.epoch);
             let budget = self.link.rx_ring();
-            let rx = step(&mut self.ep, &mut self.link, &mut self.app, now, budget);
+            let rx = step_with(&mut self.ep, &mut self.link, &mut self.app, now, budget, self.handoff.as_mut());
             self.turns += 1;
             self.beat.store(self.turns, Ordering::Relaxed);
             if rx > 0 {
@@ -386,11 +416,19 @@ impl<A: App + AppStats> Shard<A> {
             if timeout.is_zero() {
                 continue;
             }
+            // The flag up, then the rings' last look: a frame handed over
+            // after this wakes us (`handoff::Doorbell`).
+            if self.handoff.as_ref().is_some_and(|h| !h.may_sleep()) {
+                continue;
+            }
             self.sleeps += 1;
             if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
                 if e.kind() != io::ErrorKind::Interrupted {
                     tracing::warn!(shard = self.spec.index, "poll: {e}");
                 }
+            }
+            if let Some(h) = &self.handoff {
+                h.awake();
             }
             // A frame or a command: busy-poll again. A timeout: one turn
             // for the timers, then back to sleep.
@@ -438,7 +476,7 @@ impl<A: App + AppStats> Shard<A> {
         for h in handles {
             let _ = self.ep.abort(h);
         }
-        step(&mut self.ep, &mut self.link, &mut self.app, now, 0);
+        step_with(&mut self.ep, &mut self.link, &mut self.app, now, 0, None);
         let end = std::time::Instant::now() + Duration::from_millis(200);
         while self.link.tx_outstanding() > 0 && std::time::Instant::now() < end {
             self.link.flush();
@@ -489,6 +527,7 @@ impl<A: App + AppStats> Shard<A> {
             sleeps: self.sleeps,
             yields: self.yields,
             busy_poll: self.link.busy_poll(),
+            handoff: self.handoff.as_ref().map(|h| h.stats).unwrap_or_default(),
         };
         // Never block the data path on a slow control thread.
         let _ = self.reports.try_send(Report::Snapshot(Box::new(s)));

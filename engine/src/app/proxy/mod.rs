@@ -83,6 +83,13 @@ counters! {
         backend_readmissions,
         /// Active opens refused: no free source address and port among the candidates tried.
         source_ports_exhausted,
+        /// Active opens from a source port whose reply the NIC's RSS hash
+        /// puts on this shard's own queue (key and table read at start).
+        source_ports_by_hash,
+        /// Active opens from a source port whose reply lands on another
+        /// shard's queue (none of the candidates tried hashed here): the
+        /// replies are handed over between shards.
+        source_ports_fallback,
         /// Source candidates skipped: the 4-tuple held by a connection.
         source_tuples_in_use,
         /// Source candidates skipped: the 4-tuple in our TIME-WAIT table (2MSL not over).
@@ -168,6 +175,16 @@ pub struct ProxyConfig {
     pub check: Option<Check>,
     /// What a check asks (the handshake, or an HTTP answer).
     pub probe: check::Probe,
+    /// The NIC's RSS and this shard's queue, when known: source ports are
+    /// chosen so that the backend's reply hashes to this queue.
+    pub rss: Option<RssChoice>,
+}
+
+/// Where the NIC puts a reply, and the queue this shard serves.
+#[derive(Clone, Debug)]
+pub struct RssChoice {
+    pub steering: Arc<crate::link::rss::Steering>,
+    pub queue: u32,
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -361,6 +378,7 @@ pub struct Proxy {
     idle_timeout: Option<Duration>,
     /// The earliest check due (`Instant::ZERO` until the first tick).
     next_check: Instant,
+    rss: Option<RssChoice>,
     pub stats: ProxyStats,
 }
 
@@ -377,6 +395,7 @@ impl Proxy {
             idle_timeout: cfg.idle_timeout,
             next_check: Instant::ZERO,
             probe: cfg.probe,
+            rss: cfg.rss,
             stats: ProxyStats::default(),
         }
     }
@@ -690,42 +709,43 @@ impl Proxy {
 
     /// An active open to backend `bi` of `pool` from the next free source
     /// tuple; `None` (counted) when none is free within [`PROBES`] tries or
-    /// the table is full.
+    /// the table is full. With the NIC's RSS known, only a tuple whose
+    /// reply hashes to this shard's queue is taken; when none of the
+    /// candidates does, the first one that was free (its replies then go
+    /// through the hand-off between shards).
     fn connect_to(&mut self, ep: &mut Endpoint, now: Instant, pool: usize, bi: usize) -> Option<Handle> {
         let ps = self.pools.get_mut(pool)?;
         let backend = *ps.pool.backends.get(bi)?;
-        let mut opened = None;
+        let mut fallback = None;
         for _ in 0..PROBES.min(self.sources.len().min(u32::MAX as u64) as u32) {
             let local = self.sources.get(ps.cursors[bi]);
             ps.cursors[bi] = ps.cursors[bi].wrapping_add(1);
-            match ep.tuple_in_use(&FourTuple::new(local, backend.addr)) {
-                Some(TupleUse::Connection) => {
-                    self.stats.source_tuples_in_use += 1;
-                    continue;
-                }
-                Some(TupleUse::TimeWait) => {
-                    self.stats.source_tuples_in_time_wait += 1;
-                    continue;
-                }
-                None => {}
+            let here = self.rss.as_ref().is_none_or(|r| reply_queue(r, local, backend.addr) == Some(r.queue));
+            if !here {
+                fallback = fallback.or(Some(local));
+                continue;
             }
-            match ep.connect(now, local, backend.addr, backend.mac) {
-                Ok(b) => {
-                    opened = Some(b);
-                    break;
+            match open_from(ep, now, local, backend, &mut self.stats) {
+                Opened::Yes(b) => {
+                    self.stats.source_ports_by_hash += self.rss.is_some() as u64;
+                    return Some(b);
                 }
-                Err(Error::InUse) => self.stats.source_tuples_in_use += 1,
-                Err(_) => {
-                    self.stats.backend_table_full += 1;
-                    return None;
-                }
+                Opened::Taken => {}
+                Opened::TableFull => return None,
             }
         }
-        let Some(b) = opened else {
-            self.stats.source_ports_exhausted += 1;
-            return None;
-        };
-        Some(b)
+        if let Some(local) = fallback {
+            match open_from(ep, now, local, backend, &mut self.stats) {
+                Opened::Yes(b) => {
+                    self.stats.source_ports_fallback += 1;
+                    return Some(b);
+                }
+                Opened::Taken => {}
+                Opened::TableFull => return None,
+            }
+        }
+        self.stats.source_ports_exhausted += 1;
+        None
     }
 
     /// The backend side `b` failed before connecting: the next backend, or an RST for the client.
@@ -965,6 +985,50 @@ impl Proxy {
         }
         self.stats.idle_timeouts += 1;
         self.reset_pair(ep, h);
+    }
+}
+
+/// What an active open from one source tuple came to.
+enum Opened {
+    Yes(Handle),
+    /// The tuple is held (a connection, or TIME-WAIT): counted.
+    Taken,
+    /// The connection table is full: counted.
+    TableFull,
+}
+
+fn open_from(ep: &mut Endpoint, now: Instant, local: SocketAddr, backend: Backend, stats: &mut ProxyStats) -> Opened {
+    match ep.tuple_in_use(&FourTuple::new(local, backend.addr)) {
+        Some(TupleUse::Connection) => {
+            stats.source_tuples_in_use += 1;
+            return Opened::Taken;
+        }
+        Some(TupleUse::TimeWait) => {
+            stats.source_tuples_in_time_wait += 1;
+            return Opened::Taken;
+        }
+        None => {}
+    }
+    match ep.connect(now, local, backend.addr, backend.mac) {
+        Ok(b) => Opened::Yes(b),
+        Err(Error::InUse) => {
+            stats.source_tuples_in_use += 1;
+            Opened::Taken
+        }
+        Err(_) => {
+            stats.backend_table_full += 1;
+            Opened::TableFull
+        }
+    }
+}
+
+/// The RX queue the NIC gives the backend's reply to `local` (IPv4 only).
+fn reply_queue(r: &RssChoice, local: SocketAddr, backend: SocketAddr) -> Option<u32> {
+    match (local.ip(), backend.ip()) {
+        (std::net::IpAddr::V4(l), std::net::IpAddr::V4(b)) => {
+            Some(r.steering.queue(b.octets(), l.octets(), backend.port(), local.port()))
+        }
+        _ => None,
     }
 }
 

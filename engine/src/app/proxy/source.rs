@@ -92,6 +92,20 @@ pub fn shard_ports(lo: u16, hi: u16, shard: u32, shards: u32) -> Option<(u16, u1
     Some((start as u16, (start + len - 1) as u16))
 }
 
+/// The shard whose slice of `lo..=hi` (split by [`shard_ports`] among
+/// `shards`) holds `port`; `None` outside the range. The inverse of
+/// [`shard_ports`], in O(1): the first `n % shards` slices have one port more.
+pub fn port_owner(lo: u16, hi: u16, shards: u32, port: u16) -> Option<u32> {
+    let n = (hi as u32 + 1).checked_sub(lo as u32)?;
+    if shards == 0 || n < shards || port < lo || port > hi {
+        return None;
+    }
+    let (base, extra) = (n / shards, n % shards);
+    let off = (port - lo) as u32;
+    let long = extra * (base + 1);
+    Some(if off < long { off / (base + 1) } else { extra + (off - long) / base })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,5 +151,25 @@ mod tests {
         }
         assert_eq!(shard_ports(10, 12, 0, 4), None, "fewer ports than shards");
         assert_eq!(shard_ports(10, 12, 3, 3), None);
+    }
+
+    /// Every port of the range maps back to the shard whose slice holds it.
+    #[test]
+    fn port_owner_inverts_the_slices() {
+        for (lo, hi, shards) in
+            [(1024u16, 65535u16, 1u32), (1024, 65535, 3), (10, 20, 11), (1, 65535, 7), (100, 105, 4)]
+        {
+            for s in 0..shards {
+                let (a, b) = shard_ports(lo, hi, s, shards).unwrap();
+                for port in a..=b {
+                    assert_eq!(port_owner(lo, hi, shards, port), Some(s), "{lo}-{hi} / {shards}: port {port}");
+                }
+            }
+            assert_eq!(port_owner(lo, hi, shards, lo - 1), None, "below the range");
+            if hi < u16::MAX {
+                assert_eq!(port_owner(lo, hi, shards, hi + 1), None, "above the range");
+            }
+        }
+        assert_eq!(port_owner(10, 12, 4, 10), None, "fewer ports than shards");
     }
 }

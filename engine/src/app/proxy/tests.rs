@@ -239,6 +239,7 @@ struct Setup {
     eject: Option<Eject>,
     check: Option<check::Check>,
     probe: check::Probe,
+    rss: Option<RssChoice>,
 }
 
 impl Default for Setup {
@@ -258,6 +259,7 @@ impl Default for Setup {
             eject: None,
             check: None,
             probe: check::Probe::Connect,
+            rss: None,
         }
     }
 }
@@ -315,6 +317,7 @@ impl Sim {
                 eject: s.eject,
                 check: s.check,
                 probe: s.probe.clone(),
+                rss: s.rss.clone(),
             },
         );
         let (a, b) = memory::pair(s.faults, s.seed);
@@ -545,6 +548,66 @@ fn random_payloads_are_spliced_both_ways_with_the_client_address_in_the_proxy_he
     assert_eq!((st.fins_to_backend, st.fins_to_client), (20, 20));
     assert_eq!(st.resets_to_client + st.resets_to_backend + st.write_errors + st.stale_events, 0, "{st:?}");
     assert_eq!(s.pep.time_wait(), 20, "the proxy closed first towards the backends and waits out 2MSL");
+}
+
+/// A shard serving queue `queue` of a NIC whose RSS table spreads the
+/// hash over four queues, under Microsoft's key.
+fn rss(queue: u32, queues: u32) -> RssChoice {
+    use crate::link::rss::{RssConfig, Steering, HASH_TOP, MS_KEY};
+    let indir = (0..128).map(|i| i % queues).collect();
+    let cfg = RssConfig { key: MS_KEY.to_vec(), indir, hfunc: HASH_TOP, input_xfrm: 0 };
+    RssChoice { steering: Arc::new(Steering::new(&cfg).unwrap()), queue }
+}
+
+/// The queues of the replies to the proxy's open backend connections.
+fn reply_queues(s: &Sim, r: &RssChoice) -> Vec<u32> {
+    let mut out = Vec::new();
+    s.pep.for_each_connection(|_, t, _| {
+        let t = t.as_v4().unwrap();
+        if t.local_addr[2] == 1 {
+            // A backend connection (from 198.18.1.x): the reply comes from the backend.
+            out.push(r.steering.queue(t.remote_addr, t.local_addr, t.remote_port, t.local_port));
+        }
+    });
+    out
+}
+
+#[test]
+fn source_ports_are_chosen_so_that_replies_hash_to_this_shards_queue() {
+    let r = rss(2, 4);
+    let mut s = Sim::new(Setup { rss: Some(r.clone()), ..Setup::default() });
+    for _ in 0..40 {
+        s.client(Plan { out: b"x".to_vec(), ..Plan::default() });
+    }
+    assert!(s.drive(Duration::from_secs(10), |s| s.proxy.stats.pairs_opened == 40));
+    let queues = reply_queues(&s, &r);
+    assert_eq!(queues, vec![2; 40], "every reply hashes to this shard's queue");
+    let st = s.proxy.stats;
+    assert_eq!((st.source_ports_by_hash, st.source_ports_fallback, st.source_ports_exhausted), (40, 0, 0));
+    // Without the NIC's RSS, the cursor's order: about a quarter would hash here.
+    let mut plain = Sim::new(Setup::default());
+    for _ in 0..40 {
+        plain.client(Plan { out: b"x".to_vec(), ..Plan::default() });
+    }
+    assert!(plain.drive(Duration::from_secs(10), |s| s.proxy.stats.pairs_opened == 40));
+    let here = reply_queues(&plain, &r).iter().filter(|&&q| q == 2).count();
+    assert!(here < 40, "{here} of 40 by chance");
+    assert_eq!(plain.proxy.stats.source_ports_by_hash, 0);
+}
+
+/// A queue the indirection table never names: no port hashes there, so
+/// every open falls back to a free port (its replies are handed over).
+#[test]
+fn a_queue_no_hash_reaches_falls_back_to_any_free_port() {
+    let r = rss(5, 4);
+    let mut s = Sim::new(Setup { rss: Some(r), ..Setup::default() });
+    for _ in 0..8 {
+        s.client(Plan { out: b"x".to_vec(), shutdown_when_sent: true, ..Plan::default() });
+    }
+    s.finish(Duration::from_secs(60));
+    let st = s.proxy.stats;
+    assert_eq!((st.pairs_opened, st.pairs_ended), (8, 8));
+    assert_eq!((st.source_ports_by_hash, st.source_ports_fallback, st.source_ports_exhausted), (0, 8, 0));
 }
 
 #[test]

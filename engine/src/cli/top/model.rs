@@ -134,7 +134,8 @@ pub struct Model {
 }
 
 /// The drop counters summed into a shard's drops: the TCP layer's
-/// `drop_*` and `syns_dropped_*`, the parser's, and the link's.
+/// `drop_*` and `syns_dropped_*`, the parser's, the link's, and the
+/// hand-off's full rings.
 fn is_drop(name: &str) -> bool {
     const LINK_DROPS: [&str; 7] = [
         "no_free_frame",
@@ -151,6 +152,7 @@ fn is_drop(name: &str) -> bool {
     n.starts_with("tcp_drop_")
         || n.starts_with("tcp_syns_dropped_")
         || n == "wire_drops"
+        || n == "shard_handoff_ring_full"
         || n.strip_prefix("link_").is_some_and(|l| LINK_DROPS.contains(&l))
 }
 
@@ -437,6 +439,7 @@ mod tests {
             "floodgate_tcp_drop_paws_total",
             "floodgate_tcp_syns_dropped_source_limit_total",
             "floodgate_wire_drops_total",
+            "floodgate_shard_handoff_ring_full_total",
             "floodgate_link_kernel_rx_ring_full_total",
             "floodgate_link_no_free_frame_total",
         ] {
@@ -446,6 +449,7 @@ mod tests {
             "floodgate_tcp_retransmits_total",
             "floodgate_link_rx_frames_total",
             "floodgate_link_tx_wakeups_total",
+            "floodgate_shard_handoff_sent_total",
             "floodgate_tcp_drop_paws",
             "floodgate_xdp_program_frames_total",
         ] {
