@@ -359,12 +359,7 @@ impl Endpoint {
         }
         if let Some(h) = self.conns.lookup(tuple) {
             if !self.conns.get(h).is_some_and(|t| t.has(flag::ZOMBIE)) {
-                if self.connection_segment(now, h, seg) {
-                    // Not at the end of the turn: a sender counts one
-                    // duplicate ACK (and reads SACK blocks) per segment.
-                    self.output(now, h, tx);
-                }
-                return;
+                return self.connection_segment(now, h, seg);
             }
         }
         if self.time_wait_segment(now, l2, tuple, seg, tx) {
@@ -622,7 +617,7 @@ impl Endpoint {
             Ok(h) => {
                 self.source_count(h, t);
                 self.stats.cookies_accepted += 1;
-                let _ = self.connection_segment(now, h, seg);
+                self.connection_segment(now, h, seg);
                 CookieAck::Opened
             }
             // Full (a tuple held by a zombie is as good as full): the
@@ -726,16 +721,10 @@ impl Endpoint {
         true
     }
 
-    /// Feeds a segment to its connection. True when the ACK it calls for
-    /// must leave at once rather than with the turn's flush: RFC 5681 §4.2,
-    /// a segment that arrives out of order, fills all or part of a hole, or
-    /// arrives while holes remain (Linux's `__tcp_ack_snd_check` with an
-    /// out-of-order queue).
-    fn connection_segment(&mut self, now: Instant, h: Handle, seg: &Seg) -> bool {
-        let Some(tcb) = self.conns.get_mut(h) else { return false };
+    fn connection_segment(&mut self, now: Instant, h: Handle, seg: &Seg) {
+        let Some(tcb) = self.conns.get_mut(h) else { return };
         let cfg = &self.cfgs[tcb.listener as usize];
         let before = tcb.state;
-        let hole_before = tcb.has(flag::HOLE);
         let (rcv_before, una_before, fin_acked_before) = (tcb.rcv_nxt, tcb.snd_una, tcb.has(flag::FIN_ACKED));
         let res = tcb.input(now, cfg, &mut self.pool, seg);
         if tcb.listener > 0 && tcb.state != State::SynReceived {
@@ -768,6 +757,9 @@ impl Endpoint {
         if res.ooo_discarded {
             self.stats.out_of_order_discarded_at_fin += 1;
         }
+        if res.syn_resent {
+            self.stats.syns_resent_after_reset += 1;
+        }
         if let Some((s, e)) = res.dsack {
             if let Some(p) = self.dsacks.iter_mut().find(|p| p.0 == h) {
                 *p = (h, s, e);
@@ -795,10 +787,7 @@ impl Endpoint {
             // through the connection so the L2 addresses are at hand.
             tcb.pending_rst = Some((seq, ack));
         }
-        let carries = !seg.payload.is_empty() || seg.fin();
-        let immediate = carries && (hole_before || tcb.has(flag::HOLE)) && tcb.has(flag::ACK_NOW);
         self.after_input(h, before, res.events);
-        immediate
     }
 
     /// Books a connection's state change: half-open accounting, events,

@@ -67,6 +67,8 @@ pub struct Input {
     pub dsack: Option<(SeqNumber, SeqNumber)>,
     /// The peer's FIN came before bytes held beyond a hole: discarded.
     pub ooo_discarded: bool,
+    /// SYN-SENT: our SYN goes again right after the RST (`input_syn_sent`).
+    pub syn_resent: bool,
 }
 
 impl Input {
@@ -559,7 +561,19 @@ impl Tcb {
             if seg.rst() {
                 return Input::dropped(Drop::RstIgnored);
             }
-            return Input { rst: Some((seg.ack, None)), ..Input::default() };
+            // RFC 9293 §3.10.7.3: <SEQ=SEG.ACK><CTL=RST>. A bare ACK is how
+            // Linux answers a SYN that meets a TIME-WAIT of an earlier
+            // connection on the tuple (a backend's, after a restart of ours
+            // or another balancer's use of the port); our RST ends that
+            // TIME-WAIT, so the SYN goes again at once rather than after
+            // the 1 s retransmission timeout. Once per open: more such ACKs
+            // get the RST only, so forged ones cannot make us a SYN source.
+            let resend = !seg.syn() && !self.has(flag::SYN_RESENT);
+            if resend {
+                self.set(flag::SYN_RESENT);
+                self.snd_nxt = self.iss;
+            }
+            return Input { rst: Some((seg.ack, None)), syn_resent: resend, ..Input::default() };
         }
         if seg.rst() {
             if seg.has_ack() {

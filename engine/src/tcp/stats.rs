@@ -16,6 +16,9 @@ counters! {
         synacks_sent,
         /// SYN-ACKs retransmitted from SYN-RECEIVED.
         synacks_retransmitted,
+        /// Active opens whose SYN met a stray ACK (a TIME-WAIT of an earlier
+        /// connection on the tuple, at the peer): RST, and the SYN again at once.
+        syns_resent_after_reset,
         /// SYN-ACKs sent carrying a SYN cookie.
         cookies_sent,
         /// Final ACKs that carried a valid cookie and opened a connection.

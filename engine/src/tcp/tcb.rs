@@ -97,6 +97,9 @@ pub mod flag {
     pub const ECN_REDUCING: u32 = 1 << 27;
     /// Counted in its listener's active connections (`ListenerCounts`).
     pub const LISTENER_ACTIVE: u32 = 1 << 28;
+    /// SYN-SENT: the SYN was sent again at once after an RST answering a
+    /// stray ACK (`input_syn_sent`); not a second time.
+    pub const SYN_RESENT: u32 = 1 << 29;
 }
 
 /// Control bits of a segment to send.

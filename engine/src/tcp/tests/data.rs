@@ -17,6 +17,7 @@ both_families!(
     unanswered_probes_time_out_and_acks_with_no_probe_out_buy_no_time,
     active_open_handshake,
     active_open_refused_by_rst,
+    a_stray_ack_to_our_syn_gets_an_rst_and_the_syn_again_once,
     simultaneous_open,
     syn_is_retransmitted_then_the_open_fails,
     acks_are_taken_even_when_our_window_is_shut,
@@ -242,6 +243,27 @@ fn active_open_refused_by_rst(f: Family) {
     h.send0(seg(RST | ACK, SeqNumber(0), iss + 1));
     assert_eq!(h.ep.state(c), None);
     assert_eq!(h.take_events(), vec![Event::Closed(c, CloseReason::Refused)]);
+}
+
+fn a_stray_ack_to_our_syn_gets_an_rst_and_the_syn_again_once(f: Family) {
+    // The peer holds a TIME-WAIT of an earlier connection on this tuple and
+    // answers our SYN with an ACK of that one (Linux's TCP_TW_ACK).
+    let mut h = Harness::new_over(f, TcpConfig::default());
+    let c = h.ep.connect(h.now, h.tuple().local(), h.tuple().remote(), CLIENT_MAC).unwrap();
+    let iss = h.flush()[0].seq;
+    let stray = SeqNumber(iss.0.wrapping_add(0x4000_0000));
+    let out = h.send(seg(ACK, CLIENT_ISN, stray));
+    let ctl: Vec<u8> = out.iter().map(|s| s.control).collect();
+    assert_eq!(ctl, vec![RST, SYN], "the RST ends the peer's TIME-WAIT, then the SYN: {out:#?}");
+    assert_eq!((out[0].seq, out[1].seq), (stray, iss), "RST at SEG.ACK; the same SYN");
+    assert_eq!(h.ep.stats.syns_resent_after_reset, 1);
+    // Once: another stray ACK gets the RST alone.
+    let r = h.send1(seg(ACK, CLIENT_ISN, stray));
+    assert_eq!(r.control, RST);
+    assert_eq!(h.ep.stats.syns_resent_after_reset, 1);
+    // The handshake completes on the resent SYN.
+    h.send1(seg(SYN | ACK, CLIENT_ISN, iss + 1));
+    assert_eq!(h.ep.state(c), Some(State::Established));
 }
 
 fn simultaneous_open(f: Family) {
