@@ -206,6 +206,20 @@ static __always_inline int is_vip6(const struct in6_addr *a)
 	return (v0 | v1 | v2 | v3) && w[0] == v0 && w[1] == v1 && w[2] == v2 && w[3] == v3;
 }
 
+/*
+ * Sends the rewritten frame back: the SYN's remaining options and any
+ * payload or padding cut. Should the helper refuse, they go out as Ethernet
+ * padding past the IP packet, which the receiver ignores: the reply is valid
+ * either way.
+ */
+static __always_inline int reply(struct xdp_md *ctx, __u32 frame_len, __u32 reply_len)
+{
+	if (frame_len > reply_len)
+		bpf_xdp_adjust_tail(ctx, (int)reply_len - (int)frame_len);
+	COUNT(tx);
+	return XDP_TX;
+}
+
 /* An IPv6 frame (eth->h_proto checked): a SYN to (vip6, port) answered. */
 static __always_inline int reflect_v6(struct xdp_md *ctx, struct ethhdr *eth, void *data_end, __u32 frame_len)
 {
@@ -239,10 +253,7 @@ static __always_inline int reflect_v6(struct xdp_md *ctx, struct ethhdr *eth, vo
 		synack_in_place_v6(eth, ip6, tcp, REPLY_TCP_LEN_BARE);
 		reply_len = sizeof(*eth) + sizeof(*ip6) + REPLY_TCP_LEN_BARE;
 	}
-	if (frame_len > reply_len)
-		bpf_xdp_adjust_tail(ctx, (int)reply_len - (int)frame_len);
-	COUNT(tx);
-	return XDP_TX;
+	return reply(ctx, frame_len, reply_len);
 }
 
 SEC("xdp")
@@ -291,13 +302,7 @@ int reflector_xdp_tx(struct xdp_md *ctx)
 		synack_in_place(eth, ip, tcp, REPLY_TCP_LEN_BARE);
 		reply_len = sizeof(*eth) + sizeof(*ip) + REPLY_TCP_LEN_BARE;
 	}
-	/* Cut the SYN's remaining options and any payload or padding. Should the
-	 * helper refuse, they go out as Ethernet padding past the IP packet, which
-	 * the receiver ignores: the reply is valid either way. */
-	if (frame_len > reply_len)
-		bpf_xdp_adjust_tail(ctx, (int)reply_len - (int)frame_len);
-	COUNT(tx);
-	return XDP_TX;
+	return reply(ctx, frame_len, reply_len);
 }
 
 char _license[] SEC("license") = "Dual MIT/GPL";
