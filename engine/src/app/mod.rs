@@ -64,3 +64,28 @@ pub enum Order {
     /// The pool's Maglev table, rebuilt for new weights or backends.
     Maglev { pool: usize, table: std::sync::Arc<proxy::maglev::Table> },
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::shard::runner::MAX_APP_COUNTERS;
+
+    /// A snapshot carries at most `MAX_APP_COUNTERS` application counters;
+    /// one more would not reach the metrics (the proxy's last ones were cut
+    /// off once it had 35).
+    #[test]
+    fn every_applications_counters_fit_a_snapshot() {
+        let mut counts = Vec::new();
+        let mut n = 0;
+        super::echo::EchoStats::default().for_each(|_, _, _| n += 1);
+        counts.push(("echo", std::mem::take(&mut n)));
+        super::http::HttpStats::default().for_each(|_, _, _| n += 1);
+        counts.push(("http", std::mem::take(&mut n)));
+        super::sink::SinkStats::default().for_each(|_, _, _| n += 1);
+        counts.push(("sink", std::mem::take(&mut n)));
+        super::proxy::ProxyStats::default().for_each(|_, _, _| n += 1);
+        counts.push(("proxy", n));
+        for (app, n) in counts {
+            assert!(n > 0 && n <= MAX_APP_COUNTERS, "{app}: {n} counters, a snapshot carries {MAX_APP_COUNTERS}");
+        }
+    }
+}

@@ -78,8 +78,9 @@ const WAKE: Token = Token(1);
 pub const BUSY_POLL: Duration = Duration::from_micros(200);
 /// Longest sleep (also the snapshot period).
 pub const SNAPSHOT_EVERY: Duration = Duration::from_millis(250);
-/// Most application counters a snapshot carries.
-pub const MAX_APP_COUNTERS: usize = 32;
+/// Most application counters a snapshot carries (every application's must
+/// fit: `app::tests::every_applications_counters_fit_a_snapshot`).
+pub const MAX_APP_COUNTERS: usize = 64;
 
 /// Orders from the control thread.
 #[derive(Clone, Debug, PartialEq)]
