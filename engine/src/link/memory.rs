@@ -560,12 +560,7 @@ impl Link for Memory {
             self.shared.borrow_mut().spare.push(frame);
             let mut tx = MemoryTx { shared: &self.shared, side: self.side };
             if let RxAction::Transmit(len) = handler(&mut self.rx_buf, &mut tx) {
-                let len = len.min(self.rx_buf.len());
-                let data = &self.rx_buf[..len];
-                tx.send(|b| {
-                    b[..len].copy_from_slice(data);
-                    len
-                });
+                tx.send_copy(&self.rx_buf[..len.min(self.rx_buf.len())]);
             }
             n += 1;
         }

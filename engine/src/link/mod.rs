@@ -27,6 +27,19 @@ pub trait TxSink {
     /// frame's length (0 cancels). Returns false when no TX frame is free;
     /// the link counts that drop.
     fn send<F: FnOnce(&mut [u8]) -> usize>(&mut self, write: F) -> bool;
+
+    /// Sends a copy of `frame` (a reply written into a received frame that
+    /// the link cannot send in place). A frame longer than a TX buffer is
+    /// not sent (the write is cancelled).
+    fn send_copy(&mut self, frame: &[u8]) -> bool {
+        self.send(|buf| match buf.get_mut(..frame.len()) {
+            Some(b) => {
+                b.copy_from_slice(frame);
+                frame.len()
+            }
+            None => 0,
+        })
+    }
 }
 
 pub mod memory;

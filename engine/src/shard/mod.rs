@@ -61,14 +61,7 @@ pub fn step_with<L: Link, A: App>(
         let mut tx = link.tx();
         received += h.drain(budget, |frame| {
             if let RxAction::Transmit(len) = ep.on_frame(now, frame, &mut tx) {
-                let reply = &frame[..len.min(frame.len())];
-                tx.send(|buf| match buf.get_mut(..reply.len()) {
-                    Some(b) => {
-                        b.copy_from_slice(reply);
-                        reply.len()
-                    }
-                    None => 0,
-                });
+                tx.send_copy(&frame[..len.min(frame.len())]);
             }
         });
         drop(tx);
