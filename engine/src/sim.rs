@@ -256,6 +256,7 @@ mod tests {
         a_refusing_tx_ring_is_backpressure_not_loss,
         a_ce_marking_bottleneck_holds_the_queue_without_loss,
         burst_loss_is_recovered,
+        looking_at_bursts_ahead_changes_nothing,
     );
 
     /// Reads every byte and checks it is the next one of [`pattern`].
@@ -425,6 +426,29 @@ mod tests {
         let (st, c) = (p.client.link.stats(), &p.client.ep.stats);
         assert_eq!((st.ce_marked, c.ecn_negotiated), (0, 0));
         assert!(st.max_queue_bytes > 3 * ecn_queue, "{st:?}");
+    }
+
+    /// The look-ahead (`Endpoint::prefetch`, `Link::poll_rx_looking`) only
+    /// starts loads: the same lossy, reordering transfer with and without it
+    /// ends at the same instant with the same counters on both sides.
+    fn looking_at_bursts_ahead_changes_nothing(fam: Family) {
+        let lossy = Faults {
+            loss: 0.03,
+            jitter: Duration::from_micros(300),
+            delay: Duration::from_millis(1),
+            ..Faults::default()
+        };
+        let clean = Faults { delay: Duration::from_millis(1), ..Faults::default() };
+        let run = |min: usize| {
+            let mut p = pair_with(fam, lossy, clean, 400_000);
+            p.client.ep.set_look_ahead_min(min);
+            p.server.ep.set_look_ahead_min(min);
+            assert_eq!(p.server.ep.looks_ahead(), min == 0);
+            transfer(&mut p, 400_000);
+            (p.now, format!("{:?}", p.client.ep.stats), format!("{:?}", p.server.ep.stats))
+        };
+        let (looked, plain) = (run(0), run(usize::MAX));
+        assert_eq!(looked, plain);
     }
 
     fn burst_loss_is_recovered(fam: Family) {

@@ -21,6 +21,13 @@ pub enum RxAction {
     Transmit(usize),
 }
 
+/// Which look at a received batch (see [`Link::poll_rx_looking`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pass {
+    First,
+    Second,
+}
+
 /// Where frames to send are written.
 pub trait TxSink {
     /// Writes one frame: `write` fills a frame-sized buffer and returns the
@@ -57,6 +64,24 @@ pub trait Link {
     fn poll_rx<H>(&mut self, budget: usize, handler: H) -> usize
     where
         H: FnMut(&mut [u8], &mut Self::Tx<'_>) -> RxAction;
+
+    /// [`poll_rx`](Self::poll_rx), with a look at each batch before any of
+    /// it is handled: `look(state, frame, Pass::First)` for every frame of
+    /// the batch, then `look(state, frame, Pass::Second)` for every frame,
+    /// then `handler(state, frame, tx)` for each. The looks start memory
+    /// loads (the tables a frame will read) so that the misses of a whole
+    /// burst overlap instead of queueing one after the other; they must not
+    /// change anything, and see `state` shared where the handler has it to
+    /// change. A link that cannot show a batch ahead hands frames straight
+    /// to `handler`.
+    fn poll_rx_looking<S, L, H>(&mut self, budget: usize, state: &mut S, look: L, mut handler: H) -> usize
+    where
+        L: FnMut(&S, &[u8], Pass),
+        H: FnMut(&mut S, &mut [u8], &mut Self::Tx<'_>) -> RxAction,
+    {
+        let _ = look;
+        self.poll_rx(budget, |frame, tx| handler(state, frame, tx))
+    }
 
     /// A TX sink for sends not caused by a received frame (timers, apps).
     fn tx(&mut self) -> Self::Tx<'_>;

@@ -78,7 +78,7 @@ pub use busy_poll::{BusyPollConfig, BusyPollMode, BusyPollState};
 pub use desc::{BadDesc, UmemShape};
 pub use program::{AttachedMode, XdpError, XdpMode, XdpProgram};
 
-use super::{Link, RxAction, TxSink};
+use super::{Link, Pass, RxAction, TxSink};
 
 /// Zero-copy policy for the AF_XDP bind (`--zero-copy require|auto|off`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -766,6 +766,22 @@ impl Link for Xdp {
         total
     }
 
+    fn poll_rx_looking<S, L, H>(&mut self, budget: usize, state: &mut S, mut look: L, mut handler: H) -> usize
+    where
+        L: FnMut(&S, &[u8], Pass),
+        H: FnMut(&mut S, &mut [u8], &mut Self::Tx<'_>) -> RxAction,
+    {
+        let mut total = 0;
+        while total < budget {
+            let got = self.rx_batch_looking(budget - total, state, &mut look, &mut handler);
+            total += got;
+            if got < self.rx_batch.len() {
+                break;
+            }
+        }
+        total
+    }
+
     fn tx(&mut self) -> Self::Tx<'_> {
         XdpTx { umem: &self.umem, pool: &mut self.pool }
     }
@@ -845,6 +861,47 @@ impl Xdp {
         let n = budget.min(self.rx_batch.len());
         // SAFETY: the descriptors are filled in from this UMEM's RX ring.
         let got = unsafe { self.rx_q.consume(&mut self.rx_batch[..n]) };
+        self.handle_batch(got, handler)
+    }
+
+    /// [`rx_batch_once`](Self::rx_batch_once), the batch first shown to
+    /// `look` twice (see `Link::poll_rx_looking`). Before the first look the
+    /// frames' first lines are prefetched: the kernel wrote them on another
+    /// core (veth) or the NIC into the last-level cache at best.
+    fn rx_batch_looking<S, L, H>(&mut self, budget: usize, state: &mut S, look: &mut L, handler: &mut H) -> usize
+    where
+        L: FnMut(&S, &[u8], Pass),
+        H: FnMut(&mut S, &mut [u8], &mut XdpTx<'_>) -> RxAction,
+    {
+        let n = budget.min(self.rx_batch.len());
+        // SAFETY: the descriptors are filled in from this UMEM's RX ring.
+        let got = unsafe { self.rx_q.consume(&mut self.rx_batch[..n]) };
+        for d in &self.rx_batch[..got] {
+            if self.shape.check(d.addr() as u64, d.lengths().data() as u64).is_ok() {
+                // SAFETY: as below; only the frame's address is taken.
+                let data = unsafe { self.umem.data(d) };
+                crate::table::prefetch_hint(data.contents().as_ptr());
+            }
+        }
+        for pass in [Pass::First, Pass::Second] {
+            for d in &self.rx_batch[..got] {
+                if self.shape.check(d.addr() as u64, d.lengths().data() as u64).is_err() || d.has_more_frames() {
+                    continue;
+                }
+                // SAFETY: the kernel handed this frame to us on the RX ring
+                // and nothing writes it until the handler below.
+                let data = unsafe { self.umem.data(d) };
+                look(state, data.contents(), pass);
+            }
+        }
+        self.handle_batch(got, &mut |frame: &mut [u8], tx: &mut XdpTx<'_>| handler(state, frame, tx))
+    }
+
+    /// Hands the first `got` descriptors of `rx_batch` to `handler`.
+    fn handle_batch<H>(&mut self, got: usize, handler: &mut H) -> usize
+    where
+        H: FnMut(&mut [u8], &mut XdpTx<'_>) -> RxAction,
+    {
         self.pool.stats.rx_frames += got as u64;
         for i in 0..got {
             let mut desc = self.rx_batch[i];

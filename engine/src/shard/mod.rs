@@ -18,7 +18,8 @@ use crate::time::Instant;
 pub const RX_BATCH: usize = 64;
 
 /// Runs one turn at `now`: up to `budget` received frames through the
-/// endpoint, in batches of [`RX_BATCH`] each followed by the application on
+/// endpoint, in batches of [`RX_BATCH`] (each looked at ahead first when the
+/// tables are large: `Endpoint::prefetch`), each followed by the application on
 /// the events they raised (so a large budget cannot overflow the event
 /// queue), the application's own tick, the timers (and the application
 /// again), then the flush of
@@ -44,12 +45,22 @@ pub fn step_with<L: Link, A: App>(
 ) -> usize {
     let mut received = 0;
     loop {
-        let n = link.poll_rx((budget - received).min(RX_BATCH), |frame, tx| {
-            if hand.as_deref_mut().is_some_and(|h| h.divert(frame)) {
-                return RxAction::Release;
-            }
-            ep.on_frame(now, frame, tx)
-        });
+        let looking = ep.looks_ahead();
+        let n = link.poll_rx_looking(
+            (budget - received).min(RX_BATCH),
+            ep,
+            |ep, frame, pass| {
+                if looking {
+                    ep.prefetch(frame, pass)
+                }
+            },
+            |ep, frame, tx| {
+                if hand.as_deref_mut().is_some_and(|h| h.divert(frame)) {
+                    return RxAction::Release;
+                }
+                ep.on_frame(now, frame, tx)
+            },
+        );
         received += n;
         drain_events(ep, app, now);
         if n < RX_BATCH || received >= budget {

@@ -188,6 +188,34 @@ impl<V> ConnTable<V> {
         }
     }
 
+    /// The first half of a lookup spread over a burst ([`prefetch_slot`](Self::prefetch_slot)
+    /// is the second): starts loading the bucket `key` hashes to.
+    #[inline(always)]
+    pub fn prefetch_bucket(&self, key: &FourTuple) {
+        self.index.prefetch(tag_of(key.keyed_hash(&self.hash)));
+    }
+
+    /// The second half: reads the bucket (loaded by now, if the first half
+    /// ran a burst earlier) and starts loading the slot it names, key,
+    /// generation and the whole value, which the segment will read next.
+    /// Returns that slot's index (a likely hit), for the caller's own
+    /// per-connection arrays.
+    #[inline(always)]
+    pub fn prefetch_slot(&self, key: &FourTuple) -> Option<u32> {
+        let slot = self.index.first_candidate(tag_of(key.keyed_hash(&self.hash)))?;
+        let s = self.slots.get(slot as usize)?;
+        let start = s as *const Slot<V> as *const u8;
+        let size = core::mem::size_of::<Slot<V>>();
+        let mut at = 0;
+        while at < size {
+            super::prefetch_hint(start.wrapping_add(at));
+            at += 64;
+        }
+        // The last line, when the slot straddles one more than its size suggests.
+        super::prefetch_hint(start.wrapping_add(size - 1));
+        Some(slot)
+    }
+
     /// Adds a connection. Refused when the tuple is present or every slot is taken.
     pub fn insert(&mut self, key: FourTuple, value: V) -> Result<Handle, InsertError> {
         let tag = tag_of(key.keyed_hash(&self.hash));

@@ -23,15 +23,33 @@ pub use timewait::{TimeWaitTable, TwFull, TwFullPolicy, TwHandle, TwKey, TwState
 /// Starts loading the cache line holding `r` (a hint; never faults).
 #[inline(always)]
 fn prefetch<T>(r: &T) {
+    prefetch_hint(r as *const T as *const u8)
+}
+
+/// Starts loading the cache line holding address `p`, which need not be
+/// valid: a prefetch is a hint and never faults.
+#[inline(always)]
+pub fn prefetch_hint(p: *const u8) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: prefetch is a hint that never faults, whatever the address;
     // SSE is part of the x86_64 baseline.
     #[allow(unused_unsafe)]
     unsafe {
-        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(r as *const T as *const i8)
+        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(p as *const i8)
     };
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = r;
+    let _ = p;
+}
+
+/// `n` copies of `value` in a vector asked to be backed by huge pages
+/// before its pages are first written (the advice has to come before the
+/// first touch: pages faulted in one 4 KiB page at a time stay so until
+/// khugepaged gets round to them).
+pub(crate) fn huge_vec<T: Clone>(n: usize, value: T) -> Vec<T> {
+    let mut v = Vec::with_capacity(n);
+    advise_huge_pages(v.as_ptr() as *const u8, n * core::mem::size_of::<T>());
+    v.resize(n, value);
+    v
 }
 
 /// Asks the kernel to back a large table with transparent huge pages.

@@ -271,6 +271,21 @@ impl<K: TwKey> TimeWaitTable<K> {
             .map(|(_, slot)| TwHandle { pos: self.pos_of_slot(slot) })
     }
 
+    /// As `ConnTable::prefetch_bucket`: starts loading `key`'s bucket.
+    #[inline(always)]
+    pub fn prefetch_bucket(&self, key: &K) {
+        self.index.prefetch(self.tag(key));
+    }
+
+    /// As `ConnTable::prefetch_slot`: reads the bucket and starts loading
+    /// the ring entry it names.
+    #[inline(always)]
+    pub fn prefetch_entry(&self, key: &K) {
+        if let Some(e) = self.index.first_candidate(self.tag(key)).and_then(|s| self.ring.get(s as usize)) {
+            super::prefetch(e);
+        }
+    }
+
     pub fn get(&self, h: TwHandle) -> Option<&TwState> {
         self.live_slot(h).map(|s| &self.ring[s].st)
     }

@@ -29,7 +29,7 @@ pub mod timers;
 pub mod window;
 
 pub use config::{Capacity, Congestion, CookieMode, Ecn, Keepalive, TcpConfig, TimeWaitRst};
-pub use endpoint::{Endpoint, Error, Listener, ListenerCounts, TupleUse};
+pub use endpoint::{Endpoint, Error, Listener, ListenerCounts, TupleUse, LOOK_AHEAD_MIN};
 pub use events::{CloseReason, Event};
 pub use secret::Secrets;
 pub use state::State;

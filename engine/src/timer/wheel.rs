@@ -111,7 +111,7 @@ impl Wheel {
         let capacity = capacity.min(NIL - 1);
         let node = Node { deadline: 0, prev: NIL, next: NIL, list: UNFILED };
         Wheel {
-            nodes: vec![node; capacity as usize].into_boxed_slice(),
+            nodes: crate::table::huge_vec(capacity as usize, node).into_boxed_slice(),
             heads: [NIL; LISTS],
             occupied: [0; LEVELS + 1],
             elapsed: now,
@@ -123,6 +123,14 @@ impl Wheel {
 
     pub fn capacity(&self) -> u32 {
         self.nodes.len() as u32
+    }
+
+    /// Starts loading timer `id`'s node, which a re-arm will read (a hint).
+    #[inline(always)]
+    pub fn prefetch(&self, id: TimerId) {
+        if let Some(n) = self.nodes.get(id as usize) {
+            crate::table::prefetch_hint(n as *const Node as *const u8);
+        }
     }
 
     /// Arms (or re-arms) timer `id` to fire at tick `when` (a `when` <= now

@@ -18,6 +18,7 @@ pub mod frame;
 pub mod icmp;
 pub mod ipv4;
 pub mod ipv6;
+pub mod peek;
 mod seq;
 pub mod tcp;
 
