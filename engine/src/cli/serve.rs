@@ -47,6 +47,7 @@ use crate::metrics::{self, Info, MetricsServer, Pages, View};
 use crate::shard::handoff::{self, Handoff, SourceMap};
 use crate::shard::runner::{self, allowed_cpus, Report, ShardSpec};
 use crate::shard::{AppStats, Command, ShardHandle, Snapshot};
+use crate::table::huge::HugePages;
 use crate::tcp::{Endpoint, Secrets, Stats};
 
 const SIGNAL: Token = Token(0);
@@ -205,7 +206,22 @@ pub fn serve(cli: Settings) -> Result<(), String> {
         cfg.ports.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(","),
     );
 
-    let info = Info { iface: cfg.iface.clone(), app: cfg.app.as_str(), attach_mode: mode.as_str() };
+    let huge = HugePages::probe();
+    if huge.usable() {
+        tracing::info!(
+            thp = %huge.thp,
+            "the tables, timer nodes and buffers ask for transparent huge pages of {} KiB \
+             (floodgate_memory_huge_page_bytes says how much they got)",
+            huge.page_bytes / 1024
+        );
+    } else {
+        tracing::warn!(
+            thp = %huge.thp,
+            "no transparent huge pages: the tables use 4 KiB pages, and at millions of connections every lookup also \
+             misses the TLB (echo madvise > /sys/kernel/mm/transparent_hugepage/enabled)"
+        );
+    }
+    let info = Info { iface: cfg.iface.clone(), app: cfg.app.as_str(), attach_mode: mode.as_str(), huge };
     let watchdog = Watchdog::new(shards.len(), cfg.stall_timeout, Instant::now());
     match cfg.stall_timeout {
         Some(t) => {

@@ -17,6 +17,7 @@ use std::fmt::Write;
 use crate::link::ifstate::LinkState;
 use crate::link::xdp::BpfStats;
 use crate::shard::Snapshot;
+use crate::table::huge::{self, HugePages};
 use crate::wire;
 
 /// A gauge: metric name, help text, and how to read it from a snapshot.
@@ -29,6 +30,8 @@ pub struct Info {
     pub app: &'static str,
     /// The XDP attach mode obtained (`native` or `generic`).
     pub attach_mode: &'static str,
+    /// What the kernel offers the tables' huge-page advice.
+    pub huge: HugePages,
 }
 
 /// The engine's state as one scrape sees it.
@@ -173,6 +176,24 @@ pub fn render(view: &View<'_>) -> String {
     f.sample("floodgate_draining", &[], view.draining as u8);
     f.head("floodgate_uptime_seconds", "gauge", "Seconds since the engine started.");
     f.sample("floodgate_uptime_seconds", &[], format!("{:.3}", view.uptime_secs));
+    f.head(
+        "floodgate_huge_pages_info",
+        "gauge",
+        "The kernel's transparent huge page mode (always, madvise, never) and huge page size, which the tables, \
+         timer nodes and buffers ask for; always 1.",
+    );
+    let page = view.info.huge.page_bytes.to_string();
+    f.sample("floodgate_huge_pages_info", &[("thp", &view.info.huge.thp), ("page_bytes", &page)], 1);
+    if let Some((resident, huge)) = huge::memory_use() {
+        f.head("floodgate_memory_resident_bytes", "gauge", "Resident memory of the process (smaps_rollup Rss).");
+        f.sample("floodgate_memory_resident_bytes", &[], resident);
+        f.head(
+            "floodgate_memory_huge_page_bytes",
+            "gauge",
+            "Of the resident memory, bytes on transparent huge pages (smaps_rollup AnonHugePages).",
+        );
+        f.sample("floodgate_memory_huge_page_bytes", &[], huge);
+    }
     f.head(
         "floodgate_shard_info",
         "gauge",
@@ -531,7 +552,8 @@ mod tests {
 
     #[test]
     fn renders_every_family_with_help_and_type() {
-        let info = Info { iface: "fg-s0".into(), app: "http", attach_mode: "native" };
+        let huge = HugePages { thp: "madvise".into(), page_bytes: 2 << 20 };
+        let info = Info { iface: "fg-s0".into(), app: "http", attach_mode: "native", huge };
         let shards = [Some(snap(0)), None, Some(snap(2))];
         let text = render(&View {
             info: &info,
@@ -578,8 +600,14 @@ mod tests {
             "floodgate_xdp_program_frames_total{verdict=\"redirect\"} 5",
             "floodgate_info{version=\"0.1.0\",iface=\"fg-s0\",app=\"http\",xdp_mode=\"native\"} 1",
             "floodgate_shard_info{shard=\"2\",queue=\"2\",cpu=\"2\",bind_mode=\"copy\",busy_poll=\"off\"} 1",
+            "floodgate_huge_pages_info{thp=\"madvise\",page_bytes=\"2097152\"} 1",
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+        }
+        if huge::memory_use().is_some() {
+            let resident = text.lines().find_map(|l| l.strip_prefix("floodgate_memory_resident_bytes "));
+            assert!(resident.and_then(|v| v.parse::<u64>().ok()).is_some_and(|v| v > 0), "{text}");
+            assert!(text.lines().any(|l| l.starts_with("floodgate_memory_huge_page_bytes ")));
         }
         // Every sample belongs to a family declared just before with HELP and TYPE.
         let mut declared = std::collections::HashSet::new();

@@ -72,6 +72,7 @@ impl BufferPool {
         // Zeroed memory comes from the allocator as untouched pages, so an
         // unused pool costs address space, not resident memory.
         let mem = vec![0u8; chunks as usize * chunk_size as usize].into_boxed_slice();
+        crate::table::advise_huge_pages(mem.as_ptr(), mem.len());
         BufferPool {
             mem,
             chunk_size,
