@@ -35,7 +35,10 @@
 //!   `--config`; the file changes under wrk keep-alive traffic (one backend
 //!   out, two in, one at weight 2) and SIGHUP applies it: wrk sees no
 //!   error, curl finds the new set by weight, the removed one is listed as
-//!   such; a broken file is refused and the running set stays.
+//!   such; a broken file is refused and the running set stays; then, under
+//!   wrk again, the file switches the pool from wrr to Maglev on the
+//!   client's address: no error, and curl from one client lands on one
+//!   backend.
 //! * `checks_take_a_dead_backend_out_and_bring_it_back`: with the default
 //!   active checks, a backend whose kernel starts refusing (nftables in
 //!   fgt-be) is out within interval x fall (3.5 s with the snapshot
@@ -410,9 +413,12 @@ fn sighup_reloads_the_backends_under_traffic() {
     let dir = scratch("reload");
     let _nginx = nginx(&dir);
     let conf = dir.join("floodgate.toml");
-    let write = |backends: &str| std::fs::write(&conf, format!("backend = [{backends}]\n")).unwrap();
+    let write_with = |backends: &str, balance: &str| {
+        std::fs::write(&conf, format!("balance = \"{balance}\"\nbackend = [{backends}]\n")).unwrap()
+    };
+    let write = |backends: &str| write_with(backends, "wrr");
     write("\"198.18.2.10:80\", \"198.18.2.11:80\"");
-    let mut fg = proxy("80", &[], &["--config", conf.to_str().unwrap(), "--balance", "wrr"]);
+    let mut fg = proxy("80", &[], &["--config", conf.to_str().unwrap()]);
     let hup = |fg: &Proc| {
         // SAFETY: signalling our own child (ip netns exec execs floodgate).
         unsafe { libc::kill(fg.child.id() as i32, libc::SIGHUP) };
@@ -442,6 +448,18 @@ fn sighup_reloads_the_backends_under_traffic() {
     let mut names = curl_names(4);
     names.sort();
     assert_eq!(names.iter().filter(|n| *n == "be3").count(), 2, "{names:?}");
+
+    // Under traffic again, the pool changes its algorithm: Maglev on the
+    // client's address sends every request of the one client to one backend.
+    let load = std::thread::spawn(|| wrk(16, 4, false));
+    std::thread::sleep(Duration::from_secs(1));
+    write_with("\"198.18.2.11:80\", \"198.18.2.12:80\", \"198.18.2.13:80@2\"", "maglev-source-ip");
+    hup(&fg);
+    fg.wait_for("reloaded the backends", Duration::from_secs(10));
+    let requests = load.join().expect("wrk across the change of algorithm");
+    eprintln!("keep-alive across the change of algorithm: {requests} requests, 0 errors");
+    let names = curl_names(6);
+    assert!(names.iter().all(|n| *n == names[0]), "one client address, one backend: {names:?}");
     let m = wait_metrics("every pair ended", Duration::from_secs(10), |m| {
         metric(m, "floodgate_proxy_pairs_opened_total") == metric(m, "floodgate_proxy_pairs_ended_total")
     });

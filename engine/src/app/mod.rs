@@ -63,6 +63,13 @@ pub enum Order {
     Retire { pool: usize, backend: usize, within: crate::time::Duration },
     /// The pool's Maglev table, rebuilt for new weights or backends.
     Maglev { pool: usize, table: std::sync::Arc<proxy::maglev::Table> },
+    /// The pool chooses backends another way from now on (a reload);
+    /// `table` is the Maglev table when the new way is Maglev. Connections
+    /// already made stay where they are.
+    Balance { pool: usize, algorithm: proxy::balance::Algorithm, table: Option<std::sync::Arc<proxy::maglev::Table>> },
+    /// New passive ejection and active health check settings for every
+    /// pool (a reload). Turning either off readmits the backends it held out.
+    Health { eject: Option<proxy::Eject>, check: Option<proxy::check::Check>, probe: proxy::check::Probe },
 }
 
 #[cfg(test)]

@@ -22,14 +22,18 @@
 //! weight (undoing `ctl` changes), adds the new backends at the pool's next
 //! indices (their MACs resolved first; one that does not answer refuses
 //! the whole reload) and sets the ones no longer listed to weight 0, shown
-//! as `removed`: their connections go on, as for a drain.
+//! as `removed`: their connections go on, as for a drain. A new balancing
+//! algorithm (or Maglev seed) is sent with its table ([`Order::Balance`]);
+//! new ejection and health check settings go to every pool
+//! ([`Order::Health`]). Established connections stay where they are.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crate::app::proxy::balance::Algorithm;
+use crate::app::proxy::check::{Check, Probe};
 use crate::app::proxy::maglev;
-use crate::app::proxy::BackendStats;
+use crate::app::proxy::{BackendStats, Eject};
 use crate::app::Order;
 use crate::shard::runner::Snapshot;
 
@@ -86,6 +90,37 @@ impl PoolAdmin {
 #[derive(Debug, Default)]
 pub struct Admin {
     pools: Vec<PoolAdmin>,
+    /// The ejection and check settings in force.
+    health: Health,
+}
+
+/// Passive ejection and active checks, as configured.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Health {
+    pub eject: Option<Eject>,
+    pub check: Option<Check>,
+    pub probe: Probe,
+}
+
+/// What a reload read for the proxy: pool 0's backends with their weights,
+/// how it balances, and the health settings.
+#[derive(Clone, Debug)]
+pub struct Reloaded {
+    pub backends: Vec<(SocketAddr, u32)>,
+    pub balance: Algorithm,
+    pub maglev_seed: u64,
+    pub health: Health,
+}
+
+impl Reloaded {
+    pub fn of(p: &ProxySettings) -> Reloaded {
+        Reloaded {
+            backends: p.backends.iter().copied().zip(p.weights.iter().copied()).collect(),
+            balance: p.balance,
+            maglev_seed: p.maglev_seed,
+            health: Health { eject: p.eject, check: p.check, probe: p.probe.clone() },
+        }
+    }
 }
 
 /// An answer: status, text, and the orders for every shard.
@@ -105,6 +140,7 @@ impl Admin {
                 table_weights: p.weights.clone(),
                 removed: vec![false; p.weights.len()],
             }],
+            health: Health { eject: p.eject, check: p.check, probe: p.probe.clone() },
         }
     }
 
@@ -194,14 +230,15 @@ impl Admin {
         Ok((200, format!("{HEADER}\n{line}\n"), orders))
     }
 
-    /// A reload's backends for pool 0: `mac_of` resolves a new backend's
-    /// next hop. The orders for the shards, or why the reload is refused
-    /// (then nothing changed).
+    /// A reload: pool 0's backends, its algorithm and the health settings;
+    /// `mac_of` resolves a new backend's next hop. The orders for the
+    /// shards, or why the reload is refused (then nothing changed).
     pub fn reload(
         &mut self,
-        backends: &[(SocketAddr, u32)],
+        new: &Reloaded,
         mut mac_of: impl FnMut(SocketAddr) -> Result<[u8; 6], String>,
     ) -> Result<Vec<Order>, String> {
+        let backends = &new.backends[..];
         let pool = 0;
         let Some(ps) = self.pools.get_mut(pool) else {
             return Err("no backends: floodgate serves --app proxy only".into());
@@ -243,7 +280,31 @@ impl Admin {
             ps.table_weights.push(0);
             orders.push(Order::AddBackend { pool, backend: b });
         }
-        orders.extend(ps.maglev_order(pool)?);
+        if (new.balance, new.maglev_seed) != (ps.balance, ps.maglev_seed) {
+            tracing::info!(pool, was = ?ps.balance, balance = ?new.balance, seed = new.maglev_seed, "reload: balancing changed");
+            ps.balance = new.balance;
+            ps.maglev_seed = new.maglev_seed;
+            let table = match new.balance {
+                Algorithm::Maglev { .. } => {
+                    let tw = ps.table_weights();
+                    let b: Vec<_> = ps.backends.iter().copied().zip(tw.iter().copied()).collect();
+                    let t =
+                        maglev::Table::build(&b, maglev::DEFAULT_SIZE, ps.maglev_seed).map_err(|e| e.to_string())?;
+                    ps.table_weights = tw;
+                    Some(Arc::new(t))
+                }
+                _ => None,
+            };
+            orders.push(Order::Balance { pool, algorithm: new.balance, table });
+        } else {
+            orders.extend(ps.maglev_order(pool)?);
+        }
+        if new.health != self.health {
+            tracing::info!(was = ?self.health, now = ?new.health, "reload: ejection and health checks changed");
+            self.health = new.health.clone();
+            let Health { eject, check, probe } = new.health.clone();
+            orders.push(Order::Health { eject, check, probe });
+        }
         Ok(orders)
     }
 
@@ -504,7 +565,9 @@ mod tests {
         let b = |i: u8| SocketAddr::from(([198, 18, 2, 10 + i], 80));
         a.answer("POST", "/backends/drain", "backend=198.18.2.10:80", &[]).unwrap();
         let mac = |_: SocketAddr| Ok([2, 0, 0, 0, 0, 9]);
-        let orders = a.reload(&[(b(0), 2), (b(1), 1), (b(3), 1)], mac).unwrap();
+        let base = Reloaded::of(&settings(Algorithm::Maglev { source_affinity: false }, &[1, 1, 1]));
+        let set = |backends: &[(SocketAddr, u32)]| Reloaded { backends: backends.to_vec(), ..base.clone() };
+        let orders = a.reload(&set(&[(b(0), 2), (b(1), 1), (b(3), 1)]), mac).unwrap();
         let want_add = crate::app::proxy::Backend { addr: b(3), mac: [2, 0, 0, 0, 0, 9], weight: 1 };
         assert_eq!(orders.len(), 4, "{orders:?}");
         assert_eq!(orders[0], Order::Weight { pool: 0, backend: 0, weight: 2 }, "the file's weight, drain undone");
@@ -520,12 +583,46 @@ mod tests {
         let r = a.answer("POST", "/backends/undrain", "backend=198.18.2.12:80", &[]).unwrap();
         assert_eq!(r.0, 409, "a removed backend stays out: {}", r.1);
         // The same file again: nothing to do.
-        assert_eq!(a.reload(&[(b(0), 2), (b(1), 1), (b(3), 1)], mac).unwrap(), []);
+        assert_eq!(a.reload(&set(&[(b(0), 2), (b(1), 1), (b(3), 1)]), mac).unwrap(), []);
         // Refused, and nothing changed.
-        let e = a.reload(&[(b(0), 1), (b(4), 1)], |x| Err(format!("{x}: no ARP answer"))).unwrap_err();
+        let e = a.reload(&set(&[(b(0), 1), (b(4), 1)]), |x| Err(format!("{x}: no ARP answer"))).unwrap_err();
         assert!(e.contains("no ARP answer"), "{e}");
-        assert!(a.reload(&[(b(0), 0)], mac).unwrap_err().contains("weight 0"));
-        assert_eq!(a.reload(&[(b(0), 2), (b(1), 1), (b(3), 1)], mac).unwrap(), []);
+        assert!(a.reload(&set(&[(b(0), 0)]), mac).unwrap_err().contains("weight 0"));
+        assert_eq!(a.reload(&set(&[(b(0), 2), (b(1), 1), (b(3), 1)]), mac).unwrap(), []);
+    }
+
+    /// A reload that changes how the pool balances sends the new way with
+    /// its table; one that changes ejection or checks sends them; the same
+    /// settings again send nothing.
+    #[test]
+    fn reload_changes_the_algorithm_and_the_health_settings() {
+        let s = settings(Algorithm::Wrr, &[1, 2]);
+        let mut a = Admin::new(&s);
+        let mac = |_: SocketAddr| Ok([2, 0, 0, 0, 0, 9]);
+        let mut new = Reloaded::of(&s);
+        assert_eq!(a.reload(&new, mac).unwrap(), [], "nothing changed");
+        new.balance = Algorithm::Maglev { source_affinity: true };
+        let orders = a.reload(&new, mac).unwrap();
+        let [Order::Balance { pool: 0, algorithm, table: Some(t) }] = orders.as_slice() else {
+            panic!("a balance order with a table: {orders:?}")
+        };
+        assert_eq!(*algorithm, Algorithm::Maglev { source_affinity: true });
+        let b = |i: u8| SocketAddr::from(([198, 18, 2, 10 + i], 80));
+        let want = maglev::Table::build(&[(b(0), 1), (b(1), 2)], maglev::DEFAULT_SIZE, 7).unwrap();
+        assert_eq!(t.shares(2), want.shares(2), "the table of the running weights and seed");
+        assert_eq!(a.reload(&new, mac).unwrap(), [], "the new way is now the running one");
+        new.maglev_seed = 8;
+        assert!(matches!(a.reload(&new, mac).unwrap().as_slice(), [Order::Balance { table: Some(_), .. }]));
+        new.balance = Algorithm::LeastConn;
+        assert_eq!(
+            a.reload(&new, mac).unwrap(),
+            [Order::Balance { pool: 0, algorithm: Algorithm::LeastConn, table: None }]
+        );
+        let eject = Eject { after: 3, time: crate::time::Duration::from_secs(10) };
+        new.health.eject = Some(eject);
+        let orders = a.reload(&new, mac).unwrap();
+        assert_eq!(orders, [Order::Health { eject: Some(eject), check: None, probe: Probe::Connect }]);
+        assert_eq!(a.reload(&new, mac).unwrap(), []);
     }
 
     #[test]

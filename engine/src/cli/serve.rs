@@ -30,7 +30,7 @@ use crossbeam_channel::Receiver;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 
-use super::admin::Admin;
+use super::admin::{Admin, Reloaded};
 use super::config::{AppKind, ProxySettings, Resolved, Settings};
 use super::signals::{self, Signals};
 use super::watchdog::{Change, Watchdog};
@@ -508,16 +508,20 @@ struct Reload {
 
 impl Reload {
     /// The settings a reload cannot change, in a form to compare: all but
-    /// the backends.
+    /// the backends, the balancing and the health settings.
     fn comparable(s: &Settings) -> String {
         let mut s = s.clone();
         s.backend = None;
+        (s.balance, s.maglev_seed, s.eject_after, s.eject_time) = (None, None, None, None);
+        (s.health_check, s.check_interval, s.check_timeout, s.check_path) = (None, None, None, None);
+        (s.check_status, s.check_fall, s.check_rise) = (None, None, None);
         format!("{s:?}")
     }
 
-    /// Re-reads and checks the whole configuration; the backends with
-    /// their weights, and whether anything else changed.
-    fn read(&self, running: &str) -> Result<(Vec<(std::net::SocketAddr, u32)>, bool), String> {
+    /// Re-reads and checks the whole configuration; what a reload applies
+    /// (backends and weights, balancing, health settings), and whether
+    /// anything else changed.
+    fn read(&self, running: &str) -> Result<(Reloaded, bool), String> {
         let merged = self.cli.clone().over(Settings::from_file(&self.path)?);
         let cfg = merged.resolve(xdp::program::rx_queue_count)?;
         let p = cfg.proxy.ok_or("not --app proxy: only a proxy's backends can be reloaded")?;
@@ -525,7 +529,7 @@ impl Reload {
             tracing::warn!("reload: the backends come from the command line (--backend); the file's are not used");
         }
         let others = Self::comparable(&merged) != running;
-        Ok((p.backends.into_iter().zip(p.weights).collect(), others))
+        Ok((Reloaded::of(&p), others))
     }
 }
 
@@ -783,7 +787,8 @@ impl Control<'_> {
         self.watchdog.verdict(now)
     }
 
-    /// SIGHUP: the backends from the configuration file, applied without
+    /// SIGHUP: the backends, balancing and health settings from the
+    /// configuration file, applied without
     /// touching an established connection; a file that does not check
     /// out, or a new backend that does not answer ARP, is refused with
     /// the reason, and the running configuration stays.
@@ -793,7 +798,7 @@ impl Control<'_> {
             return;
         };
         let path = src.path.display().to_string();
-        let (backends, others) = match src.read(&self.running) {
+        let (new, others) = match src.read(&self.running) {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!("reload of {path} refused, the running configuration stays: {e}");
@@ -805,9 +810,12 @@ impl Control<'_> {
             crate::neigh::resolve_wait(&iface, a.ip(), BACKEND_ARP_TIMEOUT)
                 .ok_or_else(|| format!("new backend {a}: no ARP answer on {iface} within {BACKEND_ARP_TIMEOUT:?}"))
         };
-        match self.admin.reload(&backends, mac_of) {
+        match self.admin.reload(&new, mac_of) {
             Ok(orders) => {
-                tracing::info!(changes = orders.len(), "reloaded the backends from {path}");
+                tracing::info!(
+                    changes = orders.len(),
+                    "reloaded the backends, balancing and health settings from {path}"
+                );
                 for o in orders {
                     self.broadcast(Command::App(o));
                 }
@@ -816,7 +824,8 @@ impl Control<'_> {
         }
         if others {
             tracing::warn!(
-                "reload: settings other than the backends changed in {path}; they take effect at the next start"
+                "reload: settings other than the backends, balancing and health checks changed in {path}; they take \
+                 effect at the next start"
             );
         }
     }

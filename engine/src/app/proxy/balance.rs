@@ -127,6 +127,17 @@ impl Balancer {
     }
 
     /// Maglev's table rebuilt for new weights or backends.
+    /// Chooses another way from now on (`table` required for Maglev):
+    /// weights, availability and the active counts stay; the credits and
+    /// the round-robin position start afresh.
+    pub fn set_algorithm(&mut self, algorithm: Algorithm, table: Option<Arc<maglev::Table>>) {
+        debug_assert!(!matches!(algorithm, Algorithm::Maglev { .. }) || table.is_some());
+        self.algorithm = algorithm;
+        self.table = table;
+        self.credit.fill(0);
+        self.next = 0;
+    }
+
     pub fn set_table(&mut self, table: Arc<maglev::Table>) {
         self.table = Some(table);
     }

@@ -306,6 +306,33 @@ impl PoolState {
         }
     }
 
+    /// New ejection and check settings (a reload). A backend held out by
+    /// a mechanism now off is readmitted; one failing checks that stay on
+    /// stays out until it passes them.
+    fn set_health(&mut self, eject: Option<Eject>, check: Option<Check>, probe: &check::Probe) {
+        self.check_expect = match probe {
+            check::Probe::Http { expect, .. } => *expect,
+            check::Probe::Connect => None,
+        };
+        self.check_requests = self.pool.backends.iter().map(|b| check_request(probe, &self.pool, b.addr)).collect();
+        if check.is_none() {
+            for c in &mut self.checks {
+                c.up = true;
+            }
+        }
+        if eject.is_none() {
+            for h in &mut self.health {
+                *h = Health::default();
+            }
+            self.ejected = 0;
+        }
+        self.check = check;
+        self.eject = eject;
+        for i in 0..self.pool.backends.len() {
+            self.refresh(i);
+        }
+    }
+
     /// Backends whose ejection time is over take new clients again
     /// (unless their checks hold them out).
     fn readmit(&mut self, now: Instant, stats: &mut ProxyStats) {
@@ -462,6 +489,22 @@ impl Proxy {
                 let Some(ps) = self.pools.get_mut(*pool) else { return false };
                 ps.pool.maglev = Some(table.clone());
                 ps.balancer.set_table(table.clone());
+            }
+            Order::Balance { pool, algorithm, table } => {
+                let Some(ps) = self.pools.get_mut(*pool) else { return false };
+                if matches!(algorithm, Algorithm::Maglev { .. }) && table.is_none() {
+                    return false;
+                }
+                ps.pool.balance = *algorithm;
+                ps.pool.maglev = table.clone();
+                ps.balancer.set_algorithm(*algorithm, table.clone());
+            }
+            Order::Health { eject, check, probe } => {
+                self.probe = probe.clone();
+                for ps in &mut self.pools {
+                    ps.set_health(*eject, *check, probe);
+                }
+                self.next_check = Instant::ZERO;
             }
         }
         true

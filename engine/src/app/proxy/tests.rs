@@ -1200,3 +1200,51 @@ fn http_checks_judge_the_status_line_after_a_local_header() {
         assert_eq!(s.pep.time_wait(), 0, "checks are reset once judged");
     }
 }
+
+/// A reload's balance order: round-robin spreads one client address over
+/// every backend; after the switch to Maglev with source affinity the same
+/// address goes to one backend only, and the pairs made before stay.
+#[test]
+fn a_balance_order_changes_how_new_clients_are_placed() {
+    let mut s = Sim::new(Setup::default());
+    for _ in 0..8 {
+        s.client(Plan { out: b"x".to_vec(), shutdown_when_sent: true, ..Plan::default() });
+    }
+    s.finish(Duration::from_secs(60));
+    assert_eq!(s.per_backend(), vec![2, 2, 2, 2], "round-robin");
+    let b: Vec<_> = (0..4).map(|i| (backend(i), 1)).collect();
+    let table = Arc::new(maglev::Table::build(&b, maglev::DEFAULT_SIZE, 0).unwrap());
+    let algorithm = Algorithm::Maglev { source_affinity: true };
+    let no_table = Order::Balance { pool: 0, algorithm, table: None };
+    assert!(!s.proxy.apply(&mut s.pep, s.now, &no_table), "Maglev without a table is refused");
+    assert!(s.proxy.apply(&mut s.pep, s.now, &Order::Balance { pool: 0, algorithm, table: Some(table) }));
+    for _ in 0..8 {
+        s.client(Plan { out: b"x".to_vec(), shutdown_when_sent: true, ..Plan::default() });
+    }
+    s.finish(Duration::from_secs(60));
+    let after: Vec<usize> = s.per_backend().iter().map(|n| n - 2).collect();
+    assert_eq!(after.iter().filter(|&&n| n > 0).count(), 1, "one address, one backend: {after:?}");
+    assert_eq!(s.proxy.stats.pairs_ended, 16);
+}
+
+/// A reload's health order: a refusing backend ejected under passive
+/// ejection is readmitted at once when ejection is turned off.
+#[test]
+fn a_health_order_turning_ejection_off_readmits_the_ejected() {
+    let eject = Eject { after: 1, time: Duration::from_secs(600) };
+    let mut s = Sim::new(Setup { listening: vec![0, 2, 3], eject: Some(eject), ..Setup::default() });
+    for _ in 0..6 {
+        s.client(Plan { out: b"x".to_vec(), shutdown_when_sent: true, ..Plan::default() });
+        s.run_for(Duration::from_millis(50));
+    }
+    s.finish(Duration::from_secs(2));
+    let up = |s: &Sim| {
+        let mut up = vec![];
+        s.proxy.for_each_backend(&mut |_, _, f| up.push(f.up));
+        up
+    };
+    assert_eq!(up(&s), [true, false, true, true], "backend 1 refused and was ejected");
+    let order = Order::Health { eject: None, check: None, probe: check::Probe::Connect };
+    assert!(s.proxy.apply(&mut s.pep, s.now, &order));
+    assert_eq!(up(&s), [true, true, true, true], "no ejection any more: it takes clients again");
+}
