@@ -34,6 +34,13 @@ struct Args {
     /// Round-trip times to run, ms.
     #[arg(long, value_delimiter = ',', default_value = "10,100")]
     rtt_ms: Vec<u64>,
+    /// Round-trip times in µs instead (a LAN or the testbed's veth).
+    #[arg(long, value_delimiter = ',')]
+    rtt_us: Vec<u64>,
+    /// Bernoulli loss rates (%) to run instead of the default settings
+    /// (none, 0.1 %, 1 %, 2 % bursty).
+    #[arg(long, value_delimiter = ',')]
+    loss_pct: Vec<f64>,
     /// Do not negotiate SACK (RFC 2018).
     #[arg(long)]
     no_sack: bool,
@@ -82,6 +89,9 @@ struct Outcome {
     rtos: u64,
     queue_dropped: u64,
     lost: u64,
+    /// Segments the receiver could not keep out of order (more holes
+    /// than it tracks).
+    ooo_dropped: u64,
 }
 
 fn run(args: &Args, cfg: TcpConfig, rtt: Duration, loss: Loss) -> Outcome {
@@ -123,6 +133,7 @@ fn run(args: &Args, cfg: TcpConfig, rtt: Duration, loss: Loss) -> Outcome {
         rtos: p.client.ep.stats.rto_expiries,
         queue_dropped: st.queue_dropped,
         lost: st.lost + st.burst_lost,
+        ooo_dropped: p.server.ep.stats.drop_out_of_order,
     }
 }
 
@@ -159,12 +170,21 @@ fn main() {
         args.max_secs
     );
     println!(
-        "{:>6} {:>8} {:>12} {:>7} {:>8} {:>8} {:>6} {:>6} {:>6} {:>10} {:>10}",
-        "RTT", "loss", "Mbit/s", "% link", "resent", "rexmits", "RTOs", "lost", "qdrop", "CUBIC", "Reno"
+        "{:>8} {:>8} {:>12} {:>7} {:>8} {:>8} {:>6} {:>6} {:>6} {:>7} {:>10} {:>10}",
+        "RTT", "loss", "Mbit/s", "% link", "resent", "rexmits", "RTOs", "lost", "qdrop", "ooodrop", "CUBIC", "Reno"
     );
-    for &rtt_ms in &args.rtt_ms {
-        for loss in [Loss::None, Loss::Bernoulli(0.001), Loss::Bernoulli(0.01), Loss::Bursty(0.02)] {
-            let rtt = Duration::from_millis(rtt_ms);
+    let rtts: Vec<Duration> = match args.rtt_us.is_empty() {
+        true => args.rtt_ms.iter().map(|&m| Duration::from_millis(m)).collect(),
+        false => args.rtt_us.iter().map(|&u| Duration::from_micros(u)).collect(),
+    };
+    let losses: Vec<Loss> = match args.loss_pct.is_empty() {
+        true => vec![Loss::None, Loss::Bernoulli(0.001), Loss::Bernoulli(0.01), Loss::Bursty(0.02)],
+        false => {
+            args.loss_pct.iter().map(|&p| if p == 0.0 { Loss::None } else { Loss::Bernoulli(p / 100.0) }).collect()
+        }
+    };
+    for &rtt in &rtts {
+        for &loss in &losses {
             let wall = std::time::Instant::now();
             let o = run(&args, cfg, rtt, loss);
             let goodput = o.received as f64 * 8.0 / o.took.as_secs_f64().max(1e-9) / 1e6;
@@ -180,8 +200,8 @@ fn main() {
             };
             let mark = if o.finished { "" } else { "*" };
             println!(
-                "{:>4}ms {:>8} {:>11.2}{mark:1} {:>7.1} {:>8} {:>8} {:>6} {:>6} {:>6} {:>10} {:>10}",
-                rtt_ms,
+                "{:>8} {:>8} {:>11.2}{mark:1} {:>7.1} {:>8} {:>8} {:>6} {:>6} {:>6} {:>7} {:>10} {:>10}",
+                format!("{rtt:?}"),
                 loss.name(),
                 goodput,
                 goodput / link * 100.0,
@@ -190,6 +210,7 @@ fn main() {
                 o.rtos,
                 o.lost,
                 o.queue_dropped,
+                o.ooo_dropped,
                 cubic,
                 reno
             );
@@ -198,6 +219,7 @@ fn main() {
     }
     println!("Mbit/s: payload bytes delivered in order / virtual time from the handshake; * = stopped at the cap.");
     println!("resent: data segments on the wire at or below the highest sequence sent; rexmits: the engine's");
-    println!("`retransmits` counter; lost: data-direction frames the loss model dropped; qdrop: drop-tail drops.");
+    println!("`retransmits` counter; lost: data-direction frames the loss model dropped; qdrop: drop-tail drops;");
+    println!("ooodrop: segments the receiver could not keep out of order (more holes than it tracks).");
     println!("CUBIC: RFC 9438 §5.1 (C = 0.4, β = 0.7), max with Reno-friendly; Reno: Mathis 1.22/√p; both × MSS/RTT, capped at the link.");
 }
