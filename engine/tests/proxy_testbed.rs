@@ -39,6 +39,8 @@
 //!   wrk again, the file switches the pool from wrr to Maglev on the
 //!   client's address: no error, and curl from one client lands on one
 //!   backend.
+//! * `a_pool_per_port_from_the_file`: `[[pool]]` gives port 8080 backends
+//!   of its own (by weight), port 80 keeps the top-level list.
 //! * `checks_take_a_dead_backend_out_and_bring_it_back`: with the default
 //!   active checks, a backend whose kernel starts refusing (nftables in
 //!   fgt-be) is out within interval x fall (3.5 s with the snapshot
@@ -465,6 +467,47 @@ fn sighup_reloads_the_backends_under_traffic() {
     });
     assert_eq!(metric(&m, "floodgate_proxy_clients_reset_no_backend_total"), 0);
     assert_eq!(metric(&m, "floodgate_proxy_resets_to_client_total"), 0, "no connection broken by the reload");
+}
+
+/// Two ports, two pools: `[[pool]]` gives port 8080 its own backends
+/// (be2, be3 by weight 1:3), the top-level list (be0, be1) serves port 80;
+/// the metrics name each backend under its pool.
+#[test]
+fn a_pool_per_port_from_the_file() {
+    if !require_root("proxy_testbed::a_pool_per_port_from_the_file") {
+        return;
+    }
+    let _tb = Testbed::up_with_backends();
+    let dir = scratch("pools");
+    let _nginx = nginx(&dir);
+    let conf = dir.join("floodgate.toml");
+    let file = "balance = \"wrr\"\nbackend = [\"198.18.2.10:80\", \"198.18.2.11:80\"]\n\n[[pool]]\nport = 8080\n\
+                backend = [\"198.18.2.12:80\", \"198.18.2.13:80@3\"]\n";
+    std::fs::write(&conf, file).unwrap();
+    let _fg = proxy("80,8080", &[], &["--config", conf.to_str().unwrap()]);
+    let mut names = curl_names(4);
+    names.sort();
+    assert_eq!(names, ["be0", "be0", "be1", "be1"], "port 80: the top-level backends");
+    let mut names: Vec<String> = (0..8)
+        .map(|_| {
+            let (ok, out) = sh(&mut in_ns(CLI_NS, &["curl", "-sS", "-m", "5", &format!("http://{VIP}:8080/")]));
+            assert!(ok, "curl to port 8080:\n{out}");
+            out.trim().to_string()
+        })
+        .collect();
+    names.sort();
+    assert_eq!(names, ["be2", "be2", "be3", "be3", "be3", "be3", "be3", "be3"], "port 8080: its pool, by weight");
+    let m = wait_metrics("the 12 pairs ended", Duration::from_secs(10), |m| {
+        metric(m, "floodgate_proxy_pairs_ended_total") >= 12
+            && metric(m, "floodgate_proxy_pairs_opened_total") == metric(m, "floodgate_proxy_pairs_ended_total")
+    });
+    assert!(
+        m.lines()
+            .any(|l| l
+                .starts_with("floodgate_backend_connects_total{shard=\"0\",pool=\"1\",backend=\"198.18.2.13:80\"} 6")),
+        "{m}"
+    );
+    assert_eq!(metric(&m, "floodgate_proxy_resets_to_client_total"), 0);
 }
 
 /// The time until the metrics show `backend`'s floodgate_backend_up as

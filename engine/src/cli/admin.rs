@@ -127,21 +127,21 @@ impl Reloaded {
 pub type Answer = (u16, String, Vec<Order>);
 
 impl Admin {
-    /// The pools of `--app proxy` (one, for every listener, today).
+    /// The pools of `--app proxy`: pool 0 (`backend`), then the `[[pool]]`s.
     pub fn new(p: &ProxySettings) -> Admin {
-        Admin {
-            pools: vec![PoolAdmin {
-                backends: p.backends.clone(),
-                configured: p.weights.clone(),
-                weights: p.weights.clone(),
-                before_drain: p.weights.clone(),
-                balance: p.balance,
-                maglev_seed: p.maglev_seed,
-                table_weights: p.weights.clone(),
-                removed: vec![false; p.weights.len()],
-            }],
-            health: Health { eject: p.eject, check: p.check, probe: p.probe.clone() },
-        }
+        let pool = |backends: &[SocketAddr], weights: &[u32], balance, maglev_seed| PoolAdmin {
+            backends: backends.to_vec(),
+            configured: weights.to_vec(),
+            weights: weights.to_vec(),
+            before_drain: weights.to_vec(),
+            balance,
+            maglev_seed,
+            table_weights: weights.to_vec(),
+            removed: vec![false; weights.len()],
+        };
+        let mut pools = vec![pool(&p.backends, &p.weights, p.balance, p.maglev_seed)];
+        pools.extend(p.extra_pools.iter().map(|x| pool(&x.backends, &x.weights, x.balance, x.maglev_seed)));
+        Admin { pools, health: Health { eject: p.eject, check: p.check, probe: p.probe.clone() } }
     }
 
     /// Answers `method` on `path` (below `/backends`) with `query`; `None`
@@ -230,7 +230,8 @@ impl Admin {
         Ok((200, format!("{HEADER}\n{line}\n"), orders))
     }
 
-    /// A reload: pool 0's backends, its algorithm and the health settings;
+    /// A reload: pool 0's backends, its algorithm and the health settings
+    /// (a changed `[[pool]]` waits for the next start, as other settings do);
     /// `mac_of` resolves a new backend's next hop. The orders for the
     /// shards, or why the reload is refused (then nothing changed).
     pub fn reload(
@@ -450,6 +451,8 @@ mod tests {
             idle_timeout: None,
             proxy_protocol: false,
             rate_per_backend: 1.0,
+            extra_pools: vec![],
+            listener_pools: vec![],
         }
     }
 

@@ -47,9 +47,10 @@ impl AppStats for Proxy {
     }
 }
 
-/// Shard `shard`'s proxy settings: one pool (the backends with their
-/// next-hop MACs) for every listener, and the shard's slice of the ports.
-/// `rss`: the NIC's steering, when read at start (shard `shard` serves queue `shard`).
+/// Shard `shard`'s proxy settings: the pools (the backends with their
+/// next-hop MACs, `macs` in the order of `ProxySettings::all_backends`),
+/// each listener's pool, and the shard's slice of the ports. `rss`: the
+/// NIC's steering, when read at start (shard `shard` serves queue `shard`).
 pub fn proxy_config(
     p: &super::config::ProxySettings,
     macs: &[[u8; 6]],
@@ -57,19 +58,24 @@ pub fn proxy_config(
     rss: Option<&std::sync::Arc<crate::link::rss::Steering>>,
 ) -> ProxyConfig {
     let (lo, hi) = p.shard_ports[shard];
+    let mut macs = macs.iter();
+    let mut pool = |addrs: &[std::net::SocketAddr], weights: &[u32], balance, maglev| Pool {
+        backends: addrs
+            .iter()
+            .zip(weights)
+            .map(|(&addr, &weight)| Backend { addr, mac: macs.next().copied().unwrap_or_default(), weight })
+            .collect(),
+        proxy_protocol: p.proxy_protocol,
+        balance,
+        maglev,
+    };
+    let mut pools = vec![pool(&p.backends, &p.weights, p.balance, p.maglev.clone())];
+    for x in &p.extra_pools {
+        pools.push(pool(&x.backends, &x.weights, x.balance, x.maglev.clone()));
+    }
     ProxyConfig {
-        pools: vec![Pool {
-            backends: p
-                .backends
-                .iter()
-                .zip(&p.weights)
-                .zip(macs)
-                .map(|((&addr, &weight), &mac)| Backend { addr, mac, weight })
-                .collect(),
-            proxy_protocol: p.proxy_protocol,
-            balance: p.balance,
-            maglev: p.maglev.clone(),
-        }],
+        pools,
+        listener_pools: p.listener_pools.clone(),
         sources: Sources::new(p.source_first, p.source_last, lo, hi).expect("checked by resolve"),
         connect_timeout: p.connect_timeout,
         idle_timeout: p.idle_timeout,

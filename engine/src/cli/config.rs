@@ -218,6 +218,20 @@ pub struct BackendArg {
     pub weight: u32,
 }
 
+/// A `[[pool]]` of the settings file (no command-line form): the
+/// listeners on `port` take their backends from it instead of the
+/// top-level `backend` list, which serves every other port.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct PoolArg {
+    pub port: u16,
+    pub backend: Vec<BackendArg>,
+    /// [default: the top-level `balance`]
+    pub balance: Option<BalanceArg>,
+    /// [default: the top-level `maglev-seed`]
+    pub maglev_seed: Option<u64>,
+}
+
 /// The largest backend weight.
 pub const MAX_WEIGHT: u32 = 10_000;
 
@@ -509,6 +523,11 @@ pub struct Settings {
     /// handed to the shard that owns its connection.
     #[arg(long, value_name = "ADDR:PORT[@WEIGHT][,...]", value_delimiter = ',', help_heading = "Proxy")]
     pub backend: Option<Vec<BackendArg>>,
+    /// Settings file only, `[[pool]]` tables: a port whose listeners take
+    /// their own backends (`port`, `backend`, optional `balance` and
+    /// `maglev-seed`); the top-level `backend` list serves the other ports.
+    #[arg(skip)]
+    pub pool: Option<Vec<PoolArg>>,
     /// Proxy app: how a backend is chosen for a new client [default: rr].
     #[arg(long, value_enum, value_name = "ALGORITHM", help_heading = "Proxy")]
     pub balance: Option<BalanceArg>,
@@ -608,7 +627,7 @@ impl Settings {
             frame_size, rx_ring, tx_ring, busy_poll, busy_poll_usec, connections, time_wait_capacity, time_wait_capacity_v6, time_wait_policy, buffers,
             buffer_size, events, half_open_budget, max_conns_per_source, source_table, msl, fin_wait2_timeout, keepalive_idle,
             keepalive_interval, keepalive_probes, syn_cookies, xdp_syn_cookies, max_send_buffer, max_recv_buffer, mtu, congestion, nodelay, ecn,
-            http_body, http_body_bytes, http_max_header_bytes, http_header_timeout, http_keepalive_timeout, idle_timeout, backend, balance, maglev_seed, eject_after, eject_time, health_check, check_interval, check_timeout, check_path, check_status, check_fall, check_rise, source_addrs, source_ports,
+            http_body, http_body_bytes, http_max_header_bytes, http_header_timeout, http_keepalive_timeout, idle_timeout, backend, pool, balance, maglev_seed, eject_after, eject_time, health_check, check_interval, check_timeout, check_path, check_status, check_fall, check_rise, source_addrs, source_ports,
             backend_connect_timeout, proxy_idle_timeout, proxy_protocol, drain, stall_timeout)
     }
 
@@ -898,6 +917,28 @@ pub struct ProxySettings {
     pub proxy_protocol: bool,
     /// New connections per second one shard sustains towards one backend.
     pub rate_per_backend: f64,
+    /// The `[[pool]]`s, pools 1.. (pool 0 is the fields above).
+    pub extra_pools: Vec<ExtraPool>,
+    /// By listener (every VIP with every port, VIP by VIP), its pool.
+    pub listener_pools: Vec<u16>,
+}
+
+/// A `[[pool]]` resolved: the backends of one port's listeners.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExtraPool {
+    pub port: u16,
+    pub backends: Vec<SocketAddr>,
+    pub weights: Vec<u32>,
+    pub balance: crate::app::proxy::balance::Algorithm,
+    pub maglev: Option<std::sync::Arc<crate::app::proxy::maglev::Table>>,
+    pub maglev_seed: u64,
+}
+
+impl ProxySettings {
+    /// Every backend of every pool, pool 0 first.
+    pub fn all_backends(&self) -> impl Iterator<Item = SocketAddr> + '_ {
+        self.backends.iter().chain(self.extra_pools.iter().flat_map(|p| p.backends.iter())).copied()
+    }
 }
 
 /// `A-B` or `A`: two values of a range.
@@ -1021,7 +1062,10 @@ impl Settings {
                 Some(c)
             }
         };
+        let (extra_pools, listener_pools) = self.extra_pools()?;
         Ok(ProxySettings {
+            extra_pools,
+            listener_pools,
             check,
             probe,
             backends,
@@ -1038,6 +1082,58 @@ impl Settings {
             proxy_protocol: self.proxy_protocol == Some(ProxyProtocolArg::V2),
             rate_per_backend,
         })
+    }
+}
+
+impl Settings {
+    /// The `[[pool]]`s, checked as `--backend` is, and each listener's pool.
+    fn extra_pools(&self) -> Result<(Vec<ExtraPool>, Vec<u16>), String> {
+        let ports = self.port.clone().unwrap_or_default();
+        let mut pools: Vec<ExtraPool> = Vec::new();
+        for (k, p) in self.pool.iter().flatten().enumerate() {
+            let what = format!("[[pool]] {} (port {})", k + 1, p.port);
+            if !ports.contains(&p.port) {
+                return Err(format!("{what}: port {} is not served (port = {ports:?})", p.port));
+            }
+            if pools.iter().any(|q| q.port == p.port) {
+                return Err(format!("{what}: a second pool for the same port"));
+            }
+            if p.backend.is_empty() || p.backend.iter().all(|b| b.weight == 0) {
+                return Err(format!("{what}: needs a backend with a weight above 0"));
+            }
+            if let Some(b) = p.backend.iter().find(|b| !b.addr.is_ipv4() || b.addr.port() == 0) {
+                return Err(format!("{what}: backend {}: an IPv4 address and a port other than 0", b.addr));
+            }
+            let balance = p.balance.or(self.balance).unwrap_or(BalanceArg::Rr).algorithm();
+            let maglev_seed = p.maglev_seed.or(self.maglev_seed).unwrap_or(0);
+            let maglev = match balance {
+                crate::app::proxy::balance::Algorithm::Maglev { .. } => {
+                    let b: Vec<_> = p.backend.iter().map(|b| (b.addr, b.weight)).collect();
+                    let t = crate::app::proxy::maglev::Table::build(
+                        &b,
+                        crate::app::proxy::maglev::DEFAULT_SIZE,
+                        maglev_seed,
+                    )
+                    .map_err(|e| format!("{what}: {e}"))?;
+                    Some(std::sync::Arc::new(t))
+                }
+                _ => None,
+            };
+            pools.push(ExtraPool {
+                port: p.port,
+                backends: p.backend.iter().map(|b| b.addr).collect(),
+                weights: p.backend.iter().map(|b| b.weight).collect(),
+                balance,
+                maglev,
+                maglev_seed,
+            });
+        }
+        let vips = self.vip.as_ref().map_or(1, |v| v.len().max(1));
+        let listener_pools = (0..vips)
+            .flat_map(|_| ports.iter())
+            .map(|port| pools.iter().position(|p| p.port == *port).map_or(0, |i| i as u16 + 1))
+            .collect();
+        Ok((pools, listener_pools))
     }
 }
 
@@ -1245,6 +1341,38 @@ mod tests {
         assert_eq!(resolve(&[], "ecn = \"on\""), Ecn::On);
         assert_eq!(resolve(&["--ecn", "passive"], "ecn = \"off\""), Ecn::Passive, "the command line wins");
         assert!(Settings::from_toml("ecn = \"maybe\"").is_err());
+    }
+
+    /// `[[pool]]` in the file: the listeners of its port take its backends,
+    /// the others the top-level ones; a pool for a port not served, a second
+    /// pool for a port, or one with no weight is refused.
+    #[test]
+    fn pools_by_port_from_the_file() {
+        let base = ["--iface", "fg-s0", "--vip", "198.18.0.1,198.18.0.2", "--port", "80,8080,8443"];
+        let resolve = |file: &str| {
+            let mut a = base.to_vec();
+            a.extend_from_slice(&["--app", "proxy", "--source-addrs", "198.18.1.1-198.18.1.4"]);
+            cli(&a).over(Settings::from_toml(file)?).resolve(|_| Some(1))
+        };
+        let top = "backend = [\"198.18.2.10:80\"]\n";
+        let file = format!(
+            "{top}[[pool]]\nport = 8443\nbackend = [\"198.18.2.12:80\", \"198.18.2.13:80@2\"]\nbalance = \"maglev\"\n"
+        );
+        let p = resolve(&file).unwrap().proxy.unwrap();
+        assert_eq!(p.backends, ["198.18.2.10:80".parse::<SocketAddr>().unwrap()]);
+        assert_eq!(p.extra_pools.len(), 1);
+        let x = &p.extra_pools[0];
+        assert_eq!((x.port, x.weights.as_slice(), x.maglev.is_some()), (8443, &[1, 2][..], true));
+        assert_eq!(p.listener_pools, [0, 0, 1, 0, 0, 1], "VIP by VIP, port by port");
+        assert_eq!(p.all_backends().count(), 3);
+        let e = resolve(&format!("{top}[[pool]]\nport = 9000\nbackend = [\"198.18.2.12:80\"]\n")).unwrap_err();
+        assert!(e.contains("not served"), "{e}");
+        let twice = "[[pool]]\nport = 8080\nbackend = [\"198.18.2.12:80\"]\n";
+        let e = resolve(&format!("{top}{twice}{twice}")).unwrap_err();
+        assert!(e.contains("second pool"), "{e}");
+        let e = resolve(&format!("{top}[[pool]]\nport = 8080\nbackend = [\"198.18.2.12:80@0\"]\n")).unwrap_err();
+        assert!(e.contains("weight above 0"), "{e}");
+        assert!(resolve(&format!("{top}[[pool]]\nport = 8080\nbackends = []\n")).is_err(), "unknown key");
     }
 
     #[test]

@@ -389,6 +389,7 @@ fn proxy_start(
         sources = %format!("{}-{}", p.source_first, p.source_last),
         ports = ?p.shard_ports,
         proxy_protocol = if p.proxy_protocol { "v2" } else { "off" },
+        pools = %p.extra_pools.iter().map(|x| format!("port {}: {}", x.port, x.backends.iter().map(|b| b.to_string()).collect::<Vec<_>>().join(","))).collect::<Vec<_>>().join("; "),
         "proxy: each shard sustains {:.0} new connections/s per backend (source addresses x its ports / 2MSL of {:?})",
         p.rate_per_backend,
         cfg.tcp.time_wait()
@@ -411,8 +412,7 @@ fn proxy_start(
             cfg.queues
         );
     }
-    p.backends
-        .iter()
+    p.all_backends()
         .map(|b| {
             crate::neigh::resolve_wait(&cfg.iface, b.ip(), BACKEND_ARP_TIMEOUT).ok_or_else(|| {
                 format!(

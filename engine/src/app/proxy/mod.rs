@@ -162,9 +162,12 @@ pub struct Pool {
 /// The proxy's settings for one shard.
 #[derive(Clone, Debug)]
 pub struct ProxyConfig {
-    /// By listener, in the order the endpoint's listeners were created; a
-    /// listener beyond the list uses the last pool.
+    /// The pools; a client's pool is its listener's (`listener_pools`).
     pub pools: Vec<Pool>,
+    /// By listener, in the order the endpoint's listeners were created: the
+    /// index of its pool. Empty: listener `i` takes pool `i`; a listener
+    /// beyond either list uses the last pool.
+    pub listener_pools: Vec<u16>,
     pub sources: Sources,
     pub connect_timeout: Duration,
     /// `None`: no idle timeout.
@@ -398,6 +401,8 @@ fn check_request(probe: &check::Probe, pool: &Pool, backend: SocketAddr) -> Vec<
 pub struct Proxy {
     sides: Vec<Side>,
     pools: Vec<PoolState>,
+    /// Each listener's pool (`ProxyConfig::listener_pools`).
+    listener_pools: Vec<u16>,
     /// For backends a reload adds.
     probe: check::Probe,
     sources: Sources,
@@ -417,6 +422,7 @@ impl Proxy {
         Proxy {
             sides: vec![Side::default(); connections],
             pools,
+            listener_pools: cfg.listener_pools,
             sources: cfg.sources,
             connect_timeout: cfg.connect_timeout,
             idle_timeout: cfg.idle_timeout,
@@ -593,8 +599,12 @@ impl Proxy {
     }
 
     fn accepted(&mut self, ep: &mut Endpoint, now: Instant, c: Handle) {
-        let pool =
-            ep.tcb(c).map_or(0, |t| t.listener.saturating_sub(1) as usize).min(self.pools.len().saturating_sub(1));
+        let listener = ep.tcb(c).map_or(0, |t| t.listener.saturating_sub(1) as usize);
+        let pool = match self.listener_pools.get(listener) {
+            Some(&p) => p as usize,
+            None => self.listener_pools.last().map_or(listener, |&p| p as usize),
+        }
+        .min(self.pools.len().saturating_sub(1));
         let Some(slot) = self.sides.get_mut(c.index() as usize) else {
             self.stats.stale_events += 1;
             let _ = ep.abort(c);

@@ -311,6 +311,7 @@ impl Sim {
             512,
             ProxyConfig {
                 pools: vec![pool],
+                listener_pools: vec![],
                 sources,
                 connect_timeout: CONNECT_TIMEOUT,
                 idle_timeout: s.idle,
