@@ -111,7 +111,7 @@ struct Args {
     #[arg(long, default_value_t = 256)]
     cps_conns: u32,
     /// hold: held connections opening (SYN to first response) at a time.
-    #[arg(long, default_value_t = 4096)]
+    #[arg(long, default_value_t = 1024)]
     open_concurrency: u32,
     /// hold: seconds the ramp (opening --held connections) may take at most.
     #[arg(long, default_value_t = 300)]
@@ -857,7 +857,7 @@ fn hold_line(s: &Sample) -> String {
     let t = &s.totals;
     format!(
         "[{:6.1}s] {:<6} held {:>8}  rps {:>8.0}  cps {:>7.0}  pings/s {:>7.0}  errors {} (connect {}, reset {}, \
-         timeout {}, bad {}, lost {}, late {})  rss client {} MiB server {} MiB",
+         timeout {}, bad {}, lost {}, late {})  verified {}  rss client {} MiB server {} MiB",
         s.t,
         phase_name(s.phase),
         t.held,
@@ -871,6 +871,7 @@ fn hold_line(s: &Sample) -> String {
         t.bad_responses,
         t.held_lost,
         t.late,
+        t.verified,
         s.client_rss >> 20,
         s.server_rss >> 20
     )

@@ -278,6 +278,7 @@ pub struct HoldApp {
     /// The keep-alive sweep: since when, and slots visited.
     sweep_start: Option<Instant>,
     swept: u64,
+    stride: u64,
     /// Verify: the cursor, and the requests out.
     verify_cursor: usize,
     verifying: u32,
@@ -304,6 +305,7 @@ impl HoldApp {
             burst_cursor: 0,
             sweep_start: None,
             swept: 0,
+            stride: coprime_stride(connections as u64),
             verify_cursor: 0,
             verifying: 0,
             totals: HoldTotals::default(),
@@ -507,7 +509,9 @@ impl HoldApp {
         let per = self.cfg.interval.as_micros().max(1) as u64;
         let due = ((now - start).as_micros() as u64 * n / per).saturating_sub(self.swept).min(4096);
         for _ in 0..due {
-            let i = (self.swept % n) as usize;
+            // A stride coprime with n: every slot once per interval, and the
+            // held connections (which fill the first slots) spread over it.
+            let i = (self.swept % n * self.stride % n) as usize;
             self.swept += 1;
             let s = self.slots[i];
             if !s.held {
@@ -625,6 +629,22 @@ impl App for HoldApp {
     }
 }
 
+/// A step near n / golden ratio that shares no factor with `n`.
+fn coprime_stride(n: u64) -> u64 {
+    fn gcd(a: u64, b: u64) -> u64 {
+        if b == 0 {
+            a
+        } else {
+            gcd(b, a % b)
+        }
+    }
+    let mut s = (n * 618 / 1000).max(1);
+    while gcd(s, n.max(1)) != 1 {
+        s += 1;
+    }
+    s
+}
+
 /// Resident memory (`VmRSS`) of a process in bytes, from `/proc/PID/status`
 /// (`None`: self).
 pub fn rss_bytes(pid: Option<u32>) -> Option<u64> {
@@ -715,6 +735,18 @@ mod tests {
         assert_eq!(rss_bytes(Some(std::process::id())).map(|r| r > 0), Some(true));
         let name = std::fs::read_to_string("/proc/self/comm").unwrap();
         assert_eq!(find_process(name.trim()), Some(std::process::id()), "this test process is the newest of its name");
+    }
+
+    #[test]
+    fn the_sweep_visits_every_slot_once_per_round() {
+        for n in [1u64, 2, 7, 1000, 6632, 65536] {
+            let s = coprime_stride(n);
+            let mut seen = vec![false; n as usize];
+            for k in 0..n {
+                seen[(k * s % n) as usize] = true;
+            }
+            assert!(seen.iter().all(|&x| x), "n {n} stride {s}");
+        }
     }
 
     #[test]
