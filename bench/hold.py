@@ -8,7 +8,8 @@ connections are opened (each answers one request as it opens; that is the
 ramp) and kept with a request every --interval seconds each; while they are
 held, for --seconds, --rps-conns of them at a time issue --burst requests
 back to back (keep-alive RPS) and --cps-conns `Connection: close`
-connections run (CPS, the server holds their TIME-WAIT); then every held
+connections run (CPS, the server holds their TIME-WAIT; from 256 addresses
+of their own, 198.18.3.0-255, so each N gets fresh tuples); then every held
 connection gets one more request (verify). The server is stopped after
 each N, so every N starts from the same empty server.
 
@@ -59,6 +60,10 @@ BODY = "Hello, World!"
 SERVER_CPU = 0
 CLIENT_CPU = 1
 CHURN_SOURCES = "198.18.1.0-198.18.1.255"
+# The measured Connection: close connections come from addresses of their
+# own, so that every N gets fresh tuples (held connections take up to 98 %
+# of the ports of the testbed's 64 client addresses at 4 M).
+CLOSE_SOURCES = "198.18.3.0-198.18.3.255"
 
 
 def sh(cmd, check=True, timeout=None):
@@ -130,7 +135,7 @@ def metric(text, name):
 
 def server_cmd(a):
     return (f"taskset -c {SERVER_CPU} {ROOT}/target/release/floodgate serve --iface fg-s0 --vip {VIP} --port 80 "
-            f"--app http --queues 1 --http-body '{BODY}' --connections {a.server_connections} "
+            f"--app http --queues 1 --http-body '{BODY}' --connections {a.server_connections} --buffers {a.server_buffers} "
             f"--time-wait-capacity {a.server_time_wait} --time-wait-capacity-v6 65536 --msl 60s "
             f"--http-keepalive-timeout {a.keepalive_timeout}s --metrics 127.0.0.1:9100 --drain 1s")
 
@@ -218,6 +223,7 @@ def hold_run(a, n, time_wait=0):
             cmd = (f"timeout -k 10 {bound} {load_bin()} hold --iface fg-c0 --target {VIP}:80 --queues 0 "
                    f"--cpus {CLIENT_CPU} --held {n} --interval {a.interval} --duration {a.seconds} "
                    f"--rps-conns {a.rps_conns} --burst {a.burst} --cps-conns {a.cps_conns} "
+                   f"--close-sources {CLOSE_SOURCES} "
                    f"--ramp-timeout {a.ramp_timeout} --verify-timeout {a.verify_timeout} "
                    f"--server-pid {server.proc.pid} --json {f.name}")
             ours = {os.getpid(), server.proc.pid}
@@ -361,6 +367,8 @@ def main():
                     help="the server's --connections [default: the largest N + 1/8 + 64 k]")
     ap.add_argument("--server-time-wait", type=int, default=0,
                     help="--time-wait-capacity [default: --time-wait + 2 M, at least 4 M]")
+    ap.add_argument("--server-buffers", type=int, default=65536,
+                    help="the server's --buffers (16 KiB chunks, resident only once used)")
     ap.add_argument("--max-steal", type=float, default=5.0)
     ap.add_argument("--max-other", type=float, default=5.0,
                     help="discard a run in which other processes took more than this %% of the CPUs")

@@ -110,6 +110,10 @@ struct Args {
     /// hold: Connection: close connections at a time, while the connections are held.
     #[arg(long, default_value_t = 256)]
     cps_conns: u32,
+    /// hold: source addresses of the Connection: close connections (a range or list), all their
+    /// ports [default: the --sources, on the ports the held connections leave].
+    #[arg(long)]
+    close_sources: Option<String>,
     /// hold: held connections opening (SYN to first response) at a time.
     #[arg(long, default_value_t = 1024)]
     open_concurrency: u32,
@@ -235,8 +239,14 @@ fn run(args: Args) -> Result<(), String> {
         Some(f) => parse_sources(f)?,
         None => Vec::new(),
     };
+    let close_sources = match &args.close_sources {
+        Some(_) if args.mode != ModeArg::Hold => return Err("--close-sources is for hold".into()),
+        Some(c) => parse_sources(c)?,
+        None => Vec::new(),
+    };
     same_family("source", &sources, target)?;
     same_family("flood source", &flood_sources, target)?;
+    same_family("close source", &close_sources, target)?;
     // SAFETY: the handler only stores to an atomic.
     unsafe {
         libc::signal(libc::SIGINT, on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t);
@@ -254,7 +264,7 @@ fn run(args: Args) -> Result<(), String> {
     };
     let attached = prog.attach(&args.iface, mode).map_err(|e| e.to_string())?;
     // Replies come to ephemeral ports of the source addresses: port 0 owns them all.
-    let vips: Vec<(IpAddr, u16)> = sources.iter().map(|&a| (a, 0)).collect();
+    let vips: Vec<(IpAddr, u16)> = sources.iter().chain(&close_sources).map(|&a| (a, 0)).collect();
     prog.set_vips(&vips).map_err(|e| e.to_string())?;
     let zc = match args.zero_copy {
         ZeroCopyArg::Require => ZeroCopy::Require,
@@ -286,7 +296,7 @@ fn run(args: Args) -> Result<(), String> {
         if let Some(c) = cpu {
             let _ = shard::runner::pin_to_cpu(c);
         }
-        let (text, json) = hold(link, &args, sources, src_mac, dst_mac)?;
+        let (text, json) = hold(link, &args, (sources, close_sources), src_mac, dst_mac)?;
         print!("{text}");
         if let Some(path) = &args.json {
             std::fs::write(path, json + "\n").map_err(|e| format!("cannot write {}: {e}", path.display()))?;
@@ -594,7 +604,7 @@ struct Sample {
 fn hold(
     mut link: Xdp,
     args: &Args,
-    sources: Vec<IpAddr>,
+    (sources, close_sources): (Vec<IpAddr>, Vec<IpAddr>),
     src_mac: [u8; 6],
     dst_mac: [u8; 6],
 ) -> Result<(String, String), String> {
@@ -607,7 +617,7 @@ fn hold(
     let s = sources.len() as u64;
     let held_span = (args.held as u64).div_ceil(s) + (args.held as u64).div_ceil(s) / 100 + 16;
     let held_last = 1024 + held_span - 1;
-    if held_last + 256 > 65535 {
+    if held_last > 65535 || (close_sources.is_empty() && held_last + 256 > 65535) {
         return Err(format!(
             "--held {} needs {held_span} ports on each of {s} sources, leaving fewer than 256 for the \
              Connection: close connections: add sources",
@@ -619,9 +629,10 @@ fn hold(
     let client_rss = || holdmod::rss_bytes(None).unwrap_or(0);
     let cfg = HoldConfig {
         target: args.target(),
-        sources,
+        sources: sources.clone(),
+        close_sources: if close_sources.is_empty() { sources } else { close_sources.clone() },
         held_ports: (1024, held_last as u16),
-        close_ports: (held_last as u16 + 1, 65535),
+        close_ports: if close_sources.is_empty() { (held_last as u16 + 1, 65535) } else { (1024, 65535) },
         next_hop: dst_mac,
         held: args.held,
         interval: floodgate::time::Duration::from_micros((args.interval * 1e6) as u64),
@@ -631,12 +642,15 @@ fn hold(
         open_concurrency: args.open_concurrency.max(1),
         path: args.path.clone(),
     };
-    // Requests in flight at once, each a chunk each way at most.
+    // Requests in flight at once, each a chunk each way at most: the loads,
+    // the ramp, and the keep-alive requests of a few seconds (an answer
+    // whose ACK is late keeps its chunk; a pool below 1/8 free refuses writes).
     let in_flight = args.rps_conns + args.cps_conns + 2 * args.open_concurrency + 4096;
+    let keepalive = (args.held as f64 / args.interval * 4.0) as u32;
     let cap = Capacity {
         connections: args.held + 2 * args.cps_conns + args.open_concurrency + 1024,
         time_wait: 65536,
-        buffers: 2 * in_flight,
+        buffers: 2 * (in_flight + keepalive),
         buffer_size: 4096,
         events: 1 << 18,
         ..Capacity::default()

@@ -204,6 +204,8 @@ pub struct HoldConfig {
     pub target: SocketAddr,
     /// Source addresses; held connection `i` is `(sources[i % S], held_ports.0 + i / S)`.
     pub sources: Vec<IpAddr>,
+    /// Source addresses of the `Connection: close` connections, likewise with `close_ports`.
+    pub close_sources: Vec<IpAddr>,
     /// Ports of the held connections, and of the `Connection: close` ones.
     pub held_ports: (u16, u16),
     pub close_ports: (u16, u16),
@@ -345,11 +347,16 @@ impl HoldApp {
         all.saturating_sub(self.next_held)
     }
 
-    fn tuple(&self, i: u64, ports: (u16, u16)) -> SocketAddr {
-        let s = self.cfg.sources.len() as u64;
+    fn tuple(&self, i: u64, held: bool) -> SocketAddr {
+        let (sources, ports) = if held {
+            (&self.cfg.sources, self.cfg.held_ports)
+        } else {
+            (&self.cfg.close_sources, self.cfg.close_ports)
+        };
+        let s = sources.len() as u64;
         let span = ports.1 as u64 + 1 - ports.0 as u64;
         let port = ports.0 as u64 + (i / s) % span;
-        SocketAddr::new(self.cfg.sources[(i % s) as usize], port as u16)
+        SocketAddr::new(sources[(i % s) as usize], port as u16)
     }
 
     fn slot(&mut self, h: Handle) -> Option<&mut Slot> {
@@ -357,12 +364,8 @@ impl HoldApp {
     }
 
     fn connect(&mut self, ep: &mut Endpoint, now: Instant, held: bool) -> bool {
-        let (ports, i) = if held {
-            (self.cfg.held_ports, self.next_held)
-        } else {
-            (self.cfg.close_ports, self.next_close)
-        };
-        let local = self.tuple(i, ports);
+        let i = if held { self.next_held } else { self.next_close };
+        let local = self.tuple(i, held);
         if held {
             self.next_held += 1;
         } else {
