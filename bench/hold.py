@@ -263,6 +263,7 @@ def hold_run(a, n, time_wait=0):
             "time_wait_evicted": metric(m, "floodgate_tcp_time_wait_evicted_total"),
             "server_established_end": metric(m, "floodgate_connections_established"),
             "keepalive_timeouts": metric(m, "floodgate_http_keepalive_timeouts_total"),
+            "header_timeouts": metric(m, "floodgate_http_header_timeouts_total"),
             "events_overflow": metric(m, "floodgate_tcp_events_overflow_total"),
             "drop_no_buffer": metric(m, "floodgate_tcp_drop_no_buffer_total"),
             "kernel_rx_ring_full": metric(m, "floodgate_link_kernel_rx_ring_full_total"),
@@ -273,6 +274,49 @@ def hold_run(a, n, time_wait=0):
         return r
     finally:
         server.stop()
+
+
+def smaps(pid):
+    """Resident bytes of each mapping of a process: {(start, size): rss}."""
+    got, key = {}, None
+    for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
+        f = line.split()
+        if re.match(r"^[0-9a-f]+-[0-9a-f]+ ", line):
+            lo, hi = (int(x, 16) for x in f[0].split("-"))
+            key = (lo, hi - lo)
+        elif f and f[0] == "Rss:" and key:
+            got[key] = int(f[1]) * 1024
+    return got
+
+
+def attribute(a, n):
+    """Where the server's resident memory per held connection goes: every
+    mapping's growth while N connections open (no other load)."""
+    server = Server(server_cmd(a))
+    server.start()
+    pin_napi()
+    try:
+        before = smaps(server.proc.pid)
+        bound = a.ramp_timeout + 60
+        sh(ns(CLI, f"timeout -k 10 {bound} {load_bin()} hold --iface fg-c0 --target {VIP}:80 --queues 0 "
+                   f"--cpus {CLIENT_CPU} --held {n} --duration 1 --rps-conns 0 --cps-conns 0 "
+                   f"--ramp-timeout {a.ramp_timeout} --server-pid {server.proc.pid}"), timeout=bound + 20)
+        after = smaps(server.proc.pid)
+        m = metrics()
+        held = metric(m, "floodgate_connections_established")
+    finally:
+        server.stop()
+    print(f"server mappings resident before ({a.server_connections:,} connections of capacity):")
+    for (lo, size), rss in sorted(before.items(), key=lambda kv: -kv[1]):
+        if rss > 8 << 20:
+            print(f"  mapping of {size:>14,} B at {lo:#x}: {rss:>13,} B resident "
+                  f"({size / a.server_connections:.1f} B of mapping per connection of capacity)")
+    rows = sorted(((after[k] - before.get(k, 0), k) for k in after), reverse=True)
+    total = sum(d for d, _ in rows)
+    print(f"server RSS growth with {held:,} connections held: {total:,} B, {total / max(held, 1):.1f} B each")
+    for d, (lo, size) in rows:
+        if d > 1 << 20:
+            print(f"  mapping of {size:>14,} B at {lo:#x}: +{d:>13,} B resident, {d / max(held, 1):6.1f} B per held")
 
 
 def fmt_n(n):
@@ -346,6 +390,13 @@ def svg_plot(runs, path):
             out.append(f'<circle cx="{px(x):.1f}" cy="{py(r[key]):.1f}" r="3" fill="{color}"/>')
         out.append(f'<text x="{px(xs[-1]) - 4:.1f}" y="{py(pts[-1][key]) - 8:.1f}" fill="{color}" '
                    f'text-anchor="end">{name}</text>')
+        # Runs beside a mass of TIME-WAIT entries: hollow markers at their N.
+        for r in (r for r in runs if r.get("time_wait_before")):
+            x = px(math.log10(r["n"]))
+            out.append(f'<circle cx="{x:.1f}" cy="{py(r[key]):.1f}" r="5" fill="none" stroke="{color}"/>')
+    if any(r.get("time_wait_before") for r in runs):
+        out.append(f'<text x="{ml + 10}" y="{h - mb - 10}">hollow: the same beside '
+                   f'{max(r["time_wait_before"] for r in runs) / 1e6:.0f} M TIME-WAIT entries</text>')
     out.append("</svg>")
     Path(path).write_text("\n".join(out) + "\n")
 
@@ -366,7 +417,7 @@ def main():
     ap.add_argument("--server-connections", type=int, default=0,
                     help="the server's --connections [default: the largest N + 1/8 + 64 k]")
     ap.add_argument("--server-time-wait", type=int, default=0,
-                    help="--time-wait-capacity [default: --time-wait + 2 M, at least 4 M]")
+                    help="--time-wait-capacity [default: --time-wait + 6 M, at least 4 M]")
     ap.add_argument("--server-buffers", type=int, default=65536,
                     help="the server's --buffers (16 KiB chunks, resident only once used)")
     ap.add_argument("--max-steal", type=float, default=5.0)
@@ -377,6 +428,9 @@ def main():
     ap.add_argument("--results", default=str(ROOT / "results"))
     ap.add_argument("--skip-build", action="store_true")
     ap.add_argument("--verbose", action="store_true")
+    ap.add_argument("--attribute", type=int, metavar="N",
+                    help="instead of the series: hold N (no other load) and print which of the server's mappings "
+                         "grew by how much")
     a = ap.parse_args()
     ns_list = [int(x) for x in a.held.split(",")]
     if os.geteuid() != 0:
@@ -384,7 +438,7 @@ def main():
     if not a.server_connections:
         a.server_connections = max(ns_list) + max(ns_list) // 8 + 65536
     if not a.server_time_wait:
-        a.server_time_wait = max(a.time_wait + 2_000_000, 4_000_000)
+        a.server_time_wait = max(a.time_wait + 6_000_000, 4_000_000)
     if not a.skip_build:
         sh(f"cd {ROOT} && cargo build --release -p floodgate -p floodgate-bench --bins")
     results = Path(a.results)
@@ -396,6 +450,9 @@ def main():
     runs = []
     try:
         testbed_up()
+        if a.attribute:
+            attribute(a, a.attribute)
+            return
         series = [(n, 0) for n in ns_list]
         if a.time_wait:
             series.append((next((n for n in ns_list if n >= 1_000_000), ns_list[-1]), a.time_wait))

@@ -657,7 +657,8 @@ fn hold(
     };
     let client_before = client_rss();
     let tcfg = TcpConfig { keepalive: None, ..TcpConfig::default() };
-    let mut ep = Endpoint::new(tcfg, cap, src_mac, Secrets::from_bytes(*b"floodgate-load: a fixed test key"), boot_clock());
+    let mut ep =
+        Endpoint::new(tcfg, cap, src_mac, Secrets::from_bytes(*b"floodgate-load: a fixed test key"), boot_clock());
     let mut app = HoldApp::new(cfg, cap.connections as usize);
     let server_before = server_rss();
     println!(

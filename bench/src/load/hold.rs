@@ -134,7 +134,8 @@ impl Compact {
                 }
             }
             b'0'..=b'9' if self.flags & CL_END == 0 => {
-                self.body_left = self.body_left.checked_mul(10).and_then(|v| v.checked_add((b - b'0') as u32)).ok_or(())?;
+                self.body_left =
+                    self.body_left.checked_mul(10).and_then(|v| v.checked_add((b - b'0') as u32)).ok_or(())?;
                 self.flags |= CL_DIGITS;
             }
             _ => return Err(()),
