@@ -38,7 +38,7 @@ use std::net::{IpAddr, SocketAddr};
 /// at most. Same verdicts as [`super::response::ResponseParser`] on the
 /// responses a server sends.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Compact {
+pub(crate) struct Compact {
     /// The Content-Length as it is read, then the body bytes still expected.
     body_left: u32,
     header_len: u16,
@@ -64,7 +64,7 @@ const CL_NAME: &[u8; 15] = b"content-length:";
 impl Compact {
     /// Feeds bytes; returns how many it used and whether a whole response
     /// is in. `Err` for anything but a 2xx with a Content-Length.
-    pub fn feed(&mut self, data: &[u8]) -> Result<(usize, bool), ()> {
+    pub(crate) fn feed(&mut self, data: &[u8]) -> Result<(usize, bool), ()> {
         let mut used = 0;
         if self.flags & IN_BODY == 0 {
             for &b in data {
@@ -689,7 +689,10 @@ mod tests {
 
     const RESP: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\ncontent-length: 13\r\n\r\nHello, World!";
 
-    fn both(input: &[u8]) -> (Result<(usize, bool), ()>, Result<(usize, bool), ()>) {
+    /// What a reader says of a whole input: bytes used and done, or bad.
+    type Verdict = Result<(usize, bool), ()>;
+
+    fn both(input: &[u8]) -> (Verdict, Verdict) {
         (Compact::default().feed(input), ResponseParser::default().feed(input))
     }
 
