@@ -12,6 +12,7 @@ use floodgate::neigh;
 use floodgate::shard;
 use floodgate::tcp::{Capacity, Endpoint, Secrets, TcpConfig};
 use floodgate::time::Instant as FgInstant;
+use floodgate_bench::load::hold::{self as holdmod, HoldApp, HoldConfig, HoldTotals, RunPhase};
 use floodgate_bench::load::synflood::{FloodTotals, SynFlood};
 use floodgate_bench::load::{report, LoadApp, LoadConfig, Mode, Totals};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -30,6 +31,10 @@ enum ModeArg {
     Synflood,
     /// tcpkali-like: messages echoed and checked, connections churned.
     Echo,
+    /// Hold --held keep-alive connections open (a request on each every --interval), and while
+    /// they are held run keep-alive bursts (--rps-conns) and Connection: close connections
+    /// (--cps-conns); reports held, rates, errors and resident memory of both ends each second.
+    Hold,
 }
 
 #[derive(Parser, Debug)]
@@ -88,6 +93,41 @@ struct Args {
     /// HTTP path to request.
     #[arg(long, default_value = "/")]
     path: String,
+    /// hold: connections to hold open (from the sources' first ports; the rest of the ports go
+    /// to the Connection: close connections).
+    #[arg(long, default_value_t = 1000)]
+    held: u32,
+    /// hold: seconds between two requests on each held connection (below the server's
+    /// keep-alive timeout).
+    #[arg(long, default_value_t = 60.0)]
+    interval: f64,
+    /// hold: held connections issuing requests back to back at a time, --burst requests each
+    /// before the next idle ones take over.
+    #[arg(long, default_value_t = 64)]
+    rps_conns: u32,
+    #[arg(long, default_value_t = 100)]
+    burst: u16,
+    /// hold: Connection: close connections at a time, while the connections are held.
+    #[arg(long, default_value_t = 256)]
+    cps_conns: u32,
+    /// hold: source addresses of the Connection: close connections (a range or list), all their
+    /// ports [default: the --sources, on the ports the held connections leave].
+    #[arg(long)]
+    close_sources: Option<String>,
+    /// hold: held connections opening (SYN to first response) at a time.
+    #[arg(long, default_value_t = 1024)]
+    open_concurrency: u32,
+    /// hold: seconds the ramp (opening --held connections) may take at most.
+    #[arg(long, default_value_t = 300)]
+    ramp_timeout: u64,
+    /// hold: after the measured phase, send one more request on every held connection and
+    /// count the answers (`verified`); at most this many seconds (0: no check).
+    #[arg(long, default_value_t = 0)]
+    verify_timeout: u64,
+    /// hold: the server's process, for its resident memory [default: the newest process named
+    /// `floodgate`].
+    #[arg(long)]
+    server_pid: Option<u32>,
     /// Write the summary as JSON here.
     #[arg(long)]
     json: Option<std::path::PathBuf>,
@@ -199,8 +239,14 @@ fn run(args: Args) -> Result<(), String> {
         Some(f) => parse_sources(f)?,
         None => Vec::new(),
     };
+    let close_sources = match &args.close_sources {
+        Some(_) if args.mode != ModeArg::Hold => return Err("--close-sources is for hold".into()),
+        Some(c) => parse_sources(c)?,
+        None => Vec::new(),
+    };
     same_family("source", &sources, target)?;
     same_family("flood source", &flood_sources, target)?;
+    same_family("close source", &close_sources, target)?;
     // SAFETY: the handler only stores to an atomic.
     unsafe {
         libc::signal(libc::SIGINT, on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t);
@@ -218,7 +264,7 @@ fn run(args: Args) -> Result<(), String> {
     };
     let attached = prog.attach(&args.iface, mode).map_err(|e| e.to_string())?;
     // Replies come to ephemeral ports of the source addresses: port 0 owns them all.
-    let vips: Vec<(IpAddr, u16)> = sources.iter().map(|&a| (a, 0)).collect();
+    let vips: Vec<(IpAddr, u16)> = sources.iter().chain(&close_sources).map(|&a| (a, 0)).collect();
     prog.set_vips(&vips).map_err(|e| e.to_string())?;
     let zc = match args.zero_copy {
         ZeroCopyArg::Require => ZeroCopy::Require,
@@ -239,6 +285,25 @@ fn run(args: Args) -> Result<(), String> {
         links.len(),
         links[0].bind_mode()
     );
+
+    if args.mode == ModeArg::Hold {
+        let mut links = links;
+        if links.len() != 1 {
+            return Err("hold runs on one queue (--queues N, one number)".into());
+        }
+        let link = links.pop().expect("one link");
+        let cpu = args.cpus.first().copied();
+        if let Some(c) = cpu {
+            let _ = shard::runner::pin_to_cpu(c);
+        }
+        let (text, json) = hold(link, &args, (sources, close_sources), src_mac, dst_mac)?;
+        print!("{text}");
+        if let Some(path) = &args.json {
+            std::fs::write(path, json + "\n").map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        }
+        drop(prog);
+        return Ok(());
+    }
 
     let (rtx, rrx) = mpsc::channel::<Report>();
     let nq = links.len() as u32;
@@ -521,6 +586,310 @@ fn worker(
         link.stats().fields().iter().filter(|(_, v)| *v > 0).map(|(n, v)| format!("{n}={v}")).collect();
     eprintln!("queue {}: link {}", link.queue(), st.join(" "));
     Outcome::Load(Box::new(app), flood.map(|f| f.totals).unwrap_or_default())
+}
+
+/// One second of a hold run, as reported.
+struct Sample {
+    t: f64,
+    phase: RunPhase,
+    totals: HoldTotals,
+    rps: f64,
+    cps: f64,
+    pings: f64,
+    client_rss: u64,
+    server_rss: u64,
+}
+
+/// `hold`: ramp, measured phase, optional verify sweep; per-second lines and the summary.
+fn hold(
+    mut link: Xdp,
+    args: &Args,
+    (sources, close_sources): (Vec<IpAddr>, Vec<IpAddr>),
+    src_mac: [u8; 6],
+    dst_mac: [u8; 6],
+) -> Result<(String, String), String> {
+    if args.interval <= 0.0 || args.interval > 3600.0 {
+        return Err("--interval must be between 0 and 3600 seconds".into());
+    }
+    // The held connections take the first ports of every source, a little
+    // spare for tuples still closing from an earlier run; the rest of the
+    // ports go to the Connection: close connections.
+    let s = sources.len() as u64;
+    let held_span = (args.held as u64).div_ceil(s) + (args.held as u64).div_ceil(s) / 100 + 16;
+    let held_last = 1024 + held_span - 1;
+    if held_last > 65535 || (close_sources.is_empty() && held_last + 256 > 65535) {
+        return Err(format!(
+            "--held {} needs {held_span} ports on each of {s} sources, leaving fewer than 256 for the \
+             Connection: close connections: add sources",
+            args.held
+        ));
+    }
+    let server_pid = args.server_pid.or_else(|| holdmod::find_process("floodgate"));
+    let server_rss = || server_pid.and_then(|p| holdmod::rss_bytes(Some(p))).unwrap_or(0);
+    let client_rss = || holdmod::rss_bytes(None).unwrap_or(0);
+    let cfg = HoldConfig {
+        target: args.target(),
+        sources: sources.clone(),
+        close_sources: if close_sources.is_empty() { sources } else { close_sources.clone() },
+        held_ports: (1024, held_last as u16),
+        close_ports: if close_sources.is_empty() { (held_last as u16 + 1, 65535) } else { (1024, 65535) },
+        next_hop: dst_mac,
+        held: args.held,
+        interval: floodgate::time::Duration::from_micros((args.interval * 1e6) as u64),
+        rps_conns: args.rps_conns,
+        burst: args.burst.max(1),
+        cps_conns: args.cps_conns,
+        open_concurrency: args.open_concurrency.max(1),
+        path: args.path.clone(),
+    };
+    // Requests in flight at once, each a chunk each way at most: the loads,
+    // the ramp, and the keep-alive requests of a few seconds (an answer
+    // whose ACK is late keeps its chunk; a pool below 1/8 free refuses writes).
+    let in_flight = args.rps_conns + args.cps_conns + 2 * args.open_concurrency + 4096;
+    let keepalive = (args.held as f64 / args.interval * 4.0) as u32;
+    let cap = Capacity {
+        connections: args.held + 2 * args.cps_conns + args.open_concurrency + 1024,
+        time_wait: 65536,
+        buffers: 2 * (in_flight + keepalive),
+        buffer_size: 4096,
+        events: 1 << 18,
+        ..Capacity::default()
+    };
+    let client_before = client_rss();
+    let tcfg = TcpConfig { keepalive: None, ..TcpConfig::default() };
+    let mut ep =
+        Endpoint::new(tcfg, cap, src_mac, Secrets::from_bytes(*b"floodgate-load: a fixed test key"), boot_clock());
+    let mut app = HoldApp::new(cfg, cap.connections as usize);
+    let server_before = server_rss();
+    println!(
+        "hold: {} connections (ports {}-{} of each source), a request on each every {} s; then {} s with \
+         {} connections in bursts of {} and {} Connection: close at a time; server pid {}",
+        args.held,
+        1024,
+        held_last,
+        args.interval,
+        args.duration,
+        args.rps_conns,
+        args.burst,
+        args.cps_conns,
+        server_pid.map_or("unknown".to_string(), |p| p.to_string())
+    );
+
+    let start = Instant::now();
+    let ramp_deadline = start + Duration::from_secs(args.ramp_timeout);
+    let mut phase_start = start;
+    let mut ramp_seconds = None;
+    let mut ramp_complete = false;
+    let mut at_hold = (HoldTotals::default(), 0u64, 0u64);
+    let mut at_end = None;
+    let mut verify_seconds = None;
+    let mut samples: Vec<Sample> = Vec::new();
+    let (mut last_t, mut last_tot) = (Instant::now(), HoldTotals::default());
+    loop {
+        let now = boot_clock();
+        let rx = shard::step(&mut ep, &mut link, &mut app, now, 64);
+        if rx == 0 {
+            std::thread::yield_now();
+        }
+        let stop = STOP.load(Ordering::Relaxed);
+        match app.phase() {
+            RunPhase::Ramp if app.ramp_done() || Instant::now() >= ramp_deadline || stop => {
+                ramp_complete = app.totals.opened >= args.held as u64;
+                ramp_seconds = Some(start.elapsed().as_secs_f64());
+                if !ramp_complete {
+                    eprintln!(
+                        "hold: ramp ended with {} of {} connections held ({})",
+                        app.totals.held,
+                        args.held,
+                        if stop { "stopped" } else { "timeout" }
+                    );
+                }
+                at_hold = (app.totals, client_rss(), server_rss());
+                app.set_phase(RunPhase::Hold);
+                phase_start = Instant::now();
+            }
+            RunPhase::Hold if phase_start.elapsed() >= Duration::from_secs(args.duration) || stop => {
+                at_end = Some((app.totals, phase_start.elapsed().as_secs_f64(), client_rss(), server_rss()));
+                if args.verify_timeout == 0 || stop {
+                    break;
+                }
+                app.set_phase(RunPhase::Verify);
+                phase_start = Instant::now();
+            }
+            RunPhase::Verify
+                if app.verify_done() || phase_start.elapsed() >= Duration::from_secs(args.verify_timeout) || stop =>
+            {
+                verify_seconds = Some(phase_start.elapsed().as_secs_f64());
+                break;
+            }
+            _ => {}
+        }
+        if last_t.elapsed() >= Duration::from_secs(1) {
+            let dt = last_t.elapsed().as_secs_f64();
+            let t = app.totals;
+            let smp = Sample {
+                t: start.elapsed().as_secs_f64(),
+                phase: app.phase(),
+                totals: t,
+                rps: (t.rps - last_tot.rps) as f64 / dt,
+                cps: (t.cps - last_tot.cps) as f64 / dt,
+                pings: (t.pings - last_tot.pings) as f64 / dt,
+                client_rss: client_rss(),
+                server_rss: server_rss(),
+            };
+            println!("{}", hold_line(&smp));
+            samples.push(smp);
+            last_t = Instant::now();
+            last_tot = t;
+        }
+    }
+    let st: Vec<String> =
+        link.stats().fields().iter().filter(|(_, v)| *v > 0).map(|(n, v)| format!("{n}={v}")).collect();
+    eprintln!("queue {}: link {}", link.queue(), st.join(" "));
+
+    let t = app.totals;
+    let (end_tot, seconds, client_end, server_end) =
+        at_end.unwrap_or((t, phase_start.elapsed().as_secs_f64(), client_rss(), server_rss()));
+    let h0 = at_hold.0;
+    let rate = |a: u64, b: u64| (a - b) as f64 / seconds.max(1e-9);
+    let (rps, cps, pings) = (rate(end_tot.rps, h0.rps), rate(end_tot.cps, h0.cps), rate(end_tot.pings, h0.pings));
+    let per_conn = |after: u64, before: u64| {
+        if h0.held == 0 {
+            0.0
+        } else {
+            after.saturating_sub(before) as f64 / h0.held as f64
+        }
+    };
+    let server_per_conn = per_conn(at_hold.2, server_before);
+    let client_per_conn = per_conn(at_hold.1, client_before);
+    let text = format!(
+        "mode hold: {} of {} connections held after a ramp of {:.1} s{}\n\
+         measured {seconds:.1} s: keep-alive {rps:.0} req/s in bursts, {cps:.0} conn/s Connection: close, \
+         {pings:.0} keep-alive req/s on the held connections; {} held at the end\n\
+         errors {} (connect {}, reset {}, timeout {}, bad {}, held lost {}, late {}, write failed {})\n\
+         resident memory: server {} -> {} -> {} MiB ({server_per_conn:.0} B per held connection over the \
+         ramp), client {} -> {} -> {} MiB ({client_per_conn:.0} B per held connection)\n{}",
+        h0.held,
+        args.held,
+        ramp_seconds.unwrap_or(0.0),
+        if ramp_complete { "" } else { " (INCOMPLETE)" },
+        end_tot.held,
+        t.errors(),
+        t.connect_errors,
+        t.resets,
+        t.timeouts,
+        t.bad_responses,
+        t.held_lost,
+        t.late,
+        t.write_failed,
+        server_before >> 20,
+        at_hold.2 >> 20,
+        server_end >> 20,
+        client_before >> 20,
+        at_hold.1 >> 20,
+        client_end >> 20,
+        match verify_seconds {
+            Some(v) => format!("verify: {} of {} held connections answered in {v:.1} s\n", t.verified, end_tot.held),
+            None => String::new(),
+        }
+    );
+    let samples_json: Vec<String> = samples
+        .iter()
+        .map(|s| {
+            format!(
+                "{{\"t\":{:.2},\"phase\":\"{}\",\"held\":{},\"rps\":{:.1},\"cps\":{:.1},\"pings\":{:.1},\"errors\":{},\"client_rss\":{},\"server_rss\":{}}}",
+                s.t,
+                phase_name(s.phase),
+                s.totals.held,
+                s.rps,
+                s.cps,
+                s.pings,
+                s.totals.errors(),
+                s.client_rss,
+                s.server_rss
+            )
+        })
+        .collect();
+    let json = format!(
+        concat!(
+            "{{\"mode\":\"hold\",\"held_target\":{},\"interval_s\":{},\"rps_conns\":{},\"burst\":{},\"cps_conns\":{},",
+            "\"ramp_seconds\":{:.3},\"ramp_complete\":{},\"held_at_start\":{},\"held_at_end\":{},\"held_now\":{},",
+            "\"seconds\":{:.3},\"rps\":{:.1},\"cps\":{:.1},\"pings_per_sec\":{:.1},",
+            "\"verified\":{},\"verify_seconds\":{:.3},",
+            "\"errors\":{},\"connect_errors\":{},\"resets\":{},\"timeouts\":{},\"bad_responses\":{},\"held_lost\":{},",
+            "\"late\":{},\"write_failed\":{},",
+            "\"server_pid\":{},\"server_rss_before\":{},\"server_rss_held\":{},\"server_rss_end\":{},",
+            "\"server_bytes_per_held\":{:.1},\"client_rss_before\":{},\"client_rss_held\":{},\"client_rss_end\":{},",
+            "\"client_bytes_per_held\":{:.1},\"samples\":[{}]}}"
+        ),
+        args.held,
+        args.interval,
+        args.rps_conns,
+        args.burst,
+        args.cps_conns,
+        ramp_seconds.unwrap_or(0.0),
+        ramp_complete,
+        h0.held,
+        end_tot.held,
+        t.held,
+        seconds,
+        rps,
+        cps,
+        pings,
+        t.verified,
+        verify_seconds.unwrap_or(0.0),
+        t.errors(),
+        t.connect_errors,
+        t.resets,
+        t.timeouts,
+        t.bad_responses,
+        t.held_lost,
+        t.late,
+        t.write_failed,
+        server_pid.unwrap_or(0),
+        server_before,
+        at_hold.2,
+        server_end,
+        server_per_conn,
+        client_before,
+        at_hold.1,
+        client_end,
+        client_per_conn,
+        samples_json.join(",")
+    );
+    Ok((text, json))
+}
+
+fn phase_name(p: RunPhase) -> &'static str {
+    match p {
+        RunPhase::Ramp => "ramp",
+        RunPhase::Hold => "hold",
+        RunPhase::Verify => "verify",
+    }
+}
+
+fn hold_line(s: &Sample) -> String {
+    let t = &s.totals;
+    format!(
+        "[{:6.1}s] {:<6} held {:>8}  rps {:>8.0}  cps {:>7.0}  pings/s {:>7.0}  errors {} (connect {}, reset {}, \
+         timeout {}, bad {}, lost {}, late {})  verified {}  rss client {} MiB server {} MiB",
+        s.t,
+        phase_name(s.phase),
+        t.held,
+        s.rps,
+        s.cps,
+        s.pings,
+        t.errors(),
+        t.connect_errors,
+        t.resets,
+        t.timeouts,
+        t.bad_responses,
+        t.held_lost,
+        t.late,
+        t.verified,
+        s.client_rss >> 20,
+        s.server_rss >> 20
+    )
 }
 
 #[cfg(test)]
