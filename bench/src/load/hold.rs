@@ -463,19 +463,7 @@ impl HoldApp {
     fn read(&mut self, ep: &mut Endpoint, h: Handle) {
         let Some(s) = self.slot(h) else { return };
         let mut parser = s.parser;
-        let (mut complete, mut bad) = (false, false);
-        while ep.readable(h) > 0 && !complete && !bad {
-            let _ = ep.recv(h, |data| match parser.feed(data) {
-                Ok((used, done)) => {
-                    complete = done;
-                    used
-                }
-                Err(()) => {
-                    bad = true;
-                    data.len()
-                }
-            });
-        }
+        let (complete, bad) = super::response::read_response(ep, h, |d| parser.feed(d));
         let Some(s) = self.slot(h) else { return };
         s.parser = parser;
         let waiting = matches!(s.phase, Phase::Opening | Phase::Ping | Phase::Burst | Phase::Verify)

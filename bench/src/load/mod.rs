@@ -237,20 +237,7 @@ impl LoadApp {
     fn read_http(&mut self, ep: &mut Endpoint, h: Handle, now: Instant) {
         let Some(c) = self.conn(h) else { return };
         let mut parser = c.parser;
-        let mut complete = false;
-        let mut bad = false;
-        while ep.readable(h) > 0 && !complete && !bad {
-            let _ = ep.recv(h, |data| match parser.feed(data) {
-                Ok((used, done)) => {
-                    complete = done;
-                    used
-                }
-                Err(()) => {
-                    bad = true;
-                    data.len()
-                }
-            });
-        }
+        let (complete, bad) = response::read_response(ep, h, |d| parser.feed(d));
         let Some(c) = self.conn(h) else { return };
         c.parser = parser;
         if bad {

@@ -2,7 +2,34 @@
 //! the end of the header block, the status and `Content-Length`, then
 //! counts body bytes. No allocation: a small fixed header buffer.
 
+use floodgate::table::Handle;
+use floodgate::tcp::Endpoint;
+
 const MAX_HEADER: usize = 1024;
+
+/// Reads what connection `h` has through `feed` (a response parser's
+/// `feed`) until a response is complete or malformed: `(complete, bad)`.
+/// A malformed response's bytes are all consumed.
+pub(crate) fn read_response(
+    ep: &mut Endpoint,
+    h: Handle,
+    mut feed: impl FnMut(&[u8]) -> Result<(usize, bool), ()>,
+) -> (bool, bool) {
+    let (mut complete, mut bad) = (false, false);
+    while ep.readable(h) > 0 && !complete && !bad {
+        let _ = ep.recv(h, |data| match feed(data) {
+            Ok((used, done)) => {
+                complete = done;
+                used
+            }
+            Err(()) => {
+                bad = true;
+                data.len()
+            }
+        });
+    }
+    (complete, bad)
+}
 
 #[derive(Clone, Copy)]
 pub struct ResponseParser {
