@@ -3,6 +3,7 @@
 //! live view of a running engine), logging set-up, exit status.
 
 pub mod admin;
+pub mod announce;
 pub mod apps;
 pub mod config;
 pub mod ctl;

@@ -31,6 +31,7 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 
 use super::admin::Admin;
+use super::announce::{Announcer, Health, Withhold};
 use super::config::{AppKind, ProxySettings, Resolved, Settings};
 use super::signals::{self, Signals};
 use super::watchdog::{Change, Watchdog};
@@ -42,6 +43,7 @@ use crate::app::sink::Sink;
 use crate::app::App;
 use crate::link::ifstate::IfWatch;
 use crate::link::napi_tuning::{self, NapiTuning, NapiValues, Places};
+use crate::link::vip_route::VipRoutes;
 use crate::link::xdp::{self, Xdp, XdpProgram};
 use crate::metrics::{self, Info, MetricsServer, Pages, View};
 use crate::shard::handoff::{self, Handoff, SourceMap};
@@ -117,7 +119,10 @@ pub fn serve(cli: Settings) -> Result<(), String> {
     // steered before would find none (`redirect_no_xsk`) and go to the
     // kernel, which answers it with an RST.
     program.set_vips(&owned).map_err(|e| e.to_string())?;
-    warn_unreachable_vips(&cfg);
+    if cfg.announce.is_none() {
+        // With --announce-table the routers bring the VIPs here (BGP).
+        warn_unreachable_vips(&cfg);
+    }
 
     let poll = Poll::new().map_err(|e| format!("poll: {e}"))?;
     poll.registry()
@@ -206,6 +211,13 @@ pub fn serve(cli: Settings) -> Result<(), String> {
     );
 
     let info = Info { iface: cfg.iface.clone(), app: cfg.app.as_str(), attach_mode: mode.as_str() };
+    let announcer = match cfg.announce {
+        Some(a) => {
+            let routes = VipRoutes::new(a.table).map_err(|e| format!("netlink socket for the VIP routes: {e}"))?;
+            Some(Announcer::new(routes, cfg.vips.clone()))
+        }
+        None => None,
+    };
     let watchdog = Watchdog::new(shards.len(), cfg.stall_timeout, Instant::now());
     match cfg.stall_timeout {
         Some(t) => {
@@ -233,6 +245,9 @@ pub fn serve(cli: Settings) -> Result<(), String> {
         reload,
         running,
         iface: cfg.iface.clone(),
+        announcer,
+        announce_wait: cfg.announce.map(|a| a.wait).unwrap_or_default(),
+        proxy: cfg.proxy.is_some(),
     }
     .run(cfg.drain);
     program.detach();
@@ -459,7 +474,14 @@ fn local_addresses() -> Vec<IpAddr> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
     Running,
-    Draining { until: Instant },
+    /// BGP: the VIP routes are gone, new connections still accepted while
+    /// the routers move new flows away; then the drain.
+    Withdrawing {
+        until: Instant,
+    },
+    Draining {
+        until: Instant,
+    },
     Stopping,
 }
 
@@ -482,6 +504,10 @@ struct Control<'a> {
     /// The settings started with, less the backends ([`Reload::comparable`]).
     running: String,
     iface: String,
+    /// The VIP routes for BGP (`--announce-table`).
+    announcer: Option<Announcer<VipRoutes>>,
+    announce_wait: Duration,
+    proxy: bool,
 }
 
 /// What a reload needs: the command line as given and the file it named.
@@ -653,6 +679,18 @@ impl Control<'_> {
                             continue;
                         }
                         phase = match phase {
+                            Phase::Running if self.announcer.is_some() => {
+                                if let Some(a) = self.announcer.as_mut() {
+                                    a.withdraw(Withhold::Draining);
+                                }
+                                tracing::info!(
+                                    "{}: VIP withdrawn; still accepting for {:?} while the routers move new flows \
+                                     away, then draining for up to {drain:?} (again to stop now)",
+                                    signals::name(sig),
+                                    self.announce_wait
+                                );
+                                Phase::Withdrawing { until: Instant::now() + self.announce_wait }
+                            }
                             Phase::Running => {
                                 tracing::info!(
                                     "{}: not accepting; draining for up to {drain:?} (again to stop now)",
@@ -662,7 +700,7 @@ impl Control<'_> {
                                 self.cookies.stop();
                                 Phase::Draining { until: Instant::now() + drain }
                             }
-                            Phase::Draining { .. } => {
+                            Phase::Withdrawing { .. } | Phase::Draining { .. } => {
                                 tracing::info!("{}: stopping now", signals::name(sig));
                                 self.broadcast(Command::Stop);
                                 Phase::Stopping
@@ -674,7 +712,8 @@ impl Control<'_> {
                     if m.owns(e.token()) {
                         let program = self.program;
                         let (info, epoch) = (&self.info, self.epoch);
-                        let draining = phase != Phase::Running;
+                        let draining = matches!(phase, Phase::Draining { .. } | Phase::Stopping);
+                        let announce = self.announcer.as_ref().map(|a| (a.announced(), a.errors()));
                         let dog = &self.watchdog;
                         let stalled: Vec<bool> = (0..n).map(|i| dog.stalled(i)).collect();
                         let mut pages = ControlPages {
@@ -687,6 +726,7 @@ impl Control<'_> {
                                     uptime_secs: epoch.elapsed().as_secs_f64(),
                                     stalled: &stalled,
                                     link: dog.link_state(),
+                                    announce,
                                 })
                             },
                             admin: &mut self.admin,
@@ -708,6 +748,22 @@ impl Control<'_> {
                     failure.get_or_insert(why);
                     self.broadcast(Command::Stop);
                     phase = Phase::Stopping;
+                }
+            }
+            // Every turn (at least every CONTROL_TICK); a route changes only
+            // when the verdict does.
+            if self.announcer.is_some() {
+                let health = self.health(&latest, phase);
+                if let Some(a) = self.announcer.as_mut() {
+                    a.update(&health);
+                }
+            }
+            if let Phase::Withdrawing { until } = phase {
+                if now >= until {
+                    tracing::info!("not accepting; draining for up to {drain:?}");
+                    self.broadcast(Command::Drain);
+                    self.cookies.stop();
+                    phase = Phase::Draining { until: now + drain };
                 }
             }
             if phase == Phase::Running && self.cookies.tick(latest.iter().flatten().map(|s| s.stats.cookies_sent).sum())
@@ -749,6 +805,20 @@ impl Control<'_> {
         match failure {
             Some(f) => Err(f),
             None => Ok(()),
+        }
+    }
+
+    /// What decides whether the VIPs are announced ([`super::announce`]).
+    fn health(&self, latest: &[Option<Snapshot>], phase: Phase) -> Health {
+        let backends_up = self.proxy.then(|| {
+            latest.iter().flatten().map(|s| s.backends.iter().filter(|(_, _, b)| b.up).count()).min().unwrap_or(0)
+        });
+        Health {
+            reporting: latest.iter().all(|s| s.is_some()),
+            draining: phase != Phase::Running,
+            link_up: self.watchdog.link_state().usable(),
+            stalled: (0..latest.len()).any(|i| self.watchdog.stalled(i)),
+            backends_up,
         }
     }
 
