@@ -139,22 +139,19 @@ impl<R: Routes> Announcer<R> {
 
     /// Brings the routes in line with the box's health; logs each change.
     pub fn update(&mut self, h: &Health) {
-        let why = verdict(h);
-        let detail = match h.backends_up {
-            Some(n) => format!(" ({n} backend{} up)", if n == 1 { "" } else { "s" }),
-            None => String::new(),
-        };
-        match why {
-            Ok(()) if !self.announced => {
-                if self.apply(true) {
-                    tracing::info!(
-                        "VIP announced: route{} {} in {}; BGP advertises {}{detail}",
-                        if self.vips.len() == 1 { "" } else { "s" },
-                        self.list(),
-                        self.routes.place(),
-                        if self.vips.len() == 1 { "it" } else { "them" }
-                    );
-                }
+        match verdict(h) {
+            Ok(()) if !self.announced && self.apply(true) => {
+                let detail = match h.backends_up {
+                    Some(n) => format!(" ({n} backend{} up)", if n == 1 { "" } else { "s" }),
+                    None => String::new(),
+                };
+                tracing::info!(
+                    "VIP announced: route{} {} in {}; BGP advertises {}{detail}",
+                    if self.vips.len() == 1 { "" } else { "s" },
+                    self.list(),
+                    self.routes.place(),
+                    if self.vips.len() == 1 { "it" } else { "them" }
+                );
             }
             Err(w) if self.announced => self.withdraw(w),
             _ => {}

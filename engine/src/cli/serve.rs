@@ -7,6 +7,9 @@
 //! * SIGINT/SIGTERM: the shards stop accepting (new SYNs get RST), the
 //!   connections in the table get `--drain` to finish, then the rest are
 //!   reset and the shards end. A second signal skips what is left of the drain.
+//!   With `--announce-table` the VIP routes go first and the shards keep
+//!   accepting for `--announce-wait` before the drain ([`super::announce`]);
+//!   on every exit path the routes are removed with the control loop.
 //! * A shard panics: it is caught in the shard, reported, and the others are
 //!   stopped at once; the process exits with status 1.
 //! * A shard stops turning, or the interface goes down or away, for
