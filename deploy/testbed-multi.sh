@@ -276,7 +276,7 @@ status() {
     fi
     for b in "${BOXES[@]}"; do
         have_ns "$PFX-$b" || continue
-        echo "$PFX-$b table $VIP_TABLE: $(ip -n "$PFX-$b" route show table "$VIP_TABLE" | tr '\n' ';')"
+        echo "$PFX-$b table $VIP_TABLE: $(ip -n "$PFX-$b" route show table "$VIP_TABLE" 2>/dev/null | tr "\n" ";")"
     done
     return $ok
 }
