@@ -28,12 +28,14 @@
 # re-hashes a withdrawn box's flows onto the others, which do not know
 # them (a TCP-terminating box cannot share its connections) and reset
 # them. So that a draining box can finish its connections, the router
-# remembers, per established connection (conntrack), the box that took it
-# (the route's next hop, `rt ip nexthop`, kept in the conntrack mark) and
-# routes its later packets there through a per-box table (`ip rule
-# fwmark`), whatever the ECMP route says; a connection that is not yet
-# established follows the ECMP route, so SYN retries after a withdrawal
-# find a box that is announced. FG_MULTI_PIN=0 leaves plain ECMP. Each
+# remembers, per connection (conntrack), the box that answered its SYN
+# (the SYN-ACK's source MAC, kept in the conntrack mark) and routes the
+# client's later packets there through a per-box table (`ip rule fwmark`),
+# whatever the ECMP route says. Pinned at the box's answer, not at the
+# SYN: a SYN no box answered (sent to a box that died) is not pinned, so
+# its retries follow the ECMP route to a box that is announced; and not at
+# the client's third ACK either: a withdrawal between the SYN-ACK and that
+# ACK would send the ACK to another box. FG_MULTI_PIN=0 leaves plain ECMP. Each
 # pinned connection's client address and port are also put in the nft set
 # `pinned_boxN` (table ip fgm_pin) of its box, so a test can tell which box
 # took which connection: with hash policy 1 the router's kernel takes the
@@ -206,13 +208,15 @@ up() {
 
 # Flow pinning on the router (see the header).
 pin_up() {
-    local elems="" sets="" rules="" i
+    local elems="" sets="" rules="" i mac
     for i in "${!BOXES[@]}"; do
+        mac=$(ip netns exec "$PFX-${BOXES[$i]}" cat /sys/class/net/fg-m0/address) ||
+            die "cannot read the MAC address of fg-m0 in $PFX-${BOXES[$i]}"
         local t=$((PIN_TABLE0 + i)) m=$((i + 1))
         ip -n "$RT" route replace "$VIP/32" via "${BOX_ADDR[$i]}" table "$t"
         ip -n "$RT" rule del fwmark "$m" lookup "$t" 2>/dev/null || true
         ip -n "$RT" rule add fwmark "$m" lookup "$t" priority $((100 + i))
-        elems+="${elems:+, }${BOX_ADDR[$i]} : $m"
+        elems+="${elems:+, }$mac : $m"
         sets+="    set pinned_${BOXES[$i]} { type ipv4_addr . inet_service; flags dynamic, timeout; timeout 10m; size 65536; }
 "
         rules+="        oifname \"fgm-br\" ip daddr $VIP ct mark $m add @pinned_${BOXES[$i]} { ip saddr . tcp sport }
@@ -223,18 +227,19 @@ table ip fgm_pin
 delete table ip fgm_pin
 table ip fgm_pin {
     map box_mark {
-        type ipv4_addr : mark
+        type ether_addr : mark
         elements = { $elems }
     }
 $sets    # Packets of a pinned connection towards the VIP take their box's table.
+    # Pinned by the box's first answer (its SYN-ACK): the box that took it.
     chain pre {
         type filter hook prerouting priority mangle; policy accept;
         iifname "fgm-rc" ip daddr $VIP ct mark != 0 meta mark set ct mark
+        iifname "fgm-br" ip saddr $VIP ct direction reply ct mark 0 ct mark set ether saddr map @box_mark
     }
-    # Pinned once established: the box the ECMP route picked.
+    # The pinned connections, per box (for the tests).
     chain post {
         type filter hook postrouting priority mangle; policy accept;
-        oifname "fgm-br" ip daddr $VIP ct state established ct mark 0 ct mark set rt ip nexthop map @box_mark
 $rules    }
 }
 EOF

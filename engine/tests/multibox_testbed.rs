@@ -26,7 +26,9 @@
 //!      command runs; then it is gone; only box2's connections broke;
 //!   5. box2 back; then it dies silently (its packets dropped, floodgate and
 //!      BIRD SIGKILLed): the router drops it by the BGP hold time (3 s);
-//!      only box2's connections broke, new connections see 0 errors.
+//!      only box2's connections broke, new connections see 0 errors;
+//!   6. box1's backends stop answering its checks: it withdraws (the router
+//!      has no route left), and announces again when they answer.
 
 mod xdp_common;
 
@@ -618,7 +620,10 @@ fn two_boxes_behind_bgp_ecmp() {
     eprintln!("drain of box1: its next hop left the router's route {withdraw:?} after SIGTERM");
     // Box1 still accepts for --announce-wait (3 s): new flows no longer come.
     std::thread::sleep(Duration::from_millis(600));
-    let syns_a = metric(&metrics(0), "floodgate_tcp_syns_received_total");
+    let m = metrics(0);
+    let syns_a = metric(&m, "floodgate_tcp_syns_received_total");
+    assert_eq!(metric(&m, "floodgate_vip_announced"), 0, "withdrawn, still accepting");
+    assert_eq!(metric(&m, "floodgate_draining"), 0, "not draining before --announce-wait is over");
     std::thread::sleep(Duration::from_millis(2000));
     let syns_b = metric(&metrics(0), "floodgate_tcp_syns_received_total");
     assert!(syns_a > syns_before, "box1 took new flows until the withdrawal ({syns_before} -> {syns_a})");
@@ -701,6 +706,23 @@ fn two_boxes_behind_bgp_ecmp() {
     }
     let broken = held.iter().filter(|h| !h.ok).count();
     let after_death = wrk(8, 2, true);
+
+    // 6. Health: box1's backends stop answering its checks (its packets
+    // dropped in fgmt-be); with no backend up it withdraws (the router
+    // then has no route at all), and announces again once they answer.
+    let t0 = Instant::now();
+    ok(BE, &["nft", "add table inet fgm_sick; add chain inet fgm_sick in { type filter hook input priority 0; policy accept; ip saddr 198.18.4.11 drop; }"]);
+    wait_next_hops(&[], Duration::from_secs(10));
+    let sick = t0.elapsed();
+    fg[0].as_mut().unwrap().wait_for("VIP withdrawn (no backend takes new clients)", Duration::from_secs(2));
+    assert_eq!(metric(&metrics(0), "floodgate_vip_announced"), 0);
+    let t0 = Instant::now();
+    ok(BE, &["nft", "delete table inet fgm_sick"]);
+    wait_next_hops(&[BOX_ADDR[0]], Duration::from_secs(10));
+    let well = t0.elapsed();
+    eprintln!(
+        "every backend failing box1's checks: withdrawn after {sick:?}; answering again: announced after {well:?}"
+    );
     let steal1 = steal();
     let steal_pct = 100.0 * (steal1.0 - steal0.0) as f64 / (steal1.1 - steal0.1).max(1) as f64;
     eprintln!(
@@ -708,6 +730,6 @@ fn two_boxes_behind_bgp_ecmp() {
          connections broke (all box2's); then wrk {after_death} requests, 0 errors",
         held.len()
     );
-    eprintln!("MULTIBOX drain_to_withdrawal={withdraw:?} stop_post_to_withdrawal={stop_post:?} silent_death_to_withdrawal={by_hold:?} client_errors_drain=0 ({model}, steal {steal_pct:.1} %)");
+    eprintln!("MULTIBOX drain_to_withdrawal={withdraw:?} stop_post_to_withdrawal={stop_post:?} silent_death_to_withdrawal={by_hold:?} no_backend_to_withdrawal={sick:?} client_errors_drain=0 ({model}, steal {steal_pct:.1} %)");
     let _ = std::fs::remove_dir_all(&dir);
 }
