@@ -153,14 +153,15 @@ impl<R: Routes> Announcer<R> {
                     if self.vips.len() == 1 { "it" } else { "them" }
                 );
             }
-            Err(w) if self.announced => self.withdraw(w),
+            Err(w) if self.announced || self.failing => self.withdraw(w),
             _ => {}
         }
     }
 
     /// Removes the routes now (a signal, an exit): BGP withdraws the VIPs.
     pub fn withdraw(&mut self, why: Withhold) {
-        if !self.announced {
+        // After a refusal some routes may be in place (several VIPs).
+        if !self.announced && !self.failing {
             return;
         }
         if self.apply(false) {
@@ -216,16 +217,18 @@ mod tests {
     use std::collections::BTreeSet;
     use std::rc::Rc;
 
-    /// The table as a set, and a switch that makes the kernel refuse.
+    /// The table as a set, a switch that makes the kernel refuse, and one
+    /// that makes it refuse to add one VIP only.
     #[derive(Clone, Default)]
     struct Table {
         routes: Rc<RefCell<BTreeSet<IpAddr>>>,
         refuse: Rc<RefCell<bool>>,
+        refuse_to_add: Rc<RefCell<Option<IpAddr>>>,
     }
 
     impl Routes for Table {
         fn add(&mut self, vip: IpAddr) -> io::Result<()> {
-            if *self.refuse.borrow() {
+            if *self.refuse.borrow() || *self.refuse_to_add.borrow() == Some(vip) {
                 return Err(io::Error::from_raw_os_error(libc::EPERM));
             }
             self.routes.borrow_mut().insert(vip);
@@ -298,5 +301,22 @@ mod tests {
         assert_eq!(*t.routes.borrow(), BTreeSet::from([VIP, v6]));
         drop(a);
         assert!(t.routes.borrow().is_empty(), "dropped (every exit path): withdrawn");
+    }
+
+    #[test]
+    fn a_half_done_announcement_is_undone() {
+        let t = Table::default();
+        let v6: IpAddr = "2001:db8::5".parse().unwrap();
+        *t.refuse_to_add.borrow_mut() = Some(v6);
+        let mut a = Announcer::new(t.clone(), vec![VIP, v6]);
+        a.update(&SERVING);
+        assert!(!a.announced());
+        assert_eq!(*t.routes.borrow(), BTreeSet::from([VIP]), "the first VIP's route went in");
+        a.update(&Health { backends_up: Some(0), ..SERVING });
+        assert!(t.routes.borrow().is_empty(), "unhealthy: the half announcement is taken back");
+        a.update(&SERVING);
+        assert_eq!(*t.routes.borrow(), BTreeSet::from([VIP]));
+        drop(a);
+        assert!(t.routes.borrow().is_empty(), "and at the exit");
     }
 }
