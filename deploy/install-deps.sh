@@ -14,8 +14,11 @@ set -euo pipefail
 #   which wrk cannot resolve the port of an http:// URL (minimal images lack
 #   it). ca-certificates: rustup. nginx-light: the proxy tests' HTTP backends
 #   (engine/tests/proxy_testbed.rs; run by the test, not as a service).
+#   bird2: the BGP speakers of deploy/testbed-multi.sh (the router's and the
+#   boxes'; engine/tests/multibox_testbed.rs), started by the script, not as
+#   a service.
 PKGS=(build-essential pkg-config clang llvm libelf-dev zlib1g-dev m4 libpcap-dev
-      iproute2 ethtool nftables procps python3 curl wrk netbase ca-certificates nginx-light)
+      iproute2 ethtool nftables procps python3 curl wrk netbase ca-certificates nginx-light bird2)
 
 missing=()
 for p in "${PKGS[@]}"; do

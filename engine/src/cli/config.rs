@@ -601,6 +601,19 @@ pub struct Settings {
     /// only, never exit [default: 10s].
     #[arg(long, value_name = "DURATION", help_heading = "Operating")]
     pub stall_timeout: Option<Secs>,
+
+    /// Scale-out by BGP: keep a route per VIP (`blackhole VIP/32 proto 210`)
+    /// in this kernel routing table while the box is up, healthy (a backend
+    /// up, with the proxy) and not draining; BIRD announces what is there
+    /// (deploy/bird/floodgate-box.conf). A table of its own, not 253-255
+    /// [default: off].
+    #[arg(long, value_name = "TABLE", help_heading = "Operating")]
+    pub announce_table: Option<u32>,
+    /// With --announce-table: on SIGINT/SIGTERM the routes go first, then
+    /// new connections are still accepted for this long, while the routers
+    /// move new flows to the other boxes; then the drain [default: 2s].
+    #[arg(long, value_name = "DURATION", help_heading = "Operating")]
+    pub announce_wait: Option<Secs>,
 }
 
 macro_rules! merge_fields {
@@ -628,7 +641,8 @@ impl Settings {
             buffer_size, events, half_open_budget, max_conns_per_source, source_table, msl, fin_wait2_timeout, keepalive_idle,
             keepalive_interval, keepalive_probes, syn_cookies, xdp_syn_cookies, max_send_buffer, max_recv_buffer, mtu, congestion, nodelay, ecn,
             http_body, http_body_bytes, http_max_header_bytes, http_header_timeout, http_keepalive_timeout, idle_timeout, backend, pool, balance, maglev_seed, eject_after, eject_time, health_check, check_interval, check_timeout, check_path, check_status, check_fall, check_rise, source_addrs, source_ports,
-            backend_connect_timeout, proxy_idle_timeout, proxy_protocol, drain, stall_timeout)
+            backend_connect_timeout, proxy_idle_timeout, proxy_protocol, drain, stall_timeout,
+            announce_table, announce_wait)
     }
 
     /// Checks the merged settings and builds the engine's configuration.
@@ -834,6 +848,20 @@ impl Settings {
             return Err("--stall-timeout must be 0 (never exit) or at least 1s".into());
         }
         let proxy = if app == AppKind::Proxy { Some(self.proxy_settings(&tcp, &cap, queues)?) } else { None };
+        let announce = match self.announce_table {
+            None => {
+                if self.announce_wait.is_some() {
+                    return Err("--announce-wait needs --announce-table".into());
+                }
+                None
+            }
+            Some(t @ (0 | 253..=255)) => {
+                return Err(format!(
+                    "--announce-table {t}: not a table of its own (0 is unspecified, 253-255 are default, main, local)"
+                ))
+            }
+            Some(table) => Some(Announce { table, wait: self.announce_wait.map_or(DEFAULT_ANNOUNCE_WAIT, |s| s.0) }),
+        };
         Ok(Resolved {
             proxy,
             iface,
@@ -856,6 +884,7 @@ impl Settings {
             idle_timeout: timeout(self.idle_timeout, crate::app::echo::IDLE_TIMEOUT),
             drain: self.drain.map_or(Duration::from_secs(5), |s| s.0),
             stall_timeout,
+            announce,
         })
     }
 }
@@ -888,6 +917,20 @@ pub struct Resolved {
     pub stall_timeout: Option<Duration>,
     /// With `--app proxy`.
     pub proxy: Option<ProxySettings>,
+    /// With `--announce-table`.
+    pub announce: Option<Announce>,
+}
+
+/// How long a box withdrawn by SIGTERM keeps accepting before its drain.
+pub const DEFAULT_ANNOUNCE_WAIT: Duration = Duration::from_secs(2);
+
+/// Scale-out by BGP ([`super::announce`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Announce {
+    /// The kernel table of the VIP routes.
+    pub table: u32,
+    /// From the withdrawal to the drain.
+    pub wait: Duration,
 }
 
 /// The proxy's settings, checked.
@@ -1164,6 +1207,27 @@ mod tests {
     }
 
     const BASE: &[&str] = &["--iface", "fg-s0", "--vip", "198.18.0.1", "--port", "80,8080", "--app", "http"];
+
+    #[test]
+    fn announce_table_and_wait() {
+        assert_eq!(cli(BASE).resolve(|_| None).unwrap().announce, None, "off by default");
+        let file = Settings::from_toml("announce-table = 4210\n").unwrap();
+        let r = cli(BASE).over(file).resolve(|_| None).unwrap();
+        assert_eq!(r.announce, Some(Announce { table: 4210, wait: DEFAULT_ANNOUNCE_WAIT }));
+        let mut a = BASE.to_vec();
+        a.extend_from_slice(&["--announce-table", "100", "--announce-wait", "500ms"]);
+        let want = Some(Announce { table: 100, wait: Duration::from_millis(500) });
+        assert_eq!(cli(&a).resolve(|_| None).unwrap().announce, want);
+        for t in ["0", "253", "254", "255"] {
+            let mut a = BASE.to_vec();
+            a.extend_from_slice(&["--announce-table", t]);
+            let e = cli(&a).resolve(|_| None).unwrap_err();
+            assert!(e.contains("not a table of its own"), "{t}: {e}");
+        }
+        let mut a = BASE.to_vec();
+        a.extend_from_slice(&["--announce-wait", "1s"]);
+        assert!(cli(&a).resolve(|_| None).unwrap_err().contains("needs --announce-table"));
+    }
 
     #[test]
     fn command_line_over_file_over_defaults() {

@@ -3,6 +3,7 @@
 //! live view of a running engine), logging set-up, exit status.
 
 pub mod admin;
+pub mod announce;
 pub mod apps;
 pub mod config;
 pub mod ctl;
@@ -32,7 +33,9 @@ the same names (e.g. `time-wait-capacity = 100000`); the command line wins. \
 Durations take a unit: 500ms, 30s, 2m, 1h (a bare number is seconds).
 
 SIGINT/SIGTERM: stop accepting, let connections finish for --drain, reset the \
-rest, detach the XDP program and exit. A second signal stops at once.
+rest, detach the XDP program and exit. A second signal stops at once. With \
+--announce-table (scale-out by BGP), the VIP routes BIRD announces go first, \
+and connections are still accepted for --announce-wait before the drain.
 
 Logs go to stderr; RUST_LOG sets the level (default info).
 

@@ -7,6 +7,9 @@
 //! * SIGINT/SIGTERM: the shards stop accepting (new SYNs get RST), the
 //!   connections in the table get `--drain` to finish, then the rest are
 //!   reset and the shards end. A second signal skips what is left of the drain.
+//!   With `--announce-table` the VIP routes go first and the shards keep
+//!   accepting for `--announce-wait` before the drain ([`super::announce`]);
+//!   on every exit path the routes are removed with the control loop.
 //! * A shard panics: it is caught in the shard, reported, and the others are
 //!   stopped at once; the process exits with status 1.
 //! * A shard stops turning, or the interface goes down or away, for
@@ -31,6 +34,7 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 
 use super::admin::{Admin, Reloaded};
+use super::announce::{Announcer, Health, Withhold};
 use super::config::{AppKind, ProxySettings, Resolved, Settings};
 use super::signals::{self, Signals};
 use super::watchdog::{Change, Watchdog};
@@ -42,6 +46,7 @@ use crate::app::sink::Sink;
 use crate::app::App;
 use crate::link::ifstate::IfWatch;
 use crate::link::napi_tuning::{self, NapiTuning, NapiValues, Places};
+use crate::link::vip_route::VipRoutes;
 use crate::link::xdp::{self, Xdp, XdpProgram};
 use crate::metrics::{self, Info, MetricsServer, Pages, View};
 use crate::shard::handoff::{self, Handoff, SourceMap};
@@ -118,7 +123,10 @@ pub fn serve(cli: Settings) -> Result<(), String> {
     // steered before would find none (`redirect_no_xsk`) and go to the
     // kernel, which answers it with an RST.
     program.set_vips(&owned).map_err(|e| e.to_string())?;
-    warn_unreachable_vips(&cfg);
+    if cfg.announce.is_none() {
+        // With --announce-table the routers bring the VIPs here (BGP).
+        warn_unreachable_vips(&cfg);
+    }
 
     let poll = Poll::new().map_err(|e| format!("poll: {e}"))?;
     poll.registry()
@@ -222,6 +230,13 @@ pub fn serve(cli: Settings) -> Result<(), String> {
         );
     }
     let info = Info { iface: cfg.iface.clone(), app: cfg.app.as_str(), attach_mode: mode.as_str(), huge };
+    let announcer = match cfg.announce {
+        Some(a) => {
+            let routes = VipRoutes::new(a.table).map_err(|e| format!("netlink socket for the VIP routes: {e}"))?;
+            Some(Announcer::new(routes, cfg.vips.clone()))
+        }
+        None => None,
+    };
     let watchdog = Watchdog::new(shards.len(), cfg.stall_timeout, Instant::now());
     match cfg.stall_timeout {
         Some(t) => {
@@ -249,6 +264,9 @@ pub fn serve(cli: Settings) -> Result<(), String> {
         reload,
         running,
         iface: cfg.iface.clone(),
+        announcer,
+        announce_wait: cfg.announce.map(|a| a.wait).unwrap_or_default(),
+        proxy: cfg.proxy.is_some(),
     }
     .run(cfg.drain);
     program.detach();
@@ -475,7 +493,14 @@ fn local_addresses() -> Vec<IpAddr> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
     Running,
-    Draining { until: Instant },
+    /// BGP: the VIP routes are gone, new connections still accepted while
+    /// the routers move new flows away; then the drain.
+    Withdrawing {
+        until: Instant,
+    },
+    Draining {
+        until: Instant,
+    },
     Stopping,
 }
 
@@ -498,6 +523,10 @@ struct Control<'a> {
     /// The settings started with, less the backends ([`Reload::comparable`]).
     running: String,
     iface: String,
+    /// The VIP routes for BGP (`--announce-table`).
+    announcer: Option<Announcer<VipRoutes>>,
+    announce_wait: Duration,
+    proxy: bool,
 }
 
 /// What a reload needs: the command line as given and the file it named.
@@ -673,6 +702,18 @@ impl Control<'_> {
                             continue;
                         }
                         phase = match phase {
+                            Phase::Running if self.announcer.is_some() => {
+                                if let Some(a) = self.announcer.as_mut() {
+                                    a.withdraw(Withhold::Draining);
+                                }
+                                tracing::info!(
+                                    "{}: VIP withdrawn; still accepting for {:?} while the routers move new flows \
+                                     away, then draining for up to {drain:?} (again to stop now)",
+                                    signals::name(sig),
+                                    self.announce_wait
+                                );
+                                Phase::Withdrawing { until: Instant::now() + self.announce_wait }
+                            }
                             Phase::Running => {
                                 tracing::info!(
                                     "{}: not accepting; draining for up to {drain:?} (again to stop now)",
@@ -682,7 +723,7 @@ impl Control<'_> {
                                 self.cookies.stop();
                                 Phase::Draining { until: Instant::now() + drain }
                             }
-                            Phase::Draining { .. } => {
+                            Phase::Withdrawing { .. } | Phase::Draining { .. } => {
                                 tracing::info!("{}: stopping now", signals::name(sig));
                                 self.broadcast(Command::Stop);
                                 Phase::Stopping
@@ -694,7 +735,8 @@ impl Control<'_> {
                     if m.owns(e.token()) {
                         let program = self.program;
                         let (info, epoch) = (&self.info, self.epoch);
-                        let draining = phase != Phase::Running;
+                        let draining = matches!(phase, Phase::Draining { .. } | Phase::Stopping);
+                        let announce = self.announcer.as_ref().map(|a| (a.announced(), a.errors()));
                         let dog = &self.watchdog;
                         let stalled: Vec<bool> = (0..n).map(|i| dog.stalled(i)).collect();
                         let mut pages = ControlPages {
@@ -707,6 +749,7 @@ impl Control<'_> {
                                     uptime_secs: epoch.elapsed().as_secs_f64(),
                                     stalled: &stalled,
                                     link: dog.link_state(),
+                                    announce,
                                 })
                             },
                             admin: &mut self.admin,
@@ -728,6 +771,22 @@ impl Control<'_> {
                     failure.get_or_insert(why);
                     self.broadcast(Command::Stop);
                     phase = Phase::Stopping;
+                }
+            }
+            // Every turn (at least every CONTROL_TICK); a route changes only
+            // when the verdict does.
+            if self.announcer.is_some() {
+                let health = self.health(&latest, phase);
+                if let Some(a) = self.announcer.as_mut() {
+                    a.update(&health);
+                }
+            }
+            if let Phase::Withdrawing { until } = phase {
+                if now >= until {
+                    tracing::info!("not accepting; draining for up to {drain:?}");
+                    self.broadcast(Command::Drain);
+                    self.cookies.stop();
+                    phase = Phase::Draining { until: now + drain };
                 }
             }
             if phase == Phase::Running && self.cookies.tick(latest.iter().flatten().map(|s| s.stats.cookies_sent).sum())
@@ -769,6 +828,20 @@ impl Control<'_> {
         match failure {
             Some(f) => Err(f),
             None => Ok(()),
+        }
+    }
+
+    /// What decides whether the VIPs are announced ([`super::announce`]).
+    fn health(&self, latest: &[Option<Snapshot>], phase: Phase) -> Health {
+        let backends_up = self.proxy.then(|| {
+            latest.iter().flatten().map(|s| s.backends.iter().filter(|(_, _, b)| b.up).count()).min().unwrap_or(0)
+        });
+        Health {
+            reporting: latest.iter().all(|s| s.is_some()),
+            draining: phase != Phase::Running,
+            link_up: self.watchdog.link_state().usable(),
+            stalled: (0..latest.len()).any(|i| self.watchdog.stalled(i)),
+            backends_up,
         }
     }
 

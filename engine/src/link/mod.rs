@@ -10,6 +10,7 @@
 pub mod ifstate;
 pub mod napi_tuning;
 pub mod rss;
+pub mod vip_route;
 pub mod xdp;
 
 /// What to do with a received frame once its handler returns.

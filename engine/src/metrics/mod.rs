@@ -45,6 +45,9 @@ pub struct View<'a> {
     pub stalled: &'a [bool],
     /// The served interface as last seen by the control thread.
     pub link: LinkState,
+    /// With `--announce-table`: the VIP routes are in place (BGP announces
+    /// them), and the route requests the kernel refused.
+    pub announce: Option<(bool, u64)>,
 }
 
 /// Help texts of the link counters (`XdpLinkStats::fields` order of names).
@@ -174,6 +177,21 @@ pub fn render(view: &View<'_>) -> String {
     );
     f.head("floodgate_draining", "gauge", "1 after SIGINT/SIGTERM: not accepting, waiting for connections to finish.");
     f.sample("floodgate_draining", &[], view.draining as u8);
+    if let Some((announced, errors)) = view.announce {
+        f.head(
+            "floodgate_vip_announced",
+            "gauge",
+            "1 while the VIP routes are in the announce table, so BGP (BIRD) advertises this box: up, healthy (a \
+             backend up, with the proxy) and not draining; 0 otherwise.",
+        );
+        f.sample("floodgate_vip_announced", &[], announced as u8);
+        f.head(
+            "floodgate_vip_announce_errors_total",
+            "counter",
+            "Requests to add or remove a VIP route that the kernel refused (retried every 100 ms).",
+        );
+        f.sample("floodgate_vip_announce_errors_total", &[], errors);
+    }
     f.head("floodgate_uptime_seconds", "gauge", "Seconds since the engine started.");
     f.sample("floodgate_uptime_seconds", &[], format!("{:.3}", view.uptime_secs));
     f.head(
@@ -563,9 +581,12 @@ mod tests {
             uptime_secs: 1.5,
             stalled: &[false, false, true],
             link: LinkState::Up,
+            announce: Some((true, 2)),
         });
         for line in [
             "floodgate_up 0",
+            "floodgate_vip_announced 1",
+            "floodgate_vip_announce_errors_total 2",
             "floodgate_link_up{state=\"up\"} 1",
             "floodgate_shard_stalled{shard=\"0\"} 0",
             "floodgate_shard_stalled{shard=\"2\"} 1",

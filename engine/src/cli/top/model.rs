@@ -605,6 +605,7 @@ mod tests {
                 uptime_secs,
                 stalled: &[false, true],
                 link: LinkState::Up,
+                announce: None,
             })
         };
         let m = model(&text(1, 5.0), &text(2, 6.0), 1.0);
