@@ -218,7 +218,7 @@ pub fn serve(cli: Settings) -> Result<(), String> {
     if huge.usable() {
         tracing::info!(
             thp = %huge.thp,
-            "the tables, timer nodes and buffers ask for transparent huge pages of {} KiB \
+            "the tables and timer nodes ask for transparent huge pages of {} KiB \
              (floodgate_memory_huge_page_bytes says how much they got)",
             huge.page_bytes / 1024
         );

@@ -197,8 +197,8 @@ pub fn render(view: &View<'_>) -> String {
     f.head(
         "floodgate_huge_pages_info",
         "gauge",
-        "The kernel's transparent huge page mode (always, madvise, never) and huge page size, which the tables, \
-         timer nodes and buffers ask for; always 1.",
+        "The kernel's transparent huge page mode (always, madvise, never) and huge page size, which the tables and \
+         timer nodes ask for; always 1.",
     );
     let page = view.info.huge.page_bytes.to_string();
     f.sample("floodgate_huge_pages_info", &[("thp", &view.info.huge.thp), ("page_bytes", &page)], 1);

@@ -1,10 +1,11 @@
 //! Huge pages for the big tables, and what the process actually got.
 //!
 //! A lookup at millions of entries is two random memory reads; with 4 KiB
-//! pages each is also a TLB miss and a page walk. The tables, the timer
-//! wheel's nodes and the buffer pool ask for transparent huge pages
-//! (`madvise(MADV_HUGEPAGE)`, which is what a kernel in THP `madvise` mode
-//! needs) before their pages are first written. The advice changes speed,
+//! pages each is also a TLB miss and a page walk. The tables and the timer
+//! wheel's nodes ask for transparent huge pages (`madvise(MADV_HUGEPAGE)`,
+//! which is what a kernel in THP `madvise` mode needs) before their pages
+//! are first written. The buffer pool does not: a huge page would commit
+//! 128 of its chunks at the first touch of one. The advice changes speed,
 //! never behaviour: where THP is off or unavailable the same memory is
 //! backed by small pages. [`HugePages::probe`] reads what the kernel offers
 //! and [`memory_use`] what the process got, for the start-up log and the

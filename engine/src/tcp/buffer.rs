@@ -72,7 +72,10 @@ impl BufferPool {
         // Zeroed memory comes from the allocator as untouched pages, so an
         // unused pool costs address space, not resident memory.
         let mem = vec![0u8; chunks as usize * chunk_size as usize].into_boxed_slice();
-        crate::table::advise_huge_pages(mem.as_ptr(), mem.len());
+        // No huge-page advice here: a 2 MiB page would commit 128 chunks at
+        // the first touch of one (bench/hold.py: 4 M held connections took
+        // 512 B each on the server instead of 254, the whole 1 GiB pool
+        // resident).
         BufferPool {
             mem,
             chunk_size,
