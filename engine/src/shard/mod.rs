@@ -45,22 +45,18 @@ pub fn step_with<L: Link, A: App>(
 ) -> usize {
     let mut received = 0;
     loop {
-        let looking = ep.looks_ahead();
-        let n = link.poll_rx_looking(
-            (budget - received).min(RX_BATCH),
-            ep,
-            |ep, frame, pass| {
-                if looking {
-                    ep.prefetch(frame, pass)
-                }
-            },
-            |ep, frame, tx| {
-                if hand.as_deref_mut().is_some_and(|h| h.divert(frame)) {
-                    return RxAction::Release;
-                }
-                ep.on_frame(now, frame, tx)
-            },
-        );
+        let max = (budget - received).min(RX_BATCH);
+        let mut handle = |ep: &mut Endpoint, frame: &mut [u8], tx: &mut L::Tx<'_>| {
+            if hand.as_deref_mut().is_some_and(|h| h.divert(frame)) {
+                return RxAction::Release;
+            }
+            ep.on_frame(now, frame, tx)
+        };
+        let n = if ep.looks_ahead() {
+            link.poll_rx_looking(max, ep, |ep, frame, pass| ep.prefetch(frame, pass), handle)
+        } else {
+            link.poll_rx(max, |frame, tx| handle(ep, frame, tx))
+        };
         received += n;
         drain_events(ep, app, now);
         if n < RX_BATCH || received >= budget {
