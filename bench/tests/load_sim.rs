@@ -54,10 +54,17 @@ impl App for Server {
 }
 
 fn run(mode: Mode, count: u64, loss: f64) -> LoadApp {
+    run_with(mode, count, loss, false, 4096)
+}
+
+/// With `open_first`, also checks that nothing was sent before every
+/// connection of the concurrency opened.
+fn run_with(mode: Mode, count: u64, loss: f64, open_first: bool, client_buffers: u32) -> LoadApp {
     let cfg = TcpConfig::default();
     let cap = Capacity { connections: 4096, time_wait: 65536, buffers: 4096, buffer_size: 8192, ..Capacity::default() };
     let now = Instant::from_secs(1);
-    let client = Endpoint::new(cfg, cap, [2, 0, 0, 0, 0, 2], Secrets::from_bytes([1; 32]), now);
+    let client_cap = Capacity { buffers: client_buffers, ..cap };
+    let client = Endpoint::new(cfg, client_cap, [2, 0, 0, 0, 0, 2], Secrets::from_bytes([1; 32]), now);
     let mut server = Endpoint::new(cfg, cap, [2, 0, 0, 0, 0, 1], Secrets::from_bytes([2; 32]), now);
     server.listen(None, 80, cfg).unwrap();
     let load = LoadConfig {
@@ -72,6 +79,7 @@ fn run(mode: Mode, count: u64, loss: f64) -> LoadApp {
         path: "/".into(),
         message_size: 1000,
         messages_per_conn: 5,
+        open_first,
     };
     let app = LoadApp::new(load, cap.connections as usize);
     let faults = Faults { loss, delay: Duration::from_micros(50), ..Faults::default() };
@@ -81,6 +89,13 @@ fn run(mode: Mode, count: u64, loss: f64) -> LoadApp {
         let now = pair.now;
         pair.client.app.tick(&mut pair.client.ep, now);
         pair.step();
+        let t = pair.client.app.totals;
+        if open_first && !pair.client.app.released() {
+            assert_eq!((t.requests, t.echo_bytes), (0, 0), "sent before all opened: {t:?}");
+        }
+        if open_first && pair.client.app.released() {
+            assert!(t.connects_ok >= 500.min(count), "released at {t:?}");
+        }
         if mode == Mode::Rps
             && pair.client.app.totals.responses >= count * 20
             && pair.client.app.totals.connects_ok == count
@@ -130,4 +145,32 @@ fn echo_mode_checks_every_byte() {
     assert_eq!(t.echo_bytes, 200 * 5 * 1000, "{t:?}");
     assert_eq!(t.echo_mismatches, 0);
     assert_eq!(t.responses, 200 * 5);
+}
+
+#[test]
+fn open_first_sends_nothing_until_every_connection_is_open() {
+    for mode in [Mode::Echo, Mode::Rps] {
+        let app = run_with(mode, 500, 0.02, true, 4096);
+        let t = app.totals;
+        assert!(app.released(), "{mode:?}: {t:?}");
+        assert_eq!(t.connects_ok, 500, "{mode:?}: {t:?}");
+        assert_eq!(t.echo_mismatches + t.bad_responses + t.resets + t.timeouts, 0, "{mode:?}: {t:?}");
+        if mode == Mode::Echo {
+            assert_eq!(t.echo_bytes, 500 * 5 * 1000, "{t:?}");
+        } else {
+            assert!(t.responses >= 500 * 20, "{t:?}");
+        }
+    }
+}
+
+/// 500 connections sending their messages at once through 64 buffer chunks:
+/// writes come back short or empty while `writable` shows room, and the
+/// client waits for `Writable` instead of spinning on them.
+#[test]
+fn echo_mode_waits_out_a_dry_buffer_pool() {
+    let app = run_with(Mode::Echo, 500, 0.0, true, 64);
+    let t = app.totals;
+    assert_eq!(t.connects_ok, 500, "{t:?}");
+    assert_eq!(t.echo_bytes, 500 * 5 * 1000, "{t:?}");
+    assert_eq!(t.echo_mismatches + t.resets + t.timeouts, 0, "{t:?}");
 }

@@ -70,7 +70,10 @@ struct Args {
     /// RX/TX queues to use, one thread each.
     #[arg(long, value_delimiter = ',', default_value = "0")]
     queues: Vec<u32>,
-    /// CPUs to pin the queue threads to (in order; default: no pinning).
+    /// CPUs to pin the queue threads to, in the order of --queues [default: queue N's thread on
+    /// CPU N, when the machine has a CPU N for every queue]. On veth an XDP_TX reply (a SYN
+    /// cookie answered in the server's XDP program) lands on the RX queue numbered after the CPU
+    /// that sent the SYN, so a thread that wanders to another CPU misses its SYN-ACKs.
     #[arg(long, value_delimiter = ',')]
     cpus: Vec<usize>,
     /// New connections (or SYNs) per second over all threads; 0 = as fast as possible.
@@ -117,7 +120,12 @@ struct Args {
     /// hold: held connections opening (SYN to first response) at a time.
     #[arg(long, default_value_t = 1024)]
     open_concurrency: u32,
-    /// hold: seconds the ramp (opening --held connections) may take at most.
+    /// rps/echo: open all --concurrency connections first and start the requests or messages
+    /// once they are open; --duration counts from then (each queue thread: its share).
+    #[arg(long)]
+    open_first: bool,
+    /// hold (and rps/echo with --open-first): seconds opening the connections may take at most;
+    /// then the run goes on with those that opened.
     #[arg(long, default_value_t = 300)]
     ramp_timeout: u64,
     /// hold: after the measured phase, send one more request on every held connection and
@@ -225,7 +233,13 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(args: Args) -> Result<(), String> {
+fn run(mut args: Args) -> Result<(), String> {
+    if args.cpus.is_empty() {
+        let online = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if args.queues.iter().all(|&q| (q as usize) < online) {
+            args.cpus = args.queues.iter().map(|&q| q as usize).collect();
+        }
+    }
     if args.duration == 0 || args.duration > 3600 {
         return Err("--duration must be between 1 and 3600 seconds".into());
     }
@@ -544,14 +558,34 @@ fn worker(
         path: args.path.clone(),
         message_size: args.size.max(1),
         messages_per_conn: args.messages.max(1),
+        open_first: args.open_first,
     };
     let mut app = LoadApp::new(lc, cap.connections as usize);
     let mut flood = (!flood_sources.is_empty())
         .then(|| SynFlood::new(src_mac, dst_mac, args.target(), flood_sources, 0x51f1_00d5 ^ k as u64));
     let mut drain_until = None;
+    // With --open-first, the run's clock starts when the load does.
+    let ramp_deadline = Instant::now() + Duration::from_secs(args.ramp_timeout);
+    let mut deadline = (!args.open_first).then_some(deadline);
     loop {
         let now = clock();
-        if drain_until.is_none() && (Instant::now() >= deadline || STOP.load(Ordering::Relaxed)) {
+        if deadline.is_none() {
+            if !app.released() && Instant::now() >= ramp_deadline {
+                eprintln!(
+                    "queue {}: {} of {} connections open after {} s; the load starts with those",
+                    link.queue(),
+                    app.totals.connects_ok,
+                    conns,
+                    args.ramp_timeout
+                );
+                app.release(&mut ep, now);
+            }
+            if app.released() {
+                deadline = Some(Instant::now() + Duration::from_secs(args.duration));
+            }
+        }
+        let over = deadline.is_some_and(|d| Instant::now() >= d);
+        if drain_until.is_none() && (over || STOP.load(Ordering::Relaxed)) {
             app.stop();
             drain_until = Some(Instant::now() + floodgate_bench::load::DRAIN);
         }

@@ -11,6 +11,12 @@
 //!   once what it sent has come back, so the counts cover the run's duration
 //!   and not the drain.
 //!
+//! With `open_first` (rps, echo), the connections open first and send
+//! nothing until all of them are open (or the caller gives up waiting and
+//! calls `release`): the measured phase then carries the load of the whole
+//! concurrency, and the connects do not compete with it for the client's
+//! own RX ring (a SYN-ACK lost there costs the client a 1 s SYN retry).
+//!
 //! Connect time (SYN sent to ESTABLISHED) and request latency (request
 //! written to response complete) go into hdrhistograms, in microseconds.
 
@@ -21,7 +27,7 @@ pub mod synflood;
 
 use floodgate::app::App;
 use floodgate::table::Handle;
-use floodgate::tcp::{CloseReason, Endpoint, Event};
+use floodgate::tcp::{CloseReason, Endpoint, Event, State};
 use floodgate::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use response::ResponseParser;
@@ -55,6 +61,8 @@ pub struct LoadConfig {
     /// Echo: bytes per message, messages per connection.
     pub message_size: usize,
     pub messages_per_conn: u32,
+    /// rps, echo: send nothing until `concurrency` connections are open.
+    pub open_first: bool,
 }
 
 /// What a run counted.
@@ -111,6 +119,8 @@ pub struct LoadApp {
     next_port: u16,
     request: Vec<u8>,
     stopped: bool,
+    /// The first requests or messages may go (always, without `open_first`).
+    released: bool,
     started_at: Option<Instant>,
     pub totals: Totals,
     pub connect_us: Histogram<u64>,
@@ -127,6 +137,7 @@ impl LoadApp {
         let close = if cfg.mode == Mode::Cps { "Connection: close\r\n" } else { "" };
         let request = format!("GET {} HTTP/1.1\r\nHost: {}\r\n{close}\r\n", cfg.path, cfg.target.ip()).into_bytes();
         let next_port = cfg.ports.0;
+        let released = !cfg.open_first || cfg.mode == Mode::Cps;
         LoadApp {
             cfg,
             conns: vec![Conn::default(); connections],
@@ -134,6 +145,7 @@ impl LoadApp {
             next_port,
             request,
             stopped: false,
+            released,
             started_at: None,
             totals: Totals::default(),
             connect_us: Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds"),
@@ -156,6 +168,30 @@ impl LoadApp {
     /// message under way).
     pub fn stop(&mut self) {
         self.stopped = true;
+    }
+
+    /// Whether the load is under way (with `open_first`: once every
+    /// connection opened, or `release` was called).
+    pub fn released(&self) -> bool {
+        self.released
+    }
+
+    /// Starts the load on every open connection (`open_first`).
+    pub fn release(&mut self, ep: &mut Endpoint, now: Instant) {
+        if self.released {
+            return;
+        }
+        self.released = true;
+        for k in 0..self.conns.len() {
+            let Some(h) = self.conns[k].handle else { continue };
+            if ep.state(h) != Some(State::Established) {
+                continue;
+            }
+            match self.cfg.mode {
+                Mode::Echo => self.pump_echo(ep, h),
+                _ => self.send_request(ep, h, now),
+            }
+        }
     }
 
     pub fn in_flight(&self) -> u64 {
@@ -184,6 +220,9 @@ impl LoadApp {
         let start = *self.started_at.get_or_insert(now);
         if self.stopped {
             return;
+        }
+        if !self.released && self.totals.connects_ok >= self.cfg.concurrency as u64 {
+            self.release(ep, now);
         }
         let allowed_by_rate = match self.cfg.rate {
             Some(r) => ((now - start).as_micros() as u64 * r as u64 / 1_000_000 + 1)
@@ -287,7 +326,13 @@ impl LoadApp {
             for (k, b) in buf[..n].iter_mut().enumerate() {
                 *b = echo_byte(st.sent + k);
             }
-            st.sent += ep.write(h, &buf[..n]).unwrap_or(0);
+            // Short of buffer chunks (the pool ran dry) a write takes
+            // nothing though `writable` showed room: a `Writable` follows
+            // when a chunk frees up.
+            match ep.write(h, &buf[..n]) {
+                Ok(0) | Err(_) => break,
+                Ok(w) => st.sent += w,
+            }
         }
         let done_msgs = (st.checked / size.max(1)) as u32;
         let new_msgs = done_msgs.saturating_sub(st.messages);
@@ -322,6 +367,9 @@ impl App for LoadApp {
                 let took = now - c.started;
                 let _ = self.connect_us.record(took.as_micros().max(1) as u64);
                 self.totals.connects_ok += 1;
+                if !self.released {
+                    return;
+                }
                 match self.cfg.mode {
                     Mode::Cps | Mode::Rps => self.send_request(ep, h, now),
                     Mode::Echo => self.pump_echo(ep, h),
