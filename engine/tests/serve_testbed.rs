@@ -691,8 +691,51 @@ fn busy_poll_unavailable_is_reported_and_serving_goes_on() {
         assert!(metric(&m, "floodgate_shard_syscalls_total") > 0, "{m}");
         assert_eq!(napi_settings(), before, "the interface untouched");
         curl_ok();
+        if gro == "off" {
+            client_busy_poll_unavailable();
+        }
         fg.stop();
     }
+}
+
+/// floodgate-load `--busy-poll on` on fg-c0 (veth: no NAPI ID either)
+/// says so for each queue and runs its load without it: every connection
+/// answered, fg-c0's NAPI settings untouched.
+fn client_busy_poll_unavailable() {
+    let load = floodgate_load_bin();
+    let read = |a: &str| {
+        let (ok, out) = sh(&mut in_cli(&["cat", &format!("/sys/class/net/fg-c0/{a}")]));
+        assert!(ok, "{out}");
+        out.trim().to_string()
+    };
+    let before = (read("napi_defer_hard_irqs"), read("gro_flush_timeout"));
+    let (ok, out) = sh(&mut in_cli(&[
+        "timeout",
+        "-k",
+        "5",
+        "30",
+        load.to_str().unwrap(),
+        "cps",
+        "--iface",
+        "fg-c0",
+        "--target",
+        &format!("{VIP}:80"),
+        "--queues",
+        "0,1",
+        "--count",
+        "2000",
+        "--duration",
+        "10",
+        "--busy-poll",
+        "on",
+    ]));
+    assert!(ok, "{out}");
+    for q in 0..2 {
+        assert!(out.contains(&format!("queue {q}: busy polling unavailable")), "queue {q}:\n{out}");
+        assert!(out.contains("busy_poll=unavailable"), "{out}");
+    }
+    assert!(out.contains("2000 established") && out.contains("errors: connect 0, reset 0, timeout 0"), "{out}");
+    assert_eq!((read("napi_defer_hard_irqs"), read("gro_flush_timeout")), before, "fg-c0 untouched");
 }
 
 /// fg-s0's `napi_defer_hard_irqs` and `gro_flush_timeout`.

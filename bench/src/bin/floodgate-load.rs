@@ -6,7 +6,9 @@
 //! percentiles (text, and JSON with --json).
 
 use clap::{Parser, ValueEnum};
-use floodgate::link::xdp::{Xdp, XdpConfig, XdpMode, XdpProgram, ZeroCopy};
+use floodgate::link::xdp::{
+    BusyPollConfig, BusyPollMode, BusyPollState, Xdp, XdpConfig, XdpMode, XdpProgram, ZeroCopy,
+};
 use floodgate::link::Link;
 use floodgate::neigh;
 use floodgate::shard;
@@ -14,12 +16,19 @@ use floodgate::tcp::{Capacity, Endpoint, Secrets, TcpConfig};
 use floodgate::time::Instant as FgInstant;
 use floodgate_bench::load::hold::{self as holdmod, HoldApp, HoldConfig, HoldTotals, RunPhase};
 use floodgate_bench::load::synflood::{FloodTotals, SynFlood};
-use floodgate_bench::load::{report, LoadApp, LoadConfig, Mode, Totals};
+use floodgate_bench::load::{busy, report, LoadApp, LoadConfig, Mode, Totals};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum BusyPollArg {
+    Off,
+    Auto,
+    On,
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum ModeArg {
@@ -139,6 +148,14 @@ struct Args {
     /// Write the summary as JSON here.
     #[arg(long)]
     json: Option<std::path::PathBuf>,
+    /// Preferred busy polling of the sockets, as `floodgate serve --busy-poll`: each queue
+    /// thread runs its NAPI poll itself (no NAPI thread, no yields) where the driver gives the
+    /// socket a NAPI ID; where it does not (veth), said once and the run goes on without.
+    #[arg(long, value_enum, default_value = "off")]
+    busy_poll: BusyPollArg,
+    /// SO_BUSY_POLL microseconds with --busy-poll.
+    #[arg(long, default_value_t = 20)]
+    busy_poll_usec: u32,
     #[arg(long, value_enum, default_value = "auto")]
     xdp_mode: XdpModeArg,
     #[arg(long, value_enum, default_value = "auto")]
@@ -224,7 +241,9 @@ enum Report {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    match run(args) {
+    let r = run(args);
+    busy::restore();
+    match r {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("floodgate-load: {e}");
@@ -285,10 +304,21 @@ fn run(mut args: Args) -> Result<(), String> {
         ZeroCopyArg::Auto => ZeroCopy::Auto,
         ZeroCopyArg::Off => ZeroCopy::Off,
     };
-    let xcfg = XdpConfig { zero_copy: zc, ..XdpConfig::default() };
+    let busy_poll = BusyPollConfig {
+        mode: match args.busy_poll {
+            BusyPollArg::Off => BusyPollMode::Off,
+            BusyPollArg::Auto => BusyPollMode::Auto,
+            BusyPollArg::On => BusyPollMode::On,
+        },
+        usec: args.busy_poll_usec.max(1),
+        ..BusyPollConfig::default()
+    };
+    let xcfg = XdpConfig { zero_copy: zc, busy_poll, ..XdpConfig::default() };
     let mut links = Vec::new();
     for &q in &args.queues {
-        links.push(Xdp::bind(&prog, &args.iface, q, &xcfg).map_err(|e| e.to_string())?);
+        let link = Xdp::bind(&prog, &args.iface, q, &xcfg).map_err(|e| e.to_string())?;
+        busy::at_bind(&link);
+        links.push(link);
     }
     let mode_name = format!("{:?}", args.mode).to_lowercase();
     println!(
@@ -480,6 +510,7 @@ fn worker(
     reports: mpsc::Sender<Report>,
 ) -> Outcome {
     let epoch = Instant::now();
+    let mut turn = busy::Turn::default();
     // Time since boot, not since this process started, and a fixed key: the
     // timestamps and ISNs of a tuple keep rising from one run to the next, so
     // a server still holding TIME-WAIT for it from the last run accepts the
@@ -504,9 +535,7 @@ fn worker(
                 f.send(&mut link, due.min(64));
             }
             link.flush();
-            if got == 0 {
-                std::thread::yield_now();
-            }
+            turn.end(&mut link, got);
             if last_report.elapsed() >= Duration::from_millis(500) {
                 let _ = reports.send(Report::Flood(k, f.totals));
                 last_report = Instant::now();
@@ -521,7 +550,7 @@ fn worker(
         let _ = reports.send(Report::Flood(k, f.totals));
         let st: Vec<String> =
             link.stats().fields().iter().filter(|(_, v)| *v > 0).map(|(n, v)| format!("{n}={v}")).collect();
-        eprintln!("queue {}: link {}", link.queue(), st.join(" "));
+        eprintln!("queue {}: link {}{}", link.queue(), st.join(" "), busy_note(&link, &turn));
         return Outcome::Flood(f.totals);
     }
 
@@ -602,11 +631,9 @@ fn worker(
             }
         }
         let rx = shard::step(&mut ep, &mut link, &mut app, now, 64);
-        if rx == 0 {
-            // As the engine's shards do: yield to the NAPI thread that may
-            // share this core and do our receive.
-            std::thread::yield_now();
-        }
+        // As the engine's shards do: yield to the NAPI thread that may
+        // share this core and do our receive (not while busy polling).
+        turn.end(&mut link, rx);
         if app.finished() || drain_until.is_some_and(|d| Instant::now() >= d) {
             break;
         }
@@ -618,7 +645,7 @@ fn worker(
     let _ = reports.send(Report::Load(k, app.totals));
     let st: Vec<String> =
         link.stats().fields().iter().filter(|(_, v)| *v > 0).map(|(n, v)| format!("{n}={v}")).collect();
-    eprintln!("queue {}: link {}", link.queue(), st.join(" "));
+    eprintln!("queue {}: link {}{}", link.queue(), st.join(" "), busy_note(&link, &turn));
     Outcome::Load(Box::new(app), flood.map(|f| f.totals).unwrap_or_default())
 }
 
@@ -642,6 +669,7 @@ fn hold(
     src_mac: [u8; 6],
     dst_mac: [u8; 6],
 ) -> Result<(String, String), String> {
+    let mut turn = busy::Turn::default();
     if args.interval <= 0.0 || args.interval > 3600.0 {
         return Err("--interval must be between 0 and 3600 seconds".into());
     }
@@ -722,9 +750,7 @@ fn hold(
     loop {
         let now = boot_clock();
         let rx = shard::step(&mut ep, &mut link, &mut app, now, 64);
-        if rx == 0 {
-            std::thread::yield_now();
-        }
+        turn.end(&mut link, rx);
         let stop = STOP.load(Ordering::Relaxed);
         match app.phase() {
             RunPhase::Ramp if app.ramp_done() || Instant::now() >= ramp_deadline || stop => {
@@ -779,7 +805,7 @@ fn hold(
     }
     let st: Vec<String> =
         link.stats().fields().iter().filter(|(_, v)| *v > 0).map(|(n, v)| format!("{n}={v}")).collect();
-    eprintln!("queue {}: link {}", link.queue(), st.join(" "));
+    eprintln!("queue {}: link {}{}", link.queue(), st.join(" "), busy_note(&link, &turn));
 
     let t = app.totals;
     let (end_tot, seconds, client_end, server_end) =
@@ -924,6 +950,14 @@ fn hold_line(s: &Sample) -> String {
         s.client_rss >> 20,
         s.server_rss >> 20
     )
+}
+
+/// ` busy_poll=STATE yields=N` for a queue's closing line, with --busy-poll.
+fn busy_note(link: &Xdp, turn: &busy::Turn) -> String {
+    match link.busy_poll() {
+        BusyPollState::Off => String::new(),
+        s => format!(" busy_poll={} yields={}", s.as_str(), turn.yields),
+    }
 }
 
 #[cfg(test)]

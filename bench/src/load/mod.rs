@@ -20,6 +20,7 @@
 //! Connect time (SYN sent to ESTABLISHED) and request latency (request
 //! written to response complete) go into hdrhistograms, in microseconds.
 
+pub mod busy;
 pub mod hold;
 pub mod report;
 mod response;

@@ -45,12 +45,12 @@ use crate::app::proxy::Proxy;
 use crate::app::sink::Sink;
 use crate::app::App;
 use crate::link::ifstate::IfWatch;
-use crate::link::napi_tuning::{self, NapiTuning, NapiValues, Places};
+use crate::link::napi_tuning::{self, NapiTuning, Places};
 use crate::link::vip_route::VipRoutes;
 use crate::link::xdp::{self, Xdp, XdpProgram};
 use crate::metrics::{self, Info, MetricsServer, Pages, View};
 use crate::shard::handoff::{self, Handoff, SourceMap};
-use crate::shard::runner::{self, allowed_cpus, Report, ShardSpec};
+use crate::shard::runner::{self, allowed_cpus, Report, ShardSpec, BUSY_POLL_NAPI};
 use crate::shard::{AppStats, Command, ShardHandle, Snapshot};
 use crate::table::huge::HugePages;
 use crate::tcp::{Endpoint, Secrets, Stats};
@@ -63,12 +63,6 @@ const CONTROL_TICK: Duration = Duration::from_millis(100);
 const WATCH_EVERY: Duration = Duration::from_millis(100);
 /// How long stopping shards get to end before the process leaves without them.
 const STOP_GRACE: Duration = Duration::from_secs(5);
-/// The interface's settings while busy polling: two empty polls in a row
-/// before the interrupt is re-armed, and a watchdog of the shard's own spin
-/// time (`runner::BUSY_POLL`), after which a shard that went to sleep gets
-/// its frames through the interrupt path again.
-const BUSY_POLL_NAPI: NapiValues =
-    NapiValues { defer_hard_irqs: 2, gro_flush_timeout: runner::BUSY_POLL.as_nanos() as u64 };
 
 /// Runs the serve command; `Err` is a message for the operator.
 pub fn serve(cli: Settings) -> Result<(), String> {

@@ -61,6 +61,7 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use crate::app::App;
+use crate::link::napi_tuning::NapiValues;
 use crate::link::xdp::{BindMode, BusyPollMode, BusyPollState, Xdp, XdpLinkStats};
 use crate::link::Link;
 use crate::tcp::{Endpoint, Listener, ListenerCounts, Stats};
@@ -76,6 +77,12 @@ const WAKE: Token = Token(1);
 /// How long a shard keeps busy-polling after its last received frame
 /// before it sleeps on the socket.
 pub const BUSY_POLL: Duration = Duration::from_micros(200);
+/// The interface's settings while busy polling: two empty polls in a row
+/// before the interrupt is re-armed, and a watchdog of the spin time
+/// ([`BUSY_POLL`]), after which a socket whose thread went to sleep gets
+/// its frames through the interrupt path again.
+pub const BUSY_POLL_NAPI: NapiValues =
+    NapiValues { defer_hard_irqs: 2, gro_flush_timeout: BUSY_POLL.as_nanos() as u64 };
 /// Longest sleep (also the snapshot period).
 pub const SNAPSHOT_EVERY: Duration = Duration::from_millis(250);
 /// Most application counters a snapshot carries (every application's must
