@@ -42,7 +42,11 @@ this machine).
 --family 6 runs the same over IPv6: 2001:db8::1 instead of 198.18.0.1 (both
 servers, every client; floodgate-load's sources follow the target), the
 results written as compare-v6.*; the XDP_TX reflector answers IPv6 SYNs
-too (reflector.bpf.c).
+too (reflector.bpf.c). --family 4,6 runs both in the same rounds: each
+server listens on both addresses, every load runs over IPv4 and then over
+IPv6 against the same server process, and the report (compare-v46.*) puts
+the IPv6 rows under the IPv4 ones with a table of IPv6 against IPv4 per
+server; the reflector ceilings are then measured over IPv4.
 
 Prints a table of medians and ratios and writes it as Markdown, plus a PNG
 plot (gnuplot), into the results folder. Every load is bounded in time.
@@ -152,7 +156,7 @@ class Server:
         wait_gone(self.name)
 
 
-def nginx_conf(tmp):
+def nginx_conf(tmp, both=False):
     conf = tmp / "nginx.conf"
     (tmp / "body").write_text(BODY)
     conf.write_text(f"""
@@ -166,7 +170,8 @@ http {{
     access_log off;
     keepalive_requests 1000000;
     server {{
-        listen {HOST}:8080 reuseport backlog=65535;
+        listen {HOST}:8080 reuseport backlog=65535;{f'''
+        listen [{V6_VIP}]:8080 reuseport backlog=65535;''' if both else ""}
         location / {{ default_type text/plain; return 200 "{BODY}"; }}
     }}
 }}
@@ -313,11 +318,36 @@ def measure(server, fn, rx_mode):
     return r
 
 
+V6_VIP = "2001:db8::1"
+V6_SUFFIX = " (IPv6)"
+
+
+def use_family(family):
+    """Points the loads (and nginx's listen line) at the family's address."""
+    global VIP, HOST
+    VIP, HOST = (V6_VIP, f"[{V6_VIP}]") if family == 6 else ("198.18.0.1", "198.18.0.1")
+
+
+def over_both(loads):
+    """--family 4,6: each load over IPv4, then the same over IPv6."""
+    def over(fn, family):
+        def run(server):
+            use_family(family)
+            try:
+                return fn(server)
+            finally:
+                use_family(4)
+        return run
+    return [(name + suffix, over(fn, fam), per_conn)
+            for name, fn, per_conn in loads for fam, suffix in [(4, ""), (6, V6_SUFFIX)]]
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--family", type=int, choices=[4, 6], default=4,
-                    help="6: everything over IPv6 (2001:db8::1), results as compare-v6.*")
+    ap.add_argument("--family", choices=["4", "6", "4,6"], default="4",
+                    help="6: everything over IPv6 (2001:db8::1), results as compare-v6.*; 4,6: both in the same "
+                         "rounds, results as compare-v46.*")
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--results", default=str(ROOT / "results"))
     ap.add_argument("--skip-build", action="store_true")
@@ -329,9 +359,8 @@ def main():
                     help=f"comma-separated subset of {','.join(LOADS)}; the SYN-ACK ceilings (reflectors) run "
                          "only with synflood")
     a = ap.parse_args()
-    global VIP, HOST
-    if a.family == 6:
-        VIP, HOST = "2001:db8::1", "[2001:db8::1]"
+    a.family = {"4": 4, "6": 6, "4,6": 46}[a.family]
+    use_family(6 if a.family == 6 else 4)
     if a.report_only:
         j = json.loads(Path(a.report_only).read_text())
         a.rx_mode, a.rounds, a.seconds = j["rx_mode"], j.get("rounds", a.rounds), j.get("seconds", a.seconds)
@@ -372,17 +401,18 @@ def main():
                "net.ipv4.tcp_max_syn_backlog=65535"), check=False)
 
     tmp = Path(tempfile.mkdtemp(prefix="fg-compare-"))
+    vips = f"--vip {VIP}" + (f" --vip {V6_VIP}" if a.family == 46 else "")
     fg_cmd = (f"taskset -c {SERVER_CPU} {ROOT}/target/release/floodgate serve --iface fg-s0 "
-              f"--vip {VIP} --port 80 --app http --queues 1 --http-body '{BODY}' "
+              f"{vips} --port 80 --app http --queues 1 --http-body '{BODY}' "
               f"--connections 1048576 --time-wait-capacity 16777216 "
-              f"--time-wait-capacity-v6 {16777216 if a.family == 6 else 65536} --metrics 127.0.0.1:9100 --drain 1s")
+              f"--time-wait-capacity-v6 {65536 if a.family == 4 else 16777216} --metrics 127.0.0.1:9100 --drain 1s")
     fg = Server("floodgate", fg_cmd, 80, pid_of=lambda: int(sh("pgrep -n -x floodgate").split()[0]))
     fg_bp = Server("floodgate", fg_cmd + " --busy-poll on", 80,
                    pid_of=lambda: int(sh("pgrep -n -x floodgate").split()[0]), label="floodgate busy-poll")
     # The same engine with every SYN answered by its shard, never in XDP.
     fg_shard_syns = Server("floodgate", fg_cmd + " --xdp-syn-cookies off", 80,
                            pid_of=lambda: int(sh("pgrep -n -x floodgate").split()[0]))
-    ngx = Server("nginx", f"nginx -c {nginx_conf(tmp)}", 8080, pid_of=lambda: nginx_worker_pid(tmp))
+    ngx = Server("nginx", f"nginx -c {nginx_conf(tmp, a.family == 46)}", 8080, pid_of=lambda: nginx_worker_pid(tmp))
 
     loads = [
         ("CPS, wrk Connection: close", lambda s: run_wrk(s.port, a.seconds, 64, True), True),
@@ -393,6 +423,8 @@ def main():
          lambda s: run_load("synflood", s.port, a.seconds, synflood_queues(s, a.rx_mode)), True),
     ]
     loads = [ld for ld, key in zip(loads, LOADS) if key in wanted]
+    if a.family == 46:
+        loads = over_both(loads)
     servers = [fg, ngx] + ([fg_bp] if a.rx_mode == "busy-poll" else [])
     results = {name: {s.label: [] for s in servers} for name, _, _ in loads}
     time_wait = {}
@@ -451,6 +483,10 @@ def main():
     write_report(a, results, ceiling, time_wait, shard_syns, machine, counters)
 
 
+def family_name(family):
+    return {4: "IPv4", 6: "IPv6", 46: "IPv4 and IPv6"}[family]
+
+
 def med(xs):
     return statistics.median(xs) if xs else float("nan")
 
@@ -461,7 +497,7 @@ def write_report(a, results, ceiling, time_wait, shard_syns, machine, counters):
     cpu = (sh("lscpu | grep -m1 'Model name' || true").split(":")[-1].strip()
            or sh("grep -m1 'model name' /proc/cpuinfo || true").split(":")[-1].strip() or "unknown CPU")
     lines = [
-        f"# floodgate vs the Linux kernel (nginx), IPv{a.family}, {time.strftime('%Y-%m-%d %H:%M')}",
+        f"# floodgate vs the Linux kernel (nginx), {family_name(a.family)}, {time.strftime('%Y-%m-%d %H:%M')}",
         "",
         f"Machine: {os.cpu_count()} cores ({cpu}), kernel {os.uname().release}; testbed veth pair; "
         f"server on CPU {SERVER_CPU}, clients on CPU {CLIENT_CPU}; {a.rounds} rounds of {a.seconds} s, "
@@ -500,18 +536,30 @@ def write_report(a, results, ceiling, time_wait, shard_syns, machine, counters):
         lines.append(f"| {name} | {fr:,.0f}/s | {nr:,.0f}/s | {ratio:.2f}x | {busy(f):.0f} % / {busy(n):.0f} % | "
                      f"{fc:.2f} / {nc:.2f} | {nc / fc if fc else 0:.2f}x | {per_conn(f, 'cpu_s'):.2f} / "
                      f"{per_conn(n, 'cpu_s'):.2f} | {sum(x['errors'] for x in f)} / {sum(x['errors'] for x in n)} |")
-        group = name.split(",")[0]
+        group = name.split(",")[0] + (V6_SUFFIX if name.endswith(V6_SUFFIX) else "")
         for server, rate, core in [("floodgate", fr, fc), ("nginx", nr, nc)]:
             if rate > best.get((group, server), (0, 0, ""))[0]:
-                best[(group, server)] = (rate, core, name.split(", ", 1)[1])
+                best[(group, server)] = (rate, core, name.split(", ", 1)[1].removesuffix(V6_SUFFIX))
     # A server whose core is not busy is waiting on its client: compare each
     # server with the client that drove it hardest.
     lines += ["", "Each server with the client that drove it hardest:", ""]
-    for group in ["CPS", "keep-alive RPS"]:
+    for group in ["CPS", "keep-alive RPS"] + (["CPS" + V6_SUFFIX, "keep-alive RPS" + V6_SUFFIX] if a.family == 46 else []):
         (fr, fc, fl), (nr, nc, nl) = best.get((group, "floodgate"), (0, 0, "")), best.get((group, "nginx"), (0, 0, ""))
         if fr and nr:
             lines.append(f"- {group}: floodgate {fr:,.0f}/s ({fl}) against nginx {nr:,.0f}/s ({nl}): {fr / nr:.2f}x; "
                          f"core µs per connection or request {fc:.2f} against {nc:.2f}: {nc / fc if fc else 0:.2f}x.")
+    if a.family == 46:
+        lines += ["", "IPv6 against IPv4, same rounds, same server process (medians):", "",
+                  "| load | floodgate IPv6 / IPv4 | nginx IPv6 / IPv4 | ratio fg/nginx IPv4 | IPv6 |",
+                  "|---|---:|---:|---:|---:|"]
+        for name, r in results.items():
+            r6 = results.get(name + V6_SUFFIX)
+            if name.endswith(V6_SUFFIX) or not r6 or not all(r[k] and r6[k] for k in ("floodgate", "nginx")):
+                continue
+            f4, n4, f6, n6 = (med([x["rate"] for x in xs]) for xs in (r["floodgate"], r["nginx"], r6["floodgate"],
+                                                                      r6["nginx"]))
+            lines.append(f"| {name} | {f6:,.0f} / {f4:,.0f} ({f6 / f4 if f4 else 0:.2f}x) | {n6:,.0f} / {n4:,.0f} "
+                         f"({n6 / n4 if n4 else 0:.2f}x) | {f4 / n4 if n4 else 0:.2f}x | {f6 / n6 if n6 else 0:.2f}x |")
     if "floodgate busy-poll" in next(iter(results.values()), {}):
         lines += ["", "floodgate with `--busy-poll on`, same rounds:", "",
                   "| load | floodgate busy-poll | vs floodgate own | vs nginx | core µs/conn busy-poll / own / nginx "
@@ -536,11 +584,12 @@ def write_report(a, results, ceiling, time_wait, shard_syns, machine, counters):
                          f"{c.get('link_fill_wakeups', 0) / rx:.3f}, busy polls {c.get('link_busy_polls', 0) / rx:.3f}, "
                          f"yields {c.get('shard_yields', 0) / rx:.3f}, sleeps {c.get('shard_sleeps', 0) / rx:.3f}; "
                          f"{c.get('link_rx_frames', 0) / max(c.get('shard_turns', 0), 1):.2f} frames per turn).")
+    stem = {4: "compare", 6: "compare-v6", 46: "compare-v46"}[a.family]
     if "SYN-ACK/s, floodgate-load synflood" not in results:
         md = "\n".join(lines + [""])
-        (out / "compare.md").write_text(md + "\n")
-        (out / "compare.json").write_text(json.dumps({"rx_mode": a.rx_mode, "rounds": a.rounds, "seconds": a.seconds,
-                                                      "results": results, "reflector": ceiling,
+        (out / f"{stem}.md").write_text(md + "\n")
+        (out / f"{stem}.json").write_text(json.dumps({"rx_mode": a.rx_mode, "rounds": a.rounds, "seconds": a.seconds,
+                                                      "family": a.family, "results": results, "reflector": ceiling,
                                                       "time_wait": time_wait, "shard_syns": shard_syns,
                                                       "machine": machine, "counters": counters}, indent=1))
         print(md)
@@ -563,7 +612,6 @@ def write_report(a, results, ceiling, time_wait, shard_syns, machine, counters):
                  f"entered, {time_wait.get('evicted', 0):,} cut short by a full table.")
     lines.append("")
     md = "\n".join(lines)
-    stem = "compare" if a.family == 4 else "compare-v6"
     (out / f"{stem}.md").write_text(md + "\n")
     (out / f"{stem}.json").write_text(json.dumps({"rx_mode": a.rx_mode, "rounds": a.rounds, "seconds": a.seconds,
                                                   "family": a.family,
@@ -577,7 +625,7 @@ def write_report(a, results, ceiling, time_wait, shard_syns, machine, counters):
         script = f"""
 set terminal pngcairo size 1100,650 noenhanced
 set output '{out / f"{stem}.png"}'
-set title 'floodgate vs nginx on the Linux kernel, IPv{a.family} (medians)'
+set title 'floodgate vs nginx on the Linux kernel, {family_name(a.family)} (medians)'
 set style data histograms
 set style histogram clustered gap 1
 set style fill solid 0.8 border -1

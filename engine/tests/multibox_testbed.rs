@@ -33,11 +33,10 @@
 mod xdp_common;
 
 use std::collections::{BTreeMap, HashSet};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
+use xdp_common::proc::{in_ns, Proc};
 use xdp_common::{repo, require_root, sh, sh_within, TestbedLock};
 
 const PFX: &str = "fgmt";
@@ -52,98 +51,10 @@ const BACKENDS: [&str; 4] = ["198.18.4.20", "198.18.4.21", "198.18.4.22", "198.1
 /// BGP hold time of deploy/bird/*.conf.
 const HOLD: Duration = Duration::from_secs(3);
 
-fn in_ns(ns: &str, args: &[&str]) -> Command {
-    let mut c = Command::new("ip");
-    c.args(["netns", "exec", ns]).args(args);
-    c
-}
-
 fn ok(ns: &str, args: &[&str]) -> String {
     let (good, out) = sh(&mut in_ns(ns, args));
     assert!(good, "{ns}: {args:?}:\n{out}");
     out
-}
-
-/// A process started in a namespace; SIGKILLed on drop if still running.
-struct Proc {
-    child: Child,
-    log: Arc<Mutex<Vec<String>>>,
-}
-
-impl Proc {
-    fn spawn(ns: &str, args: &[&str]) -> Proc {
-        let mut child = in_ns(ns, args)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {args:?}: {e}"));
-        let log = Arc::new(Mutex::new(Vec::new()));
-        for out in [
-            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-            Box::new(child.stderr.take().unwrap()),
-        ] {
-            let l = log.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(out).lines().map_while(Result::ok) {
-                    l.lock().unwrap().push(line);
-                }
-            });
-        }
-        Proc { child, log }
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().join("\n")
-    }
-
-    fn wait_for(&mut self, what: &str, within: Duration) {
-        let end = Instant::now() + within;
-        while !self.log().contains(what) {
-            if let Ok(Some(st)) = self.child.try_wait() {
-                panic!("exited with {st} before {what:?}:\n{}", self.log());
-            }
-            assert!(Instant::now() < end, "no {what:?} within {within:?}:\n{}", self.log());
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn signal(&self, sig: i32) {
-        // SAFETY: signalling our own child (ip netns exec execs the command).
-        unsafe { libc::kill(self.child.id() as i32, sig) };
-    }
-
-    /// Bounded wait for the exit; its status.
-    fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
-        let end = Instant::now() + within;
-        loop {
-            if let Ok(Some(st)) = self.child.try_wait() {
-                return st;
-            }
-            assert!(Instant::now() < end, "still running after {within:?}:\n{}", self.log());
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn kill(&mut self) {
-        xdp_common::kill_and_reap(&mut self.child);
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            self.signal(libc::SIGTERM);
-            let end = Instant::now() + Duration::from_secs(3);
-            while Instant::now() < end && matches!(self.child.try_wait(), Ok(None)) {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            self.kill();
-        }
-        if std::thread::panicking() {
-            eprintln!("process log:\n{}", self.log());
-        }
-    }
 }
 
 /// deploy/testbed-multi.sh up on the tests' namespaces; down on drop.

@@ -67,98 +67,15 @@ mod xdp_common;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use floodgate::shard::runner::SNAPSHOT_EVERY;
+use xdp_common::proc::{in_ns, Proc};
 use xdp_common::{metric, repo, require_root, scrape, sh, wait_metrics, Testbed, BE_NS, CLI_NS, METRICS, SRV_NS};
 
 const VIP: &str = "198.18.0.1";
 const BACKENDS: [&str; 4] = ["198.18.2.10", "198.18.2.11", "198.18.2.12", "198.18.2.13"];
-
-fn in_ns(ns: &str, args: &[&str]) -> Command {
-    let mut c = Command::new("ip");
-    c.args(["netns", "exec", ns]).args(args);
-    c
-}
-
-/// A process started in a namespace; SIGKILLed on drop if still running.
-struct Proc {
-    child: Child,
-    log: Arc<Mutex<Vec<String>>>,
-}
-
-impl Proc {
-    fn spawn(ns: &str, args: &[&str]) -> Proc {
-        let mut child = in_ns(ns, args)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {args:?}: {e}"));
-        let log = Arc::new(Mutex::new(Vec::new()));
-        for out in [
-            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-            Box::new(child.stderr.take().unwrap()),
-        ] {
-            let l = log.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(out).lines().map_while(Result::ok) {
-                    l.lock().unwrap().push(line);
-                }
-            });
-        }
-        Proc { child, log }
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().join("\n")
-    }
-
-    /// Bounded wait until a line of its output contains `what`.
-    fn wait_for(&mut self, what: &str, within: Duration) {
-        let end = Instant::now() + within;
-        while !self.log().contains(what) {
-            if let Ok(Some(st)) = self.child.try_wait() {
-                panic!("exited with {st} before {what:?}:\n{}", self.log());
-            }
-            assert!(Instant::now() < end, "no {what:?} within {within:?}:\n{}", self.log());
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// SIGKILL: the process ends without a word (its sockets close as the
-    /// kernel closes them).
-    fn kill(&mut self) {
-        xdp_common::kill_and_reap(&mut self.child);
-    }
-
-    /// SIGTERM, then SIGKILL after 3 s (nginx's master ends its workers).
-    fn stop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            // SAFETY: signalling our own child (ip netns exec execs the command).
-            unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-            let end = Instant::now() + Duration::from_secs(3);
-            while Instant::now() < end {
-                if let Ok(Some(_)) = self.child.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-        self.kill();
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.stop();
-        if std::thread::panicking() {
-            eprintln!("process log:\n{}", self.log());
-        }
-    }
-}
 
 /// `floodgate serve --app proxy` on fg-s0 towards `backends`, ready.
 fn proxy(port: &str, backends: &[String], extra: &[&str]) -> Proc {

@@ -2,6 +2,8 @@
 //! the testbed): the root gate, the testbed guard and hand-built frames.
 #![allow(dead_code)]
 
+pub mod proc;
+
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
