@@ -388,7 +388,8 @@ fn sighup_reloads_the_backends_under_traffic() {
 
 /// Two ports, two pools: `[[pool]]` gives port 8080 its own backends
 /// (be2, be3 by weight 1:3), the top-level list (be0, be1) serves port 80;
-/// the metrics name each backend under its pool.
+/// the metrics name each backend under its pool. SIGHUP then reloads the
+/// `[[pool]]` as it does the top-level list.
 #[test]
 fn a_pool_per_port_from_the_file() {
     if !require_root("proxy_testbed::a_pool_per_port_from_the_file") {
@@ -401,7 +402,7 @@ fn a_pool_per_port_from_the_file() {
     let file = "balance = \"wrr\"\nbackend = [\"198.18.2.10:80\", \"198.18.2.11:80\"]\n\n[[pool]]\nport = 8080\n\
                 backend = [\"198.18.2.12:80\", \"198.18.2.13:80@3\"]\n";
     std::fs::write(&conf, file).unwrap();
-    let _fg = proxy("80,8080", &[], &["--config", conf.to_str().unwrap()]);
+    let mut fg = proxy("80,8080", &[], &["--config", conf.to_str().unwrap()]);
     let mut names = curl_names(4);
     names.sort();
     assert_eq!(names, ["be0", "be0", "be1", "be1"], "port 80: the top-level backends");
@@ -425,6 +426,29 @@ fn a_pool_per_port_from_the_file() {
         "{m}"
     );
     assert_eq!(metric(&m, "floodgate_proxy_resets_to_client_total"), 0);
+    // SIGHUP with port 8080's pool moved to be0 (be2 and be3 removed) and
+    // balancing by least connections: port 8080 now reaches be0 only, port
+    // 80 is as it was.
+    let file = file.replace(
+        "backend = [\"198.18.2.12:80\", \"198.18.2.13:80@3\"]",
+        "backend = [\"198.18.2.10:80\"]\nbalance = \"least-conn\"",
+    );
+    assert!(file.contains("least-conn"), "{file}");
+    std::fs::write(&conf, &file).unwrap();
+    fg.signal(libc::SIGHUP);
+    fg.wait_for("reloaded the backends", Duration::from_secs(10));
+    assert!(!fg.log().contains("next start"), "nothing waits for a restart:\n{}", fg.log());
+    let names: Vec<String> = (0..4)
+        .map(|_| {
+            let (ok, out) = sh(&mut in_ns(CLI_NS, &["curl", "-sS", "-m", "5", &format!("http://{VIP}:8080/")]));
+            assert!(ok, "curl to port 8080 after the reload:\n{out}");
+            out.trim().to_string()
+        })
+        .collect();
+    assert_eq!(names, ["be0"; 4], "port 8080 after the reload");
+    let mut names = curl_names(4);
+    names.sort();
+    assert_eq!(names, ["be0", "be0", "be1", "be1"], "port 80 after the reload");
 }
 
 /// The time until the metrics show `backend`'s floodgate_backend_up as

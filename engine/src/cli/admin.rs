@@ -18,14 +18,18 @@
 //! move, as for an ejection); a new non-zero weight rebuilds the table here,
 //! in the control thread, and the shards swap it in.
 //!
-//! A reload (SIGHUP, [`Admin::reload`]) gives every backend the file's
-//! weight (undoing `ctl` changes), adds the new backends at the pool's next
-//! indices (their MACs resolved first; one that does not answer refuses
-//! the whole reload) and sets the ones no longer listed to weight 0, shown
+//! A reload (SIGHUP, [`Admin::reload`]) does this for pool 0 (`backend`)
+//! and for every `[[pool]]` still serving its port: it gives every backend
+//! the file's weight (undoing `ctl` changes), adds the new backends at the
+//! pool's next indices (their MACs resolved first; one that does not
+//! answer, or a pool left with no weight, refuses the whole reload before
+//! anything changed) and sets the ones no longer listed to weight 0, shown
 //! as `removed`: their connections go on, as for a drain. A new balancing
 //! algorithm (or Maglev seed) is sent with its table ([`Order::Balance`]);
 //! new ejection and health check settings go to every pool
-//! ([`Order::Health`]). Established connections stay where they are.
+//! ([`Order::Health`]). Established connections stay where they are. A
+//! `[[pool]]` for another port is a new listener: it waits for the next
+//! start, as the other settings do.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -42,6 +46,8 @@ use super::config::{ProxySettings, MAX_WEIGHT};
 /// One pool as the operator set it.
 #[derive(Debug)]
 struct PoolAdmin {
+    /// The `[[pool]]`'s port; `None` for pool 0.
+    port: Option<u16>,
     backends: Vec<SocketAddr>,
     configured: Vec<u32>,
     weights: Vec<u32>,
@@ -68,6 +74,67 @@ impl PoolAdmin {
                 (false, w) => w,
             })
             .collect()
+    }
+
+    /// Applies a reload's view of this pool (`added`: the new backends,
+    /// resolved); the orders for the shards.
+    fn reload(
+        &mut self,
+        pool: usize,
+        new: &PoolReloaded,
+        added: Vec<crate::app::proxy::Backend>,
+    ) -> Result<Vec<Order>, String> {
+        let backends = &new.backends[..];
+        let mut orders = Vec::new();
+        for i in 0..self.backends.len() {
+            let (weight, removed) = match backends.iter().find(|b| b.0 == self.backends[i]) {
+                Some(&(_, w)) => (w, false),
+                None => (0, true),
+            };
+            if weight != self.weights[i] {
+                orders.push(Order::Weight { pool, backend: i, weight });
+            }
+            if removed != self.removed[i] || weight != self.weights[i] {
+                tracing::info!(pool, backend = %self.backends[i], was = self.weights[i], weight, removed, "reload: backend changed");
+            }
+            self.weights[i] = weight;
+            self.configured[i] = weight;
+            self.removed[i] = removed;
+            if weight > 0 {
+                self.before_drain[i] = weight;
+            }
+        }
+        for b in added {
+            tracing::info!(pool, backend = %b.addr, weight = b.weight, "reload: backend added");
+            self.backends.push(b.addr);
+            self.configured.push(b.weight);
+            self.weights.push(b.weight);
+            self.before_drain.push(b.weight);
+            self.removed.push(false);
+            // The table the shards have does not know it yet.
+            self.table_weights.push(0);
+            orders.push(Order::AddBackend { pool, backend: b });
+        }
+        if (new.balance, new.maglev_seed) != (self.balance, self.maglev_seed) {
+            tracing::info!(pool, was = ?self.balance, balance = ?new.balance, seed = new.maglev_seed, "reload: balancing changed");
+            self.balance = new.balance;
+            self.maglev_seed = new.maglev_seed;
+            let table = match new.balance {
+                Algorithm::Maglev { .. } => {
+                    let tw = self.table_weights();
+                    let b: Vec<_> = self.backends.iter().copied().zip(tw.iter().copied()).collect();
+                    let t =
+                        maglev::Table::build(&b, maglev::DEFAULT_SIZE, self.maglev_seed).map_err(|e| e.to_string())?;
+                    self.table_weights = tw;
+                    Some(Arc::new(t))
+                }
+                _ => None,
+            };
+            orders.push(Order::Balance { pool, algorithm: new.balance, table });
+        } else {
+            orders.extend(self.maglev_order(pool)?);
+        }
+        Ok(orders)
     }
 
     /// The Maglev order when the table's weights changed.
@@ -102,24 +169,46 @@ pub struct Health {
     pub probe: Probe,
 }
 
-/// What a reload read for the proxy: pool 0's backends with their weights,
-/// how it balances, and the health settings.
+/// What a reload read for the proxy: every pool, and the health settings.
 #[derive(Clone, Debug)]
 pub struct Reloaded {
+    /// Pool 0 (`backend`), then the `[[pool]]`s.
+    pub pools: Vec<PoolReloaded>,
+    pub health: Health,
+}
+
+/// One pool as a reload read it: its backends with their weights, and how
+/// it balances.
+#[derive(Clone, Debug)]
+pub struct PoolReloaded {
+    /// The `[[pool]]`'s port; `None` for pool 0.
+    pub port: Option<u16>,
     pub backends: Vec<(SocketAddr, u32)>,
     pub balance: Algorithm,
     pub maglev_seed: u64,
-    pub health: Health,
 }
 
 impl Reloaded {
     pub fn of(p: &ProxySettings) -> Reloaded {
-        Reloaded {
-            backends: p.backends.iter().copied().zip(p.weights.iter().copied()).collect(),
-            balance: p.balance,
-            maglev_seed: p.maglev_seed,
-            health: Health { eject: p.eject, check: p.check, probe: p.probe.clone() },
-        }
+        let pool = |port, backends: &[SocketAddr], weights: &[u32], balance, maglev_seed| PoolReloaded {
+            port,
+            backends: backends.iter().copied().zip(weights.iter().copied()).collect(),
+            balance,
+            maglev_seed,
+        };
+        let mut pools = vec![pool(None, &p.backends, &p.weights, p.balance, p.maglev_seed)];
+        pools.extend(
+            p.extra_pools.iter().map(|x| pool(Some(x.port), &x.backends, &x.weights, x.balance, x.maglev_seed)),
+        );
+        Reloaded { pools, health: Health { eject: p.eject, check: p.check, probe: p.probe.clone() } }
+    }
+}
+
+/// How the log and the errors name a pool.
+fn pool_name(port: Option<u16>) -> String {
+    match port {
+        None => "the backends".into(),
+        Some(p) => format!("[[pool]] of port {p}"),
     }
 }
 
@@ -129,7 +218,8 @@ pub type Answer = (u16, String, Vec<Order>);
 impl Admin {
     /// The pools of `--app proxy`: pool 0 (`backend`), then the `[[pool]]`s.
     pub fn new(p: &ProxySettings) -> Admin {
-        let pool = |backends: &[SocketAddr], weights: &[u32], balance, maglev_seed| PoolAdmin {
+        let pool = |port, backends: &[SocketAddr], weights: &[u32], balance, maglev_seed| PoolAdmin {
+            port,
             backends: backends.to_vec(),
             configured: weights.to_vec(),
             weights: weights.to_vec(),
@@ -139,8 +229,10 @@ impl Admin {
             table_weights: weights.to_vec(),
             removed: vec![false; weights.len()],
         };
-        let mut pools = vec![pool(&p.backends, &p.weights, p.balance, p.maglev_seed)];
-        pools.extend(p.extra_pools.iter().map(|x| pool(&x.backends, &x.weights, x.balance, x.maglev_seed)));
+        let mut pools = vec![pool(None, &p.backends, &p.weights, p.balance, p.maglev_seed)];
+        pools.extend(
+            p.extra_pools.iter().map(|x| pool(Some(x.port), &x.backends, &x.weights, x.balance, x.maglev_seed)),
+        );
         Admin { pools, health: Health { eject: p.eject, check: p.check, probe: p.probe.clone() } }
     }
 
@@ -230,75 +322,37 @@ impl Admin {
         Ok((200, format!("{HEADER}\n{line}\n"), orders))
     }
 
-    /// A reload: pool 0's backends, its algorithm and the health settings
-    /// (a changed `[[pool]]` waits for the next start, as other settings do);
-    /// `mac_of` resolves a new backend's next hop. The orders for the
-    /// shards, or why the reload is refused (then nothing changed).
+    /// A reload: every pool's backends and algorithm, and the health
+    /// settings; `mac_of` resolves a new backend's next hop. The orders for
+    /// the shards, or why the reload is refused (then nothing changed).
     pub fn reload(
         &mut self,
         new: &Reloaded,
         mut mac_of: impl FnMut(SocketAddr) -> Result<[u8; 6], String>,
     ) -> Result<Vec<Order>, String> {
-        let backends = &new.backends[..];
-        let pool = 0;
-        let Some(ps) = self.pools.get_mut(pool) else {
+        if self.pools.is_empty() {
             return Err("no backends: floodgate serves --app proxy only".into());
-        };
-        if backends.iter().all(|b| b.1 == 0) {
-            return Err("every backend has weight 0, so no client could be served".into());
         }
-        let mut added = Vec::new();
-        for &(addr, weight) in backends.iter().filter(|(a, _)| !ps.backends.contains(a)) {
-            added.push(crate::app::proxy::Backend { addr, mac: mac_of(addr)?, weight });
+        // Everything that can refuse the reload, before anything changes.
+        let mut plans = Vec::new();
+        for (pool, ps) in self.pools.iter().enumerate() {
+            // A `[[pool]]` gone from the file keeps serving until the restart.
+            let Some(np) = new.pools.iter().find(|n| n.port == ps.port) else { continue };
+            if np.backends.iter().all(|b| b.1 == 0) {
+                return Err(format!(
+                    "{}: every backend has weight 0, so no client could be served",
+                    pool_name(ps.port)
+                ));
+            }
+            let mut added = Vec::new();
+            for &(addr, weight) in np.backends.iter().filter(|(a, _)| !ps.backends.contains(a)) {
+                added.push(crate::app::proxy::Backend { addr, mac: mac_of(addr)?, weight });
+            }
+            plans.push((pool, np, added));
         }
         let mut orders = Vec::new();
-        for i in 0..ps.backends.len() {
-            let (weight, removed) = match backends.iter().find(|b| b.0 == ps.backends[i]) {
-                Some(&(_, w)) => (w, false),
-                None => (0, true),
-            };
-            if weight != ps.weights[i] {
-                orders.push(Order::Weight { pool, backend: i, weight });
-            }
-            if removed != ps.removed[i] || weight != ps.weights[i] {
-                tracing::info!(pool, backend = %ps.backends[i], was = ps.weights[i], weight, removed, "reload: backend changed");
-            }
-            ps.weights[i] = weight;
-            ps.configured[i] = weight;
-            ps.removed[i] = removed;
-            if weight > 0 {
-                ps.before_drain[i] = weight;
-            }
-        }
-        for b in added {
-            tracing::info!(pool, backend = %b.addr, weight = b.weight, "reload: backend added");
-            ps.backends.push(b.addr);
-            ps.configured.push(b.weight);
-            ps.weights.push(b.weight);
-            ps.before_drain.push(b.weight);
-            ps.removed.push(false);
-            // The table the shards have does not know it yet.
-            ps.table_weights.push(0);
-            orders.push(Order::AddBackend { pool, backend: b });
-        }
-        if (new.balance, new.maglev_seed) != (ps.balance, ps.maglev_seed) {
-            tracing::info!(pool, was = ?ps.balance, balance = ?new.balance, seed = new.maglev_seed, "reload: balancing changed");
-            ps.balance = new.balance;
-            ps.maglev_seed = new.maglev_seed;
-            let table = match new.balance {
-                Algorithm::Maglev { .. } => {
-                    let tw = ps.table_weights();
-                    let b: Vec<_> = ps.backends.iter().copied().zip(tw.iter().copied()).collect();
-                    let t =
-                        maglev::Table::build(&b, maglev::DEFAULT_SIZE, ps.maglev_seed).map_err(|e| e.to_string())?;
-                    ps.table_weights = tw;
-                    Some(Arc::new(t))
-                }
-                _ => None,
-            };
-            orders.push(Order::Balance { pool, algorithm: new.balance, table });
-        } else {
-            orders.extend(ps.maglev_order(pool)?);
+        for (pool, np, added) in plans {
+            orders.extend(self.pools[pool].reload(pool, np, added)?);
         }
         if new.health != self.health {
             tracing::info!(was = ?self.health, now = ?new.health, "reload: ejection and health checks changed");
@@ -569,7 +623,11 @@ mod tests {
         a.answer("POST", "/backends/drain", "backend=198.18.2.10:80", &[]).unwrap();
         let mac = |_: SocketAddr| Ok([2, 0, 0, 0, 0, 9]);
         let base = Reloaded::of(&settings(Algorithm::Maglev { source_affinity: false }, &[1, 1, 1]));
-        let set = |backends: &[(SocketAddr, u32)]| Reloaded { backends: backends.to_vec(), ..base.clone() };
+        let set = |backends: &[(SocketAddr, u32)]| {
+            let mut r = base.clone();
+            r.pools[0].backends = backends.to_vec();
+            r
+        };
         let orders = a.reload(&set(&[(b(0), 2), (b(1), 1), (b(3), 1)]), mac).unwrap();
         let want_add = crate::app::proxy::Backend { addr: b(3), mac: [2, 0, 0, 0, 0, 9], weight: 1 };
         assert_eq!(orders.len(), 4, "{orders:?}");
@@ -604,7 +662,7 @@ mod tests {
         let mac = |_: SocketAddr| Ok([2, 0, 0, 0, 0, 9]);
         let mut new = Reloaded::of(&s);
         assert_eq!(a.reload(&new, mac).unwrap(), [], "nothing changed");
-        new.balance = Algorithm::Maglev { source_affinity: true };
+        new.pools[0].balance = Algorithm::Maglev { source_affinity: true };
         let orders = a.reload(&new, mac).unwrap();
         let [Order::Balance { pool: 0, algorithm, table: Some(t) }] = orders.as_slice() else {
             panic!("a balance order with a table: {orders:?}")
@@ -614,9 +672,9 @@ mod tests {
         let want = maglev::Table::build(&[(b(0), 1), (b(1), 2)], maglev::DEFAULT_SIZE, 7).unwrap();
         assert_eq!(t.shares(2), want.shares(2), "the table of the running weights and seed");
         assert_eq!(a.reload(&new, mac).unwrap(), [], "the new way is now the running one");
-        new.maglev_seed = 8;
+        new.pools[0].maglev_seed = 8;
         assert!(matches!(a.reload(&new, mac).unwrap().as_slice(), [Order::Balance { table: Some(_), .. }]));
-        new.balance = Algorithm::LeastConn;
+        new.pools[0].balance = Algorithm::LeastConn;
         assert_eq!(
             a.reload(&new, mac).unwrap(),
             [Order::Balance { pool: 0, algorithm: Algorithm::LeastConn, table: None }]
@@ -626,6 +684,65 @@ mod tests {
         let orders = a.reload(&new, mac).unwrap();
         assert_eq!(orders, [Order::Health { eject: Some(eject), check: None, probe: Probe::Connect }]);
         assert_eq!(a.reload(&new, mac).unwrap(), []);
+    }
+
+    /// A `[[pool]]` reloads as pool 0 does, under its own number; a pool
+    /// left with no weight refuses the whole reload (pool 0's change too);
+    /// a pool for a port that had none waits for the restart.
+    #[test]
+    fn reload_changes_a_port_pool_too() {
+        let mut s = settings(Algorithm::Wrr, &[1, 2]);
+        let c = |i: u8| SocketAddr::from(([198, 18, 2, 20 + i], 8080));
+        s.extra_pools = vec![crate::cli::config::ExtraPool {
+            port: 8080,
+            backends: vec![c(0), c(1)],
+            weights: vec![1, 1],
+            balance: Algorithm::RoundRobin,
+            maglev: None,
+            maglev_seed: 7,
+        }];
+        let mut a = Admin::new(&s);
+        let mac = |_: SocketAddr| Ok([2, 0, 0, 0, 0, 9]);
+        let mut new = Reloaded::of(&s);
+        assert_eq!(a.reload(&new, mac).unwrap(), [], "nothing changed");
+        new.pools[1].backends = vec![(c(0), 3), (c(2), 1)];
+        new.pools[1].balance = Algorithm::LeastConn;
+        let orders = a.reload(&new, mac).unwrap();
+        let add = crate::app::proxy::Backend { addr: c(2), mac: [2, 0, 0, 0, 0, 9], weight: 1 };
+        assert_eq!(
+            orders,
+            [
+                Order::Weight { pool: 1, backend: 0, weight: 3 },
+                Order::Weight { pool: 1, backend: 1, weight: 0 },
+                Order::AddBackend { pool: 1, backend: add },
+                Order::Balance { pool: 1, algorithm: Algorithm::LeastConn, table: None },
+            ]
+        );
+        let list = a.answer("GET", "/backends", "", &[]).unwrap().1;
+        let pool1: Vec<String> = list
+            .lines()
+            .skip(1)
+            .filter(|l| l.split_whitespace().next() == Some("1"))
+            .map(|l| l.split_whitespace().take(5).collect::<Vec<_>>().join(" "))
+            .collect();
+        assert_eq!(pool1.len(), 3, "{list}");
+        assert!(pool1[1].contains("removed"), "{list}");
+        // Pool 1 with no weight left: refused, pool 0's change with it.
+        let mut bad = new.clone();
+        bad.pools[0].backends[0].1 = 5;
+        bad.pools[1].backends = vec![(c(0), 0)];
+        let e = a.reload(&bad, mac).unwrap_err();
+        assert!(e.contains("[[pool]] of port 8080") && e.contains("weight 0"), "{e}");
+        assert_eq!(a.reload(&new, mac).unwrap(), [], "nothing changed by the refused reload");
+        // A pool for a port that had none: not a pool of this run.
+        let mut more = new.clone();
+        more.pools.push(PoolReloaded {
+            port: Some(9090),
+            backends: vec![(c(3), 1)],
+            balance: Algorithm::RoundRobin,
+            maglev_seed: 0,
+        });
+        assert_eq!(a.reload(&more, |x| Err(format!("{x}: not asked for"))).unwrap(), []);
     }
 
     #[test]

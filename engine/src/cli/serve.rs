@@ -531,10 +531,14 @@ struct Reload {
 
 impl Reload {
     /// The settings a reload cannot change, in a form to compare: all but
-    /// the backends, the balancing and the health settings.
+    /// the backends, the balancing and the health settings (of every pool:
+    /// a `[[pool]]`'s port, its listener, stays).
     fn comparable(s: &Settings) -> String {
         let mut s = s.clone();
         s.backend = None;
+        for p in s.pool.iter_mut().flatten() {
+            (p.backend, p.balance, p.maglev_seed) = (Vec::new(), None, None);
+        }
         (s.balance, s.maglev_seed, s.eject_after, s.eject_time) = (None, None, None, None);
         (s.health_check, s.check_interval, s.check_timeout, s.check_path) = (None, None, None, None);
         (s.check_status, s.check_fall, s.check_rise) = (None, None, None);
@@ -854,8 +858,8 @@ impl Control<'_> {
         self.watchdog.verdict(now)
     }
 
-    /// SIGHUP: the backends, balancing and health settings from the
-    /// configuration file, applied without
+    /// SIGHUP: the backends and balancing of every pool and the health
+    /// settings from the configuration file, applied without
     /// touching an established connection; a file that does not check
     /// out, or a new backend that does not answer ARP, is refused with
     /// the reason, and the running configuration stays.
