@@ -82,7 +82,7 @@ BIG = 16 << 20
 LOADS = ["cps", "cpsload", "rps", "bulk1", "bulk64"]
 
 
-def nginx_backend_conf(tmp):
+def nginx_backend_conf(tmp, workers=1):
     (tmp / "big").write_bytes(os.urandom(1 << 20) * (BIG >> 20))
     servers = "".join(f"""
     server {{
@@ -93,8 +93,8 @@ def nginx_backend_conf(tmp):
     }}""" for a in BACKENDS)
     conf = tmp / "backend.conf"
     conf.write_text(f"""
-worker_processes 1;
-worker_cpu_affinity {1 << c.CLIENT_CPU:b};
+worker_processes {workers};
+worker_cpu_affinity {' '.join([f'{1 << c.CLIENT_CPU:b}'] * workers)};
 worker_rlimit_nofile 20000;
 daemon off;
 pid {tmp}/backend.pid;
@@ -360,6 +360,38 @@ def idle_pairs(bal, n, hold):
     return {"pairs": opened, "rss_kib": rss1 - rss0, "kernel_kib": k1 - k0, "rss_total_kib": rss1}
 
 
+def idle_hold(bal, n, seconds):
+    """floodgate only: n pairs opened by floodgate-load hold (one request
+    each, then one a minute) and held `seconds`; the balancer's resident
+    memory before and while held (from the generator's samples), and the
+    machine's kernel memory (the backends' sockets) at its peak."""
+    pid = bal.pid()
+    time.sleep(2)
+    k0 = kernel_mem_kib()
+    with tempfile.NamedTemporaryFile(suffix=".json") as f:
+        p = subprocess.Popen(c.ns(CLI, f"{ROOT}/target/release/floodgate-load hold --iface fg-c0 "
+                                       f"--target {VIP}:{bal.port} --queues 0 --cpus {c.CLIENT_CPU} --held {n} "
+                                       f"--interval 60 --duration {seconds} --rps-conns 0 --cps-conns 0 "
+                                       f"--ramp-timeout 120 --verify-timeout 30 --server-pid {pid} --json {f.name}"),
+                             shell=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=os.setsid)
+        k1 = k0
+        deadline = time.time() + seconds + 240
+        while p.poll() is None and time.time() < deadline:
+            k1 = max(k1, kernel_mem_kib())
+            time.sleep(1)
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+            raise RuntimeError("floodgate-load hold did not end in time")
+        j = json.loads(Path(f.name).read_text())
+    r = {"pairs": j["held_at_end"], "held_target": n, "verified": j["verified"], "errors": j["errors"],
+         "ramp_seconds": j["ramp_seconds"], "rss_before_kib": j["server_rss_before"] // 1024,
+         "rss_held_kib": j["server_rss_held"] // 1024, "kernel_kib": k1 - k0,
+         "client_rss_held_kib": j["client_rss_held"] // 1024}
+    print(f"  floodgate, {n} pairs by floodgate-load hold: {r}", flush=True)
+    return r
+
+
 def core_split(cpu):
     """user, system, softirq ticks of one core, from /proc/stat."""
     for line in Path("/proc/stat").read_text().splitlines():
@@ -433,6 +465,9 @@ def main():
     ap.add_argument("--sustained", type=int, default=0, help="one Connection: close run of this many seconds "
                                                               "per balancer after the rounds (0: none)")
     ap.add_argument("--idle", type=int, default=0, help="idle pairs to hold per balancer (0: no memory run)")
+    ap.add_argument("--idle-hold", type=int, default=0,
+                    help="floodgate only: this many idle pairs held by floodgate-load hold (AF_XDP, so the client "
+                         "needs no descriptor; the backend nginx gets a worker per 15,000), memory per pair")
     ap.add_argument("--balancers", default="floodgate,haproxy,nginx")
     ap.add_argument("--xdp-mode", choices=["native", "generic"], default="native",
                     help="floodgate's XDP mode (native: every frame reaches queue 0 through XPS, see the doc)")
@@ -455,13 +490,14 @@ def main():
     tmp = Path(tempfile.mkdtemp(prefix="fg-proxy-compare-"))
     tmp.chmod(0o755)  # nginx's workers (nobody) read the body from here
     setup_testbed()
-    backend = subprocess.Popen(c.ns(BE, f"taskset -c {c.CLIENT_CPU} nginx -c {nginx_backend_conf(tmp)} -p {tmp} "
+    workers = 1 + -(-a.idle_hold // 15000) if a.idle_hold else 1
+    backend = subprocess.Popen(c.ns(BE, f"taskset -c {c.CLIENT_CPU} nginx -c {nginx_backend_conf(tmp, workers)} -p {tmp} "
                                         f"-e {tmp}/backend-error.log"),
                                shell=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=os.setsid)
     lo, hi = FG_SOURCE_PORTS
     fg_cmd = (f"taskset -c {c.SERVER_CPU} {fg_bin} serve --iface fg-s0 --vip {VIP} --port 80 --app proxy "
               f"--backend {','.join(f'{b}:80' for b in BACKENDS)} --source-addrs {VIP} --source-ports {lo}-{hi} "
-              f"--queues 1 --xdp-mode {a.xdp_mode} --proxy-protocol v2 --connections 200000 "
+              f"--queues 1 --xdp-mode {a.xdp_mode} --proxy-protocol v2 --connections {max(200000, 2 * a.idle_hold + 2000)} "
               f"--time-wait-capacity 4194304 --buffers 16384 --metrics 127.0.0.1:9100 --drain 1s")
     all_bal = {
         "floodgate": Balancer("floodgate", fg_cmd, 80, lambda: int(c.sh("pgrep -n -x floodgate").split()[0])),
@@ -489,7 +525,7 @@ def main():
     }
     res = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "rounds": a.rounds, "seconds": a.seconds,
            "results": {ld: {b.label: [] for b in balancers} | {"direct": []} for ld in wanted},
-           "sustained": {}, "idle": {}, "counters": {}, "load_before": os.getloadavg()}
+           "sustained": {}, "idle": {}, "idle_hold": {}, "counters": {}, "load_before": os.getloadavg()}
     steal0 = c.cpu_totals()
     try:
         deadline = time.time() + 10
@@ -528,6 +564,13 @@ def main():
             finally:
                 if bal.label == "floodgate":
                     res["counters"]["sustained"] = fg_proxy_counters()
+                bal.stop()
+        for bal in [all_bal["floodgate"]] if a.idle_hold else []:
+            bal.start()
+            try:
+                res["idle_hold"] = idle_hold(bal, a.idle_hold, 20)
+            finally:
+                res["counters"]["idle_hold"] = fg_proxy_counters()
                 bal.stop()
         for bal in balancers if a.idle else []:
             bal.start()
@@ -660,6 +703,15 @@ def write_report(res, out):
             own = r["kernel_kib"] / n - peers if lab != "floodgate" else 0.0
             lines.append(f"| {lab} | {r['pairs']:,} | {r['rss_kib'] / n:.2f} | {r['kernel_kib'] / n:.2f} | {own:.2f} | "
                          f"{r['rss_kib'] / n + own:.2f} | {r['rss_total_kib'] / 1024:.0f} MiB |")
+    h = res.get("idle_hold")
+    if h:
+        n = max(h["pairs"], 1)
+        lines += ["", f"floodgate with {h['pairs']:,} of {h['held_target']:,} idle pairs held by floodgate-load hold "
+                      f"(opened in {h['ramp_seconds']:.1f} s, {h['verified']:,} answered a last request, "
+                      f"{h['errors']} errors): resident {h['rss_before_kib'] / 1024:.0f} MiB before, "
+                      f"{h['rss_held_kib'] / 1024:.0f} MiB held, {(h['rss_held_kib'] - h['rss_before_kib']) / n:.2f} "
+                      f"KiB per pair; the machine's kernel memory rose {h['kernel_kib'] / 1024:.0f} MiB "
+                      f"({h['kernel_kib'] / n:.2f} KiB per pair: the backends' sockets, floodgate holds none)."]
     md = "\n".join(lines) + "\n"
     out.mkdir(parents=True, exist_ok=True)
     (out / "proxy-compare.md").write_text(md)
