@@ -17,9 +17,17 @@ rounds with the same clients (wrk, core 1) and the same backends (core 1):
   - nginx `stream` from Debian, one worker, `proxy_protocol on`, port 8081.
 
 The kernel balancers listen on the same address; floodgate is stopped while
-they run (its XDP program is gone), and all three connect to the backends from
-198.18.0.1 on ports 10000-60999 (floodgate's `--source-ports`, the kernel's
-`ip_local_port_range` in fgb-srv), round-robin over the four backends.
+they run (its XDP program is gone). Each connects to the backends as its users
+would set it up for many short connections, round-robin over the four: the
+kernel balancers from 198.18.0.1 on ports 35500-60999 (`ip_local_port_range`
+in fgb-srv) with `net.ipv4.tcp_tw_reuse=1` (a TIME-WAIT tuple of theirs is
+reused for a new connection after 1 s, with timestamps); floodgate from the 64
+addresses 198.18.0.128-191 (added to fg-s0, so the kernel answers ARP for
+them) on ports 10000-35499: it reuses a tuple only 2MSL after its own side
+closed it (RFC 9293 §3.6), so its sustainable rate per backend is addresses x
+ports / 2MSL (27,200/s here), which it logs at start. That matters when the
+client closes first (echo1): the balancer then closes first towards the
+backend and holds the TIME-WAIT.
 
 Loads (each bounded in time):
   - cps: wrk, 64 connections, `Connection: close` (a new client connection,
@@ -30,6 +38,12 @@ Loads (each bounded in time):
   - bulk1, bulk64: wrk keep-alive on /big with 1 and 64 connections, bytes/s;
   - cpsload: floodgate-load cps (AF_XDP, 256 at once, the 64 client
     addresses), a far cheaper client than wrk; `--sustained` uses it too;
+  - echo1: floodgate-load echo, 256 at once, each connection sending one
+    byte, checking its echo and closing (new connections per second), to a
+    second listener of each balancer (floodgate: a `[[pool]]` for port 7;
+    HAProxy 8087, nginx 8088) whose backends are a small echo server on
+    port 7 of the four addresses (Python, selectors; it strips the PROXY v2
+    header), on core 1 beside the client;
   - idle (--idle N): N client connections through the balancer, one request
     each, then held: the balancer's resident memory and the kernel's socket
     memory (Slab + TCP buffer pages, machine-wide) per pair; floodgate holds no
@@ -77,9 +91,66 @@ BACKENDS = ["198.18.2.10", "198.18.2.11", "198.18.2.12", "198.18.2.13"]
 # meets a backend's TIME-WAIT entry another one left on the same 4-tuple
 # (whose sequence numbers and timestamps come from another clock).
 FG_SOURCE_PORTS = (10000, 35499)
+FG_SOURCE_ADDRS = ("198.18.0.128", "198.18.0.191")
 KERNEL_SOURCE_PORTS = (35500, 60999)
 BIG = 16 << 20
-LOADS = ["cps", "cpsload", "rps", "bulk1", "bulk64"]
+LOADS = ["cps", "cpsload", "echo1", "rps", "bulk1", "bulk64"]
+# The balancers' listeners for echo1, by label.
+ECHO_PORTS = {"floodgate": 7, "haproxy": 8087, "nginx stream": 8088}
+ECHO_BACKEND = r'''
+import selectors, socket, sys
+# A PROXY v2 header first on every connection (proxy-protocol.txt §2.2):
+# 12-byte signature, version/command, family, 2-byte length, addresses.
+SIG = b"\r\n\r\n\x00\r\nQUIT\n"
+sel = selectors.DefaultSelector()
+for a in sys.argv[1].split(","):
+    ip, port = a.rsplit(":", 1)
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((ip, int(port)))
+    s.listen(65535)
+    s.setblocking(False)
+    sel.register(s, selectors.EVENT_READ, None)
+print("ready", flush=True)
+while True:
+    for key, _ in sel.select():
+        if key.data is None:
+            for _ in range(64):
+                try:
+                    conn, _ = key.fileobj.accept()
+                except BlockingIOError:
+                    break
+                conn.setblocking(False)
+                sel.register(conn, selectors.EVENT_READ, [b"", False])
+            continue
+        conn, st = key.fileobj, key.data
+        try:
+            d = conn.recv(65536)
+        except OSError:
+            d = b""
+        if d and not st[1]:
+            st[0] += d
+            if len(st[0]) < 16:
+                continue
+            if st[0][:12] != SIG:
+                d = b""
+            else:
+                n = 16 + int.from_bytes(st[0][14:16], "big")
+                if len(st[0]) < n:
+                    continue
+                d, st[0], st[1] = st[0][n:], b"", True
+                if not d:
+                    continue
+        if not d:
+            sel.unregister(conn)
+            conn.close()
+            continue
+        try:
+            conn.sendall(d)
+        except OSError:
+            sel.unregister(conn)
+            conn.close()
+'''
 
 
 def nginx_backend_conf(tmp, workers=1):
@@ -134,6 +205,12 @@ frontend fe
 backend be
     balance roundrobin
 {servers}
+frontend fe7
+    bind {VIP}:{ECHO_PORTS["haproxy"]} backlog 65535
+    default_backend be7
+backend be7
+    balance roundrobin
+{servers.replace(":80 ", ":7 ")}
 """)
     return conf
 
@@ -156,6 +233,14 @@ stream {{
     server {{
         listen {VIP}:{port} reuseport backlog=65535;
         proxy_pass be;
+        proxy_protocol on;
+        proxy_timeout 900s;
+    }}
+    upstream be7 {{
+{servers.replace(":80;", ":7;")}    }}
+    server {{
+        listen {VIP}:{ECHO_PORTS["nginx stream"]} reuseport backlog=65535;
+        proxy_pass be7;
         proxy_protocol on;
         proxy_timeout 900s;
     }}
@@ -253,6 +338,18 @@ def fg_load(port, seconds):
         j = json.loads(Path(f.name).read_text())
     return {"rate": j["connects_per_sec"], "errors": j["connect_errors"] + j["resets"] + j["timeouts"] +
             j["bad_responses"], "p99_us": j["latency_us"]["p99"]}
+
+
+def fg_echo(port, seconds):
+    """floodgate-load echo: one byte each way per connection, then close."""
+    with tempfile.NamedTemporaryFile(suffix=".json") as f:
+        c.sh(c.ns(CLI, f"{ROOT}/target/release/floodgate-load echo --iface fg-c0 --target {VIP}:{port} "
+                       f"--cpus {c.CLIENT_CPU} --duration {seconds} --concurrency 256 --size 1 --messages 1 "
+                       f"--json {f.name}"), timeout=seconds + 60)
+        j = json.loads(Path(f.name).read_text())
+    kinds = {k: j[k] for k in ["connect_errors", "resets", "timeouts", "bad_responses", "echo_mismatches"]}
+    return {"rate": j["connects_per_sec"], "errors": sum(kinds.values()), "error_kinds": kinds,
+            "echoed": j["echo_bytes"]}
 
 
 def fg_proxy_counters():
@@ -439,7 +536,11 @@ def setup_testbed():
     c.set_rx_mode("own")
     lo, hi = KERNEL_SOURCE_PORTS
     c.sh(c.ns(SRV, f"sysctl -q -w net.core.somaxconn=65535 net.ipv4.tcp_max_syn_backlog=65535 "
-                   f"'net.ipv4.ip_local_port_range={lo} {hi}'"))
+                   f"net.ipv4.tcp_tw_reuse=1 'net.ipv4.ip_local_port_range={lo} {hi}'"))
+    first, last = (int(x.rsplit(".", 1)[1]) for x in FG_SOURCE_ADDRS)
+    prefix = FG_SOURCE_ADDRS[0].rsplit(".", 1)[0]
+    batch = "".join(f"addr replace {prefix}.{i}/24 dev fg-s0\n" for i in range(first, last + 1))
+    subprocess.run(c.ns(SRV, "ip -batch -"), shell=True, input=batch, text=True, check=True)
     for side in [BE, CLI]:
         c.sh(c.ns(side, "sysctl -q -w net.core.somaxconn=65535 net.ipv4.tcp_max_syn_backlog=65535 "
                         "'net.ipv4.ip_local_port_range=10000 65000'"))
@@ -494,9 +595,17 @@ def main():
     backend = subprocess.Popen(c.ns(BE, f"taskset -c {c.CLIENT_CPU} nginx -c {nginx_backend_conf(tmp, workers)} -p {tmp} "
                                         f"-e {tmp}/backend-error.log"),
                                shell=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=os.setsid)
+    echo_backend = tmp / "echo_backend.py"
+    echo_backend.write_text(ECHO_BACKEND)
+    echo = subprocess.Popen(c.ns(BE, f"taskset -c {c.CLIENT_CPU} python3 {echo_backend} "
+                                     f"{','.join(f'{b}:7' for b in BACKENDS)}"),
+                            shell=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=os.setsid)
+    fg_conf = tmp / "floodgate.toml"
+    fg_conf.write_text("[[pool]]\nport = 7\nbackend = [" + ", ".join(f'"{b}:7"' for b in BACKENDS) + "]\n")
     lo, hi = FG_SOURCE_PORTS
-    fg_cmd = (f"taskset -c {c.SERVER_CPU} {fg_bin} serve --iface fg-s0 --vip {VIP} --port 80 --app proxy "
-              f"--backend {','.join(f'{b}:80' for b in BACKENDS)} --source-addrs {VIP} --source-ports {lo}-{hi} "
+    fg_cmd = (f"taskset -c {c.SERVER_CPU} {fg_bin} serve --config {fg_conf} --iface fg-s0 --vip {VIP} --port 80,7 "
+              f"--app proxy "
+              f"--backend {','.join(f'{b}:80' for b in BACKENDS)} --source-addrs {'-'.join(FG_SOURCE_ADDRS)} --source-ports {lo}-{hi} "
               f"--queues 1 --xdp-mode {a.xdp_mode} --proxy-protocol v2 --connections {max(200000, 2 * a.idle_hold + 2000)} "
               f"--time-wait-capacity 4194304 --buffers 16384 --metrics 127.0.0.1:9100 --drain 1s")
     all_bal = {
@@ -512,6 +621,7 @@ def main():
     load_fns = {
         "cps": lambda b: wrk(url(b), a.seconds, 64, close=True),
         "cpsload": lambda b: fg_load(b.port, a.seconds),
+        "echo1": lambda b: fg_echo(ECHO_PORTS[b.label], a.seconds),
         "rps": lambda b: wrk(url(b), a.seconds, 64, latency=True),
         "bulk1": lambda b: wrk(url(b, "/big"), a.seconds, 1),
         "bulk64": lambda b: wrk(url(b, "/big"), a.seconds, 64, timeout=60),
@@ -519,6 +629,7 @@ def main():
     direct_fns = {
         "cps": lambda: wrk(f"http://{BACKENDS[0]}:81/", a.seconds, 64, close=True, where=BE),
         "cpsload": None,
+        "echo1": None,
         "rps": lambda: wrk(f"http://{BACKENDS[0]}:81/", a.seconds, 64, latency=True, where=BE),
         "bulk1": lambda: wrk(f"http://{BACKENDS[0]}:81/big", a.seconds, 1, where=BE),
         "bulk64": lambda: wrk(f"http://{BACKENDS[0]}:81/big", a.seconds, 64, where=BE, timeout=60),
@@ -546,7 +657,7 @@ def main():
                         r = measure(bal, lambda: load_fns[ld](bal))
                         res["results"][ld][bal.label].append(r)
                         print(f"round {rnd + 1} {bal.label:13} {ld:7} {r['rate']:>10.0f}/s  core0 {r['core_s']:.1f}s "
-                              f"core1 {r['client_core_s']:.1f}s errors {r['errors']} "
+                              f"core1 {r['client_core_s']:.1f}s errors {r['errors']} {r.get('error_kinds', '')} "
                               f"{r.get('bytes_per_sec', 0) * 8 / 1e9:.2f} Gbit/s steal {r['steal_pct']:.1f}%",
                               flush=True)
                 finally:
@@ -586,6 +697,7 @@ def main():
         for bal in balancers:
             bal.stop()
         os.killpg(backend.pid, signal.SIGTERM)
+        os.killpg(echo.pid, signal.SIGTERM)
         try:
             backend.wait(timeout=10)
         except subprocess.TimeoutExpired:
@@ -610,6 +722,7 @@ def med(xs):
 
 
 NAMES = {"cps": "CPS, wrk 64 conns `Connection: close`", "cpsload": "CPS, floodgate-load cps (256 at once)",
+         "echo1": "CPS, 1-byte echo then close (floodgate-load echo, 256 at once)",
          "rps": "keep-alive RPS, wrk 64 conns",
          "bulk1": "bulk /big (16 MiB), 1 conn", "bulk64": "bulk /big (16 MiB), 64 conns"}
 
