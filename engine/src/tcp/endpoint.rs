@@ -418,7 +418,11 @@ impl Endpoint {
         }
         if let Some(h) = self.conns.lookup(tuple) {
             if !self.conns.get(h).is_some_and(|t| t.has(flag::ZOMBIE)) {
-                return self.connection_segment(now, h, seg);
+                if !self.superseded_by_cookie(now, h, tuple, seg) {
+                    return self.connection_segment(now, h, seg);
+                }
+                // The half-open entry is gone: the cookie ACK opens the
+                // connection at the listener below.
             }
         }
         if self.time_wait_segment(now, l2, tuple, seg, tx) {
@@ -692,6 +696,34 @@ impl Endpoint {
         self.listeners[li as usize - 1]
             .cookie_sent_ms
             .is_some_and(|at| now.total_millis().saturating_sub(at) <= COOKIE_VALID.as_millis() as u64)
+    }
+
+    /// A half-open entry whose SYN-ACK the client never got: its SYN came
+    /// again while the XDP program answered SYNs with cookies (it cannot see
+    /// the shards' half-open entries), and the client completed the cookie's
+    /// handshake. Its ACK (not ISS+1 of the entry) would draw a RST from
+    /// SYN-RECEIVED (RFC 9293 §3.10.7.4) and reset a legitimate client; a
+    /// valid cookie is proof that the client owns its address and the
+    /// handshake it completed is the newer one, so the entry gives way, as a
+    /// TIME-WAIT entry does in `time_wait_segment`. True when it was removed.
+    fn superseded_by_cookie(&mut self, now: Instant, h: Handle, t: &FourTuple, seg: &Seg) -> bool {
+        let Some(tcb) = self.conns.get(h) else { return false };
+        if tcb.state != State::SynReceived
+            || !tcb.has(flag::HALF_OPEN)
+            || !seg.has_ack()
+            || seg.syn()
+            || seg.rst()
+            || (seg.ack > tcb.snd_una && seg.ack <= tcb.snd_max)
+            || !self.valid_cookie_ack(now, t, seg)
+        {
+            return false;
+        }
+        if let Some(tcb) = self.conns.get_mut(h) {
+            tcb.state = State::Closed;
+        }
+        self.reap(now, h);
+        self.stats.half_open_replaced_by_cookie += 1;
+        true
     }
 
     /// Whether `seg` returns a valid cookie for a listener that sent them lately.

@@ -28,6 +28,10 @@ counters! {
         /// ACKs to a listener that sent no SYN cookie within the last 2 minutes
         /// (nor heard of one sent in XDP): answered by RST without a cookie check.
         cookie_acks_not_expected,
+        /// Half-open entries given up for a valid cookie ACK on their tuple:
+        /// the client's SYN came again, the XDP program answered it with a
+        /// cookie, and the client completed that handshake instead.
+        half_open_replaced_by_cookie,
         /// Valid cookie ACKs that found the connection table full: answered by RST.
         cookie_acks_table_full,
         /// SYNs dropped: half-open budget spent and cookies off.

@@ -11,6 +11,7 @@ both_families!(
     auto_mode_switches_to_cookies_when_the_budget_is_spent,
     cookie_with_timestamps_negotiates_them,
     cookie_syn_ack_is_written_into_the_received_frame,
+    a_cookie_ack_replaces_the_half_open_entry_of_its_tuple,
 );
 
 fn always() -> TcpConfig {
@@ -131,4 +132,34 @@ fn cookie_syn_ack_is_written_into_the_received_frame(f: Family) {
     assert_eq!(t, h.tuple());
     assert_eq!((sa.control, sa.ack), (SYN | ACK, CLIENT_ISN + 1));
     assert_eq!((sa.ws, sa.sack_perm, sa.ts.map(|t| t.1)), (Some(7), true, Some(1)));
+}
+
+/// The client's SYN got a stateful SYN-ACK that was lost; its retransmitted
+/// SYN was answered by the XDP program with a cookie (no shard saw it), and
+/// the client ACKs the cookie. The half-open entry gives way and the cookie
+/// opens the connection: no RST to a legitimate client. An ACK of neither
+/// the entry's ISS nor a valid cookie still draws the RST.
+fn a_cookie_ack_replaces_the_half_open_entry_of_its_tuple(f: Family) {
+    use crate::tcp::secret::CookieOptions;
+    let mut h = Harness::new_over(f, TcpConfig::default());
+    let sa = h.send1(syn(CLIENT_ISN));
+    assert_eq!((h.ep.half_open(), h.ep.connections()), (1, 1));
+    let opts = CookieOptions { mss: f.mss(), window_scale: None, sack_permitted: false };
+    let cookie = Secrets::from_bytes([42; 32]).make_cookie(&h.tuple(), CLIENT_ISN, &opts, h.now);
+    assert_ne!(cookie, sa.seq);
+    // Without cookies in flight the ACK is just unacceptable: RST.
+    let r = h.send1(seg(ACK, CLIENT_ISN + 1, cookie + 1));
+    assert_eq!((r.control, r.seq), (RST, cookie + 1));
+    assert_eq!(h.ep.half_open(), 1, "the entry stays");
+    // The control thread tells the shards that XDP sends cookies.
+    h.ep.note_cookies_in_flight(h.now);
+    let r = h.send1(seg(ACK, CLIENT_ISN + 1, sa.seq + 7));
+    assert_eq!(r.control, RST, "neither the entry's ISS nor a cookie");
+    h.send0(seg(ACK, CLIENT_ISN + 1, cookie + 1));
+    assert_eq!(h.ep.stats.half_open_replaced_by_cookie, 1);
+    assert_eq!(h.ep.stats.cookies_accepted, 1);
+    assert_eq!((h.ep.half_open(), h.ep.connections()), (0, 1));
+    let c = h.accepted();
+    assert_eq!(h.ep.state(c), Some(State::Established));
+    assert_eq!(h.ep.tcb(c).unwrap().iss, cookie, "the cookie's handshake");
 }
