@@ -417,12 +417,11 @@ impl Endpoint {
             return;
         }
         if let Some(h) = self.conns.lookup(tuple) {
-            if !self.conns.get(h).is_some_and(|t| t.has(flag::ZOMBIE)) {
-                if !self.superseded_by_cookie(now, h, tuple, seg) {
-                    return self.connection_segment(now, h, seg);
-                }
-                // The half-open entry is gone: the cookie ACK opens the
-                // connection at the listener below.
+            // A half-open entry superseded by a cookie ACK is gone: the ACK
+            // opens the connection at the listener below.
+            if !self.conns.get(h).is_some_and(|t| t.has(flag::ZOMBIE)) && !self.superseded_by_cookie(now, h, tuple, seg)
+            {
+                return self.connection_segment(now, h, seg);
             }
         }
         if self.time_wait_segment(now, l2, tuple, seg, tx) {
