@@ -703,12 +703,7 @@ fn busy_poll_unavailable_is_reported_and_serving_goes_on() {
 /// answered, fg-c0's NAPI settings untouched.
 fn client_busy_poll_unavailable() {
     let load = floodgate_load_bin();
-    let read = |a: &str| {
-        let (ok, out) = sh(&mut in_cli(&["cat", &format!("/sys/class/net/fg-c0/{a}")]));
-        assert!(ok, "{out}");
-        out.trim().to_string()
-    };
-    let before = (read("napi_defer_hard_irqs"), read("gro_flush_timeout"));
+    let before = napi_settings_of(CLI_NS, "fg-c0");
     let (ok, out) = sh(&mut in_cli(&[
         "timeout",
         "-k",
@@ -735,14 +730,18 @@ fn client_busy_poll_unavailable() {
         assert!(out.contains("busy_poll=unavailable"), "{out}");
     }
     assert!(out.contains("2000 established") && out.contains("errors: connect 0, reset 0, timeout 0"), "{out}");
-    assert_eq!((read("napi_defer_hard_irqs"), read("gro_flush_timeout")), before, "fg-c0 untouched");
+    assert_eq!(napi_settings_of(CLI_NS, "fg-c0"), before, "fg-c0 untouched");
 }
 
 /// fg-s0's `napi_defer_hard_irqs` and `gro_flush_timeout`.
 fn napi_settings() -> (String, String) {
+    napi_settings_of(SRV_NS, "fg-s0")
+}
+
+/// `dev`'s (in `ns`) `napi_defer_hard_irqs` and `gro_flush_timeout`.
+fn napi_settings_of(ns: &str, dev: &str) -> (String, String) {
     let read = |a: &str| {
-        let (ok, out) =
-            sh(Command::new("ip").args(["netns", "exec", SRV_NS, "cat", &format!("/sys/class/net/fg-s0/{a}")]));
+        let (ok, out) = sh(Command::new("ip").args(["netns", "exec", ns, "cat", &format!("/sys/class/net/{dev}/{a}")]));
         assert!(ok, "{out}");
         out.trim().to_string()
     };
