@@ -1245,7 +1245,15 @@ fn floodgate_load_bin() -> std::path::PathBuf {
     let fg = std::path::Path::new(env!("CARGO_BIN_EXE_floodgate"));
     let bin = fg.with_file_name("floodgate-load");
     let mtime = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-    if mtime(&bin).is_none() || mtime(&bin) < mtime(fg) {
+    // Older than the engine or than any of floodgate-load's own sources
+    // (a change there alone leaves the engine binary as it was): rebuild.
+    let sources = [repo().join("bench/src"), repo().join("bench/src/load"), repo().join("bench/src/bin")];
+    let newest_source = sources
+        .iter()
+        .filter_map(|d| std::fs::read_dir(d).ok())
+        .flat_map(|d| d.flatten().filter_map(|e| e.metadata().ok()?.modified().ok()))
+        .max();
+    if mtime(&bin).is_none() || mtime(&bin) < mtime(fg) || mtime(&bin) < newest_source {
         let profile_dir = fg.parent().expect("target/<profile>");
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut cmd = Command::new(cargo);
