@@ -44,8 +44,9 @@
 #    into AF_XDP; with rx on, veth marks frames CHECKSUM_UNNECESSARY and a
 #    wrong checksum from the engine would go unnoticed.
 #
-# Backends for the proxy (FG_TESTBED_BACKENDS=1 at `up`; off by default, so
-# the other tests' fg-s0/fg-c0 see exactly what they saw before):
+# Backends for the proxy (FG_TESTBED_BACKENDS=1 or 2 at `up`; off by
+# default, so the other tests' fg-s0/fg-c0 see exactly what they saw
+# before). With 1, one-armed:
 #
 #   fg-srv: fg-s0 ─── veth ─── fg-c0 :fg-cli
 #                                └─ macvlan (bridge) fg-b0 198.18.2.10-.13/24 :fg-be
@@ -58,6 +59,18 @@
 # backends answer the proxy's source addresses (which must be addresses of
 # fg-srv, e.g. 198.18.0.1 on ports the kernel does not use, so its ARP
 # answers for them). IPv6 is off in fg-be: it sends nothing by itself.
+#
+# With FG_TESTBED_BACKENDS=2, two-armed, as a bare-metal front end with a
+# front and a back NIC:
+#
+#   fg-srv: fg-s0 ─── veth ─── fg-c0 :fg-cli           (unchanged)
+#           fg-s1 198.18.2.1/24 ─── veth ─── fg-b0 198.18.2.10-.13/24 :fg-be
+#
+# floodgate serves clients on fg-s0 and reaches the backends on fg-s1
+# (`--backend-iface fg-s1`), from a source address of fg-s1 (198.18.2.1,
+# on ports the kernel does not use, so its ARP answers for it). fg-s1/fg-b0
+# have the same 2 queues, offloads and sysctls as fg-s0/fg-c0. The same
+# backend addresses in both layouts, so a test runs either way.
 #
 # Usage: testbed.sh up|down|status      (root; idempotent; `down` removes all,
 # ending any process still running inside the two namespaces)
@@ -78,6 +91,8 @@ CLI=$NS_PREFIX-cli
 BE=$NS_PREFIX-be
 BE_IF=fg-b0
 BE_NET=198.18.2.0/24
+BACK_IF=fg-s1
+BACK_ADDR=198.18.2.1/24
 BE_FIRST=10
 BE_LAST=13
 SRV_IF=fg-s0
@@ -162,19 +177,43 @@ up() {
 
     ip -n "$SRV" link set "$SRV_IF" up
     ip -n "$CLI" link set "$CLI_IF" up
-    if [ "${FG_TESTBED_BACKENDS:-0}" = 1 ]; then backends_up; fi
+    case "${FG_TESTBED_BACKENDS:-0}" in
+        0) ;;
+        1) backends_up macvlan ;;
+        2) backends_up veth ;;
+        *) die "FG_TESTBED_BACKENDS must be 0, 1 (one-armed) or 2 (two-armed)" ;;
+    esac
     echo "testbed: up ($SRV/$SRV_IF ${SRV_ADDR%/*} ${SRV_ADDR6%/*} <-> $CLI/$CLI_IF ${CLI_ADDR%/*} ${CLI_ADDR6%/*}, .$CLI_EXTRA_FIRST-.$CLI_EXTRA_LAST, $QUEUES queues)"
 }
 
-# The backend namespace (see the header).
+# The backend namespace (see the header): $1 is macvlan (one-armed) or
+# veth (two-armed).
 backends_up() {
+    local kind=$1
     have_ns "$BE" || ip netns add "$BE"
     # Before any interface exists: no DAD, no router solicitation, no MLD.
     if ip netns exec "$BE" test -d /proc/sys/net/ipv6; then
         ip netns exec "$BE" sysctl -q -w net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1 ||
             die "cannot turn IPv6 off in $BE"
     fi
-    if ! have_link "$BE" "$BE_IF"; then
+    # The other layout's link, if a previous `up` left it.
+    if have_link "$BE" "$BE_IF" && ! ip -d -n "$BE" link show dev "$BE_IF" | grep -qw "$kind"; then
+        ip -n "$BE" link del "$BE_IF"
+    fi
+    if [ "$kind" = veth ]; then
+        if ! have_link "$SRV" "$BACK_IF" || ! have_link "$BE" "$BE_IF"; then
+            ip -n "$SRV" link del "$BACK_IF" 2>/dev/null || true
+            ip -n "$BE" link del "$BE_IF" 2>/dev/null || true
+            ip -n "$SRV" link add "$BACK_IF" numtxqueues "$QUEUES" numrxqueues "$QUEUES" type veth \
+                peer name "$BE_IF" netns "$BE" numtxqueues "$QUEUES" numrxqueues "$QUEUES"
+        fi
+        ip -n "$SRV" route del "$BE_NET" dev "$SRV_IF" 2>/dev/null || true
+        ip -n "$SRV" addr replace "$BACK_ADDR" dev "$BACK_IF"
+        ip netns exec "$BE" sysctl -q -w net.core.txrehash=0 || die "cannot set net.core.txrehash=0 in $BE"
+        ip netns exec "$BE" ethtool -K "$BE_IF" rx off tx off >/dev/null 2>&1 ||
+            die "cannot turn checksum offload off on $BE_IF"
+        ip -n "$SRV" link set "$BACK_IF" up
+    elif ! have_link "$BE" "$BE_IF"; then
         ip -n "$CLI" link del "$BE_IF" 2>/dev/null || true
         ip -n "$CLI" link add "$BE_IF" link "$CLI_IF" type macvlan mode bridge
         ip -n "$CLI" link set "$BE_IF" netns "$BE"
@@ -184,8 +223,11 @@ backends_up() {
         echo "addr replace 198.18.2.$i/24 dev $BE_IF"
     done | ip -n "$BE" -batch -
     ip -n "$BE" link set "$BE_IF" up
-    ip -n "$BE" route replace "${SRV_ADDR%.*/*}.0/24" dev "$BE_IF"
-    ip -n "$SRV" route replace "$BE_NET" dev "$SRV_IF"
+    if [ "$kind" = macvlan ]; then
+        ip -n "$SRV" link del "$BACK_IF" 2>/dev/null || true
+        ip -n "$BE" route replace "${SRV_ADDR%.*/*}.0/24" dev "$BE_IF"
+        ip -n "$SRV" route replace "$BE_NET" dev "$SRV_IF"
+    fi
 }
 
 down() {
@@ -238,6 +280,9 @@ status() {
     fi
     if have_ns "$BE" && have_link "$BE" "$BE_IF"; then
         echo "netns $BE: $BE_IF $(ip -n "$BE" -4 addr show dev "$BE_IF" | grep -c 'inet ') IPv4 addresses (backends)"
+    fi
+    if have_ns "$SRV" && have_link "$SRV" "$BACK_IF"; then
+        echo "two-armed: $(ip -n "$SRV" -br addr show dev "$BACK_IF")"
     fi
     if mountpoint -q /sys/fs/bpf; then echo "bpffs: mounted"; else echo "bpffs: not mounted"; ok=1; fi
     return $ok

@@ -61,6 +61,15 @@
 //!   `Connection: close` through nginx with 0 errors, 1,000 echo
 //!   connections with every byte right; frames handed over and taken,
 //!   none dropped for a full ring.
+//! * `two_armed_front_end_reaches_the_backends_on_its_back_link`: the
+//!   testbed's two-armed layout (FG_TESTBED_BACKENDS=2: the backends only
+//!   behind fg-s1, a second veth pair from fgt-srv), two shards in native
+//!   mode with `--backend-iface fg-s1` and the source address 198.18.2.1:
+//!   curl reaches all four nginx backends, wrk keep-alive and `Connection:
+//!   close` with 0 errors, the requests leave and the replies arrive on
+//!   the back link (its program steers them, the front's none); 1,000 echo
+//!   connections with PROXY v2, every byte right, every header naming the
+//!   client and the back link's source.
 
 mod xdp_common;
 
@@ -76,6 +85,10 @@ use xdp_common::{metric, repo, require_root, scrape, sh, wait_metrics, Testbed, 
 
 const VIP: &str = "198.18.0.1";
 const BACKENDS: [&str; 4] = ["198.18.2.10", "198.18.2.11", "198.18.2.12", "198.18.2.13"];
+/// The two-armed testbed's back link in fgt-srv, and its address (the
+/// proxy's source there).
+const BACK_IF: &str = "fg-s1";
+const BACK_SOURCE: &str = "198.18.2.1";
 
 /// `floodgate serve --app proxy` on fg-s0 towards `backends`, ready.
 fn proxy(port: &str, backends: &[String], extra: &[&str]) -> Proc {
@@ -84,12 +97,17 @@ fn proxy(port: &str, backends: &[String], extra: &[&str]) -> Proc {
 
 /// The same on the `shards` given by `queues` (`--queues N --xdp-mode M`).
 fn proxy_on(port: &str, backends: &[String], queues: &[&str], shards: u64, extra: &[&str]) -> Proc {
+    proxy_from(VIP, port, backends, queues, shards, extra)
+}
+
+/// The same from the source address `source`.
+fn proxy_from(source: &str, port: &str, backends: &[String], queues: &[&str], shards: u64, extra: &[&str]) -> Proc {
     let list = backends.join(",");
     let mut args = vec![env!("CARGO_BIN_EXE_floodgate"), "serve", "--iface", "fg-s0", "--vip", VIP, "--port", port];
     if !backends.is_empty() {
         args.extend_from_slice(&["--backend", &list]);
     }
-    args.extend_from_slice(&["--app", "proxy", "--source-addrs", VIP]);
+    args.extend_from_slice(&["--app", "proxy", "--source-addrs", source]);
     args.extend_from_slice(&["--source-ports", "10000-29999"]);
     args.extend_from_slice(queues);
     args.extend_from_slice(&["--metrics", METRICS, "--connections", "16384", "--buffers", "4096", "--msl", "2"]);
@@ -951,4 +969,93 @@ fn two_shards_hand_replies_to_their_owner() {
         "echo: as many bytes back as forth"
     );
     assert_eq!(metric(&m, "floodgate_proxy_resets_to_client_total"), 0);
+}
+
+/// A sample of `name` with exactly `labels` (`shard="0",arm="back"`), 0 if absent.
+fn sample(m: &str, name: &str, labels: &str) -> u64 {
+    let key = if labels.is_empty() { format!("{name} ") } else { format!("{name}{{{labels}}} ") };
+    m.lines().find_map(|l| l.strip_prefix(&key)?.trim().parse::<f64>().ok()).unwrap_or(0.0) as u64
+}
+
+#[test]
+fn two_armed_front_end_reaches_the_backends_on_its_back_link() {
+    if !require_root("proxy_testbed::two_armed_front_end_reaches_the_backends_on_its_back_link") {
+        return;
+    }
+    const N: u32 = 1000;
+    // The backends hang on fg-s1 only: nothing reaches them through fg-s0.
+    let _tb = Testbed::up_two_armed();
+    let dir = scratch("arms");
+    let _nginx = nginx(&dir);
+    let log = dir.join("headers.log");
+    let echo: Vec<String> = BACKENDS.iter().map(|a| format!("{a}:7")).collect();
+    let _be = echo_backend(&echo.join(","), &log, true);
+    let both = ["--queues", "2", "--xdp-mode", "native"];
+    let arms = ["--backend-iface", BACK_IF, "--proxy-protocol", "v2"];
+    let http: Vec<String> = BACKENDS.iter().map(|a| format!("{a}:80")).collect();
+    // nginx does not read PROXY headers: HTTP goes without them.
+    let fg = proxy_from(BACK_SOURCE, "80", &http, &both, 2, &arms[..2]);
+    assert!(fg.log().contains("back link: XDP attached"), "{}", fg.log());
+
+    let mut names = std::collections::HashSet::new();
+    for _ in 0..8 {
+        let (ok, out) = sh(&mut in_ns(CLI_NS, &["curl", "-sS", "-m", "5", &format!("http://{VIP}/")]));
+        assert!(ok && out.trim().starts_with("be"), "curl through the two-armed proxy:\n{out}");
+        names.insert(out.trim().to_string());
+    }
+    assert_eq!(names.len(), 4, "every backend answered: {names:?}");
+    let keepalive = wrk(16, 3, false);
+    let close = wrk(16, 3, true);
+    eprintln!("two-armed: {keepalive} keep-alive requests, {close} with Connection: close, 0 errors");
+    assert!(close >= 100, "Connection: close requests went through: {close}");
+    let m = wait_metrics("every pair ended", Duration::from_secs(10), |m| {
+        let opened = metric(m, "floodgate_proxy_pairs_opened_total");
+        opened > 0 && opened == metric(m, "floodgate_proxy_pairs_ended_total")
+    });
+    let back_rx: Vec<u64> =
+        (0..2).map(|i| sample(&m, "floodgate_link_rx_frames_total", &format!("shard=\"{i}\",arm=\"back\""))).collect();
+    let back_tx: Vec<u64> =
+        (0..2).map(|i| sample(&m, "floodgate_link_tx_frames_total", &format!("shard=\"{i}\",arm=\"back\""))).collect();
+    let crossed = metric(&m, "floodgate_link_tx_from_other_arm_total");
+    eprintln!("back link: frames received per shard {back_rx:?}, sent {back_tx:?}; {crossed} sent for the other arm");
+    assert!(back_tx.iter().sum::<u64>() >= keepalive + close, "the requests left on the back link: {back_tx:?}");
+    assert!(back_rx.iter().sum::<u64>() > 0, "the backends' replies came in on it: {back_rx:?}");
+    assert!(sample(&m, "floodgate_xdp_source_replies_total", "arm=\"back\"") > 0, "steered by the back program");
+    assert_eq!(sample(&m, "floodgate_xdp_source_replies_total", ""), 0, "no backend reply on the front link");
+    assert_eq!(metric(&m, "floodgate_proxy_clients_reset_no_backend_total"), 0);
+    assert_eq!(metric(&m, "floodgate_proxy_backend_connect_timeouts_total"), 0);
+    drop(fg);
+
+    // Echo with PROXY v2: the client's address reaches the backend, the
+    // backend sees the back link's source address; every byte checked.
+    let _fg = proxy_from(BACK_SOURCE, "7", &echo, &both, 2, &arms);
+    let script = repo().join("engine/tests/peers/echo_client.py");
+    let (n, c) = (N.to_string(), "100".to_string());
+    let args = ["timeout", "-k", "10", "120", "python3", script.to_str().unwrap(), "--server", VIP, "--port", "7"];
+    let mut args = args.to_vec();
+    args.extend_from_slice(&["--connections", &n, "--concurrency", &c, "--sources", "198.18.0.10-73"]);
+    args.extend_from_slice(&["--timeout", "30", "--total-timeout", "100", "--seed", "33"]);
+    let (ok, out) = sh(&mut in_ns(CLI_NS, &args));
+    eprintln!("echo client through the two-armed proxy: {out}");
+    assert!(ok, "echo client failed:\n{out}");
+    let line = out.lines().find(|l| l.starts_with("ok=")).expect("summary");
+    assert!(line.contains(&format!("ok={N} failed=0")), "{line}");
+    let lines = std::fs::read_to_string(&log).unwrap();
+    let recs: Vec<Vec<&str>> = lines.lines().map(|l| l.split(' ').collect()).collect();
+    assert_eq!(recs.len() as u32, N, "one PROXY header per connection");
+    for r in &recs {
+        assert_eq!(r[0], "ok", "bad PROXY header: {r:?}");
+        assert!(r[1].starts_with("198.18.0."), "the client's own address: {r:?}");
+        assert_eq!((r[3], r[4], r[5]), (VIP, "7", BACK_SOURCE), "to the VIP, from the back link's source: {r:?}");
+    }
+    let m = wait_metrics("every echo pair ended", Duration::from_secs(20), |m| {
+        metric(m, "floodgate_proxy_pairs_ended_total") == u64::from(N)
+    });
+    assert_eq!(
+        metric(&m, "floodgate_proxy_bytes_client_to_backend_total"),
+        metric(&m, "floodgate_proxy_bytes_backend_to_client_total"),
+        "echo: as many bytes back as forth"
+    );
+    assert_eq!(metric(&m, "floodgate_proxy_resets_to_client_total"), 0);
+    assert_eq!(metric(&m, "floodgate_shard_handoff_ring_full_total"), 0);
 }

@@ -11,6 +11,7 @@ use std::process::Command;
 use std::time::{Duration, Instant as StdInstant};
 
 use floodgate::app::App;
+use floodgate::link::xdp::arms::Arms;
 use floodgate::link::xdp::{Xdp, XdpConfig, XdpMode, XdpProgram};
 use floodgate::shard::{AppStats, Command as ShardCommand, Report, ShardSpec};
 use floodgate::tcp::{Capacity, Endpoint, Event, Secrets, TcpConfig};
@@ -82,7 +83,9 @@ fn a_panicking_shard_reports_and_the_others_stop() {
                 ep.listen(Some(IpAddr::V4(VIP)), PORT, TcpConfig::default()).expect("listen");
                 (ep, PanicOnEvent)
             };
-            shards.push(floodgate::shard::runner::spawn(spec, link, None, make, report_tx.clone()).expect("spawn"));
+            shards.push(
+                floodgate::shard::runner::spawn(spec, Arms::one(link), None, make, report_tx.clone()).expect("spawn"),
+            );
         }
 
         // A client connects: the shard that gets it accepts, and its

@@ -507,6 +507,7 @@ mod tests {
             rate_per_backend: 1.0,
             extra_pools: vec![],
             listener_pools: vec![],
+            backend_iface: None,
         }
     }
 

@@ -575,6 +575,13 @@ pub struct Settings {
     /// addresses x ports / 2MSL new connections per second (logged at start).
     #[arg(long, value_name = "A-B", help_heading = "Proxy")]
     pub source_addrs: Option<String>,
+    /// Proxy app: the interface the backends are reached through, for a
+    /// two-armed front end (clients on --iface, backends on this one, as
+    /// with a front and a back NIC): each shard also binds this
+    /// interface's queue of its own number, and --source-addrs should be
+    /// addresses of this side. Default: --iface (one-armed).
+    #[arg(long, value_name = "IF", help_heading = "Proxy")]
+    pub backend_iface: Option<String>,
     /// Proxy app: the source ports, split into disjoint slices, one per
     /// shard [default: 1024-65535].
     #[arg(long, value_name = "LO-HI", help_heading = "Proxy")]
@@ -640,14 +647,14 @@ impl Settings {
             frame_size, rx_ring, tx_ring, busy_poll, busy_poll_usec, connections, time_wait_capacity, time_wait_capacity_v6, time_wait_policy, buffers,
             buffer_size, events, half_open_budget, max_conns_per_source, source_table, msl, fin_wait2_timeout, keepalive_idle,
             keepalive_interval, keepalive_probes, syn_cookies, xdp_syn_cookies, max_send_buffer, max_recv_buffer, mtu, congestion, nodelay, ecn,
-            http_body, http_body_bytes, http_max_header_bytes, http_header_timeout, http_keepalive_timeout, idle_timeout, backend, pool, balance, maglev_seed, eject_after, eject_time, health_check, check_interval, check_timeout, check_path, check_status, check_fall, check_rise, source_addrs, source_ports,
+            http_body, http_body_bytes, http_max_header_bytes, http_header_timeout, http_keepalive_timeout, idle_timeout, backend, pool, balance, maglev_seed, eject_after, eject_time, health_check, check_interval, check_timeout, check_path, check_status, check_fall, check_rise, source_addrs, source_ports, backend_iface,
             backend_connect_timeout, proxy_idle_timeout, proxy_protocol, drain, stall_timeout,
             announce_table, announce_wait)
     }
 
     /// Checks the merged settings and builds the engine's configuration.
     /// `rx_queues` is the interface's RX queue count, if known.
-    pub fn resolve(&self, rx_queues: impl FnOnce(&str) -> Option<u32>) -> Result<Resolved, String> {
+    pub fn resolve(&self, mut rx_queues: impl FnMut(&str) -> Option<u32>) -> Result<Resolved, String> {
         let iface = self.iface.clone().ok_or("--iface is required (the interface to serve on)")?;
         let vips = self.vip.clone().unwrap_or_default();
         if vips.is_empty() {
@@ -848,6 +855,21 @@ impl Settings {
             return Err("--stall-timeout must be 0 (never exit) or at least 1s".into());
         }
         let proxy = if app == AppKind::Proxy { Some(self.proxy_settings(&tcp, &cap, queues)?) } else { None };
+        if let Some(b) = &self.backend_iface {
+            if app != AppKind::Proxy {
+                return Err(format!("--backend-iface {b}: only the proxy app has backends (--app proxy)"));
+            }
+            if *b == iface {
+                return Err(format!("--backend-iface {b} is --iface: leave it out for a one-armed front end"));
+            }
+            if let Some(n) = rx_queues(b).filter(|&n| n < queues) {
+                return Err(format!(
+                    "--backend-iface {b} has {n} RX queue{} for {queues} shards: each shard binds the queue of \
+                     its own number on both interfaces",
+                    if n == 1 { "" } else { "s" }
+                ));
+            }
+        }
         let announce = match self.announce_table {
             None => {
                 if self.announce_wait.is_some() {
@@ -964,6 +986,9 @@ pub struct ProxySettings {
     pub extra_pools: Vec<ExtraPool>,
     /// By listener (every VIP with every port, VIP by VIP), its pool.
     pub listener_pools: Vec<u16>,
+    /// `--backend-iface`: a two-armed front end's back link (`None`: the
+    /// backends are reached through `--iface`).
+    pub backend_iface: Option<String>,
 }
 
 /// A `[[pool]]` resolved: the backends of one port's listeners.
@@ -1124,6 +1149,7 @@ impl Settings {
             idle_timeout: timeout(self.proxy_idle_timeout, crate::app::proxy::IDLE_TIMEOUT),
             proxy_protocol: self.proxy_protocol == Some(ProxyProtocolArg::V2),
             rate_per_backend,
+            backend_iface: self.backend_iface.clone(),
         })
     }
 }
@@ -1486,6 +1512,29 @@ mod tests {
         assert_eq!(p.backends.len(), 2);
         assert_eq!((p.connect_timeout, p.idle_timeout, p.proxy_protocol), (Duration::from_secs(1), None, true));
         assert!(cli(BASE).resolve(|_| None).unwrap().proxy.is_none(), "only with --app proxy");
+    }
+
+    #[test]
+    fn backend_iface_makes_a_two_armed_proxy() {
+        let base = ["--iface", "fg-s0", "--vip", "198.18.0.1", "--port", "80", "--backend", "198.18.2.10:80"];
+        let with = |extra: &[&str], queues: u32| {
+            let mut a = base.to_vec();
+            a.extend_from_slice(&["--source-addrs", "198.18.2.1", "--source-ports", "10000-29999"]);
+            a.extend_from_slice(&["--connections", "2000"]);
+            a.extend_from_slice(extra);
+            cli(&a).resolve(|i| Some(if i == "fg-s1" { 2 } else { queues }))
+        };
+        let p = with(&["--app", "proxy", "--backend-iface", "fg-s1", "--queues", "2"], 2).unwrap().proxy.unwrap();
+        assert_eq!(p.backend_iface.as_deref(), Some("fg-s1"));
+        assert_eq!(with(&["--app", "proxy"], 2).unwrap().proxy.unwrap().backend_iface, None, "one-armed by default");
+        let e = with(&["--app", "proxy", "--backend-iface", "fg-s1", "--queues", "4"], 4).unwrap_err();
+        assert!(e.contains("fg-s1 has 2 RX queues for 4 shards"), "{e}");
+        let e = with(&["--app", "proxy", "--backend-iface", "fg-s0"], 1).unwrap_err();
+        assert!(e.contains("is --iface"), "{e}");
+        let e = with(&["--app", "http", "--backend-iface", "fg-s1"], 1).unwrap_err();
+        assert!(e.contains("only the proxy app"), "{e}");
+        let file = Settings::from_toml("app = \"proxy\"\nbackend-iface = \"fg-s1\"\n").unwrap();
+        assert_eq!(file.backend_iface.as_deref(), Some("fg-s1"), "the TOML key");
     }
 
     #[test]

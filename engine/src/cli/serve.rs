@@ -47,6 +47,7 @@ use crate::app::App;
 use crate::link::ifstate::IfWatch;
 use crate::link::napi_tuning::{self, NapiTuning, Places};
 use crate::link::vip_route::VipRoutes;
+use crate::link::xdp::arms::Arms;
 use crate::link::xdp::{self, Xdp, XdpProgram};
 use crate::metrics::{self, Info, MetricsServer, Pages, View};
 use crate::shard::handoff::{self, Handoff, SourceMap};
@@ -99,19 +100,18 @@ pub fn serve(cli: Settings) -> Result<(), String> {
     let ifwatch = IfWatch::new(ifindex).map_err(|e| format!("socket for the link state: {e}"))?;
     let mac = crate::neigh::interface_mac(&cfg.iface)
         .ok_or_else(|| format!("cannot read the MAC address of {}", cfg.iface))?;
+    let mut back = match cfg.proxy.as_ref().and_then(|p| p.backend_iface.as_deref()) {
+        Some(b) => Some(BackArm::attach(b, cfg.xdp_mode)?),
+        None => None,
+    };
 
     let mut links = Vec::with_capacity(cfg.queues as usize);
     for q in 0..cfg.queues {
-        let link = Xdp::bind(&program, &cfg.iface, q, &cfg.xdp).map_err(|e| e.to_string())?;
-        tracing::info!(
-            queue = q,
-            "AF_XDP socket bound in {} mode (UMEM {} frames x {} B = {} MiB)",
-            link.bind_mode(),
-            cfg.xdp.frame_count(),
-            cfg.xdp.frame_size,
-            (cfg.xdp.frame_count() as u64 * cfg.xdp.frame_size as u64) >> 20
-        );
-        links.push(link);
+        let front = bind(&program, &cfg.iface, q, &cfg)?;
+        links.push(match &back {
+            Some(b) => Arms::two(front, mac, bind(&b.program, &b.iface, q, &cfg)?, b.mac),
+            None => Arms::one(front),
+        });
     }
     // The VIPs are claimed only once every queue has its socket: a frame
     // steered before would find none (`redirect_no_xsk`) and go to the
@@ -137,7 +137,10 @@ pub fn serve(cli: Settings) -> Result<(), String> {
     };
 
     let backend_macs = match &cfg.proxy {
-        Some(p) => proxy_start(&cfg, p, &program, mode)?,
+        Some(p) => match &back {
+            Some(b) => proxy_start(&cfg, p, &b.program, b.mode)?,
+            None => proxy_start(&cfg, p, &program, mode)?,
+        },
         None => Vec::new(),
     };
     let cpus = cfg.cpus.clone().unwrap_or_else(allowed_cpus);
@@ -164,23 +167,25 @@ pub fn serve(cli: Settings) -> Result<(), String> {
             AppKind::Http => {
                 let http = super::apps::http_config(&cfg);
                 let n = cfg.cap.connections as usize;
-                start(spec, link, hand, &cfg, mac, &secrets, report_tx.clone(), move || Http::new(n, http))
+                start(spec, link, hand, &cfg, mac, None, &secrets, report_tx.clone(), move || Http::new(n, http))
             }
             AppKind::Echo => {
                 let (n, idle) = (cfg.cap.connections as usize, cfg.idle_timeout);
                 let echo = move || Echo::new(n).with_idle_timeout(idle);
-                start(spec, link, hand, &cfg, mac, &secrets, report_tx.clone(), echo)
+                start(spec, link, hand, &cfg, mac, None, &secrets, report_tx.clone(), echo)
             }
             AppKind::Sink => {
                 let idle = cfg.idle_timeout;
                 let sink = move || Sink::new().with_idle_timeout(idle);
-                start(spec, link, hand, &cfg, mac, &secrets, report_tx.clone(), sink)
+                start(spec, link, hand, &cfg, mac, None, &secrets, report_tx.clone(), sink)
             }
             AppKind::Proxy => {
                 let n = cfg.cap.connections as usize;
                 let p = cfg.proxy.as_ref().expect("resolved with --app proxy");
                 let pc = super::apps::proxy_config(p, &backend_macs, i, steering.as_ref());
-                start(spec, link, hand, &cfg, mac, &secrets, report_tx.clone(), move || Proxy::new(n, pc))
+                let back_mac = back.as_ref().map(|b| b.mac);
+                let proxy = move || Proxy::new(n, pc);
+                start(spec, link, hand, &cfg, mac, back_mac, &secrets, report_tx.clone(), proxy)
             }
         };
         shards.push(r.map_err(|e| format!("cannot start shard {i}: {e}"))?);
@@ -249,6 +254,7 @@ pub fn serve(cli: Settings) -> Result<(), String> {
         reports: report_rx,
         info,
         program: &program,
+        back_program: back.as_ref().map(|b| &b.program),
         epoch,
         cookies,
         watchdog,
@@ -257,7 +263,7 @@ pub fn serve(cli: Settings) -> Result<(), String> {
         admin: cfg.proxy.as_ref().map(Admin::new).unwrap_or_default(),
         reload,
         running,
-        iface: cfg.iface.clone(),
+        arp_iface: back.as_ref().map_or_else(|| cfg.iface.clone(), |b| b.iface.clone()),
         announcer,
         announce_wait: cfg.announce.map(|a| a.wait).unwrap_or_default(),
         proxy: cfg.proxy.is_some(),
@@ -265,17 +271,62 @@ pub fn serve(cli: Settings) -> Result<(), String> {
     .run(cfg.drain);
     program.detach();
     tracing::info!(iface = %cfg.iface, "XDP program detached");
+    if let Some(b) = back.as_mut() {
+        b.program.detach();
+        tracing::info!(iface = %b.iface, "XDP program detached");
+    }
     outcome
+}
+
+/// Binds queue `q` of `iface`, logged.
+fn bind(program: &XdpProgram, iface: &str, q: u32, cfg: &Resolved) -> Result<Xdp, String> {
+    let link = Xdp::bind(program, iface, q, &cfg.xdp).map_err(|e| e.to_string())?;
+    tracing::info!(
+        iface,
+        queue = q,
+        "AF_XDP socket bound in {} mode (UMEM {} frames x {} B = {} MiB)",
+        link.bind_mode(),
+        cfg.xdp.frame_count(),
+        cfg.xdp.frame_size,
+        (cfg.xdp.frame_count() as u64 * cfg.xdp.frame_size as u64) >> 20
+    );
+    Ok(link)
+}
+
+/// The back link of a two-armed front end (`--backend-iface`): its own XDP
+/// program, which steers only the backends' replies (the `sources` map)
+/// and passes everything else to the kernel, and its MAC, which the shards'
+/// backend connections send from.
+struct BackArm {
+    iface: String,
+    program: XdpProgram,
+    mode: xdp::AttachedMode,
+    mac: [u8; 6],
+}
+
+impl BackArm {
+    fn attach(iface: &str, mode: xdp::XdpMode) -> Result<BackArm, String> {
+        let mac = crate::neigh::interface_mac(iface)
+            .ok_or_else(|| format!("--backend-iface {iface}: cannot read its MAC address (does it exist?)"))?;
+        let mut program = XdpProgram::load().map_err(|e| e.to_string())?;
+        let got = program.attach(iface, mode).map_err(|e| format!("--backend-iface {iface}: {e}"))?;
+        match program.native_fallback_reason() {
+            Some(why) => tracing::warn!(iface, "back link: XDP attached in {got} mode (native refused: {why})"),
+            None => tracing::info!(iface, "back link: XDP attached in {got} mode"),
+        }
+        Ok(BackArm { iface: iface.to_string(), program, mode: got, mac })
+    }
 }
 
 /// Starts one shard with its endpoint listening on every (VIP, port).
 #[allow(clippy::too_many_arguments)]
 fn start<A, M>(
     spec: ShardSpec,
-    link: Xdp,
+    link: Arms,
     handoff: Option<Handoff>,
     cfg: &Resolved,
     mac: [u8; 6],
+    back_mac: Option<[u8; 6]>,
     secrets: &Secrets,
     reports: crossbeam_channel::Sender<Report>,
     make_app: M,
@@ -286,13 +337,16 @@ where
 {
     let (tcp, cap, secrets) = (cfg.tcp, cfg.cap, secrets.clone());
     let listen: Vec<(IpAddr, u16)> = cfg.vips.iter().flat_map(|&v| cfg.ports.iter().map(move |&p| (v, p))).collect();
-    let (index, queue, cpu) = (spec.index, link.queue(), spec.cpu);
+    let (index, queue, cpu) = (spec.index, link.front.queue(), spec.cpu);
     runner::spawn(
         spec,
         link,
         handoff,
         move |now| {
             let mut ep = Endpoint::new(tcp, cap, mac, secrets, now);
+            if let Some(m) = back_mac {
+                ep.set_back_mac(m);
+            }
             for &(addr, port) in &listen {
                 ep.listen(Some(addr), port, tcp).expect("a handful of listeners");
             }
@@ -386,10 +440,11 @@ const BACKEND_ARP_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// The proxy's start: logs the source space and the sustainable rate,
 /// has the XDP program steer the backends' replies (TCP to `--source-addrs`
-/// x `--source-ports`) to the sockets, and resolves every backend's MAC on
-/// `--iface` (one-armed: the backends are neighbours on the served link, or
-/// at least answer ARP there). A backend that does not answer ARP stops
-/// the start with a clear message.
+/// x `--source-ports`) to the sockets (`program`: the one on the link the
+/// replies come in on), and resolves every backend's MAC on that link:
+/// `--backend-iface` (two-armed), else `--iface` (one-armed: the backends
+/// are neighbours on the served link, or at least answer ARP there). A
+/// backend that does not answer ARP stops the start with a clear message.
 fn proxy_start(
     cfg: &Resolved,
     p: &ProxySettings,
@@ -409,28 +464,30 @@ fn proxy_start(
     let lo = p.shard_ports.iter().map(|r| r.0).min().unwrap_or(0);
     let hi = p.shard_ports.iter().map(|r| r.1).max().unwrap_or(0);
     program.set_sources(p.source_first, p.source_last, lo, hi).map_err(|e| e.to_string())?;
+    // Where the backends' replies come in: the back link, or the served one.
+    let on = p.backend_iface.as_deref().unwrap_or(&cfg.iface);
     // Generic XDP on veth sees every frame on queue 0; native mode sees the
     // queue the sender (veth) or RSS (a NIC) picked. (Generic mode on a
     // multi-queue NIC is not told apart here: it would need the warning too.)
-    let unserved = xdp::program::rx_queue_count(&cfg.iface).filter(|&n| n > cfg.queues);
+    let unserved = xdp::program::rx_queue_count(on).filter(|&n| n > cfg.queues);
     if let Some(n) = unserved.filter(|_| mode == xdp::AttachedMode::Native) {
         tracing::warn!(
             "proxy: {} has {n} RX queues but only queues 0-{} have a shard: segments landing on the others go to \
              the kernel (counted in floodgate_xdp_program_frames_total{{verdict=\"redirect_no_xsk\"}}); serve \
              every queue (--queues {n}), or on a NIC `ethtool -L {} combined {}`",
-            cfg.iface,
+            on,
             cfg.queues - 1,
-            cfg.iface,
+            on,
             cfg.queues
         );
     }
     p.all_backends()
         .map(|b| {
-            crate::neigh::resolve_wait(&cfg.iface, b.ip(), BACKEND_ARP_TIMEOUT).ok_or_else(|| {
+            crate::neigh::resolve_wait(on, b.ip(), BACKEND_ARP_TIMEOUT).ok_or_else(|| {
                 format!(
-                    "backend {b}: no ARP answer on {} within {BACKEND_ARP_TIMEOUT:?} (the backends must be \
-                     neighbours on --iface)",
-                    cfg.iface
+                    "backend {b}: no ARP answer on {on} within {BACKEND_ARP_TIMEOUT:?} (the backends must be \
+                     neighbours on {})",
+                    if p.backend_iface.is_some() { "--backend-iface" } else { "--iface" }
                 )
             })
         })
@@ -506,6 +563,8 @@ struct Control<'a> {
     reports: Receiver<Report>,
     info: Info,
     program: &'a XdpProgram,
+    /// The back link's program (`--backend-iface`).
+    back_program: Option<&'a XdpProgram>,
     epoch: std::time::Instant,
     cookies: XdpCookies<'a>,
     watchdog: Watchdog,
@@ -516,7 +575,8 @@ struct Control<'a> {
     reload: Option<Reload>,
     /// The settings started with, less the backends ([`Reload::comparable`]).
     running: String,
-    iface: String,
+    /// Where the backends answer ARP: `--backend-iface`, else `--iface`.
+    arp_iface: String,
     /// The VIP routes for BGP (`--announce-table`).
     announcer: Option<Announcer<VipRoutes>>,
     announce_wait: Duration,
@@ -731,7 +791,7 @@ impl Control<'_> {
                     }
                 } else if let Some(m) = self.metrics.as_mut() {
                     if m.owns(e.token()) {
-                        let program = self.program;
+                        let (program, back_program) = (self.program, self.back_program);
                         let (info, epoch) = (&self.info, self.epoch);
                         let draining = matches!(phase, Phase::Draining { .. } | Phase::Stopping);
                         let announce = self.announcer.as_ref().map(|a| (a.announced(), a.errors()));
@@ -743,6 +803,7 @@ impl Control<'_> {
                                     info,
                                     shards: &latest,
                                     xdp: program.stats().ok(),
+                                    xdp_back: back_program.and_then(|p| p.stats().ok()),
                                     draining,
                                     uptime_secs: epoch.elapsed().as_secs_f64(),
                                     stalled: &stalled,
@@ -876,7 +937,7 @@ impl Control<'_> {
                 return;
             }
         };
-        let iface = self.iface.clone();
+        let iface = self.arp_iface.clone();
         let mac_of = |a: std::net::SocketAddr| {
             crate::neigh::resolve_wait(&iface, a.ip(), BACKEND_ARP_TIMEOUT)
                 .ok_or_else(|| format!("new backend {a}: no ARP answer on {iface} within {BACKEND_ARP_TIMEOUT:?}"))

@@ -36,6 +36,14 @@ pub trait TxSink {
     /// the link counts that drop.
     fn send<F: FnOnce(&mut [u8]) -> usize>(&mut self, write: F) -> bool;
 
+    /// [`send`](Self::send) of a frame whose Ethernet source address will
+    /// be `src`: a link with two arms picks the arm by it before the frame
+    /// is written, so nothing is copied ([`xdp::arms`]). Others ignore it.
+    fn send_from<F: FnOnce(&mut [u8]) -> usize>(&mut self, src: &[u8; 6], write: F) -> bool {
+        let _ = src;
+        self.send(write)
+    }
+
     /// Sends a copy of `frame` (a reply written into a received frame that
     /// the link cannot send in place). A frame longer than a TX buffer is
     /// not sent (the write is cancelled).

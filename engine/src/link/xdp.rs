@@ -59,6 +59,7 @@
 //! [`Xdp::bind`] registers the socket in its XSKMAP.
 
 pub mod abi;
+pub mod arms;
 pub mod busy_poll;
 pub mod desc;
 pub mod program;
@@ -248,11 +249,15 @@ pub struct XdpLinkStats {
     /// Kernel: times the TX ring was found empty when woken. In copy mode
     /// every poll() of the socket drives TX, so idle polls count here too.
     pub kernel_tx_ring_empty: u64,
+    /// Frames written while the other arm of a two-armed shard was at hand
+    /// (its received frame's turn, or a sink of it) but addressed from this
+    /// link's MAC, so copied here ([`arms`]).
+    pub tx_from_other_arm: u64,
 }
 
 impl XdpLinkStats {
     /// `(metric name, value)` for every counter.
-    pub fn fields(&self) -> [(&'static str, u64); 23] {
+    pub fn fields(&self) -> [(&'static str, u64); 24] {
         [
             ("rx_frames", self.rx_frames),
             ("tx_frames", self.tx_frames),
@@ -277,6 +282,7 @@ impl XdpLinkStats {
             ("kernel_rx_invalid_descs", self.kernel_rx_invalid_descs),
             ("kernel_tx_invalid_descs", self.kernel_tx_invalid_descs),
             ("kernel_tx_ring_empty", self.kernel_tx_ring_empty),
+            ("tx_from_other_arm", self.tx_from_other_arm),
         ]
     }
 }
@@ -697,6 +703,51 @@ impl Xdp {
     }
 }
 
+impl Xdp {
+    /// [`Link::poll_rx`], with the other arm of a two-armed shard for the
+    /// handler's TX sink.
+    fn poll_rx_with<H>(&mut self, budget: usize, mut other: Option<&mut arms::Arm<'_>>, handler: &mut H) -> usize
+    where
+        H: FnMut(&mut [u8], &mut XdpTx<'_>) -> RxAction,
+    {
+        // Batch after batch until the budget is spent or the ring is empty;
+        // the fill ring is topped up after each batch.
+        let mut total = 0;
+        while total < budget {
+            let got = self.rx_batch_once(budget - total, other.as_deref_mut(), handler);
+            total += got;
+            if got < self.rx_batch.len() {
+                break;
+            }
+        }
+        total
+    }
+
+    /// [`Link::poll_rx_looking`], likewise.
+    fn poll_rx_looking_with<S, L, H>(
+        &mut self,
+        budget: usize,
+        mut other: Option<&mut arms::Arm<'_>>,
+        state: &mut S,
+        look: &mut L,
+        handler: &mut H,
+    ) -> usize
+    where
+        L: FnMut(&S, &[u8], Pass),
+        H: FnMut(&mut S, &mut [u8], &mut XdpTx<'_>) -> RxAction,
+    {
+        let mut total = 0;
+        while total < budget {
+            let got = self.rx_batch_looking(budget - total, other.as_deref_mut(), state, look, handler);
+            total += got;
+            if got < self.rx_batch.len() {
+                break;
+            }
+        }
+        total
+    }
+}
+
 impl AsRawFd for Xdp {
     fn as_raw_fd(&self) -> RawFd {
         self.fd
@@ -708,42 +759,76 @@ impl AsRawFd for Xdp {
 pub struct XdpTx<'a> {
     umem: &'a Umem,
     pool: &'a mut Pool,
+    /// The other link of a two-armed shard ([`arms`]): a frame written
+    /// from its MAC is sent there.
+    other: Option<arms::Arm<'a>>,
 }
 
 impl TxSink for XdpTx<'_> {
     fn send<F: FnOnce(&mut [u8]) -> usize>(&mut self, write: F) -> bool {
-        if self.pool.tx_held() >= self.pool.pending_cap {
-            self.pool.stats.tx_ring_full += 1;
-            return false;
+        match self.other.as_mut() {
+            None => send_on(self.umem, self.pool, write),
+            Some(other) => arms::send_routed(self.umem, self.pool, other, write),
         }
-        let Some(mut desc) = self.pool.free.pop() else {
-            self.pool.stats.no_free_frame += 1;
-            return false;
-        };
-        // SAFETY: `desc` came off the free stack, so neither the kernel nor
-        // any other borrow is using its frame.
-        let mut data = unsafe { self.umem.data_mut(&mut desc) };
-        let cap = {
-            let mut c = data.cursor();
-            let cap = c.buf_len();
-            c.set_pos(cap);
-            cap
-        };
-        let n = write(data.contents_mut());
-        if n == 0 {
-            self.pool.stats.tx_cancelled += 1;
-            self.pool.free.push(desc);
-            return true;
-        }
-        if n > cap {
-            self.pool.stats.tx_bad_len += 1;
-            self.pool.free.push(desc);
-            return false;
-        }
-        data.cursor().set_pos(n);
-        self.pool.pending.push(desc);
-        true
     }
+
+    fn send_from<F: FnOnce(&mut [u8]) -> usize>(&mut self, src: &[u8; 6], write: F) -> bool {
+        match self.other.as_mut() {
+            Some(other) if other.mac == *src => other.send(write),
+            _ => send_on(self.umem, self.pool, write),
+        }
+    }
+}
+
+/// [`XdpTx::send`] on one link: a free frame, the writer, the pending list.
+fn send_on<F: FnOnce(&mut [u8]) -> usize>(umem: &Umem, pool: &mut Pool, write: F) -> bool {
+    send_then(umem, pool, write, |_| None)
+}
+
+/// [`send_on`], with a last look at the written frame: `divert` may take
+/// it elsewhere (`Some(sent)`: a copy went out another way, or not), and
+/// this link's frame goes back to the free stack uncounted.
+#[inline]
+fn send_then<F, D>(umem: &Umem, pool: &mut Pool, write: F, divert: D) -> bool
+where
+    F: FnOnce(&mut [u8]) -> usize,
+    D: FnOnce(&[u8]) -> Option<bool>,
+{
+    if pool.tx_held() >= pool.pending_cap {
+        pool.stats.tx_ring_full += 1;
+        return false;
+    }
+    let Some(mut desc) = pool.free.pop() else {
+        pool.stats.no_free_frame += 1;
+        return false;
+    };
+    // SAFETY: `desc` came off the free stack, so neither the kernel nor
+    // any other borrow is using its frame.
+    let mut data = unsafe { umem.data_mut(&mut desc) };
+    let cap = {
+        let mut c = data.cursor();
+        let cap = c.buf_len();
+        c.set_pos(cap);
+        cap
+    };
+    let n = write(data.contents_mut());
+    if n == 0 {
+        pool.stats.tx_cancelled += 1;
+        pool.free.push(desc);
+        return true;
+    }
+    if n > cap {
+        pool.stats.tx_bad_len += 1;
+        pool.free.push(desc);
+        return false;
+    }
+    if let Some(sent) = divert(&data.contents_mut()[..n]) {
+        pool.free.push(desc);
+        return sent;
+    }
+    data.cursor().set_pos(n);
+    pool.pending.push(desc);
+    true
 }
 
 impl Link for Xdp {
@@ -753,17 +838,7 @@ impl Link for Xdp {
     where
         H: FnMut(&mut [u8], &mut Self::Tx<'_>) -> RxAction,
     {
-        // Batch after batch until the budget is spent or the ring is empty;
-        // the fill ring is topped up after each batch.
-        let mut total = 0;
-        while total < budget {
-            let got = self.rx_batch_once(budget - total, &mut handler);
-            total += got;
-            if got < self.rx_batch.len() {
-                break;
-            }
-        }
-        total
+        self.poll_rx_with(budget, None, &mut handler)
     }
 
     fn poll_rx_looking<S, L, H>(&mut self, budget: usize, state: &mut S, mut look: L, mut handler: H) -> usize
@@ -771,19 +846,11 @@ impl Link for Xdp {
         L: FnMut(&S, &[u8], Pass),
         H: FnMut(&mut S, &mut [u8], &mut Self::Tx<'_>) -> RxAction,
     {
-        let mut total = 0;
-        while total < budget {
-            let got = self.rx_batch_looking(budget - total, state, &mut look, &mut handler);
-            total += got;
-            if got < self.rx_batch.len() {
-                break;
-            }
-        }
-        total
+        self.poll_rx_looking_with(budget, None, state, &mut look, &mut handler)
     }
 
     fn tx(&mut self) -> Self::Tx<'_> {
-        XdpTx { umem: &self.umem, pool: &mut self.pool }
+        XdpTx { umem: &self.umem, pool: &mut self.pool, other: None }
     }
 
     fn flush(&mut self) {
@@ -854,21 +921,28 @@ impl Xdp {
     }
 
     /// One RX batch of at most `budget` frames through `handler`.
-    fn rx_batch_once<H>(&mut self, budget: usize, handler: &mut H) -> usize
+    fn rx_batch_once<H>(&mut self, budget: usize, other: Option<&mut arms::Arm<'_>>, handler: &mut H) -> usize
     where
         H: FnMut(&mut [u8], &mut XdpTx<'_>) -> RxAction,
     {
         let n = budget.min(self.rx_batch.len());
         // SAFETY: the descriptors are filled in from this UMEM's RX ring.
         let got = unsafe { self.rx_q.consume(&mut self.rx_batch[..n]) };
-        self.handle_batch(got, handler)
+        self.handle_batch(got, other, handler)
     }
 
     /// [`rx_batch_once`](Self::rx_batch_once), the batch first shown to
     /// `look` twice (see `Link::poll_rx_looking`). Before the first look the
     /// frames' first lines are prefetched: the kernel wrote them on another
     /// core (veth) or the NIC into the last-level cache at best.
-    fn rx_batch_looking<S, L, H>(&mut self, budget: usize, state: &mut S, look: &mut L, handler: &mut H) -> usize
+    fn rx_batch_looking<S, L, H>(
+        &mut self,
+        budget: usize,
+        other: Option<&mut arms::Arm<'_>>,
+        state: &mut S,
+        look: &mut L,
+        handler: &mut H,
+    ) -> usize
     where
         L: FnMut(&S, &[u8], Pass),
         H: FnMut(&mut S, &mut [u8], &mut XdpTx<'_>) -> RxAction,
@@ -894,11 +968,11 @@ impl Xdp {
                 look(state, data.contents(), pass);
             }
         }
-        self.handle_batch(got, &mut |frame: &mut [u8], tx: &mut XdpTx<'_>| handler(state, frame, tx))
+        self.handle_batch(got, other, &mut |frame: &mut [u8], tx: &mut XdpTx<'_>| handler(state, frame, tx))
     }
 
     /// Hands the first `got` descriptors of `rx_batch` to `handler`.
-    fn handle_batch<H>(&mut self, got: usize, handler: &mut H) -> usize
+    fn handle_batch<H>(&mut self, got: usize, mut other: Option<&mut arms::Arm<'_>>, handler: &mut H) -> usize
     where
         H: FnMut(&mut [u8], &mut XdpTx<'_>) -> RxAction,
     {
@@ -919,7 +993,8 @@ impl Xdp {
                 // SAFETY: the kernel handed this frame to us on the RX ring;
                 // until it goes back on a ring, only this borrow uses it.
                 let mut data = unsafe { self.umem.data_mut(&mut desc) };
-                let mut tx = XdpTx { umem: &self.umem, pool: &mut self.pool };
+                let other = other.as_deref_mut().map(arms::Arm::reborrow);
+                let mut tx = XdpTx { umem: &self.umem, pool: &mut self.pool, other };
                 handler(data.contents_mut(), &mut tx)
             };
             match action {

@@ -39,6 +39,8 @@ pub struct View<'a> {
     pub info: &'a Info,
     pub shards: &'a [Option<Snapshot>],
     pub xdp: Option<BpfStats>,
+    /// The back link's program (a two-armed front end), labelled `arm="back"`.
+    pub xdp_back: Option<BpfStats>,
     pub draining: bool,
     pub uptime_secs: f64,
     /// Per shard (by index): no turn for a second or more (`cli::watchdog`).
@@ -81,6 +83,10 @@ fn link_help(name: &str) -> &'static str {
         "kernel_rx_invalid_descs" => "Kernel: invalid RX descriptors (a bug if not 0).",
         "kernel_tx_invalid_descs" => "Kernel: invalid TX descriptors (a bug if not 0).",
         "kernel_tx_ring_empty" => "Kernel: times the TX ring was empty when woken.",
+        "tx_from_other_arm" => {
+            "Frames this link sent for the other link of a two-armed shard (--backend-iface): written from this \
+             link's MAC while the other link's frame or sink was at hand (arm=\"back\": the backend-side link)."
+        }
         _ => "AF_XDP link counter.",
     }
 }
@@ -422,12 +428,17 @@ pub fn render(view: &View<'_>) -> String {
             }
         }
 
-        // The AF_XDP link.
+        // The AF_XDP link, and a two-armed shard's back link (`arm="back"`).
         for (i, (n, _)) in first.link.fields().iter().enumerate() {
             let name = format!("floodgate_link_{n}_total");
             f.head(&name, "counter", link_help(n));
             for (id, s) in &shards {
                 f.sample(&name, &[("shard", id)], s.link.fields()[i].1);
+            }
+            for (id, s) in &shards {
+                if let Some(b) = &s.back_link {
+                    f.sample(&name, &[("shard", id), ("arm", "back")], b.fields()[i].1);
+                }
             }
         }
 
@@ -474,40 +485,50 @@ pub fn render(view: &View<'_>) -> String {
         }
     }
 
-    if let Some(x) = &view.xdp {
+    // The XDP program on the served link, and on a two-armed front end's
+    // back link (`arm="back"`).
+    let programs: Vec<(&BpfStats, &[(&str, &str)])> =
+        [(view.xdp.as_ref(), &[][..]), (view.xdp_back.as_ref(), &[("arm", "back")][..])]
+            .into_iter()
+            .filter_map(|(x, l)| Some((x?, l)))
+            .collect();
+    if let Some((x, _)) = programs.first() {
         let name = "floodgate_xdp_program_frames_total";
         let mut help = String::from("Frames seen by the XDP program, by verdict:");
         for (n, _) in x.verdicts() {
             let _ = write!(help, " {n} = {};", verdict_help(n));
         }
         f.head(name, "counter", help.trim_end_matches(';'));
-        for (n, v) in x.verdicts() {
-            f.sample(name, &[("verdict", n)], v);
+        for (x, labels) in &programs {
+            for (n, v) in x.verdicts() {
+                f.sample(name, &[&labels[..], &[("verdict", n)]].concat(), v);
+            }
         }
-        let name = "floodgate_xdp_syn_cookie_fallback_total";
-        f.head(
-            name,
-            "counter",
-            "SYNs to a VIP with cookies in XDP that the program left to a shard \
-             (a VLAN tag, IP options, IPv6 extension headers, a payload, a bad checksum or option, no room)",
-        );
-        f.sample(name, &[], x.syn_cookie_fallback);
-        let name = "floodgate_xdp_icmp_too_big_total";
-        f.head(
-            name,
-            "counter",
-            "ICMP fragmentation-needed / ICMPv6 packet-too-big errors about an owned \
-             (address, port) that the program steered to a shard for path MTU discovery",
-        );
-        f.sample(name, &[], x.icmp_too_big);
-        let name = "floodgate_xdp_source_replies_total";
-        f.head(
-            name,
-            "counter",
-            "TCP segments to an owned source (address, port) of the proxy's backend side \
-             (a backend's replies) that the program steered to a shard",
-        );
-        f.sample(name, &[], x.source_reply);
+        for (name, help, get) in [
+            (
+                "floodgate_xdp_syn_cookie_fallback_total",
+                "SYNs to a VIP with cookies in XDP that the program left to a shard \
+                 (a VLAN tag, IP options, IPv6 extension headers, a payload, a bad checksum or option, no room)",
+                (|x| x.syn_cookie_fallback) as fn(&BpfStats) -> u64,
+            ),
+            (
+                "floodgate_xdp_icmp_too_big_total",
+                "ICMP fragmentation-needed / ICMPv6 packet-too-big errors about an owned \
+                 (address, port) that the program steered to a shard for path MTU discovery",
+                |x| x.icmp_too_big,
+            ),
+            (
+                "floodgate_xdp_source_replies_total",
+                "TCP segments to an owned source (address, port) of the proxy's backend side \
+                 (a backend's replies) that the program steered to a shard",
+                |x| x.source_reply,
+            ),
+        ] {
+            f.head(name, "counter", help);
+            for (x, labels) in &programs {
+                f.sample(name, labels, get(x));
+            }
+        }
     }
     out
 }
@@ -572,11 +593,14 @@ mod tests {
     fn renders_every_family_with_help_and_type() {
         let huge = HugePages { thp: "madvise".into(), page_bytes: 2 << 20 };
         let info = Info { iface: "fg-s0".into(), app: "http", attach_mode: "native", huge };
-        let shards = [Some(snap(0)), None, Some(snap(2))];
+        let mut two_armed = snap(2);
+        two_armed.back_link = Some(XdpLinkStats { rx_frames: 41, tx_from_other_arm: 3, ..Default::default() });
+        let shards = [Some(snap(0)), None, Some(two_armed)];
         let text = render(&View {
             info: &info,
             shards: &shards,
             xdp: Some(BpfStats { redirect: 5, ..BpfStats::default() }),
+            xdp_back: Some(BpfStats { source_reply: 8, ..BpfStats::default() }),
             draining: false,
             uptime_secs: 1.5,
             stalled: &[false, false, true],
@@ -619,6 +643,12 @@ mod tests {
             "floodgate_shard_handoff_ring_full_total{shard=\"0\"} 1",
             "floodgate_shard_handoff_wakeups_total{shard=\"2\"} 2",
             "floodgate_xdp_program_frames_total{verdict=\"redirect\"} 5",
+            "floodgate_xdp_program_frames_total{arm=\"back\",verdict=\"redirect\"} 0",
+            "floodgate_xdp_source_replies_total{arm=\"back\"} 8",
+            "floodgate_xdp_source_replies_total 0",
+            "floodgate_link_rx_frames_total{shard=\"2\",arm=\"back\"} 41",
+            "floodgate_link_tx_from_other_arm_total{shard=\"2\",arm=\"back\"} 3",
+            "floodgate_link_tx_from_other_arm_total{shard=\"0\"} 0",
             "floodgate_info{version=\"0.1.0\",iface=\"fg-s0\",app=\"http\",xdp_mode=\"native\"} 1",
             "floodgate_shard_info{shard=\"2\",queue=\"2\",cpu=\"2\",bind_mode=\"copy\",busy_poll=\"off\"} 1",
             "floodgate_huge_pages_info{thp=\"madvise\",page_bytes=\"2097152\"} 1",

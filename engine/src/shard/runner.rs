@@ -1,5 +1,7 @@
-//! The shard thread: one core, one AF_XDP socket (one NIC queue), one
-//! endpoint, one application, and the run loop around [`super::step`].
+//! The shard thread: one core, one AF_XDP socket (one NIC queue; two on a
+//! two-armed proxy, the same queue of the front and the back interface:
+//! [`crate::link::xdp::arms`]), one endpoint, one application, and the run
+//! loop around [`super::step`].
 //!
 //! ```text
 //!   loop {
@@ -62,8 +64,8 @@ use mio::{Events, Interest, Poll, Token, Waker};
 
 use crate::app::App;
 use crate::link::napi_tuning::NapiValues;
-use crate::link::xdp::{BindMode, BusyPollMode, BusyPollState, Xdp, XdpLinkStats};
-use crate::link::Link;
+use crate::link::xdp::arms::Arms;
+use crate::link::xdp::{BindMode, BusyPollMode, BusyPollState, XdpLinkStats};
 use crate::tcp::{Endpoint, Listener, ListenerCounts, Stats};
 use crate::time::Instant;
 use crate::wire;
@@ -73,6 +75,8 @@ use super::step_with;
 
 const XSK: Token = Token(0);
 const WAKE: Token = Token(1);
+/// The back link's socket (a two-armed shard).
+const XSK_BACK: Token = Token(2);
 
 /// How long a shard keeps busy-polling after its last received frame
 /// before it sleeps on the socket.
@@ -148,6 +152,8 @@ pub struct Snapshot {
     pub wire_errors: [u64; wire::Error::ALL.len()],
     pub not_tcp: u64,
     pub link: XdpLinkStats,
+    /// The back link's counters (a two-armed shard, `--backend-iface`).
+    pub back_link: Option<XdpLinkStats>,
     /// Connections in the table (every state but TIME-WAIT).
     pub connections: usize,
     pub half_open: u32,
@@ -205,6 +211,7 @@ impl Snapshot {
             wire_errors: [0; wire::Error::ALL.len()],
             not_tcp: 0,
             link: XdpLinkStats::default(),
+            back_link: None,
             connections: 0,
             half_open: 0,
             time_wait: 0,
@@ -273,7 +280,7 @@ pub struct ShardSpec {
 /// (the proxy on several queues).
 pub fn spawn<A, F>(
     spec: ShardSpec,
-    link: Xdp,
+    link: Arms,
     handoff: Option<Handoff>,
     make: F,
     reports: Sender<Report>,
@@ -283,8 +290,11 @@ where
     F: FnOnce(Instant) -> (Endpoint, A) + Send + 'static,
 {
     let poll = Poll::new()?;
-    let fd: RawFd = link.raw_fd();
+    let fd: RawFd = link.front.raw_fd();
     poll.registry().register(&mut SourceFd(&fd), XSK, Interest::READABLE)?;
+    if let Some(back) = link.back() {
+        poll.registry().register(&mut SourceFd(&back.raw_fd()), XSK_BACK, Interest::READABLE)?;
+    }
     let waker = Arc::new(Waker::new(poll.registry(), WAKE)?);
     if let Some(h) = &handoff {
         h.own_bell().set_waker(waker.clone());
@@ -337,7 +347,7 @@ pub fn clock(epoch: std::time::Instant) -> Instant {
 
 struct Shard<A> {
     spec: ShardSpec,
-    link: Xdp,
+    link: Arms,
     handoff: Option<Handoff>,
     ep: Endpoint,
     app: A,
@@ -352,9 +362,9 @@ struct Shard<A> {
 
 impl<A: App + AppStats> Shard<A> {
     fn run(&mut self) {
-        if self.spec.busy_poll != BusyPollMode::Off && self.link.busy_poll() != BusyPollState::Pending {
+        if self.spec.busy_poll != BusyPollMode::Off && self.link.front.busy_poll() != BusyPollState::Pending {
             // Decided at the bind (zero-copy on Linux 6.13+, or refused).
-            self.report_busy_poll(self.link.busy_poll());
+            self.report_busy_poll(self.link.front.busy_poll());
         }
         let mut events = Events::with_capacity(4);
         let mut last_rx = clock(self.spec.epoch);
@@ -370,7 +380,7 @@ impl<A: App + AppStats> Shard<A> {
             if rx > 0 {
                 last_rx = now;
             }
-            if let Some(state) = self.link.probe_busy_poll() {
+            if let Some(state) = self.link.front.probe_busy_poll() {
                 self.report_busy_poll(state);
                 // The control thread sets the interface up for it (or not).
                 self.send_snapshot();
@@ -399,7 +409,7 @@ impl<A: App + AppStats> Shard<A> {
                 next_snapshot = now + SNAPSHOT_EVERY;
             }
             if now - last_rx < BUSY_POLL {
-                if rx == 0 && !self.link.busy_poll().is_active() {
+                if rx == 0 && !self.link.front.busy_poll().is_active() {
                     // Nothing came: let whatever shares this core run first.
                     // With threaded NAPI that is the kernel thread doing our
                     // own receive (XDP, the AF_XDP copy); spinning past it
@@ -444,15 +454,22 @@ impl<A: App + AppStats> Shard<A> {
                 last_rx = clock(self.spec.epoch);
             }
             if events.iter().any(|e| e.token() == XSK && e.is_error()) {
-                if let Some(e) = self.link.take_socket_error() {
-                    tracing::error!(shard = self.spec.index, iface = self.link.ifname(), "AF_XDP socket: {e}");
+                if let Some(e) = self.link.front.take_socket_error() {
+                    tracing::error!(shard = self.spec.index, iface = self.link.front.ifname(), "AF_XDP socket: {e}");
+                }
+            }
+            if events.iter().any(|e| e.token() == XSK_BACK && e.is_error()) {
+                if let Some(back) = self.link.back_mut() {
+                    if let Some(e) = back.take_socket_error() {
+                        tracing::error!(shard = self.spec.index, iface = back.ifname(), "AF_XDP socket: {e}");
+                    }
                 }
             }
         }
     }
 
     fn report_busy_poll(&self, state: BusyPollState) {
-        let (index, iface, queue) = (self.spec.index, self.link.ifname(), self.link.queue());
+        let (index, iface, queue) = (self.spec.index, self.link.front.ifname(), self.link.front.queue());
         match state {
             BusyPollState::Active(napi) => {
                 tracing::info!(shard = index, iface, queue, napi, "preferred busy polling active")
@@ -487,7 +504,7 @@ impl<A: App + AppStats> Shard<A> {
         step_with(&mut self.ep, &mut self.link, &mut self.app, now, 0, None);
         let end = std::time::Instant::now() + Duration::from_millis(200);
         while self.link.tx_outstanding() > 0 && std::time::Instant::now() < end {
-            self.link.flush();
+            crate::link::Link::flush(&mut self.link);
             std::thread::sleep(Duration::from_micros(200));
         }
         if aborted > 0 {
@@ -514,13 +531,14 @@ impl<A: App + AppStats> Shard<A> {
             backends,
             listeners,
             shard: self.spec.index,
-            queue: self.link.queue(),
+            queue: self.link.front.queue(),
             cpu: self.spec.cpu,
-            bind_mode: self.link.bind_mode(),
+            bind_mode: self.link.front.bind_mode(),
             stats: self.ep.stats,
             wire_errors: self.ep.wire_errors,
             not_tcp: self.ep.not_tcp,
-            link: self.link.stats(),
+            link: self.link.front.stats(),
+            back_link: self.link.back().map(|b| b.stats()),
             connections: self.ep.connections(),
             half_open: self.ep.half_open(),
             time_wait: self.ep.time_wait(),
@@ -534,7 +552,7 @@ impl<A: App + AppStats> Shard<A> {
             turns: self.turns,
             sleeps: self.sleeps,
             yields: self.yields,
-            busy_poll: self.link.busy_poll(),
+            busy_poll: self.link.front.busy_poll(),
             handoff: self.handoff.as_ref().map(|h| h.stats).unwrap_or_default(),
         };
         // Never block the data path on a slow control thread.

@@ -145,6 +145,9 @@ pub struct Endpoint {
     dirty: Vec<Handle>,
     secrets: Secrets,
     mac: [u8; 6],
+    /// The back link's MAC on a two-armed shard: active opens go out from
+    /// it, and so do replies to frames that came to it.
+    back_mac: Option<[u8; 6]>,
     challenge: RateLimit,
     rst: RateLimit,
     half_open: u32,
@@ -189,6 +192,7 @@ impl Endpoint {
             events: EventQueue::new(cap.events as usize),
             dirty: Vec::with_capacity(cap.connections as usize),
             mac,
+            back_mac: None,
             challenge: RateLimit::randomized(cfg.challenge_ack_limit, secrets.seed(1)),
             rst: RateLimit::new(cfg.rst_limit),
             secrets,
@@ -280,6 +284,16 @@ impl Endpoint {
     pub fn time_wait(&self) -> usize {
         self.tw4.len() + self.tw6.len()
     }
+
+    /// A two-armed shard: the backends sit behind a second link whose MAC
+    /// is `mac`. Active opens (the proxy's backend side, health checks)
+    /// then go out from it, and a reply to a frame addressed to it does
+    /// too; the link routes each frame by its source MAC
+    /// (`link::xdp::arms`).
+    pub fn set_back_mac(&mut self, mac: [u8; 6]) {
+        self.back_mac = Some(mac);
+    }
+
     pub fn connection_capacity(&self) -> usize {
         self.conns.capacity()
     }
@@ -385,7 +399,11 @@ impl Endpoint {
             }
         };
         self.stats.segments_in += 1;
-        let l2 = L2 { src: self.mac, dst: parsed.eth.src_addr.0, vlan: parsed.eth.vlan };
+        let src = match self.back_mac {
+            Some(back) if parsed.eth.dst_addr.0 == back => back,
+            _ => self.mac,
+        };
+        let l2 = L2 { src, dst: parsed.eth.src_addr.0, vlan: parsed.eth.vlan };
         let tuple = FourTuple {
             local_addr: parsed.dst,
             remote_addr: parsed.src,
@@ -497,7 +515,7 @@ impl Endpoint {
             self.stats.segments_out += 1;
             return true;
         }
-        let sent = tx.send(|buf| emit::segment_frame(buf, l2, t, out, payload));
+        let sent = tx.send_from(&l2.src, |buf| emit::segment_frame(buf, l2, t, out, payload));
         if sent {
             self.stats.segments_out += 1;
         } else {
@@ -565,6 +583,9 @@ impl Endpoint {
         }
         let (iss, ts_offset) = self.secrets.isn(t, now);
         let mut tcb = Tcb::new(cfg, iss, ts_offset, l2);
+        if self.back_mac == Some(l2.src) {
+            tcb.set(flag::BACK_ARM);
+        }
         tcb.negotiate(cfg, seg, is_v6);
         tcb.ecn_accept(cfg, seg);
         tcb.state = State::SynReceived;
@@ -653,6 +674,9 @@ impl Endpoint {
         let cfg = self.cfgs[li as usize];
         let is_v6 = !t.local_addr.is_v4();
         let mut tcb = Tcb::new(&cfg, iss, self.secrets.ts_offset(t), l2);
+        if self.back_mac == Some(l2.src) {
+            tcb.set(flag::BACK_ARM);
+        }
         let syn = Seg {
             control: ctl::SYN,
             seq: irs,
@@ -1023,7 +1047,7 @@ impl Endpoint {
             self.release_half_open(li, h);
         }
         let Some(tcb) = self.conns.get_mut(h) else { return true };
-        let l2 = tcb.l2(self.mac);
+        let l2 = tcb.l2(if tcb.has(flag::BACK_ARM) { self.back_mac.unwrap_or(self.mac) } else { self.mac });
         if let Some((seq, ack)) = tcb.pending_rst.take() {
             self.send_rst(now, &l2, &tuple, seq, ack, tx);
         }
@@ -1049,7 +1073,8 @@ impl Endpoint {
             }
             // The payload goes from the send ring straight into the TX frame.
             let (ring, pool, off) = (&tcb.tx, &self.pool, out.payload_offset as usize);
-            let sent = tx.send(|buf| emit::segment_frame_with(buf, &l2, &tuple, &out, |p| ring.peek(pool, off, p)));
+            let write = |buf: &mut [u8]| emit::segment_frame_with(buf, &l2, &tuple, &out, |p| ring.peek(pool, off, p));
+            let sent = tx.send_from(&l2.src, write);
             if !sent {
                 self.stats.tx_full_deferred += 1;
                 tcb.unsend(&out, &mut self.pool);
@@ -1476,6 +1501,9 @@ impl Endpoint {
         let cfg = self.cfgs[ACTIVE_CFG as usize];
         let (iss, ts_offset) = self.secrets.isn(&tuple, now);
         let mut tcb = Tcb::new(&cfg, iss, ts_offset, &L2 { src: self.mac, dst: peer_mac, vlan: None });
+        if self.back_mac.is_some() {
+            tcb.set(flag::BACK_ARM);
+        }
         tcb.state = State::SynSent;
         tcb.listener = ACTIVE_CFG;
         tcb.rcv_wscale = cfg.offered_window_scale();

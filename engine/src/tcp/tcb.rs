@@ -100,6 +100,9 @@ pub mod flag {
     /// SYN-SENT: the SYN was sent again at once after an RST answering a
     /// stray ACK (`input_syn_sent`); not a second time.
     pub const SYN_RESENT: u32 = 1 << 29;
+    /// Its frames go out from the back link's MAC (a two-armed shard:
+    /// `Endpoint::set_back_mac`), not the front's.
+    pub const BACK_ARM: u32 = 1 << 30;
 }
 
 /// Control bits of a segment to send.

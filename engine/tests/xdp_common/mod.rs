@@ -280,8 +280,9 @@ fn join_within(h: std::thread::JoinHandle<Vec<u8>>) -> Vec<u8> {
 pub const TESTBED_NS: &str = "fgt";
 pub const SRV_NS: &str = "fgt-srv";
 pub const CLI_NS: &str = "fgt-cli";
-/// The backend namespace (`FG_TESTBED_BACKENDS=1`, see deploy/testbed.sh):
-/// `fg-b0`, a macvlan of fg-c0, with 198.18.2.10-13.
+/// The backend namespace (`FG_TESTBED_BACKENDS=1` or 2, see
+/// deploy/testbed.sh): `fg-b0` with 198.18.2.10-13, a macvlan of fg-c0
+/// (one-armed) or the peer of fg-s1 in the server's namespace (two-armed).
 pub const BE_NS: &str = "fgt-be";
 
 /// `deploy/testbed.sh ARG` on the tests' namespaces.
@@ -332,6 +333,13 @@ impl Testbed {
     /// [`Testbed::up`] with the backend namespace [`BE_NS`] too.
     pub fn up_with_backends() -> Self {
         Self::up_env(&[("FG_TESTBED_BACKENDS", "1")])
+    }
+
+    /// [`Testbed::up`] with the backends behind a second veth pair from
+    /// the server's namespace (fg-s1 198.18.2.1 - fg-b0 in [`BE_NS`]): a
+    /// two-armed front end.
+    pub fn up_two_armed() -> Self {
+        Self::up_env(&[("FG_TESTBED_BACKENDS", "2")])
     }
 
     fn up_env(env: &[(&str, &str)]) -> Self {

@@ -598,6 +598,7 @@ mod tests {
         let text = |k: u64, uptime_secs: f64| {
             let shards = [Some(snap(0, k)), Some(snap(1, 2 * k))];
             render(&View {
+                xdp_back: None,
                 info: &info,
                 shards: &shards,
                 xdp: None,

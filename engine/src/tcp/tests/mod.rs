@@ -4,6 +4,7 @@
 //! The harness speaks either IP family ([`Family`]); a scenario written as
 //! `fn name(f: Family)` runs over both with `both_families!(name)`.
 
+mod arms;
 mod cc;
 mod close;
 mod cookies;
