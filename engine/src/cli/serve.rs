@@ -98,6 +98,13 @@ pub fn serve(cli: Settings) -> Result<(), String> {
     let owned: Vec<(IpAddr, u16)> = cfg.vips.iter().flat_map(|&v| cfg.ports.iter().map(move |&p| (v, p))).collect();
     let ifindex = xdp::program::ifindex(&cfg.iface).map_err(|e| e.to_string())?;
     let ifwatch = IfWatch::new(ifindex).map_err(|e| format!("socket for the link state: {e}"))?;
+    let back_watch = match cfg.proxy.as_ref().and_then(|p| p.backend_iface.clone()) {
+        Some(b) => {
+            let i = xdp::program::ifindex(&b).map_err(|e| e.to_string())?;
+            Some((IfWatch::new(i).map_err(|e| format!("socket for the link state: {e}"))?, b))
+        }
+        None => None,
+    };
     let mac = crate::neigh::interface_mac(&cfg.iface)
         .ok_or_else(|| format!("cannot read the MAC address of {}", cfg.iface))?;
     let mut back = match cfg.proxy.as_ref().and_then(|p| p.backend_iface.as_deref()) {
@@ -259,6 +266,7 @@ pub fn serve(cli: Settings) -> Result<(), String> {
         cookies,
         watchdog,
         ifwatch,
+        back_watch,
         napi: NapiPlan::new(&cfg),
         admin: cfg.proxy.as_ref().map(Admin::new).unwrap_or_default(),
         reload,
@@ -569,6 +577,8 @@ struct Control<'a> {
     cookies: XdpCookies<'a>,
     watchdog: Watchdog,
     ifwatch: IfWatch,
+    /// The back interface of a two-armed proxy, watched as the front one.
+    back_watch: Option<(IfWatch, String)>,
     napi: NapiPlan,
     admin: Admin,
     /// Where SIGHUP re-reads the backends from (`None`: no --config).
@@ -907,14 +917,23 @@ impl Control<'_> {
     /// One look at the heartbeats and the link; logs what changed and
     /// returns why the process must end, if it must.
     fn watch(&mut self, now: Instant) -> Option<String> {
+        // The front link's state, or the back one's when only it is lost:
+        // either stops the proxy's traffic.
+        let mut state = self.ifwatch.state();
+        let mut name = self.info.iface.as_str();
+        if let Some((w, back)) = &self.back_watch {
+            let b = w.state();
+            if state.usable() && !b.usable() {
+                (state, name) = (b, back.as_str());
+            }
+        }
         let log = |c: Change| match c {
             Change::Stalled(i, d) => tracing::error!(shard = i, "shard stalled: no turn for {d:.1?}"),
             Change::Recovered(i, d) => tracing::warn!(shard = i, "shard turns again after {d:.1?}"),
-            Change::LinkLost(s) => tracing::error!(ifindex = self.ifwatch.ifindex(), "link {}: {s}", self.info.iface),
-            Change::LinkBack(d) => tracing::warn!("link {} up again after {d:.1?}", self.info.iface),
+            Change::LinkLost(s) => tracing::error!("link {name}: {s}"),
+            Change::LinkBack(d) => tracing::warn!("links up again after {d:.1?}"),
         };
         self.watchdog.look(now, self.shards.iter().map(|s| s.heartbeat()), log);
-        let state = self.ifwatch.state();
         self.watchdog.link(now, state, log);
         self.watchdog.verdict(now)
     }

@@ -9,7 +9,8 @@
 //! one that stays stalled for the stall timeout ends the process with status 1,
 //! so systemd restarts it (a stuck thread cannot be repaired from outside).
 //!
-//! The interface is watched the same way: gone (its ifindex no longer
+//! The interface (both, on a two-armed proxy: the worse of the two counts)
+//! is watched the same way: gone (its ifindex no longer
 //! exists, e.g. the veth was deleted), administratively down, or without
 //! carrier, it is reported at once (`floodgate_link_up` 0) and, if it has not
 //! come back within the stall timeout, the process exits with status 1. A

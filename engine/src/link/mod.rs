@@ -48,13 +48,17 @@ pub trait TxSink {
     /// the link cannot send in place). A frame longer than a TX buffer is
     /// not sent (the write is cancelled).
     fn send_copy(&mut self, frame: &[u8]) -> bool {
-        self.send(|buf| match buf.get_mut(..frame.len()) {
+        let write = |buf: &mut [u8]| match buf.get_mut(..frame.len()) {
             Some(b) => {
                 b.copy_from_slice(frame);
                 frame.len()
             }
             None => 0,
-        })
+        };
+        match frame.get(6..12).and_then(|m| <[u8; 6]>::try_from(m).ok()) {
+            Some(src) => self.send_from(&src, write),
+            None => self.send(write),
+        }
     }
 }
 

@@ -249,10 +249,10 @@ pub struct XdpLinkStats {
     /// Kernel: times the TX ring was found empty when woken. In copy mode
     /// every poll() of the socket drives TX, so idle polls count here too.
     pub kernel_tx_ring_empty: u64,
-    /// Frames written while the other arm of a two-armed shard was at hand
-    /// (its received frame's turn, or a sink of it) but addressed from this
-    /// link's MAC, so copied here ([`arms`]).
-    pub tx_from_other_arm: u64,
+    /// Frames copied here from a sink of the other arm of a two-armed shard:
+    /// written there without their source named first, and found to be
+    /// from this link's MAC ([`arms`]; 0 while every writer names it).
+    pub tx_arm_copies: u64,
 }
 
 impl XdpLinkStats {
@@ -282,7 +282,7 @@ impl XdpLinkStats {
             ("kernel_rx_invalid_descs", self.kernel_rx_invalid_descs),
             ("kernel_tx_invalid_descs", self.kernel_tx_invalid_descs),
             ("kernel_tx_ring_empty", self.kernel_tx_ring_empty),
-            ("tx_from_other_arm", self.tx_from_other_arm),
+            ("tx_arm_copies", self.tx_arm_copies),
         ]
     }
 }

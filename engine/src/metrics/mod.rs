@@ -83,9 +83,10 @@ fn link_help(name: &str) -> &'static str {
         "kernel_rx_invalid_descs" => "Kernel: invalid RX descriptors (a bug if not 0).",
         "kernel_tx_invalid_descs" => "Kernel: invalid TX descriptors (a bug if not 0).",
         "kernel_tx_ring_empty" => "Kernel: times the TX ring was empty when woken.",
-        "tx_from_other_arm" => {
-            "Frames this link sent for the other link of a two-armed shard (--backend-iface): written from this \
-             link's MAC while the other link's frame or sink was at hand (arm=\"back\": the backend-side link)."
+        "tx_arm_copies" => {
+            "Frames copied to this link from a sink of the other link of a two-armed shard (--backend-iface): \
+             written there without their source MAC named first (0 while every writer names it; arm=\"back\": \
+             the backend-side link)."
         }
         _ => "AF_XDP link counter.",
     }
@@ -153,8 +154,8 @@ pub fn render(view: &View<'_>) -> String {
     f.head(
         "floodgate_link_up",
         "gauge",
-        "1 while the served interface exists, is up and has carrier; 0 otherwise (label state: down, \
-         up without carrier, gone).",
+        "1 while the served interface (and a two-armed proxy's back interface) exists, is up and has carrier; \
+         0 otherwise (label state: down, up without carrier, gone).",
     );
     let state = view.link.to_string();
     f.sample("floodgate_link_up", &[("state", &state)], view.link.usable() as u8);
@@ -594,7 +595,7 @@ mod tests {
         let huge = HugePages { thp: "madvise".into(), page_bytes: 2 << 20 };
         let info = Info { iface: "fg-s0".into(), app: "http", attach_mode: "native", huge };
         let mut two_armed = snap(2);
-        two_armed.back_link = Some(XdpLinkStats { rx_frames: 41, tx_from_other_arm: 3, ..Default::default() });
+        two_armed.back_link = Some(XdpLinkStats { rx_frames: 41, tx_arm_copies: 3, ..Default::default() });
         let shards = [Some(snap(0)), None, Some(two_armed)];
         let text = render(&View {
             info: &info,
@@ -647,8 +648,8 @@ mod tests {
             "floodgate_xdp_source_replies_total{arm=\"back\"} 8",
             "floodgate_xdp_source_replies_total 0",
             "floodgate_link_rx_frames_total{shard=\"2\",arm=\"back\"} 41",
-            "floodgate_link_tx_from_other_arm_total{shard=\"2\",arm=\"back\"} 3",
-            "floodgate_link_tx_from_other_arm_total{shard=\"0\"} 0",
+            "floodgate_link_tx_arm_copies_total{shard=\"2\",arm=\"back\"} 3",
+            "floodgate_link_tx_arm_copies_total{shard=\"0\"} 0",
             "floodgate_info{version=\"0.1.0\",iface=\"fg-s0\",app=\"http\",xdp_mode=\"native\"} 1",
             "floodgate_shard_info{shard=\"2\",queue=\"2\",cpu=\"2\",bind_mode=\"copy\",busy_poll=\"off\"} 1",
             "floodgate_huge_pages_info{thp=\"madvise\",page_bytes=\"2097152\"} 1",

@@ -17,10 +17,10 @@
 //!   from the MAC the frame came to), and says which before writing
 //!   ([`crate::link::TxSink::send_from`]), so the frame is written straight into a frame
 //!   of that arm's UMEM. A frame written through plain [`crate::link::TxSink::send`]
-//!   (the copy of a reply to a frame another shard handed over) is looked
-//!   at after writing: if it is from the other arm's MAC it is copied there
-//!   (`tx_from_other_arm` counts the frames an arm sent for the other's
-//!   sink). An in-place reply (`RxAction::Transmit`) leaves on the arm its
+//!   is looked at after writing: if it is from the other arm's MAC it is
+//!   copied there (`tx_arm_copies`; none today: the endpoint names every
+//!   frame's source, and so does `send_copy`, which carries the in-place
+//!   replies to frames another shard handed over, from the frame). An in-place reply (`RxAction::Transmit`) leaves on the arm its
 //!   frame came in on, which is the arm of its source MAC.
 //! * The arms share nothing else: each flushes, refills and counts on its
 //!   own. Busy polling, the XDP program's statistics and the SYN cookies
@@ -52,11 +52,7 @@ impl Arm<'_> {
 
     /// Writes a frame straight into this arm.
     pub(super) fn send<F: FnOnce(&mut [u8]) -> usize>(&mut self, write: F) -> bool {
-        let sent = send_on(self.umem, self.pool, write);
-        if sent {
-            self.pool.stats.tx_from_other_arm += 1;
-        }
-        sent
+        send_on(self.umem, self.pool, write)
     }
 }
 
@@ -70,13 +66,17 @@ pub(super) fn send_routed<F: FnOnce(&mut [u8]) -> usize>(
 ) -> bool {
     send_then(umem, pool, write, |frame| {
         is_from(frame, &other.mac).then(|| {
-            other.send(|buf| match buf.get_mut(..frame.len()) {
+            let sent = other.send(|buf| match buf.get_mut(..frame.len()) {
                 Some(b) => {
                     b.copy_from_slice(frame);
                     frame.len()
                 }
                 None => 0,
-            })
+            });
+            if sent {
+                other.pool.stats.tx_arm_copies += 1;
+            }
+            sent
         })
     })
 }

@@ -14,6 +14,10 @@ const SOURCE_PORT: u16 = 10000;
 
 both_families!(each_connection_sends_from_the_mac_of_its_arm, without_a_back_arm_everything_leaves_from_the_front);
 
+/// A frame as sent: the source its sender announced (`send_from`), the
+/// Ethernet source and destination, the segment.
+type Sent = (Option<[u8; 6]>, [u8; 6], [u8; 6], S);
+
 /// Frames sent, each with the source its sender announced (`send_from`).
 #[derive(Default)]
 struct Announced {
@@ -32,7 +36,7 @@ impl Announced {
     }
 
     /// (announced source, Ethernet source, Ethernet destination, segment) of each frame.
-    fn seen(&self) -> Vec<(Option<[u8; 6]>, [u8; 6], [u8; 6], S)> {
+    fn seen(&self) -> Vec<Sent> {
         self.frames.iter().map(|(a, f)| (*a, mac_at(f, 6), mac_at(f, 0), parse(f).1)).collect()
     }
 }
@@ -61,7 +65,7 @@ fn source(h: &Harness, to_mac: [u8; 6]) -> ([u8; 6], Addr, u16) {
 }
 
 /// Opens towards the backend; returns the SYN's frame as `Announced` saw it.
-fn open_backend(h: &mut Harness) -> (Handle, (Option<[u8; 6]>, [u8; 6], [u8; 6], S)) {
+fn open_backend(h: &mut Harness) -> (Handle, Sent) {
     let (l, r) = (source(h, [0; 6]), backend(h));
     let local = std::net::SocketAddr::new(l.1.to_ip(), l.2);
     let remote = std::net::SocketAddr::new(r.1.to_ip(), r.2);
@@ -75,7 +79,7 @@ fn open_backend(h: &mut Harness) -> (Handle, (Option<[u8; 6]>, [u8; 6], [u8; 6],
 
 /// Delivers `frame`; returns what went out, an in-place reply first (with
 /// no announced source: the link sends it on the arm it came in on).
-fn deliver(h: &mut Harness, mut frame: Vec<u8>) -> Vec<(Option<[u8; 6]>, [u8; 6], [u8; 6], S)> {
+fn deliver(h: &mut Harness, mut frame: Vec<u8>) -> Vec<Sent> {
     let mut tx = Announced::default();
     if let RxAction::Transmit(n) = h.ep.on_frame(h.now, &mut frame, &mut tx) {
         tx.frames.insert(0, (None, frame[..n].to_vec()));
@@ -143,4 +147,18 @@ fn without_a_back_arm_everything_leaves_from_the_front(f: Family) {
     let frame = frame_of(&stray, backend(&h), source(&h, BACK_MAC));
     let out = deliver(&mut h, frame);
     assert_eq!((out[0].1, out[0].3.control), (SERVER_MAC, RST));
+}
+
+#[test]
+fn a_copied_frame_names_its_own_source() {
+    // `send_copy` carries the in-place replies to frames another shard
+    // handed over: the arm is read from the frame.
+    let mut frame = vec![0u8; 60];
+    frame[..6].copy_from_slice(&BACKEND_MAC);
+    frame[6..12].copy_from_slice(&BACK_MAC);
+    let mut tx = Announced::default();
+    assert!(tx.send_copy(&frame));
+    assert!(tx.send_copy(&frame[..8]), "a runt has no source to name");
+    let announced: Vec<_> = tx.frames.iter().map(|(a, f)| (*a, f.len())).collect();
+    assert_eq!(announced, [(Some(BACK_MAC), 60), (None, 8)]);
 }
