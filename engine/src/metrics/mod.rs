@@ -443,6 +443,17 @@ pub fn render(view: &View<'_>) -> String {
             }
         }
 
+        let name = "floodgate_shard_work_seconds_total";
+        f.head(
+            name,
+            "counter",
+            "Time the shard spent in turns that moved frames (received, handed over or sent): its work, without \
+             the spinning between frames and the sleeps. Over wall time, how busy the shard really is (its \
+             thread's CPU time also counts the spinning).",
+        );
+        for (id, s) in &shards {
+            f.sample(name, &[("shard", id)], format!("{:.6}", s.work_us as f64 / 1e6));
+        }
         for (name, help, get) in [
             ("floodgate_shard_turns_total", "Turns of the shard's run loop.", (|s| s.turns) as fn(&Snapshot) -> u64),
             ("floodgate_shard_sleeps_total", "Times the shard slept on its socket, idle.", |s| s.sleeps),
@@ -586,6 +597,7 @@ mod tests {
             turns: 1,
             sleeps: 1,
             handoff: crate::shard::handoff::HandoffStats { sent: 4, taken: 5, ring_full: 1, wakeups: 2 },
+            work_us: 12_345,
             ..Snapshot::blank(shard)
         }
     }
@@ -640,6 +652,7 @@ mod tests {
             "# TYPE floodgate_listener_connections_active gauge",
             "floodgate_link_rx_frames_total{shard=\"0\"} 99",
             "floodgate_shard_handoff_sent_total{shard=\"0\"} 4",
+            "floodgate_shard_work_seconds_total{shard=\"2\"} 0.012345",
             "floodgate_shard_handoff_taken_total{shard=\"2\"} 5",
             "floodgate_shard_handoff_ring_full_total{shard=\"0\"} 1",
             "floodgate_shard_handoff_wakeups_total{shard=\"2\"} 2",

@@ -170,6 +170,9 @@ pub struct Snapshot {
     pub sleeps: u64,
     /// `sched_yield` calls of the spinning shard (0 while busy polling).
     pub yields: u64,
+    /// Microseconds spent in turns that moved frames (received, handed
+    /// over or sent): the shard's work, without its spinning and sleeping.
+    pub work_us: u64,
     /// Preferred busy polling of the socket.
     pub busy_poll: BusyPollState,
     /// Frames passed between shards (zero without a mesh).
@@ -225,6 +228,7 @@ impl Snapshot {
             turns: 0,
             sleeps: 0,
             yields: 0,
+            work_us: 0,
             busy_poll: BusyPollState::Off,
             handoff: HandoffStats::default(),
         }
@@ -325,6 +329,7 @@ where
                 turns: 0,
                 sleeps: 0,
                 yields: 0,
+                work_us: 0,
                 beat,
             };
             s.run();
@@ -357,6 +362,7 @@ struct Shard<A> {
     turns: u64,
     sleeps: u64,
     yields: u64,
+    work_us: u64,
     beat: Arc<AtomicU64>,
 }
 
@@ -374,7 +380,12 @@ impl<A: App + AppStats> Shard<A> {
         loop {
             let now = clock(self.spec.epoch);
             let budget = self.link.rx_ring();
+            let sent = self.link.tx_frames();
             let rx = step_with(&mut self.ep, &mut self.link, &mut self.app, now, budget, self.handoff.as_mut());
+            if rx > 0 || self.link.tx_frames() != sent {
+                // One more clock read, in turns that did something only.
+                self.work_us += (clock(self.spec.epoch) - now).as_micros() as u64;
+            }
             self.turns += 1;
             self.beat.store(self.turns, Ordering::Relaxed);
             if rx > 0 {
@@ -550,6 +561,7 @@ impl<A: App + AppStats> Shard<A> {
             app,
             app_len,
             turns: self.turns,
+            work_us: self.work_us,
             sleeps: self.sleeps,
             yields: self.yields,
             busy_poll: self.link.front.busy_poll(),

@@ -119,6 +119,11 @@ impl Arms {
         self.front.rx_ring() + self.back().map_or(0, Xdp::rx_ring)
     }
 
+    /// Frames both arms have put on their TX rings so far.
+    pub fn tx_frames(&self) -> u64 {
+        self.front.pool.stats.tx_frames + self.back().map_or(0, |b| b.pool.stats.tx_frames)
+    }
+
     /// Frames on both TX sides not yet completed.
     pub fn tx_outstanding(&self) -> u64 {
         self.front.tx_outstanding() + self.back().map_or(0, Xdp::tx_outstanding)
