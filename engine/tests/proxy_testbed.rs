@@ -19,9 +19,9 @@
 //! * `echo_with_proxy_v2_carries_the_client_address`: a Python echo
 //!   backend checks the PROXY v2 header of every connection; one connection
 //!   from a chosen client address and port finds exactly them in the
-//!   header; then 5,000 echo connections with random payloads and both
+//!   header; then 20,000 echo connections with random payloads and both
 //!   close orders, every byte right, every header good.
-//! * `echo_with_loss_on_both_legs`: 2,000 echo connections (PROXY v2 on)
+//! * `echo_with_loss_on_both_legs`: 20,000 echo connections (PROXY v2 on)
 //!   with 5 % random loss both ways on the client's leg (nftables in
 //!   fgt-cli) and on the backends' leg (in fgt-be, their SYN-ACKs spared:
 //!   see the test): every byte right, every header good, every pair
@@ -597,7 +597,7 @@ fn echo_with_proxy_v2_carries_the_client_address() {
     if !require_root("proxy_testbed::echo_with_proxy_v2_carries_the_client_address") {
         return;
     }
-    const N: u32 = 5000;
+    const N: u32 = 20_000;
     let _tb = Testbed::up_with_backends();
     let dir = scratch("ppv2");
     let log = dir.join("headers.log");
@@ -687,7 +687,7 @@ fn echo_with_loss_on_both_legs() {
     if !require_root("proxy_testbed::echo_with_loss_on_both_legs") {
         return;
     }
-    const N: u32 = 2000;
+    const N: u32 = 20_000;
     let _tb = Testbed::up_with_backends();
     let dir = scratch("loss");
     let log = dir.join("headers.log");
