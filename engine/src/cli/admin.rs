@@ -680,7 +680,7 @@ mod tests {
             a.reload(&new, mac).unwrap(),
             [Order::Balance { pool: 0, algorithm: Algorithm::LeastConn, table: None }]
         );
-        let eject = Eject { after: 3, time: crate::time::Duration::from_secs(10) };
+        let eject = Eject { after: 3, time: crate::time::Duration::from_secs(10), max_percent: 10 };
         new.health.eject = Some(eject);
         let orders = a.reload(&new, mac).unwrap();
         assert_eq!(orders, [Order::Health { eject: Some(eject), check: None, probe: Probe::Connect }]);

@@ -545,6 +545,11 @@ pub struct Settings {
     /// ejection in a row up to 8x [default: 30s].
     #[arg(long, value_name = "DURATION", help_heading = "Proxy")]
     pub eject_time: Option<Secs>,
+    /// Proxy app: the most backends of a pool ejected at once, in percent
+    /// of the pool (at least one may be), so passive ejection never turns
+    /// every client away [default: 10].
+    #[arg(long, value_name = "PERCENT", help_heading = "Proxy")]
+    pub eject_max_percent: Option<u8>,
     /// Proxy app: active health checks of every backend from each shard
     /// [default: tcp].
     #[arg(long, value_enum, help_heading = "Proxy")]
@@ -647,7 +652,7 @@ impl Settings {
             frame_size, rx_ring, tx_ring, busy_poll, busy_poll_usec, connections, time_wait_capacity, time_wait_capacity_v6, time_wait_policy, buffers,
             buffer_size, events, half_open_budget, max_conns_per_source, source_table, msl, fin_wait2_timeout, keepalive_idle,
             keepalive_interval, keepalive_probes, syn_cookies, xdp_syn_cookies, max_send_buffer, max_recv_buffer, mtu, congestion, nodelay, ecn,
-            http_body, http_body_bytes, http_max_header_bytes, http_header_timeout, http_keepalive_timeout, idle_timeout, backend, pool, balance, maglev_seed, eject_after, eject_time, health_check, check_interval, check_timeout, check_path, check_status, check_fall, check_rise, source_addrs, source_ports, backend_iface,
+            http_body, http_body_bytes, http_max_header_bytes, http_header_timeout, http_keepalive_timeout, idle_timeout, backend, pool, balance, maglev_seed, eject_after, eject_time, eject_max_percent, health_check, check_interval, check_timeout, check_path, check_status, check_fall, check_rise, source_addrs, source_ports, backend_iface,
             backend_connect_timeout, proxy_idle_timeout, proxy_protocol, drain, stall_timeout,
             announce_table, announce_wait)
     }
@@ -1088,7 +1093,11 @@ impl Settings {
                 if time.is_zero() {
                     return Err("--eject-time must be more than 0 (--eject-after 0 turns ejection off)".into());
                 }
-                Some(crate::app::proxy::Eject { after, time })
+                let max_percent = self.eject_max_percent.unwrap_or(d.max_percent);
+                if !(1..=100).contains(&max_percent) {
+                    return Err(format!("--eject-max-percent {max_percent}: a share of the pool, 1-100"));
+                }
+                Some(crate::app::proxy::Eject { after, time, max_percent })
             }
         };
         let kind = self.health_check.unwrap_or(HealthCheckArg::Tcp);

@@ -81,6 +81,9 @@ counters! {
         backend_ejections,
         /// Ejected backends given new clients again after their ejection time.
         backend_readmissions,
+        /// Ejections not made: the pool had its most backends out already
+        /// (`--eject-max-percent`); the backend keeps taking clients.
+        backend_ejections_capped,
         /// Active opens refused: no free source address and port among the candidates tried.
         source_ports_exhausted,
         /// Active opens from a source port whose reply the NIC's RSS hash
@@ -244,16 +247,29 @@ struct PoolState {
 /// (refused, or silent for the connect timeout) takes no new client for
 /// `time`, doubled on each ejection in a row up to 8x (as Envoy's outlier
 /// detection lengthens `base_ejection_time`); a connect that succeeds
-/// clears both counts. Each shard judges from its own connects.
+/// clears both counts. Each shard judges from its own connects. At most
+/// `max_percent` of a pool's backends are out at once, and at least one
+/// may be (Envoy's `max_ejection_percent`): a fault that makes every
+/// connect fail for a while (the backends' own overload, a tuple conflict
+/// with their TIME-WAIT) must not empty the pool and turn every client
+/// away; the active checks take out the rest of a real outage.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Eject {
     pub after: u16,
     pub time: Duration,
+    pub max_percent: u8,
 }
 
-/// Default: 5 failures in a row eject for 30 s (Envoy's consecutive
-/// gateway-failure defaults).
-pub const EJECT: Eject = Eject { after: 5, time: Duration::from_secs(30) };
+/// Default: 5 failures in a row eject for 30 s, at most 10 % of the pool
+/// (Envoy's consecutive gateway-failure defaults).
+pub const EJECT: Eject = Eject { after: 5, time: Duration::from_secs(30), max_percent: 10 };
+
+impl Eject {
+    /// The most backends of a pool of `n` that may be ejected at once.
+    pub fn cap(&self, n: usize) -> u32 {
+        ((n * self.max_percent as usize / 100) as u32).max(1)
+    }
+}
 
 /// One backend's figures on one shard, for the per-backend metrics.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -366,9 +382,12 @@ impl PoolState {
         if let Some(f) = self.figures.get_mut(i) {
             f.connect_failures += 1;
         }
+        let n = self.health.len();
         let (Some(e), Some(h)) = (self.eject, self.health.get_mut(i)) else { return };
         h.fails = h.fails.saturating_add(1);
-        if h.fails >= e.after && h.until.is_none() {
+        if h.fails >= e.after && h.until.is_none() && self.ejected >= e.cap(n) {
+            stats.backend_ejections_capped += 1;
+        } else if h.fails >= e.after && h.until.is_none() {
             h.until = Some(now + e.time * (1u32 << h.ejections.min(3)));
             h.ejections = h.ejections.saturating_add(1);
             self.ejected += 1;

@@ -981,7 +981,7 @@ fn maglev_sends_a_client_to_the_same_backend_every_time() {
 fn a_failing_backend_is_ejected_then_readmitted_after_its_rest() {
     // Backend 1 refuses. With ejection after 2 failures for 5 s, it costs
     // two retries, then the clients go straight to the others.
-    let eject = Eject { after: 2, time: Duration::from_secs(5) };
+    let eject = Eject { after: 2, time: Duration::from_secs(5), max_percent: 100 };
     let mut s = Sim::new(Setup { listening: vec![0, 2, 3], eject: Some(eject), ..Setup::default() });
     for _ in 0..12 {
         s.client(Plan { out: b"x".to_vec(), shutdown_when_sent: true, ..Plan::default() });
@@ -1014,8 +1014,29 @@ fn a_failing_backend_is_ejected_then_readmitted_after_its_rest() {
 }
 
 #[test]
+fn ejection_never_takes_out_more_than_its_share_of_the_pool() {
+    // Backends 0 and 1 of 4 refuse; at 10 % of 4 only one may rest at a
+    // time. The first client tries 0 (ejected) then 1 and is reset, as any
+    // client whose two tries both fail; after that 1 stays in the rotation
+    // and each of its clients is retried on 2: nobody else is turned away.
+    let eject = Eject { after: 1, time: Duration::from_secs(60), max_percent: 10 };
+    assert_eq!((eject.cap(4), eject.cap(1), eject.cap(20)), (1, 1, 2));
+    let mut s = Sim::new(Setup { listening: vec![2, 3], eject: Some(eject), ..Setup::default() });
+    for _ in 0..12 {
+        s.client(Plan { out: b"x".to_vec(), shutdown_when_sent: true, ..Plan::default() });
+        s.run_for(Duration::from_millis(50));
+    }
+    s.finish(Duration::from_secs(2));
+    let st = s.proxy.stats;
+    assert_eq!((st.backend_ejections, st.clients_reset_no_backend, st.no_backend_available), (1, 1, 0), "{st:?}");
+    assert!(st.backend_ejections_capped >= 1, "the second refusing backend was not ejected: {st:?}");
+    let per = s.per_backend();
+    assert_eq!((per[0], per[1], per.iter().sum::<usize>()), (0, 0, 11), "{per:?}");
+}
+
+#[test]
 fn with_every_backend_ejected_clients_are_reset_at_once() {
-    let eject = Eject { after: 1, time: Duration::from_secs(60) };
+    let eject = Eject { after: 1, time: Duration::from_secs(60), max_percent: 100 };
     let mut s = Sim::new(Setup { pool: vec![0, 1], listening: vec![], eject: Some(eject), ..Setup::default() });
     // The first client's two tries eject both backends.
     s.client(Plan { out: b"x".to_vec(), ..Plan::default() });
@@ -1232,7 +1253,7 @@ fn a_balance_order_changes_how_new_clients_are_placed() {
 /// ejection is readmitted at once when ejection is turned off.
 #[test]
 fn a_health_order_turning_ejection_off_readmits_the_ejected() {
-    let eject = Eject { after: 1, time: Duration::from_secs(600) };
+    let eject = Eject { after: 1, time: Duration::from_secs(600), max_percent: 100 };
     let mut s = Sim::new(Setup { listening: vec![0, 2, 3], eject: Some(eject), ..Setup::default() });
     for _ in 0..6 {
         s.client(Plan { out: b"x".to_vec(), shutdown_when_sent: true, ..Plan::default() });
