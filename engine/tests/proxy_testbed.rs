@@ -816,12 +816,13 @@ fn unreachable_or_killed_backends_reset_or_end_the_client() {
 
     // Nothing listens on port 9 in fgt-be: both backends answer RST. Each
     // client tries both; after 5 failures in a row (--eject-after's
-    // default) each backend is ejected, and the 15 clients after that are
-    // reset at once without a connect.
+    // default) each backend is ejected (the whole pool may be:
+    // --eject-max-percent 100), and the 15 clients after that are reset at
+    // once without a connect.
     {
         let refusing = vec![format!("{}:9", BACKENDS[2]), format!("{}:9", BACKENDS[3])];
         // Passive ejection alone here (active checks would race it).
-        let mut fg = proxy("9", &refusing, &["--health-check", "off"]);
+        let mut fg = proxy("9", &refusing, &["--health-check", "off", "--eject-max-percent", "100"]);
         let out = py_cli(RESET_PROBE, &[VIP, "9", "20"]);
         let words: Vec<&str> = out.split_whitespace().collect();
         assert_eq!(words, vec!["reset"; 20], "every client reset:\n{out}");
@@ -1073,4 +1074,51 @@ fn two_armed_front_end_reaches_the_backends_on_its_back_link() {
     wait_metrics("the back link up again", Duration::from_secs(5), |m| metric(m, "floodgate_up") == 1);
     let log = _fg.log();
     assert!(log.contains("link fg-s1: down") && log.contains("up again"), "{log}");
+}
+
+#[test]
+fn a_restarted_proxy_passes_the_backends_time_wait() {
+    if !require_root("proxy_testbed::a_restarted_proxy_passes_the_backends_time_wait") {
+        return;
+    }
+    // nginx closes first (`Connection: close`), so it holds TIME-WAIT for
+    // every tuple the proxy used; a restarted proxy begins again at the
+    // first source port. With keys and clock of the boot (cli::boot) its
+    // SYNs carry a higher ISN and a newer timestamp, and Linux takes them
+    // (RFC 6191) instead of answering with the old connection's ACK.
+    const N: usize = 20;
+    let _tb = Testbed::up_with_backends();
+    let dir = scratch("restart");
+    let _nginx = nginx(&dir);
+    let one = [format!("{}:80", BACKENDS[0])];
+    let run = || {
+        let fg = proxy("80", &one, &["--health-check", "off"]);
+        for _ in 0..N {
+            let url = format!("http://{VIP}/");
+            let (ok, out) = sh(&mut in_ns(CLI_NS, &["curl", "-sS", "-m", "5", "-H", "Connection: close", &url]));
+            assert!(ok && out.trim() == "be0", "curl through the proxy:\n{out}");
+        }
+        let m = wait_metrics("every pair ended", Duration::from_secs(10), |m| {
+            metric(m, "floodgate_proxy_pairs_ended_total") == N as u64
+        });
+        (fg, m)
+    };
+    let (mut first, _) = run();
+    assert!(first.log().contains("keys for this boot"), "{}", first.log());
+    first.stop();
+    let (_, out) = sh(&mut in_ns(BE_NS, &["ss", "-Htan", "state", "time-wait"]));
+    let held = out.lines().filter(|l| l.contains(&format!("{VIP}:1"))).count();
+    // (A pair whose client's FIN overtook nginx's leaves the TIME-WAIT with
+    // floodgate instead.)
+    assert!(held >= N / 2, "nginx holds the first run's tuples in TIME-WAIT ({held}):\n{out}");
+    let (second, m) = run();
+    assert!(second.log().contains("read from"), "the second process found the keys:\n{}", second.log());
+    eprintln!(
+        "restart: {held} tuples in the backend's TIME-WAIT; SYNs resent after an ACK {}, connect timeouts {}",
+        metric(&m, "floodgate_tcp_syns_resent_after_reset_total"),
+        metric(&m, "floodgate_proxy_backend_connect_timeouts_total")
+    );
+    assert_eq!(metric(&m, "floodgate_tcp_syns_resent_after_reset_total"), 0, "every SYN taken at once");
+    assert_eq!(metric(&m, "floodgate_proxy_backend_connect_timeouts_total"), 0);
+    assert_eq!(metric(&m, "floodgate_proxy_backend_refused_total"), 0);
 }

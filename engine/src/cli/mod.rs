@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod announce;
 pub mod apps;
+pub mod boot;
 pub mod config;
 pub mod ctl;
 pub mod http_client;

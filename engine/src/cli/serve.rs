@@ -153,8 +153,8 @@ pub fn serve(cli: Settings) -> Result<(), String> {
     let cpus = cfg.cpus.clone().unwrap_or_else(allowed_cpus);
     let (report_tx, report_rx) = crossbeam_channel::bounded(4096);
     let epoch = std::time::Instant::now();
-    let secrets = Secrets::random();
-    let cookies = XdpCookies::start(&program, &cfg, owned, &secrets, epoch)?;
+    let (clock_zero, secrets) = boot_state(epoch);
+    let cookies = XdpCookies::start(&program, &cfg, owned, &secrets, clock_zero)?;
     let steering = cfg.proxy.as_ref().and_then(|_| proxy_rss(&cfg));
     let mut handoffs = match &cfg.proxy {
         Some(p) => proxy_mesh(&cfg, p),
@@ -167,7 +167,7 @@ pub fn serve(cli: Settings) -> Result<(), String> {
         let spec = ShardSpec {
             index: i,
             cpu: cpus.get(i % cpus.len().max(1)).copied(),
-            epoch,
+            epoch: clock_zero,
             busy_poll: cfg.xdp.busy_poll.mode,
         };
         let r = match cfg.app {
@@ -284,6 +284,33 @@ pub fn serve(cli: Settings) -> Result<(), String> {
         tracing::info!(iface = %b.iface, "XDP program detached");
     }
     outcome
+}
+
+/// The engine's clock zero and its keys, both for the boot where they can
+/// be ([`super::boot`]): a restart's SYNs then pass the peers' TIME-WAIT.
+fn boot_state(epoch: std::time::Instant) -> (std::time::Instant, Secrets) {
+    let zero = super::boot::clock_zero(xdp::abi::monotonic_now()).unwrap_or_else(|| {
+        tracing::warn!("the engine's clock counts from this start, not from the boot");
+        epoch
+    });
+    let secrets = match super::boot::secrets(std::path::Path::new(super::boot::SECRETS)) {
+        Ok((s, kept)) => {
+            tracing::info!(
+                "ISN and cookie keys for this boot {} {}",
+                if kept == super::boot::Kept::Found { "read from" } else { "made and kept in" },
+                super::boot::SECRETS
+            );
+            s
+        }
+        Err(e) => {
+            tracing::warn!(
+                "keys for this process only ({e}): after a restart, peers still holding TIME-WAIT from the previous \
+                 process may refuse some SYNs once (floodgate_tcp_syns_resent_after_reset_total)"
+            );
+            Secrets::random()
+        }
+    };
+    (zero, secrets)
 }
 
 /// Binds queue `q` of `iface`, logged.
