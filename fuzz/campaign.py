@@ -76,15 +76,23 @@ def chunk(binary, target, secs, idle):
     t0 = time.monotonic()
     p = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
     stopped = False
+    killed = False
     status = None
+    paused = 0.0  # seconds spent stopped: not the fuzzer's time
     while status is None:
         time.sleep(1)
         quiet = os.path.exists(QUIET)
         if quiet != stopped:
             os.kill(p.pid, signal.SIGSTOP if quiet else signal.SIGCONT)
             stopped = quiet
-        if time.monotonic() - t0 > secs * 4 + 600 and not stopped:
-            p.kill()  # a hung fuzzer: libFuzzer's own limits failed
+        if stopped:
+            paused += 1.0
+        elif not killed and time.monotonic() - t0 - paused > secs * 4 + 600:
+            # A hung fuzzer: libFuzzer's own limits failed. os.kill, not
+            # p.kill(): Popen polls first, and would reap the child that
+            # wait4 below is to collect.
+            os.kill(p.pid, signal.SIGKILL)
+            killed = True
         pid, st, ru = os.wait4(p.pid, os.WNOHANG)
         if pid:
             status = os.waitstatus_to_exitcode(st)
