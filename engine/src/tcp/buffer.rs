@@ -530,9 +530,11 @@ mod tests {
     fn a_chunk_costs_little_beside_its_bytes() {
         // The link and the head each chunk carries (the head is a ring's
         // only while the chunk is its first).
+        // 8 out-of-order ranges (66 bytes) are most of it: 0.6 % of a
+        // 16 KiB chunk, and an idle connection holds no chunk.
         let beside = core::mem::size_of::<Head>() + 4;
         eprintln!("{beside} bytes beside each chunk");
-        assert!(beside <= 64);
+        assert!(beside <= 96);
         assert_eq!(core::mem::size_of::<Ring>(), 8);
     }
 
