@@ -7,7 +7,8 @@
 use core::ops::{Add, AddAssign, Sub};
 pub use core::time::Duration;
 
-/// Microseconds since an arbitrary epoch chosen by the caller (the shard's start).
+/// Microseconds since an epoch chosen by the caller (`floodgate serve`: the
+/// boot, CLOCK_MONOTONIC zero, `cli::boot`; tests: anything).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Instant {
     micros: u64,

@@ -11,9 +11,11 @@
 //!
 //! * the keys live in `/run/floodgate/secrets` (tmpfs: gone at reboot),
 //!   tagged with the kernel's boot id, mode 0600; a file from another boot,
-//!   or none, gets new keys; a file that cannot be read or written (an
-//!   unprivileged run without the unit's `RuntimeDirectory`) leaves the
-//!   process with keys of its own, logged, and its active opens then rely on
+//!   a damaged one, or none, gets new keys (two processes starting at once
+//!   agree: the file is created only if absent, and the later one reads
+//!   it); a file that cannot be read or written (an unprivileged run
+//!   without the unit's `RuntimeDirectory`) leaves the process with keys of
+//!   its own, logged, and its active opens then rely on
 //!   the RST-and-resend of `syns_resent_after_reset` against an old
 //!   TIME-WAIT;
 //! * the engine's clock counts from the boot ([`clock_zero`]): CLOCK_MONOTONIC,
@@ -60,11 +62,16 @@ pub enum Kept {
 }
 
 fn secrets_for(path: &Path, boot: &str) -> Result<(Secrets, Kept), String> {
-    if let Ok(text) = std::fs::read_to_string(path) {
-        if let Some(k) = parse(&text, boot) {
-            return Ok((Secrets::from_bytes(k), Kept::Found));
-        }
-    }
+    // Another boot's file, or a damaged one, is replaced; one that cannot
+    // be read is left alone (the caller keeps keys of its own).
+    let replace = match std::fs::read_to_string(path) {
+        Ok(text) => match parse(&text, boot) {
+            Some(k) => return Ok((Secrets::from_bytes(k), Kept::Found)),
+            None => true,
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+    };
     let mut k = [0u8; 32];
     getrandom::getrandom(&mut k).map_err(|e| format!("no random source: {e}"))?;
     let dir = path.parent().ok_or("the secrets path has no directory")?;
@@ -73,21 +80,38 @@ fn secrets_for(path: &Path, boot: &str) -> Result<(Secrets, Kept), String> {
         .mode(0o700)
         .create(dir)
         .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    // Written whole under another name, then renamed: a reader sees the
-    // old file or the new one, never half of one.
+    // Written whole under a name of this process's own, then put in place:
+    // a reader sees the old file or the new one, never half of one.
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    let mut f = std::fs::OpenOptions::new()
+    let _ = std::fs::remove_file(&tmp);
+    let written = std::fs::OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .mode(0o600)
         .open(&tmp)
-        .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
-    f.write_all(format!("{boot} {}\n", hex(&k)).as_bytes())
-        .and_then(|()| f.sync_all())
-        .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, path).map_err(|e| format!("cannot rename {} to {}: {e}", tmp.display(), path.display()))?;
-    Ok((Secrets::from_bytes(k), Kept::Made))
+        .and_then(|mut f| {
+            f.write_all(format!("{boot} {}\n", hex(&k)).as_bytes())?;
+            f.sync_all()
+        })
+        .and_then(|()| {
+            if replace {
+                std::fs::rename(&tmp, path)
+            } else {
+                // Only if still absent: of two processes starting at once
+                // on a fresh boot, the second takes the first's keys.
+                std::fs::hard_link(&tmp, path)
+            }
+        });
+    let _ = std::fs::remove_file(&tmp);
+    match written {
+        Ok(()) => Ok((Secrets::from_bytes(k), Kept::Made)),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            let k = parse(&text, boot).ok_or_else(|| format!("{} was just written badly", path.display()))?;
+            Ok((Secrets::from_bytes(k), Kept::Found))
+        }
+        Err(e) => Err(format!("cannot write {}: {e}", path.display())),
+    }
 }
 
 /// `BOOT_ID HEX64`, for `boot`.
@@ -139,6 +163,9 @@ mod tests {
         // A damaged file is replaced, not trusted.
         std::fs::write(&path, "boot-2 zz\n").unwrap();
         assert_eq!(secrets_for(&path, "boot-2").unwrap().1, Kept::Made);
+        // No file left behind under a temporary name.
+        let names: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, ["secrets"], "{names:?}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -108,7 +108,7 @@ pub fn serve(cli: Settings) -> Result<(), String> {
     let mac = crate::neigh::interface_mac(&cfg.iface)
         .ok_or_else(|| format!("cannot read the MAC address of {}", cfg.iface))?;
     let mut back = match cfg.proxy.as_ref().and_then(|p| p.backend_iface.as_deref()) {
-        Some(b) => Some(BackArm::attach(b, cfg.xdp_mode)?),
+        Some(b) => Some(BackArm::attach(b, cfg.xdp_mode, mac)?),
         None => None,
     };
 
@@ -116,7 +116,7 @@ pub fn serve(cli: Settings) -> Result<(), String> {
     for q in 0..cfg.queues {
         let front = bind(&program, &cfg.iface, q, &cfg)?;
         links.push(match &back {
-            Some(b) => Arms::two(front, mac, bind(&b.program, &b.iface, q, &cfg)?, b.mac),
+            Some(b) => Arms::two(front, mac, bind_back(&b.program, &b.iface, q, &cfg)?, b.mac),
             None => Arms::one(front),
         });
     }
@@ -328,6 +328,14 @@ fn bind(program: &XdpProgram, iface: &str, q: u32, cfg: &Resolved) -> Result<Xdp
     Ok(link)
 }
 
+/// [`bind`] for the back arm: without busy polling, which is the front's
+/// (the shard probes, reports and tunes only the front socket).
+fn bind_back(program: &XdpProgram, iface: &str, q: u32, cfg: &Resolved) -> Result<Xdp, String> {
+    let mut c = cfg.clone();
+    c.xdp.busy_poll.mode = xdp::BusyPollMode::Off;
+    bind(program, iface, q, &c)
+}
+
 /// The back link of a two-armed front end (`--backend-iface`): its own XDP
 /// program, which steers only the backends' replies (the `sources` map)
 /// and passes everything else to the kernel, and its MAC, which the shards'
@@ -340,9 +348,16 @@ struct BackArm {
 }
 
 impl BackArm {
-    fn attach(iface: &str, mode: xdp::XdpMode) -> Result<BackArm, String> {
+    fn attach(iface: &str, mode: xdp::XdpMode, front_mac: [u8; 6]) -> Result<BackArm, String> {
         let mac = crate::neigh::interface_mac(iface)
             .ok_or_else(|| format!("--backend-iface {iface}: cannot read its MAC address (does it exist?)"))?;
+        if mac == front_mac {
+            // Frames leave by the arm whose MAC is their source.
+            return Err(format!(
+                "--backend-iface {iface} has the MAC address of --iface: the two arms are told apart by it (give \
+                 one of them another address: ip link set dev {iface} address ...)"
+            ));
+        }
         let mut program = XdpProgram::load().map_err(|e| e.to_string())?;
         let got = program.attach(iface, mode).map_err(|e| format!("--backend-iface {iface}: {e}"))?;
         match program.native_fallback_reason() {
@@ -437,12 +452,14 @@ fn proxy_rss(cfg: &Resolved) -> Option<std::sync::Arc<crate::link::rss::Steering
     if cfg.queues < 2 {
         return None;
     }
-    let why = match crate::link::rss::read(&cfg.iface) {
+    // Where the replies come in: the back link of a two-armed proxy.
+    let iface = cfg.proxy.as_ref().and_then(|p| p.backend_iface.as_deref()).unwrap_or(&cfg.iface);
+    let why = match crate::link::rss::read(iface) {
         Ok(rss) => match crate::link::rss::Steering::new(&rss) {
             Ok(s) => {
                 let per_queue: Vec<usize> = (0..cfg.queues).map(|q| s.entries_for(q)).collect();
                 tracing::info!(
-                    iface = %cfg.iface,
+                    iface,
                     key_bytes = rss.key.len(),
                     table = s.table_len(),
                     entries_per_shard = ?per_queue,
@@ -452,7 +469,7 @@ fn proxy_rss(cfg: &Resolved) -> Option<std::sync::Arc<crate::link::rss::Steering
                     tracing::warn!(
                         "proxy: no RSS table entry points at queue {q}: shard {q}'s replies all land elsewhere and \
                          are handed over (ethtool -X {} equal {})",
-                        cfg.iface,
+                        iface,
                         cfg.queues
                     );
                 }
@@ -463,7 +480,7 @@ fn proxy_rss(cfg: &Resolved) -> Option<std::sync::Arc<crate::link::rss::Steering
         Err(e) => format!("its RSS key and table cannot be read ({e})"),
     };
     tracing::info!(
-        iface = %cfg.iface,
+        iface,
         "proxy: the queue of a backend's reply cannot be predicted on this device: {why}; replies that land on \
          another shard's queue are handed to their owner"
     );
@@ -637,6 +654,7 @@ impl Reload {
             (p.backend, p.balance, p.maglev_seed) = (Vec::new(), None, None);
         }
         (s.balance, s.maglev_seed, s.eject_after, s.eject_time) = (None, None, None, None);
+        s.eject_max_percent = None;
         (s.health_check, s.check_interval, s.check_timeout, s.check_path) = (None, None, None, None);
         (s.check_status, s.check_fall, s.check_rise) = (None, None, None);
         format!("{s:?}")

@@ -447,9 +447,10 @@ pub fn render(view: &View<'_>) -> String {
         f.head(
             name,
             "counter",
-            "Time the shard spent in turns that moved frames (received, handed over or sent): its work, without \
-             the spinning between frames and the sleeps. Over wall time, how busy the shard really is (its \
-             thread's CPU time also counts the spinning).",
+            "Wall time of the shard's turns that moved frames (received, handed over or sent): its work, \
+             without the spinning between frames and the sleeps (time the thread was preempted inside such a \
+             turn counts too). Over elapsed time, how busy the shard really is; its thread's CPU time also \
+             counts the spinning.",
         );
         for (id, s) in &shards {
             f.sample(name, &[("shard", id)], format!("{:.6}", s.work_us as f64 / 1e6));

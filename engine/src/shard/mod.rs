@@ -65,14 +65,24 @@ pub fn step_with<L: Link, A: App>(
     }
     if let Some(h) = hand {
         h.notify();
-        let mut tx = link.tx();
-        received += h.drain(budget, |frame| {
-            if let RxAction::Transmit(len) = ep.on_frame(now, frame, &mut tx) {
-                tx.send_copy(&frame[..len.min(frame.len())]);
+        // In batches too, each followed by the application, as above.
+        let mut taken = 0;
+        loop {
+            let max = (budget - taken).min(RX_BATCH);
+            let mut tx = link.tx();
+            let n = h.drain(max, |frame| {
+                if let RxAction::Transmit(len) = ep.on_frame(now, frame, &mut tx) {
+                    tx.send_copy(&frame[..len.min(frame.len())]);
+                }
+            });
+            drop(tx);
+            drain_events(ep, app, now);
+            taken += n;
+            if n < max || taken >= budget {
+                break;
             }
-        });
-        drop(tx);
-        drain_events(ep, app, now);
+        }
+        received += taken;
     }
     app.tick(ep, now);
     {

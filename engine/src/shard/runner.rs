@@ -170,8 +170,9 @@ pub struct Snapshot {
     pub sleeps: u64,
     /// `sched_yield` calls of the spinning shard (0 while busy polling).
     pub yields: u64,
-    /// Microseconds spent in turns that moved frames (received, handed
-    /// over or sent): the shard's work, without its spinning and sleeping.
+    /// Microseconds (wall time) of the turns that moved frames (received,
+    /// handed over or sent): the shard's work, without its spinning and
+    /// sleeping.
     pub work_us: u64,
     /// Preferred busy polling of the socket.
     pub busy_poll: BusyPollState,
@@ -271,7 +272,8 @@ pub struct ShardSpec {
     pub index: usize,
     /// Pin the thread to this CPU (`None`: leave it to the scheduler).
     pub cpu: Option<usize>,
-    /// The shared epoch of every shard's clock (the engine's start).
+    /// The shared zero of every shard's clock (`floodgate serve`: the boot,
+    /// `cli::boot::clock_zero`).
     pub epoch: std::time::Instant,
     /// What `--busy-poll` asked for (the link knows what it got).
     pub busy_poll: BusyPollMode,

@@ -81,8 +81,9 @@ counters! {
         backend_ejections,
         /// Ejected backends given new clients again after their ejection time.
         backend_readmissions,
-        /// Ejections not made: the pool had its most backends out already
-        /// (`--eject-max-percent`); the backend keeps taking clients.
+        /// Connect failures that would have ejected their backend but for
+        /// the pool's most backends out already (`--eject-max-percent`):
+        /// the backend keeps taking clients.
         backend_ejections_capped,
         /// Active opens refused: no free source address and port among the candidates tried.
         source_ports_exhausted,
@@ -248,11 +249,13 @@ struct PoolState {
 /// `time`, doubled on each ejection in a row up to 8x (as Envoy's outlier
 /// detection lengthens `base_ejection_time`); a connect that succeeds
 /// clears both counts. Each shard judges from its own connects. At most
-/// `max_percent` of a pool's backends are out at once, and at least one
-/// may be (Envoy's `max_ejection_percent`): a fault that makes every
-/// connect fail for a while (the backends' own overload, a tuple conflict
-/// with their TIME-WAIT) must not empty the pool and turn every client
-/// away; the active checks take out the rest of a real outage.
+/// `max_percent` of a pool's backends of weight above 0 are out at once,
+/// and at least one may be (Envoy's `max_ejection_percent`), so a fault
+/// that makes every connect fail for a while (the backends' own overload,
+/// a tuple conflict with their TIME-WAIT) cannot empty a pool of several
+/// and turn every client away; the active checks take out the rest of a
+/// real outage. (A pool of one can still be emptied, as in Envoy; backends
+/// held down by their checks are not counted here.)
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Eject {
     pub after: u16,
@@ -382,7 +385,8 @@ impl PoolState {
         if let Some(f) = self.figures.get_mut(i) {
             f.connect_failures += 1;
         }
-        let n = self.health.len();
+        // The pool's share counts the backends that take clients at all.
+        let n = self.pool.backends.iter().filter(|b| b.weight > 0).count();
         let (Some(e), Some(h)) = (self.eject, self.health.get_mut(i)) else { return };
         h.fails = h.fails.saturating_add(1);
         if h.fails >= e.after && h.until.is_none() && self.ejected >= e.cap(n) {

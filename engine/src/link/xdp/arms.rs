@@ -21,12 +21,14 @@
 //!   copied there (`tx_arm_copies`; none today: the endpoint names every
 //!   frame's source, and so does `send_copy`, which carries the in-place
 //!   replies to frames another shard handed over, from the frame). An in-place reply (`RxAction::Transmit`) leaves on the arm its
-//!   frame came in on, which is the arm of its source MAC.
+//!   frame came in on; the endpoint answers it from the back MAC when
+//!   the frame was addressed to it, else from the front's.
 //! * The arms share nothing else: each flushes, refills and counts on its
-//!   own. Busy polling, the XDP program's statistics and the SYN cookies
-//!   in XDP are the front's; the back link carries only the backends'
-//!   replies, which the back interface's program steers by the `sources`
-//!   map.
+//!   own (the back's counters carry `arm="back"`). Busy polling and the
+//!   SYN cookies in XDP are the front's (the back socket is bound without
+//!   busy polling); the back link carries only the backends' replies,
+//!   which the back interface's own program steers by the `sources` map.
+//!   The two interfaces must have different MACs (checked at start).
 //!
 //! One UMEM shared by both sockets (`XDP_SHARED_UMEM` across devices,
 //! Linux 5.10+) would let a frame change arms without even the copy of the
@@ -66,17 +68,20 @@ pub(super) fn send_routed<F: FnOnce(&mut [u8]) -> usize>(
 ) -> bool {
     send_then(umem, pool, write, |frame| {
         is_from(frame, &other.mac).then(|| {
+            let mut fits = false;
             let sent = other.send(|buf| match buf.get_mut(..frame.len()) {
                 Some(b) => {
                     b.copy_from_slice(frame);
+                    fits = true;
                     frame.len()
                 }
                 None => 0,
             });
-            if sent {
+            if sent && fits {
                 other.pool.stats.tx_arm_copies += 1;
             }
-            sent
+            // A frame longer than the other arm's frames is not sent.
+            sent && fits
         })
     })
 }
