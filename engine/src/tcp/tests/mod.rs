@@ -6,6 +6,7 @@
 
 mod arms;
 mod cc;
+mod clock;
 mod close;
 mod cookies;
 mod data;
@@ -229,7 +230,12 @@ impl Harness {
     }
 
     pub fn with_capacity_over(f: Family, cfg: TcpConfig, cap: Capacity) -> Harness {
-        let now = Instant::from_secs(1000);
+        Self::starting_at(f, cfg, cap, Instant::from_secs(1000))
+    }
+
+    /// With the clock starting at `now` (the engine's clock counts from
+    /// the boot: any value is possible).
+    pub fn starting_at(f: Family, cfg: TcpConfig, cap: Capacity, now: Instant) -> Harness {
         let mut ep = Endpoint::new(cfg, cap, SERVER_MAC, Secrets::from_bytes([42; 32]), now);
         ep.listen(None, SERVER_PORT, cfg).unwrap();
         Harness { ep, now, events: Vec::new(), client_port: CLIENT_PORT, family: f }
