@@ -29,7 +29,7 @@ fn life_across(f: Family, start: Instant, tsval_wraps: bool) {
     let mut h = Harness::starting_at(f, TcpConfig::default(), cap(), start);
     let sa = h.send1(S { ts: Some((100, 0)), ..syn(CLIENT_ISN) });
     let (mut peer_ts, mut ecr) = (101, sa.ts.expect("timestamps negotiated").0);
-    let mut ack = |h: &mut Harness, seq, ack, data: &[u8], ecr: u32, peer_ts: &mut u32| {
+    let ack = |h: &mut Harness, seq, ack, data: &[u8], ecr: u32, peer_ts: &mut u32| {
         *peer_ts += 1;
         h.send(S { ts: Some((*peer_ts, ecr)), payload: data.to_vec(), ..seg(ACK, seq, ack) })
     };
