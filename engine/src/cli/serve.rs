@@ -112,11 +112,15 @@ pub fn serve(cli: Settings) -> Result<(), String> {
         None => None,
     };
 
+    // The back arm without busy polling, which is the front's (the shard
+    // probes, reports and tunes only the front socket).
+    let mut back_xdp = cfg.xdp.clone();
+    back_xdp.busy_poll.mode = xdp::BusyPollMode::Off;
     let mut links = Vec::with_capacity(cfg.queues as usize);
     for q in 0..cfg.queues {
-        let front = bind(&program, &cfg.iface, q, &cfg)?;
+        let front = bind(&program, &cfg.iface, q, &cfg.xdp)?;
         links.push(match &back {
-            Some(b) => Arms::two(front, mac, bind_back(&b.program, &b.iface, q, &cfg)?, b.mac),
+            Some(b) => Arms::two(front, mac, bind(&b.program, &b.iface, q, &back_xdp)?, b.mac),
             None => Arms::one(front),
         });
     }
@@ -314,26 +318,18 @@ fn boot_state(epoch: std::time::Instant) -> (std::time::Instant, Secrets) {
 }
 
 /// Binds queue `q` of `iface`, logged.
-fn bind(program: &XdpProgram, iface: &str, q: u32, cfg: &Resolved) -> Result<Xdp, String> {
-    let link = Xdp::bind(program, iface, q, &cfg.xdp).map_err(|e| e.to_string())?;
+fn bind(program: &XdpProgram, iface: &str, q: u32, cfg: &xdp::XdpConfig) -> Result<Xdp, String> {
+    let link = Xdp::bind(program, iface, q, cfg).map_err(|e| e.to_string())?;
     tracing::info!(
         iface,
         queue = q,
         "AF_XDP socket bound in {} mode (UMEM {} frames x {} B = {} MiB)",
         link.bind_mode(),
-        cfg.xdp.frame_count(),
-        cfg.xdp.frame_size,
-        (cfg.xdp.frame_count() as u64 * cfg.xdp.frame_size as u64) >> 20
+        cfg.frame_count(),
+        cfg.frame_size,
+        (cfg.frame_count() as u64 * cfg.frame_size as u64) >> 20
     );
     Ok(link)
-}
-
-/// [`bind`] for the back arm: without busy polling, which is the front's
-/// (the shard probes, reports and tunes only the front socket).
-fn bind_back(program: &XdpProgram, iface: &str, q: u32, cfg: &Resolved) -> Result<Xdp, String> {
-    let mut c = cfg.clone();
-    c.xdp.busy_poll.mode = xdp::BusyPollMode::Off;
-    bind(program, iface, q, &c)
 }
 
 /// The back link of a two-armed front end (`--backend-iface`): its own XDP

@@ -135,6 +135,23 @@ impl Arms {
     }
 }
 
+/// The arms in this poll's order, the one that went second last time
+/// first; each with its MAC.
+fn order<'a>(
+    back_first: &mut bool,
+    front: &'a mut Xdp,
+    front_mac: [u8; 6],
+    back: &'a mut Xdp,
+    back_mac: [u8; 6],
+) -> (&'a mut Xdp, [u8; 6], &'a mut Xdp, [u8; 6]) {
+    *back_first = !*back_first;
+    if *back_first {
+        (back, back_mac, front, front_mac)
+    } else {
+        (front, front_mac, back, back_mac)
+    }
+}
+
 /// `this` polled with `other` (whose MAC is `other_mac`) for its sinks.
 fn poll_arm<H>(this: &mut Xdp, other: &mut Xdp, other_mac: [u8; 6], budget: usize, handler: &mut H) -> usize
 where
@@ -171,15 +188,9 @@ impl Link for Arms {
         let Some((back, back_mac)) = self.back.as_mut() else {
             return self.front.poll_rx(budget, handler);
         };
-        let (front, front_mac) = (&mut self.front, self.front_mac);
-        self.back_first = !self.back_first;
-        if self.back_first {
-            let n = poll_arm(back, front, front_mac, budget, &mut handler);
-            n + poll_arm(front, back, *back_mac, budget - n, &mut handler)
-        } else {
-            let n = poll_arm(front, back, *back_mac, budget, &mut handler);
-            n + poll_arm(back, front, front_mac, budget - n, &mut handler)
-        }
+        let (x, x_mac, y, y_mac) = order(&mut self.back_first, &mut self.front, self.front_mac, back, *back_mac);
+        let n = poll_arm(x, y, y_mac, budget, &mut handler);
+        n + poll_arm(y, x, x_mac, budget - n, &mut handler)
     }
 
     fn poll_rx_looking<S, L, H>(&mut self, budget: usize, state: &mut S, mut look: L, mut handler: H) -> usize
@@ -190,16 +201,10 @@ impl Link for Arms {
         let Some((back, back_mac)) = self.back.as_mut() else {
             return self.front.poll_rx_looking(budget, state, look, handler);
         };
-        let (front, front_mac) = (&mut self.front, self.front_mac);
         let (l, h) = (&mut look, &mut handler);
-        self.back_first = !self.back_first;
-        if self.back_first {
-            let n = poll_arm_looking(back, front, front_mac, budget, state, l, h);
-            n + poll_arm_looking(front, back, *back_mac, budget - n, state, l, h)
-        } else {
-            let n = poll_arm_looking(front, back, *back_mac, budget, state, l, h);
-            n + poll_arm_looking(back, front, front_mac, budget - n, state, l, h)
-        }
+        let (x, x_mac, y, y_mac) = order(&mut self.back_first, &mut self.front, self.front_mac, back, *back_mac);
+        let n = poll_arm_looking(x, y, y_mac, budget, state, l, h);
+        n + poll_arm_looking(y, x, x_mac, budget - n, state, l, h)
     }
 
     /// A sink on the front arm that sends a frame from the back's MAC on
