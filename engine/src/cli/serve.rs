@@ -225,6 +225,15 @@ pub fn serve(cli: Settings) -> Result<(), String> {
     );
 
     let huge = HugePages::probe();
+    if huge.reserved_pages > 0 {
+        tracing::info!(
+            reserved = huge.reserved_pages,
+            free = huge.free_pages,
+            "reserved huge pages of {} KiB: every table of at least one page takes them while they last, the rest \
+             ask for transparent ones (hugetlb_mib in each shard's ready line, floodgate_memory_hugetlb_bytes)",
+            huge.page_bytes / 1024
+        );
+    }
     if huge.usable() {
         tracing::info!(
             thp = %huge.thp,
@@ -401,6 +410,7 @@ where
                 shard = index,
                 queue,
                 cpu = ?cpu,
+                hugetlb_mib = crate::table::mapped::hugetlb_bytes() >> 20,
                 "shard ready: {} MiB of tables and buffers reserved",
                 ep.memory_bytes() >> 20
             );

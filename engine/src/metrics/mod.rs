@@ -209,15 +209,26 @@ pub fn render(view: &View<'_>) -> String {
     );
     let page = view.info.huge.page_bytes.to_string();
     f.sample("floodgate_huge_pages_info", &[("thp", &view.info.huge.thp), ("page_bytes", &page)], 1);
-    if let Some((resident, huge)) = huge::memory_use() {
-        f.head("floodgate_memory_resident_bytes", "gauge", "Resident memory of the process (smaps_rollup Rss).");
-        f.sample("floodgate_memory_resident_bytes", &[], resident);
+    if let Some(m) = huge::memory_use() {
+        f.head(
+            "floodgate_memory_resident_bytes",
+            "gauge",
+            "Resident memory of the process (smaps_rollup Rss, plus Private_Hugetlb: reserved huge pages).",
+        );
+        f.sample("floodgate_memory_resident_bytes", &[], m.resident);
         f.head(
             "floodgate_memory_huge_page_bytes",
             "gauge",
             "Of the resident memory, bytes on transparent huge pages (smaps_rollup AnonHugePages).",
         );
-        f.sample("floodgate_memory_huge_page_bytes", &[], huge);
+        f.sample("floodgate_memory_huge_page_bytes", &[], m.thp);
+        f.head(
+            "floodgate_memory_hugetlb_bytes",
+            "gauge",
+            "Of the resident memory, bytes on the reserved huge pages of vm.nr_hugepages (smaps_rollup \
+             Private_Hugetlb): the tables and timer nodes take them where the operator reserved enough.",
+        );
+        f.sample("floodgate_memory_hugetlb_bytes", &[], m.hugetlb);
     }
     f.head(
         "floodgate_shard_info",
@@ -605,7 +616,7 @@ mod tests {
 
     #[test]
     fn renders_every_family_with_help_and_type() {
-        let huge = HugePages { thp: "madvise".into(), page_bytes: 2 << 20 };
+        let huge = HugePages { thp: "madvise".into(), page_bytes: 2 << 20, reserved_pages: 0, free_pages: 0 };
         let info = Info { iface: "fg-s0".into(), app: "http", attach_mode: "native", huge };
         let mut two_armed = snap(2);
         two_armed.back_link = Some(XdpLinkStats { rx_frames: 41, tx_arm_copies: 3, ..Default::default() });
@@ -674,6 +685,7 @@ mod tests {
             let resident = text.lines().find_map(|l| l.strip_prefix("floodgate_memory_resident_bytes "));
             assert!(resident.and_then(|v| v.parse::<u64>().ok()).is_some_and(|v| v > 0), "{text}");
             assert!(text.lines().any(|l| l.starts_with("floodgate_memory_huge_page_bytes ")));
+            assert!(text.lines().any(|l| l.starts_with("floodgate_memory_hugetlb_bytes ")));
         }
         // Every sample belongs to a family declared just before with HELP and TYPE.
         let mut declared = std::collections::HashSet::new();

@@ -88,7 +88,7 @@ struct Slot<V> {
 
 pub struct ConnTable<V> {
     index: Index,
-    slots: Vec<Slot<V>>,
+    slots: super::Mapped<Slot<V>>,
     free_head: u32,
     len: u32,
     capacity: u32,
@@ -115,8 +115,7 @@ impl<V> ConnTable<V> {
 
     fn with_hash_key(capacity: u32, hash: HashKey) -> Self {
         assert!(capacity < NO_SLOT, "capacity must be below 2^32 - 1");
-        let slots: Vec<Slot<V>> = Vec::with_capacity(capacity as usize);
-        super::advise_huge_pages(slots.as_ptr() as *const u8, slots.capacity() * core::mem::size_of::<Slot<V>>());
+        let slots = super::Mapped::with_capacity(capacity as usize);
         ConnTable {
             index: Index::new(capacity, LOAD),
             slots,
@@ -239,7 +238,8 @@ impl<V> ConnTable<V> {
         } else {
             let index = self.slots.len() as u32;
             debug_assert!(self.slots.len() < self.slots.capacity());
-            self.slots.push(Slot { key, generation: 1, value: MaybeUninit::new(value) });
+            // Room is certain: len < capacity was checked above.
+            let _ = self.slots.push(Slot { key, generation: 1, value: MaybeUninit::new(value) });
             index
         };
         let probe = self.index.insert(tag, index);

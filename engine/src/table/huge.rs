@@ -2,25 +2,17 @@
 //!
 //! A lookup at millions of entries is two random memory reads; with 4 KiB
 //! pages each is also a TLB miss and a page walk. The tables and the timer
-//! wheel's nodes ask for transparent huge pages (`madvise(MADV_HUGEPAGE)`,
-//! which is what a kernel in THP `madvise` mode needs) before their pages
-//! are first written. The buffer pool does not: a huge page would commit
+//! wheel's nodes (each on its own mapping, [`super::mapped`]) take reserved
+//! huge pages where the operator reserved some, and otherwise ask for
+//! transparent huge pages (`madvise(MADV_HUGEPAGE)`, which is what a kernel
+//! in THP `madvise` mode needs) before their pages are first written (the
+//! advice has to come before the first touch: pages faulted in one 4 KiB
+//! page at a time stay so until khugepaged gets round to them). The buffer pool does not: a huge page would commit
 //! 128 of its chunks at the first touch of one. The advice changes speed,
 //! never behaviour: where THP is off or unavailable the same memory is
 //! backed by small pages. [`HugePages::probe`] reads what the kernel offers
 //! and [`memory_use`] what the process got, for the start-up log and the
 //! metrics.
-
-/// `n` copies of `value` in a vector asked to be backed by huge pages
-/// before its pages are first written (the advice has to come before the
-/// first touch: pages faulted in one 4 KiB page at a time stay so until
-/// khugepaged gets round to them).
-pub(crate) fn huge_vec<T: Clone>(n: usize, value: T) -> Vec<T> {
-    let mut v = Vec::with_capacity(n);
-    advise_huge_pages(v.as_ptr() as *const u8, n * core::mem::size_of::<T>());
-    v.resize(n, value);
-    v
-}
 
 /// Asks the kernel to back a large table with transparent huge pages.
 ///
@@ -52,7 +44,8 @@ pub(crate) fn advise_huge_pages(ptr: *const u8, bytes: usize) {
     let _ = ptr;
 }
 
-/// What the kernel offers: the transparent huge page mode and page size.
+/// What the kernel offers: the transparent huge page mode and page size,
+/// and the pool of reserved huge pages.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HugePages {
     /// `always`, `madvise` or `never` (the bracketed word of
@@ -60,13 +53,22 @@ pub struct HugePages {
     pub thp: String,
     /// The huge page size in bytes (/proc/meminfo `Hugepagesize`), 0 if unknown.
     pub page_bytes: u64,
+    /// Pages the operator reserved (`vm.nr_hugepages`, /proc/meminfo
+    /// `HugePages_Total`) and how many of them are free.
+    pub reserved_pages: u64,
+    pub free_pages: u64,
 }
 
 impl HugePages {
     pub fn probe() -> HugePages {
         let thp = std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled").ok();
         let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-        HugePages { thp: thp_mode(thp.as_deref()), page_bytes: kib_field(&meminfo, "Hugepagesize:").unwrap_or(0) }
+        HugePages {
+            thp: thp_mode(thp.as_deref()),
+            page_bytes: kib_field(&meminfo, "Hugepagesize:").unwrap_or(0),
+            reserved_pages: count_field(&meminfo, "HugePages_Total:").unwrap_or(0),
+            free_pages: count_field(&meminfo, "HugePages_Free:").unwrap_or(0),
+        }
     }
 
     /// Whether the tables' advice can get them huge pages.
@@ -84,16 +86,38 @@ fn thp_mode(line: Option<&str>) -> String {
 
 /// A `Name:   123 kB` field of /proc/meminfo or smaps_rollup, in bytes.
 fn kib_field(text: &str, name: &str) -> Option<u64> {
-    let line = text.lines().find(|l| l.starts_with(name))?;
-    let kib: u64 = line[name.len()..].trim().trim_end_matches("kB").trim().parse().ok()?;
-    Some(kib * 1024)
+    Some(field(text, name)?.trim_end_matches("kB").trim().parse::<u64>().ok()? * 1024)
 }
 
-/// Resident bytes of this process and how many of them are on
-/// transparent huge pages (/proc/self/smaps_rollup `Rss`, `AnonHugePages`).
-pub fn memory_use() -> Option<(u64, u64)> {
+/// A `Name:   123` field of /proc/meminfo.
+fn count_field(text: &str, name: &str) -> Option<u64> {
+    field(text, name)?.parse().ok()
+}
+
+fn field<'a>(text: &'a str, name: &str) -> Option<&'a str> {
+    Some(text.lines().find(|l| l.starts_with(name))?[name.len()..].trim())
+}
+
+/// What this process holds in memory (/proc/self/smaps_rollup).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemoryUse {
+    /// Resident bytes: `Rss` plus `Private_Hugetlb` (reserved huge pages
+    /// are not counted in `Rss`).
+    pub resident: u64,
+    /// Of them, on transparent huge pages (`AnonHugePages`).
+    pub thp: u64,
+    /// Of them, on reserved huge pages (`Private_Hugetlb`).
+    pub hugetlb: u64,
+}
+
+pub fn memory_use() -> Option<MemoryUse> {
     let r = std::fs::read_to_string("/proc/self/smaps_rollup").ok()?;
-    Some((kib_field(&r, "Rss:")?, kib_field(&r, "AnonHugePages:").unwrap_or(0)))
+    let hugetlb = kib_field(&r, "Private_Hugetlb:").unwrap_or(0);
+    Some(MemoryUse {
+        resident: kib_field(&r, "Rss:")? + hugetlb,
+        thp: kib_field(&r, "AnonHugePages:").unwrap_or(0),
+        hugetlb,
+    })
 }
 
 #[cfg(test)]
@@ -109,18 +133,20 @@ mod tests {
         let m = "MemTotal:       24000000 kB\nHugepagesize:       2048 kB\n";
         assert_eq!(kib_field(m, "Hugepagesize:"), Some(2 << 20));
         assert_eq!(kib_field(m, "AnonHugePages:"), None);
-        let off = HugePages { thp: "never".into(), page_bytes: 2 << 20 };
+        let m = "HugePages_Total:     512\nHugePages_Free:      500\n";
+        assert_eq!((count_field(m, "HugePages_Total:"), count_field(m, "HugePages_Free:")), (Some(512), Some(500)));
+        let off = HugePages { thp: "never".into(), page_bytes: 2 << 20, reserved_pages: 0, free_pages: 0 };
         assert!(!off.usable());
         assert!(HugePages { thp: "madvise".into(), ..off }.usable());
     }
 
     #[test]
-    fn a_big_advised_vector_is_filled_and_the_process_reads_its_own_use() {
-        let v = huge_vec(4 << 20, 7u8);
+    fn a_big_vector_is_filled_and_the_process_reads_its_own_use() {
+        let v = super::super::mapped::Mapped::filled(4 << 20, 7u8);
         assert!(v.len() == 4 << 20 && v.iter().all(|&b| b == 7));
-        if let Some((rss, huge)) = memory_use() {
-            assert!(rss >= 4 << 20, "the vector is resident: {rss}");
-            assert!(huge <= rss);
+        if let Some(m) = memory_use() {
+            assert!(m.resident >= 4 << 20, "the vector is resident: {m:?}");
+            assert!(m.thp + m.hugetlb <= m.resident, "{m:?}");
         }
     }
 }

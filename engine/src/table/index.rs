@@ -22,7 +22,7 @@
 const EMPTY: u64 = 0;
 
 pub(crate) struct Index {
-    buckets: Box<[u64]>,
+    buckets: super::Mapped<u64>,
     /// `buckets.len()` as u64, for the home computation.
     n: u64,
 }
@@ -38,9 +38,10 @@ impl Index {
     pub(crate) fn new(capacity: u32, load: f64) -> Index {
         let n = ((capacity as f64 / load).ceil() as u64).max(capacity as u64 + 1);
         assert!(n <= u32::MAX as u64, "index of {n} buckets is over the 2^32 limit");
-        // vec![0; n] is calloc: the kernel hands zero pages in as they are touched.
-        let buckets = vec![EMPTY; n as usize].into_boxed_slice();
-        super::advise_huge_pages(buckets.as_ptr() as *const u8, buckets.len() * 8);
+        const { assert!(EMPTY == 0) };
+        // SAFETY: zero is a valid u64 (and EMPTY): the kernel hands zero
+        // pages in as they are touched.
+        let buckets = unsafe { super::Mapped::zeroed(n as usize) };
         Index { buckets, n }
     }
 

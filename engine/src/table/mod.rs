@@ -13,12 +13,13 @@ pub mod conn;
 mod hash;
 pub mod huge;
 mod index;
+pub mod mapped;
 pub mod sources;
 pub mod timewait;
 
 pub use conn::{ConnTable, Handle, InsertError, TableStats};
 pub use hash::{HashKey, TableKey};
-pub(crate) use huge::{advise_huge_pages, huge_vec};
+pub(crate) use mapped::Mapped;
 pub use sources::{Admit, SourceTable};
 pub use timewait::{TimeWaitTable, TwFull, TwFullPolicy, TwHandle, TwKey, TwState, TwStats};
 

@@ -144,7 +144,7 @@ struct Run {
 pub struct TimeWaitTable<K: TwKey> {
     index: Index,
     /// The ring; grows by push up to `cap` on the first lap, then reused.
-    ring: Vec<Entry<K>>,
+    ring: super::Mapped<Entry<K>>,
     /// Tombstone bits, one per ring slot.
     dead: Box<[u64]>,
     /// Ring positions, counted from table creation; slot = pos % cap.
@@ -175,8 +175,7 @@ impl<K: TwKey> TimeWaitTable<K> {
 
     fn with_hash_key(capacity: u32, two_msl_ms: u32, policy: TwFullPolicy, hash: HashKey) -> Self {
         assert!(capacity >= 1, "a TIME-WAIT table needs at least one slot");
-        let ring: Vec<Entry<K>> = Vec::with_capacity(capacity as usize);
-        super::advise_huge_pages(ring.as_ptr() as *const u8, ring.capacity() * core::mem::size_of::<Entry<K>>());
+        let ring = super::Mapped::with_capacity(capacity as usize);
         // Each run covers at least one ring position, and live deadlines
         // take at most 2MSL distinct values past `now`; see the module doc.
         let runs_cap = (two_msl_ms as usize + 2).min(capacity as usize + 1).max(2);
@@ -501,7 +500,8 @@ impl<K: TwKey> TimeWaitTable<K> {
         let pos = self.tail;
         let slot = self.slot(pos);
         if slot == self.ring.len() {
-            self.ring.push(e);
+            // slot < cap = the ring's capacity, so there is room.
+            let _ = self.ring.push(e);
         } else {
             self.ring[slot] = e;
         }

@@ -85,7 +85,7 @@ const _: () = assert!(core::mem::size_of::<Node>() == NODE_SIZE);
 /// `cancel` `debug_assert!` on them and otherwise ignore them; `is_armed` and
 /// `deadline` report them as not armed. Nothing panics in release builds.
 pub struct Wheel {
-    nodes: Box<[Node]>,
+    nodes: crate::table::Mapped<Node>,
     /// Head of each slot's list, plus the overdue list at `PENDING`.
     heads: [u32; LISTS],
     /// Bit `s` of word `l` is set iff list `l * 64 + s` is non-empty; word 6
@@ -111,7 +111,7 @@ impl Wheel {
         let capacity = capacity.min(NIL - 1);
         let node = Node { deadline: 0, prev: NIL, next: NIL, list: UNFILED };
         Wheel {
-            nodes: crate::table::huge_vec(capacity as usize, node).into_boxed_slice(),
+            nodes: crate::table::Mapped::filled(capacity as usize, node),
             heads: [NIL; LISTS],
             occupied: [0; LEVELS + 1],
             elapsed: now,

@@ -593,7 +593,12 @@ mod tests {
             time_wait: 4,
             ..Snapshot::blank(shard)
         };
-        let huge = crate::table::huge::HugePages { thp: "madvise".into(), page_bytes: 2 << 20 };
+        let huge = crate::table::huge::HugePages {
+            thp: "madvise".into(),
+            page_bytes: 2 << 20,
+            reserved_pages: 0,
+            free_pages: 0,
+        };
         let info = Info { iface: "fg-s0".into(), app: "proxy", attach_mode: "native", huge };
         let text = |k: u64, uptime_secs: f64| {
             let shards = [Some(snap(0, k)), Some(snap(1, 2 * k))];
