@@ -4,7 +4,7 @@
 //! LISTEN, TIME-WAIT and CLOSED are handled by the endpoint.
 
 use super::buffer::BufferPool;
-use super::config::{TcpConfig, OOW_ACK_INTERVAL};
+use super::config::{TcpConfig, TimeWaitRst, OOW_ACK_INTERVAL};
 use super::ratelimit::oow_rate_limited;
 use super::seg::Seg;
 use super::state::State;
@@ -238,6 +238,15 @@ impl Tcb {
             if self.state == State::SynReceived && self.has(flag::PASSIVE) {
                 self.state = State::Closed;
                 return Input::dropped(Drop::HalfOpenReset);
+            }
+            if self.state == State::TimeWait && cfg.time_wait_rst == TimeWaitRst::Ignore {
+                // RFC 1337 §3, as the TIME-WAIT table does: this entry is
+                // still in the connection table only because the application
+                // has bytes of it left to read (`Endpoint::output`), and an
+                // RST here (typically the peer's answer, from CLOSED, to an
+                // ACK of one of its late duplicates) must cost neither the
+                // bytes nor a clean close. Both FINs were exchanged.
+                return Input::dropped(Drop::RstIgnored);
             }
             self.state = State::Closed;
             return Input { events: ev::RESET, ..Input::default() };

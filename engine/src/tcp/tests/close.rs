@@ -10,6 +10,7 @@ both_families!(
     active_close_into_time_wait,
     fin_before_missing_data_is_not_processed_until_the_data_arrives,
     unread_bytes_hold_time_wait_for_at_most_2msl,
+    an_rst_in_time_wait_costs_neither_the_unread_bytes_nor_the_clean_close,
     simultaneous_close_goes_through_closing,
     fin_retransmitted_in_fin_wait_1_and_closing,
     fin_wait_2_times_out_when_peer_never_sends_fin,
@@ -164,6 +165,33 @@ fn unread_bytes_hold_time_wait_for_at_most_2msl(f: Family) {
     h.advance(Duration::from_secs(2));
     assert_eq!((h.ep.state(c), h.ep.time_wait()), (None, 1));
     assert_eq!(h.ep.stats.time_wait_unread_discarded, 4);
+}
+
+fn an_rst_in_time_wait_costs_neither_the_unread_bytes_nor_the_clean_close(f: Family) {
+    // TIME-WAIT held for unread bytes, after a shutdown. The peer, already
+    // CLOSED, answers our ACK of one of its late duplicates with an RST at
+    // exactly RCV.NXT. RFC 1337 (the default policy, as in the TIME-WAIT
+    // table): ignored. The application reads every byte and sees a clean
+    // close, not a reset (found by the proxy's property test: the reset
+    // backend side made the proxy reset the client with the backend's last
+    // bytes still to deliver).
+    let (mut h, c, s1) = established(f, TcpConfig::default());
+    h.ep.shutdown(c).unwrap();
+    h.flush();
+    h.send0(seg(ACK, C1, s1 + 1));
+    h.send1(S { payload: b"abcd".to_vec(), ..seg(FIN | ACK, C1, s1 + 1) });
+    assert_eq!(h.ep.state(c), Some(State::TimeWait));
+    h.take_events();
+    h.send0(seg(RST, C1 + 5, SeqNumber(0)));
+    assert_eq!(h.ep.stats.rsts_ignored, 1);
+    assert_eq!(h.ep.state(c), Some(State::TimeWait), "still held for its bytes");
+    let mut buf = [0u8; 8];
+    assert_eq!(h.ep.read(c, &mut buf), Ok(4));
+    assert_eq!(&buf[..4], b"abcd");
+    h.flush();
+    assert_eq!((h.ep.state(c), h.ep.time_wait()), (None, 1), "into the TIME-WAIT table");
+    assert_eq!(h.ep.stats.connections_reset_by_peer, 0);
+    assert!(!h.take_events().iter().any(|e| matches!(e, Event::Closed(_, CloseReason::Reset))), "not a reset");
 }
 
 fn simultaneous_close_goes_through_closing(f: Family) {

@@ -374,7 +374,12 @@ proptest! {
         timestamps in any::<bool>(),
         seed in any::<u64>(),
     ) {
-        let cfg = TcpConfig { sack, timestamps, ..TcpConfig::default() };
+        // Keepalive within the hour: a peer whose connection timed out on a
+        // path that lost every ACK it was sent (and the RST after them) leaves
+        // this side half-closed after `shutdown` (FIN-WAIT-2, watched by
+        // keepalive, as in Linux), and keepalive is what ends it.
+        let keepalive = Keepalive { idle: Duration::from_secs(600), ..Keepalive::default() };
+        let cfg = TcpConfig { sack, timestamps, keepalive: Some(keepalive), ..TcpConfig::default() };
         // 64 connections give a half-open budget of 8: every handshake is
         // stateful (a cookie connection whose first ACK is lost is reset
         // when data arrives, as in Linux; not what this test is about).
