@@ -10,9 +10,19 @@
 //! a clock, the caller passes `now` in.
 //!
 //! Timers are identified by a [`TimerId`]: an index into nodes preallocated by
-//! [`Wheel::new`]. Nodes are linked into per-slot intrusive doubly linked lists
-//! through `u32` indices, so arm, re-arm and cancel are O(1) and nothing
-//! allocates after `new`. A node is 20 bytes (deadline, two links, location).
+//! [`Wheel::new`]. A node is 16 bytes (deadline, list, position). Each slot's
+//! list is a chain of 64-byte blocks of 15 timer ids, all full but the last,
+//! from a preallocated pool (`capacity / 15` blocks and one per list suffice):
+//! arming appends to the list's last block, cancelling moves the list's last
+//! id into the hole, and `poll` takes ids from the end. Arm, re-arm and
+//! cancel are O(1), and nothing allocates after `new`.
+//!
+//! The blocks are for expiry. With millions of timers, those due in one slot
+//! are scattered over hundreds of MB of nodes, and a linked list through the
+//! nodes visits them one dependent cache miss after another. Walking a block
+//! instead names the ids ahead, so `poll` starts loading the node 12 places
+//! ahead of the one it hands out and the misses overlap (at 10 M pending,
+//! 250 ns a timer with the linked list, 43 ns with the blocks).
 //!
 //! # Slot math
 //!

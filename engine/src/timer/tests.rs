@@ -96,9 +96,9 @@ fn slot_for_is_the_six_bit_group_of_the_level() {
 }
 
 #[test]
-fn node_is_twenty_bytes() {
+fn node_is_sixteen_bytes() {
     assert_eq!(std::mem::size_of::<Node>(), NODE_SIZE);
-    assert_eq!(NODE_SIZE, 20);
+    assert_eq!(NODE_SIZE, 16);
 }
 
 #[test]
@@ -488,7 +488,11 @@ impl Model {
 }
 
 fn check_against_model(start: u64, ops: &[Op]) -> Result<(), TestCaseError> {
-    let mut wheel = Wheel::new(IDS, start);
+    check_against_model_with(IDS, start, ops)
+}
+
+fn check_against_model_with(ids: u32, start: u64, ops: &[Op]) -> Result<(), TestCaseError> {
+    let mut wheel = Wheel::new(ids, start);
     let mut model = Model { now: start, armed: BTreeMap::new() };
     for op in ops {
         match *op {
@@ -506,7 +510,7 @@ fn check_against_model(start: u64, ops: &[Op]) -> Result<(), TestCaseError> {
                 model.now = now;
                 let mut fired = Vec::new();
                 while let Some(id) = wheel.poll(now) {
-                    prop_assert!(fired.len() <= IDS as usize, "poll loops");
+                    prop_assert!(fired.len() <= ids as usize, "poll loops");
                     let (deadline, overdue) = model.armed[&id];
                     prop_assert!(deadline <= now, "{id} fired early: {deadline} > {now}");
                     // Nothing that was on time when armed may be overtaken.
@@ -537,7 +541,7 @@ fn check_against_model(start: u64, ops: &[Op]) -> Result<(), TestCaseError> {
         }
         wheel.check_invariants();
         prop_assert_eq!(wheel.len(), model.armed.len());
-        for id in 0..IDS {
+        for id in 0..ids {
             prop_assert_eq!(wheel.deadline(id), model.armed.get(&id).map(|&(d, _)| d));
         }
         let earliest = model.armed.values().map(|&(d, _)| d).min();
@@ -570,8 +574,59 @@ fn tied_op() -> impl Strategy<Value = Op> {
     ]
 }
 
+/// A hundred timers in one slot fill seven blocks; cancelling every third
+/// and moving every third earlier swaps ids across blocks and frees them;
+/// each group fires whole, and the blocks are all handed back.
+#[test]
+fn a_crowded_slot_spans_blocks_and_gives_them_back() {
+    let mut wheel = Wheel::new(100, 0);
+    for id in 0..100 {
+        wheel.arm(id, 1_000);
+    }
+    assert_eq!(wheel.check_invariants(), 7, "100 ids in blocks of 15");
+    for id in (0..100).step_by(3) {
+        wheel.cancel(id);
+    }
+    for id in (1..100).step_by(3) {
+        wheel.arm(id, 500);
+    }
+    wheel.check_invariants();
+    let mut early = drain(&mut wheel, 500);
+    early.sort_unstable();
+    assert_eq!(early, (1..100).step_by(3).collect::<Vec<_>>());
+    assert_eq!(drain(&mut wheel, 999), Vec::<TimerId>::new());
+    let mut late = drain(&mut wheel, 1_000);
+    late.sort_unstable();
+    assert_eq!(late, (2..100).step_by(3).collect::<Vec<_>>());
+    assert_eq!(wheel.check_invariants(), 0, "every block free again");
+    assert!(wheel.is_empty());
+}
+
+/// Timers crowded into a few slots: a slot's list spans several blocks of
+/// 15, so cancels and earlier re-arms move ids between blocks and free them,
+/// while `poll` takes from the ends of lists that are being refilled.
+const CROWD: u32 = 200;
+
+fn crowded_op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        8 => (0..CROWD, prop_oneof![aligned(), 1u64..4]).prop_map(|(id, d)| Op::Arm { id, delta: d as i64 }),
+        1 => (0..CROWD, -3i64..=0).prop_map(|(id, delta)| Op::Arm { id, delta }),
+        3 => (0..CROWD).prop_map(|id| Op::Cancel { id }),
+        1 => aligned().prop_map(|by| Op::Advance { by }),
+        2 => prop_oneof![Just(0u64), Just(1u64), aligned()].prop_map(|by| Op::PollOne { by }),
+    ]
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn wheel_matches_model_with_crowded_slots(
+        start in prop_oneof![Just(0u64), (0u64..1 << 20).prop_map(|s| s << 16)],
+        ops in prop::collection::vec(crowded_op(), 1..600),
+    ) {
+        check_against_model_with(CROWD, start, &ops)?;
+    }
 
     #[test]
     fn wheel_matches_model(start in start(), ops in prop::collection::vec(op(), 1..160)) {

@@ -1,4 +1,4 @@
-//! The wheel itself: slot math, nodes, intrusive lists, arm/cancel/poll.
+//! The wheel itself: slot math, nodes, lists of blocks, arm/cancel/poll.
 //! See the module doc in `mod.rs` for the design.
 
 /// Identifies a timer: an index into the wheel's preallocated nodes
@@ -22,8 +22,6 @@ const NIL: u32 = u32::MAX;
 /// bitmap word so linking never has to branch on it.
 const PENDING: u32 = (LEVELS * SLOTS) as u32;
 const LISTS: usize = LEVELS * SLOTS + 1;
-/// `Node::list` of a node that is not armed.
-const UNFILED: u32 = u32::MAX;
 
 /// Ticks covered by one slot at `level`.
 #[inline]
@@ -59,24 +57,56 @@ pub(super) fn slot_for(when: u64, level: usize) -> usize {
     ((when >> (LEVEL_BITS as usize * level)) % SLOTS as u64) as usize
 }
 
-/// One timer. `repr(packed(4))` keeps it at 20 bytes instead of 24: the engine
-/// has millions of these, and every poll and arm touches them. Fields are only
-/// ever copied in and out, never borrowed, so packing is sound.
+/// Timer ids a block holds.
+const BLOCK_IDS: usize = 15;
+/// Bits of `Node::pos` that give the position inside the block.
+const POS_BITS: u32 = 4;
+/// How many timers ahead of the one `poll` takes it starts loading the node
+/// of (see [`Wheel::prefetch_ahead`]).
+const AHEAD: usize = 12;
+/// The most timers a wheel can hold: a block index must fit `Node::pos`
+/// beside the position in the block.
+const MAX_CAPACITY: u32 = ((1u32 << (32 - POS_BITS)) - LISTS as u32 - 2) * BLOCK_IDS as u32;
+
+/// One timer: 16 bytes, four to a cache line. All zero is a timer that is
+/// not armed, so the nodes of a new wheel are untouched zero pages until
+/// their timers are first armed.
 #[derive(Clone, Copy, Debug)]
-#[repr(C, packed(4))]
+#[repr(C)]
 pub(super) struct Node {
     /// The tick the timer is armed for. May be later than the slot it is
     /// filed in (lazy re-arm), never earlier than that slot's start.
     deadline: u64,
-    prev: u32,
-    next: u32,
-    /// Which list the node is in: `level * 64 + slot`, `PENDING`, or
-    /// `UNFILED` when the timer is not armed.
+    /// Which list the node is in, plus one: `level * 64 + slot + 1`,
+    /// `PENDING + 1`, or 0 when the timer is not armed.
     list: u32,
+    /// Where in the list: block index << POS_BITS | position in the block.
+    pos: u32,
 }
 
-pub(super) const NODE_SIZE: usize = 20;
+pub(super) const NODE_SIZE: usize = 16;
 const _: () = assert!(core::mem::size_of::<Node>() == NODE_SIZE);
+
+impl Node {
+    /// The list the node is filed in, None if not armed.
+    #[inline(always)]
+    fn filed(&self) -> Option<u32> {
+        self.list.checked_sub(1)
+    }
+}
+
+/// One cache line of a list: up to 15 timer ids and the block before it.
+/// A list is a chain of full blocks ending in its tail block, followed from
+/// the tail back through `prev`.
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+struct Block {
+    ids: [TimerId; BLOCK_IDS],
+    /// The block before this one in its list, or the next free block.
+    prev: u32,
+}
+
+const _: () = assert!(core::mem::size_of::<Block>() == 64);
 
 /// A hierarchical timing wheel over preallocated timer nodes. See the module
 /// documentation.
@@ -86,8 +116,17 @@ const _: () = assert!(core::mem::size_of::<Node>() == NODE_SIZE);
 /// `deadline` report them as not armed. Nothing panics in release builds.
 pub struct Wheel {
     nodes: crate::table::Mapped<Node>,
-    /// Head of each slot's list, plus the overdue list at `PENDING`.
-    heads: [u32; LISTS],
+    /// The lists' blocks. Every list but the last block of each is full, so
+    /// `capacity / 15 + LISTS + 1` blocks always suffice.
+    blocks: crate::table::Mapped<Block>,
+    /// Blocks never used yet start here (their pages untouched).
+    fresh: u32,
+    /// Freed blocks, chained through `Block::prev`.
+    free: u32,
+    /// Tail block of each slot's list and of the overdue list at `PENDING`
+    /// (`NIL`: empty), and how many ids that block holds (1..=15).
+    tails: [u32; LISTS],
+    fills: [u8; LISTS],
     /// Bit `s` of word `l` is set iff list `l * 64 + s` is non-empty; word 6
     /// bit 0 mirrors the overdue list and is never read.
     occupied: [u64; LEVELS + 1],
@@ -107,12 +146,18 @@ pub struct Wheel {
 impl Wheel {
     /// Preallocates `capacity` timer nodes. `now` is the current tick (ms).
     pub fn new(capacity: u32, now: u64) -> Wheel {
-        debug_assert!(capacity < NIL, "capacity must leave room for NIL");
-        let capacity = capacity.min(NIL - 1);
-        let node = Node { deadline: 0, prev: NIL, next: NIL, list: UNFILED };
+        debug_assert!(capacity <= MAX_CAPACITY, "capacity must leave room for the block index");
+        let capacity = capacity.min(MAX_CAPACITY);
+        let blocks = capacity as usize / BLOCK_IDS + LISTS + 1;
         Wheel {
-            nodes: crate::table::Mapped::filled(capacity as usize, node),
-            heads: [NIL; LISTS],
+            // SAFETY: all-zero bytes are a valid Node (not armed) and a
+            // valid Block.
+            nodes: unsafe { crate::table::Mapped::zeroed(capacity as usize) },
+            blocks: unsafe { crate::table::Mapped::zeroed(blocks) },
+            fresh: 0,
+            free: NIL,
+            tails: [NIL; LISTS],
+            fills: [0; LISTS],
             occupied: [0; LEVELS + 1],
             elapsed: now,
             draining: NIL,
@@ -144,15 +189,15 @@ impl Wheel {
             debug_assert!(false, "timer id {id} out of range");
             return;
         };
-        let list = node.list;
+        let filed = node.filed();
         let old = node.deadline;
         node.deadline = when;
-        if list == UNFILED {
+        let Some(list) = filed else {
             self.len += 1;
             let list = self.list_for(when);
             self.link(id, list, when);
             return;
-        }
+        };
         if list == PENDING {
             // Examined (fired or re-filed) before the wheel advances again.
             self.pending_min = self.pending_min.min(when);
@@ -182,21 +227,21 @@ impl Wheel {
             debug_assert!(false, "timer id {id} out of range");
             return;
         };
-        if node.list != UNFILED {
+        if node.filed().is_some() {
             self.unlink(id);
-            self.nodes[id as usize].list = UNFILED;
+            self.nodes[id as usize].list = 0;
             self.len -= 1;
         }
     }
 
     pub fn is_armed(&self, id: TimerId) -> bool {
-        self.nodes.get(id as usize).is_some_and(|n| n.list != UNFILED)
+        self.nodes.get(id as usize).is_some_and(|n| n.filed().is_some())
     }
 
     /// The deadline timer `id` is armed for.
     pub fn deadline(&self, id: TimerId) -> Option<u64> {
         let node = self.nodes.get(id as usize)?;
-        (node.list != UNFILED).then_some(node.deadline)
+        node.filed().map(|_| node.deadline)
     }
 
     /// Number of armed timers.
@@ -217,24 +262,16 @@ impl Wheel {
     /// tick the wheel already stands at.
     pub fn poll(&mut self, now: u64) -> Option<TimerId> {
         loop {
-            let head = self.heads[PENDING as usize];
-            if head != NIL {
-                self.unlink(head);
-                if let Some(id) = self.settle(head) {
+            if let Some(id) = self.pop(PENDING) {
+                if let Some(id) = self.settle(id) {
                     return Some(id);
                 }
                 continue;
             }
             if self.draining != NIL {
-                let head = self.heads[self.draining as usize];
-                if head != NIL {
-                    // Pop the head; the slot's occupied bit is already clear.
-                    let next = self.nodes[head as usize].next;
-                    self.heads[self.draining as usize] = next;
-                    if next != NIL {
-                        self.nodes[next as usize].prev = NIL;
-                    }
-                    if let Some(id) = self.settle(head) {
+                // The slot's occupied bit is already clear.
+                if let Some(id) = self.pop(self.draining) {
+                    if let Some(id) = self.settle(id) {
                         return Some(id);
                     }
                     continue;
@@ -259,23 +296,23 @@ impl Wheel {
     /// where cascading or lazy re-arm makes the exact value unknown, never
     /// later than the real one), or None if nothing is armed.
     pub fn next_expiry(&self) -> Option<u64> {
-        if self.heads[PENDING as usize] != NIL {
+        if self.tails[PENDING as usize] != NIL {
             return Some(self.pending_min);
         }
-        if self.draining != NIL && self.heads[self.draining as usize] != NIL {
+        if self.draining != NIL && self.tails[self.draining as usize] != NIL {
             return Some(self.elapsed);
         }
         self.next_slot().map(|(_, start)| start)
     }
 
-    /// A node just unlinked from the overdue list or the draining slot: fire
+    /// A node just taken from the overdue list or the draining slot: fire
     /// it if due at the current tick, otherwise file it relative to it.
     #[inline]
     fn settle(&mut self, id: TimerId) -> Option<TimerId> {
         let node = &mut self.nodes[id as usize];
         let when = node.deadline;
         if when <= self.elapsed {
-            node.list = UNFILED;
+            node.list = 0;
             self.len -= 1;
             Some(id)
         } else {
@@ -335,39 +372,108 @@ impl Wheel {
         None
     }
 
-    /// Pushes `id` on the front of `list`.
+    /// Appends `id` to `list`.
     #[inline]
     fn link(&mut self, id: TimerId, list: u32, when: u64) {
-        let head = self.heads[list as usize];
+        let l = list as usize;
         if list == PENDING {
-            self.pending_min = if head == NIL { when } else { self.pending_min.min(when) };
+            self.pending_min = if self.tails[l] == NIL { when } else { self.pending_min.min(when) };
         }
+        let mut fill = self.fills[l] as usize;
+        if self.tails[l] == NIL || fill == BLOCK_IDS {
+            let b = self.take_block();
+            self.blocks[b as usize].prev = self.tails[l];
+            self.tails[l] = b;
+            fill = 0;
+        }
+        let tail = self.tails[l];
+        self.blocks[tail as usize].ids[fill] = id;
+        self.fills[l] = fill as u8 + 1;
         let node = &mut self.nodes[id as usize];
-        node.prev = NIL;
-        node.next = head;
-        node.list = list;
-        if head != NIL {
-            self.nodes[head as usize].prev = id;
-        }
-        self.heads[list as usize] = id;
-        self.occupied[list as usize / SLOTS] |= 1 << (list as usize % SLOTS);
+        node.list = list + 1;
+        node.pos = tail << POS_BITS | fill as u32;
+        self.occupied[l / SLOTS] |= 1 << (l % SLOTS);
     }
 
-    /// Removes `id` from the list it is in (leaving `Node::list` stale).
+    /// Removes `id` from the list it is in (leaving `Node::list` stale): the
+    /// list's last id takes its place.
     #[inline]
     fn unlink(&mut self, id: TimerId) {
-        let Node { prev, next, list, .. } = self.nodes[id as usize];
-        if prev != NIL {
-            self.nodes[prev as usize].next = next;
+        let Node { list, pos, .. } = self.nodes[id as usize];
+        let l = (list - 1) as usize;
+        let last = self.drop_last(l);
+        if last != id {
+            self.blocks[(pos >> POS_BITS) as usize].ids[(pos & ((1 << POS_BITS) - 1)) as usize] = last;
+            self.nodes[last as usize].pos = pos;
+        }
+    }
+
+    /// Takes the last id of list `l`, if any, starting to load the nodes
+    /// `poll` will want next.
+    #[inline]
+    fn pop(&mut self, l: u32) -> Option<TimerId> {
+        if self.tails[l as usize] == NIL {
+            return None;
+        }
+        self.prefetch_ahead(l as usize);
+        Some(self.drop_last(l as usize))
+    }
+
+    /// Starts loading the node of the id `AHEAD` places before the last of
+    /// list `l`, so that draining a slot keeps several memory reads in flight
+    /// instead of waiting for each node in turn; and, on entering a block,
+    /// the block before it, whose ids are read from `AHEAD` pops on.
+    #[inline(always)]
+    fn prefetch_ahead(&self, l: usize) {
+        let tail = &self.blocks[self.tails[l] as usize];
+        let fill = self.fills[l] as usize;
+        if fill > AHEAD {
+            self.prefetch(tail.ids[fill - 1 - AHEAD]);
+            if tail.prev != NIL && (fill == BLOCK_IDS || fill == AHEAD + 1) {
+                crate::table::prefetch_hint(&self.blocks[tail.prev as usize] as *const Block as *const u8);
+            }
+        } else if tail.prev != NIL {
+            self.prefetch(self.blocks[tail.prev as usize].ids[BLOCK_IDS + fill - 1 - AHEAD]);
+        }
+    }
+
+    /// Removes and returns the last id of the non-empty list `l`, freeing its
+    /// tail block when that empties, and clearing the list's occupied bit
+    /// when the list does.
+    #[inline]
+    fn drop_last(&mut self, l: usize) -> TimerId {
+        let tail = self.tails[l];
+        let fill = self.fills[l] as usize - 1;
+        let block = &self.blocks[tail as usize];
+        let last = block.ids[fill];
+        if fill > 0 {
+            self.fills[l] = fill as u8;
         } else {
-            self.heads[list as usize] = next;
-            if next == NIL {
-                self.occupied[list as usize / SLOTS] &= !(1 << (list as usize % SLOTS));
+            let prev = block.prev;
+            self.tails[l] = prev;
+            self.fills[l] = if prev == NIL { 0 } else { BLOCK_IDS as u8 };
+            self.blocks[tail as usize].prev = self.free;
+            self.free = tail;
+            if prev == NIL {
+                self.occupied[l / SLOTS] &= !(1 << (l % SLOTS));
             }
         }
-        if next != NIL {
-            self.nodes[next as usize].prev = prev;
+        last
+    }
+
+    /// A block for a list's new tail: a freed one, else a never-used one.
+    #[inline]
+    fn take_block(&mut self) -> u32 {
+        if self.free != NIL {
+            let b = self.free;
+            self.free = self.blocks[b as usize].prev;
+            return b;
         }
+        // Every list's blocks but its tail are full, so at most
+        // len / 15 + LISTS are in use, fewer than the blocks there are.
+        assert!((self.fresh as usize) < self.blocks.len(), "timer blocks exhausted");
+        self.fresh += 1;
+        self.fresh - 1
     }
 
     /// Test hook: the tick the wheel stands at.
@@ -379,46 +485,63 @@ impl Wheel {
     /// Test hook: the list timer `id` is filed in (`level * 64 + slot`).
     #[cfg(test)]
     pub(super) fn list_of(&self, id: TimerId) -> u32 {
-        self.nodes[id as usize].list
+        self.nodes[id as usize].list.wrapping_sub(1)
     }
 
-    /// Test hook: checks every structural invariant, O(capacity).
+    /// Test hook: checks every structural invariant, O(capacity); returns
+    /// how many blocks the lists use.
     #[cfg(test)]
-    pub(super) fn check_invariants(&self) {
+    pub(super) fn check_invariants(&self) -> u32 {
         let mut seen = 0u32;
+        let mut used = 0u32;
         for list in 0..LISTS {
             let bit = self.occupied[list / SLOTS] >> (list % SLOTS) & 1 == 1;
-            let mut prev = NIL;
-            let mut id = self.heads[list];
             if list as u32 == self.draining {
                 assert!(!bit, "draining slot {list} marked occupied");
             } else {
-                assert_eq!(bit, id != NIL, "occupied bit of list {list}");
+                assert_eq!(bit, self.tails[list] != NIL, "occupied bit of list {list}");
             }
-            while id != NIL {
-                let node = self.nodes[id as usize];
-                assert_eq!(node.list, list as u32, "node {id} list");
-                assert_eq!(node.prev, prev, "node {id} prev");
-                let deadline = node.deadline;
-                if list as u32 == PENDING {
-                    assert!(self.pending_min <= deadline);
-                } else if list as u32 == self.draining {
-                    assert!(deadline >= self.elapsed, "node {id} draining but early");
-                } else {
-                    assert!(deadline > self.elapsed, "node {id} in a slot but overdue");
-                    // Filed in a slot starting after `elapsed` and no later
-                    // than its deadline.
-                    let level = list / SLOTS;
-                    let start = self.slot_start(list as u32);
-                    assert!(start > self.elapsed, "slot {list} not in the future");
-                    assert!(start <= deadline, "node {id} at level {level} would be late");
+            let mut block = self.tails[list];
+            let mut fill = self.fills[list] as usize;
+            if block != NIL {
+                assert!((1..=BLOCK_IDS).contains(&fill), "fill of list {list}");
+            }
+            while block != NIL {
+                used += 1;
+                for (i, &id) in self.blocks[block as usize].ids[..fill].iter().enumerate() {
+                    let node = self.nodes[id as usize];
+                    assert_eq!(node.filed(), Some(list as u32), "node {id} list");
+                    assert_eq!(node.pos, block << POS_BITS | i as u32, "node {id} position");
+                    let deadline = node.deadline;
+                    if list as u32 == PENDING {
+                        assert!(self.pending_min <= deadline);
+                    } else if list as u32 == self.draining {
+                        assert!(deadline >= self.elapsed, "node {id} draining but early");
+                    } else {
+                        assert!(deadline > self.elapsed, "node {id} in a slot but overdue");
+                        // Filed in a slot starting after `elapsed` and no
+                        // later than its deadline.
+                        let level = list / SLOTS;
+                        let start = self.slot_start(list as u32);
+                        assert!(start > self.elapsed, "slot {list} not in the future");
+                        assert!(start <= deadline, "node {id} at level {level} would be late");
+                    }
+                    seen += 1;
                 }
-                seen += 1;
-                prev = id;
-                id = node.next;
+                block = self.blocks[block as usize].prev;
+                fill = BLOCK_IDS;
             }
         }
         assert_eq!(seen, self.len, "len");
+        let mut free = 0u32;
+        let mut b = self.free;
+        while b != NIL {
+            free += 1;
+            b = self.blocks[b as usize].prev;
+        }
+        assert_eq!(used + free, self.fresh, "every block used once: in a list or free");
+        assert!(used as usize <= self.len as usize / BLOCK_IDS + LISTS, "lists are full blocks but their tails");
+        used
     }
 
     /// Test hook: the tick list `list` (not the draining one) comes due.
