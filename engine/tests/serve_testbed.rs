@@ -1420,7 +1420,9 @@ fn echo_load_10k_connections_loses_nothing_by_itself() {
          server: segments out {segments}, RTO expiries {rto} ({:.2} %), persist probes {}, retransmits {}, \
          tx_full_deferred {}, drop_out_of_order {}, out_of_order_queued {}, drop_no_buffer {}; link: \
          kernel_rx_fill_empty {fill_empty}, kernel_rx_ring_full {}, tx_ring_full {}, tx_kick_stalls {}, \
-         rx_fill_short {}; echo send_blocked {}\n{out}",
+         rx_fill_short {}; echo send_blocked {}; recovery: fast retransmits {}, SACK retransmits {}, RACK lost {}, \
+         TLP probes {} (recovered {}), spurious RTOs undone {}; RTOs repeated {}, in recovery {}, after a probe {}, \
+         without SACK {}, other {}; old data dropped (the client resent what we had) {}\n{out}",
         100.0 * rto as f64 / segments.max(1) as f64,
         metric(&m, "floodgate_tcp_persist_probes_total"),
         metric(&m, "floodgate_tcp_retransmits_total"),
@@ -1433,6 +1435,18 @@ fn echo_load_10k_connections_loses_nothing_by_itself() {
         metric(&m, "floodgate_link_tx_kick_stalls_total"),
         metric(&m, "floodgate_link_rx_fill_short_total"),
         metric(&m, "floodgate_echo_send_blocked_total"),
+        metric(&m, "floodgate_tcp_fast_retransmits_total"),
+        metric(&m, "floodgate_tcp_sack_retransmits_total"),
+        metric(&m, "floodgate_tcp_rack_lost_segments_total"),
+        metric(&m, "floodgate_tcp_tlp_probes_total"),
+        metric(&m, "floodgate_tcp_tlp_recoveries_total"),
+        metric(&m, "floodgate_tcp_spurious_rtos_undone_total"),
+        metric(&m, "floodgate_tcp_rto_repeated_total"),
+        metric(&m, "floodgate_tcp_rto_in_recovery_total"),
+        metric(&m, "floodgate_tcp_rto_after_probe_total"),
+        metric(&m, "floodgate_tcp_rto_without_sack_total"),
+        metric(&m, "floodgate_tcp_rto_other_total"),
+        metric(&m, "floodgate_tcp_drop_old_data_total"),
     );
     assert!(num("connects_ok") >= CONNECTIONS as u64, "every connection opened: {summary}");
     assert_eq!(num("echo_mismatches") + num("bad_responses"), 0, "every byte came back right: {summary}");

@@ -156,6 +156,12 @@ struct Args {
     /// SO_BUSY_POLL microseconds with --busy-poll.
     #[arg(long, default_value_t = 20)]
     busy_poll_usec: u32,
+    /// AF_XDP RX ring size per queue (frames, a power of two): a client
+    /// holding many connections that all send at once needs room for their
+    /// bursts, or the kernel drops what the ring cannot take
+    /// (`kernel_rx_ring_full` in the queue lines).
+    #[arg(long, default_value_t = 2048)]
+    rx_ring: u32,
     #[arg(long, value_enum, default_value = "auto")]
     xdp_mode: XdpModeArg,
     #[arg(long, value_enum, default_value = "auto")]
@@ -313,7 +319,10 @@ fn run(mut args: Args) -> Result<(), String> {
         usec: args.busy_poll_usec.max(1),
         ..BusyPollConfig::default()
     };
-    let xcfg = XdpConfig { zero_copy: zc, busy_poll, ..XdpConfig::default() };
+    if !args.rx_ring.is_power_of_two() || args.rx_ring < 64 {
+        return Err(format!("--rx-ring {}: a power of two of at least 64", args.rx_ring));
+    }
+    let xcfg = XdpConfig { zero_copy: zc, busy_poll, rx_ring: args.rx_ring, ..XdpConfig::default() };
     let mut links = Vec::new();
     for &q in &args.queues {
         let link = Xdp::bind(&prog, &args.iface, q, &xcfg).map_err(|e| e.to_string())?;
@@ -646,6 +655,13 @@ fn worker(
     let st: Vec<String> =
         link.stats().fields().iter().filter(|(_, v)| *v > 0).map(|(n, v)| format!("{n}={v}")).collect();
     eprintln!("queue {}: link {}{}", link.queue(), st.join(" "), busy_note(&link, &turn));
+    let mut tcp = Vec::new();
+    ep.stats.for_each(|name, _, v| {
+        if v > 0 {
+            tcp.push(format!("{name}={v}"));
+        }
+    });
+    eprintln!("queue {}: tcp {}", link.queue(), tcp.join(" "));
     Outcome::Load(Box::new(app), flood.map(|f| f.totals).unwrap_or_default())
 }
 

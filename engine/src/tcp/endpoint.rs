@@ -20,6 +20,7 @@ use super::emit::{self, L2};
 use super::events::{CloseReason, Event, EventQueue};
 use super::input::{ev, Drop};
 use super::ratelimit::{oow_rate_limited, RateLimit};
+use super::recovery::RtoContext;
 use super::secret::{self, CookieOptions, Secrets};
 use super::seg::Seg;
 use super::state::State;
@@ -854,7 +855,12 @@ impl Endpoint {
         if let Some(d) = res.drop {
             let s = &mut self.stats;
             match d {
-                Drop::OutOfWindow => s.drop_out_of_window += 1,
+                Drop::OutOfWindow => {
+                    s.drop_out_of_window += 1;
+                    if !seg.payload.is_empty() && seg.seq + seg.payload.len() <= tcb.rcv_nxt {
+                        s.drop_old_data += 1;
+                    }
+                }
                 Drop::Paws => s.drop_paws += 1,
                 Drop::AckUnsent => s.drop_ack_unsent += 1,
                 Drop::NoAck => s.drop_no_ack += 1,
@@ -1243,6 +1249,7 @@ impl Endpoint {
         // The same timer is the persist timer while the peer's window is
         // shut (`Tcb::on_rto`): a probe is no retransmission timeout.
         let persist = rto_due && tcb.zero_window_stall() && tcb.state.is_synchronized();
+        let why = if rto_due && !persist { Some(tcb.rto_context(&self.pool)) } else { None };
         let before = tcb.state;
         let expiry = tcb.on_timer(now, &cfg, &mut self.pool);
         if rto_due && expiry == Expiry::Continue && tcb.rto_at != NEVER {
@@ -1250,6 +1257,13 @@ impl Endpoint {
                 self.stats.persist_probes += 1;
             } else {
                 self.stats.rto_expiries += 1;
+                match why {
+                    Some(RtoContext::Repeated) => self.stats.rto_repeated += 1,
+                    Some(RtoContext::InRecovery) => self.stats.rto_in_recovery += 1,
+                    Some(RtoContext::AfterProbe) => self.stats.rto_after_probe += 1,
+                    Some(RtoContext::WithoutSack) => self.stats.rto_without_sack += 1,
+                    _ => self.stats.rto_other += 1,
+                }
             }
         }
         if tcb.probes > probes_before {

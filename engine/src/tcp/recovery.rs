@@ -49,6 +49,21 @@ pub enum Timer {
     Tlp,
 }
 
+/// What a connection was doing when its retransmission timeout fired (for
+/// the `rto_*` counters: why recovery could not do without the timeout).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RtoContext {
+    /// Backing off after an earlier RTO, or still recovering from one.
+    Repeated,
+    /// In SACK or NewReno recovery.
+    InRecovery,
+    /// A tail loss probe was out and nothing answered it.
+    AfterProbe,
+    /// SACK was not negotiated, so no probe could be sent.
+    WithoutSack,
+    Other,
+}
+
 /// A tail loss probe episode (RFC 8985 §7).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Tlp {
@@ -447,6 +462,23 @@ impl Tcb {
             let pipe = s.pipe(una, max, mss);
             let sndcnt = s.prr.on_ack(delivered, pipe, ssthresh, mss);
             self.cwnd = pipe.saturating_add(sndcnt);
+        }
+    }
+
+    /// Why the RTO about to fire is one (see [`RtoContext`]).
+    pub fn rto_context(&self, pool: &BufferPool) -> RtoContext {
+        let st = pool.senders.get(self.snd_slot);
+        let probe_out = st.is_some_and(|s| s.tlp.out);
+        if self.retries > 0 || st.is_some_and(|s| s.frto.step != 0 || s.frto.rto_recovery) {
+            RtoContext::Repeated
+        } else if self.has(flag::RECOVERY) {
+            RtoContext::InRecovery
+        } else if probe_out {
+            RtoContext::AfterProbe
+        } else if !self.has(flag::SACK) {
+            RtoContext::WithoutSack
+        } else {
+            RtoContext::Other
         }
     }
 

@@ -64,6 +64,22 @@ counters! {
         retransmits,
         /// RTO expiries (not counting persist-timer expiries).
         rto_expiries,
+        /// Of the RTO expiries, those of a connection backing off after an
+        /// earlier RTO or still recovering from one. Each expiry is counted
+        /// in the first of these five that applies.
+        rto_repeated,
+        /// Of the RTO expiries, those in SACK or NewReno recovery (a
+        /// retransmission was lost).
+        rto_in_recovery,
+        /// Of the RTO expiries, those with a tail loss probe out and
+        /// unanswered (RFC 8985 §7).
+        rto_after_probe,
+        /// Of the RTO expiries, those of connections without SACK, which
+        /// send no tail loss probe.
+        rto_without_sack,
+        /// Of the RTO expiries, the rest: everything in flight lost and no
+        /// probe possible (RFC 8985 §7.2's conditions not met).
+        rto_other,
         /// Persist-timer expiries: zero-window probes sent (RFC 9293 §3.8.6.1).
         persist_probes,
         /// Challenge ACKs sent (RFC 5961).
@@ -86,6 +102,10 @@ counters! {
         rsts_ignored,
         /// Segments dropped as unacceptable (outside the receive window), answered by an ACK.
         drop_out_of_window,
+        /// Of them, data wholly below RCV.NXT: the peer sent again what it
+        /// had sent and we had (its timeout or probe was spurious, or our
+        /// ACK was lost or late), answered with a D-SACK where SACK is on.
+        drop_old_data,
         /// Segments dropped by the RFC 7323 PAWS test.
         drop_paws,
         /// Segments that acknowledged data never sent.

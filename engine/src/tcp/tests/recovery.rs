@@ -348,6 +348,14 @@ fn tlp_fires_at_two_srtt_and_resends_the_last_segment(f: Family) {
     assert_eq!(waited, rto);
     assert_eq!(data(&out, nxt)[0], (0, mss));
     assert_eq!((h.ep.stats.tlp_probes, h.ep.stats.rto_expiries), (1, 1));
+    assert_eq!(h.ep.stats.rto_after_probe, 1, "the timeout came with the probe unanswered");
+    // Still nothing: the next timeout is a repeated one.
+    let (waited, out) = h.advance_until_output(Duration::from_secs(5));
+    assert_eq!(waited, 2 * rto, "backed off");
+    assert_eq!(data(&out, nxt)[0], (0, mss));
+    let s = &h.ep.stats;
+    assert_eq!((s.rto_expiries, s.rto_repeated, s.rto_after_probe), (2, 1, 1));
+    assert_eq!((s.rto_in_recovery, s.rto_without_sack, s.rto_other), (0, 0, 0));
 }
 
 #[test]

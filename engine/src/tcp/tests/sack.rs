@@ -30,6 +30,7 @@ fn a_duplicate_below_rcv_nxt_is_reported_as_the_first_block(f: Family) {
     assert_eq!(a.sack[0], block(base, base + 100), "RFC 2883 §4 (1): below the cumulative ACK");
     assert_eq!(a.sack[1], None);
     assert_eq!(h.ep.stats.dsacks_sent, 1);
+    assert_eq!((h.ep.stats.drop_out_of_window, h.ep.stats.drop_old_data), (1, 1), "counted as old data");
     // Reported once: the next ACK (delayed) has no D-SACK.
     let mut out = h.send(data_seg(base + 100, nxt, 100));
     out.extend(h.advance(Duration::from_millis(100)));
