@@ -94,6 +94,9 @@ pub struct Frto {
     /// In RTO recovery until SND.UNA reaches `Tcb::recover`: a second
     /// timeout there does not start F-RTO again.
     pub rto_recovery: bool,
+    /// With timestamps, the TSval the timeout's retransmission carries: an
+    /// ACK echoing an older one acknowledges the original (RFC 3522).
+    pub ts: Option<u32>,
 }
 
 /// What `poll_output` handed out, for `unsend`.
@@ -337,6 +340,26 @@ impl Tcb {
         // F-RTO (RFC 5682 §2.1 steps 2 and 3).
         let mut set_cwnd = None;
         let mut undo = None;
+        // The Eifel detection (RFC 3522 §3.2): the first ACK after the
+        // timeout echoes a timestamp older than the retransmission's, so it
+        // acknowledges the original transmission: the timeout was spurious
+        // (the ACKs were late, nothing was lost). Linux's tcp_try_undo_loss
+        // does the same. It works where F-RTO cannot, with no new data to
+        // send (a request's whole response in flight).
+        let echoed_older = match (s.frto.step, s.frto.ts, seg.timestamp) {
+            (1, Some(rts), Some((_, ecr))) => (ecr.wrapping_sub(rts) as i32) < 0,
+            _ => false,
+        };
+        if echoed_older && acked > 0 {
+            // RFC 4015 §2: undo the reduction and go on from SND.MAX rather
+            // than resending what the late ACKs will yet acknowledge.
+            c.spurious_rtos += 1;
+            undo = Some((s.frto.cwnd, s.frto.ssthresh));
+            s.frto.step = 0;
+            s.frto.rto_recovery = false;
+            self.snd_nxt = max;
+            self.recover = max;
+        }
         match s.frto.step {
             1 if acked > 0 => {
                 let flight = (max - una) as u32;
@@ -602,7 +625,7 @@ impl Tcb {
     /// went back to SND.UNA): RACK and TLP start over, and F-RTO (RFC 5682
     /// §2.1 step 1) begins unless this is a second timeout in a row.
     /// `prior` is (cwnd, ssthresh) before the timeout's reduction.
-    pub(super) fn recovery_on_rto(&mut self, pool: &mut BufferPool, prior: (u32, u32)) {
+    pub(super) fn recovery_on_rto(&mut self, pool: &mut BufferPool, prior: (u32, u32), ts: Option<u32>) {
         let (una, mss) = (self.snd_una, self.mss as usize);
         let max = self.snd_max;
         let frto_ok = matches!(self.state, State::Established | State::CloseWait) && !self.tx.is_empty();
@@ -633,6 +656,7 @@ impl Tcb {
                 high: max,
                 rexmit_end: first_resend,
                 rto_recovery: true,
+                ts,
             };
         }
     }

@@ -685,7 +685,8 @@ impl Tcb {
         // RFC 6582 §3.2 step 1 (and RFC 6675 §5.1): no fast retransmit for
         // duplicate ACKs of what was sent before the timeout.
         self.recover = self.snd_max;
-        self.recovery_on_rto(pool, prior);
+        let ts = self.has(flag::TS).then(|| self.ts_val(now));
+        self.recovery_on_rto(pool, prior, ts);
         self.arm_rto(now);
         true
     }

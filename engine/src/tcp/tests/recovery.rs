@@ -490,6 +490,64 @@ fn frto_judges_an_rto_spurious_when_new_data_is_acked_without_duplicates() {
     assert_eq!(h.ep.stats.retransmits, 1, "only the RTO's own resend");
 }
 
+/// A SACK connection with timestamps; returns it, SND.NXT and the
+/// client's next TSval.
+fn ts_established() -> (Harness, Handle, SeqNumber) {
+    let mut h = big_harness_over(Family::V4, TcpConfig::default());
+    let sa = h.send1(S { sack_perm: true, ts: Some((1, 0)), ..syn(CLIENT_ISN) });
+    h.send0(S { ts: Some((2, sa.ts.expect("timestamps").0)), ..seg(ACK, CLIENT_ISN + 1, sa.seq + 1) });
+    let c = h.accepted();
+    h.take_events();
+    (h, c, sa.seq + 1)
+}
+
+/// A whole response in flight and nothing more to send, then the RTO: F-RTO
+/// cannot judge it (no new data for its step 2), the timestamps can.
+/// Returns the originals' TSval, the retransmission's, one segment's length
+/// and (cwnd, ssthresh) before the timeout.
+fn response_then_rto(h: &mut Harness, c: Handle, nxt: SeqNumber) -> (u32, u32, usize, (u32, u32)) {
+    let out = write(h, c, 0, 8 * 1448);
+    let len = out[0].payload.len();
+    assert_eq!(data(&out, nxt).len(), 8, "the whole response at once");
+    let before = (tcb(h, c).cwnd, tcb(h, c).ssthresh);
+    let orig = out[0].ts.expect("timestamps").0;
+    let (_, probe) = h.advance_until_output(Duration::from_secs(5));
+    assert_eq!(data(&probe, nxt), vec![(7 * len, len)], "first the tail loss probe");
+    let (_, out) = h.advance_until_output(Duration::from_secs(5));
+    assert_eq!(data(&out, nxt), vec![(0, len)], "the RTO resends SND.UNA");
+    let rts = out[0].ts.expect("timestamps").0;
+    assert!(rts > orig);
+    (orig, rts, len, before)
+}
+
+#[test]
+fn eifel_an_ack_echoing_the_originals_timestamp_undoes_a_spurious_rto() {
+    // RFC 3522 detection, RFC 4015 response: the ACK was only late.
+    let (mut h, c, nxt) = ts_established();
+    let (orig, _, len, before) = response_then_rto(&mut h, c, nxt);
+    let out = h.send(S { ts: Some((3, orig)), ..seg(ACK, CLIENT_ISN + 1, nxt + 2 * len) });
+    assert_eq!(h.ep.stats.spurious_rtos_undone, 1);
+    let t = tcb(&h, c);
+    assert_eq!((t.cwnd, t.ssthresh), before, "the reduction undone");
+    assert_eq!(t.snd_nxt, t.snd_max, "no going back: the originals are on their way");
+    assert!(data(&out, nxt).is_empty(), "nothing resent: {:?}", data(&out, nxt));
+    let out = h.send(S { ts: Some((4, orig)), ..seg(ACK, CLIENT_ISN + 1, nxt + 8 * len) });
+    assert!(data(&out, nxt).is_empty());
+    assert_eq!(h.ep.stats.retransmits, 1, "only the RTO's own resend");
+    assert_eq!(h.ep.stats.tlp_probes, 1);
+}
+
+#[test]
+fn eifel_an_ack_echoing_the_retransmission_is_a_real_loss() {
+    // The original was lost: the retransmission's timestamp comes back, and
+    // the sender goes on resending from SND.UNA in slow start.
+    let (mut h, c, nxt) = ts_established();
+    let (_, rts, len, _) = response_then_rto(&mut h, c, nxt);
+    let out = h.send(S { ts: Some((3, rts)), ..seg(ACK, CLIENT_ISN + 1, nxt + len) });
+    assert_eq!(h.ep.stats.spurious_rtos_undone, 0);
+    assert_eq!(data(&out, nxt).first(), Some(&(len, len)), "the next segment resent");
+}
+
 #[test]
 fn frto_falls_back_to_slow_start_resends_on_a_duplicate_ack() {
     let (mut h, c, nxt) = plain_established();
