@@ -230,7 +230,8 @@ pub fn serve(cli: Settings) -> Result<(), String> {
             reserved = huge.reserved_pages,
             free = huge.free_pages,
             "reserved huge pages of {} KiB: every table of at least one page takes them while they last, the rest \
-             ask for transparent ones (hugetlb_mib in each shard's ready line, floodgate_memory_hugetlb_bytes)",
+             ask for transparent ones (the shards' ready lines say how much is mapped on them, \
+             floodgate_memory_hugetlb_bytes how much of that is resident)",
             huge.page_bytes / 1024
         );
     }
@@ -410,9 +411,10 @@ where
                 shard = index,
                 queue,
                 cpu = ?cpu,
-                hugetlb_mib = crate::table::mapped::hugetlb_bytes() >> 20,
-                "shard ready: {} MiB of tables and buffers reserved",
-                ep.memory_bytes() >> 20
+                "shard ready: {} MiB of tables and buffers reserved (the process's tables so far: {} MiB mapped on \
+                 reserved huge pages)",
+                ep.memory_bytes() >> 20,
+                crate::table::mapped::hugetlb_bytes() >> 20
             );
             (ep, app)
         },
