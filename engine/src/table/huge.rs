@@ -7,10 +7,10 @@
 //! transparent huge pages (`madvise(MADV_HUGEPAGE)`, which is what a kernel
 //! in THP `madvise` mode needs) before their pages are first written (the
 //! advice has to come before the first touch: pages faulted in one 4 KiB
-//! page at a time stay so until khugepaged gets round to them). The buffer pool does not: a huge page would commit
-//! 128 of its chunks at the first touch of one. The advice changes speed,
-//! never behaviour: where THP is off or unavailable the same memory is
-//! backed by small pages. [`HugePages::probe`] reads what the kernel offers
+//! page at a time stay so until khugepaged gets round to them). The buffer
+//! pool does not: a huge page would commit 128 of its chunks at the first
+//! touch of one. The advice changes speed, never behaviour: where THP is off
+//! or unavailable the same memory is backed by small pages. [`HugePages::probe`] reads what the kernel offers
 //! and [`memory_use`] what the process got, for the start-up log and the
 //! metrics.
 

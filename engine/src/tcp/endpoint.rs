@@ -855,11 +855,10 @@ impl Endpoint {
         if let Some(d) = res.drop {
             let s = &mut self.stats;
             match d {
-                Drop::OutOfWindow => {
+                Drop::OutOfWindow => s.drop_out_of_window += 1,
+                Drop::OldData => {
                     s.drop_out_of_window += 1;
-                    if !seg.payload.is_empty() && seg.seq + seg.payload.len() <= tcb.rcv_nxt {
-                        s.drop_old_data += 1;
-                    }
+                    s.drop_old_data += 1;
                 }
                 Drop::Paws => s.drop_paws += 1,
                 Drop::AckUnsent => s.drop_ack_unsent += 1,

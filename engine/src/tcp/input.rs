@@ -36,6 +36,9 @@ pub mod ev {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Drop {
     OutOfWindow,
+    /// Out of window as data wholly below RCV.NXT: the peer resent what we
+    /// had (answered with a D-SACK where SACK is on).
+    OldData,
     Paws,
     AckUnsent,
     NoAck,
@@ -200,12 +203,13 @@ impl Tcb {
             if seg.rst() {
                 return Input::dropped(Drop::RstIgnored);
             }
-            // RFC 9293: an unacceptable segment is answered by an ACK.
-            let mut out = Input::dropped(Drop::OutOfWindow);
-            self.oow_ack(now, seg, &mut out);
             // RFC 2883 §4 (1): data wholly below RCV.NXT arrived again.
             let end = seg.seq + seg.payload.len();
-            if self.has(flag::SACK) && !seg.payload.is_empty() && seg.seq < self.rcv_nxt && end <= self.rcv_nxt {
+            let old = !seg.payload.is_empty() && end <= self.rcv_nxt;
+            // RFC 9293: an unacceptable segment is answered by an ACK.
+            let mut out = Input::dropped(if old { Drop::OldData } else { Drop::OutOfWindow });
+            self.oow_ack(now, seg, &mut out);
+            if self.has(flag::SACK) && old {
                 out.dsack = Some((seg.seq, end));
             }
             // "If the RCV.WND is zero, no segments will be acceptable, but

@@ -342,25 +342,18 @@ impl Tcb {
         let mut undo = None;
         // The Eifel detection (RFC 3522 §3.2): the first ACK after the
         // timeout echoes a timestamp older than the retransmission's, so it
-        // acknowledges the original transmission: the timeout was spurious
-        // (the ACKs were late, nothing was lost). Linux's tcp_try_undo_loss
-        // does the same. It works where F-RTO cannot, with no new data to
-        // send (a request's whole response in flight).
-        let echoed_older = match (s.frto.step, s.frto.ts, seg.timestamp) {
-            (1, Some(rts), Some((_, ecr))) => (ecr.wrapping_sub(rts) as i32) < 0,
-            _ => false,
-        };
-        if echoed_older && acked > 0 {
-            // RFC 4015 §2: undo the reduction and go on from SND.MAX rather
-            // than resending what the late ACKs will yet acknowledge.
-            c.spurious_rtos += 1;
-            undo = Some((s.frto.cwnd, s.frto.ssthresh));
-            s.frto.step = 0;
-            s.frto.rto_recovery = false;
-            self.snd_nxt = max;
-            self.recover = max;
-        }
-        match s.frto.step {
+        // acknowledges the original transmission (the ACKs were late, nothing
+        // was lost). Linux's tcp_try_undo_loss does the same. It works where
+        // F-RTO cannot, with no new data to send (a request's whole response
+        // in flight).
+        let echoed_older = |rts: u32| seg.timestamp.is_some_and(|(_, ecr)| (ecr.wrapping_sub(rts) as i32) < 0);
+        let spurious = match s.frto.step {
+            1 if acked > 0 && s.frto.ts.is_some_and(echoed_older) => {
+                // RFC 4015 §2: go on from SND.MAX rather than resending
+                // what the late ACKs will yet acknowledge.
+                self.snd_nxt = max;
+                true
+            }
             1 if acked > 0 => {
                 let flight = (max - una) as u32;
                 if una >= s.frto.high || una < s.frto.rexmit_end {
@@ -374,24 +367,30 @@ impl Tcb {
                 } else {
                     s.frto.step = 0;
                 }
+                false
             }
-            1 if dupack => s.frto.step = 0,
-            2 if acked > 0 => {
-                // 3b: new data acknowledged after new data went out: the
-                // timeout was spurious. Undo its window reduction.
-                c.spurious_rtos += 1;
-                undo = Some((s.frto.cwnd, s.frto.ssthresh));
+            1 if dupack => {
                 s.frto.step = 0;
-                s.frto.rto_recovery = false;
-                self.recover = self.snd_nxt;
+                false
             }
+            // 3b: new data acknowledged after new data went out.
+            2 if acked > 0 => true,
             2 if dupack => {
                 // 3a: a real loss: slow start, resending from SND.UNA.
                 self.snd_nxt = una;
                 set_cwnd = Some(3 * mss);
                 s.frto.step = 0;
+                false
             }
-            _ => {}
+            _ => false,
+        };
+        if spurious {
+            // The timeout was spurious: undo its window reduction.
+            c.spurious_rtos += 1;
+            undo = Some((s.frto.cwnd, s.frto.ssthresh));
+            s.frto.step = 0;
+            s.frto.rto_recovery = false;
+            self.recover = self.snd_nxt;
         }
         if s.frto.rto_recovery && una >= self.recover {
             s.frto.rto_recovery = false;
