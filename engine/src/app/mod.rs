@@ -9,7 +9,8 @@
 //!
 //! Applications keep their per-connection state in arrays sized to the
 //! connection table at start-up and indexed by `Handle::index()`, so no
-//! event allocates. A slot is not reused before the application has
+//! event allocates; state that is the same on every idle connection can
+//! be held only while a connection is busy ([`held::Held`], as `http` does). A slot is not reused before the application has
 //! received its connection's `Closed`, so state indexed by slot is never
 //! overwritten early; the handle's generation still tells a stale handle
 //! apart from the slot's next connection.
@@ -22,6 +23,7 @@ use crate::tcp::{Endpoint, Event};
 use crate::time::Instant;
 
 pub mod echo;
+pub mod held;
 pub mod http;
 pub mod proxy;
 pub mod sink;

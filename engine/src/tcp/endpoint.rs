@@ -15,6 +15,7 @@ use super::config::{
     half_open_budgets, Capacity, CookieMode, Ecn, HalfOpenBudgetError, TcpConfig, TimeWaitRst, COOKIE_VALID,
     OOW_ACK_INTERVAL,
 };
+use super::deadline::Deadline;
 use super::ecn;
 use super::emit::{self, L2};
 use super::events::{CloseReason, Event, EventQueue};
@@ -59,6 +60,8 @@ pub const LOOK_AHEAD_MIN: usize = 1 << 16;
 
 /// D-SACK blocks one flush can carry (more are counted, `dsacks_not_sent`).
 const DSACKS_PENDING: usize = 64;
+/// RSTs answering unacceptable ACKs one flush can carry (`rsts_not_sent`).
+const RSTS_PENDING: usize = 256;
 
 /// A passive-open endpoint: a local address (or any) and port.
 #[derive(Clone, Debug)]
@@ -167,6 +170,12 @@ pub struct Endpoint {
     /// D-SACK blocks (RFC 2883) to put first in the next ACK of their
     /// connection, for the current flush; bounded, preallocated.
     dsacks: Vec<(Handle, SeqNumber, SeqNumber)>,
+    /// RSTs `<SEQ=SEG.ACK><CTL=RST>` answering an unacceptable ACK in
+    /// SYN-SENT or SYN-RECEIVED (RFC 9293 §3.10.7.3, §3.10.7.4), sent with
+    /// their connection's next output (where its L2 addresses are at hand);
+    /// bounded, preallocated. Not in the control block: rare, and every byte
+    /// there is a megabyte per million connections.
+    rsts: Vec<(Handle, SeqNumber)>,
     /// False once [`Endpoint::stop_listening`] ran (drain): listeners are closed.
     listening: bool,
     /// Connections per source address, when a listener limits them.
@@ -205,6 +214,7 @@ impl Endpoint {
             now,
             buffer_waiters: Vec::with_capacity(cap.connections as usize),
             dsacks: Vec::with_capacity(DSACKS_PENDING),
+            rsts: Vec::with_capacity(RSTS_PENDING),
             listening: true,
             sources: (cap.sources > 0).then(|| SourceTable::new(cap.sources, HashKey::random())),
             stats: Stats::default(),
@@ -901,10 +911,14 @@ impl Endpoint {
                 self.stats.challenge_acks_suppressed += 1;
             }
         }
-        if let Some((seq, ack)) = res.rst {
+        if let Some(seq) = res.rst {
             // Not in the connection's sequence space: sent at flush time
             // through the connection so the L2 addresses are at hand.
-            tcb.pending_rst = Some((seq, ack));
+            if self.rsts.len() < RSTS_PENDING {
+                self.rsts.push((h, seq));
+            } else {
+                self.stats.rsts_not_sent += 1;
+            }
         }
         self.after_input(h, before, res.events);
     }
@@ -959,7 +973,7 @@ impl Endpoint {
         if events & ev::ABORTED != 0 {
             self.stats.connections_aborted += 1;
             if let Some(t) = self.conns.get_mut(h) {
-                t.pending_rst = Some((t.acceptable_seq(), Some(t.rcv_nxt)));
+                t.set(flag::RST_OWED);
             }
         }
         self.mark_dirty(h);
@@ -1018,10 +1032,16 @@ impl Endpoint {
                 break;
             }
         }
+        let all = i == self.dirty.len();
         self.dirty.drain(..i);
         // A D-SACK not sent in this flush (its connection had nothing to
         // send, or went away) is not owed later.
         self.dsacks.clear();
+        if all {
+            // An RST left here belongs to a connection gone before its
+            // output; one whose connection waits for ring space stays.
+            self.rsts.clear();
+        }
         self.wake_buffer_waiters();
         self.pool.senders.counts.drain_into(&mut self.stats);
     }
@@ -1053,8 +1073,14 @@ impl Endpoint {
         }
         let Some(tcb) = self.conns.get_mut(h) else { return true };
         let l2 = tcb.l2(if tcb.has(flag::BACK_ARM) { self.back_mac.unwrap_or(self.mac) } else { self.mac });
-        if let Some((seq, ack)) = tcb.pending_rst.take() {
-            self.send_rst(now, &l2, &tuple, seq, ack, tx);
+        if tcb.has(flag::RST_OWED) {
+            tcb.clear(flag::RST_OWED);
+            let (seq, ack) = (tcb.acceptable_seq(), tcb.rcv_nxt);
+            self.send_rst(now, &l2, &tuple, seq, Some(ack), tx);
+        }
+        if let Some(i) = self.rsts.iter().position(|p| p.0 == h) {
+            let (_, seq) = self.rsts.swap_remove(i);
+            self.send_rst(now, &l2, &tuple, seq, None, tx);
         }
         let Some(tcb) = self.conns.get_mut(h) else { return true };
         let cfg = &self.cfgs[tcb.listener as usize];
@@ -1113,8 +1139,8 @@ impl Endpoint {
                 // (keepalive) is replaced by the hold's; later outputs find
                 // it already within the hold and keep it.
                 let end = (now + self.cfgs[tcb.listener as usize].time_wait()).total_millis();
-                if tcb.idle_at <= now.total_millis() || tcb.idle_at > end {
-                    tcb.idle_at = end;
+                if tcb.idle_at.due(now.total_millis()) || tcb.idle_at.ms(now.total_millis()) > end {
+                    tcb.idle_at = Deadline::at(end);
                 }
                 self.schedule(h)
             }
@@ -1127,7 +1153,7 @@ impl Endpoint {
     /// Files the connection's earliest deadline in the wheel.
     fn schedule(&mut self, h: Handle) {
         let Some(tcb) = self.conns.get(h) else { return };
-        match tcb.next_deadline() {
+        match tcb.next_deadline(self.now.total_millis()) {
             NEVER => self.wheel.cancel(h.index()),
             d => self.wheel.arm(h.index(), d),
         }
@@ -1237,21 +1263,21 @@ impl Endpoint {
 
     fn connection_timer<T: TxSink>(&mut self, now: Instant, h: Handle, tx: &mut T) {
         let Some(tcb) = self.conns.get_mut(h) else { return };
-        if tcb.next_deadline() > now.total_millis() {
+        if tcb.next_deadline(now.total_millis()) > now.total_millis() {
             // Pushed later since it was filed (lazy re-arm): file it again.
             return self.schedule(h);
         }
         let cfg = self.cfgs[tcb.listener as usize];
         let probes_before = tcb.probes;
         // RACK's and TLP's timers share `rto_at` and are not RTO expiries.
-        let rto_due = tcb.rto_at <= now.total_millis() && !tcb.early_timer_armed(&self.pool);
+        let rto_due = tcb.rto_at.due(now.total_millis()) && !tcb.early_timer_armed(&self.pool);
         // The same timer is the persist timer while the peer's window is
         // shut (`Tcb::on_rto`): a probe is no retransmission timeout.
         let persist = rto_due && tcb.zero_window_stall() && tcb.state.is_synchronized();
         let why = if rto_due && !persist { Some(tcb.rto_context(&self.pool)) } else { None };
         let before = tcb.state;
         let expiry = tcb.on_timer(now, &cfg, &mut self.pool);
-        if rto_due && expiry == Expiry::Continue && tcb.rto_at != NEVER {
+        if rto_due && expiry == Expiry::Continue && !tcb.rto_at.is_never() {
             if persist {
                 self.stats.persist_probes += 1;
             } else {
@@ -1268,7 +1294,7 @@ impl Endpoint {
         if tcb.probes > probes_before {
             self.stats.keepalive_probes_sent += 1;
         }
-        if before == State::TimeWait && tcb.idle_at == NEVER && !tcb.rx.is_empty() {
+        if before == State::TimeWait && tcb.idle_at.is_never() && !tcb.rx.is_empty() {
             // The 2MSL hold for unread bytes ran out (see `output`).
             self.stats.time_wait_unread_discarded += tcb.rx.len() as u64;
             tcb.rx.clear(&mut self.pool);
@@ -1285,7 +1311,7 @@ impl Endpoint {
                     // Not lost: a dropped deadline would hold the
                     // connection for good. Tried again at the next tick.
                     self.stats.events_overflow += 1;
-                    tcb.app_at = now.total_millis() + 1;
+                    tcb.app_at = Deadline::at(now.total_millis() + 1);
                 }
                 self.mark_dirty(h);
                 self.output(now, h, tx);
@@ -1299,12 +1325,12 @@ impl Endpoint {
             Expiry::TimedOut => {
                 self.stats.connections_timed_out += 1;
                 tcb.close_reason = if before == State::SynSent { CloseReason::Refused } else { CloseReason::TimedOut };
-                tcb.pending_rst = Some((tcb.acceptable_seq(), Some(tcb.rcv_nxt)));
+                tcb.set(flag::RST_OWED);
             }
             Expiry::KeepaliveTimeout => {
                 self.stats.keepalive_timeouts += 1;
                 tcb.close_reason = CloseReason::KeepaliveTimeout;
-                tcb.pending_rst = Some((tcb.acceptable_seq(), Some(tcb.rcv_nxt)));
+                tcb.set(flag::RST_OWED);
             }
             Expiry::FinWait2Timeout => {
                 self.stats.fin_wait2_timeouts += 1;
@@ -1452,7 +1478,7 @@ impl Endpoint {
             s => return Err(Error::InvalidState(s)),
         }
         tcb.set(flag::FIN_QUEUED);
-        tcb.idle_at = NEVER;
+        tcb.idle_at = Deadline::NEVER;
         self.mark_dirty(h);
         Ok(())
     }
@@ -1469,7 +1495,7 @@ impl Endpoint {
         }
         tcb.set(flag::APP_CLOSED);
         // The application has let go: no more deadlines for it.
-        tcb.app_at = NEVER;
+        tcb.app_at = Deadline::NEVER;
         match tcb.state {
             State::SynSent => {
                 tcb.state = State::Closed;
@@ -1480,7 +1506,7 @@ impl Endpoint {
             State::FinWait2 => {
                 // Closed after a shutdown: now the peer's FIN is waited for
                 // only so long.
-                tcb.idle_at = (now + cfgs[tcb.listener as usize].fin_wait2_timeout).total_millis();
+                tcb.idle_at = Deadline::at((now + cfgs[tcb.listener as usize].fin_wait2_timeout).total_millis());
                 self.mark_dirty(h);
                 Ok(())
             }
@@ -1492,7 +1518,7 @@ impl Endpoint {
     pub fn abort(&mut self, h: Handle) -> Result<(), Error> {
         let tcb = self.live(h)?;
         if tcb.state.is_synchronized() || tcb.state == State::SynReceived {
-            tcb.pending_rst = Some((tcb.acceptable_seq(), Some(tcb.rcv_nxt)));
+            tcb.set(flag::RST_OWED);
         }
         tcb.state = State::Closed;
         tcb.clear(flag::ANNOUNCED);

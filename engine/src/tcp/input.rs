@@ -5,10 +5,11 @@
 
 use super::buffer::BufferPool;
 use super::config::{TcpConfig, TimeWaitRst, OOW_ACK_INTERVAL};
+use super::deadline::Deadline;
 use super::ratelimit::oow_rate_limited;
 use super::seg::Seg;
 use super::state::State;
-use super::tcb::{flag, Tcb, NEVER};
+use super::tcb::{flag, Tcb};
 use crate::time::Instant;
 use crate::wire::SeqNumber;
 
@@ -56,8 +57,9 @@ pub enum Drop {
 pub struct Input {
     pub events: u8,
     /// An RST to send that is not part of the connection's own sequence
-    /// space: `(seq, ack)` as RFC 9293 §3.10.7 prescribes.
-    pub rst: Option<(SeqNumber, Option<SeqNumber>)>,
+    /// space, `<SEQ=SEG.ACK><CTL=RST>` (RFC 9293 §3.10.7.3, §3.10.7.4): its
+    /// sequence number.
+    pub rst: Option<SeqNumber>,
     /// An RFC 5961 challenge ACK is due (subject to the per-connection
     /// interval and the endpoint's budget).
     pub challenge: bool,
@@ -160,7 +162,7 @@ impl Tcb {
             State::FinWait1 => {
                 self.state = State::FinWait2;
                 if self.has(flag::APP_CLOSED) {
-                    self.idle_at = (now + cfg.fin_wait2_timeout).total_millis();
+                    self.idle_at = Deadline::at((now + cfg.fin_wait2_timeout).total_millis());
                 } else {
                     // Half-closed by `shutdown`: keepalive watches the peer.
                     self.reset_idle(now, cfg);
@@ -268,7 +270,7 @@ impl Tcb {
         let mut out = Input::default();
         if self.state == State::SynReceived {
             if !(seg.ack > self.snd_una && seg.ack <= self.snd_max) {
-                return Input { rst: Some((seg.ack, None)), ..Input::default() };
+                return Input { rst: Some(seg.ack), ..Input::default() };
             }
             self.state = State::Established;
             self.snd_una = self.iss + 1;
@@ -280,7 +282,7 @@ impl Tcb {
             self.snd_wl1 = seg.seq;
             self.snd_wl2 = seg.ack;
             self.snd_wnd = (seg.window as u32) << self.snd_wscale;
-            self.rto_at = NEVER;
+            self.rto_at = Deadline::NEVER;
             self.retries = 0;
             self.rto_ms = cfg.rto_initial.as_millis() as u32;
             // Linux's tcp_synack_rtt_meas: the final ACK echoes our
@@ -298,7 +300,7 @@ impl Tcb {
             if self.has(flag::FIN_QUEUED) {
                 // Closed while the handshake was under way.
                 self.state = State::FinWait1;
-                self.idle_at = NEVER;
+                self.idle_at = Deadline::NEVER;
             }
         }
         if seg.ack > self.snd_max {
@@ -377,8 +379,8 @@ impl Tcb {
             if self.unacked_segs >= 2 || fin_in_order || self.has(flag::HOLE) {
                 self.clear(flag::HOLE);
                 self.set(flag::ACK_NOW);
-            } else if self.ack_at == NEVER {
-                self.ack_at = (now + cfg.delayed_ack).total_millis();
+            } else if self.ack_at.is_never() {
+                self.ack_at = Deadline::at((now + cfg.delayed_ack).total_millis());
             }
             if !self.rx.out_of_order(pool).is_empty() {
                 // Holes remain: the segments that fill them are ACKed at once too.
@@ -481,7 +483,8 @@ impl Tcb {
             self.dupacks = 0;
             self.retries = 0;
             self.clear(flag::PROBE_OUT);
-            self.rto_at = if self.flight() == 0 { NEVER } else { (now + ms(self.rto_ms)).total_millis() };
+            self.rto_at =
+                if self.flight() == 0 { Deadline::NEVER } else { Deadline::at((now + ms(self.rto_ms)).total_millis()) };
             if data > 0 {
                 out.events |= ev::WRITABLE;
             }
@@ -550,12 +553,12 @@ impl Tcb {
                 self.clear(flag::PROBE_OUT);
                 if !self.tx.is_empty() && self.flight() == 0 {
                     // The window reopened: the persist timer is no longer needed.
-                    self.rto_at = NEVER;
+                    self.rto_at = Deadline::NEVER;
                 }
             }
         }
-        if self.snd_wnd == 0 && !self.tx.is_empty() && self.rto_at == NEVER {
-            self.rto_at = (now + ms(self.rto_ms)).total_millis();
+        if self.snd_wnd == 0 && !self.tx.is_empty() && self.rto_at.is_never() {
+            self.rto_at = Deadline::at((now + ms(self.rto_ms)).total_millis());
         }
         self.ecn_on_ack(now, pool, seg, flight_before);
         // The ACK carrying our SYN-ACK's echo also times the handshake.
@@ -586,7 +589,7 @@ impl Tcb {
                 self.set(flag::SYN_RESENT);
                 self.snd_nxt = self.iss;
             }
-            return Input { rst: Some((seg.ack, None)), syn_resent: resend, ..Input::default() };
+            return Input { rst: Some(seg.ack), syn_resent: resend, ..Input::default() };
         }
         if seg.rst() {
             if seg.has_ack() {
@@ -611,7 +614,7 @@ impl Tcb {
         self.negotiate(&c, seg, self.has(flag::V6));
         self.ecn_syn_ack(seg);
         self.set(flag::ACK_NOW);
-        self.rto_at = NEVER;
+        self.rto_at = Deadline::NEVER;
         self.retries = 0;
         if seg.has_ack() {
             self.snd_una = seg.ack;

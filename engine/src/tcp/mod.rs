@@ -8,6 +8,7 @@
 pub mod buffer;
 pub mod cc;
 pub mod config;
+pub mod deadline;
 pub mod ecn;
 pub mod emit;
 pub mod endpoint;

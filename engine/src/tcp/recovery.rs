@@ -22,6 +22,7 @@
 
 use super::buffer::{BufferPool, NIL};
 use super::config::TcpConfig;
+use super::deadline::Deadline;
 use super::prr::Prr;
 use super::rack::sent_after;
 use super::scoreboard::DUP_THRESH;
@@ -29,7 +30,7 @@ use super::seg::Seg;
 use super::sender::SendState;
 use super::state::State;
 use super::stats::Stats;
-use super::tcb::{ctl, flag, Outgoing, Tcb, NEVER};
+use super::tcb::{ctl, flag, Outgoing, Tcb};
 use crate::time::Instant;
 use crate::wire::{SeqNumber, MAX_SACK_BLOCKS};
 
@@ -545,14 +546,15 @@ impl Tcb {
         let pto = self.pto_ms() as u64;
         let Some(slot) = pool.senders.get(self.snd_slot) else { return };
         let eligible = self.tlp_eligible(slot);
-        let rto_at = self.rto_at;
+        let (dl, rto_at) = (self.rto_at, self.rto_at.ms(now_ms));
         let Some((s, _)) = self.rs(pool) else { return };
-        if rto_at == NEVER {
+        if dl.is_never() {
             s.timer = Timer::Rto;
             return;
         }
         // The RTO deadline: `rto_at` unless an earlier timer holds it.
-        let rto_deadline = if s.timer != Timer::Rto && rto_at == s.timer_at { now_ms + rto_ms } else { rto_at };
+        let rto_deadline =
+            if s.timer != Timer::Rto && dl == Deadline::at(s.timer_at) { now_ms + rto_ms } else { rto_at };
         let (kind, at) = if reo_timeout > 0 && now_ms + (reo_timeout as u64) < rto_deadline {
             (Timer::Rack, now_ms + reo_timeout as u64)
         } else if reo_timeout == 0 && eligible {
@@ -563,12 +565,14 @@ impl Tcb {
         };
         s.timer = kind;
         s.timer_at = at;
-        self.rto_at = at;
+        self.rto_at = Deadline::at(at);
     }
 
     /// True when `rto_at` holds RACK's or TLP's timer (not an RTO).
     pub fn early_timer_armed(&self, pool: &BufferPool) -> bool {
-        pool.senders.get(self.snd_slot).is_some_and(|s| s.timer != Timer::Rto && s.timer_at == self.rto_at)
+        pool.senders
+            .get(self.snd_slot)
+            .is_some_and(|s| s.timer != Timer::Rto && Deadline::at(s.timer_at) == self.rto_at)
     }
 
     /// `rto_at` came. If it held RACK's reordering timer or TLP's probe
@@ -582,13 +586,13 @@ impl Tcb {
             return false;
         }
         let now_ms = now.total_millis();
-        self.rto_at = NEVER;
+        self.rto_at = Deadline::NEVER;
         match kind {
             Timer::Tlp => {
                 // RFC 8985 §7.3: the probe goes at the next output; the RTO
                 // watches it.
                 s.tlp.owed = true;
-                self.rto_at = now_ms + self.rto_ms as u64;
+                self.rto_at = Deadline::at(now_ms + self.rto_ms as u64);
             }
             Timer::Rack | Timer::Rto => {
                 // RFC 8985 §6.3: the reordering timer runs loss detection.
@@ -607,12 +611,12 @@ impl Tcb {
                 if lost > 0 && self.has(flag::RECOVERY) {
                     self.prr_update(pool, 0);
                 }
-                self.rto_at = now_ms + self.rto_ms as u64;
+                self.rto_at = Deadline::at(now_ms + self.rto_ms as u64);
                 if let Some((s, _)) = self.rs(pool) {
                     if t > 0 && (t as u64) < self.rto_ms as u64 {
                         s.timer = Timer::Rack;
                         s.timer_at = now_ms + t as u64;
-                        self.rto_at = s.timer_at;
+                        self.rto_at = Deadline::at(s.timer_at);
                     }
                 }
             }
@@ -809,7 +813,7 @@ impl Tcb {
             let retx = o.seq < max;
             let eligible = pool.senders.get(self.snd_slot).is_some_and(|s| self.tlp_eligible(s));
             let pto = self.pto_ms() as u64;
-            let (rto_at, rto_ms) = (self.rto_at, self.rto_ms as u64);
+            let (dl, rto_ms) = (self.rto_at, self.rto_ms as u64);
             let Some((s, c)) = self.rs(pool) else { return Some(o) };
             if s.log.record(o.seq, o.seq + len as usize, now_ms, retx) {
                 c.rack_log_merged += 1;
@@ -825,15 +829,18 @@ impl Tcb {
                     s.handout = Some((o.seq, len, HAND_PROBE_NEW));
                     // The RTO watches the probe.
                     s.timer = Timer::Rto;
-                    self.rto_at = now.total_millis() + rto_ms;
-                } else if eligible && (s.timer != Timer::Rack || rto_at != s.timer_at) {
+                    self.rto_at = Deadline::at(now.total_millis() + rto_ms);
+                } else if eligible && (s.timer != Timer::Rack || dl != Deadline::at(s.timer_at)) {
                     // RFC 8985 §7.2: (re)start the PTO after new data.
                     let now_ms = now.total_millis();
-                    let rto_deadline =
-                        if s.timer != Timer::Rto && rto_at == s.timer_at { now_ms + rto_ms } else { rto_at };
+                    let rto_deadline = if s.timer != Timer::Rto && dl == Deadline::at(s.timer_at) {
+                        now_ms + rto_ms
+                    } else {
+                        dl.ms(now_ms)
+                    };
                     s.timer = Timer::Tlp;
                     s.timer_at = (now_ms + pto).min(rto_deadline);
-                    self.rto_at = s.timer_at;
+                    self.rto_at = Deadline::at(s.timer_at);
                 }
             }
         }

@@ -146,6 +146,10 @@ counters! {
         /// D-SACK blocks not sent: more duplicates in one flush than the
         /// endpoint keeps blocks for.
         dsacks_not_sent,
+        /// RSTs answering an unacceptable ACK in SYN-SENT or SYN-RECEIVED
+        /// not sent: more in one flush than the endpoint keeps room for
+        /// (the peer's next retransmission gets one).
+        rsts_not_sent,
         /// SACK blocks ignored: outside SND.UNA..SND.MAX, or empty.
         sack_blocks_invalid,
         /// SACK blocks that did not fit a connection's scoreboard (the

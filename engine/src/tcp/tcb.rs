@@ -6,7 +6,7 @@
 //! hold bytes, and the receive window's autotuning state (`window.rs`). It never reads a clock: `now` is passed in. Segment arrival is
 //! in `input.rs`; this file holds the output side and the timers.
 //!
-//! Timers (each a deadline in ms since the shard's epoch, `NEVER` when off):
+//! Timers (each a 32-bit [`Deadline`], ms since the shard's epoch, none when off):
 //! - `rto_at`: SYN / SYN-ACK / data / FIN retransmission (RFC 6298 §5) and the
 //!   zero-window probe (RFC 9293 §3.8.6.1);
 //! - `ack_at`: the delayed ACK (RFC 9293 §3.8.6.3, at most 40 ms);
@@ -21,6 +21,7 @@
 
 use super::buffer::{BufferPool, Ring, NIL};
 use super::config::TcpConfig;
+use super::deadline::Deadline;
 use super::emit::L2;
 use super::events::CloseReason;
 use super::sender::SendState;
@@ -103,6 +104,9 @@ pub mod flag {
     /// Its frames go out from the back link's MAC (a two-armed shard:
     /// `Endpoint::set_back_mac`), not the front's.
     pub const BACK_ARM: u32 = 1 << 30;
+    /// The connection was reset: `<SEQ=acceptable_seq()><ACK=RCV.NXT><CTL=RST,ACK>`
+    /// goes out at its next output (RFC 9293 §3.10.5, §3.10.8).
+    pub const RST_OWED: u32 = 1 << 31;
 }
 
 /// Control bits of a segment to send.
@@ -194,11 +198,11 @@ pub struct Tcb {
     /// When data was last sent (ms, wrapping; Linux's `lsndtime`): the
     /// window restarts after an idle RTO (RFC 5681 §4.1).
     pub snd_last_ms: u32,
-    pub rto_at: u64,
-    pub ack_at: u64,
-    pub idle_at: u64,
-    /// The application's deadline (`NEVER` when it has none).
-    pub app_at: u64,
+    pub rto_at: Deadline,
+    pub ack_at: Deadline,
+    pub idle_at: Deadline,
+    /// The application's deadline (none when it has none).
+    pub app_at: Deadline,
     pub tx: Ring,
     pub rx: Ring,
     /// The receive buffer autotuning allows now (`window.rs`); 0: one chunk.
@@ -210,8 +214,6 @@ pub struct Tcb {
     /// This connection's slot in the shard's sender slab (`sender.rs`),
     /// held while it has bytes queued or in flight; `NIL` otherwise.
     pub snd_slot: u32,
-    /// An RST to send at the next output: `(seq, ack)`.
-    pub pending_rst: Option<(SeqNumber, Option<SeqNumber>)>,
     pub close_reason: CloseReason,
 }
 
@@ -255,17 +257,16 @@ impl Tcb {
             rtt_seq: iss,
             rtt_start_ms: 0,
             snd_last_ms: 0,
-            rto_at: NEVER,
-            ack_at: NEVER,
-            idle_at: NEVER,
-            app_at: NEVER,
+            rto_at: Deadline::NEVER,
+            ack_at: Deadline::NEVER,
+            idle_at: Deadline::NEVER,
+            app_at: Deadline::NEVER,
             tx: Ring::default(),
             rx: Ring::default(),
             rcv_buf: 0,
             rcv_epoch_seq: SeqNumber(0),
             rcv_epoch_ms: 0,
             snd_slot: NIL,
-            pending_rst: None,
             close_reason: CloseReason::Normal,
         }
     }
@@ -280,9 +281,16 @@ impl Tcb {
         self.flags &= !f;
     }
 
-    /// The earliest deadline of this connection, for the timing wheel.
-    pub fn next_deadline(&self) -> u64 {
-        self.rto_at.min(self.ack_at).min(self.idle_at).min(self.app_at)
+    /// The earliest deadline of this connection in ms since the epoch, read
+    /// against `now_ms`, for the timing wheel; `NEVER` when none.
+    pub fn next_deadline(&self, now_ms: u64) -> u64 {
+        let [a, b, c, d] = [self.rto_at, self.ack_at, self.idle_at, self.app_at].map(|t| t.ms(now_ms));
+        a.min(b).min(c).min(d)
+    }
+
+    /// Whether any deadline is set.
+    pub fn has_deadline(&self) -> bool {
+        [self.rto_at, self.ack_at, self.idle_at, self.app_at].iter().any(|t| !t.is_never())
     }
 
     /// Our timestamp clock (RFC 7323 §5.4): milliseconds plus the connection's offset.
@@ -333,14 +341,14 @@ impl Tcb {
     }
 
     fn arm_rto(&mut self, now: Instant) {
-        if self.rto_at == NEVER {
-            self.rto_at = now.total_millis() + self.rto_ms as u64;
+        if self.rto_at.is_never() {
+            self.rto_at = Deadline::at(now.total_millis() + self.rto_ms as u64);
         }
     }
 
     pub(super) fn ack_sent(&mut self) {
         self.clear(flag::ACK_NOW);
-        self.ack_at = NEVER;
+        self.ack_at = Deadline::NEVER;
         self.unacked_segs = 0;
     }
 
@@ -484,7 +492,7 @@ impl Tcb {
             return Some(out);
         }
 
-        if self.has(flag::ACK_NOW) || self.ack_at <= now.total_millis() {
+        if self.has(flag::ACK_NOW) || self.ack_at.due(now.total_millis()) {
             out.seq = self.acceptable_seq();
             out.window = self.advertise(pool, cfg, false);
             self.ack_sent();
@@ -645,7 +653,7 @@ impl Tcb {
         if self.recovery_timer(now, pool) {
             return true;
         }
-        self.rto_at = NEVER;
+        self.rto_at = Deadline::NEVER;
         if self.zero_window_stall() && self.state.is_synchronized() {
             return self.on_persist(now, cfg);
         }
@@ -775,13 +783,15 @@ impl Tcb {
             // no FIN-WAIT-2 timeout, but a peer that vanished must not hold
             // the connection for ever: keepalive, as Linux does for a
             // socket that is not orphaned.
-            (State::Established | State::CloseWait | State::FinWait2, Some(ka)) => (now + ka.idle).total_millis(),
-            _ => NEVER,
+            (State::Established | State::CloseWait | State::FinWait2, Some(ka)) => {
+                Deadline::at((now + ka.idle).total_millis())
+            }
+            _ => Deadline::NEVER,
         };
     }
 }
 
-const _: () = assert!(core::mem::size_of::<Tcb>() <= 192);
+const _: () = assert!(core::mem::size_of::<Tcb>() <= 160);
 
 #[cfg(test)]
 mod tests {
@@ -790,6 +800,6 @@ mod tests {
         let tcb = core::mem::size_of::<super::Tcb>();
         let slot = tcb + core::mem::size_of::<crate::flow::FourTuple>() + 4;
         eprintln!("Tcb: {tcb} bytes; with its 4-tuple and generation: {slot} bytes");
-        assert!(tcb <= 192);
+        assert!(tcb <= 160);
     }
 }

@@ -4,8 +4,9 @@
 
 use super::buffer::BufferPool;
 use super::config::TcpConfig;
+use super::deadline::Deadline;
 use super::state::State;
-use super::tcb::{flag, Tcb, NEVER};
+use super::tcb::{flag, Tcb};
 use crate::time::Instant;
 
 /// The outcome of a timer for the endpoint.
@@ -29,15 +30,15 @@ impl Tcb {
     /// Runs every deadline that is due at `now`.
     pub fn on_timer(&mut self, now: Instant, cfg: &TcpConfig, pool: &mut BufferPool) -> Expiry {
         let now_ms = now.total_millis();
-        if self.rto_at <= now_ms && !self.on_rto(now, cfg, pool) {
+        if self.rto_at.due(now_ms) && !self.on_rto(now, cfg, pool) {
             return if self.state == State::SynReceived { Expiry::HalfOpenTimeout } else { Expiry::TimedOut };
         }
-        if self.ack_at <= now_ms {
-            self.ack_at = NEVER;
+        if self.ack_at.due(now_ms) {
+            self.ack_at = Deadline::NEVER;
             self.set(flag::ACK_NOW);
         }
-        if self.idle_at <= now_ms {
-            self.idle_at = NEVER;
+        if self.idle_at.due(now_ms) {
+            self.idle_at = Deadline::NEVER;
             match self.state {
                 State::FinWait2 if self.has(flag::APP_CLOSED) => return Expiry::FinWait2Timeout,
                 // FIN-WAIT-2 after a shutdown: keepalive watches the peer.
@@ -45,20 +46,20 @@ impl Tcb {
                     let ka = cfg.keepalive.expect("matched above");
                     if self.flight() > 0 || !self.tx.is_empty() {
                         // Data in flight: the RTO watches the peer, not keepalive.
-                        self.idle_at = (now + ka.idle).total_millis();
+                        self.idle_at = Deadline::at((now + ka.idle).total_millis());
                     } else if self.probes >= ka.probes {
                         return Expiry::KeepaliveTimeout;
                     } else {
                         self.probes += 1;
                         self.set(flag::PROBE);
-                        self.idle_at = (now + ka.interval).total_millis();
+                        self.idle_at = Deadline::at((now + ka.interval).total_millis());
                     }
                 }
                 _ => {}
             }
         }
-        if self.app_at <= now_ms {
-            self.app_at = NEVER;
+        if self.app_at.due(now_ms) {
+            self.app_at = Deadline::NEVER;
             return Expiry::AppDeadline;
         }
         Expiry::Continue

@@ -12,7 +12,7 @@
 
 use super::Endpoint;
 use crate::tcp::state::State;
-use crate::tcp::tcb::{flag, NEVER};
+use crate::tcp::tcb::flag;
 use crate::tcp::window::{recv_max, send_max};
 
 impl Endpoint {
@@ -93,8 +93,8 @@ impl Endpoint {
                     None => return at(format!("half-open on listener {} that does not exist", tcb.listener)),
                 }
             }
-            if tcb.next_deadline() != NEVER && !self.wheel.is_armed(h.index()) {
-                return at(format!("deadline {} but no timer armed", tcb.next_deadline()));
+            if tcb.has_deadline() && !self.wheel.is_armed(h.index()) {
+                return at(format!("deadline {} but no timer armed", tcb.next_deadline(self.now.total_millis())));
             }
         }
         if n > self.conns.capacity() {

@@ -18,8 +18,9 @@ use super::Endpoint;
 use super::Error;
 use crate::flow::FourTuple;
 use crate::table::{Admit, Handle};
+use crate::tcp::deadline::Deadline;
 use crate::tcp::seg::Seg;
-use crate::tcp::tcb::{flag, NEVER};
+use crate::tcp::tcb::flag;
 use crate::time::Instant;
 
 impl Endpoint {
@@ -28,14 +29,17 @@ impl Endpoint {
     /// replaces it; pushing it later costs no more than recording it.
     pub fn set_deadline(&mut self, h: Handle, at: Option<Instant>) -> Result<(), Error> {
         let tcb = self.live(h)?;
-        tcb.app_at = at.map_or(NEVER, |t| t.total_millis());
+        tcb.app_at = at.map_or(Deadline::NEVER, |t| Deadline::at(t.total_millis()));
         self.schedule(h);
         Ok(())
     }
 
     /// The application's deadline for `h`, if one is set.
     pub fn deadline(&self, h: Handle) -> Option<Instant> {
-        self.tcb(h).map(|t| t.app_at).filter(|&d| d != NEVER).map(Instant::from_millis)
+        self.tcb(h)
+            .map(|t| t.app_at)
+            .filter(|d| !d.is_never())
+            .map(|d| Instant::from_millis(d.ms(self.now.total_millis())))
     }
 
     /// Connections counted for the source address of `t` (0 with no limit).

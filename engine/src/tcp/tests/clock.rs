@@ -8,7 +8,10 @@
 
 use super::*;
 
-both_families!(a_connection_lives_across_the_32_bit_millisecond_wrap);
+both_families!(
+    a_connection_lives_across_the_32_bit_millisecond_wrap,
+    deadlines_set_before_the_wrap_fire_after_it_on_time,
+);
 
 const WRAP: u64 = 1 << 32;
 
@@ -75,6 +78,43 @@ fn life_across(f: Family, start: Instant, tsval_wraps: bool) {
     h.advance(Duration::from_millis(1));
     assert_eq!(h.ep.time_wait(), 0, "2MSL over");
     assert_eq!(h.ep.armed_timers(), 0);
+}
+
+/// The control block keeps its deadlines in 32 bits (`deadline.rs`): the
+/// delayed ACK, the application's deadline and keepalive, each armed a
+/// moment before the wrap, fire after it at their time, not at once and
+/// not 49.7 days late.
+fn deadlines_set_before_the_wrap_fire_after_it_on_time(f: Family) {
+    let start = Instant::from_millis(WRAP - 20);
+    let mut h = Harness::starting_at(f, TcpConfig::default(), cap(), start);
+    let (c, iss) = h.establish();
+    h.take_events();
+    let s1 = iss + 1;
+    // One segment: its ACK is delayed 40 ms, past the wrap.
+    assert!(h.send(S { payload: b"x".to_vec(), ..seg(ACK, C1, s1) }).is_empty(), "ACK delayed");
+    let (took, out) = h.advance_until_output(Duration::from_secs(1));
+    assert_eq!(took, Duration::from_millis(40));
+    assert_eq!((out[0].control, out[0].ack), (ACK, C1 + 1));
+    assert!(h.now.total_millis() >= WRAP, "fired after the wrap");
+    let mut got = [0u8; 4];
+    assert_eq!(h.ep.read(c, &mut got), Ok(1));
+    assert_eq!(h.take_events(), vec![Event::Readable(c)]);
+
+    // The application's deadline, 30 s on, across the next instant the
+    // wrapped value is u32::MAX (stored 1 ms later at worst).
+    let at = h.now + Duration::from_secs(30);
+    h.ep.set_deadline(c, Some(at)).unwrap();
+    assert_eq!(h.ep.deadline(c), Some(at));
+    h.advance(Duration::from_millis(29_999));
+    let early = h.take_events();
+    assert!(early.is_empty(), "not early: {early:?}");
+    h.advance(Duration::from_millis(1));
+    assert_eq!(h.take_events(), vec![Event::Deadline(c)]);
+
+    // Keepalive: 2 h of idle from the last segment, measured across the wrap.
+    let (took, out) = h.advance_until_output(Duration::from_secs(3 * 3600));
+    assert_eq!(took, Duration::from_secs(2 * 3600) - Duration::from_millis(30_040));
+    assert_eq!((out[0].control, out[0].seq), (ACK, s1 - 1), "the keepalive probe");
 }
 
 const C1: SeqNumber = SeqNumber(CLIENT_ISN.0 + 1);

@@ -19,6 +19,7 @@ both_families!(
     full_table_answers_with_cookie_and_resets_its_ack_counted,
     stop_listening_refuses_new_handshakes_and_keeps_connections,
     duplicate_syn_and_final_ack_in_one_batch,
+    unacceptable_acks_beyond_one_flushs_room_are_counted,
 );
 
 fn cfg() -> TcpConfig {
@@ -254,4 +255,43 @@ fn duplicate_syn_and_final_ack_in_one_batch(f: Family) {
     let out = h.flush();
     let data = out.iter().find(|s| !s.payload.is_empty()).expect("the data goes out");
     assert_eq!(data.seq, sa.seq + 1, "data starts at ISS + 1, not at the rewound ISS");
+}
+
+fn unacceptable_acks_beyond_one_flushs_room_are_counted(f: Family) {
+    // The RST answering an unacceptable ACK in SYN-RECEIVED waits for the
+    // connection's output in a bounded list, not in the control block: 300
+    // such ACKs in one burst get 256 RSTs (each at its SEG.ACK), and the
+    // rest are counted, never sent late or to another connection.
+    let c = TcpConfig { half_open_budget: 512, syn_cookies: CookieMode::Never, ..cfg() };
+    let cap = Capacity {
+        connections: 4096,
+        time_wait: 64,
+        buffers: 64,
+        buffer_size: 4096,
+        events: 1024,
+        ..Capacity::default()
+    };
+    let mut h = Harness::with_capacity_over(f, c, cap);
+    let mut acks = Vec::new();
+    for port in 0..300 {
+        h.client_port = 20_000 + port;
+        let sa = h.send1(syn(CLIENT_ISN));
+        acks.push((h.client_end(), sa.seq + 7));
+    }
+    let to = h.server_end();
+    let mut tx = Capture::default();
+    for &(from, bad) in &acks {
+        let mut frame = frame_of(&seg(ACK, CLIENT_ISN + 1, bad), from, to);
+        h.ep.on_frame(h.now, &mut frame, &mut tx);
+    }
+    h.ep.flush(h.now, &mut tx);
+    let rsts: Vec<_> = tx.frames.iter().map(|fr| parse(fr)).filter(|(_, s)| s.control == RST).collect();
+    assert_eq!(rsts.len(), 256);
+    for (t, s) in &rsts {
+        let (_, bad) = acks[(t.remote_port - 20_000) as usize];
+        assert_eq!(s.seq, bad, "RST <SEQ=SEG.ACK> on its own tuple");
+    }
+    assert_eq!(h.ep.stats.rsts_not_sent, 44);
+    assert!(h.flush().is_empty(), "none owed later");
+    assert_eq!(h.ep.half_open(), 300, "the half-open entries stay");
 }

@@ -4,7 +4,6 @@
 //! drops, reordering, duplication, corruption, a refusing TX ring): every
 //! byte arrives once and in order both ways, and both sides close.
 
-use super::super::tcb::NEVER;
 use super::*;
 use proptest::prelude::*;
 
@@ -83,7 +82,7 @@ fn check_invariants(h: &Harness) {
         let held_for_reading = tcb.state == State::TimeWait
             && !tcb.rx.is_empty()
             && !tcb.has(super::super::tcb::flag::APP_CLOSED)
-            && tcb.next_deadline() != NEVER;
+            && tcb.has_deadline();
         assert!(
             !matches!(tcb.state, State::Closed | State::TimeWait | State::Listen) || held_for_reading,
             "{} left in table",
@@ -92,8 +91,8 @@ fn check_invariants(h: &Harness) {
         if tcb.state == State::SynReceived && tcb.has(super::super::tcb::flag::PASSIVE) {
             half_open += 1;
         }
-        if tcb.next_deadline() != NEVER {
-            assert!(h.ep.timer_armed(hd), "{}: deadline {} but no timer", tcb.state, tcb.next_deadline());
+        if tcb.has_deadline() {
+            assert!(h.ep.timer_armed(hd), "{}: deadline {:?} but no timer", tcb.state, tcb.rto_at);
         }
     });
     assert_eq!(half_open, h.ep.half_open());
@@ -436,7 +435,7 @@ proptest! {
         if !ended {
             for (side, ep) in [("client", &p.client.ep), ("server", &p.server.ep)] {
                 ep.for_each_connection(|h, t, tcb| {
-                    eprintln!("{side} {h:?} {}:{} {:?} una {} nxt {} max {} tx {} rx {} rcv_nxt {} adv {} wnd {} cwnd {} flags {:#x} rto_at {} retries {}",
+                    eprintln!("{side} {h:?} {}:{} {:?} una {} nxt {} max {} tx {} rx {} rcv_nxt {} adv {} wnd {} cwnd {} flags {:#x} rto_at {:?} retries {}",
                         t.local_port, t.remote_port, tcb.state, tcb.snd_una, tcb.snd_nxt, tcb.snd_max, tcb.tx.len(), tcb.rx.len(), tcb.rcv_nxt, tcb.rcv_adv, tcb.snd_wnd, tcb.cwnd, tcb.flags, tcb.rto_at, tcb.retries);
                 });
             }
