@@ -129,7 +129,6 @@ impl Tcb {
         }
         self.mss = mss;
         self.cc_init(cfg);
-        self.irs = seg.seq;
         self.rcv_nxt = seg.seq + 1;
         self.rcv_adv = self.rcv_nxt;
         // Autotuning's first measurement runs from here (`window.rs`).
@@ -189,8 +188,10 @@ impl Tcb {
             return self.input_syn_sent(now, cfg, seg);
         }
         // A retransmission of the SYN we answered gets the same SYN-ACK again.
-        if self.state == State::SynReceived && seg.syn() && !seg.has_ack() && !seg.rst() && seg.seq == self.irs {
-            self.snd_nxt = self.iss;
+        // (In SYN-RECEIVED RCV.NXT is the peer's ISN plus one.)
+        if self.state == State::SynReceived && seg.syn() && !seg.has_ack() && !seg.rst() && seg.seq + 1 == self.rcv_nxt
+        {
+            self.snd_nxt = self.iss();
             return Input::default();
         }
         // RFC 7323 §5.3 PAWS: an old timestamp marks an old duplicate.
@@ -272,12 +273,13 @@ impl Tcb {
             if !(seg.ack > self.snd_una && seg.ack <= self.snd_max) {
                 return Input { rst: Some(seg.ack), ..Input::default() };
             }
+            let iss = self.iss();
             self.state = State::Established;
-            self.snd_una = self.iss + 1;
+            self.snd_una = iss + 1;
             // A duplicate SYN earlier in this batch rewound SND.NXT to
             // resend the SYN-ACK; the peer has it: never send below SND.UNA.
-            if self.snd_nxt == self.iss {
-                self.snd_nxt = self.iss + 1;
+            if self.snd_nxt == iss {
+                self.snd_nxt = iss + 1;
             }
             self.snd_wl1 = seg.seq;
             self.snd_wl2 = seg.ack;
@@ -573,7 +575,7 @@ impl Tcb {
 
     /// RFC 9293 §3.10.7.3: the answer to our SYN.
     fn input_syn_sent(&mut self, now: Instant, cfg: &TcpConfig, seg: &Seg) -> Input {
-        if seg.has_ack() && (seg.ack <= self.iss || seg.ack > self.snd_max) {
+        if seg.has_ack() && (seg.ack <= self.iss() || seg.ack > self.snd_max) {
             if seg.rst() {
                 return Input::dropped(Drop::RstIgnored);
             }
@@ -587,7 +589,7 @@ impl Tcb {
             let resend = !seg.syn() && !self.has(flag::SYN_RESENT);
             if resend {
                 self.set(flag::SYN_RESENT);
-                self.snd_nxt = self.iss;
+                self.snd_nxt = self.iss();
             }
             return Input { rst: Some(seg.ack), syn_resent: resend, ..Input::default() };
         }
@@ -633,7 +635,7 @@ impl Tcb {
         // SYN-ACK (without ECN: RFC 3168 does not define it here).
         self.clear(flag::ECN);
         self.state = State::SynReceived;
-        self.snd_nxt = self.iss;
+        self.snd_nxt = self.iss();
         Input::default()
     }
 }

@@ -168,8 +168,8 @@ pub struct Tcb {
     /// The 802.1Q VLAN ID the connection arrived on, kept on every frame it
     /// sends; 0: untagged (a VID-0 priority tag is answered untagged).
     pub vlan: u16,
-    pub iss: SeqNumber,
-    pub irs: SeqNumber,
+    /// SND.UNA; until our SYN is acknowledged (SYN-SENT, SYN-RECEIVED)
+    /// it is the ISS, which is therefore not kept apart ([`Tcb::iss`]).
     pub snd_una: SeqNumber,
     pub snd_nxt: SeqNumber,
     /// Highest sequence number sent, plus one (go-back-N rewinds snd_nxt only).
@@ -235,8 +235,6 @@ impl Tcb {
             listener: 0,
             peer_mac: peer.dst,
             vlan: peer.vlan.unwrap_or(0),
-            iss,
-            irs: SeqNumber(0),
             snd_una: iss,
             snd_nxt: iss,
             snd_max: iss,
@@ -269,6 +267,15 @@ impl Tcb {
             snd_slot: NIL,
             close_reason: CloseReason::Normal,
         }
+    }
+
+    /// Our initial sequence number, while our SYN is unacknowledged
+    /// (SYN-SENT, SYN-RECEIVED): SND.UNA then. The peer's (IRS) is RCV.NXT
+    /// less one in SYN-RECEIVED.
+    #[inline]
+    pub fn iss(&self) -> SeqNumber {
+        debug_assert!(matches!(self.state, State::SynSent | State::SynReceived | State::Closed));
+        self.snd_una
     }
 
     pub fn has(&self, f: u32) -> bool {
@@ -387,7 +394,7 @@ impl Tcb {
                 return Some(out);
             }
             State::TimeWait => return None,
-            State::SynSent | State::SynReceived if self.snd_nxt == self.iss => {
+            State::SynSent | State::SynReceived if self.snd_nxt == self.iss() => {
                 out.control = if self.state == State::SynSent { ctl::SYN } else { ctl::SYN | ctl::ACK };
                 out.control |= self.ecn_syn_bits();
                 if self.state == State::SynSent {
@@ -395,7 +402,7 @@ impl Tcb {
                 }
                 out.syn_options = Some(self.syn_options(cfg));
                 out.window = self.advertise(pool, cfg, true);
-                self.snd_nxt = self.iss + 1;
+                self.snd_nxt = self.iss() + 1;
                 self.snd_max = self.snd_max.max(self.snd_nxt);
                 self.arm_rto(now);
                 self.ack_sent();
@@ -686,10 +693,8 @@ impl Tcb {
         self.clear(flag::RECOVERY);
         self.dupacks = 0;
         self.rtt_seq = self.snd_una;
+        // (In SYN-SENT and SYN-RECEIVED that is the ISS: the SYN again.)
         self.snd_nxt = self.snd_una;
-        if matches!(self.state, State::SynSent | State::SynReceived) {
-            self.snd_nxt = self.iss;
-        }
         // RFC 6582 §3.2 step 1 (and RFC 6675 §5.1): no fast retransmit for
         // duplicate ACKs of what was sent before the timeout.
         self.recover = self.snd_max;
@@ -791,7 +796,7 @@ impl Tcb {
     }
 }
 
-const _: () = assert!(core::mem::size_of::<Tcb>() <= 160);
+const _: () = assert!(core::mem::size_of::<Tcb>() <= 152);
 
 #[cfg(test)]
 mod tests {
@@ -800,6 +805,6 @@ mod tests {
         let tcb = core::mem::size_of::<super::Tcb>();
         let slot = tcb + core::mem::size_of::<crate::flow::FourTuple>() + 4;
         eprintln!("Tcb: {tcb} bytes; with its 4-tuple and generation: {slot} bytes");
-        assert!(tcb <= 160);
+        assert!(tcb <= 152);
     }
 }

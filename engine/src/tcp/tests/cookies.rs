@@ -161,5 +161,5 @@ fn a_cookie_ack_replaces_the_half_open_entry_of_its_tuple(f: Family) {
     assert_eq!((h.ep.half_open(), h.ep.connections()), (0, 1));
     let c = h.accepted();
     assert_eq!(h.ep.state(c), Some(State::Established));
-    assert_eq!(h.ep.tcb(c).unwrap().iss, cookie, "the cookie's handshake");
+    assert_eq!(h.ep.tcb(c).unwrap().snd_una, cookie + 1, "the cookie's handshake: SND.UNA = ISS + 1");
 }

@@ -195,6 +195,12 @@ struct Stream {
     received: u64,
     shut: bool,
     closed: Option<CloseReason>,
+    /// This side's ISN and the peer's, read when the connection was
+    /// announced (the control block keeps neither once established): the
+    /// application had read nothing and sent nothing yet, so SND.UNA was
+    /// ISS + 1 and RCV.NXT was IRS + 1 plus what its receive ring held
+    /// (and the peer's FIN).
+    isns: Option<(SeqNumber, SeqNumber)>,
 }
 
 /// Both sides run this: send the planned bytes, half-close, read and
@@ -255,7 +261,11 @@ impl App for Duplex {
                 let port = ep.tuple(h).map_or(0, |t| if self.dir == 0 { t.local_port } else { t.remote_port });
                 let conn = port.wrapping_sub(40000);
                 let to_send = self.plan.get(conn as usize).copied().unwrap_or(0);
-                self.streams.insert(h, Stream { conn, to_send, ..Stream::default() });
+                let isns = ep.tcb(h).filter(|t| t.state.is_synchronized()).map(|t| {
+                    let fin = t.has(crate::tcp::tcb::flag::FIN_RECEIVED) as usize;
+                    (t.snd_una - 1, t.rcv_nxt - (1 + t.rx.len() + fin))
+                });
+                self.streams.insert(h, Stream { conn, to_send, isns, ..Stream::default() });
                 self.pump(ep, h);
             }
             Event::Readable(h) | Event::Writable(h) | Event::PeerClosed(h) => self.pump(ep, h),
@@ -327,14 +337,16 @@ fn set_up(link: &crate::link::Memory, p: &Path) {
 /// Each synchronized connection's RCV.NXT counts exactly the bytes its
 /// application read, those its receive ring holds and the peer's FIN, and
 /// never passes what the peer sent: the two sides agree on the sequence space.
-fn receive_accounting(me: &Endpoint, peer: &Endpoint, app: &Duplex) -> Option<String> {
+fn receive_accounting(me: &Endpoint, peer: &Endpoint, app: &Duplex, peer_app: &Duplex) -> Option<String> {
     let mut wrong = None;
     me.for_each_connection(|h, t, tcb| {
         if wrong.is_some() || !tcb.state.is_synchronized() {
             return;
         }
+        // Not announced yet (the event waits in the queue): nothing to check.
+        let Some((_, irs)) = app.streams.get(&h).and_then(|s| s.isns) else { return };
         let fin = tcb.has(crate::tcp::tcb::flag::FIN_RECEIVED) as u64;
-        let counted = (tcb.rcv_nxt - (tcb.irs + 1)) as u64;
+        let counted = (tcb.rcv_nxt - (irs + 1)) as u64;
         let read = app.streams.get(&h).map_or(0, |s| s.received);
         if counted != read + tcb.rx.len() as u64 + fin {
             wrong = Some(format!(
@@ -344,8 +356,9 @@ fn receive_accounting(me: &Endpoint, peer: &Endpoint, app: &Duplex) -> Option<St
                 tcb.rx.out_of_order(me.pool()).iter().collect::<Vec<_>>()
             ));
         }
-        peer.for_each_connection(|_, pt, ptcb| {
-            let same = pt.local_port == t.remote_port && pt.remote_port == t.local_port && ptcb.iss == tcb.irs;
+        peer.for_each_connection(|ph, pt, ptcb| {
+            let peer_iss = peer_app.streams.get(&ph).and_then(|s| s.isns).map(|(iss, _)| iss);
+            let same = pt.local_port == t.remote_port && pt.remote_port == t.local_port && peer_iss == Some(irs);
             if same && tcb.rcv_nxt > ptcb.snd_max {
                 wrong.get_or_insert(format!(
                     "port {} RCV.NXT {} beyond the peer's SND.MAX {}",
@@ -417,11 +430,11 @@ proptest! {
                     Ok(()) => {}
                 }
             }
-            for (side, me, peer, app) in [
-                ("client", &p.client.ep, &p.server.ep, &p.client.app),
-                ("server", &p.server.ep, &p.client.ep, &p.server.app),
+            for (side, me, peer, app, peer_app) in [
+                ("client", &p.client.ep, &p.server.ep, &p.client.app, &p.server.app),
+                ("server", &p.server.ep, &p.client.ep, &p.server.app, &p.client.app),
             ] {
-                if let Some(e) = receive_accounting(me, peer, app) {
+                if let Some(e) = receive_accounting(me, peer, app, peer_app) {
                     broken.get_or_insert(format!("{side}: {e}"));
                 }
             }
