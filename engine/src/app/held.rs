@@ -51,7 +51,7 @@ impl<T: Copy + PartialEq> Held<T> {
     pub fn open(&mut self, h: Handle, init: T) -> Option<&mut T> {
         let e = *self.entries.get(h.index() as usize)?;
         self.entries[h.index() as usize] = Entry { generation: h.generation(), state: e.state };
-        let s = self.state_of(h, init)?;
+        let s = self.state_of(h, || init)?;
         *s = init;
         Some(s)
     }
@@ -61,29 +61,29 @@ impl<T: Copy + PartialEq> Held<T> {
         self.entries.get(h.index() as usize).is_some_and(|e| e.generation == h.generation())
     }
 
-    /// The state of `h`, taken from the pool and set to `idle` if it holds
-    /// none; `None` when `h` does not own its entry.
+    /// The state of `h`, taken from the pool and set to `idle()` if it
+    /// holds none; `None` when `h` does not own its entry.
     #[inline]
-    pub fn get(&mut self, h: Handle, idle: T) -> Option<&mut T> {
+    pub fn get(&mut self, h: Handle, idle: impl FnOnce() -> T) -> Option<&mut T> {
         if !self.owns(h) {
             return None;
         }
         self.state_of(h, idle)
     }
 
-    fn state_of(&mut self, h: Handle, idle: T) -> Option<&mut T> {
+    fn state_of(&mut self, h: Handle, idle: impl FnOnce() -> T) -> Option<&mut T> {
         let i = h.index() as usize;
         let mut s = self.entries[i].state;
         if s == 0 {
             let slot = match self.free.pop() {
                 Some(f) => {
-                    self.states[f as usize] = idle;
+                    self.states[f as usize] = idle();
                     f
                 }
                 None => {
                     let f = self.states.len() as u32;
                     // One state per connection at most: never full.
-                    self.states.push(idle).ok()?;
+                    self.states.push(idle()).ok()?;
                     f
                 }
             };
@@ -154,19 +154,19 @@ mod tests {
         }
         assert_eq!(held.in_use(), 1000, "fresh connections are busy until settled idle");
         for &h in &hs {
-            *held.get(h, 0).unwrap() = 0;
+            *held.get(h, || 0).unwrap() = 0;
             held.settle(h, &0);
         }
         assert_eq!(held.in_use(), 0, "idle: nothing held");
         // Ten at a time busy: the pool never grows past what it had.
         for round in hs.chunks(10) {
             for &h in round {
-                assert_eq!(*held.get(h, 0).unwrap(), 0, "taken as the idle value");
-                *held.get(h, 0).unwrap() = 5;
+                assert_eq!(*held.get(h, || 0).unwrap(), 0, "taken as the idle value");
+                *held.get(h, || 0).unwrap() = 5;
             }
             assert_eq!(held.in_use(), 10);
             for &h in round {
-                *held.get(h, 0).unwrap() = 0;
+                *held.get(h, || 0).unwrap() = 0;
                 held.settle(h, &0);
             }
         }
@@ -179,16 +179,16 @@ mod tests {
         let mut held: Held<u8> = Held::new(4);
         held.open(hs[0], 1).unwrap();
         assert!(held.owns(hs[0]) && !held.owns(hs[1]));
-        assert!(held.get(hs[1], 0).is_none(), "never opened");
+        assert!(held.get(hs[1], || 0).is_none(), "never opened");
         held.close(hs[0]);
-        assert!(!held.owns(hs[0]) && held.get(hs[0], 0).is_none());
+        assert!(!held.owns(hs[0]) && held.get(hs[0], || 0).is_none());
         assert_eq!(held.in_use(), 0);
         // The slot's next connection: the old handle stays refused.
         t.remove(hs[0]).unwrap();
         let again = t.insert(tuple(2, 9), ()).unwrap();
         assert_eq!(again.index(), hs[0].index());
         held.open(again, 3).unwrap();
-        assert!(held.get(hs[0], 0).is_none() && held.owns(again));
+        assert!(held.get(hs[0], || 0).is_none() && held.owns(again));
         held.settle(hs[0], &3);
         assert_eq!(held.in_use(), 1, "a stale handle settles nothing");
         held.close(hs[0]);
@@ -200,7 +200,7 @@ mod tests {
         let (_, hs) = handles(8);
         let mut held: Held<u8> = Held::new(4);
         let beyond = hs.iter().copied().find(|h| h.index() >= 4).unwrap();
-        assert!(held.open(beyond, 1).is_none() && held.get(beyond, 0).is_none() && !held.owns(beyond));
+        assert!(held.open(beyond, 1).is_none() && held.get(beyond, || 0).is_none() && !held.owns(beyond));
         held.settle(beyond, &0);
         held.close(beyond);
     }

@@ -767,7 +767,7 @@ impl Http {
     }
 
     fn known(&mut self, h: Handle) -> Option<&mut Conn> {
-        let c = self.conns.get(h, Conn::idle(h));
+        let c = self.conns.get(h, || Conn::idle(h));
         if c.is_none() {
             self.stats.stale_events += 1;
         }
@@ -783,11 +783,11 @@ impl Http {
     /// Does what the connection allows, then arms the deadline for what it
     /// waits for now.
     fn pump(&mut self, ep: &mut Endpoint, h: Handle, now: Instant) {
-        let Some(c) = self.conns.get(h, Conn::idle(h)) else { return };
+        let Some(c) = self.conns.get(h, || Conn::idle(h)) else { return };
         let before = (c.reply, c.sent);
         let answered = self.stats.requests_get + self.stats.requests_head;
         self.pump_io(ep, h);
-        let Some(c) = self.conns.get(h, Conn::idle(h)) else { return };
+        let Some(c) = self.conns.get(h, || Conn::idle(h)) else { return };
         if c.shut {
             return;
         }
@@ -817,7 +817,7 @@ impl Http {
             return;
         }
         let Http { conns, stats, .. } = self;
-        let Some(c) = conns.get(h, Conn::idle(h)) else { return };
+        let Some(c) = conns.get(h, || Conn::idle(h)) else { return };
         if c.shut {
             return;
         }
@@ -844,7 +844,7 @@ impl Http {
         }
         discard(ep, h, stats);
         let _ = ep.close(h);
-        if let Some(c) = conns.get(h, Conn::idle(h)) {
+        if let Some(c) = conns.get(h, || Conn::idle(h)) {
             c.shut = true;
         }
     }
@@ -853,7 +853,7 @@ impl Http {
     /// runs out or a response waits for send space.
     fn pump_io(&mut self, ep: &mut Endpoint, h: Handle) {
         let Http { conns, responses, max_header_bytes, stats, .. } = self;
-        let Some(c) = conns.get(h, Conn::idle(h)) else { return };
+        let Some(c) = conns.get(h, || Conn::idle(h)) else { return };
         loop {
             if c.shut {
                 return;

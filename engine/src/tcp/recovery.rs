@@ -147,6 +147,12 @@ impl RecoveryCounts {
 }
 
 impl SendState {
+    /// Whether the deadline `rto_at` holds (`dl`) is RACK's or TLP's timer,
+    /// armed here, rather than the RTO.
+    fn holds_early(&self, dl: Deadline) -> bool {
+        self.timer != Timer::Rto && Deadline::at(self.timer_at) == dl
+    }
+
     /// Pointers left from an earlier flight are brought into
     /// SND.UNA..SND.MAX (a fresh slot holds zeros).
     fn normalize(&mut self, una: SeqNumber, max: SeqNumber) {
@@ -553,8 +559,7 @@ impl Tcb {
             return;
         }
         // The RTO deadline: `rto_at` unless an earlier timer holds it.
-        let rto_deadline =
-            if s.timer != Timer::Rto && dl == Deadline::at(s.timer_at) { now_ms + rto_ms } else { rto_at };
+        let rto_deadline = if s.holds_early(dl) { now_ms + rto_ms } else { rto_at };
         let (kind, at) = if reo_timeout > 0 && now_ms + (reo_timeout as u64) < rto_deadline {
             (Timer::Rack, now_ms + reo_timeout as u64)
         } else if reo_timeout == 0 && eligible {
@@ -570,9 +575,7 @@ impl Tcb {
 
     /// True when `rto_at` holds RACK's or TLP's timer (not an RTO).
     pub fn early_timer_armed(&self, pool: &BufferPool) -> bool {
-        pool.senders
-            .get(self.snd_slot)
-            .is_some_and(|s| s.timer != Timer::Rto && Deadline::at(s.timer_at) == self.rto_at)
+        pool.senders.get(self.snd_slot).is_some_and(|s| s.holds_early(self.rto_at))
     }
 
     /// `rto_at` came. If it held RACK's reordering timer or TLP's probe
@@ -833,11 +836,7 @@ impl Tcb {
                 } else if eligible && (s.timer != Timer::Rack || dl != Deadline::at(s.timer_at)) {
                     // RFC 8985 §7.2: (re)start the PTO after new data.
                     let now_ms = now.total_millis();
-                    let rto_deadline = if s.timer != Timer::Rto && dl == Deadline::at(s.timer_at) {
-                        now_ms + rto_ms
-                    } else {
-                        dl.ms(now_ms)
-                    };
+                    let rto_deadline = if s.holds_early(dl) { now_ms + rto_ms } else { dl.ms(now_ms) };
                     s.timer = Timer::Tlp;
                     s.timer_at = (now_ms + pto).min(rto_deadline);
                     self.rto_at = Deadline::at(s.timer_at);
