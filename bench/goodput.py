@@ -104,7 +104,8 @@ while True:
     print(json.dumps({"bytes": n, "seconds": time.monotonic() - t0 if t0 else 0.0}), flush=True)
 """
 
-FG_KEYS = ["segments_in", "segments_out", "retransmits", "rto_expiries", "fast_retransmits", "sack_retransmits",
+FG_KEYS = ["segments_in", "segments_out", "retransmits", "rto_expiries", "rto_repeated", "rto_in_recovery",
+           "rto_after_probe", "rto_without_sack", "rto_other", "fast_retransmits", "sack_retransmits",
            "rack_lost_segments", "tlp_probes", "spurious_rtos_undone", "out_of_order_queued", "drop_out_of_order",
            "drop_no_buffer", "dsacks_sent", "dsacks_received", "drop_tx_full", "tx_full_deferred",
            "drop_out_of_window", "sack_scoreboard_full", "rack_log_merged", "sack_blocks_invalid",

@@ -250,6 +250,7 @@ mod tests {
 
     both_families!(
         a_transfer_through_a_bottleneck_never_beats_the_link,
+        queue_drops_at_a_sub_millisecond_rtt_are_recovered_without_a_timeout,
         the_chosen_data_segment_is_lost_and_retransmitted,
         a_segment_held_back_arrives_late_and_the_stream_stays_in_order,
         corrupted_frames_fail_the_checksum_and_are_counted_by_the_endpoint,
@@ -325,6 +326,25 @@ mod tests {
         // least 66 bytes of headers each: Ethernet, IPv4, TCP).
         let wire_bits = (total + st.queued * 66) as f64 * 8.0;
         assert!((p.now - start).as_secs_f64() >= wire_bits / 100e6);
+    }
+
+    /// RACK times transmissions in microseconds (RFC 8985 §6.2, as Linux):
+    /// at a 40 µs RTT (the testbed's veth) slow start overshoots a one-BDP
+    /// queue by hundreds of segments, and recovery repairs them all by ACK
+    /// clock. With a millisecond clock every RACK comparison was a tie and
+    /// each loss waited for the next millisecond: this transfer took an RTO
+    /// and ran at 1.5 % of the link.
+    fn queue_drops_at_a_sub_millisecond_rtt_are_recovered_without_a_timeout(fam: Family) {
+        let rtt = Duration::from_micros(40);
+        let f = Faults { delay: rtt / 2, bottleneck: Some(Bottleneck::bdp(5_000_000_000, rtt)), ..Faults::default() };
+        let total = 2_000_000;
+        let mut p = pair_with(fam, f, f, total);
+        let start = p.now;
+        transfer(&mut p, total);
+        assert!(p.client.link.stats().queue_dropped > 50, "{:?}", p.client.link.stats());
+        assert_eq!(p.client.ep.stats.rto_expiries, 0);
+        let mbit = total as f64 * 8.0 / (p.now - start).as_secs_f64() / 1e6;
+        assert!(mbit > 2_000.0, "{mbit:.0} Mbit/s of 5,000");
     }
 
     /// Segments sent again, by any of the ways loss recovery has.

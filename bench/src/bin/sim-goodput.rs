@@ -41,6 +41,10 @@ struct Args {
     /// (none, 0.1 %, 1 %, 2 % bursty).
     #[arg(long, value_delimiter = ',')]
     loss_pct: Vec<f64>,
+    /// Lose ACKs too: the same loss on the return direction (the testbed's
+    /// nftables and tc rules drop both ways).
+    #[arg(long)]
+    loss_acks: bool,
     /// Do not negotiate SACK (RFC 2018).
     #[arg(long)]
     no_sack: bool,
@@ -102,7 +106,8 @@ fn run(args: &Args, cfg: TcpConfig, rtt: Duration, loss: Loss) -> Outcome {
         Loss::Bernoulli(p) => Faults { loss: p, ..link },
         Loss::Bursty(p) => Faults { burst: Some(GilbertElliott::bursty(p, MEAN_BURST)), ..link },
     };
-    let mut p = sim::bulk(cfg, up, link, args.bytes, args.seed);
+    let down = if args.loss_acks { up } else { link };
+    let mut p = sim::bulk(cfg, up, down, args.bytes, args.seed);
     // Counts retransmissions from the wire: a data segment ending at or
     // below the highest sequence number sent so far.
     let resent = Rc::new(Cell::new(0u64));

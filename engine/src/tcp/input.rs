@@ -443,8 +443,16 @@ impl Tcb {
             if self.snd_nxt < self.snd_una {
                 self.snd_nxt = self.snd_una;
             }
-            // RTT: timestamps when in use (RFC 7323 §4.1), else Karn's timed segment.
+            // RTT: our own send times in µs when the sender logs them (as
+            // Linux prefers them to the echoed timestamp, whose millisecond
+            // reads every RTT of a LAN as 0), else timestamps (RFC 7323
+            // §4.1), else Karn's timed segment.
+            let logged = self.log_rtt_us(pool, snd_una_before, now);
             match seg.timestamp {
+                _ if let Some(r) = logged => {
+                    self.rtt_sample(cfg, r);
+                    self.cc_on_rtt(now, pool, r);
+                }
                 Some((_, tsecr)) if self.has(flag::TS) && tsecr != 0 => {
                     let r = self.ts_val(now).wrapping_sub(tsecr);
                     if r < 60_000 {

@@ -2,13 +2,18 @@
 //! segment sent after it was delivered and more than RACK.rtt + reo_wnd has
 //! passed since it left, with no need for three duplicate ACKs.
 //!
-//! RACK needs each segment's transmit time. A connection keeps a bounded
-//! log of transmissions in time order, [`XmitLog`], in its sender state:
-//! consecutive segments sent in the same millisecond share one entry
-//! (their order within it is their sequence order, RFC 8985 §6.2's
-//! end_seq tie-break). When the log is full the two oldest entries merge,
-//! taking the later time: the bytes are then judged lost later, never
-//! earlier (counted, `rack_log_merged`).
+//! RACK needs each segment's transmit time, in microseconds as Linux keeps
+//! it (`tcp_mstamp`): at a LAN's or a veth's RTT of tens of microseconds a
+//! millisecond clock makes every comparison a tie, and a loss waits for the
+//! next millisecond, tens of round trips. A connection keeps a bounded log
+//! of transmissions in time order, [`XmitLog`], in its sender state:
+//! consecutive segments sent within a granule (a sixteenth of the minimum
+//! RTT, 1 µs to 1 ms) share one entry and its first time (their order
+//! within it is their sequence order, RFC 8985 §6.2's end_seq tie-break).
+//! When the log is full the two oldest entries merge, taking the later
+//! time: the bytes are then judged lost later, never earlier (counted,
+//! `rack_log_merged`). Times are 32-bit and wrap after 71 minutes; every
+//! comparison is of differences, and nothing stays in flight that long.
 //!
 //! Lost bytes are not marked one by one: new data leaves in sequence
 //! order, so what RACK finds lost among first transmissions is every
@@ -20,18 +25,22 @@ use crate::wire::SeqNumber;
 /// Transmissions a connection remembers.
 pub const XMIT_LOG: usize = 16;
 
-/// One or more segments sent in the same millisecond, in sequence order.
+/// One or more segments sent within a granule, in sequence order.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Xmit {
     pub start: SeqNumber,
     pub end: SeqNumber,
-    /// Transmit time, ms since the shard's epoch (wrapping).
-    pub ms: u32,
+    /// Transmit time (of the first segment), µs since the shard's epoch
+    /// (wrapping).
+    pub us: u32,
     /// A retransmission (RFC 8985 §6.2 step 2 ignores its ACK when it may
     /// be the original's).
     pub retx: bool,
     /// Already found lost: not counted again.
     pub lost: bool,
+    /// Two entries merged when the log was full: its time is the later
+    /// one's, too late for an RTT sample.
+    pub merged: bool,
 }
 
 /// The transmissions still in flight, oldest first (a ring).
@@ -69,15 +78,16 @@ impl XmitLog {
         self.n = 0;
     }
 
-    /// Records `[start, end)` sent at `ms`. True when the log was full and
-    /// its two oldest entries were merged.
-    pub fn record(&mut self, start: SeqNumber, end: SeqNumber, ms: u32, retx: bool) -> bool {
+    /// Records `[start, end)` sent at `us`; a segment that continues the
+    /// last entry less than `granule` µs after it joins it. True when the
+    /// log was full and its two oldest entries were merged.
+    pub fn record(&mut self, start: SeqNumber, end: SeqNumber, us: u32, retx: bool, granule: u32) -> bool {
         if start >= end {
             return false;
         }
         if self.n > 0 {
             let last = self.get_mut(self.n as usize - 1);
-            if last.end == start && last.ms == ms && last.retx == retx && !last.lost {
+            if last.end == start && us.wrapping_sub(last.us) < granule.max(1) && last.retx == retx && !last.lost {
                 last.end = end;
                 return false;
             }
@@ -90,14 +100,39 @@ impl XmitLog {
             b.end = b.end.max(a.end);
             b.retx |= a.retx;
             b.lost &= a.lost;
+            b.merged = true;
             self.head = ((self.head as usize + 1) % XMIT_LOG) as u8;
             self.n -= 1;
             merged = true;
         }
         let k = self.idx(self.n as usize);
-        self.e[k] = Xmit { start, end, ms, retx, lost: false };
+        self.e[k] = Xmit { start, end, us, retx, lost: false, merged: false };
         self.n += 1;
         merged
+    }
+
+    /// An RTT sample in µs for an ACK moving SND.UNA from `old_una` to
+    /// `una` at `now_us`, from our own send times (RFC 6298 §3, as Linux's
+    /// `tcp_clean_rtx_queue`): the oldest transmission it newly
+    /// acknowledges. None when any of those bytes was retransmitted
+    /// (Karn), an entry was merged, or the log does not go back to
+    /// `old_una`.
+    pub fn rtt_sample_us(&self, old_una: SeqNumber, una: SeqNumber, now_us: u32) -> Option<u32> {
+        let mut oldest = None;
+        for i in 0..self.len() {
+            let x = self.get(i);
+            if x.end <= old_una {
+                continue;
+            }
+            if x.start >= una {
+                break;
+            }
+            if x.retx || x.merged || (oldest.is_none() && x.start > old_una) {
+                return None;
+            }
+            oldest.get_or_insert(x.us);
+        }
+        oldest.map(|t| now_us.wrapping_sub(t))
     }
 
     /// SND.UNA reached `una`: forgets the oldest entries it covers.
@@ -112,15 +147,15 @@ impl XmitLog {
 /// RACK's per-connection variables (RFC 8985 §6.1).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Rack {
-    /// RACK.xmit_ts and RACK.end_seq of the most recently sent segment
-    /// delivered so far; `valid` once there is one.
-    pub xmit_ms: u32,
+    /// RACK.xmit_ts (µs) and RACK.end_seq of the most recently sent
+    /// segment delivered so far; `valid` once there is one.
+    pub xmit_us: u32,
     pub end_seq: SeqNumber,
     pub valid: bool,
-    /// RACK.rtt, ms.
-    pub rtt_ms: u32,
-    /// The minimum RTT seen (ms; `u32::MAX` when none, see `min_rtt`).
-    pub min_rtt_ms: u32,
+    /// RACK.rtt, µs.
+    pub rtt_us: u32,
+    /// The minimum RTT seen, µs (meaningful with `have_min_rtt`).
+    pub min_rtt_us: u32,
     pub have_min_rtt: bool,
     /// RACK.fack: the highest end of a delivered segment.
     pub fack: SeqNumber,
@@ -142,16 +177,29 @@ pub fn sent_after(t1: u32, e1: SeqNumber, t2: u32, e2: SeqNumber) -> bool {
 }
 
 impl Rack {
+    /// The log's granule: a sixteenth of the minimum RTT (or of SRTT,
+    /// `srtt_us`, before a sample), from 1 µs to 1 ms; 1 ms with neither.
+    pub fn granule_us(&self, srtt_us: u32) -> u32 {
+        let base = if self.have_min_rtt {
+            self.min_rtt_us
+        } else if srtt_us > 0 {
+            srtt_us
+        } else {
+            16_000
+        };
+        (base / 16).clamp(1, 1000)
+    }
+
     /// RFC 8985 §6.2 step 2: a segment `[start, end)` of entry `x` was
-    /// delivered at `now_ms`.
-    pub fn on_delivered(&mut self, x: &Xmit, end: SeqNumber, now_ms: u32) {
-        let rtt = now_ms.wrapping_sub(x.ms);
-        if x.retx && (!self.have_min_rtt || rtt < self.min_rtt_ms) {
+    /// delivered at `now_us`.
+    pub fn on_delivered(&mut self, x: &Xmit, end: SeqNumber, now_us: u32) {
+        let rtt = now_us.wrapping_sub(x.us);
+        if x.retx && (!self.have_min_rtt || rtt < self.min_rtt_us) {
             // Possibly the original's ACK: no sample (Karn, RFC 8985 §6.2).
             return;
         }
-        if !x.retx && (!self.have_min_rtt || rtt < self.min_rtt_ms) {
-            self.min_rtt_ms = rtt;
+        if !x.retx && (!self.have_min_rtt || rtt < self.min_rtt_us) {
+            self.min_rtt_us = rtt;
             self.have_min_rtt = true;
         }
         // Step 3: delivered below a segment delivered before it, and not
@@ -160,9 +208,9 @@ impl Rack {
             self.reordering_seen = true;
         }
         self.fack = self.fack.max(end);
-        if !self.valid || sent_after(x.ms, end, self.xmit_ms, self.end_seq) {
-            self.rtt_ms = rtt;
-            self.xmit_ms = x.ms;
+        if !self.valid || sent_after(x.us, end, self.xmit_us, self.end_seq) {
+            self.rtt_us = rtt;
+            self.xmit_us = x.us;
             self.end_seq = end;
             self.valid = true;
         }
@@ -190,17 +238,16 @@ impl Rack {
         }
     }
 
-    /// RFC 8985 §6.2 step 4, RACK.reo_wnd in ms: 0 while no reordering was
+    /// RFC 8985 §6.2 step 4, RACK.reo_wnd in µs: 0 while no reordering was
     /// seen and DupThresh segments are SACKed or recovery is on, else
-    /// min(reo_wnd_mult * min_RTT / 4, SRTT), at least 1 ms (the clock's
-    /// resolution).
-    pub fn reo_wnd_ms(&self, in_recovery: bool, sacked_segs: u32, srtt_ms: u32) -> u32 {
+    /// min(reo_wnd_mult * min_RTT / 4, SRTT), at least 1 µs.
+    pub fn reo_wnd_us(&self, in_recovery: bool, sacked_segs: u32, srtt_us: u32) -> u32 {
         if !self.reordering_seen && (in_recovery || sacked_segs >= super::scoreboard::DUP_THRESH) {
             return 0;
         }
         let mult = self.reo_wnd_mult.max(1) as u32;
-        let min_rtt = if self.have_min_rtt { self.min_rtt_ms } else { srtt_ms };
-        mult.saturating_mul(min_rtt).div_ceil(4).min(srtt_ms.max(1)).max(1)
+        let min_rtt = if self.have_min_rtt { self.min_rtt_us } else { srtt_us };
+        mult.saturating_mul(min_rtt).div_ceil(4).min(srtt_us.max(1)).max(1)
     }
 }
 
@@ -213,30 +260,84 @@ mod tests {
     }
 
     #[test]
-    fn same_millisecond_segments_share_an_entry() {
+    fn segments_sent_within_a_granule_share_an_entry() {
         let mut log = XmitLog::default();
-        log.record(q(0), q(100), 5, false);
-        log.record(q(100), q(200), 5, false);
-        log.record(q(200), q(300), 6, false);
-        log.record(q(0), q(100), 6, true);
+        log.record(q(0), q(100), 5, false, 1);
+        log.record(q(100), q(200), 5, false, 1);
+        log.record(q(200), q(300), 6, false, 1);
+        log.record(q(0), q(100), 6, true, 1);
         assert_eq!(log.len(), 3);
         assert_eq!((log.get(0).start, log.get(0).end), (q(0), q(200)));
         log.advance(q(150));
         assert_eq!(log.len(), 3, "the oldest entry is still partly in flight");
         log.advance(q(200));
         assert_eq!(log.len(), 2);
+        // A granule of 10 µs: 3 µs later joins (keeping the first time),
+        // 10 µs after the entry began starts a new one.
+        let mut log = XmitLog::default();
+        log.record(q(0), q(100), 1000, false, 10);
+        log.record(q(100), q(200), 1003, false, 10);
+        log.record(q(200), q(300), 1010, false, 10);
+        assert_eq!(log.len(), 2);
+        assert_eq!((log.get(0).end, log.get(0).us, log.get(1).us), (q(200), 1000, 1010));
+    }
+
+    #[test]
+    fn rtt_samples_come_from_the_oldest_newly_acknowledged_transmission() {
+        let mut log = XmitLog::default();
+        log.record(q(0), q(100), 1000, false, 1);
+        log.record(q(100), q(200), 1010, false, 1);
+        log.record(q(200), q(300), 1020, true, 1);
+        assert_eq!(log.rtt_sample_us(q(0), q(100), 1050), Some(50));
+        assert_eq!(log.rtt_sample_us(q(50), q(200), 1050), Some(50), "the oldest acknowledged");
+        assert_eq!(log.rtt_sample_us(q(100), q(200), 1050), Some(40));
+        assert_eq!(log.rtt_sample_us(q(100), q(300), 1050), None, "a retransmission: Karn");
+        log.advance(q(100));
+        assert_eq!(log.rtt_sample_us(q(0), q(200), 1050), None, "not logged from the old SND.UNA");
+        let mut full = XmitLog::default();
+        for k in 0..=XMIT_LOG as u32 {
+            full.record(q(100 * k), q(100 * k + 100), k, false, 1);
+        }
+        assert_eq!(full.rtt_sample_us(q(0), q(100), 50), None, "merged: the time is the later entry's");
+        assert_eq!(full.rtt_sample_us(q(200), q(300), 50), Some(48));
+    }
+
+    #[test]
+    fn times_wrap() {
+        let mut log = XmitLog::default();
+        log.record(q(0), q(100), u32::MAX - 2, false, 10);
+        log.record(q(100), q(200), 3, false, 10);
+        assert_eq!(log.len(), 1, "6 µs apart across the wrap");
+        assert!(sent_after(3, q(200), u32::MAX - 2, q(100)));
+        let mut r = Rack::default();
+        r.on_delivered(&log.get(0), q(200), 40);
+        assert_eq!(r.rtt_us, 43);
+    }
+
+    #[test]
+    fn the_granule_is_a_sixteenth_of_the_minimum_rtt() {
+        let mut r = Rack::default();
+        assert_eq!(r.granule_us(0), 1000, "nothing known");
+        assert_eq!(r.granule_us(320), 20, "SRTT before a sample");
+        r.min_rtt_us = 40;
+        r.have_min_rtt = true;
+        assert_eq!(r.granule_us(320), 2);
+        r.min_rtt_us = 8;
+        assert_eq!(r.granule_us(320), 1);
+        r.min_rtt_us = 100_000;
+        assert_eq!(r.granule_us(320), 1000);
     }
 
     #[test]
     fn a_full_log_merges_its_oldest_entries_with_the_later_time() {
         let mut log = XmitLog::default();
         for k in 0..XMIT_LOG as u32 {
-            assert!(!log.record(q(100 * k), q(100 * k + 100), k, false));
+            assert!(!log.record(q(100 * k), q(100 * k + 100), k, false, 1));
         }
-        assert!(log.record(q(5000), q(5100), 99, false));
+        assert!(log.record(q(5000), q(5100), 99, false, 1));
         assert_eq!(log.len(), XMIT_LOG);
-        assert_eq!((log.get(0).start, log.get(0).end, log.get(0).ms), (q(0), q(200), 1));
-        assert_eq!(log.get(XMIT_LOG - 1).ms, 99);
+        assert_eq!((log.get(0).start, log.get(0).end, log.get(0).us), (q(0), q(200), 1));
+        assert_eq!(log.get(XMIT_LOG - 1).us, 99);
     }
 
     #[test]
@@ -249,22 +350,22 @@ mod tests {
 
     #[test]
     fn reo_wnd_follows_min_rtt_dsack_and_reordering() {
-        let mut r = Rack { min_rtt_ms: 40, have_min_rtt: true, ..Rack::default() };
-        assert_eq!(r.reo_wnd_ms(false, 1, 50), 10, "min_RTT / 4");
-        assert_eq!(r.reo_wnd_ms(false, 3, 50), 0, "DupThresh SACKed and no reordering seen");
-        assert_eq!(r.reo_wnd_ms(true, 1, 50), 0, "in recovery, no reordering seen");
+        let mut r = Rack { min_rtt_us: 40, have_min_rtt: true, ..Rack::default() };
+        assert_eq!(r.reo_wnd_us(false, 1, 50), 10, "min_RTT / 4");
+        assert_eq!(r.reo_wnd_us(false, 3, 50), 0, "DupThresh SACKed and no reordering seen");
+        assert_eq!(r.reo_wnd_us(true, 1, 50), 0, "in recovery, no reordering seen");
         r.reordering_seen = true;
-        assert_eq!(r.reo_wnd_ms(true, 3, 50), 10);
+        assert_eq!(r.reo_wnd_us(true, 3, 50), 10);
         r.on_dsack(q(0), q(1000));
-        assert_eq!(r.reo_wnd_ms(true, 3, 50), 20, "a D-SACK raises the multiplier");
+        assert_eq!(r.reo_wnd_us(true, 3, 50), 20, "a D-SACK raises the multiplier");
         r.on_dsack(q(10), q(1000));
-        assert_eq!(r.reo_wnd_ms(true, 3, 50), 20, "at most once per round trip");
+        assert_eq!(r.reo_wnd_us(true, 3, 50), 20, "at most once per round trip");
         r.on_dsack(q(1000), q(2000));
-        assert_eq!(r.reo_wnd_ms(true, 3, 50), 30);
-        assert_eq!(r.reo_wnd_ms(true, 3, 25), 25, "never above SRTT");
+        assert_eq!(r.reo_wnd_us(true, 3, 50), 30);
+        assert_eq!(r.reo_wnd_us(true, 3, 25), 25, "never above SRTT");
         for _ in 0..16 {
             r.on_recovery_end();
         }
-        assert_eq!(r.reo_wnd_ms(true, 3, 50), 10, "16 recoveries later it falls back");
+        assert_eq!(r.reo_wnd_us(true, 3, 50), 10, "16 recoveries later it falls back");
     }
 }

@@ -38,6 +38,12 @@ use crate::wire::{SeqNumber, MAX_SACK_BLOCKS};
 /// single segment in flight waits out.
 pub const WC_DEL_ACK_MS: u32 = 200;
 
+/// The millisecond tick (`rto_at`'s unit) at which `d_us` after `now` has
+/// passed: rounded up, so a timer never fires early.
+fn ms_after(now: Instant, d_us: u64) -> u64 {
+    (now.total_micros() + d_us).div_ceil(1000)
+}
+
 /// Which deadline `Tcb::rto_at` holds.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Timer {
@@ -168,6 +174,13 @@ impl SendState {
         self.sb.advance(una);
     }
 
+    /// Logs `[start, end)` sent at `now` for RACK; true when the log was
+    /// full (counted by the caller).
+    fn record_xmit(&mut self, start: SeqNumber, end: SeqNumber, now: Instant, retx: bool, srtt_us: u32) -> bool {
+        let granule = self.rack.granule_us(srtt_us);
+        self.log.record(start, end, now.total_micros() as u32, retx, granule)
+    }
+
     /// Every un-SACKed byte below this is lost: RFC 6675 IsLost, or RACK.
     fn lost_boundary(&self, una: SeqNumber, mss: u32) -> SeqNumber {
         self.sb.lost_boundary(una, mss).max(self.lost_end)
@@ -211,9 +224,9 @@ impl SendState {
 
     /// RFC 8985 §6.2 step 5, RACK_detect_loss: marks what was sent before
     /// RACK's most recent delivered segment and waited more than
-    /// RACK.rtt + reo_wnd. Returns (segments newly lost, ms until the
+    /// RACK.rtt + reo_wnd (µs). Returns (segments newly lost, µs until the
     /// next one would be: the reordering timer, 0 for none).
-    fn detect_loss(&mut self, una: SeqNumber, now_ms: u32, reo_wnd: u32, mss: u32) -> (u64, u32) {
+    fn detect_loss(&mut self, una: SeqNumber, now_us: u32, reo_wnd: u32, mss: u32) -> (u64, u32) {
         if !self.rack.valid {
             return (0, 0);
         }
@@ -224,9 +237,9 @@ impl SendState {
                 continue;
             }
             // The part of this entry sent before RACK's segment.
-            let cand_end = if x.ms == self.rack.xmit_ms {
+            let cand_end = if x.us == self.rack.xmit_us {
                 x.end.min(self.rack.end_seq)
-            } else if sent_after(self.rack.xmit_ms, self.rack.end_seq, x.ms, x.end) {
+            } else if sent_after(self.rack.xmit_us, self.rack.end_seq, x.us, x.end) {
                 x.end
             } else {
                 continue;
@@ -235,8 +248,8 @@ impl SendState {
             if cand_end <= start || self.unsacked(start, cand_end) == 0 {
                 continue;
             }
-            let waited = now_ms.wrapping_sub(x.ms) as i64;
-            let remaining = self.rack.rtt_ms as i64 + reo_wnd as i64 - waited;
+            let waited = now_us.wrapping_sub(x.us) as i64;
+            let remaining = self.rack.rtt_us as i64 + reo_wnd as i64 - waited;
             if remaining > 0 {
                 timeout = timeout.max(remaining as u32);
                 continue;
@@ -282,12 +295,12 @@ impl Tcb {
     /// F-RTO's steps, detects losses, enters or leaves recovery, applies
     /// PRR, and arms the timer `rto_at` should hold.
     pub(super) fn recovery_on_ack(&mut self, now: Instant, pool: &mut BufferPool, seg: &Seg, acked: u32, dupack: bool) {
-        let now_ms = now.total_millis() as u32;
+        let now_us = now.total_micros() as u32;
         let mss = self.mss as u32;
         let (una, max) = (self.snd_una, self.snd_max);
         let sack = self.has(flag::SACK);
         let (data_end, _) = self.data_end();
-        let srtt_ms = self.srtt_us.div_ceil(1000);
+        let srtt_us = self.srtt_us;
         let in_recovery = self.has(flag::RECOVERY);
         let Some((s, c)) = self.rs(pool) else { return };
         s.normalize(una, max);
@@ -313,7 +326,7 @@ impl Tcb {
                     }
                 }
                 if let Some(e) = end {
-                    s.rack.on_delivered(&x, e, now_ms);
+                    s.rack.on_delivered(&x, e, now_us);
                 }
             }
             if let Some((ds, de)) = u.dsack {
@@ -409,8 +422,8 @@ impl Tcb {
         let mut enter = false;
         if sack && !exit {
             let sacked_segs = (s.sb.sacked() as u32) / mss.max(1);
-            let reo = s.rack.reo_wnd_ms(in_recovery, sacked_segs, srtt_ms);
-            let (lost, t) = s.detect_loss(una, now_ms, reo, mss);
+            let reo = s.rack.reo_wnd_us(in_recovery, sacked_segs, srtt_us);
+            let (lost, t) = s.detect_loss(una, now_us, reo, mss);
             c.rack_lost_segments += lost;
             reo_timeout = t;
             enter = !in_recovery
@@ -513,31 +526,35 @@ impl Tcb {
 
     /// May a tail loss probe be scheduled now (RFC 8985 §7.2)? Only in the
     /// open state: not in recovery or after a timeout, no probe out, data
-    /// in flight, our FIN not sent, the window open.
+    /// (or our FIN) in flight, the window open. Closing does not end it, as
+    /// in Linux: a response written and closed at once (HTTP's
+    /// `Connection: close`) is in FIN-WAIT-1 for all of its flight, and
+    /// its tail is the one most worth probing.
     fn tlp_eligible(&self, s: &SendState) -> bool {
-        let (_, fin_sent) = self.data_end();
         self.has(flag::SACK)
-            && matches!(self.state, State::Established | State::CloseWait)
+            && matches!(
+                self.state,
+                State::Established | State::CloseWait | State::FinWait1 | State::Closing | State::LastAck
+            )
             && !self.has(flag::RECOVERY)
             && s.frto.step == 0
             && !s.frto.rto_recovery
             && !s.tlp.out
             && !s.tlp.owed
             && self.flight() > 0
-            && !fin_sent
             && self.snd_wnd > 0
             && self.retries == 0
     }
 
     /// RFC 8985 §7.2: PTO = 2 * SRTT, plus WCDelAckT when a single
-    /// segment is in flight; 1 s before any RTT sample.
-    pub fn pto_ms(&self) -> u32 {
+    /// segment is in flight; 1 s before any RTT sample. In µs.
+    pub fn pto_us(&self) -> u64 {
         if self.srtt_us == 0 {
-            return 1000;
+            return 1_000_000;
         }
-        let mut pto = 2 * self.srtt_us.div_ceil(1000);
+        let mut pto = 2 * self.srtt_us as u64;
         if self.flight() <= self.mss as u32 {
-            pto += WC_DEL_ACK_MS;
+            pto += WC_DEL_ACK_MS as u64 * 1000;
         }
         pto
     }
@@ -549,7 +566,7 @@ impl Tcb {
     fn recovery_timers(&mut self, now: Instant, pool: &mut BufferPool, reo_timeout: u32) {
         let now_ms = now.total_millis();
         let rto_ms = self.rto_ms as u64;
-        let pto = self.pto_ms() as u64;
+        let pto_at = ms_after(now, self.pto_us());
         let Some(slot) = pool.senders.get(self.snd_slot) else { return };
         let eligible = self.tlp_eligible(slot);
         let (dl, rto_at) = (self.rto_at, self.rto_at.ms(now_ms));
@@ -560,17 +577,26 @@ impl Tcb {
         }
         // The RTO deadline: `rto_at` unless an earlier timer holds it.
         let rto_deadline = if s.holds_early(dl) { now_ms + rto_ms } else { rto_at };
-        let (kind, at) = if reo_timeout > 0 && now_ms + (reo_timeout as u64) < rto_deadline {
-            (Timer::Rack, now_ms + reo_timeout as u64)
+        let reo_at = ms_after(now, reo_timeout as u64);
+        let (kind, at) = if reo_timeout > 0 && reo_at < rto_deadline {
+            (Timer::Rack, reo_at)
         } else if reo_timeout == 0 && eligible {
             // RFC 8985 §7.2: never later than the RTO would have fired.
-            (Timer::Tlp, (now_ms + pto).min(rto_deadline))
+            (Timer::Tlp, pto_at.min(rto_deadline))
         } else {
             (Timer::Rto, rto_deadline)
         };
         s.timer = kind;
         s.timer_at = at;
         self.rto_at = Deadline::at(at);
+    }
+
+    /// An RTT sample in µs from the sender's transmission log for an ACK
+    /// that moved SND.UNA up from `old_una` (see `XmitLog::rtt_sample_us`);
+    /// None without sender state.
+    pub(super) fn log_rtt_us(&self, pool: &BufferPool, old_una: SeqNumber, now: Instant) -> Option<u32> {
+        let s = pool.senders.get(self.snd_slot)?;
+        s.log.rtt_sample_us(old_una, self.snd_una, now.total_micros() as u32)
     }
 
     /// True when `rto_at` holds RACK's or TLP's timer (not an RTO).
@@ -600,10 +626,9 @@ impl Tcb {
             Timer::Rack | Timer::Rto => {
                 // RFC 8985 §6.3: the reordering timer runs loss detection.
                 let (una, mss, in_rec) = (self.snd_una, self.mss as u32, self.has(flag::RECOVERY));
-                let srtt_ms = self.srtt_us.div_ceil(1000);
                 let sacked_segs = (s.sb.sacked() as u32) / mss.max(1);
-                let reo = s.rack.reo_wnd_ms(in_rec, sacked_segs, srtt_ms);
-                let (lost, t) = s.detect_loss(una, now_ms as u32, reo, mss);
+                let reo = s.rack.reo_wnd_us(in_rec, sacked_segs, self.srtt_us);
+                let (lost, t) = s.detect_loss(una, now.total_micros() as u32, reo, mss);
                 let found = s.lost_end > una;
                 if let Some((_, c)) = self.rs(pool) {
                     c.rack_lost_segments += lost;
@@ -616,9 +641,10 @@ impl Tcb {
                 }
                 self.rto_at = Deadline::at(now_ms + self.rto_ms as u64);
                 if let Some((s, _)) = self.rs(pool) {
-                    if t > 0 && (t as u64) < self.rto_ms as u64 {
+                    let reo_at = ms_after(now, t as u64);
+                    if t > 0 && reo_at < now_ms + self.rto_ms as u64 {
                         s.timer = Timer::Rack;
-                        s.timer_at = now_ms + t as u64;
+                        s.timer_at = reo_at;
                         self.rto_at = Deadline::at(s.timer_at);
                     }
                 }
@@ -739,9 +765,9 @@ impl Tcb {
         if self.snd_slot == NIL || !self.state.is_synchronized() {
             return self.poll_output_inner(now, cfg, pool);
         }
-        let now_ms = now.total_millis() as u32;
+        let srtt_us = self.srtt_us;
         let (una, max, mss) = (self.snd_una, self.snd_max, self.mss as u32);
-        let (data_end, fin_sent) = self.data_end();
+        let (data_end, _) = self.data_end();
         let sack = self.has(flag::SACK);
         let in_rec = sack && self.has(flag::RECOVERY);
         let window_end = una + self.snd_wnd as usize;
@@ -757,15 +783,15 @@ impl Tcb {
             s.tlp.owed = false;
             if new_data {
                 probe_new = true;
-            } else if max > una && !fin_sent {
+            } else if max > una {
                 let seq = (max - mss as usize).max(una);
+                // Sequence space: our FIN, when sent, is its last number,
+                // and `resend` sets the flag for it.
                 let len = (max - seq) as u32;
-                // `len` is sequence space; the FIN is not in it (no probe
-                // is armed once the FIN is out).
                 s.tlp = Tlp { owed: false, out: true, retx: true, start: seq, end: max };
                 c.tlp_probes += 1;
                 s.handout = Some((seq, len, HAND_PROBE_RETX));
-                if s.log.record(seq, max, now_ms, true) {
+                if s.record_xmit(seq, max, now, true, srtt_us) {
                     c.rack_log_merged += 1;
                 }
                 return Some(self.resend(now, cfg, pool, seq, len));
@@ -815,10 +841,10 @@ impl Tcb {
         if len > 0 {
             let retx = o.seq < max;
             let eligible = pool.senders.get(self.snd_slot).is_some_and(|s| self.tlp_eligible(s));
-            let pto = self.pto_ms() as u64;
+            let pto_at = ms_after(now, self.pto_us());
             let (dl, rto_ms) = (self.rto_at, self.rto_ms as u64);
             let Some((s, c)) = self.rs(pool) else { return Some(o) };
-            if s.log.record(o.seq, o.seq + len as usize, now_ms, retx) {
+            if s.record_xmit(o.seq, o.seq + len as usize, now, retx, srtt_us) {
                 c.rack_log_merged += 1;
             }
             if !retx {
@@ -838,7 +864,7 @@ impl Tcb {
                     let now_ms = now.total_millis();
                     let rto_deadline = if s.holds_early(dl) { now_ms + rto_ms } else { dl.ms(now_ms) };
                     s.timer = Timer::Tlp;
-                    s.timer_at = (now_ms + pto).min(rto_deadline);
+                    s.timer_at = pto_at.min(rto_deadline);
                     self.rto_at = Deadline::at(s.timer_at);
                 }
             }
@@ -855,12 +881,13 @@ impl Tcb {
         seq: SeqNumber,
         len: u32,
     ) -> Outgoing {
+        let srtt_us = self.srtt_us;
         if let Some((s, c)) = self.rs(pool) {
             s.prr.sent(len);
             s.high_rxt = seq + len as usize;
             c.sack_retransmits += 1;
             s.handout = Some((seq, len, HAND_RETX));
-            if s.log.record(seq, seq + len as usize, now.total_millis() as u32, true) {
+            if s.record_xmit(seq, seq + len as usize, now, true, srtt_us) {
                 c.rack_log_merged += 1;
             }
         }

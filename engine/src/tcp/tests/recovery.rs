@@ -12,6 +12,7 @@ both_families!(
     rfc6675_the_hole_below_sacked_data_is_resent_first_and_once,
     rfc6675_two_holes_are_both_resent_each_once_lowest_first,
     rack_detects_a_loss_after_reo_wnd_without_three_dupacks,
+    rack_times_transmissions_in_microseconds,
     rack_reo_wnd_is_zero_once_dupthresh_segments_are_sacked,
     tlp_fires_at_two_srtt_and_resends_the_last_segment,
     tlp_probe_that_repairs_a_tail_loss_is_counted,
@@ -309,6 +310,38 @@ fn rack_detects_a_loss_after_reo_wnd_without_three_dupacks(f: Family) {
     assert_eq!(tcb(&h, c).dupacks, 1);
 }
 
+fn rack_times_transmissions_in_microseconds(f: Family) {
+    let mss = f.mss() as usize;
+    let seg_at = |nxt: SeqNumber, k: usize| (nxt + k * mss, nxt + (k + 1) * mss);
+    // At a 40 µs RTT (a LAN, the testbed's veth): two segments leave at
+    // t, two more at t + 20 µs. The second is SACKed at t + 40 µs
+    // (RACK.rtt = 40 µs, reo_wnd = min_RTT / 4 = 10 µs): the first waits.
+    // The third is SACKed at t + 60 µs: it left after the first, which has
+    // waited 60 µs > 50 µs, so the first is lost on this ACK, with two
+    // segments SACKed and no timer. On a millisecond clock all four left
+    // "at once", every RTT read 0, and the loss waited for the reordering
+    // timer at the next millisecond, 25 round trips later.
+    let (mut h, c, nxt) = sack_established_over(f);
+    let rtt = Duration::from_micros(40);
+    let (nxt, off) = warm_up(&mut h, c, nxt, rtt);
+    assert_eq!(data(&write(&mut h, c, off, 2 * mss), nxt).len(), 2);
+    h.advance(rtt / 2);
+    assert_eq!(data(&write(&mut h, c, off + 2 * mss, 2 * mss), nxt).len(), 2);
+    h.advance(rtt / 2);
+    let out = h.send(sack(nxt, &[seg_at(nxt, 1)]));
+    assert!(data(&out, nxt).is_empty(), "within reo_wnd: nothing yet");
+    h.advance(rtt / 2);
+    let out = h.send(sack(nxt, &[(seg_at(nxt, 1).0, seg_at(nxt, 2).1)]));
+    assert_eq!(data(&out, nxt).first(), Some(&(0, mss)), "the hole, on this ACK");
+    check_payloads(&out, nxt, off);
+    assert_eq!(h.ep.stats.rack_lost_segments, 1);
+    assert_eq!(h.ep.stats.rto_expiries, 0);
+    assert_eq!(tcb(&h, c).dupacks, 2, "short of DupThresh");
+    // SRTT comes from the send times too: the timestamps' millisecond
+    // would read this RTT as 0.
+    assert_eq!(tcb(&h, c).srtt_us, 40);
+}
+
 fn rack_reo_wnd_is_zero_once_dupthresh_segments_are_sacked(f: Family) {
     let mss = f.mss() as usize;
     let seg_at = |nxt: SeqNumber, k: usize| (nxt + k * mss, nxt + (k + 1) * mss);
@@ -356,6 +389,36 @@ fn tlp_fires_at_two_srtt_and_resends_the_last_segment(f: Family) {
     let s = &h.ep.stats;
     assert_eq!((s.rto_expiries, s.rto_repeated, s.rto_after_probe), (2, 1, 1));
     assert_eq!((s.rto_in_recovery, s.rto_without_sack, s.rto_other), (0, 0, 0));
+}
+
+#[test]
+fn tlp_probes_a_response_closed_at_once_fin_included() {
+    // A response written and closed at once (HTTP's `Connection: close`):
+    // the connection is in FIN-WAIT-1 for its whole flight. The tail is
+    // still probed at 2 * SRTT, and the probe is the last segment with
+    // the FIN, not an RTO later.
+    let (mut h, c, nxt) = sack_established();
+    let rtt = Duration::from_millis(20);
+    let (nxt, off) = warm_up(&mut h, c, nxt, rtt);
+    let data_out: Vec<u8> = (off..off + 5 * MSS).map(byte).collect();
+    assert_eq!(h.ep.write(c, &data_out).unwrap(), 5 * MSS);
+    h.ep.close(c).unwrap();
+    let out = h.flush();
+    assert_eq!(data(&out, nxt).len(), 5);
+    assert!(out.iter().any(|s| s.control & FIN != 0), "the FIN went with the data");
+    assert_eq!(tcb(&h, c).state, crate::tcp::State::FinWait1);
+    let (waited, out) = h.advance_until_output(Duration::from_secs(5));
+    assert_eq!(waited, 2 * rtt, "PTO = 2 * SRTT");
+    assert_eq!(out.len(), 1);
+    assert_eq!(data(&out, nxt), vec![(4 * MSS + 1, MSS - 1)], "the last MSS of sequence space");
+    assert!(out[0].control & FIN != 0, "with the FIN");
+    check_payloads(&out, nxt, off);
+    assert_eq!((h.ep.stats.tlp_probes, h.ep.stats.rto_expiries), (1, 0));
+    // The probe's ACK covers everything: FIN-WAIT-2, nothing resent.
+    let out = h.send(seg(ACK, CLIENT_ISN + 1, nxt + 5 * MSS + 1));
+    assert!(data(&out, nxt).is_empty());
+    assert_eq!(tcb(&h, c).state, crate::tcp::State::FinWait2);
+    assert_eq!(h.ep.stats.rto_expiries, 0);
 }
 
 #[test]
