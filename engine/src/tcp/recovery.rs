@@ -9,8 +9,8 @@
 //!   while recovery lasts; the congestion-control hooks (`cc/`) set
 //!   ssthresh at the congestion event and the window at its end;
 //! - RACK (RFC 8985 §6, `rack.rs`) detects losses by time, with the
-//!   reordering timer, and TLP (§7) sends a probe 2 * SRTT after the last
-//!   transmission when nothing comes back;
+//!   reordering timer, and TLP (§7) sends a probe 2 * SRTT (+ 2 ms, as
+//!   Linux) after the last transmission when nothing comes back;
 //! - F-RTO (RFC 5682 §2.1) tells a spurious retransmission timeout from a
 //!   real one and undoes the window reduction of a spurious one.
 //!
@@ -37,6 +37,12 @@ use crate::wire::{SeqNumber, MAX_SACK_BLOCKS};
 /// RFC 8985 §7.2 WCDelAckT: the worst-case delayed-ACK time a probe for a
 /// single segment in flight waits out.
 pub const WC_DEL_ACK_MS: u32 = 200;
+
+/// What the PTO adds to 2 * SRTT when more than one segment is in flight,
+/// µs: Linux's `TCP_TIMEOUT_MIN_US`. On a LAN or the testbed's veth 2 * SRTT
+/// is tens of µs, less than the peer's and our own scheduling take, and a
+/// probe sent that soon duplicates a segment whose ACK is on its way.
+pub const PTO_EXTRA_US: u64 = 2000;
 
 /// The millisecond tick (`rto_at`'s unit) at which `d_us` after `now` has
 /// passed: rounded up, so a timer never fires early.
@@ -547,7 +553,8 @@ impl Tcb {
     }
 
     /// RFC 8985 §7.2: PTO = 2 * SRTT, plus WCDelAckT when a single
-    /// segment is in flight; 1 s before any RTT sample. In µs.
+    /// segment is in flight, else plus `PTO_EXTRA_US` (as Linux); 1 s before
+    /// any RTT sample. In µs.
     pub fn pto_us(&self) -> u64 {
         if self.srtt_us == 0 {
             return 1_000_000;
@@ -555,6 +562,8 @@ impl Tcb {
         let mut pto = 2 * self.srtt_us as u64;
         if self.flight() <= self.mss as u32 {
             pto += WC_DEL_ACK_MS as u64 * 1000;
+        } else {
+            pto += PTO_EXTRA_US;
         }
         pto
     }

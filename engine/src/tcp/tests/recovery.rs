@@ -75,6 +75,11 @@ pub fn plain_established_over(f: Family) -> (Harness, Handle, SeqNumber) {
     (h, c, sa.seq + 1)
 }
 
+/// What the PTO adds to 2 * SRTT with more than one segment in flight.
+pub fn pto_extra() -> Duration {
+    Duration::from_micros(crate::tcp::recovery::PTO_EXTRA_US)
+}
+
 /// The client's ACK of `ack` with SACK blocks.
 pub fn sack(ack: SeqNumber, blocks: &[(SeqNumber, SeqNumber)]) -> S {
     let mut s = seg(ACK, CLIENT_ISN + 1, ack);
@@ -370,7 +375,7 @@ fn tlp_fires_at_two_srtt_and_resends_the_last_segment(f: Family) {
     let out = write(&mut h, c, off, 5 * mss);
     assert_eq!(data(&out, nxt).len(), 5);
     let (waited, out) = h.advance_until_output(Duration::from_secs(5));
-    assert_eq!(waited, 2 * rtt, "PTO = 2 * SRTT");
+    assert_eq!(waited, 2 * rtt + pto_extra(), "PTO = 2 * SRTT + 2 ms (Linux)");
     assert_eq!(data(&out, nxt), vec![(4 * mss, mss)], "the last segment");
     check_payloads(&out, nxt, off);
     assert_eq!(h.ep.stats.tlp_probes, 1);
@@ -408,7 +413,7 @@ fn tlp_probes_a_response_closed_at_once_fin_included() {
     assert!(out.iter().any(|s| s.control & FIN != 0), "the FIN went with the data");
     assert_eq!(tcb(&h, c).state, crate::tcp::State::FinWait1);
     let (waited, out) = h.advance_until_output(Duration::from_secs(5));
-    assert_eq!(waited, 2 * rtt, "PTO = 2 * SRTT");
+    assert_eq!(waited, 2 * rtt + pto_extra(), "PTO = 2 * SRTT + 2 ms (Linux)");
     assert_eq!(out.len(), 1);
     assert_eq!(data(&out, nxt), vec![(4 * MSS + 1, MSS - 1)], "the last MSS of sequence space");
     assert!(out[0].control & FIN != 0, "with the FIN");
