@@ -294,7 +294,7 @@ impl Tcb {
             if let (true, Some((_, tsecr))) = (self.has(flag::TS), seg.timestamp) {
                 let r = self.ts_val(now).wrapping_sub(tsecr);
                 if tsecr != 0 && r < 60_000 {
-                    self.rtt_sample(cfg, r * 1000);
+                    self.rtt_sample(cfg, r.max(1) * 1000);
                 }
             }
             self.reset_idle(now, cfg);
@@ -447,26 +447,28 @@ impl Tcb {
             // Linux prefers them to the echoed timestamp, whose millisecond
             // reads every RTT of a LAN as 0), else timestamps (RFC 7323
             // §4.1), else Karn's timed segment.
-            let logged = self.log_rtt_us(pool, snd_una_before, now);
-            match seg.timestamp {
-                _ if let Some(r) = logged => {
-                    self.rtt_sample(cfg, r);
-                    self.cc_on_rtt(now, pool, r);
-                }
-                Some((_, tsecr)) if self.has(flag::TS) && tsecr != 0 => {
-                    let r = self.ts_val(now).wrapping_sub(tsecr);
-                    if r < 60_000 {
-                        self.rtt_sample(cfg, r * 1000);
-                        self.cc_on_rtt(now, pool, r * 1000);
+            // A millisecond reading of 0 counts as 1 ms (Linux's
+            // tcp_rtt_tsopt_us): "under a millisecond", not "no time".
+            if let Some(r) = self.log_rtt_us(pool, snd_una_before, now) {
+                self.rtt_sample(cfg, r);
+                self.cc_on_rtt(now, pool, r);
+            } else {
+                match seg.timestamp {
+                    Some((_, tsecr)) if self.has(flag::TS) && tsecr != 0 => {
+                        let r = self.ts_val(now).wrapping_sub(tsecr);
+                        if r < 60_000 {
+                            self.rtt_sample(cfg, r.max(1) * 1000);
+                            self.cc_on_rtt(now, pool, r.max(1) * 1000);
+                        }
                     }
+                    _ if !self.has(flag::TS) && self.rtt_seq > self.snd_una - acked && seg.ack >= self.rtt_seq => {
+                        let r = (now.total_millis() as u32).wrapping_sub(self.rtt_start_ms).max(1);
+                        self.rtt_sample(cfg, r.saturating_mul(1000));
+                        self.cc_on_rtt(now, pool, r.saturating_mul(1000));
+                        self.rtt_seq = self.snd_una;
+                    }
+                    _ => {}
                 }
-                _ if !self.has(flag::TS) && self.rtt_seq > self.snd_una - acked && seg.ack >= self.rtt_seq => {
-                    let r = (now.total_millis() as u32).wrapping_sub(self.rtt_start_ms);
-                    self.rtt_sample(cfg, r.saturating_mul(1000));
-                    self.cc_on_rtt(now, pool, r.saturating_mul(1000));
-                    self.rtt_seq = self.snd_una;
-                }
-                _ => {}
             }
             if sack_recovery {
                 // Window growth and recovery's end: `recovery_on_ack`.
@@ -634,7 +636,7 @@ impl Tcb {
             if let (true, Some((_, tsecr))) = (self.has(flag::TS), seg.timestamp) {
                 let r = self.ts_val(now).wrapping_sub(tsecr);
                 if r < 60_000 {
-                    self.rtt_sample(cfg, r * 1000);
+                    self.rtt_sample(cfg, r.max(1) * 1000);
                 }
             }
             return Input { events: ev::ESTABLISHED, ..Input::default() };

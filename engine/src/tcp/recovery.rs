@@ -168,6 +168,11 @@ impl SendState {
     /// Pointers left from an earlier flight are brought into
     /// SND.UNA..SND.MAX (a fresh slot holds zeros).
     fn normalize(&mut self, una: SeqNumber, max: SeqNumber) {
+        if una == max {
+            // Nothing in flight: RACK's reference segment has nothing left
+            // to judge, and a stall may outlast its clock's 35 minutes.
+            self.rack.valid = false;
+        }
         if !(una <= self.high_rxt && self.high_rxt <= max) {
             self.high_rxt = una;
         }
@@ -560,7 +565,8 @@ impl Tcb {
             return 1_000_000;
         }
         let mut pto = 2 * self.srtt_us as u64;
-        if self.flight() <= self.mss as u32 {
+        let (_, fin_sent) = self.data_end();
+        if self.flight() - fin_sent as u32 <= self.mss as u32 {
             pto += WC_DEL_ACK_MS as u64 * 1000;
         } else {
             pto += PTO_EXTRA_US;
@@ -707,6 +713,10 @@ impl Tcb {
     /// retransmission or a probe resend, which SND.NXT does not cover).
     pub(super) fn recovery_unsend(&mut self, pool: &mut BufferPool, out: &Outgoing) -> bool {
         let Some((s, c)) = self.rs(pool) else { return false };
+        let sent = out.payload_len + (out.control & ctl::FIN != 0) as u32;
+        if sent > 0 {
+            s.log.unrecord(out.seq, out.seq + sent as usize);
+        }
         let Some((seq, len, kind)) = s.handout.take() else { return false };
         if seq != out.seq || len != out.payload_len + (out.control & ctl::FIN != 0) as u32 {
             return false;
@@ -776,7 +786,7 @@ impl Tcb {
         }
         let srtt_us = self.srtt_us;
         let (una, max, mss) = (self.snd_una, self.snd_max, self.mss as u32);
-        let (data_end, _) = self.data_end();
+        let (data_end, fin_sent) = self.data_end();
         let sack = self.has(flag::SACK);
         let in_rec = sack && self.has(flag::RECOVERY);
         let window_end = una + self.snd_wnd as usize;
@@ -793,9 +803,9 @@ impl Tcb {
             if new_data {
                 probe_new = true;
             } else if max > una {
-                let seq = (max - mss as usize).max(una);
-                // Sequence space: our FIN, when sent, is its last number,
-                // and `resend` sets the flag for it.
+                // The last MSS of data, and our FIN when it was sent (the
+                // last number of the sequence space; `resend` sets the flag).
+                let seq = (max - mss as usize - fin_sent as usize).max(una);
                 let len = (max - seq) as u32;
                 s.tlp = Tlp { owed: false, out: true, retx: true, start: seq, end: max };
                 c.tlp_probes += 1;
