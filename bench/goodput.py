@@ -113,7 +113,8 @@ FG_KEYS = ["segments_in", "segments_out", "retransmits", "rto_expiries", "rto_re
 # The AF_XDP socket's: frames the kernel dropped before the shard saw them.
 FG_LINK_KEYS = ["kernel_rx_ring_full", "kernel_rx_fill_empty", "kernel_rx_dropped", "rx_fill_short", "tx_ring_full",
                 "no_free_frame", "rx_frames", "tx_frames"]
-NSTAT_KEYS = ["TcpInSegs", "TcpOutSegs", "TcpRetransSegs", "TcpExtTCPTimeouts", "TcpExtTCPLossProbes",
+NSTAT_KEYS = ["TcpInSegs", "TcpOutSegs", "TcpRetransSegs", "TcpExtTCPTimeouts", "TcpExtTCPLossProbes", "TcpExtTCPFullUndo",
+              "TcpExtTCPPartialUndo", "TcpExtTCPLossUndo", "TcpExtTCPSACKReorder", "TcpExtTCPTSReorder",
               "TcpExtTCPFastRetrans", "TcpExtTCPSackRecovery", "TcpExtTCPOFOQueue", "TcpExtTCPOFODrop",
               "TcpExtTCPRcvQDrop", "TcpExtTCPSpuriousRTOs", "TcpExtTCPDSACKUndo", "TcpExtTCPLostRetransmit"]
 
