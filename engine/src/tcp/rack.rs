@@ -413,4 +413,79 @@ mod tests {
         }
         assert_eq!(r.reo_wnd_us(true, 3, 50), 10, "16 recoveries later it falls back");
     }
+
+    mod karn {
+        //! The log's RTT samples against a model that remembers every
+        //! transmission of every byte: a sample is never taken across a
+        //! retransmission (Karn), and it is never shorter than the true
+        //! RTT of the oldest byte acknowledged nor longer by a granule or
+        //! more.
+        use super::*;
+        use proptest::prelude::*;
+
+        #[derive(Clone, Debug)]
+        enum Op {
+            /// New data of this many bytes, this many µs after the last op.
+            Send(u32, u32),
+            /// Resend this many bytes from a fraction (of 256) of the flight.
+            Resend(u8, u32, u32),
+            /// Acknowledge a fraction (of 255) of what is in flight.
+            Ack(u8, u32),
+        }
+
+        fn op() -> impl Strategy<Value = Op> {
+            prop_oneof![
+                4 => (1u32..3000, 0u32..40).prop_map(|(n, dt)| Op::Send(n, dt)),
+                1 => (any::<u8>(), 1u32..1500, 0u32..40).prop_map(|(f, n, dt)| Op::Resend(f, n, dt)),
+                3 => (1u8..=255, 1u32..200).prop_map(|(f, dt)| Op::Ack(f, dt)),
+            ]
+        }
+
+        proptest! {
+            #[test]
+            fn samples_obey_karn_and_bound_the_true_rtt(
+                ops in proptest::collection::vec(op(), 1..200),
+                granule in 1u32..50,
+                base in any::<u32>(),
+            ) {
+                let mut log = XmitLog::default();
+                // Per byte offset: (first send time, resent since).
+                let mut sent: Vec<(u32, bool)> = Vec::new();
+                let (mut una, mut now) = (0usize, base);
+                for op in ops {
+                    match op {
+                        Op::Send(n, dt) => {
+                            now = now.wrapping_add(dt);
+                            let start = sent.len();
+                            sent.extend((0..n).map(|_| (now, false)));
+                            log.record(q(start as u32), q(sent.len() as u32), now, false, granule);
+                        }
+                        Op::Resend(f, n, dt) if sent.len() > una => {
+                            now = now.wrapping_add(dt);
+                            let start = una + (sent.len() - una) * f as usize / 256;
+                            let end = (start + n as usize).min(sent.len());
+                            for b in &mut sent[start..end] {
+                                b.1 = true;
+                            }
+                            log.record(q(start as u32), q(end as u32), now, true, granule);
+                        }
+                        Op::Ack(f, dt) if sent.len() > una => {
+                            now = now.wrapping_add(dt);
+                            let new_una = una + ((sent.len() - una) * f as usize).div_ceil(255).max(1);
+                            let new_una = new_una.min(sent.len());
+                            if let Some(r) = log.rtt_sample_us(q(una as u32), q(new_una as u32), now) {
+                                prop_assert!(sent[una..new_una].iter().all(|b| !b.1), "a sample across a resend");
+                                let truth = now.wrapping_sub(sent[una].0);
+                                prop_assert!(r >= truth, "short: {} < {}", r, truth);
+                                prop_assert!(r < truth + granule, "long: {} for {}", r, truth);
+                            }
+                            una = new_una;
+                            log.advance(q(una as u32));
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
 }
