@@ -331,9 +331,9 @@ mod tests {
     /// RACK times transmissions in microseconds (RFC 8985 §6.2, as Linux):
     /// at a 40 µs RTT (the testbed's veth) slow start overshoots a one-BDP
     /// queue (17 frames) by about a hundred segments, and recovery repairs
-    /// them all by ACK clock. With a millisecond clock every RACK comparison was a tie and
-    /// each loss waited for the next millisecond: this transfer took an RTO
-    /// and ran at 1.5 % of the link.
+    /// them all by ACK clock. With a millisecond clock every RACK comparison
+    /// was a tie and each loss waited for the next millisecond: this
+    /// transfer took an RTO and ran at 1.5 % of the link.
     fn queue_drops_at_a_sub_millisecond_rtt_are_recovered_without_a_timeout(fam: Family) {
         let rtt = Duration::from_micros(40);
         let f = Faults { delay: rtt / 2, bottleneck: Some(Bottleneck::bdp(5_000_000_000, rtt)), ..Faults::default() };

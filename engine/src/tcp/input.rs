@@ -292,9 +292,8 @@ impl Tcb {
             // (and the only one of a server that only receives, which
             // receive-window autotuning measures by, `window.rs`).
             if let (true, Some((_, tsecr))) = (self.has(flag::TS), seg.timestamp) {
-                let r = self.ts_val(now).wrapping_sub(tsecr);
-                if tsecr != 0 && r < 60_000 {
-                    self.rtt_sample(cfg, r.max(1) * 1000);
+                if let Some(r) = self.ts_rtt_us(now, tsecr).filter(|_| tsecr != 0) {
+                    self.rtt_sample(cfg, r);
                 }
             }
             self.reset_idle(now, cfg);
@@ -446,29 +445,22 @@ impl Tcb {
             // RTT: our own send times in µs when the sender logs them (as
             // Linux prefers them to the echoed timestamp, whose millisecond
             // reads every RTT of a LAN as 0), else timestamps (RFC 7323
-            // §4.1), else Karn's timed segment.
-            // A millisecond reading of 0 counts as 1 ms (Linux's
-            // tcp_rtt_tsopt_us): "under a millisecond", not "no time".
-            if let Some(r) = self.log_rtt_us(pool, snd_una_before, now) {
+            // §4.1), else Karn's timed segment; a millisecond reading of 0
+            // counts as 1 ms.
+            let karn_timed = !self.has(flag::TS) && self.rtt_seq > self.snd_una - acked && seg.ack >= self.rtt_seq;
+            let sample = self.log_rtt_us(pool, snd_una_before, now).or_else(|| match seg.timestamp {
+                Some((_, tsecr)) if self.has(flag::TS) && tsecr != 0 => self.ts_rtt_us(now, tsecr),
+                _ if karn_timed => {
+                    Some((now.total_millis() as u32).wrapping_sub(self.rtt_start_ms).max(1).saturating_mul(1000))
+                }
+                _ => None,
+            });
+            if karn_timed {
+                self.rtt_seq = self.snd_una;
+            }
+            if let Some(r) = sample {
                 self.rtt_sample(cfg, r);
                 self.cc_on_rtt(now, pool, r);
-            } else {
-                match seg.timestamp {
-                    Some((_, tsecr)) if self.has(flag::TS) && tsecr != 0 => {
-                        let r = self.ts_val(now).wrapping_sub(tsecr);
-                        if r < 60_000 {
-                            self.rtt_sample(cfg, r.max(1) * 1000);
-                            self.cc_on_rtt(now, pool, r.max(1) * 1000);
-                        }
-                    }
-                    _ if !self.has(flag::TS) && self.rtt_seq > self.snd_una - acked && seg.ack >= self.rtt_seq => {
-                        let r = (now.total_millis() as u32).wrapping_sub(self.rtt_start_ms).max(1);
-                        self.rtt_sample(cfg, r.saturating_mul(1000));
-                        self.cc_on_rtt(now, pool, r.saturating_mul(1000));
-                        self.rtt_seq = self.snd_una;
-                    }
-                    _ => {}
-                }
             }
             if sack_recovery {
                 // Window growth and recovery's end: `recovery_on_ack`.
@@ -634,9 +626,8 @@ impl Tcb {
             self.state = State::Established;
             self.reset_idle(now, cfg);
             if let (true, Some((_, tsecr))) = (self.has(flag::TS), seg.timestamp) {
-                let r = self.ts_val(now).wrapping_sub(tsecr);
-                if r < 60_000 {
-                    self.rtt_sample(cfg, r.max(1) * 1000);
+                if let Some(r) = self.ts_rtt_us(now, tsecr) {
+                    self.rtt_sample(cfg, r);
                 }
             }
             return Input { events: ev::ESTABLISHED, ..Input::default() };

@@ -581,7 +581,6 @@ impl Tcb {
     fn recovery_timers(&mut self, now: Instant, pool: &mut BufferPool, reo_timeout: u32) {
         let now_ms = now.total_millis();
         let rto_ms = self.rto_ms as u64;
-        let pto_at = ms_after(now, self.pto_us());
         let Some(slot) = pool.senders.get(self.snd_slot) else { return };
         let eligible = self.tlp_eligible(slot);
         let (dl, rto_at) = (self.rto_at, self.rto_at.ms(now_ms));
@@ -592,14 +591,13 @@ impl Tcb {
         }
         // The RTO deadline: `rto_at` unless an earlier timer holds it.
         let rto_deadline = if s.holds_early(dl) { now_ms + rto_ms } else { rto_at };
-        let reo_at = ms_after(now, reo_timeout as u64);
-        let (kind, at) = if reo_timeout > 0 && reo_at < rto_deadline {
-            (Timer::Rack, reo_at)
-        } else if reo_timeout == 0 && eligible {
+        // Each ACK comes here: the µs → ms rounding only for the timer armed.
+        let reo_at = (reo_timeout > 0).then(|| ms_after(now, reo_timeout as u64));
+        let (kind, at) = match reo_at {
+            Some(at) if at < rto_deadline => (Timer::Rack, at),
             // RFC 8985 §7.2: never later than the RTO would have fired.
-            (Timer::Tlp, pto_at.min(rto_deadline))
-        } else {
-            (Timer::Rto, rto_deadline)
+            None if eligible => (Timer::Tlp, ms_after(now, self.pto_us()).min(rto_deadline)),
+            _ => (Timer::Rto, rto_deadline),
         };
         s.timer = kind;
         s.timer_at = at;
@@ -860,7 +858,6 @@ impl Tcb {
         if len > 0 {
             let retx = o.seq < max;
             let eligible = pool.senders.get(self.snd_slot).is_some_and(|s| self.tlp_eligible(s));
-            let pto_at = ms_after(now, self.pto_us());
             let (dl, rto_ms) = (self.rto_at, self.rto_ms as u64);
             let Some((s, c)) = self.rs(pool) else { return Some(o) };
             if s.record_xmit(o.seq, o.seq + len as usize, now, retx, srtt_us) {
@@ -883,7 +880,7 @@ impl Tcb {
                     let now_ms = now.total_millis();
                     let rto_deadline = if s.holds_early(dl) { now_ms + rto_ms } else { dl.ms(now_ms) };
                     s.timer = Timer::Tlp;
-                    s.timer_at = pto_at.min(rto_deadline);
+                    s.timer_at = ms_after(now, self.pto_us()).min(rto_deadline);
                     self.rto_at = Deadline::at(s.timer_at);
                 }
             }

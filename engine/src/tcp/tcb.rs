@@ -305,6 +305,15 @@ impl Tcb {
         (now.total_millis() as u32).wrapping_add(self.ts_offset)
     }
 
+    /// An RTT sample in µs from an echoed timestamp (RFC 7323 §4.1); None
+    /// when it is a minute old or more (not an echo of ours). A reading of
+    /// 0 ms counts as 1 ms, as Linux's `tcp_rtt_tsopt_us`: "under a
+    /// millisecond", not "no time".
+    pub fn ts_rtt_us(&self, now: Instant, tsecr: u32) -> Option<u32> {
+        let r = self.ts_val(now).wrapping_sub(tsecr);
+        (r < 60_000).then(|| r.max(1) * 1000)
+    }
+
     /// Sequence number our FIN occupies, when one is queued.
     pub fn fin_seq(&self) -> SeqNumber {
         self.snd_una + self.tx.len()
