@@ -9,7 +9,8 @@ clients in the fgb-cli namespace (the benchmark's own testbed, FG_TESTBED_NS=fgb
 so a demo left running by deploy/run-testbed.sh in fg-srv/fg-cli is untouched):
 
   - CPS: wrk with `Connection: close`, and floodgate-load cps
-  - keep-alive RPS: wrk, and floodgate-load rps
+  - keep-alive RPS: wrk, and floodgate-load rps with 64 and with 256
+    connections
   - SYN-ACKs per second under floodgate-load synflood: floodgate (by
     default: its XDP program answers with the engine's cookies once the flood
     spends a shard's half-open budget; and with --xdp-syn-cookies off, every
@@ -227,7 +228,7 @@ def run_load(mode, port, seconds, extra=""):
 
 
 REFLECTORS = ["xdp-tx", "af-xdp"]
-LOADS = ["cps-wrk", "cps", "rps-wrk", "rps", "synflood"]
+LOADS = ["cps-wrk", "cps", "rps-wrk", "rps", "rps-256", "synflood"]
 RX_MODES = {
     "own": "Receive work on the receiver's core (`--rx-mode own`): RPS steers the kernel stack's receive to "
            "its own core; veth's NAPI, where XDP and AF_XDP receive run, is threaded and pinned there.",
@@ -419,6 +420,10 @@ def main():
         ("CPS, floodgate-load cps", lambda s: run_load("cps", s.port, a.seconds, "--concurrency 256"), True),
         ("keep-alive RPS, wrk", lambda s: run_wrk(s.port, a.seconds, 64, False), False),
         ("keep-alive RPS, floodgate-load rps", lambda s: run_load("rps", s.port, a.seconds, "--concurrency 64"), False),
+        # At 64 connections floodgate's core idles (its client's core is
+        # the busy one); more requests in flight fill each turn's batch.
+        ("keep-alive RPS, floodgate-load rps 256 connections",
+         lambda s: run_load("rps", s.port, a.seconds, "--concurrency 256"), False),
         ("SYN-ACK/s, floodgate-load synflood",
          lambda s: run_load("synflood", s.port, a.seconds, synflood_queues(s, a.rx_mode)), True),
     ]

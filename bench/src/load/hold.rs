@@ -26,140 +26,12 @@
 //! a response reader of 12 bytes ([`Compact`]): 4 M held connections cost
 //! 112 MB here beside the engine's own tables.
 
+use super::response::Compact;
 use floodgate::app::App;
 use floodgate::table::Handle;
 use floodgate::tcp::{CloseReason, Endpoint, Event};
 use floodgate::time::{Duration, Instant};
 use std::net::{IpAddr, SocketAddr};
-
-/// A streaming HTTP/1.1 response reader in 12 bytes (no header buffer):
-/// the status must be 2xx and a `Content-Length` must be present (the first
-/// one counts); the header block ends at CRLF CRLF and may be 1,024 bytes
-/// at most. Same verdicts as [`super::response::ResponseParser`] on the
-/// responses a server sends.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Compact {
-    /// The Content-Length as it is read, then the body bytes still expected.
-    body_left: u32,
-    header_len: u16,
-    /// Position in the current header line (saturating: only the first 16 matter).
-    line_pos: u8,
-    /// Progress through "\r\n\r\n".
-    crlf: u8,
-    flags: u8,
-}
-
-const IN_BODY: u8 = 1;
-const HAVE_CL: u8 = 2;
-/// The current line still matches "content-length:" (or is past it, being read).
-const LINE_CL: u8 = 4;
-const CL_DIGITS: u8 = 8;
-/// Whitespace after the digits: only more whitespace may follow.
-const CL_END: u8 = 16;
-const PAST_FIRST_LINE: u8 = 32;
-
-const MAX_HEADER: u16 = 1024;
-const CL_NAME: &[u8; 15] = b"content-length:";
-
-impl Compact {
-    /// Feeds bytes; returns how many it used and whether a whole response
-    /// is in. `Err` for anything but a 2xx with a Content-Length.
-    pub(crate) fn feed(&mut self, data: &[u8]) -> Result<(usize, bool), ()> {
-        let mut used = 0;
-        if self.flags & IN_BODY == 0 {
-            for &b in data {
-                if self.header_len == MAX_HEADER {
-                    return Err(());
-                }
-                self.header_len += 1;
-                used += 1;
-                self.header_byte(b)?;
-                self.crlf = match (self.crlf, b) {
-                    (0 | 2, b'\r') => self.crlf + 1,
-                    (1 | 3, b'\n') => self.crlf + 1,
-                    (_, b'\r') => 1,
-                    _ => 0,
-                };
-                if self.crlf == 4 {
-                    if self.flags & HAVE_CL == 0 {
-                        return Err(());
-                    }
-                    self.flags |= IN_BODY;
-                    break;
-                }
-            }
-        }
-        if self.flags & IN_BODY != 0 {
-            let take = (data.len() - used).min(self.body_left as usize);
-            used += take;
-            self.body_left -= take as u32;
-            return Ok((used, self.body_left == 0));
-        }
-        Ok((used, false))
-    }
-
-    fn header_byte(&mut self, b: u8) -> Result<(), ()> {
-        let p = self.line_pos as usize;
-        if b == b'\n' {
-            if self.flags & PAST_FIRST_LINE == 0 && p < 10 {
-                return Err(());
-            }
-            self.end_cl_line()?;
-            self.flags |= PAST_FIRST_LINE | LINE_CL;
-            self.flags &= !(CL_DIGITS | CL_END);
-            self.line_pos = 0;
-            return Ok(());
-        }
-        self.line_pos = self.line_pos.saturating_add(1);
-        if self.flags & PAST_FIRST_LINE == 0 {
-            const START: &[u8; 7] = b"HTTP/1.";
-            if (p < 7 && b != START[p]) || (p == 9 && b != b'2') {
-                return Err(());
-            }
-            return Ok(());
-        }
-        if self.flags & LINE_CL == 0 || self.flags & HAVE_CL != 0 {
-            return Ok(());
-        }
-        if p < 15 {
-            if b.to_ascii_lowercase() != CL_NAME[p] {
-                self.flags &= !LINE_CL;
-            }
-            return Ok(());
-        }
-        match b {
-            b' ' | b'\t' | b'\r' => {
-                if self.flags & CL_DIGITS != 0 {
-                    self.flags |= CL_END;
-                }
-            }
-            b'0'..=b'9' if self.flags & CL_END == 0 => {
-                self.body_left =
-                    self.body_left.checked_mul(10).and_then(|v| v.checked_add((b - b'0') as u32)).ok_or(())?;
-                self.flags |= CL_DIGITS;
-            }
-            _ => return Err(()),
-        }
-        Ok(())
-    }
-
-    /// At the end of a line that was a Content-Length field: it needs digits.
-    fn end_cl_line(&mut self) -> Result<(), ()> {
-        if self.flags & PAST_FIRST_LINE == 0 || self.flags & LINE_CL == 0 || self.flags & HAVE_CL != 0 {
-            return Ok(());
-        }
-        let p = self.line_pos;
-        // "content-length:" followed by nothing but a CR is not a field value.
-        if p < 16 || (p == 16 && self.flags & CL_DIGITS == 0) {
-            return Ok(());
-        }
-        if self.flags & CL_DIGITS == 0 {
-            return Err(());
-        }
-        self.flags |= HAVE_CL;
-        Ok(())
-    }
-}
 
 /// Where a connection is in its life; each holds at most one request.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -672,56 +544,7 @@ pub fn find_process(name: &str) -> Option<u32> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::response::ResponseParser;
     use super::*;
-
-    const RESP: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\ncontent-length: 13\r\n\r\nHello, World!";
-
-    /// What a reader says of a whole input: bytes used and done, or bad.
-    type Verdict = Result<(usize, bool), ()>;
-
-    fn both(input: &[u8]) -> (Verdict, Verdict) {
-        (Compact::default().feed(input), ResponseParser::default().feed(input))
-    }
-
-    #[test]
-    fn compact_reader_agrees_with_the_buffered_one() {
-        let cases: &[&[u8]] = &[
-            RESP,
-            b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n",
-            b"HTTP/1.0 200 OK\r\nCONTENT-LENGTH:   7  \r\n\r\nabcdefgXYZ",
-            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 9\r\n\r\n12345",
-            b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n",
-            b"HTTP/1.1 200 OK\r\n\r\n",
-            b"HTTP/1.1 200 OK\r\nContent-Length: 1x\r\n\r\n",
-            b"HTTP/1.1 200 OK\r\nContent-Length: 1 2\r\n\r\n",
-            b"HTTP/2 200\r\n\r\n",
-            b"HTTP/1.1 20",
-            b"HTTP/1.1 200 OK\r\nX-Content-Length: 3\r\nContent-Length: 2\r\n\r\nab",
-        ];
-        for c in cases {
-            let (a, b) = both(c);
-            assert_eq!(a, b, "{:?}", String::from_utf8_lossy(c));
-        }
-        let big = [b"HTTP/1.1 200 OK\r\nX: ".as_slice(), &[b'a'; 2000]].concat();
-        assert_eq!(both(&big).0, Err(()));
-    }
-
-    #[test]
-    fn compact_reader_split_at_every_byte_and_pipelined() {
-        for cut in 1..RESP.len() {
-            let mut p = Compact::default();
-            let (a, done) = p.feed(&RESP[..cut]).unwrap();
-            assert_eq!((a, done), (cut, false));
-            assert_eq!(p.feed(&RESP[cut..]), Ok((RESP.len() - cut, true)), "cut {cut}");
-        }
-        let two = [RESP, RESP].concat();
-        assert_eq!(Compact::default().feed(&two), Ok((RESP.len(), true)));
-        let mut p = Compact::default();
-        for (k, b) in RESP.iter().enumerate() {
-            assert_eq!(p.feed(std::slice::from_ref(b)), Ok((1, k == RESP.len() - 1)));
-        }
-    }
 
     #[test]
     fn resident_memory_of_this_process() {
@@ -746,7 +569,6 @@ mod tests {
 
     #[test]
     fn per_connection_state_is_small() {
-        assert_eq!(std::mem::size_of::<Compact>(), 12);
         assert_eq!(std::mem::size_of::<Slot>(), 28);
     }
 }

@@ -31,7 +31,7 @@ use floodgate::table::Handle;
 use floodgate::tcp::{CloseReason, Endpoint, Event, State};
 use floodgate::time::{Duration, Instant};
 use hdrhistogram::Histogram;
-use response::ResponseParser;
+use response::Compact;
 use std::net::{IpAddr, SocketAddr};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -105,7 +105,7 @@ struct Conn {
     handle: Option<Handle>,
     started: Instant,
     request_at: Instant,
-    parser: ResponseParser,
+    parser: Compact,
     /// Echo: bytes sent, checked, messages done.
     sent: usize,
     checked: usize,
@@ -241,7 +241,7 @@ impl LoadApp {
             match ep.connect(now, local, self.cfg.target, self.cfg.next_hop) {
                 Ok(h) => {
                     self.conns[h.index() as usize] =
-                        Conn { handle: Some(h), started: now, parser: ResponseParser::default(), ..Conn::default() };
+                        Conn { handle: Some(h), started: now, parser: Compact::default(), ..Conn::default() };
                     self.totals.connects_started += 1;
                     self.totals.in_flight += 1;
                     opened += 1;
@@ -265,7 +265,7 @@ impl LoadApp {
             self.totals.requests += 1;
             if let Some(c) = self.conn(h) {
                 c.request_at = now;
-                c.parser = ResponseParser::default();
+                c.parser = Compact::default();
             }
         } else {
             self.totals.bad_responses += 1;
