@@ -133,7 +133,8 @@ pub struct Wheel {
     /// The tick the wheel has advanced to. Every timer filed in a slot has a
     /// deadline after it.
     elapsed: u64,
-    /// The slot whose timers `poll` is handing out (`NIL` if none). Its bit in
+    /// The level-0 slot whose timers `poll` is handing out (`NIL` if none;
+    /// a coarser slot is re-filed whole when it comes due). Its bit in
     /// `occupied` is already clear; nothing is ever filed into it, since it is
     /// the slot `elapsed` is in. Every deadline in it is >= `elapsed`.
     draining: u32,
@@ -281,8 +282,14 @@ impl Wheel {
             match self.next_slot() {
                 Some((list, start)) if start <= now => {
                     self.occupied[list as usize / SLOTS] &= !(1 << (list as usize % SLOTS));
-                    self.draining = list;
                     self.elapsed = start;
+                    if list as usize >= SLOTS {
+                        // A coarser slot: re-file all of it now, relative to
+                        // its start (those due at it go to the overdue list).
+                        self.cascade(list as usize);
+                    } else {
+                        self.draining = list;
+                    }
                 }
                 _ => {
                     self.elapsed = self.elapsed.max(now);
@@ -319,6 +326,46 @@ impl Wheel {
             let list = self.list_for(when);
             self.link(id, list, when);
             None
+        }
+    }
+
+    /// Re-files every timer of list `l` (a slot at level 1 or above that has
+    /// just come due, its occupied bit already clear) relative to `elapsed`,
+    /// in one pass over its blocks: while one block's timers are re-filed,
+    /// the nodes of the next block's are already loading.
+    fn cascade(&mut self, l: usize) {
+        let mut cur = self.tails[l];
+        let mut fill = self.fills[l] as usize;
+        self.tails[l] = NIL;
+        self.fills[l] = 0;
+        if cur == NIL {
+            return;
+        }
+        for &id in &self.blocks[cur as usize].ids[..fill] {
+            self.prefetch(id);
+        }
+        while cur != NIL {
+            let block = self.blocks[cur as usize];
+            if block.prev != NIL {
+                let next = &self.blocks[block.prev as usize];
+                for &id in &next.ids {
+                    self.prefetch(id);
+                }
+                if next.prev != NIL {
+                    crate::table::prefetch_hint(&self.blocks[next.prev as usize] as *const Block as *const u8);
+                }
+            }
+            // Freed first: the re-filing below may take it for another list,
+            // and its ids are in `block`.
+            self.blocks[cur as usize].prev = self.free;
+            self.free = cur;
+            for &id in &block.ids[..fill] {
+                let when = self.nodes[id as usize].deadline;
+                let list = self.list_for(when);
+                self.link(id, list, when);
+            }
+            cur = block.prev;
+            fill = BLOCK_IDS;
         }
     }
 
