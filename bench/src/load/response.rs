@@ -58,6 +58,9 @@ const PAST_FIRST_LINE: u8 = 32;
 
 const MAX_HEADER: u16 = 1024;
 const CL_NAME: &[u8; 15] = b"content-length:";
+/// Where the first line's status code ends ("HTTP/1.x 2xx"): no byte after
+/// it matters but the line end.
+const STATUS_END: u8 = 10;
 
 impl Compact {
     /// Feeds bytes; returns how many it used and whether a whole response
@@ -120,9 +123,9 @@ impl Compact {
     fn quiet_run(&self, rest: &[u8]) -> usize {
         let to_line_end = || rest.iter().position(|&c| c == b'\r' || c == b'\n').unwrap_or(rest.len());
         if self.flags & PAST_FIRST_LINE == 0 {
-            return if self.line_pos >= 10 { to_line_end() } else { 0 };
+            return if self.line_pos >= STATUS_END { to_line_end() } else { 0 };
         }
-        if self.flags & LINE_CL == 0 || self.flags & HAVE_CL != 0 {
+        if !self.reading_cl() {
             return to_line_end();
         }
         let p = self.line_pos as usize;
@@ -132,10 +135,16 @@ impl Compact {
         rest.iter().zip(&CL_NAME[p..]).take_while(|&(&b, &n)| b.to_ascii_lowercase() == n).count()
     }
 
+    /// The current header line is (so far) the first `Content-Length`.
+    #[inline]
+    fn reading_cl(&self) -> bool {
+        self.flags & LINE_CL != 0 && self.flags & HAVE_CL == 0
+    }
+
     fn header_byte(&mut self, b: u8) -> Result<(), ()> {
         let p = self.line_pos as usize;
         if b == b'\n' {
-            if self.flags & PAST_FIRST_LINE == 0 && p < 10 {
+            if self.flags & PAST_FIRST_LINE == 0 && p < STATUS_END as usize {
                 return Err(());
             }
             self.end_cl_line()?;
@@ -152,10 +161,10 @@ impl Compact {
             }
             return Ok(());
         }
-        if self.flags & LINE_CL == 0 || self.flags & HAVE_CL != 0 {
+        if !self.reading_cl() {
             return Ok(());
         }
-        if p < 15 {
+        if p < CL_NAME.len() {
             if b.to_ascii_lowercase() != CL_NAME[p] {
                 self.flags &= !LINE_CL;
             }
@@ -179,7 +188,7 @@ impl Compact {
 
     /// At the end of a line that was a Content-Length field: it needs digits.
     fn end_cl_line(&mut self) -> Result<(), ()> {
-        if self.flags & PAST_FIRST_LINE == 0 || self.flags & LINE_CL == 0 || self.flags & HAVE_CL != 0 {
+        if self.flags & PAST_FIRST_LINE == 0 || !self.reading_cl() {
             return Ok(());
         }
         let p = self.line_pos;

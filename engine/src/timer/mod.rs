@@ -51,8 +51,8 @@
 //! lower level (or in the overdue list, to fire at once, if its deadline is
 //! that very tick). The whole slot is re-filed in one pass, block by block,
 //! the nodes of the next block's timers loading while one block's are
-//! re-filed (at 10 M pending, expiry 48 -> 39-42 ns a timer on an AMD EPYC
-//! VM, against taking them one `poll` at a time). Level 0 slots are
+//! re-filed (at 10 M pending, expiry 43-48 -> 34-42 ns a timer on an AMD
+//! EPYC VM, against taking them one `poll` at a time). Level 0 slots are
 //! one tick wide, so a timer is filed in a level-0 slot exactly at its deadline
 //! before it fires. Hence, at every level:
 //!
