@@ -623,6 +623,8 @@ fn echo_with_proxy_v2_carries_the_client_address() {
     let mut args = args.to_vec();
     args.extend_from_slice(&["--connections", &n, "--concurrency", &c, "--sources", "198.18.0.10-73"]);
     args.extend_from_slice(&["--timeout", "30", "--total-timeout", "100", "--seed", "12"]);
+    let sockets = dir.join("client-sockets.txt");
+    args.extend_from_slice(&["--record", sockets.to_str().unwrap()]);
     let t0 = Instant::now();
     let (ok, out) = sh(&mut in_ns(CLI_NS, &args));
     eprintln!("echo client through the proxy ({:?}): {out}", t0.elapsed());
@@ -636,15 +638,30 @@ fn echo_with_proxy_v2_carries_the_client_address() {
     let lines = std::fs::read_to_string(&log).unwrap();
     let recs: Vec<Vec<&str>> = lines.lines().map(|l| l.split(' ').collect()).collect();
     assert_eq!(recs.len() as u32, N + 1, "one record per connection");
-    let mut distinct = std::collections::HashSet::new();
+    let mut seen: Vec<(&str, &str)> = Vec::with_capacity(N as usize);
     for r in &recs[1..] {
         assert_eq!(r[0], "ok", "bad PROXY header: {r:?}");
         let last: u32 = r[1].strip_prefix("198.18.0.").and_then(|x| x.parse().ok()).unwrap_or(0);
         assert!((10..=73).contains(&last), "client address from the client's range: {r:?}");
         assert_eq!((r[3], r[4], r[5]), (VIP, "7", VIP), "{r:?}");
-        distinct.insert((r[1], r[2]));
+        seen.push((r[1], r[2]));
     }
-    assert_eq!(distinct.len() as u32, N, "every connection's own client address and port");
+    // Each connection's own address and port, compared as multisets: the
+    // client's kernel may give a port again once a connection the server
+    // closed is gone (no TIME-WAIT on that side), so a pair can repeat.
+    let sockets = std::fs::read_to_string(&sockets).unwrap();
+    let mut sent: Vec<(&str, &str)> = sockets.lines().filter_map(|l| l.split_once(' ')).collect();
+    assert_eq!(sent.len() as u32, N, "the client recorded every connection");
+    seen.sort_unstable();
+    sent.sort_unstable();
+    let repeats = sent.windows(2).filter(|w| w[0] == w[1]).count();
+    eprintln!("client address and port pairs the client's kernel gave twice: {repeats}");
+    let differ = seen.iter().zip(&sent).position(|(a, b)| a != b);
+    assert!(
+        differ.is_none(),
+        "every connection's own client address and port: first difference {:?}",
+        differ.map(|i| (seen[i], sent[i]))
+    );
 
     let m = wait_metrics("every pair ended", Duration::from_secs(20), |m| {
         metric(m, "floodgate_proxy_pairs_ended_total") == u64::from(N) + 1

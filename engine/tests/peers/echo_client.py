@@ -20,6 +20,9 @@ connections, concurrency and time. Prints one line:
   ok=N failed=M bytes=B elapsed=S client_first=C server_last=D
 
 and the first few failures on stderr. Exit status 0 iff failed == 0.
+With --record FILE, also writes each connection's local address and port
+("ADDR PORT", one line per connection that connected, in the order they
+connected), so a test can compare them with what a backend saw.
 """
 
 import argparse
@@ -67,6 +70,7 @@ def main():
     ap.add_argument("--total-timeout", type=float, default=600.0)
     ap.add_argument("--max-payload", type=int, default=32768)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--record", help="write each connected socket's 'ADDR PORT' here")
     a = ap.parse_args()
 
     sources = parse_sources(a.sources)
@@ -79,6 +83,7 @@ def main():
     live = {}
     ok = failed = total_bytes = client_first = server_last = 0
     failures = []
+    locals_seen = []
 
     def fail(c, why):
         nonlocal failed
@@ -128,6 +133,8 @@ def main():
                     fail(c, "connect: %s" % errno.errorcode.get(err, err))
                     continue
                 c.phase = "data"
+                if a.record:
+                    locals_seen.append("%s %d" % s.getsockname()[:2])
                 sel.modify(s, selectors.EVENT_READ | selectors.EVENT_WRITE, c)
                 ev = selectors.EVENT_WRITE
             if ev & selectors.EVENT_WRITE and c.sent < len(c.payload):
@@ -191,6 +198,9 @@ def main():
           % (ok, failed, total_bytes, elapsed, client_first, server_last))
     for f in failures:
         print(f, file=sys.stderr)
+    if a.record:
+        with open(a.record, "w") as out:
+            out.write("".join(line + "\n" for line in locals_seen))
     sys.exit(0 if failed == 0 else 1)
 
 

@@ -101,7 +101,8 @@ impl Proc {
 impl Drop for Proc {
     fn drop(&mut self) {
         self.stop();
-        if std::thread::panicking() {
+        // FG_TEST_LOGS=1 prints the log of a passing test's processes too.
+        if std::thread::panicking() || std::env::var_os("FG_TEST_LOGS").is_some() {
             eprintln!("process log:\n{}", self.log());
         }
     }
