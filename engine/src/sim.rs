@@ -258,6 +258,7 @@ mod tests {
         a_ce_marking_bottleneck_holds_the_queue_without_loss,
         burst_loss_is_recovered,
         looking_at_bursts_ahead_changes_nothing,
+        an_echo_under_loss_both_ways_keeps_every_frame_within_the_mtu,
     );
 
     /// Reads every byte and checks it is the next one of [`pattern`].
@@ -309,6 +310,27 @@ mod tests {
 
     fn wire_errors(ep: &Endpoint) -> u64 {
         ep.wire_errors.iter().sum::<u64>() + ep.not_tcp
+    }
+
+    /// Data both ways with loss both ways (an echo): each side holds the
+    /// other's segments beyond holes, so its own full data segments carry
+    /// SACK blocks. Over a 1500-byte MTU none may outgrow it (RFC 6691 §2);
+    /// one that did was dropped by the link, and so was every resend of it,
+    /// until the connection stalled.
+    fn an_echo_under_loss_both_ways_keeps_every_frame_within_the_mtu(fam: Family) {
+        let f = Faults { loss: 0.02, delay: Duration::from_millis(1), mtu: Some(1500), ..Faults::default() };
+        let echo = crate::app::echo::Echo::new(16).with_idle_timeout(None);
+        let mut p = bulk_over(fam, echo, TcpConfig::default(), f, f, 2_000_000, 3);
+        let done = p.drive(Duration::from_secs(600), |p| p.client.app.closed.is_some());
+        let (up, down) = (p.client.link.stats(), p.server.link.stats());
+        assert!(
+            done,
+            "stuck: {} written, over the MTU: {} up, {} down",
+            p.client.app.written, up.mtu_dropped, down.mtu_dropped
+        );
+        assert_eq!(p.client.app.closed, Some(CloseReason::Normal));
+        assert_eq!((up.mtu_dropped, down.mtu_dropped), (0, 0));
+        assert!(up.lost > 0 && down.lost > 0, "loss both ways: {up:?} {down:?}");
     }
 
     fn a_transfer_through_a_bottleneck_never_beats_the_link(fam: Family) {

@@ -1092,11 +1092,18 @@ impl Endpoint {
             let snd_max_before = tcb.snd_max;
             let Some(mut out) = tcb.poll_output(now, cfg, &mut self.pool) else { break };
             tcb.ecn_mark(&mut out, snd_max_before);
-            if let Some((_, s, e)) = dsack.take() {
-                // RFC 2883 §4: the duplicate first, then the usual blocks.
-                out.sack.copy_within(0..wire::MAX_SACK_BLOCKS - 1, 1);
-                out.sack[0] = Some((s, e));
-                self.stats.dsacks_sent += 1;
+            if let Some((_, s, e)) = dsack {
+                // RFC 2883 §4: the duplicate first, then the usual blocks,
+                // on the first segment with room for the longer option
+                // (the payload was sized for the usual blocks only).
+                let mut with = out.sack;
+                with.copy_within(0..wire::MAX_SACK_BLOCKS - 1, 1);
+                with[0] = Some((s, e));
+                if out.payload_len + tcb.sack_option_len(&with) <= u32::from(tcb.mss) {
+                    out.sack = with;
+                    dsack = None;
+                    self.stats.dsacks_sent += 1;
+                }
             }
             let len = out.payload_len as usize;
             if out.seq < tcb.snd_max && len > 0 && out.seq + len <= tcb.snd_max && tcb.snd_max != tcb.snd_nxt {
@@ -1125,6 +1132,10 @@ impl Endpoint {
             if out.control & ctl::SYN != 0 && out.control & ctl::ACK != 0 && tcb.retries > 0 {
                 self.stats.synacks_retransmitted += 1;
             }
+        }
+        if dsack.is_some() {
+            // Every segment went out full: the report is advisory (RFC 2883 §4).
+            self.stats.dsacks_not_sent += 1;
         }
         match tcb.state {
             // Reached TIME-WAIT (the peer's FIN after ours) with bytes the

@@ -783,7 +783,9 @@ impl Tcb {
             return self.poll_output_inner(now, cfg, pool);
         }
         let srtt_us = self.srtt_us;
-        let (una, max, mss) = (self.snd_una, self.snd_max, self.mss as u32);
+        // What one segment carries now (less the SACK blocks it will hold);
+        // the scoreboard's rules count in the MSS itself.
+        let (una, max, mss, seg) = (self.snd_una, self.snd_max, self.mss as u32, self.seg_mss(pool));
         let (data_end, fin_sent) = self.data_end();
         let sack = self.has(flag::SACK);
         let in_rec = sack && self.has(flag::RECOVERY);
@@ -801,9 +803,9 @@ impl Tcb {
             if new_data {
                 probe_new = true;
             } else if max > una {
-                // The last MSS of data, and our FIN when it was sent (the
+                // The last segment of data, and our FIN when it was sent (the
                 // last number of the sequence space; `resend` sets the flag).
-                let seq = (max - mss as usize - fin_sent as usize).max(una);
+                let seq = (max - seg as usize - fin_sent as usize).max(una);
                 let len = (max - seq) as u32;
                 s.tlp = Tlp { owed: false, out: true, retx: true, start: seq, end: max };
                 c.tlp_probes += 1;
@@ -817,7 +819,8 @@ impl Tcb {
 
         // RFC 6675 NextSeg rule 1: a lost hole, as PRR allows.
         if in_rec {
-            if let Some((seq, len)) = s.next_seg(una, max, mss, true).filter(|&(_, l)| s.prr.budget >= l) {
+            let hole = s.next_seg(una, max, mss, true).map(|(q, l)| (q, l.min(seg)));
+            if let Some((seq, len)) = hole.filter(|&(_, l)| s.prr.budget >= l) {
                 return Some(self.resend_hole(now, cfg, pool, seq, len));
             }
         }
@@ -834,10 +837,10 @@ impl Tcb {
         let saved_cwnd = self.cwnd;
         let flight_nxt = (self.snd_nxt - una) as u32;
         if in_rec {
-            let unsent = (data_end.diff(self.snd_nxt).max(0) as u32).min(mss);
+            let unsent = (data_end.diff(self.snd_nxt).max(0) as u32).min(seg);
             self.cwnd = flight_nxt + if budget >= unsent { budget } else { 0 };
         } else if probe_new {
-            self.cwnd = self.cwnd.max(flight_nxt + mss);
+            self.cwnd = self.cwnd.max(flight_nxt + seg);
         }
         let out = self.poll_output_inner(now, cfg, pool);
         if in_rec || probe_new {
@@ -848,7 +851,8 @@ impl Tcb {
             // below the highest SACK may be.
             if in_rec {
                 let (s, _) = self.rs(pool)?;
-                if let Some((seq, len)) = s.next_seg(una, max, mss, false).filter(|&(_, l)| s.prr.budget >= l) {
+                let hole = s.next_seg(una, max, mss, false).map(|(q, l)| (q, l.min(seg)));
+                if let Some((seq, len)) = hole.filter(|&(_, l)| s.prr.budget >= l) {
                     return Some(self.resend_hole(now, cfg, pool, seq, len));
                 }
             }

@@ -144,7 +144,8 @@ counters! {
         /// D-SACK blocks sent (RFC 2883 §4): a duplicate segment reported.
         dsacks_sent,
         /// D-SACK blocks not sent: more duplicates in one flush than the
-        /// endpoint keeps blocks for.
+        /// endpoint keeps blocks for, or every segment of the flush was
+        /// too full to carry the longer SACK option.
         dsacks_not_sent,
         /// RSTs answering an unacceptable ACK in SYN-SENT or SYN-RECEIVED
         /// not sent: more in one flush than the endpoint keeps room for

@@ -4,7 +4,9 @@
 //! negotiated options, RTT estimator (RFC 6298), congestion window (RFC 5681),
 //! four deadlines, two buffer rings that hold pool chunks only while they
 //! hold bytes, and the receive window's autotuning state (`window.rs`). It never reads a clock: `now` is passed in. Segment arrival is
-//! in `input.rs`; this file holds the output side and the timers.
+//! in `input.rs`; this file holds the output side and the timers. A
+//! segment's payload is the send MSS less the SACK blocks it carries
+//! ([`Tcb::seg_mss`], RFC 6691 §2), so no frame outgrows the path's MTU.
 //!
 //! Timers (each a 32-bit [`Deadline`], ms since the shard's epoch, none when off):
 //! - `rto_at`: SYN / SYN-ACK / data / FIN retransmission (RFC 6298 §5) and the
@@ -27,7 +29,7 @@ use super::events::CloseReason;
 use super::sender::SendState;
 use super::state::State;
 use crate::time::Instant;
-use crate::wire::{SeqNumber, MAX_SACK_BLOCKS};
+use crate::wire::{SeqNumber, TcpOptions, MAX_SACK_BLOCKS};
 
 pub const NEVER: u64 = u64::MAX;
 
@@ -337,6 +339,36 @@ impl Tcb {
         self.rx.free(buf) as u32
     }
 
+    /// Option bytes `sack` adds to a segment of this connection, beyond the
+    /// timestamps every segment carries (and `mss` already left out).
+    pub fn sack_option_len(&self, sack: &[Option<(SeqNumber, SeqNumber)>; MAX_SACK_BLOCKS]) -> u32 {
+        if sack[0].is_none() {
+            return 0;
+        }
+        let ts = self.has(flag::TS).then_some((0, 0));
+        let with = TcpOptions { timestamp: ts, sack_blocks: *sack, ..TcpOptions::default() };
+        let without = TcpOptions { timestamp: ts, ..TcpOptions::default() };
+        (with.buffer_len() - without.buffer_len()) as u32
+    }
+
+    /// Payload bytes the next segment may carry: the send MSS less the SACK
+    /// blocks it carries while our receive side has holes. The MSS leaves
+    /// options out, and "the sender MUST reduce the TCP data length to
+    /// account for any IP or TCP options that it is including" (RFC 6691 §2,
+    /// RFC 9293 §3.7.1): a full segment with three SACK blocks is 28 bytes
+    /// over the path's MTU, the link drops it, and every resend of it too.
+    pub fn seg_mss(&self, pool: &BufferPool) -> u32 {
+        let mss = self.mss as u32;
+        if !self.has(flag::SACK) {
+            return mss;
+        }
+        let ooo = self.rx.out_of_order(pool);
+        if ooo.is_empty() {
+            return mss;
+        }
+        mss.saturating_sub(self.sack_option_len(&ooo.sack_blocks())).max(1)
+    }
+
     /// RCV.WND as the peer sees it: up to the edge we advertised.
     pub fn rcv_wnd(&self) -> u32 {
         self.rcv_adv.diff(self.rcv_nxt).max(0) as u32
@@ -441,7 +473,7 @@ impl Tcb {
         // Fast retransmit of the first unacknowledged segment.
         if self.has(flag::RETX_HEAD) {
             self.clear(flag::RETX_HEAD);
-            let len = (self.tx.len() as u32).min(self.mss as u32);
+            let len = (self.tx.len() as u32).min(self.seg_mss(pool));
             out.seq = self.snd_una;
             out.payload_len = len;
             if fin_wanted && len as usize == self.tx.len() && self.snd_max > data_end {
@@ -463,7 +495,7 @@ impl Tcb {
             if in_flight == 0 {
                 self.cc_idle_check(now, pool);
             }
-            let mss = self.mss as u32;
+            let mss = self.seg_mss(pool);
             let wnd = self.snd_wnd.min(self.cwnd) as usize;
             let room = wnd.saturating_sub(in_flight) as u32;
             let mut len = unsent.min(room).min(mss);
