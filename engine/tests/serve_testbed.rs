@@ -1452,6 +1452,15 @@ fn echo_load_10k_connections_loses_nothing_by_itself() {
     assert_eq!(num("echo_mismatches") + num("bad_responses"), 0, "every byte came back right: {summary}");
     assert!(echoed > 0, "{summary}");
     assert!(metric(&m, "floodgate_echo_bytes_echoed_total") >= echoed, "the server echoed what the client checked");
+    // Each connection finishes its message in the 10 s drain after the
+    // load and closes. Data segments with SACK blocks over the MTU once
+    // stalled a third to a half of them for good (both ends resending
+    // into the void: 4,499-6,691 closed); 9,872-10,000 close since.
+    let closed = num("closed_ok");
+    assert!(
+        closed * 10 >= u64::from(CONNECTIONS) * 9,
+        "{closed} of {CONNECTIONS} connections closed cleanly: {summary}"
+    );
     assert_eq!(fill_empty, 0, "no frame dropped for an empty fill ring");
     assert_eq!(metric(&m, "floodgate_link_rx_fill_short_total"), 0, "the fill ring was always topped up");
     // The RTO bound holds for optimised builds (`cargo test --release`):
