@@ -1099,7 +1099,7 @@ impl Endpoint {
                 let mut with = out.sack;
                 with.copy_within(0..wire::MAX_SACK_BLOCKS - 1, 1);
                 with[0] = Some((s, e));
-                if out.payload_len + tcb.sack_option_len(&with) <= u32::from(tcb.mss) {
+                if out.payload_len <= tcb.payload_room(&with) {
                     out.sack = with;
                     dsack = None;
                     self.stats.dsacks_sent += 1;

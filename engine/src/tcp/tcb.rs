@@ -341,7 +341,7 @@ impl Tcb {
 
     /// Option bytes `sack` adds to a segment of this connection, beyond the
     /// timestamps every segment carries (and `mss` already left out).
-    pub fn sack_option_len(&self, sack: &[Option<(SeqNumber, SeqNumber)>; MAX_SACK_BLOCKS]) -> u32 {
+    fn sack_option_len(&self, sack: &[Option<(SeqNumber, SeqNumber)>; MAX_SACK_BLOCKS]) -> u32 {
         if sack[0].is_none() {
             return 0;
         }
@@ -358,15 +358,20 @@ impl Tcb {
     /// RFC 9293 §3.7.1): a full segment with three SACK blocks is 28 bytes
     /// over the path's MTU, the link drops it, and every resend of it too.
     pub fn seg_mss(&self, pool: &BufferPool) -> u32 {
-        let mss = self.mss as u32;
         if !self.has(flag::SACK) {
-            return mss;
+            return self.mss as u32;
         }
         let ooo = self.rx.out_of_order(pool);
         if ooo.is_empty() {
-            return mss;
+            return self.mss as u32;
         }
-        mss.saturating_sub(self.sack_option_len(&ooo.sack_blocks())).max(1)
+        self.payload_room(&ooo.sack_blocks())
+    }
+
+    /// Payload bytes a segment carrying `sack` may hold ([`Tcb::seg_mss`]
+    /// for blocks already chosen).
+    pub fn payload_room(&self, sack: &[Option<(SeqNumber, SeqNumber)>; MAX_SACK_BLOCKS]) -> u32 {
+        (self.mss as u32).saturating_sub(self.sack_option_len(sack)).max(1)
     }
 
     /// RCV.WND as the peer sees it: up to the edge we advertised.
@@ -473,7 +478,7 @@ impl Tcb {
         // Fast retransmit of the first unacknowledged segment.
         if self.has(flag::RETX_HEAD) {
             self.clear(flag::RETX_HEAD);
-            let len = (self.tx.len() as u32).min(self.seg_mss(pool));
+            let len = (self.tx.len() as u32).min(self.payload_room(&out.sack));
             out.seq = self.snd_una;
             out.payload_len = len;
             if fin_wanted && len as usize == self.tx.len() && self.snd_max > data_end {
@@ -495,7 +500,7 @@ impl Tcb {
             if in_flight == 0 {
                 self.cc_idle_check(now, pool);
             }
-            let mss = self.seg_mss(pool);
+            let mss = self.payload_room(&out.sack);
             let wnd = self.snd_wnd.min(self.cwnd) as usize;
             let room = wnd.saturating_sub(in_flight) as u32;
             let mut len = unsent.min(room).min(mss);
