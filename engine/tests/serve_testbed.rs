@@ -310,7 +310,18 @@ fn http_run(family: Family) {
     // Room for every entry for its 2MSL (4 s): wrk's Connection: close run
     // reached 55,000 conn/s on an Intel Xeon VM, 220,000 entries, more than
     // the default 65,536 (evictions are tested in table::timewait).
-    let mut all = vec!["--port", "80", "--app", "http", "--msl", "2", "--time-wait-capacity", "1048576"];
+    let mut all = vec![
+        "--port",
+        "80",
+        "--app",
+        "http",
+        "--msl",
+        "2",
+        "--time-wait-capacity",
+        "1048576",
+        "--http-keepalive-timeout",
+        "3s",
+    ];
     all.extend_from_slice(family.serve_args());
     let mut fg = Floodgate::start(&all);
     let host = match family {
@@ -343,7 +354,19 @@ fn http_run(family: Family) {
     });
     eprintln!("TIME-WAIT: {tw} entries, back to 0 after {:?}", t0.elapsed());
     assert!(metric(&m, "floodgate_tcp_time_wait_expired_total") >= tw);
-    assert_eq!(metric(&m, "floodgate_connections_established"), 0);
+    // wrk's exit resets the keep-alive connections whose last response it
+    // had not read, and a reset is never resent (RFC 9293 §3.5.2): a
+    // connection whose RST the link lost stays ESTABLISHED until the idle
+    // keep-alive timeout (3 s here) closes it, as it would in the kernel.
+    // CI saw 4 of 64 once; more than an eighth is not a lost frame.
+    let m = wait_metrics("no connection left ESTABLISHED", Duration::from_secs(10), |m| {
+        metric(m, "floodgate_connections_established") == 0
+    });
+    let idle = metric(&m, "floodgate_http_keepalive_timeouts_total");
+    eprintln!("connections closed by the keep-alive timeout after wrk: {idle}");
+    let nonzero: Vec<&str> =
+        m.lines().filter(|l| !l.starts_with('#') && !l.ends_with(" 0") && !l.contains("_info{")).collect();
+    assert!(idle <= 8, "{idle} connections left open by wrk; non-zero metrics:\n{}", nonzero.join("\n"));
     assert_eq!(metric(&m, "floodgate_tcp_connections_timed_out_total"), 0);
     assert_eq!(metric(&m, "floodgate_link_kernel_rx_invalid_descs_total"), 0);
     fg.stop();
