@@ -36,6 +36,15 @@ Loss, both ways, in the client's namespace, at each --loss percentage:
     RPS for the kernel stack, threaded NAPI pinned to core 0 for floodgate's
     XDP and AF_XDP receive; fg-c0, without GRO, receives through RPS on core 1.
 
+The kernel receivers' SACK compression (--sack-compression, on by default
+as in Linux): after three duplicate ACKs for one hole, Linux holds further
+SACKs back on an hrtimer of about 5 % of the RTT (tcp_comp_sack_*). On the
+2-core VM of the README (kernel 6.18, Firecracker) that timer, armed on the
+client's idle core, was seen not to fire: in each traced 200 ms stall of a
+floodgate download the client had armed it and sent nothing more until the
+server's retransmission timeout brought the next segment. `off` sets
+net.ipv4.tcp_comp_sack_nr to 0 in both namespaces, for both servers.
+
 A/B rounds: each round runs every loss level against one server, then the
 other; the order of the servers alternates between rounds. Reported per
 cell: medians of goodput (Mbit/s), their ratio, server-core µs per MB (all
@@ -116,7 +125,8 @@ FG_LINK_KEYS = ["kernel_rx_ring_full", "kernel_rx_fill_empty", "kernel_rx_droppe
 NSTAT_KEYS = ["TcpInSegs", "TcpOutSegs", "TcpRetransSegs", "TcpExtTCPTimeouts", "TcpExtTCPLossProbes", "TcpExtTCPFullUndo",
               "TcpExtTCPPartialUndo", "TcpExtTCPLossUndo", "TcpExtTCPSACKReorder", "TcpExtTCPTSReorder",
               "TcpExtTCPFastRetrans", "TcpExtTCPSackRecovery", "TcpExtTCPOFOQueue", "TcpExtTCPOFODrop",
-              "TcpExtTCPRcvQDrop", "TcpExtTCPSpuriousRTOs", "TcpExtTCPDSACKUndo", "TcpExtTCPLostRetransmit"]
+              "TcpExtTCPRcvQDrop", "TcpExtTCPSpuriousRTOs", "TcpExtTCPDSACKUndo", "TcpExtTCPLostRetransmit",
+              "TcpExtTCPAckCompressed", "TcpExtDelayedACKs", "TcpExtTCPDelivered"]
 
 
 def nstat(ns):
@@ -361,6 +371,9 @@ def main():
     ap.add_argument("--fg-args", default="", help="more options for floodgate serve (diagnosis)")
     ap.add_argument("--servers", default="floodgate,linux", help="which servers to run")
     ap.add_argument("--limit", type=int, default=120, help="seconds allowed per transfer")
+    ap.add_argument("--sack-compression", choices=["on", "off"], default="on",
+                    help="the kernel receivers' SACK compression (net.ipv4.tcp_comp_sack_nr 44 or 0, in both "
+                         "namespaces; see the module doc)")
     ap.add_argument("--results", default=str(c.ROOT / "results"))
     ap.add_argument("--report-only", metavar="JSON", help="re-render the report from a goodput.json")
     a = ap.parse_args()
@@ -389,6 +402,9 @@ def main():
     c.sh(c.ns(c.SRV, "ethtool -K fg-s0 tx off"), check=False)
     c.set_rx_mode("own")
     client_offloads()
+    if a.sack_compression == "off":
+        for side in (c.CLI, c.SRV):
+            c.sh(c.ns(side, "sysctl -qw net.ipv4.tcp_comp_sack_nr=0"))
     tmp = Path(tempfile.mkdtemp(prefix="fg-goodput-"))
     loss = Loss(tmp)
     fg_base = (f"taskset -c {c.SERVER_CPU} {c.ROOT}/target/release/floodgate serve --iface fg-s0 --vip {c.VIP} "
@@ -450,7 +466,7 @@ def main():
     machine["nproc"] = os.cpu_count()
     machine["kernel"] = os.uname().release
     data = {"rounds": a.rounds, "fg_args": a.fg_args, "losses": losses, "bulk_mb": a.bulk_mb, "bulk_mb_lossy": lossy,
-            "http_mb": a.http_mb, "machine": machine, "results": results, "failures": failures}
+            "http_mb": a.http_mb, "sack_compression": a.sack_compression, "machine": machine, "results": results, "failures": failures}
     out = Path(a.results)
     out.mkdir(parents=True, exist_ok=True)
     (out / "goodput.json").write_text(json.dumps(data, indent=1) + "\n")
@@ -478,6 +494,8 @@ def write_report(data, out):
         "retransmits; Linux: TcpRetransSegs in fgb-srv).",
         "- Loss each way in fgb-cli: nftables input drop towards the client, a tc BPF egress drop "
         "(TC_ACT_STOLEN, seen as sent) from it; GRO/GSO/TSO off on fg-c0 so one drop is one segment.",
+        f"- The kernel receivers' SACK compression (net.ipv4.tcp_comp_sack_nr): "
+        f"{'44, the default' if data.get('sack_compression', 'on') == 'on' else '0, off in both namespaces'}.",
         f"- Core µs/MB: all busy time of CPU {c.SERVER_CPU} over the transfer. It measures the server only while "
         "the transfer keeps that core busy; a server waiting out timeouts leaves it idle, and whatever else runs "
         "on the machine (even at idle priority) fills it and is counted.",
