@@ -44,6 +44,10 @@ pub struct Xmit {
     /// Two entries merged when the log was full: `us` is the later one's,
     /// so no RFC 6298 sample comes from it.
     pub merged: bool,
+    /// Put back by `restore_front` with a time later than its own: its
+    /// delivery is as ambiguous as a retransmission's for RTT and
+    /// reordering (RFC 8985 §6.2 step 2), though it was sent once.
+    pub restored: bool,
 }
 
 /// The transmissions still in flight, oldest first (a ring).
@@ -102,6 +106,7 @@ impl XmitLog {
             b.start = b.start.min(a.start);
             b.end = b.end.max(a.end);
             b.retx |= a.retx;
+            b.restored |= a.restored;
             b.lost &= a.lost;
             b.merged = true;
             self.head = ((self.head as usize + 1) % XMIT_LOG) as u8;
@@ -109,7 +114,7 @@ impl XmitLog {
             merged = true;
         }
         let k = self.idx(self.n as usize);
-        self.e[k] = Xmit { start, end, us, retx, lost: false, merged: false };
+        self.e[k] = Xmit { start, end, us, retx, lost: false, merged: false, restored: false };
         self.n += 1;
         merged
     }
@@ -136,6 +141,29 @@ impl XmitLog {
             }
         }
         oldest.map(|t| now_us.wrapping_sub(t))
+    }
+
+    /// Puts `[start, end)` before every entry with the time `us`, which is
+    /// no earlier than its bytes left (they precede everything logged), and
+    /// marked merged: no RTT sample comes from it. When the log is full it
+    /// joins the oldest entry instead, which keeps that one's later time;
+    /// true then (counted as a merge).
+    pub fn restore_front(&mut self, start: SeqNumber, end: SeqNumber, us: u32) -> bool {
+        if start >= end {
+            return false;
+        }
+        if self.n as usize == XMIT_LOG {
+            let f = self.get_mut(0);
+            f.start = f.start.min(start);
+            f.end = f.end.max(end);
+            f.merged = true;
+            f.restored = true;
+            return true;
+        }
+        self.head = ((self.head as usize + XMIT_LOG - 1) % XMIT_LOG) as u8;
+        self.n += 1;
+        *self.get_mut(0) = Xmit { start, end, us, retx: false, lost: false, merged: true, restored: true };
+        false
     }
 
     /// `[start, end)`, just recorded, did not leave after all (the TX ring
@@ -214,7 +242,8 @@ impl Rack {
     /// delivered at `now_us`.
     pub fn on_delivered(&mut self, x: &Xmit, end: SeqNumber, now_us: u32) {
         let rtt = now_us.wrapping_sub(x.us);
-        if x.retx && (!self.have_min_rtt || rtt < self.min_rtt_us) {
+        let ambiguous = x.retx || x.restored;
+        if ambiguous && (!self.have_min_rtt || rtt < self.min_rtt_us) {
             // Possibly the original's ACK: no sample (Karn, RFC 8985 §6.2).
             return;
         }
@@ -222,13 +251,13 @@ impl Rack {
         // by the span merged; taken all the same (left out, slow start's
         // losses at 100 ms were found later: 79.7 → 57.1 Mbit/s in
         // `sim-goodput`).
-        if !x.retx && (!self.have_min_rtt || rtt < self.min_rtt_us) {
+        if !ambiguous && (!self.have_min_rtt || rtt < self.min_rtt_us) {
             self.min_rtt_us = rtt;
             self.have_min_rtt = true;
         }
         // Step 3: delivered below a segment delivered before it, and not
         // a retransmission: the network reorders.
-        if !x.retx && end < self.fack {
+        if !ambiguous && end < self.fack {
             self.reordering_seen = true;
         }
         self.fack = self.fack.max(end);
@@ -383,6 +412,33 @@ mod tests {
         assert_eq!(log.len(), XMIT_LOG);
         assert_eq!((log.get(0).start, log.get(0).end, log.get(0).us), (q(0), q(200), 1));
         assert_eq!(log.get(XMIT_LOG - 1).us, 99);
+    }
+
+    #[test]
+    fn bytes_restored_at_the_front_give_no_sample_and_an_ambiguous_delivery() {
+        let mut log = XmitLog::default();
+        log.record(q(1000), q(1100), 50, false, 1);
+        assert!(!log.restore_front(q(100), q(1000), 40));
+        assert_eq!(log.len(), 2);
+        let x = log.get(0);
+        assert_eq!((x.start, x.end, x.us, x.restored, x.merged, x.retx), (q(100), q(1000), 40, true, true, false));
+        assert_eq!(log.rtt_sample_us(q(100), q(1000), 90), None, "its time is not its own");
+        // A delivery shorter than min_RTT may be of an earlier copy.
+        let mut r = Rack { min_rtt_us: 30, have_min_rtt: true, ..Rack::default() };
+        r.on_delivered(&x, q(1000), 60);
+        assert!(!r.valid);
+        r.on_delivered(&x, q(1000), 100);
+        assert!(r.valid && r.min_rtt_us == 30, "taken, but no min_RTT from it");
+        // Nothing to restore; a full log takes the bytes into its oldest entry.
+        assert!(!log.restore_front(q(5), q(5), 1));
+        let mut full = XmitLog::default();
+        for k in 0..XMIT_LOG as u32 {
+            full.record(q(1000 + 100 * k), q(1100 + 100 * k), 10 + k, false, 1);
+        }
+        assert!(full.restore_front(q(100), q(1000), 5));
+        let f = full.get(0);
+        assert_eq!((f.start, f.end, f.us, f.restored), (q(100), q(1100), 10, true));
+        assert_eq!(full.len(), XMIT_LOG);
     }
 
     #[test]

@@ -110,6 +110,11 @@ pub struct Frto {
     /// With timestamps, the TSval the timeout's retransmission carries: an
     /// ACK echoing an older one acknowledges the original (RFC 3522).
     pub ts: Option<u32>,
+    /// `Tcb::recover` before the timeout moved it to SND.MAX, and when the
+    /// timeout fired (µs): a spurious timeout gives both back (see
+    /// `undo_spurious_rto`).
+    pub recover: SeqNumber,
+    pub rto_us: u32,
 }
 
 /// What `poll_output` handed out, for `unsend`.
@@ -183,6 +188,20 @@ impl SendState {
             self.rack.fack = una;
         }
         self.sb.advance(una);
+    }
+
+    /// A timeout proved spurious (RFC 3522, RFC 5682) with SND.UNA at `una`:
+    /// the sender goes on from SND.MAX as if it had not fired (RFC 4015
+    /// §3.1), so the bytes it would have resent, `[una, high)` less the one
+    /// segment it did resend, are still the flight they were. The timeout
+    /// cleared their transmit times from RACK's log: they come back at the
+    /// front with the time the timeout fired, which is later than their
+    /// own, so RACK finds a real loss among them once data sent after it is
+    /// delivered, never early (marked merged: no RTT sample). Without this,
+    /// and with `recover` held at SND.MAX, a loss in that flight waited for
+    /// the next timeout. True when the log was full (counted).
+    fn undo_spurious_rto(&mut self, una: SeqNumber) -> bool {
+        self.log.restore_front(una.max(self.frto.rexmit_end), self.frto.high, self.frto.rto_us)
     }
 
     /// Logs `[start, end)` sent at `now` for RACK; true when the log was
@@ -419,9 +438,10 @@ impl Tcb {
             // The timeout was spurious: undo its window reduction.
             c.spurious_rtos += 1;
             undo = Some((s.frto.cwnd, s.frto.ssthresh));
+            c.rack_log_merged += s.undo_spurious_rto(una) as u64;
             s.frto.step = 0;
             s.frto.rto_recovery = false;
-            self.recover = self.snd_nxt;
+            self.recover = s.frto.recover;
         }
         if s.frto.rto_recovery && una >= self.recover {
             s.frto.rto_recovery = false;
@@ -670,7 +690,13 @@ impl Tcb {
     /// went back to SND.UNA): RACK and TLP start over, and F-RTO (RFC 5682
     /// §2.1 step 1) begins unless this is a second timeout in a row.
     /// `prior` is (cwnd, ssthresh) before the timeout's reduction.
-    pub(super) fn recovery_on_rto(&mut self, pool: &mut BufferPool, prior: (u32, u32), ts: Option<u32>) {
+    pub(super) fn recovery_on_rto(
+        &mut self,
+        now: Instant,
+        pool: &mut BufferPool,
+        prior: (u32, u32, SeqNumber),
+        ts: Option<u32>,
+    ) {
         let (una, mss) = (self.snd_una, self.mss as usize);
         let max = self.snd_max;
         let frto_ok = matches!(self.state, State::Established | State::CloseWait) && !self.tx.is_empty();
@@ -702,6 +728,8 @@ impl Tcb {
                 rexmit_end: first_resend,
                 rto_recovery: true,
                 ts,
+                recover: prior.2,
+                rto_us: now.total_micros() as u32,
             };
         }
     }

@@ -316,6 +316,14 @@ impl Tcb {
         (r < 60_000).then(|| r.max(1) * 1000)
     }
 
+    /// The most the echoed segment's round trip can have taken, in µs: a
+    /// reading of r whole milliseconds is under r + 1 (both ends of it are
+    /// truncated). None as for `ts_rtt_us`.
+    pub fn ts_rtt_bound_us(&self, now: Instant, tsecr: u32) -> Option<u32> {
+        let r = self.ts_val(now).wrapping_sub(tsecr);
+        (r < 60_000).then(|| (r + 1) * 1000)
+    }
+
     /// Sequence number our FIN occupies, when one is queued.
     pub fn fin_seq(&self) -> SeqNumber {
         self.snd_una + self.tx.len()
@@ -743,9 +751,10 @@ impl Tcb {
         self.snd_nxt = self.snd_una;
         // RFC 6582 §3.2 step 1 (and RFC 6675 §5.1): no fast retransmit for
         // duplicate ACKs of what was sent before the timeout.
+        let prior = (prior.0, prior.1, self.recover);
         self.recover = self.snd_max;
         let ts = self.has(flag::TS).then(|| self.ts_val(now));
-        self.recovery_on_rto(pool, prior, ts);
+        self.recovery_on_rto(now, pool, prior, ts);
         self.arm_rto(now);
         true
     }

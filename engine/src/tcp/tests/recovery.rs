@@ -642,3 +642,98 @@ fn dsack_is_counted_and_not_taken_for_data_above_a_hole() {
     h.ep.check_invariants().unwrap();
     assert!(!tcb(&h, c).has(crate::tcp::tcb::flag::RECOVERY));
 }
+
+/// Ten segments out of twenty queued with timestamps, no ACK until the tail
+/// loss probe (segment 10) and the RTO (segment 0 again) have gone; then
+/// the first ACK covers segments 0-2 and echoes the originals' timestamp:
+/// the timeout was spurious (RFC 3522), undone. Returns one segment's
+/// length and the client's next TSval.
+fn spurious_rto_undone(h: &mut Harness, c: Handle, nxt: SeqNumber) -> (usize, u32) {
+    let out = write(h, c, 0, 20 * 1448);
+    let len = out[0].payload.len();
+    assert_eq!(data(&out, nxt).len(), 10, "the initial window");
+    let orig = out[0].ts.expect("timestamps").0;
+    let (_, probe) = h.advance_until_output(Duration::from_secs(5));
+    assert_eq!(data(&probe, nxt), vec![(10 * len, len)], "the probe is new data");
+    let (_, out) = h.advance_until_output(Duration::from_secs(5));
+    assert_eq!(data(&out, nxt), vec![(0, len)], "the RTO resends SND.UNA");
+    assert_eq!(tcb(h, c).recover, nxt + 11 * len, "no fast retransmit below SND.MAX after a timeout");
+    h.advance(Duration::from_millis(1));
+    let out = h.send(S { ts: Some((3, orig)), ..seg(ACK, CLIENT_ISN + 1, nxt + 3 * len) });
+    assert_eq!(h.ep.stats.spurious_rtos_undone, 1);
+    assert_eq!(data(&out, nxt), vec![(11 * len, len), (12 * len, len)], "on from SND.MAX, the window restored");
+    assert!(tcb(h, c).recover < nxt + 3 * len, "the timeout's recover given back");
+    h.advance(Duration::from_millis(1));
+    (len, orig)
+}
+
+#[test]
+fn a_loss_in_the_flight_a_spurious_rto_undid_is_found_by_the_sacks_that_follow() {
+    // RFC 4015 §3.1: after the undo the sender goes on as if the timeout
+    // had not fired. Segment 3 of the old flight really was lost; the rest
+    // arrive: SACKed above it, it is resent at once (RFC 6675), not left
+    // to a second timeout by the `recover` the timeout had set.
+    let (mut h, c, nxt) = ts_established();
+    let (len, orig) = spurious_rto_undone(&mut h, c, nxt);
+    let out = h.send(S { ts: Some((4, orig)), ..sack(nxt + 3 * len, &[(nxt + 4 * len, nxt + 13 * len)]) });
+    assert_eq!(data(&out, nxt).first(), Some(&(3 * len, len)), "segment 3 resent at once");
+    check_payloads(&out, nxt, 0);
+    assert!(tcb(&h, c).has(crate::tcp::tcb::flag::RECOVERY));
+    assert_eq!((h.ep.stats.fast_retransmits, h.ep.stats.rto_expiries), (1, 1));
+    h.ep.check_invariants().unwrap();
+}
+
+#[test]
+fn rack_judges_the_flight_a_spurious_rto_undid_by_the_new_data_delivered_after_it() {
+    // Only the two new segments are SACKed (fewer than DupThresh): RACK
+    // alone can tell. The timeout cleared the old flight's transmit times;
+    // the undo gives them back, as of the timeout, so the delivery of data
+    // sent after it marks segment 3 on lost (RFC 8985 §6.2), and recovery
+    // resends it first.
+    let (mut h, c, nxt) = ts_established();
+    let (len, orig) = spurious_rto_undone(&mut h, c, nxt);
+    let out = h.send(S { ts: Some((4, orig)), ..sack(nxt + 3 * len, &[(nxt + 11 * len, nxt + 13 * len)]) });
+    assert!(h.ep.stats.rack_lost_segments >= 1);
+    assert_eq!(data(&out, nxt).first(), Some(&(3 * len, len)), "segment 3 resent first: {:?}", data(&out, nxt));
+    check_payloads(&out, nxt, 0);
+    assert_eq!(h.ep.stats.rto_expiries, 1, "no second timeout");
+    h.ep.check_invariants().unwrap();
+}
+
+#[test]
+fn an_ack_after_a_lost_ack_takes_its_rtt_from_the_echo_not_the_oldest_byte() {
+    // RFC 7323 §4.3: the peer's ACK of two segments was lost; two more left
+    // 15 ms later, and the ACK of all four echoes the first of those. The
+    // oldest byte it acknowledges left 15 ms before that: counting it would
+    // take the lost ACK for path delay.
+    let (mut h, c, mut nxt) = ts_established();
+    // Round trips of 20 ms until SRTT is near it (the probe timeout, 2 *
+    // SRTT + 2 ms, then comes after this test's ACK).
+    let len = 1448;
+    for k in 0..12 {
+        let out = write(&mut h, c, k * len, len);
+        h.advance(Duration::from_millis(20));
+        h.send(S { ts: Some((3, out[0].ts.unwrap().0)), ..seg(ACK, CLIENT_ISN + 1, nxt + len) });
+        nxt = nxt + len;
+    }
+    let srtt = tcb(&h, c).srtt_us;
+    assert!(srtt > 15_000, "SRTT {srtt}");
+    let base = 12 * len;
+    assert_eq!(data(&write(&mut h, c, base, 2 * len), nxt).len(), 2);
+    h.advance(Duration::from_millis(15));
+    let later = write(&mut h, c, base + 2 * len, 2 * len);
+    assert_eq!(data(&later, nxt), vec![(2 * len, len), (3 * len, len)]);
+    h.advance(Duration::from_millis(20));
+    h.send(S { ts: Some((4, later[0].ts.unwrap().0)), ..seg(ACK, CLIENT_ISN + 1, nxt + 4 * len) });
+    assert_eq!((h.ep.stats.tlp_probes, h.ep.stats.retransmits), (0, 0), "nothing resent: the first sample counts");
+    // RFC 6298 §2.3 with a sample of 20-21 ms (the echo's millisecond),
+    // not 35 ms.
+    let got = tcb(&h, c).srtt_us;
+    let with = |r: u32| srtt - srtt / 8 + r / 8;
+    assert!(
+        with(20_000) <= got && got <= with(21_000),
+        "SRTT {got} µs: {} by the echo, {} by the oldest byte",
+        with(20_000),
+        with(35_000)
+    );
+}
