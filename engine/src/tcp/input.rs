@@ -458,7 +458,15 @@ impl Tcb {
                 _ => None,
             };
             let sample = match self.log_rtt_us(pool, snd_una_before, now) {
-                Some(r) => Some(echo.and_then(|e| self.ts_rtt_bound_us(now, e)).map_or(r, |b| r.min(b))),
+                // Only a stall of at least a probe timeout's length (the
+                // bound doubled) is taken out: within that, the oldest byte
+                // measures what the segments one ACK covers waited, and the
+                // echo of a later one would read low (in the simulator at
+                // 100 ms and 0.1 % loss, a fifth more spurious resends).
+                Some(r) => Some(match echo.and_then(|e| self.ts_rtt_bound_us(now, e)) {
+                    Some(b) if r / 2 > b => b,
+                    _ => r,
+                }),
                 None => match echo {
                     Some(e) => self.ts_rtt_us(now, e),
                     None if karn_timed => {

@@ -703,8 +703,8 @@ fn rack_judges_the_flight_a_spurious_rto_undid_by_the_new_data_delivered_after_i
 #[test]
 fn an_ack_after_a_lost_ack_takes_its_rtt_from_the_echo_not_the_oldest_byte() {
     // RFC 7323 §4.3: the peer's ACK of two segments was lost; two more left
-    // 15 ms later, and the ACK of all four echoes the first of those. The
-    // oldest byte it acknowledges left 15 ms before that: counting it would
+    // 30 ms later, and the ACK of all four echoes the first of those. The
+    // oldest byte it acknowledges left 30 ms before that: counting it would
     // take the lost ACK for path delay.
     let (mut h, c, mut nxt) = ts_established();
     // Round trips of 20 ms until SRTT is near it (the probe timeout, 2 *
@@ -720,14 +720,14 @@ fn an_ack_after_a_lost_ack_takes_its_rtt_from_the_echo_not_the_oldest_byte() {
     assert!(srtt > 15_000, "SRTT {srtt}");
     let base = 12 * len;
     assert_eq!(data(&write(&mut h, c, base, 2 * len), nxt).len(), 2);
-    h.advance(Duration::from_millis(15));
+    h.advance(Duration::from_millis(30));
     let later = write(&mut h, c, base + 2 * len, 2 * len);
     assert_eq!(data(&later, nxt), vec![(2 * len, len), (3 * len, len)]);
     h.advance(Duration::from_millis(20));
     h.send(S { ts: Some((4, later[0].ts.unwrap().0)), ..seg(ACK, CLIENT_ISN + 1, nxt + 4 * len) });
     assert_eq!((h.ep.stats.tlp_probes, h.ep.stats.retransmits), (0, 0), "nothing resent: the first sample counts");
     // RFC 6298 §2.3 with a sample of 20-21 ms (the echo's millisecond),
-    // not 35 ms.
+    // not 50 ms.
     let got = tcb(&h, c).srtt_us;
     let with = |r: u32| srtt - srtt / 8 + r / 8;
     assert!(
