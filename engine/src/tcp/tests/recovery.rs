@@ -714,7 +714,7 @@ fn an_ack_after_a_lost_ack_takes_its_rtt_from_the_echo_not_the_oldest_byte() {
         let out = write(&mut h, c, k * len, len);
         h.advance(Duration::from_millis(20));
         h.send(S { ts: Some((3, out[0].ts.unwrap().0)), ..seg(ACK, CLIENT_ISN + 1, nxt + len) });
-        nxt = nxt + len;
+        nxt += len;
     }
     let srtt = tcb(&h, c).srtt_us;
     assert!(srtt > 15_000, "SRTT {srtt}");
