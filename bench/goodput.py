@@ -118,7 +118,7 @@ FG_KEYS = ["segments_in", "segments_out", "retransmits", "rto_expiries", "rto_re
            "rack_lost_segments", "tlp_probes", "spurious_rtos_undone", "out_of_order_queued", "drop_out_of_order",
            "drop_no_buffer", "dsacks_sent", "dsacks_received", "drop_tx_full", "tx_full_deferred",
            "drop_out_of_window", "sack_scoreboard_full", "rack_log_merged", "sack_blocks_invalid",
-           "sender_slots_exhausted", "rcv_window_grown", "buffer_growth_refused"]
+           "sender_slots_exhausted", "rcv_window_grown", "buffer_growth_refused", "rtt_samples_bounded_by_echo"]
 # The AF_XDP socket's: frames the kernel dropped before the shard saw them.
 FG_LINK_KEYS = ["kernel_rx_ring_full", "kernel_rx_fill_empty", "kernel_rx_dropped", "rx_fill_short", "tx_ring_full",
                 "no_free_frame", "rx_frames", "tx_frames"]

@@ -464,7 +464,12 @@ impl Tcb {
                 // echo of a later one would read low (in the simulator at
                 // 100 ms and 0.1 % loss, a fifth more spurious resends).
                 Some(r) => Some(match echo.and_then(|e| self.ts_rtt_bound_us(now, e)) {
-                    Some(b) if r / 2 > b => b,
+                    Some(b) if r / 2 > b => {
+                        if let Some((_, c)) = pool.senders.state_and_counts(self.snd_slot) {
+                            c.rtt_samples_bounded += 1;
+                        }
+                        b
+                    }
                     _ => r,
                 }),
                 None => match echo {

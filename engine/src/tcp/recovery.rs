@@ -137,6 +137,8 @@ pub struct RecoveryCounts {
     pub sack_blocks_invalid: u64,
     pub scoreboard_full: u64,
     pub rack_log_merged: u64,
+    /// RTT samples the echoed timestamp bounded (`input.rs`).
+    pub rtt_samples_bounded: u64,
     /// ECN (`ecn.rs`): CE marks received, ECE received, window reductions.
     pub ecn_ce_received: u64,
     pub ecn_ece_received: u64,
@@ -156,6 +158,7 @@ impl RecoveryCounts {
         st.sack_blocks_invalid += self.sack_blocks_invalid;
         st.sack_scoreboard_full += self.scoreboard_full;
         st.rack_log_merged += self.rack_log_merged;
+        st.rtt_samples_bounded_by_echo += self.rtt_samples_bounded;
         st.ecn_ce_received += self.ecn_ce_received;
         st.ecn_ece_received += self.ecn_ece_received;
         st.ecn_cwnd_reductions += self.ecn_cwnd_reductions;

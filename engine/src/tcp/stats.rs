@@ -159,6 +159,10 @@ counters! {
         /// Transmission-log entries merged because the log was full (RACK
         /// then judges those bytes lost later, never earlier).
         rack_log_merged,
+        /// RTT samples taken from the echoed timestamp because the oldest
+        /// newly acknowledged byte's was more than twice it: the ACK came
+        /// after the peer's earlier ACKs were lost (RFC 7323 §4.3).
+        rtt_samples_bounded_by_echo,
         /// Connections that reached ESTABLISHED with ECN negotiated (RFC 3168 §6.1.1).
         ecn_negotiated,
         /// Data segments sent with ECT(0) in the IP header (new data of
